@@ -1,0 +1,64 @@
+//! The S3 listener: s3s over hyper, alone at the root so SigV4's canonical path is the
+//! request path and no route shadows a bucket name.
+
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+
+use meridian_s3gw::{AccessPolicy, Gateway, KeyStoreAuth};
+
+use crate::shutdown::Shutdown;
+
+/// How long in-flight S3 requests may take to finish once the node is stopping.
+const DRAIN: Duration = Duration::from_secs(20);
+
+/// Serves S3 until shutdown, then lets in-flight requests finish.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    gateway: Gateway,
+    domain: Option<String>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let meta = gateway.meta().clone();
+    let mut builder = S3ServiceBuilder::new(gateway);
+    builder.set_auth(KeyStoreAuth::new(meta));
+    builder.set_access(AccessPolicy);
+    if let Some(domain) = domain {
+        builder.set_host(s3s::host::SingleDomain::new(&domain)?);
+    }
+    let service = builder.build();
+
+    tracing::info!(listener = "s3", address = %listener.local_addr()?, "listening");
+    let http = ConnBuilder::new(TokioExecutor::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (socket, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            () = shutdown.wait() => break,
+        };
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
+        let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "s3 connection ended with an error");
+            }
+        });
+    }
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("s3 listener drained"),
+        () = tokio::time::sleep(DRAIN) => tracing::warn!("s3 requests still running after {DRAIN:?}; stopping anyway"),
+    }
+    Ok(())
+}

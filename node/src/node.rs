@@ -1,0 +1,117 @@
+//! `meridian node`: opens the stores of one region and runs its listeners and workers until
+//! SIGTERM, then stops them in order (listeners drain, workers stop, Raft stops, sled flushes).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use meridian_raft::model::AccessKey;
+use meridian_raft::signing::RequestSigner;
+use meridian_raft::{Command, MetaStore, StoreConfig};
+use meridian_s3gw::Gateway;
+use meridian_s3gw::blob::DiskBlobs;
+
+use crate::config::{ClusterConfig, Role};
+use crate::listeners;
+use crate::shutdown::Shutdown;
+use crate::workers;
+
+/// Runs the node of `region_name` until it is told to stop.
+pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result<()> {
+    let config = ClusterConfig::load(config_path)?;
+    let region = config
+        .region(region_name)
+        .with_context(|| format!("{} has no [[region]] named {region_name:?}", config_path.display()))?
+        .clone();
+    let data_dir = config.data_dir(&region);
+    tracing::info!(region = %region.name, id = region.id, data_dir = %data_dir.display(), "starting node");
+    let shutdown = Shutdown::on_signals()?;
+
+    let meta = MetaStore::open(StoreConfig {
+        node_id: region.id,
+        node: ClusterConfig::node_of(&region),
+        dir: data_dir.clone(),
+        cluster_name: config.cluster.name.clone(),
+        secret: config.cluster.secret.clone(),
+        timing: config.timing(),
+    })
+    .await
+    .context("cannot open the metadata store")?;
+    let blobs = Arc::new(DiskBlobs::open(&data_dir).context("cannot open the blob store")?);
+    let gateway = Gateway::new(meta.clone(), blobs, region.name.clone());
+
+    // Bind everything before initializing, so peers can reach us as soon as Raft starts.
+    let s3 = listeners::bind("s3", &region.s3).await?;
+    let web = listeners::bind("web", &region.web).await?;
+    let internal = listeners::bind("internal", &region.internal).await?;
+    let signer = Arc::new(RequestSigner::new(&config.cluster.secret));
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(listeners::serve_axum(
+        "internal",
+        internal,
+        listeners::internal::router(meta.clone(), signer),
+        shutdown.clone(),
+    ));
+    tasks.spawn(listeners::serve_axum(
+        "web",
+        web,
+        meridian_admin::router(meridian_admin::WebState::new(meta.clone(), region.name.clone())),
+        shutdown.clone(),
+    ));
+    tasks.spawn(workers::work_queue(gateway.clone(), shutdown.clone()));
+    tasks.spawn(workers::sweeps(
+        gateway.clone(),
+        Duration::from_secs(config.storage.multipart_max_age_secs),
+        shutdown.clone(),
+    ));
+
+    let first_voter = config.region.iter().filter(|r| r.role == Role::Voter).map(|r| r.id).min();
+    if first_voter == Some(region.id) {
+        let voters: BTreeMap<_, _> =
+            config.region.iter().filter(|r| r.role == Role::Voter).map(|r| (r.id, ClusterConfig::node_of(r))).collect();
+        if meta.initialize_if_new(voters).await.context("cannot initialize the cluster")? {
+            tracing::info!("initialized a new cluster");
+        }
+        tasks.spawn(ensure_dev_key(meta.clone(), config.dev_key.clone(), shutdown.clone()));
+    }
+
+    let s3_result = listeners::s3::serve(s3, gateway, config.cluster.s3_domain.clone(), shutdown.clone()).await;
+    // The S3 listener returns once the stop signal came and its requests drained.
+    while tasks.join_next().await.is_some() {}
+    meta.shutdown().await.context("stopping the metadata store")?;
+    tracing::info!("node stopped");
+    s3_result
+}
+
+/// Puts the development key of `cluster.toml` into the replicated key store (once a leader
+/// exists), so the dev cluster's credentials work on every node.
+async fn ensure_dev_key(meta: MetaStore, dev_key: crate::config::DevKey, shutdown: Shutdown) {
+    let key = AccessKey {
+        id: dev_key.access_key_id,
+        secret: dev_key.secret_access_key,
+        name: "dev (cluster.toml)".into(),
+        created: 0,
+    };
+    for attempt in 0u32..600 {
+        match meta.access_key(&key.id) {
+            Ok(Some(existing)) if existing == key => return,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reading the key store failed"),
+        }
+        match meta.propose(Command::PutAccessKey(key.clone())).await {
+            Ok(_) => {
+                tracing::info!(access_key = %key.id, "development access key installed");
+                return;
+            }
+            Err(e) => tracing::debug!(attempt, error = %e, "cannot install the dev key yet"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = shutdown.wait() => return,
+        }
+    }
+    tracing::error!("gave up installing the development access key");
+}

@@ -1,0 +1,46 @@
+//! Background workers of a node: the work queue that applying the log fills, and the
+//! periodic sweeps (orphaned blobs, abandoned multipart uploads).
+
+use std::time::Duration;
+
+use meridian_s3gw::Gateway;
+
+use crate::shutdown::Shutdown;
+
+/// Even without a wake-up, the work queue is looked at this often (e.g. after a failure).
+const WORK_RETRY: Duration = Duration::from_secs(10);
+/// How often the sweeps run.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+/// Performs the work items this node owes whenever applying the log records new ones.
+pub(crate) async fn work_queue(gateway: Gateway, shutdown: Shutdown) {
+    let signal = gateway.meta().work_signal();
+    loop {
+        match gateway.perform_pending_work().await {
+            Ok(0) => {}
+            Ok(done) => tracing::debug!(done, "work items performed"),
+            Err(e) => tracing::warn!(error = %e, "work items failed; will retry"),
+        }
+        tokio::select! {
+            () = signal.notified() => {}
+            () = tokio::time::sleep(WORK_RETRY) => {}
+            () = shutdown.wait() => return,
+        }
+    }
+}
+
+/// Removes orphaned blobs and aborts abandoned uploads, periodically.
+pub(crate) async fn sweeps(gateway: Gateway, multipart_max_age: Duration, shutdown: Shutdown) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(SWEEP_EVERY) => {}
+            () = shutdown.wait() => return,
+        }
+        if let Err(e) = gateway.sweep_orphan_blobs().await {
+            tracing::warn!(error = %e, "orphan sweep failed");
+        }
+        if let Err(e) = gateway.abort_stale_uploads(multipart_max_age).await {
+            tracing::warn!(error = %e, "stale upload sweep failed");
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! What the log carries: commands proposed by the gateways, and what applying them produced.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, UnixMillis};
+use crate::types::NodeId;
+
+/// A change to the placement database. Every decision that depends on current state (does the
+/// bucket exist, is it empty, does the ETag match) is taken while applying, so it is the same
+/// on every replica and free of races between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create a bucket.
+    CreateBucket(Bucket),
+    /// Delete an empty bucket.
+    DeleteBucket {
+        /// Bucket name.
+        name: String,
+    },
+    /// Write a version of an object (PUT, copy, multipart completion).
+    PutObject {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The new version.
+        meta: ObjectMeta,
+        /// Apply only if the current version matches.
+        condition: WriteCondition,
+        /// The multipart upload this write completes, removed in the same step.
+        completes_upload: Option<String>,
+    },
+    /// Delete objects (DeleteObject, DeleteObjects). Missing keys are not an error.
+    DeleteObjects {
+        /// Bucket name.
+        bucket: String,
+        /// Keys to delete.
+        keys: Vec<String>,
+    },
+    /// Replace an object's tags.
+    SetTags {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The new tag set (empty removes all).
+        tags: Vec<(String, String)>,
+    },
+    /// Start a multipart upload.
+    CreateUpload(MultipartUpload),
+    /// Abort a multipart upload (its parts are then removed by the node holding them).
+    AbortUpload {
+        /// Upload id.
+        id: String,
+    },
+    /// Add an S3 access key.
+    PutAccessKey(AccessKey),
+    /// A node now holds an object's blob (replication reports it through this).
+    ReplicaAdded {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The blob the node holds (ignored if the object moved on to another version).
+        blob: String,
+        /// The node.
+        node: NodeId,
+        /// When it got it.
+        at: UnixMillis,
+    },
+}
+
+/// A precondition on the current version of the key being written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteCondition {
+    /// Always write.
+    #[default]
+    None,
+    /// Only if no version exists (`If-None-Match: *`).
+    Absent,
+    /// Only if the current version has this ETag (`If-Match`).
+    ETagIs(String),
+}
+
+/// The result of applying one command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandOutcome {
+    /// Applied.
+    Done,
+    /// Applied: these keys existed and were deleted (DeleteObjects reports them).
+    Deleted(Vec<String>),
+    /// Not applied, because of the state it met.
+    Rejected(Rejection),
+}
+
+/// Why the state machine refused a command. Maps one to one onto S3 error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    /// The bucket does not exist.
+    #[error("the specified bucket does not exist")]
+    NoSuchBucket,
+    /// The bucket exists already.
+    #[error("the bucket already exists and is owned by you")]
+    BucketAlreadyOwnedByYou,
+    /// The bucket still holds objects or uploads.
+    #[error("the bucket is not empty")]
+    BucketNotEmpty,
+    /// The key does not exist.
+    #[error("the specified key does not exist")]
+    NoSuchKey,
+    /// The multipart upload does not exist (completed or aborted).
+    #[error("the specified multipart upload does not exist")]
+    NoSuchUpload,
+    /// A write condition did not hold.
+    #[error("at least one of the preconditions did not hold")]
+    PreconditionFailed,
+}

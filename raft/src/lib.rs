@@ -1,0 +1,27 @@
+//! Meridian's replicated metadata store.
+//!
+//! One Raft group (openraft) spans every region; its log lives in sled and its state machine is
+//! the placement database: buckets, objects (with the nodes that hold their bytes), multipart
+//! uploads and access keys. Every committed entry is also an event of the system's bus.
+//!
+//! The crate hides sled and openraft behind [`MetaStore`]: the rest of Meridian proposes
+//! [`Command`]s and reads plain data ([`model`]), and never touches the engine underneath.
+
+mod codec;
+pub mod command;
+mod error;
+mod log_store;
+pub mod model;
+pub mod network;
+pub mod signing;
+mod snapshot;
+mod state_machine;
+mod store;
+mod tables;
+pub mod types;
+
+pub use command::{Command, CommandOutcome, Rejection};
+pub use error::{ProposeError, StoreError};
+pub use store::{MetaStore, RaftTiming, StoreConfig};
+pub use tables::ObjectCursor;
+pub use types::{NodeId, RegionNode, TypeConfig};

@@ -1,0 +1,147 @@
+//! The plain data of the placement database. Everything here is replicated through Raft
+//! except [`WorkItem`]s, which each node derives for itself while applying the log.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::NodeId;
+
+/// Milliseconds since the Unix epoch. Chosen by the proposing node, so applying the log is
+/// deterministic on every replica.
+pub type UnixMillis = i64;
+
+/// A bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Bucket name (validated by the gateway before it is proposed).
+    pub name: String,
+    /// When it was created.
+    pub created: UnixMillis,
+    /// Region whose node created it, answered by GetBucketLocation.
+    pub region: String,
+}
+
+/// The id of a blob in a node's blob store: 128 random bits, hex. Blobs are immutable; an
+/// overwrite gets a new id.
+pub type BlobId = String;
+
+/// The checksums a client asked to be stored with an object, base64 as S3 sends them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checksums {
+    /// CRC-32 (IEEE).
+    pub crc32: Option<String>,
+    /// CRC-32C (Castagnoli).
+    pub crc32c: Option<String>,
+    /// SHA-1.
+    pub sha1: Option<String>,
+    /// SHA-256.
+    pub sha256: Option<String>,
+    /// CRC-64/NVME.
+    pub crc64nvme: Option<String>,
+}
+
+/// HTTP-level metadata kept with an object and returned on GET/HEAD.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentHeaders {
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// `Content-Disposition`.
+    pub content_disposition: Option<String>,
+    /// `Content-Encoding`, with `aws-chunked` removed.
+    pub content_encoding: Option<String>,
+    /// `Content-Language`.
+    pub content_language: Option<String>,
+    /// `Cache-Control`.
+    pub cache_control: Option<String>,
+    /// `Expires`, as milliseconds since the epoch.
+    pub expires: Option<UnixMillis>,
+    /// `x-amz-meta-*`, without the prefix.
+    pub user: BTreeMap<String, String>,
+}
+
+/// One part of an object assembled by multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartSummary {
+    /// The part number the client gave it.
+    pub number: i32,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Hex MD5 of the part.
+    pub etag: String,
+}
+
+/// One version of an object: what it is, and which nodes hold its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    /// The blob holding the bytes.
+    pub blob: BlobId,
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag without quotes: hex MD5, or `md5-of-part-md5s-N` for multipart objects.
+    pub etag: String,
+    /// When this version was written.
+    pub last_modified: UnixMillis,
+    /// HTTP metadata.
+    pub headers: ContentHeaders,
+    /// Object tags, in the order the client gave them.
+    pub tags: Vec<(String, String)>,
+    /// Checksums the client asked for (verified before the write was accepted).
+    pub checksums: Checksums,
+    /// Parts, for objects made by multipart upload; empty otherwise.
+    pub parts: Vec<PartSummary>,
+    /// Nodes that hold the blob, with the time each got it.
+    pub holders: BTreeMap<NodeId, UnixMillis>,
+}
+
+/// A multipart upload in progress. Its parts live on the disk of the node that receives them;
+/// the upload itself is replicated so any node can list it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartUpload {
+    /// Upload id handed to the client.
+    pub id: String,
+    /// Target bucket.
+    pub bucket: String,
+    /// Target key.
+    pub key: String,
+    /// When it was started.
+    pub initiated: UnixMillis,
+    /// The node holding the parts.
+    pub node: NodeId,
+    /// Metadata for the object to be, from CreateMultipartUpload.
+    pub headers: ContentHeaders,
+    /// Tags for the object to be.
+    pub tags: Vec<(String, String)>,
+    /// Checksum algorithm the client declared, if any (e.g. `CRC32`).
+    pub checksum_algorithm: Option<String>,
+}
+
+/// An S3 access key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKey {
+    /// The public access key id.
+    pub id: String,
+    /// The secret. SigV4 needs the secret itself on the verifying side (it is an HMAC key),
+    /// so it cannot be stored as a one-way hash the way share tokens are.
+    pub secret: String,
+    /// A human name for the key.
+    pub name: String,
+    /// When it was created.
+    pub created: UnixMillis,
+}
+
+/// Local work a node owes after applying the log. Written in the same atomic batch as the
+/// placement change that caused it, so a crash can never lose it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkItem {
+    /// Delete a blob that no version refers to any more.
+    DropBlob {
+        /// The blob to delete.
+        blob: BlobId,
+    },
+    /// Delete the parts of a multipart upload that was completed or aborted.
+    DropUploadParts {
+        /// The upload id.
+        upload: String,
+    },
+}

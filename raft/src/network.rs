@@ -1,0 +1,173 @@
+//! Raft RPC and leader calls over the internal listener: bincode bodies, signed requests, one
+//! shared HTTP client.
+//!
+//! The server side lives in the node crate (it owns the listener); the paths and the body
+//! encoding are defined here so both sides agree.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec;
+use crate::signing::RequestSigner;
+use crate::types::{NodeId, RegionNode, TypeConfig};
+
+/// Path of AppendEntries.
+pub const APPEND_PATH: &str = "/internal/v1/raft/append";
+/// Path of RequestVote.
+pub const VOTE_PATH: &str = "/internal/v1/raft/vote";
+/// Path of InstallSnapshot (one chunk per call).
+pub const SNAPSHOT_PATH: &str = "/internal/v1/raft/snapshot";
+/// Path where the leader takes commands forwarded by followers.
+pub const PROPOSE_PATH: &str = "/internal/v1/propose";
+/// Path where the leader answers read-index requests.
+pub const READ_INDEX_PATH: &str = "/internal/v1/read-index";
+
+/// Encodes an RPC body or reply.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, crate::StoreError> {
+    codec::encode(value)
+}
+
+/// Decodes an RPC body or reply.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, crate::StoreError> {
+    codec::decode(bytes)
+}
+
+/// Why a call to a peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The peer could not be reached (connect refused, timed out).
+    #[error("peer unreachable: {0}")]
+    Unreachable(#[source] reqwest::Error),
+    /// The request was sent but failed on the way or the peer refused it.
+    #[error("peer call failed: {0}")]
+    Failed(String),
+}
+
+/// Signed calls to other nodes' internal listeners.
+#[derive(Clone)]
+pub struct PeerClient {
+    http: reqwest::Client,
+    signer: Arc<RequestSigner>,
+}
+
+impl PeerClient {
+    /// A client signing with the cluster secret.
+    pub fn new(signer: Arc<RequestSigner>) -> Self {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self { http, signer }
+    }
+
+    /// POSTs a bincode body to `http://{addr}{path}` and decodes the bincode reply.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let body = encode(request).map_err(|e| CallError::Failed(e.to_string()))?;
+        let mut builder = self.http.post(format!("http://{addr}{path}")).timeout(timeout);
+        for (name, value) in self.signer.headers("POST", path, &body) {
+            builder = builder.header(name, value);
+        }
+        let response = builder.body(body).send().await.map_err(|e| {
+            if e.is_connect() || e.is_timeout() { CallError::Unreachable(e) } else { CallError::Failed(e.to_string()) }
+        })?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| CallError::Failed(e.to_string()))?;
+        if !status.is_success() {
+            return Err(CallError::Failed(format!("{status}: {}", String::from_utf8_lossy(&bytes))));
+        }
+        decode(&bytes).map_err(|e| CallError::Failed(e.to_string()))
+    }
+}
+
+/// Creates a connection per peer for openraft.
+#[derive(Clone)]
+pub struct HttpNetwork {
+    peers: PeerClient,
+}
+
+impl HttpNetwork {
+    /// A network over the given client.
+    pub fn new(peers: PeerClient) -> Self {
+        Self { peers }
+    }
+}
+
+/// openraft's handle on one peer.
+pub struct PeerConnection {
+    peers: PeerClient,
+    target: NodeId,
+    addr: String,
+}
+
+impl PeerConnection {
+    async fn rpc<Req, Resp, E>(
+        &self,
+        path: &str,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, RegionNode, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let reply: Result<Resp, RaftError<NodeId, E>> =
+            self.peers.call(&self.addr, path, request, option.hard_ttl()).await.map_err(|e| match e {
+                CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
+                CallError::Failed(message) => RPCError::Network(NetworkError::new(&std::io::Error::other(message))),
+            })?;
+        reply.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &RegionNode) -> Self::Network {
+        PeerConnection { peers: self.peers.clone(), target, addr: node.internal.clone() }
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, RegionNode, RaftError<NodeId>>> {
+        self.rpc(APPEND_PATH, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, RegionNode, RaftError<NodeId, InstallSnapshotError>>>
+    {
+        self.rpc(SNAPSHOT_PATH, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, RegionNode, RaftError<NodeId>>> {
+        self.rpc(VOTE_PATH, &rpc, &option).await
+    }
+}

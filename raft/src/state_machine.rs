@@ -1,0 +1,285 @@
+//! The Raft state machine: applying committed commands to the placement database.
+//!
+//! `apply` turns each entry into one atomic sled batch: the placement change, the work items it
+//! owes this node (e.g. "drop blob Y"), and the new applied index, together. It never does
+//! network I/O and never calls back into Raft; it only wakes the local workers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use openraft::storage::RaftStateMachine;
+use openraft::{Entry, EntryPayload, LogId, OptionalSend, Snapshot, SnapshotMeta, StorageError, StoredMembership};
+use tokio::sync::{Notify, watch};
+
+use crate::command::{Command, CommandOutcome, Rejection, WriteCondition};
+use crate::error::StoreError;
+use crate::model::WorkItem;
+use crate::snapshot::SnapshotFiles;
+use crate::tables::{self, Tables, record_key};
+use crate::types::{NodeId, RegionNode, TypeConfig};
+
+/// The state machine handed to openraft.
+pub(crate) struct StateMachine {
+    /// This node's id: work items are derived for it alone.
+    pub(crate) node: NodeId,
+    /// The records.
+    pub(crate) tables: Tables,
+    /// Where snapshots are written and received.
+    pub(crate) snapshots: SnapshotFiles,
+    /// Woken whenever `apply` records work for this node.
+    pub(crate) work: Arc<Notify>,
+    /// The last applied log index, for readers that wait until their write is visible here.
+    pub(crate) applied_tx: watch::Sender<u64>,
+    /// Path of the snapshot being received, between `begin_receiving_snapshot` and `install`.
+    pub(crate) incoming: Option<PathBuf>,
+}
+
+/// Accumulates one entry's changes; applied atomically.
+struct Changes<'a> {
+    tables: &'a Tables,
+    node: NodeId,
+    batch: sled::Batch,
+    /// Log index of the entry, the first half of work item keys.
+    index: u64,
+    /// Work items added by this entry, the second half of their keys.
+    work_added: u32,
+}
+
+impl Changes<'_> {
+    fn put<T: serde::Serialize>(&mut self, key: Vec<u8>, value: &T) -> Result<(), StoreError> {
+        self.batch.insert(key, Tables::value(value)?);
+        Ok(())
+    }
+
+    fn owe(&mut self, item: &WorkItem) -> Result<(), StoreError> {
+        let mut key = tables::WORK.to_vec();
+        key.extend_from_slice(&self.index.to_be_bytes());
+        key.extend_from_slice(&self.work_added.to_be_bytes());
+        self.work_added += 1;
+        self.put(key, item)
+    }
+
+    /// Removes the current version of a key, if any, with its blob index entry; owes a blob
+    /// drop when this node holds the bytes. Returns whether a version existed.
+    fn remove_object(&mut self, bucket: &str, key: &str, keep_blob: Option<&str>) -> Result<bool, StoreError> {
+        let Some(old) = self.tables.object(bucket, key)? else { return Ok(false) };
+        self.batch.remove(record_key(tables::OBJECT, &[bucket, key]));
+        if keep_blob != Some(old.blob.as_str()) {
+            self.batch.remove(record_key(tables::BLOB, &[&old.blob]));
+            if old.holders.contains_key(&self.node) {
+                self.owe(&WorkItem::DropBlob { blob: old.blob })?;
+            }
+        }
+        Ok(true)
+    }
+
+    fn apply(&mut self, command: &Command) -> Result<CommandOutcome, StoreError> {
+        use CommandOutcome::{Deleted, Done, Rejected};
+        Ok(match command {
+            Command::CreateBucket(bucket) => {
+                if self.tables.bucket(&bucket.name)?.is_some() {
+                    return Ok(Rejected(Rejection::BucketAlreadyOwnedByYou));
+                }
+                self.put(record_key(tables::BUCKET, &[&bucket.name]), bucket)?;
+                Done
+            }
+            Command::DeleteBucket { name } => {
+                if self.tables.bucket(name)?.is_none() {
+                    return Ok(Rejected(Rejection::NoSuchBucket));
+                }
+                if !self.tables.bucket_is_empty(name)? {
+                    return Ok(Rejected(Rejection::BucketNotEmpty));
+                }
+                self.batch.remove(record_key(tables::BUCKET, &[name]));
+                Done
+            }
+            Command::PutObject { bucket, key, meta, condition, completes_upload } => {
+                if self.tables.bucket(bucket)?.is_none() {
+                    return Ok(Rejected(Rejection::NoSuchBucket));
+                }
+                if let Some(upload_id) = completes_upload {
+                    let Some(upload) = self.tables.upload(upload_id)? else {
+                        return Ok(Rejected(Rejection::NoSuchUpload));
+                    };
+                    self.batch.remove(record_key(tables::UPLOAD, &[upload_id]));
+                    if upload.node == self.node {
+                        self.owe(&WorkItem::DropUploadParts { upload: upload_id.clone() })?;
+                    }
+                }
+                let current = self.tables.object(bucket, key)?;
+                let allowed = match (condition, &current) {
+                    (WriteCondition::None, _) => true,
+                    (WriteCondition::Absent, current) => current.is_none(),
+                    (WriteCondition::ETagIs(etag), Some(current)) => &current.etag == etag,
+                    (WriteCondition::ETagIs(_), None) => false,
+                };
+                if !allowed {
+                    return Ok(Rejected(Rejection::PreconditionFailed));
+                }
+                self.remove_object(bucket, key, Some(&meta.blob))?;
+                self.put(record_key(tables::OBJECT, &[bucket, key]), meta)?;
+                self.put(record_key(tables::BLOB, &[&meta.blob]), &format!("{bucket}/{key}"))?;
+                Done
+            }
+            Command::DeleteObjects { bucket, keys } => {
+                if self.tables.bucket(bucket)?.is_none() {
+                    return Ok(Rejected(Rejection::NoSuchBucket));
+                }
+                let mut deleted = Vec::new();
+                for key in keys {
+                    if self.remove_object(bucket, key, None)? {
+                        deleted.push(key.clone());
+                    }
+                }
+                Deleted(deleted)
+            }
+            Command::SetTags { bucket, key, tags } => {
+                let Some(mut meta) = self.tables.object(bucket, key)? else {
+                    return Ok(Rejected(Rejection::NoSuchKey));
+                };
+                meta.tags.clone_from(tags);
+                self.put(record_key(tables::OBJECT, &[bucket, key]), &meta)?;
+                Done
+            }
+            Command::CreateUpload(upload) => {
+                if self.tables.bucket(&upload.bucket)?.is_none() {
+                    return Ok(Rejected(Rejection::NoSuchBucket));
+                }
+                self.put(record_key(tables::UPLOAD, &[&upload.id]), upload)?;
+                Done
+            }
+            Command::AbortUpload { id } => {
+                let Some(upload) = self.tables.upload(id)? else {
+                    return Ok(Rejected(Rejection::NoSuchUpload));
+                };
+                self.batch.remove(record_key(tables::UPLOAD, &[id]));
+                if upload.node == self.node {
+                    self.owe(&WorkItem::DropUploadParts { upload: id.clone() })?;
+                }
+                Done
+            }
+            Command::PutAccessKey(access_key) => {
+                self.put(record_key(tables::KEY, &[&access_key.id]), access_key)?;
+                Done
+            }
+            Command::ReplicaAdded { bucket, key, blob, node, at } => match self.tables.object(bucket, key)? {
+                Some(mut meta) if &meta.blob == blob => {
+                    meta.holders.insert(*node, *at);
+                    self.put(record_key(tables::OBJECT, &[bucket, key]), &meta)?;
+                    Done
+                }
+                // The version moved on while the node was pulling: its copy is garbage.
+                _ => {
+                    if *node == self.node {
+                        self.owe(&WorkItem::DropBlob { blob: blob.clone() })?;
+                    }
+                    Rejected(Rejection::NoSuchKey)
+                }
+            },
+        })
+    }
+}
+
+/// Converts a store failure into openraft's error for the state machine.
+fn sm_error(e: StoreError) -> StorageError<NodeId> {
+    StorageError::from_io_error(
+        openraft::ErrorSubject::StateMachine,
+        openraft::ErrorVerb::Write,
+        std::io::Error::other(e.to_string()),
+    )
+}
+
+impl StateMachine {
+    /// Applies one entry atomically and returns its outcome.
+    fn apply_entry(&self, entry: &Entry<TypeConfig>) -> Result<(CommandOutcome, bool), StoreError> {
+        let mut changes = Changes {
+            tables: &self.tables,
+            node: self.node,
+            batch: sled::Batch::default(),
+            index: entry.log_id.index,
+            work_added: 0,
+        };
+        let outcome = match &entry.payload {
+            EntryPayload::Blank => CommandOutcome::Done,
+            EntryPayload::Normal(command) => changes.apply(command)?,
+            EntryPayload::Membership(membership) => {
+                let stored = StoredMembership::new(Some(entry.log_id), membership.clone());
+                changes.put(tables::MEMBERSHIP.to_vec(), &stored)?;
+                CommandOutcome::Done
+            }
+        };
+        changes.put(tables::APPLIED.to_vec(), &Some(entry.log_id))?;
+        let owes_work = changes.work_added > 0;
+        self.tables.tree.apply_batch(changes.batch)?;
+        Ok((outcome, owes_work))
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = crate::snapshot::SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, RegionNode>), StorageError<NodeId>> {
+        let applied = self.tables.applied().map_err(sm_error)?;
+        let membership = self.tables.membership().map_err(sm_error)?;
+        Ok((applied, membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandOutcome>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut outcomes = Vec::new();
+        let mut owes_work = false;
+        let mut last = None;
+        for entry in entries {
+            let (outcome, owes) = self.apply_entry(&entry).map_err(sm_error)?;
+            owes_work |= owes;
+            last = Some(entry.log_id.index);
+            outcomes.push(outcome);
+        }
+        if let Some(index) = last {
+            self.applied_tx.send_replace(index);
+        }
+        if owes_work {
+            self.work.notify_one();
+        }
+        Ok(outcomes)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        // The dump happens here, between two `apply` calls, so it is a consistent view; the
+        // builder only hands the finished file to openraft.
+        let dumped = self.snapshots.dump(&self.tables);
+        crate::snapshot::SnapshotBuilder { dumped: Some(dumped), files: self.snapshots.clone() }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError<NodeId>> {
+        let (path, file) = self.snapshots.incoming().await.map_err(sm_error)?;
+        self.incoming = Some(path);
+        Ok(Box::new(file))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, RegionNode>,
+        snapshot: Box<tokio::fs::File>,
+    ) -> Result<(), StorageError<NodeId>> {
+        drop(snapshot);
+        let Some(path) = self.incoming.take() else {
+            return Err(sm_error(StoreError::Codec("install_snapshot without a received snapshot".into())));
+        };
+        self.snapshots.install(&path, meta, &self.tables).map_err(sm_error)?;
+        if let Some(applied) = meta.last_log_id {
+            self.applied_tx.send_replace(applied.index);
+        }
+        self.work.notify_one();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        self.snapshots.current().await.map_err(sm_error)
+    }
+}

@@ -1,0 +1,340 @@
+//! [`MetaStore`]: the metadata store as the rest of Meridian sees it.
+//!
+//! Writes are [`Command`]s proposed through Raft; on a follower they are forwarded to the
+//! leader, and the call returns once the entry is applied HERE too, so a client that wrote
+//! through this node reads its write back from it. Reads come from the local state machine.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use tokio::sync::{Notify, watch};
+
+use crate::command::{Command, CommandOutcome};
+use crate::error::{ProposeError, StoreError};
+use crate::log_store::LogStore;
+use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, WorkItem};
+use crate::network::{CallError, HttpNetwork, PROPOSE_PATH, PeerClient, READ_INDEX_PATH};
+use crate::signing::RequestSigner;
+use crate::snapshot::SnapshotFiles;
+use crate::state_machine::StateMachine;
+use crate::tables::{ObjectCursor, Tables};
+use crate::types::{NodeId, Raft, RegionNode};
+
+/// Raft timing, from `cluster.toml`'s `[raft]` table.
+#[derive(Debug, Clone)]
+pub struct RaftTiming {
+    /// Leader heartbeat interval.
+    pub heartbeat: Duration,
+    /// Lower bound of the election timeout.
+    pub election_min: Duration,
+    /// Upper bound of the election timeout.
+    pub election_max: Duration,
+    /// Entries between snapshots.
+    pub snapshot_every: u64,
+    /// How long a proposal may wait for its commit before the client gets an error.
+    pub commit_timeout: Duration,
+}
+
+/// Everything needed to open a node's store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// This node's id.
+    pub node_id: NodeId,
+    /// This node's addresses, as recorded in the membership.
+    pub node: RegionNode,
+    /// Directory for the sled database and snapshots.
+    pub dir: PathBuf,
+    /// Cluster name; Raft refuses peers of another cluster.
+    pub cluster_name: String,
+    /// The cluster secret that signs internal requests.
+    pub secret: String,
+    /// Timing.
+    pub timing: RaftTiming,
+}
+
+/// The replicated metadata store of one node. Cheap to clone.
+#[derive(Clone)]
+pub struct MetaStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node_id: NodeId,
+    raft: Raft,
+    tables: Tables,
+    db: sled::Db,
+    applied: watch::Receiver<u64>,
+    work: Arc<Notify>,
+    peers: PeerClient,
+    commit_timeout: Duration,
+}
+
+fn fatal(e: impl std::fmt::Display) -> ProposeError {
+    ProposeError::Fatal(e.to_string())
+}
+
+impl MetaStore {
+    /// Opens (or creates) the store under `config.dir` and starts this node's Raft instance.
+    pub async fn open(config: StoreConfig) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(&config.dir)?;
+        let db = sled::Config::new().path(config.dir.join("meta")).open()?;
+        let tables = Tables { tree: db.open_tree("state")? };
+        let log_store = LogStore::open(&db)?;
+        let work = Arc::new(Notify::new());
+        let applied_index = tables.applied()?.map_or(0, |l| l.index);
+        let (applied_tx, applied) = watch::channel(applied_index);
+        let state_machine = StateMachine {
+            node: config.node_id,
+            tables: tables.clone(),
+            snapshots: SnapshotFiles { dir: config.dir.join("snapshots") },
+            work: work.clone(),
+            applied_tx,
+            incoming: None,
+        };
+        let signer = Arc::new(RequestSigner::new(&config.secret));
+        let peers = PeerClient::new(signer);
+        let timing = &config.timing;
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let raft_config = openraft::Config {
+            cluster_name: config.cluster_name.clone(),
+            heartbeat_interval: millis(timing.heartbeat),
+            election_timeout_min: millis(timing.election_min),
+            election_timeout_max: millis(timing.election_max),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(timing.snapshot_every),
+            max_in_snapshot_log_to_keep: 1000,
+            install_snapshot_timeout: 10_000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| StoreError::Codec(format!("raft config: {e}")))?;
+        let raft =
+            Raft::new(config.node_id, Arc::new(raft_config), HttpNetwork::new(peers.clone()), log_store, state_machine)
+                .await
+                .map_err(|e| StoreError::Codec(format!("raft start: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                node_id: config.node_id,
+                raft,
+                tables,
+                db,
+                applied,
+                work,
+                peers,
+                commit_timeout: timing.commit_timeout,
+            }),
+        })
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.inner.node_id
+    }
+
+    /// The Raft instance, for the internal listener's RPC handlers and for status.
+    pub fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    /// Creates the cluster with these voters if this node has never been part of one.
+    /// Returns whether it did; a store that is already initialized is left as it is.
+    pub async fn initialize_if_new(&self, voters: BTreeMap<NodeId, RegionNode>) -> Result<bool, ProposeError> {
+        if self.inner.raft.is_initialized().await.map_err(fatal)? {
+            return Ok(false);
+        }
+        match self.inner.raft.initialize(voters).await {
+            Ok(()) => Ok(true),
+            Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(false),
+            Err(e) => Err(fatal(e)),
+        }
+    }
+
+    /// Proposes a command and returns its outcome once it is committed and applied on this
+    /// node. Follows leader changes; gives up after the commit timeout.
+    pub async fn propose(&self, command: Command) -> Result<CommandOutcome, ProposeError> {
+        let timeout = self.inner.commit_timeout;
+        tokio::time::timeout(timeout, self.propose_until_done(command))
+            .await
+            .map_err(|_| ProposeError::Timeout(timeout))?
+    }
+
+    async fn propose_until_done(&self, command: Command) -> Result<CommandOutcome, ProposeError> {
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let leader = match self.inner.raft.client_write(command.clone()).await {
+                Ok(response) => return Ok(response.data),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                    forward.leader_id.zip(forward.leader_node)
+                }
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => return Err(fatal(e)),
+                Err(RaftError::Fatal(e)) => return Err(fatal(e)),
+            };
+            if let Some((leader, node)) = leader {
+                match self.forward(leader, &node, &command).await {
+                    Ok(outcome) => return Ok(outcome),
+                    // The leader moved or is down: wait for the next one and try again.
+                    Err(e) => tracing::debug!(leader, error = %e, "forwarding failed; retrying"),
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// Sends a command to the leader, then waits until this node has applied it.
+    async fn forward(
+        &self,
+        leader: NodeId,
+        node: &RegionNode,
+        command: &Command,
+    ) -> Result<CommandOutcome, ProposeError> {
+        let reply: Result<(u64, CommandOutcome), String> = self
+            .inner
+            .peers
+            .call(&node.internal, PROPOSE_PATH, command, self.inner.commit_timeout)
+            .await
+            .map_err(|e| forward_error(leader, node, &e))?;
+        let (index, outcome) = reply.map_err(|reason| ProposeError::Forward { leader, node: node.clone(), reason })?;
+        self.wait_applied(index).await?;
+        Ok(outcome)
+    }
+
+    /// The leader's side of a forwarded proposal: commit it here and report its log index.
+    pub async fn propose_as_leader(&self, command: Command) -> Result<(u64, CommandOutcome), String> {
+        match self.inner.raft.client_write(command).await {
+            Ok(response) => Ok((response.log_id.index, response.data)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The leader's side of a read-index request: the index a reader must have applied to see
+    /// everything committed before the request arrived.
+    pub async fn read_index_as_leader(&self) -> Result<u64, String> {
+        match self.inner.raft.ensure_linearizable().await {
+            Ok(log_id) => Ok(log_id.map_or(0, |l| l.index)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Waits until this node has applied everything the leader had committed when called.
+    /// Call it before answering "does not exist", so a write made through another node just
+    /// before is never missed.
+    pub async fn read_barrier(&self) -> Result<(), ProposeError> {
+        let timeout = self.inner.commit_timeout;
+        let attempt = async {
+            let mut backoff = Duration::from_millis(20);
+            loop {
+                match self.inner.raft.ensure_linearizable().await {
+                    Ok(log_id) => return self.wait_applied(log_id.map_or(0, |l| l.index)).await,
+                    Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(forward))) => {
+                        if let (Some(leader), Some(node)) = (forward.leader_id, forward.leader_node) {
+                            let reply: Result<Result<u64, String>, CallError> =
+                                self.inner.peers.call(&node.internal, READ_INDEX_PATH, &(), timeout).await;
+                            if let Ok(Ok(index)) = reply {
+                                return self.wait_applied(index).await;
+                            }
+                            tracing::debug!(leader, "read index from leader failed; retrying");
+                        }
+                    }
+                    Err(RaftError::APIError(e)) => tracing::debug!(error = %e, "read index failed; retrying"),
+                    Err(RaftError::Fatal(e)) => return Err(fatal(e)),
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+            }
+        };
+        tokio::time::timeout(timeout, attempt).await.map_err(|_| ProposeError::Timeout(timeout))?
+    }
+
+    /// Waits until the local state machine has applied `index`.
+    pub async fn wait_applied(&self, index: u64) -> Result<(), ProposeError> {
+        let mut applied = self.inner.applied.clone();
+        applied.wait_for(|applied| *applied >= index).await.map_err(fatal)?;
+        Ok(())
+    }
+
+    /// A bucket, if it exists.
+    pub fn bucket(&self, name: &str) -> Result<Option<Bucket>, StoreError> {
+        self.inner.tables.bucket(name)
+    }
+
+    /// Every bucket, by name.
+    pub fn buckets(&self) -> Result<Vec<Bucket>, StoreError> {
+        self.inner.tables.buckets()
+    }
+
+    /// The current version of an object, if any.
+    pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        self.inner.tables.object(bucket, key)
+    }
+
+    /// An ordered walk over a bucket's keys starting with `prefix`, after `after` if given.
+    pub fn objects(&self, bucket: &str, prefix: &str, after: Option<&str>) -> ObjectCursor {
+        self.inner.tables.objects(bucket, prefix, after)
+    }
+
+    /// A multipart upload in progress.
+    pub fn upload(&self, id: &str) -> Result<Option<MultipartUpload>, StoreError> {
+        self.inner.tables.upload(id)
+    }
+
+    /// A bucket's multipart uploads in progress.
+    pub fn uploads(&self, bucket: &str) -> Result<Vec<MultipartUpload>, StoreError> {
+        self.inner.tables.uploads(bucket)
+    }
+
+    /// Every multipart upload in progress, in any bucket.
+    pub fn all_uploads(&self) -> Result<Vec<MultipartUpload>, StoreError> {
+        let mut all = Vec::new();
+        for bucket in self.buckets()? {
+            all.extend(self.uploads(&bucket.name)?);
+        }
+        Ok(all)
+    }
+
+    /// An access key.
+    pub fn access_key(&self, id: &str) -> Result<Option<AccessKey>, StoreError> {
+        self.inner.tables.access_key(id)
+    }
+
+    /// Whether some object version refers to this blob.
+    pub fn blob_is_referenced(&self, blob: &str) -> Result<bool, StoreError> {
+        self.inner.tables.blob_is_referenced(blob)
+    }
+
+    /// The work this node owes, oldest first, with the key to complete each.
+    pub fn work_items(&self) -> Result<Vec<(Vec<u8>, WorkItem)>, StoreError> {
+        Ok(self.inner.tables.work_items()?.into_iter().map(|(k, w)| (k.to_vec(), w)).collect())
+    }
+
+    /// Marks a work item done.
+    pub fn complete_work(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.inner.tables.tree.remove(key)?;
+        Ok(())
+    }
+
+    /// Notified whenever applying the log records new work for this node.
+    pub fn work_signal(&self) -> Arc<Notify> {
+        self.inner.work.clone()
+    }
+
+    /// The index applied locally.
+    pub fn applied_index(&self) -> u64 {
+        *self.inner.applied.borrow()
+    }
+
+    /// Stops Raft and flushes the database.
+    pub async fn shutdown(&self) -> Result<(), StoreError> {
+        if let Err(e) = self.inner.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+        self.inner.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+fn forward_error(leader: NodeId, node: &RegionNode, e: &CallError) -> ProposeError {
+    ProposeError::Forward { leader, node: node.clone(), reason: e.to_string() }
+}

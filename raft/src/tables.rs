@@ -1,0 +1,190 @@
+//! The state machine's records in sled, and the reads the rest of Meridian makes of them.
+//!
+//! Everything lives in ONE sled tree under short key prefixes, so that applying a log entry is a
+//! single atomic `apply_batch` and a snapshot is a single ordered scan:
+//!
+//! | prefix | key | value |
+//! | --- | --- | --- |
+//! | `b/` | bucket | [`Bucket`] |
+//! | `o/` | bucket `/` key | [`ObjectMeta`] (bucket names cannot contain `/`) |
+//! | `u/` | upload id | [`MultipartUpload`] |
+//! | `k/` | access key id | [`AccessKey`] |
+//! | `x/` | blob id | bucket `/` key of the version that owns it |
+//! | `m/` | `applied`, `membership` | Raft's view of the state machine |
+//! | `w/` | sequence number | this node's own [`WorkItem`]s; never in snapshots |
+
+use std::ops::Bound;
+
+use openraft::{LogId, StoredMembership};
+
+use crate::codec::{decode, encode};
+use crate::error::StoreError;
+use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, WorkItem};
+use crate::types::{NodeId, RegionNode};
+
+pub(crate) const BUCKET: &[u8] = b"b/";
+pub(crate) const OBJECT: &[u8] = b"o/";
+pub(crate) const UPLOAD: &[u8] = b"u/";
+pub(crate) const KEY: &[u8] = b"k/";
+pub(crate) const BLOB: &[u8] = b"x/";
+pub(crate) const WORK: &[u8] = b"w/";
+pub(crate) const APPLIED: &[u8] = b"m/applied";
+pub(crate) const MEMBERSHIP: &[u8] = b"m/membership";
+
+/// Builds `prefix ++ parts joined by '/'`.
+pub(crate) fn record_key(prefix: &[u8], parts: &[&str]) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            key.push(b'/');
+        }
+        key.extend_from_slice(part.as_bytes());
+    }
+    key
+}
+
+/// Read access to the state machine's records. Cheap to clone (sled trees are shared handles).
+#[derive(Clone)]
+pub(crate) struct Tables {
+    /// The one tree holding every record.
+    pub(crate) tree: sled::Tree,
+}
+
+impl Tables {
+    pub(crate) fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.tree.get(key)? {
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn all<T: serde::de::DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>, StoreError> {
+        self.tree
+            .scan_prefix(prefix)
+            .map(|item| {
+                let (_, value) = item?;
+                decode(&value)
+            })
+            .collect()
+    }
+
+    pub(crate) fn bucket(&self, name: &str) -> Result<Option<Bucket>, StoreError> {
+        self.get(&record_key(BUCKET, &[name]))
+    }
+
+    pub(crate) fn buckets(&self) -> Result<Vec<Bucket>, StoreError> {
+        self.all(BUCKET)
+    }
+
+    pub(crate) fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        self.get(&record_key(OBJECT, &[bucket, key]))
+    }
+
+    /// True when the bucket holds no object and no multipart upload.
+    pub(crate) fn bucket_is_empty(&self, bucket: &str) -> Result<bool, StoreError> {
+        let mut prefix = record_key(OBJECT, &[bucket]);
+        prefix.push(b'/');
+        if self.tree.scan_prefix(&prefix).next().transpose()?.is_some() {
+            return Ok(false);
+        }
+        Ok(self.uploads(bucket)?.is_empty())
+    }
+
+    pub(crate) fn upload(&self, id: &str) -> Result<Option<MultipartUpload>, StoreError> {
+        self.get(&record_key(UPLOAD, &[id]))
+    }
+
+    pub(crate) fn uploads(&self, bucket: &str) -> Result<Vec<MultipartUpload>, StoreError> {
+        let mut uploads: Vec<MultipartUpload> = self.all(UPLOAD)?;
+        uploads.retain(|u| u.bucket == bucket);
+        Ok(uploads)
+    }
+
+    pub(crate) fn access_key(&self, id: &str) -> Result<Option<AccessKey>, StoreError> {
+        self.get(&record_key(KEY, &[id]))
+    }
+
+    pub(crate) fn blob_is_referenced(&self, blob: &str) -> Result<bool, StoreError> {
+        Ok(self.tree.contains_key(record_key(BLOB, &[blob]))?)
+    }
+
+    pub(crate) fn work_items(&self) -> Result<Vec<(sled::IVec, WorkItem)>, StoreError> {
+        self.tree
+            .scan_prefix(WORK)
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((key, decode(&value)?))
+            })
+            .collect()
+    }
+
+    pub(crate) fn applied(&self) -> Result<Option<LogId<NodeId>>, StoreError> {
+        self.get(APPLIED)
+    }
+
+    pub(crate) fn membership(&self) -> Result<StoredMembership<NodeId, RegionNode>, StoreError> {
+        Ok(self.get(MEMBERSHIP)?.unwrap_or_default())
+    }
+
+    /// Encodes a record for a batch.
+    pub(crate) fn value<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+        encode(value)
+    }
+
+    /// An ordered walk over a bucket's objects whose keys start with `prefix`, beginning after
+    /// `after` (exclusive) when given.
+    pub(crate) fn objects(&self, bucket: &str, prefix: &str, after: Option<&str>) -> ObjectCursor {
+        let mut bucket_prefix = record_key(OBJECT, &[bucket]);
+        bucket_prefix.push(b'/');
+        let mut cursor = ObjectCursor {
+            tree: self.tree.clone(),
+            scope: [bucket_prefix.as_slice(), prefix.as_bytes()].concat(),
+            bucket_prefix,
+            iter: None,
+        };
+        let start = match after {
+            Some(after) if after.as_bytes() >= prefix.as_bytes() => {
+                Bound::Excluded([cursor.bucket_prefix.as_slice(), after.as_bytes()].concat())
+            }
+            _ => Bound::Included(cursor.scope.clone()),
+        };
+        cursor.iter = Some(cursor.tree.range((start, Bound::Unbounded)));
+        cursor
+    }
+}
+
+/// An ordered walk over one bucket's objects (see [`crate::MetaStore::objects`]). It reads the
+/// live tree, so a listing running beside writes sees each key at most once, in order.
+pub struct ObjectCursor {
+    tree: sled::Tree,
+    /// `o/bucket/`.
+    bucket_prefix: Vec<u8>,
+    /// `o/bucket/prefix`: the walk ends at the first key outside it.
+    scope: Vec<u8>,
+    iter: Option<sled::Iter>,
+}
+
+impl ObjectCursor {
+    /// The next object, as (key, metadata), or `None` at the end of the scope.
+    pub fn next_object(&mut self) -> Result<Option<(String, ObjectMeta)>, StoreError> {
+        let Some(iter) = self.iter.as_mut() else { return Ok(None) };
+        match iter.next().transpose()? {
+            Some((k, v)) if k.starts_with(&self.scope) => {
+                let key = String::from_utf8_lossy(&k[self.bucket_prefix.len()..]).into_owned();
+                Ok(Some((key, decode(&v)?)))
+            }
+            _ => {
+                self.iter = None;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Skips every remaining key that starts with `key_prefix` (a common prefix already
+    /// reported). `0xFF` never occurs in UTF-8, so it sorts after every continuation.
+    pub fn skip_keys_starting_with(&mut self, key_prefix: &str) {
+        let mut start = [self.bucket_prefix.as_slice(), key_prefix.as_bytes()].concat();
+        start.push(0xFF);
+        self.iter = Some(self.tree.range(start..));
+    }
+}

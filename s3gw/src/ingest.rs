@@ -1,0 +1,178 @@
+//! Receiving an object's bytes: stream the body into a temp blob, hashing as it goes, and
+//! verify every digest the client sent before anything becomes visible.
+//!
+//! A body that fails (client gone, bad chunk signature) or a digest that does not match drops
+//! the [`BlobWriter`], which deletes the temp file: no trace is left.
+
+use base64::Engine as _;
+use futures::StreamExt;
+use s3s::checksum::ChecksumHasher;
+use s3s::crypto::{Checksum as _, Md5};
+use s3s::dto::StreamingBlob;
+use s3s::{S3Error, S3ErrorCode, S3Result, TrailingHeaders, s3_error};
+
+use meridian_raft::model::Checksums;
+
+use crate::blob::{BlobStore, BlobWriter};
+use crate::error::internal;
+
+/// What the client declared about the body it is sending.
+#[derive(Debug, Default)]
+pub(crate) struct Declared {
+    /// `Content-MD5`, base64.
+    pub(crate) content_md5: Option<String>,
+    /// `x-amz-checksum-*` headers, base64.
+    pub(crate) checksums: Checksums,
+    /// `x-amz-sdk-checksum-algorithm` / `x-amz-checksum-algorithm`: compute this one and expect
+    /// its value in the header or the trailer.
+    pub(crate) algorithm: Option<String>,
+    /// `Content-Length`, when sent.
+    pub(crate) length: Option<i64>,
+}
+
+/// A body received into a temp blob and verified.
+pub(crate) struct Ingested {
+    /// The temp blob, ready to commit.
+    pub(crate) writer: BlobWriter,
+    /// Bytes received.
+    pub(crate) size: u64,
+    /// Raw MD5 of the bytes.
+    pub(crate) md5: [u8; 16],
+    /// The verified checksums to store with the object.
+    pub(crate) checksums: Checksums,
+}
+
+impl Ingested {
+    /// The single-part ETag: hex MD5.
+    pub(crate) fn etag(&self) -> String {
+        hex::encode(self.md5)
+    }
+}
+
+/// The checksum error S3 clients expect for a mismatching `x-amz-checksum-*`.
+fn checksum_mismatch(algorithm: &str) -> S3Error {
+    let mut error = S3Error::with_message(
+        S3ErrorCode::Custom("XAmzContentChecksumMismatch".into()),
+        format!("The provided {algorithm} checksum does not match what was computed."),
+    );
+    error.set_status_code(http::StatusCode::BAD_REQUEST);
+    error
+}
+
+/// Sets up a hasher for every algorithm the client sent or asked for.
+fn hasher_for(declared: &Declared) -> S3Result<ChecksumHasher> {
+    let mut hasher = ChecksumHasher::default();
+    let sums = &declared.checksums;
+    let algorithm = declared.algorithm.as_deref().map(str::to_ascii_uppercase);
+    let wants = |name: &str, value: &Option<String>| value.is_some() || algorithm.as_deref() == Some(name);
+    if wants("CRC32", &sums.crc32) {
+        hasher.crc32 = Some(s3s::crypto::Crc32::new());
+    }
+    if wants("CRC32C", &sums.crc32c) {
+        hasher.crc32c = Some(s3s::crypto::Crc32c::new());
+    }
+    if wants("SHA1", &sums.sha1) {
+        hasher.sha1 = Some(s3s::crypto::Sha1::new());
+    }
+    if wants("SHA256", &sums.sha256) {
+        hasher.sha256 = Some(s3s::crypto::Sha256::new());
+    }
+    if wants("CRC64NVME", &sums.crc64nvme) {
+        hasher.crc64nvme = Some(s3s::crypto::Crc64Nvme::new());
+    }
+    if let Some(name) = algorithm.as_deref()
+        && !["CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"].contains(&name)
+    {
+        return Err(s3_error!(InvalidArgument, "unsupported checksum algorithm {name}"));
+    }
+    Ok(hasher)
+}
+
+/// Streams `body` into a new temp blob and verifies it against what the client declared
+/// (headers, then streaming trailers).
+pub(crate) async fn ingest(
+    blobs: &dyn BlobStore,
+    body: Option<StreamingBlob>,
+    declared: Declared,
+    trailers: Option<TrailingHeaders>,
+) -> S3Result<Ingested> {
+    let mut writer = blobs.create().await.map_err(internal)?;
+    let mut md5 = Md5::new();
+    let mut hasher = hasher_for(&declared)?;
+    let mut size = 0u64;
+    if let Some(mut body) = body {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                tracing::info!(error = %e, received = size, "request body failed; upload discarded");
+                s3_error!(IncompleteBody, "the request body could not be read completely")
+            })?;
+            md5.update(&chunk);
+            hasher.update(&chunk);
+            writer.write(&chunk).await.map_err(internal)?;
+            size += chunk.len() as u64;
+        }
+    }
+    if let Some(length) = declared.length
+        && u64::try_from(length).ok() != Some(size)
+    {
+        return Err(s3_error!(IncompleteBody, "received {size} bytes, Content-Length said {length}"));
+    }
+    let md5 = md5.finalize();
+    if let Some(expected) = &declared.content_md5 {
+        let expected = base64::engine::general_purpose::STANDARD
+            .decode(expected.trim())
+            .map_err(|_| s3_error!(InvalidDigest, "Content-MD5 is not valid base64"))?;
+        if expected.as_slice() != md5.as_slice() {
+            return Err(s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."));
+        }
+    }
+
+    let mut expected = declared.checksums;
+    if let Some(trailers) = trailers.and_then(|t| t.take()) {
+        let read = |name: &str| trailers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let trailer_sums = Checksums {
+            crc32: read("x-amz-checksum-crc32"),
+            crc32c: read("x-amz-checksum-crc32c"),
+            sha1: read("x-amz-checksum-sha1"),
+            sha256: read("x-amz-checksum-sha256"),
+            crc64nvme: read("x-amz-checksum-crc64nvme"),
+        };
+        expected = merge(expected, trailer_sums);
+    }
+    let computed = hasher.finalize();
+    let pairs = [
+        ("CRC32", &expected.crc32, &computed.checksum_crc32),
+        ("CRC32C", &expected.crc32c, &computed.checksum_crc32c),
+        ("SHA1", &expected.sha1, &computed.checksum_sha1),
+        ("SHA256", &expected.sha256, &computed.checksum_sha256),
+        ("CRC64NVME", &expected.crc64nvme, &computed.checksum_crc64nvme),
+    ];
+    for (name, expected, computed) in pairs {
+        if let Some(expected) = expected
+            && computed.as_deref() != Some(expected.trim())
+        {
+            return Err(checksum_mismatch(name));
+        }
+    }
+    // Store what was verified, plus the declared algorithm's value even when the client
+    // sent none to compare with (S3 then computes and keeps it).
+    let checksums = Checksums {
+        crc32: computed.checksum_crc32,
+        crc32c: computed.checksum_crc32c,
+        sha1: computed.checksum_sha1,
+        sha256: computed.checksum_sha256,
+        crc64nvme: computed.checksum_crc64nvme,
+    };
+    Ok(Ingested { writer, size, md5, checksums })
+}
+
+/// Values from `b` fill the gaps of `a`.
+fn merge(a: Checksums, b: Checksums) -> Checksums {
+    Checksums {
+        crc32: a.crc32.or(b.crc32),
+        crc32c: a.crc32c.or(b.crc32c),
+        sha1: a.sha1.or(b.sha1),
+        sha256: a.sha256.or(b.sha256),
+        crc64nvme: a.crc64nvme.or(b.crc64nvme),
+    }
+}

@@ -1,0 +1,26 @@
+//! Meridian's S3 gateway: an [`s3s::S3`] implementation over this node's blob store and the
+//! replicated metadata store.
+//!
+//! Bytes go to the local [`blob`] store; metadata goes through Raft ([`meridian_raft::MetaStore`]),
+//! and a write is acknowledged only after both are durable. Each group of operations lives in
+//! its own module (`buckets`, `objects`, `listing`, `multipart`, `tagging`); `service` maps
+//! the S3 trait onto them.
+
+mod auth;
+pub mod blob;
+mod buckets;
+mod conditions;
+mod convert;
+mod error;
+mod gateway;
+mod housekeeping;
+mod ingest;
+mod listing;
+mod multipart;
+mod objects;
+mod service;
+mod tagging;
+
+pub use auth::{AccessPolicy, KeyStoreAuth};
+pub use gateway::Gateway;
+pub use housekeeping::HousekeepingError;

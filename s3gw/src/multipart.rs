@@ -1,0 +1,442 @@
+//! Multipart uploads. The upload itself is replicated (any node can list it); its parts are
+//! files on the disk of the node that receives them, each with a small durable record beside
+//! it. Completion assembles the parts into one blob with in-kernel copies.
+
+use std::path::{Path, PathBuf};
+
+use meridian_raft::command::WriteCondition;
+use meridian_raft::model::{Checksums, MultipartUpload, PartSummary};
+use meridian_raft::{Command, MetaStore};
+use s3s::crypto::{Checksum as _, Md5};
+use s3s::dto::{
+    AbortMultipartUploadInput, AbortMultipartUploadOutput, ChecksumAlgorithm, CompleteMultipartUploadInput,
+    CompleteMultipartUploadOutput, CopyPartResult, CopySource, CreateMultipartUploadInput, CreateMultipartUploadOutput,
+    ETag, ListMultipartUploadsInput, ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput, Part, StreamingBlob,
+    UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
+};
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::blob::{BlobStore, new_id, sync_dir};
+use crate::convert::{HeaderFields, checksum_dto, parse_tagging_header, timestamp};
+use crate::error;
+use crate::gateway::{Gateway, now_millis};
+use crate::ingest::{Declared, Ingested, ingest};
+use crate::objects::check_key;
+
+/// Every part but the last must be at least this big.
+const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// S3's highest part number.
+const MAX_PART_NUMBER: i32 = 10_000;
+
+/// What is recorded about a received part, beside its bytes.
+#[derive(Debug, Serialize, Deserialize)]
+struct PartRecord {
+    number: i32,
+    size: u64,
+    /// Hex MD5.
+    etag: String,
+    last_modified: i64,
+    checksums: Checksums,
+}
+
+fn data_path(dir: &Path, number: i32) -> PathBuf {
+    dir.join(format!("{number:05}.part"))
+}
+
+fn record_path(dir: &Path, number: i32) -> PathBuf {
+    dir.join(format!("{number:05}.json"))
+}
+
+/// The parts received so far, by number.
+async fn read_parts(dir: &Path) -> S3Result<Vec<PartRecord>> {
+    let mut parts = Vec::new();
+    let mut entries = match tokio::fs::read_dir(dir).await {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(parts),
+        Err(e) => return Err(error::internal(e)),
+    };
+    while let Some(entry) = entries.next_entry().await.map_err(error::internal)? {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let bytes = tokio::fs::read(&path).await.map_err(error::internal)?;
+            parts.push(serde_json::from_slice::<PartRecord>(&bytes).map_err(error::internal)?);
+        }
+    }
+    parts.sort_by_key(|p| p.number);
+    Ok(parts)
+}
+
+fn strip_quotes(etag: &str) -> &str {
+    etag.trim().trim_matches('"')
+}
+
+/// Parses `bytes=first-last` (both inclusive) of UploadPartCopy.
+fn parse_copy_range(range: &str, size: u64) -> S3Result<std::ops::Range<u64>> {
+    let invalid =
+        || s3_error!(InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last");
+    let (first, last) = range.strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(invalid)?;
+    let first: u64 = first.parse().map_err(|_| invalid())?;
+    let last: u64 = last.parse().map_err(|_| invalid())?;
+    if first > last || last >= size {
+        return Err(s3_error!(InvalidRange, "The requested range is not satisfiable"));
+    }
+    Ok(first..last + 1)
+}
+
+impl Gateway {
+    /// The upload, checked to belong to this bucket and key and to keep its parts here.
+    async fn upload_here(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<(MultipartUpload, PathBuf)> {
+        let upload = self
+            .read_through(|m: &MetaStore| m.upload(upload_id))
+            .await?
+            .filter(|u| u.bucket == bucket && u.key == key)
+            .ok_or_else(|| s3_error!(NoSuchUpload))?;
+        if upload.node != self.meta.node_id() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "this upload was started on another region's node; send its parts there"
+            ));
+        }
+        let dir = self.blobs.upload_dir(upload_id).map_err(|_| s3_error!(NoSuchUpload))?;
+        Ok((upload, dir))
+    }
+
+    /// Makes a received part durable: its bytes, then its record.
+    async fn store_part(&self, dir: &Path, number: i32, ingested: Ingested) -> S3Result<PartRecord> {
+        if !(1..=MAX_PART_NUMBER).contains(&number) {
+            return Err(s3_error!(InvalidArgument, "Part number must be an integer between 1 and {MAX_PART_NUMBER}"));
+        }
+        let record = PartRecord {
+            number,
+            size: ingested.size,
+            etag: ingested.etag(),
+            last_modified: now_millis(),
+            checksums: ingested.checksums.clone(),
+        };
+        self.blobs.commit_to(ingested.writer, &data_path(dir, number)).await.map_err(error::internal)?;
+        let bytes = serde_json::to_vec(&record).map_err(error::internal)?;
+        let mut writer = self.blobs.create().await.map_err(error::internal)?;
+        writer.write(&bytes).await.map_err(error::internal)?;
+        self.blobs.commit_to(writer, &record_path(dir, number)).await.map_err(error::internal)?;
+        Ok(record)
+    }
+
+    pub(crate) async fn create_multipart_upload_op(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let input = req.input;
+        check_key(&input.key)?;
+        self.bucket(&input.bucket).await?;
+        let tags = input.tagging.as_deref().map(parse_tagging_header).transpose()?.unwrap_or_default();
+        let upload = MultipartUpload {
+            id: new_id(),
+            bucket: input.bucket.clone(),
+            key: input.key.clone(),
+            initiated: now_millis(),
+            node: self.meta.node_id(),
+            headers: HeaderFields {
+                content_type: input.content_type.map(|c| c.to_string()),
+                content_disposition: input.content_disposition,
+                content_encoding: input.content_encoding,
+                content_language: input.content_language,
+                cache_control: input.cache_control,
+                expires: input.expires,
+                metadata: input.metadata,
+            }
+            .into_stored(),
+            tags,
+            checksum_algorithm: input.checksum_algorithm.as_ref().map(|a| a.as_str().to_owned()),
+        };
+        let dir = self.blobs.upload_dir(&upload.id).map_err(error::internal)?;
+        tokio::fs::create_dir_all(&dir).await.map_err(error::internal)?;
+        let id = upload.id.clone();
+        self.commit(Command::CreateUpload(upload)).await?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(id),
+            checksum_algorithm: input.checksum_algorithm,
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn upload_part_op(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let input = req.input;
+        let (_, dir) = self.upload_here(&input.bucket, &input.key, &input.upload_id).await?;
+        let declared = Declared {
+            content_md5: input.content_md5,
+            checksums: Checksums {
+                crc32: input.checksum_crc32,
+                crc32c: input.checksum_crc32c,
+                sha1: input.checksum_sha1,
+                sha256: input.checksum_sha256,
+                crc64nvme: input.checksum_crc64nvme,
+            },
+            algorithm: input.checksum_algorithm.map(|a| a.as_str().to_owned()),
+            length: input.content_length,
+        };
+        let ingested = ingest(&*self.blobs, input.body, declared, req.trailing_headers).await?;
+        let record = self.store_part(&dir, input.part_number, ingested).await?;
+        let sums = checksum_dto(&record.checksums);
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(record.etag)),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn upload_part_copy_op(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let input = req.input;
+        let (_, dir) = self.upload_here(&input.bucket, &input.key, &input.upload_id).await?;
+        let CopySource::Bucket { bucket: src_bucket, key: src_key, .. } = &input.copy_source else {
+            return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
+        };
+        let source = self.object(src_bucket, src_key).await?;
+        crate::conditions::Preconditions {
+            if_match: input.copy_source_if_match.as_ref(),
+            if_none_match: input.copy_source_if_none_match.as_ref(),
+            if_modified_since: input.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+        }
+        .check_copy_source(&source)?;
+        let range = match &input.copy_source_range {
+            Some(range) => parse_copy_range(range, source.size)?,
+            None => 0..source.size,
+        };
+        let Some(mut file) = self.blobs.open(&source.blob).await.map_err(error::internal)? else {
+            return Err(s3_error!(ServiceUnavailable, "the source object's bytes are not available on this node yet"));
+        };
+        file.seek(std::io::SeekFrom::Start(range.start)).await.map_err(error::internal)?;
+        let reader = file.take(range.end - range.start);
+        let body = StreamingBlob::wrap(tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024));
+        let ingested = ingest(&*self.blobs, Some(body), Declared::default(), None).await?;
+        let record = self.store_part(&dir, input.part_number, ingested).await?;
+        Ok(S3Response::new(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(ETag::Strong(record.etag)),
+                last_modified: Some(timestamp(record.last_modified)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn list_parts_op(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+        let input = req.input;
+        let (upload, dir) = self.upload_here(&input.bucket, &input.key, &input.upload_id).await?;
+        let marker = input.part_number_marker.unwrap_or(0);
+        let max_parts = input.max_parts.unwrap_or(1000).clamp(0, 1000);
+        let mut parts: Vec<PartRecord> = read_parts(&dir).await?.into_iter().filter(|p| p.number > marker).collect();
+        let truncated = parts.len() > usize::try_from(max_parts).unwrap_or(0);
+        parts.truncate(usize::try_from(max_parts).unwrap_or(0));
+        let next = parts.last().filter(|_| truncated).map(|p| p.number);
+        let parts = parts
+            .into_iter()
+            .map(|p| {
+                let sums = checksum_dto(&p.checksums);
+                Part {
+                    part_number: Some(p.number),
+                    size: i64::try_from(p.size).ok(),
+                    e_tag: Some(ETag::Strong(p.etag)),
+                    last_modified: Some(timestamp(p.last_modified)),
+                    checksum_crc32: sums.checksum_crc32,
+                    checksum_crc32c: sums.checksum_crc32c,
+                    checksum_sha1: sums.checksum_sha1,
+                    checksum_sha256: sums.checksum_sha256,
+                    checksum_crc64nvme: sums.checksum_crc64nvme,
+                }
+            })
+            .collect();
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(input.upload_id),
+            part_number_marker: input.part_number_marker,
+            next_part_number_marker: next,
+            max_parts: Some(max_parts),
+            is_truncated: Some(truncated),
+            parts: Some(parts),
+            checksum_algorithm: upload.checksum_algorithm.map(ChecksumAlgorithm::from),
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn list_multipart_uploads_op(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let input = req.input;
+        self.bucket(&input.bucket).await?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let max_uploads = input.max_uploads.unwrap_or(1000).clamp(0, 1000);
+        let mut uploads = self.meta.uploads(&input.bucket).map_err(error::store)?;
+        uploads.retain(|u| u.key.starts_with(&prefix));
+        uploads.sort_by(|a, b| (&a.key, a.initiated, &a.id).cmp(&(&b.key, b.initiated, &b.id)));
+        if let Some(marker) = input.key_marker.as_deref().filter(|m| !m.is_empty()) {
+            let upload_marker = input.upload_id_marker.as_deref();
+            let mut past_upload_marker = upload_marker.is_none();
+            uploads.retain(|u| {
+                if u.key.as_str() > marker {
+                    return true;
+                }
+                if u.key.as_str() == marker && !past_upload_marker {
+                    if Some(u.id.as_str()) == upload_marker {
+                        past_upload_marker = true;
+                    }
+                    return false;
+                }
+                false
+            });
+        }
+        let limit = usize::try_from(max_uploads).unwrap_or(0);
+        let truncated = uploads.len() > limit;
+        uploads.truncate(limit);
+        let last = uploads.last().filter(|_| truncated).map(|u| (u.key.clone(), u.id.clone()));
+        let uploads = uploads
+            .into_iter()
+            .map(|u| s3s::dto::MultipartUpload {
+                key: Some(u.key),
+                upload_id: Some(u.id),
+                initiated: Some(timestamp(u.initiated)),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: input.prefix,
+            key_marker: input.key_marker,
+            upload_id_marker: input.upload_id_marker,
+            max_uploads: Some(max_uploads),
+            is_truncated: Some(truncated),
+            next_key_marker: last.as_ref().map(|(k, _)| k.clone()),
+            next_upload_id_marker: last.map(|(_, id)| id),
+            uploads: Some(uploads),
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn complete_multipart_upload_op(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let input = req.input;
+        let (upload, dir) = self.upload_here(&input.bucket, &input.key, &input.upload_id).await?;
+        let requested = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+        if requested.is_empty() {
+            return Err(s3_error!(MalformedXML, "You must specify at least one part"));
+        }
+        let received = read_parts(&dir).await?;
+        let mut chosen = Vec::with_capacity(requested.len());
+        let mut previous = 0;
+        for (i, part) in requested.iter().enumerate() {
+            let number = part.part_number.ok_or_else(|| s3_error!(InvalidPart, "a part has no part number"))?;
+            if number <= previous {
+                return Err(s3_error!(InvalidPartOrder, "The list of parts was not in ascending order."));
+            }
+            previous = number;
+            let record = received
+                .iter()
+                .find(|r| r.number == number)
+                .ok_or_else(|| s3_error!(InvalidPart, "part {number} was not uploaded"))?;
+            let etag = part.e_tag.as_ref().map(|e| strip_quotes(e.value()).to_owned());
+            if etag.as_deref() != Some(record.etag.as_str()) {
+                return Err(s3_error!(InvalidPart, "part {number}'s ETag does not match"));
+            }
+            if record.size < MIN_PART_SIZE && i + 1 < requested.len() {
+                return Err(s3_error!(
+                    EntityTooSmall,
+                    "Your proposed upload is smaller than the minimum allowed object size."
+                ));
+            }
+            chosen.push(record);
+        }
+
+        // The multipart ETag: MD5 of the concatenated binary part MD5s, then "-N".
+        let mut md5_of_md5s = Md5::new();
+        for record in &chosen {
+            md5_of_md5s.update(&hex::decode(&record.etag).map_err(error::internal)?);
+        }
+        let etag = format!("{}-{}", hex::encode(md5_of_md5s.finalize()), chosen.len());
+
+        let writer = self.blobs.create().await.map_err(error::internal)?;
+        let sources: Vec<PathBuf> = chosen.iter().map(|r| data_path(&dir, r.number)).collect();
+        let target = writer.path().to_path_buf();
+        let size = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            let mut out = std::fs::OpenOptions::new().append(true).open(target)?;
+            let mut total = 0;
+            for source in sources {
+                // std::io::copy between files uses copy_file_range: no bytes pass through us.
+                total += std::io::copy(&mut std::fs::File::open(source)?, &mut out)?;
+            }
+            Ok(total)
+        })
+        .await
+        .map_err(error::internal)?
+        .map_err(error::internal)?;
+        let blob = new_id();
+        self.blobs.commit(writer, &blob).await.map_err(error::internal)?;
+
+        let mut meta = self.new_version(blob, size, etag.clone(), upload.headers.clone());
+        meta.tags = upload.tags.clone();
+        meta.parts =
+            chosen.iter().map(|r| PartSummary { number: r.number, size: r.size, etag: r.etag.clone() }).collect();
+        self.commit_new_version(&input.bucket, &input.key, meta, WriteCondition::None, Some(input.upload_id.clone()))
+            .await?;
+        tracing::info!(bucket = %input.bucket, key = %input.key, size, parts = chosen.len(), "multipart upload completed");
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            location: Some(format!("/{}/{}", input.bucket, input.key)),
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            e_tag: Some(ETag::Strong(etag)),
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn abort_multipart_upload_op(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let input = req.input;
+        self.read_through(|m: &MetaStore| m.upload(&input.upload_id))
+            .await?
+            .filter(|u| u.bucket == input.bucket && u.key == input.key)
+            .ok_or_else(|| s3_error!(NoSuchUpload))?;
+        self.commit(Command::AbortUpload { id: input.upload_id }).await?;
+        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+    }
+
+    /// Removes an upload's parts directory (after completion or abort).
+    pub(crate) async fn drop_upload_parts(&self, upload_id: &str) -> std::io::Result<()> {
+        let dir = self.blobs.upload_dir(upload_id)?;
+        match tokio::fs::remove_dir_all(&dir).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => sync_dir(&self.blobs.parts_root()).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_copy_range;
+
+    #[test]
+    fn copy_ranges_are_inclusive_and_bounded() {
+        assert_eq!(parse_copy_range("bytes=0-9", 100).ok(), Some(0..10));
+        assert!(parse_copy_range("bytes=5-100", 100).is_err());
+        assert!(parse_copy_range("bytes=9-3", 100).is_err());
+        assert!(parse_copy_range("0-9", 100).is_err());
+    }
+}

@@ -1,0 +1,401 @@
+//! Object operations: PUT, GET, HEAD, DELETE, batch delete and copy.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use meridian_raft::command::WriteCondition;
+use meridian_raft::model::{ContentHeaders, ObjectMeta};
+use meridian_raft::{Command, CommandOutcome};
+use s3s::dto::{
+    CopyObjectInput, CopyObjectOutput, CopyObjectResult, CopySource, DeleteObjectInput, DeleteObjectOutput,
+    DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, ETag, ETagCondition, GetObjectInput, GetObjectOutput,
+    HeadObjectInput, HeadObjectOutput, PutObjectInput, PutObjectOutput, StreamingBlob,
+};
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::blob::{BlobStore, new_id};
+use crate::conditions::Preconditions;
+use crate::convert::{HeaderFields, checksum_dto, parse_tagging_header, timestamp, user_metadata};
+use crate::error;
+use crate::gateway::{Gateway, now_millis};
+use crate::ingest::{Declared, ingest};
+
+/// S3's limit on key length, in bytes of UTF-8.
+const MAX_KEY_BYTES: usize = 1024;
+/// Bodies up to this size are read in one go and sent as one buffer.
+const SMALL_BODY: u64 = 1 << 20;
+
+/// Refuses keys S3 would refuse.
+pub(crate) fn check_key(key: &str) -> S3Result<()> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(s3_error!(KeyTooLongError, "Your key is too long (at most {MAX_KEY_BYTES} bytes)."));
+    }
+    if key.is_empty() {
+        return Err(s3_error!(InvalidArgument, "the object key must not be empty"));
+    }
+    Ok(())
+}
+
+/// The write condition of `If-None-Match: *` / `If-Match: "etag"` on a PUT.
+fn write_condition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<WriteCondition> {
+    match (if_match, if_none_match) {
+        (None, None) => Ok(WriteCondition::None),
+        (None, Some(ETagCondition::Any)) => Ok(WriteCondition::Absent),
+        (Some(ETagCondition::ETag(etag)), None) => Ok(WriteCondition::ETagIs(etag.value().to_owned())),
+        _ => Err(s3_error!(NotImplemented, "only If-None-Match: * and If-Match: <etag> are supported on writes")),
+    }
+}
+
+/// The fields GET and HEAD share, from a stored version.
+struct Described {
+    e_tag: ETag,
+    headers: ContentHeaders,
+}
+
+impl Gateway {
+    /// Commits a version whose blob this node just wrote. On a definite refusal the blob is
+    /// deleted at once; when the outcome is unknown (timeout, lost leader) it is left for the
+    /// orphan sweep, because the entry may still commit.
+    pub(crate) async fn commit_new_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+        condition: WriteCondition,
+        completes_upload: Option<String>,
+    ) -> S3Result<()> {
+        let blob = meta.blob.clone();
+        let command =
+            Command::PutObject { bucket: bucket.to_owned(), key: key.to_owned(), meta, condition, completes_upload };
+        match self.meta.propose(command).await {
+            Ok(CommandOutcome::Rejected(rejection)) => {
+                if let Err(e) = self.blobs.remove(&blob).await {
+                    tracing::warn!(%blob, error = %e, "could not remove the blob of a refused write");
+                }
+                Err(error::rejected(rejection))
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(error::propose(e)),
+        }
+    }
+
+    /// A new version's metadata, held by this node from now.
+    pub(crate) fn new_version(&self, blob: String, size: u64, etag: String, headers: ContentHeaders) -> ObjectMeta {
+        let now = now_millis();
+        ObjectMeta {
+            blob,
+            size,
+            etag,
+            last_modified: now,
+            headers,
+            tags: Vec::new(),
+            checksums: Default::default(),
+            parts: Vec::new(),
+            holders: BTreeMap::from([(self.meta.node_id(), now)]),
+        }
+    }
+
+    pub(crate) async fn put_object_op(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        let input = req.input;
+        check_key(&input.key)?;
+        self.bucket(&input.bucket).await?;
+        let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+        let tags = input.tagging.as_deref().map(parse_tagging_header).transpose()?.unwrap_or_default();
+        let declared = Declared {
+            content_md5: input.content_md5,
+            checksums: meridian_raft::model::Checksums {
+                crc32: input.checksum_crc32,
+                crc32c: input.checksum_crc32c,
+                sha1: input.checksum_sha1,
+                sha256: input.checksum_sha256,
+                crc64nvme: input.checksum_crc64nvme,
+            },
+            algorithm: input.checksum_algorithm.map(|a| a.as_str().to_owned()),
+            length: input.content_length,
+        };
+        let headers = HeaderFields {
+            content_type: input.content_type.map(|c| c.to_string()),
+            content_disposition: input.content_disposition,
+            content_encoding: input.content_encoding,
+            content_language: input.content_language,
+            cache_control: input.cache_control,
+            expires: input.expires,
+            metadata: input.metadata,
+        }
+        .into_stored();
+
+        let ingested = ingest(&*self.blobs, input.body, declared, req.trailing_headers).await?;
+        let etag = ingested.etag();
+        let blob = new_id();
+        let (size, checksums) = (ingested.size, ingested.checksums.clone());
+        self.blobs.commit(ingested.writer, &blob).await.map_err(error::internal)?;
+
+        let mut meta = self.new_version(blob, size, etag.clone(), headers);
+        meta.tags = tags;
+        meta.checksums = checksums.clone();
+        self.commit_new_version(&input.bucket, &input.key, meta, condition, None).await?;
+        tracing::debug!(bucket = %input.bucket, key = %input.key, size, "object stored");
+        let sums = checksum_dto(&checksums);
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(ETag::Strong(etag)),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            size: i64::try_from(size).ok(),
+            ..Default::default()
+        }))
+    }
+
+    fn describe(object: &ObjectMeta) -> Described {
+        Described { e_tag: ETag::Strong(object.etag.clone()), headers: object.headers.clone() }
+    }
+
+    /// The byte range a GET asks for: a Range header, or one part of a multipart object.
+    fn requested_range(input: &GetObjectInput, object: &ObjectMeta) -> S3Result<Option<std::ops::Range<u64>>> {
+        if let Some(part_number) = input.part_number {
+            if object.parts.is_empty() {
+                return if part_number == 1 {
+                    Ok(None)
+                } else {
+                    Err(s3_error!(InvalidArgument, "no such part number"))
+                };
+            }
+            let mut start = 0u64;
+            for part in &object.parts {
+                if part.number == part_number {
+                    return Ok(Some(start..start + part.size));
+                }
+                start += part.size;
+            }
+            return Err(s3_error!(InvalidArgument, "no such part number"));
+        }
+        match &input.range {
+            None => Ok(None),
+            Some(range) => range
+                .check(object.size)
+                .map(Some)
+                .map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable")),
+        }
+    }
+
+    pub(crate) async fn get_object_op(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        let input = &req.input;
+        let mut object = self.object(&input.bucket, &input.key).await?;
+        Preconditions {
+            if_match: input.if_match.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            if_modified_since: input.if_modified_since.as_ref(),
+            if_unmodified_since: input.if_unmodified_since.as_ref(),
+        }
+        .check_read(&object)?;
+        let range = Self::requested_range(input, &object)?;
+
+        // An overwrite may free the blob between the lookup and the open: look again once.
+        let mut file = self.blobs.open(&object.blob).await.map_err(error::internal)?;
+        if file.is_none() {
+            object = self.object(&input.bucket, &input.key).await?;
+            file = self.blobs.open(&object.blob).await.map_err(error::internal)?;
+        }
+        let Some(mut file) = file else {
+            tracing::error!(bucket = %input.bucket, key = %input.key, blob = %object.blob, "blob missing on this node");
+            return Err(s3_error!(ServiceUnavailable, "the object's bytes are not available on this node yet"));
+        };
+
+        let (start, len) = match &range {
+            Some(r) => (r.start, r.end - r.start),
+            None => (0, object.size),
+        };
+        if start > 0 {
+            file.seek(std::io::SeekFrom::Start(start)).await.map_err(error::internal)?;
+        }
+        let body = if len <= SMALL_BODY {
+            let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            (&mut file).take(len).read_to_end(&mut buf).await.map_err(error::internal)?;
+            StreamingBlob::from(s3s::Body::from(Bytes::from(buf)))
+        } else {
+            StreamingBlob::wrap(tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024))
+        };
+
+        let whole = range.is_none();
+        let checksum_wanted = input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == "ENABLED");
+        let sums = if whole && checksum_wanted { checksum_dto(&object.checksums) } else { Default::default() };
+        let Described { e_tag, headers } = Self::describe(&object);
+        let content_range =
+            range.as_ref().map(|r| format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), object.size));
+        Ok(S3Response::new(GetObjectOutput {
+            body: Some(body),
+            content_length: i64::try_from(len).ok(),
+            content_range,
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(e_tag),
+            last_modified: Some(timestamp(object.last_modified)),
+            metadata: user_metadata(&headers),
+            content_type: headers.content_type.as_deref().and_then(|c| c.parse().ok()),
+            content_disposition: headers.content_disposition,
+            content_encoding: headers.content_encoding,
+            content_language: headers.content_language,
+            cache_control: headers.cache_control,
+            expires: headers.expires.map(timestamp),
+            tag_count: i32::try_from(object.tags.len()).ok().filter(|n| *n > 0),
+            parts_count: i32::try_from(object.parts.len()).ok().filter(|n| *n > 0),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn head_object_op(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let input = &req.input;
+        let object = self.object(&input.bucket, &input.key).await?;
+        Preconditions {
+            if_match: input.if_match.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            if_modified_since: input.if_modified_since.as_ref(),
+            if_unmodified_since: input.if_unmodified_since.as_ref(),
+        }
+        .check_read(&object)?;
+        let checksum_wanted = input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == "ENABLED");
+        let sums = if checksum_wanted { checksum_dto(&object.checksums) } else { Default::default() };
+        let Described { e_tag, headers } = Self::describe(&object);
+        Ok(S3Response::new(HeadObjectOutput {
+            content_length: i64::try_from(object.size).ok(),
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(e_tag),
+            last_modified: Some(timestamp(object.last_modified)),
+            metadata: user_metadata(&headers),
+            content_type: headers.content_type.as_deref().and_then(|c| c.parse().ok()),
+            content_disposition: headers.content_disposition,
+            content_encoding: headers.content_encoding,
+            content_language: headers.content_language,
+            cache_control: headers.cache_control,
+            expires: headers.expires.map(timestamp),
+            parts_count: i32::try_from(object.parts.len()).ok().filter(|n| *n > 0),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn delete_object_op(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let input = req.input;
+        self.bucket(&input.bucket).await?;
+        self.commit(Command::DeleteObjects { bucket: input.bucket, keys: vec![input.key] }).await?;
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    pub(crate) async fn delete_objects_op(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let input = req.input;
+        self.bucket(&input.bucket).await?;
+        let keys: Vec<String> = input.delete.objects.into_iter().map(|o| o.key).collect();
+        if keys.len() > 1000 {
+            return Err(s3_error!(MalformedXML, "at most 1000 keys can be deleted in one request"));
+        }
+        for key in &keys {
+            check_key(key)?;
+        }
+        self.commit(Command::DeleteObjects { bucket: input.bucket, keys: keys.clone() }).await?;
+        // S3 reports every requested key as deleted, existing or not; quiet mode reports none.
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let deleted = if quiet {
+            Vec::new()
+        } else {
+            keys.into_iter().map(|key| DeletedObject { key: Some(key), ..Default::default() }).collect()
+        };
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: Some(Vec::new()),
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn copy_object_op(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let input = req.input;
+        check_key(&input.key)?;
+        let CopySource::Bucket { bucket: src_bucket, key: src_key, .. } = &input.copy_source else {
+            return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
+        };
+        let source = self.object(src_bucket, src_key).await?;
+        Preconditions {
+            if_match: input.copy_source_if_match.as_ref(),
+            if_none_match: input.copy_source_if_none_match.as_ref(),
+            if_modified_since: input.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+        }
+        .check_copy_source(&source)?;
+        self.bucket(&input.bucket).await?;
+
+        let replace_metadata = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == "REPLACE");
+        let replace_tags = input.tagging_directive.as_ref().is_some_and(|d| d.as_str() == "REPLACE");
+        let same_place = **src_bucket == *input.bucket && **src_key == *input.key;
+        if same_place && !replace_metadata && !replace_tags {
+            return Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata."
+            ));
+        }
+        let headers = if replace_metadata {
+            HeaderFields {
+                content_type: input.content_type.map(|c| c.to_string()),
+                content_disposition: input.content_disposition,
+                content_encoding: input.content_encoding,
+                content_language: input.content_language,
+                cache_control: input.cache_control,
+                expires: input.expires,
+                metadata: input.metadata,
+            }
+            .into_stored()
+        } else {
+            source.headers.clone()
+        };
+        let tags = if replace_tags {
+            input.tagging.as_deref().map(parse_tagging_header).transpose()?.unwrap_or_default()
+        } else {
+            source.tags.clone()
+        };
+
+        let blob = new_id();
+        let local = self.blobs.duplicate(&source.blob, &blob).await;
+        if let Err(e) = local {
+            tracing::error!(blob = %source.blob, error = %e, "copy source blob not available on this node");
+            return Err(s3_error!(ServiceUnavailable, "the source object's bytes are not available on this node yet"));
+        }
+        let mut meta = self.new_version(blob, source.size, source.etag.clone(), headers);
+        meta.tags = tags;
+        meta.checksums = source.checksums.clone();
+        meta.parts = source.parts.clone();
+        let last_modified = meta.last_modified;
+        self.commit_new_version(&input.bucket, &input.key, meta, WriteCondition::None, None).await?;
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(ETag::Strong(source.etag)),
+                last_modified: Some(timestamp(last_modified)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+}

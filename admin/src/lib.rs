@@ -15,12 +15,15 @@ use serde::Serialize;
 pub struct WebState {
     meta: MetaStore,
     region: String,
+    /// An access key that must be in the store before the node reports ready (the dev key of
+    /// `cluster.toml`), so clients started on "ready" can sign requests at once.
+    required_key: Option<String>,
 }
 
 impl WebState {
     /// State for the node of `region`.
-    pub fn new(meta: MetaStore, region: String) -> Self {
-        Self { meta, region }
+    pub fn new(meta: MetaStore, region: String, required_key: Option<String>) -> Self {
+        Self { meta, region, required_key }
     }
 }
 
@@ -40,12 +43,17 @@ struct Health {
     applied_index: u64,
 }
 
-/// 200 once the node knows a leader and has applied a membership that includes it; 503 before.
+/// 200 once the node knows a leader, has applied a membership that includes it, and has the
+/// required access key; 503 before.
 async fn healthz(State(state): State<WebState>) -> impl IntoResponse {
     let metrics = state.meta.raft().metrics().borrow().clone();
     let node_id = state.meta.node_id();
     let member = metrics.membership_config.membership().get_node(&node_id).is_some();
-    let ready = metrics.current_leader.is_some() && member;
+    let key_ready = match &state.required_key {
+        Some(id) => matches!(state.meta.access_key(id), Ok(Some(_))),
+        None => true,
+    };
+    let ready = metrics.current_leader.is_some() && member && key_ready;
     let health = Health {
         region: state.region.clone(),
         node_id,

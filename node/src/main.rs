@@ -51,12 +51,16 @@ enum KeyCommand {
     },
 }
 
+/// Logging when `RUST_LOG` is not set. s3s logs every client error (a 404 included) at error
+/// level, which would drown real problems; the gateway logs its own failures itself.
+const DEFAULT_LOG_FILTER: &str = "info,openraft=warn,sled=warn,s3s=off";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -40,7 +40,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     .await
     .context("cannot open the metadata store")?;
     let blobs = Arc::new(DiskBlobs::open(&data_dir).context("cannot open the blob store")?);
-    let gateway = Gateway::new(meta.clone(), blobs, region.name.clone());
+    let gateway = Gateway::new(meta.clone(), blobs.clone(), region.name.clone());
 
     // Bind everything before initializing, so peers can reach us as soon as Raft starts.
     let s3 = listeners::bind("s3", &region.s3).await?;
@@ -52,13 +52,17 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     tasks.spawn(listeners::serve_axum(
         "internal",
         internal,
-        listeners::internal::router(meta.clone(), signer),
+        listeners::internal::router(meta.clone(), blobs, signer),
         shutdown.clone(),
     ));
     tasks.spawn(listeners::serve_axum(
         "web",
         web,
-        meridian_admin::router(meridian_admin::WebState::new(meta.clone(), region.name.clone())),
+        meridian_admin::router(meridian_admin::WebState::new(
+            meta.clone(),
+            region.name.clone(),
+            Some(config.dev_key.access_key_id.clone()),
+        )),
         shutdown.clone(),
     ));
     tasks.spawn(workers::work_queue(gateway.clone(), shutdown.clone()));

@@ -31,6 +31,9 @@ pub const PROPOSE_PATH: &str = "/internal/v1/propose";
 /// Path where the leader answers read-index requests.
 pub const READ_INDEX_PATH: &str = "/internal/v1/read-index";
 
+/// Path prefix where a node serves the blobs it holds (`{BLOB_PATH}/{id}`, GET, optional Range).
+pub const BLOB_PATH: &str = "/internal/v1/blobs";
+
 /// Encodes an RPC body or reply.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, crate::StoreError> {
     codec::encode(value)
@@ -93,6 +96,31 @@ impl PeerClient {
             return Err(CallError::Failed(format!("{status}: {}", String::from_utf8_lossy(&bytes))));
         }
         decode(&bytes).map_err(|e| CallError::Failed(e.to_string()))
+    }
+
+    /// Streams a blob (or a byte range of it) from the node at `addr`.
+    pub async fn fetch_blob(
+        &self,
+        addr: &str,
+        blob: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<impl futures::Stream<Item = Result<bytes::Bytes, CallError>> + Send + 'static, CallError> {
+        use futures::TryStreamExt as _;
+        let path = format!("{BLOB_PATH}/{blob}");
+        let mut builder = self.http.get(format!("http://{addr}{path}"));
+        for (name, value) in self.signer.headers("GET", &path, b"") {
+            builder = builder.header(name, value);
+        }
+        if let Some(range) = range.filter(|r| r.end > r.start) {
+            builder = builder.header("range", format!("bytes={}-{}", range.start, range.end - 1));
+        }
+        let response = builder.send().await.map_err(|e| {
+            if e.is_connect() || e.is_timeout() { CallError::Unreachable(e) } else { CallError::Failed(e.to_string()) }
+        })?;
+        if !response.status().is_success() {
+            return Err(CallError::Failed(format!("blob {blob} from {addr}: {}", response.status())));
+        }
+        Ok(response.bytes_stream().map_err(|e| CallError::Failed(e.to_string())))
     }
 }
 

@@ -320,6 +320,16 @@ impl MetaStore {
         self.inner.work.clone()
     }
 
+    /// The membership record of a node, if it is a member.
+    pub fn member(&self, id: NodeId) -> Option<RegionNode> {
+        self.inner.raft.metrics().borrow().membership_config.membership().get_node(&id).cloned()
+    }
+
+    /// Signed calls to other nodes.
+    pub fn peers(&self) -> &PeerClient {
+        &self.inner.peers
+    }
+
     /// The index applied locally.
     pub fn applied_index(&self) -> u64 {
         *self.inner.applied.borrow()

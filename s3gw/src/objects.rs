@@ -152,6 +152,26 @@ impl Gateway {
         }))
     }
 
+    /// Streams a byte range of an object's blob from the first holder that answers.
+    pub(crate) async fn stream_from_holder(
+        &self,
+        object: &ObjectMeta,
+        range: std::ops::Range<u64>,
+    ) -> S3Result<StreamingBlob> {
+        let me = self.meta.node_id();
+        for holder in object.holders.keys().filter(|h| **h != me) {
+            let Some(node) = self.meta.member(*holder) else { continue };
+            match self.meta.peers().fetch_blob(&node.internal, &object.blob, Some(range.clone())).await {
+                Ok(stream) => {
+                    tracing::debug!(blob = %object.blob, holder, "streaming from a holder");
+                    return Ok(StreamingBlob::wrap(stream));
+                }
+                Err(e) => tracing::warn!(blob = %object.blob, holder, error = %e, "holder could not serve the blob"),
+            }
+        }
+        Err(s3_error!(ServiceUnavailable, "no node holding this object's bytes is reachable right now"))
+    }
+
     fn describe(object: &ObjectMeta) -> Described {
         Described { e_tag: ETag::Strong(object.etag.clone()), headers: object.headers.clone() }
     }
@@ -196,30 +216,31 @@ impl Gateway {
         .check_read(&object)?;
         let range = Self::requested_range(input, &object)?;
 
+        let (start, len) = match &range {
+            Some(r) => (r.start, r.end - r.start),
+            None => (0, object.size),
+        };
         // An overwrite may free the blob between the lookup and the open: look again once.
         let mut file = self.blobs.open(&object.blob).await.map_err(error::internal)?;
         if file.is_none() {
             object = self.object(&input.bucket, &input.key).await?;
             file = self.blobs.open(&object.blob).await.map_err(error::internal)?;
         }
-        let Some(mut file) = file else {
-            tracing::error!(bucket = %input.bucket, key = %input.key, blob = %object.blob, "blob missing on this node");
-            return Err(s3_error!(ServiceUnavailable, "the object's bytes are not available on this node yet"));
-        };
-
-        let (start, len) = match &range {
-            Some(r) => (r.start, r.end - r.start),
-            None => (0, object.size),
-        };
-        if start > 0 {
-            file.seek(std::io::SeekFrom::Start(start)).await.map_err(error::internal)?;
-        }
-        let body = if len <= SMALL_BODY {
-            let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-            (&mut file).take(len).read_to_end(&mut buf).await.map_err(error::internal)?;
-            StreamingBlob::from(s3s::Body::from(Bytes::from(buf)))
-        } else {
-            StreamingBlob::wrap(tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024))
+        let body = match file {
+            Some(mut file) => {
+                if start > 0 {
+                    file.seek(std::io::SeekFrom::Start(start)).await.map_err(error::internal)?;
+                }
+                if len <= SMALL_BODY {
+                    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+                    (&mut file).take(len).read_to_end(&mut buf).await.map_err(error::internal)?;
+                    StreamingBlob::from(s3s::Body::from(Bytes::from(buf)))
+                } else {
+                    StreamingBlob::wrap(tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024))
+                }
+            }
+            // Known here but not held yet: stream it from a node that holds it.
+            None => self.stream_from_holder(&object, start..start + len).await?,
         };
 
         let whole = range.is_none();

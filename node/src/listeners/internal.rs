@@ -6,17 +6,21 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::Path;
 use axum::extract::{Request, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use meridian_raft::model::AccessKey;
-use meridian_raft::network::{self, APPEND_PATH, PROPOSE_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH};
+use meridian_raft::network::{self, APPEND_PATH, BLOB_PATH, PROPOSE_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH};
 use meridian_raft::signing::{RequestSigner, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use meridian_raft::{Command, MetaStore};
+use meridian_s3gw::blob::{BlobStore, DiskBlobs};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
 /// Path where `meridian key create` sends a new key.
 pub(crate) const KEYS_PATH: &str = "/internal/v1/keys";
@@ -27,12 +31,13 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 #[derive(Clone)]
 struct Internal {
     meta: MetaStore,
+    blobs: Arc<DiskBlobs>,
     signer: Arc<RequestSigner>,
 }
 
 /// The internal router.
-pub(crate) fn router(meta: MetaStore, signer: Arc<RequestSigner>) -> Router {
-    let state = Internal { meta, signer };
+pub(crate) fn router(meta: MetaStore, blobs: Arc<DiskBlobs>, signer: Arc<RequestSigner>) -> Router {
+    let state = Internal { meta, blobs, signer };
     Router::new()
         .route(APPEND_PATH, post(append))
         .route(VOTE_PATH, post(vote))
@@ -40,6 +45,7 @@ pub(crate) fn router(meta: MetaStore, signer: Arc<RequestSigner>) -> Router {
         .route(PROPOSE_PATH, post(propose))
         .route(READ_INDEX_PATH, post(read_index))
         .route(KEYS_PATH, post(create_key))
+        .route(&format!("{BLOB_PATH}/{{id}}"), get(serve_blob))
         .layer(middleware::from_fn_with_state(state.clone(), verify_signature))
         .with_state(state)
 }
@@ -118,4 +124,37 @@ async fn create_key(State(state): State<Internal>, body: Bytes) -> Response {
         }
         Err(response) => response,
     }
+}
+
+/// Parses `bytes=first-last` (inclusive) into a half-open range.
+fn parse_range(headers: &HeaderMap) -> Option<(u64, u64)> {
+    let value = headers.get("range")?.to_str().ok()?;
+    let (first, last) = value.strip_prefix("bytes=")?.split_once('-')?;
+    let (first, last) = (first.parse::<u64>().ok()?, last.parse::<u64>().ok()?);
+    (first <= last).then_some((first, last + 1))
+}
+
+/// Streams a blob this node holds to another node (reads of objects not held there yet,
+/// replication).
+async fn serve_blob(State(state): State<Internal>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let file = match state.blobs.open(&id).await {
+        Ok(Some(file)) => file,
+        Ok(None) => return (StatusCode::NOT_FOUND, "blob not held here").into_response(),
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let size = match file.metadata().await {
+        Ok(m) => m.len(),
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
+    let (start, end) = parse_range(&headers).map_or((0, size), |(s, e)| (s, e.min(size)));
+    if start > end {
+        return (StatusCode::RANGE_NOT_SATISFIABLE, "range outside the blob").into_response();
+    }
+    let mut file = file;
+    if let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await {
+        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+    }
+    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(end - start), 256 * 1024);
+    let status = if (start, end) == (0, size) { StatusCode::OK } else { StatusCode::PARTIAL_CONTENT };
+    (status, [("content-length", (end - start).to_string())], Body::from_stream(stream)).into_response()
 }

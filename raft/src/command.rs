@@ -9,6 +9,9 @@ use crate::types::NodeId;
 /// bucket exist, is it empty, does the ETag match) is taken while applying, so it is the same
 /// on every replica and free of races between nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// A command is built once and moved into the log; boxing the large variant would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Create a bucket.
     CreateBucket(Bucket),

@@ -52,6 +52,8 @@ impl LogStore {
         Ok(Self { db: db.clone(), entries: db.open_tree("raft_log")?, meta: db.open_tree("raft_meta")?, flusher })
     }
 
+    // StorageError is openraft's type and its size is not ours to choose.
+    #[allow(clippy::result_large_err)]
     fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError<NodeId>> {
         match self.meta.get(key).map_err(read_error)? {
             Some(bytes) => decode(&bytes).map(Some).map_err(read_error),
@@ -59,6 +61,7 @@ impl LogStore {
         }
     }
 
+    #[allow(clippy::result_large_err)]
     fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError<NodeId>> {
         self.meta.insert(key, encode(value).map_err(write_error)?).map_err(write_error)?;
         Ok(())

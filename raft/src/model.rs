@@ -74,8 +74,12 @@ pub struct PartSummary {
 /// One version of an object: what it is, and which nodes hold its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectMeta {
-    /// The blob holding the bytes.
+    /// The blob holding the bytes; empty when the bytes are inline.
     pub blob: BlobId,
+    /// The bytes themselves, for small objects: they travel in the Raft log entry, so a small
+    /// PUT costs one (group-committed) log flush instead of a blob file, a directory sync and a
+    /// log flush, and every node holds them as soon as it applies the entry.
+    pub inline: Option<Vec<u8>>,
     /// Size in bytes.
     pub size: u64,
     /// ETag without quotes: hex MD5, or `md5-of-part-md5s-N` for multipart objects.

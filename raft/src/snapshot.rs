@@ -52,7 +52,7 @@ impl SnapshotFiles {
         let mut out = BufWriter::new(std::fs::File::create(&tmp)?);
         out.write_all(MAGIC)?;
         let mut records = 0u64;
-        for item in tables.tree.iter() {
+        for item in &tables.tree {
             let (key, value) = item?;
             if key.starts_with(tables::WORK) {
                 continue;
@@ -64,7 +64,7 @@ impl SnapshotFiles {
             }
             records += 1;
         }
-        let file = out.into_inner().map_err(|e| e.into_error())?;
+        let file = out.into_inner().map_err(std::io::IntoInnerError::into_error)?;
         file.sync_all()?;
         publish(&tmp, &self.dir.join(DATA))?;
         self.write_meta(&meta)?;
@@ -116,7 +116,7 @@ impl SnapshotFiles {
             return Err(StoreError::Codec("not a Meridian snapshot".into()));
         }
         let mut batch = sled::Batch::default();
-        for item in tables.tree.iter() {
+        for item in &tables.tree {
             let (key, _) = item?;
             if !key.starts_with(tables::WORK) {
                 batch.remove(key);

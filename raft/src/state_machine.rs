@@ -64,7 +64,7 @@ impl Changes<'_> {
     fn remove_object(&mut self, bucket: &str, key: &str, keep_blob: Option<&str>) -> Result<bool, StoreError> {
         let Some(old) = self.tables.object(bucket, key)? else { return Ok(false) };
         self.batch.remove(record_key(tables::OBJECT, &[bucket, key]));
-        if keep_blob != Some(old.blob.as_str()) {
+        if old.inline.is_none() && keep_blob != Some(old.blob.as_str()) {
             self.batch.remove(record_key(tables::BLOB, &[&old.blob]));
             if old.holders.contains_key(&self.node) {
                 self.owe(&WorkItem::DropBlob { blob: old.blob })?;
@@ -118,7 +118,9 @@ impl Changes<'_> {
                 }
                 self.remove_object(bucket, key, Some(&meta.blob))?;
                 self.put(record_key(tables::OBJECT, &[bucket, key]), meta)?;
-                self.put(record_key(tables::BLOB, &[&meta.blob]), &format!("{bucket}/{key}"))?;
+                if meta.inline.is_none() {
+                    self.put(record_key(tables::BLOB, &[&meta.blob]), &format!("{bucket}/{key}"))?;
+                }
                 Done
             }
             Command::DeleteObjects { bucket, keys } => {

@@ -25,7 +25,7 @@ impl Gateway {
         let bucket = Bucket { name: name.clone(), created: now_millis(), region: self.region.clone() };
         self.commit(Command::CreateBucket(bucket)).await?;
         tracing::info!(bucket = %name, "bucket created");
-        Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")), ..Default::default() }))
+        Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
     }
 
     pub(crate) async fn delete_bucket_op(

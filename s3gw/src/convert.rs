@@ -66,7 +66,7 @@ pub(crate) fn parse_tagging_header(header: &str) -> S3Result<Vec<(String, String
         let spaced = s.replace('+', " ");
         percent_encoding::percent_decode_str(&spaced)
             .decode_utf8()
-            .map(|c| c.into_owned())
+            .map(std::borrow::Cow::into_owned)
             .map_err(|_| s3_error!(InvalidTag, "tag is not valid UTF-8"))
     };
     let mut tags = Vec::new();

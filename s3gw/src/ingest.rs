@@ -30,10 +30,35 @@ pub(crate) struct Declared {
     pub(crate) length: Option<i64>,
 }
 
-/// A body received into a temp blob and verified.
+/// Bodies up to this size are kept in memory and stored inline in the metadata entry.
+pub(crate) const INLINE_MAX: usize = 16 * 1024;
+
+/// Where a received body is.
+pub(crate) enum Received {
+    /// Small: in memory, to be stored inline.
+    Inline(Vec<u8>),
+    /// Large: in a temp blob, ready to commit.
+    Spilled(BlobWriter),
+}
+
+impl Received {
+    /// The body as a temp blob (writing a small one out), for callers that need a file.
+    pub(crate) async fn into_writer(self, blobs: &dyn BlobStore) -> std::io::Result<BlobWriter> {
+        match self {
+            Received::Spilled(writer) => Ok(writer),
+            Received::Inline(bytes) => {
+                let mut writer = blobs.create().await?;
+                writer.write(&bytes).await?;
+                Ok(writer)
+            }
+        }
+    }
+}
+
+/// A body received and verified.
 pub(crate) struct Ingested {
-    /// The temp blob, ready to commit.
-    pub(crate) writer: BlobWriter,
+    /// The bytes.
+    pub(crate) received: Received,
     /// Bytes received.
     pub(crate) size: u64,
     /// Raw MD5 of the bytes.
@@ -96,7 +121,8 @@ pub(crate) async fn ingest(
     declared: Declared,
     trailers: Option<TrailingHeaders>,
 ) -> S3Result<Ingested> {
-    let mut writer = blobs.create().await.map_err(internal)?;
+    let mut buffer = Vec::new();
+    let mut writer: Option<BlobWriter> = None;
     let mut md5 = Md5::new();
     let mut hasher = hasher_for(&declared)?;
     let mut size = 0u64;
@@ -108,7 +134,18 @@ pub(crate) async fn ingest(
             })?;
             md5.update(&chunk);
             hasher.update(&chunk);
-            writer.write(&chunk).await.map_err(internal)?;
+            match writer.as_mut() {
+                Some(writer) => writer.write(&chunk).await.map_err(internal)?,
+                None if buffer.len() + chunk.len() <= INLINE_MAX => buffer.extend_from_slice(&chunk),
+                None => {
+                    // Too big to inline: move what we have to a temp blob and stream on.
+                    let mut spilled = blobs.create().await.map_err(internal)?;
+                    spilled.write(&buffer).await.map_err(internal)?;
+                    spilled.write(&chunk).await.map_err(internal)?;
+                    buffer = Vec::new();
+                    writer = Some(spilled);
+                }
+            }
             size += chunk.len() as u64;
         }
     }
@@ -163,7 +200,11 @@ pub(crate) async fn ingest(
         sha256: computed.checksum_sha256,
         crc64nvme: computed.checksum_crc64nvme,
     };
-    Ok(Ingested { writer, size, md5, checksums })
+    let received = match writer {
+        Some(writer) => Received::Spilled(writer),
+        None => Received::Inline(buffer),
+    };
+    Ok(Ingested { received, size, md5, checksums })
 }
 
 /// Values from `b` fill the gaps of `a`.

@@ -115,7 +115,8 @@ impl Gateway {
             last_modified: now_millis(),
             checksums: ingested.checksums.clone(),
         };
-        self.blobs.commit_to(ingested.writer, &data_path(dir, number)).await.map_err(error::internal)?;
+        let writer = ingested.received.into_writer(&*self.blobs).await.map_err(error::internal)?;
+        self.blobs.commit_to(writer, &data_path(dir, number)).await.map_err(error::internal)?;
         let bytes = serde_json::to_vec(&record).map_err(error::internal)?;
         let mut writer = self.blobs.create().await.map_err(error::internal)?;
         writer.write(&bytes).await.map_err(error::internal)?;
@@ -138,7 +139,7 @@ impl Gateway {
             initiated: now_millis(),
             node: self.meta.node_id(),
             headers: HeaderFields {
-                content_type: input.content_type.map(|c| c.to_string()),
+                content_type: input.content_type,
                 content_disposition: input.content_disposition,
                 content_encoding: input.content_encoding,
                 content_language: input.content_language,
@@ -216,12 +217,19 @@ impl Gateway {
             Some(range) => parse_copy_range(range, source.size)?,
             None => 0..source.size,
         };
-        let Some(mut file) = self.blobs.open(&source.blob).await.map_err(error::internal)? else {
-            return Err(s3_error!(ServiceUnavailable, "the source object's bytes are not available on this node yet"));
+        let body = if let Some(inline) = &source.inline {
+            let slice = inline.get(range.start as usize..range.end as usize).unwrap_or_default();
+            StreamingBlob::from(s3s::Body::from(bytes::Bytes::copy_from_slice(slice)))
+        } else {
+            match self.blobs.open(&source.blob).await.map_err(error::internal)? {
+                Some(mut file) => {
+                    file.seek(std::io::SeekFrom::Start(range.start)).await.map_err(error::internal)?;
+                    let reader = file.take(range.end - range.start);
+                    StreamingBlob::wrap(tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024))
+                }
+                None => self.stream_from_holder(&source, range.clone()).await?,
+            }
         };
-        file.seek(std::io::SeekFrom::Start(range.start)).await.map_err(error::internal)?;
-        let reader = file.take(range.end - range.start);
-        let body = StreamingBlob::wrap(tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024));
         let ingested = ingest(&*self.blobs, Some(body), Declared::default(), None).await?;
         let record = self.store_part(&dir, input.part_number, ingested).await?;
         Ok(S3Response::new(UploadPartCopyOutput {

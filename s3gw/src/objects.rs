@@ -19,7 +19,7 @@ use crate::conditions::Preconditions;
 use crate::convert::{HeaderFields, checksum_dto, parse_tagging_header, timestamp, user_metadata};
 use crate::error;
 use crate::gateway::{Gateway, now_millis};
-use crate::ingest::{Declared, ingest};
+use crate::ingest::{Declared, Received, ingest};
 
 /// S3's limit on key length, in bytes of UTF-8.
 const MAX_KEY_BYTES: usize = 1024;
@@ -73,6 +73,9 @@ impl Gateway {
             Command::PutObject { bucket: bucket.to_owned(), key: key.to_owned(), meta, condition, completes_upload };
         match self.meta.propose(command).await {
             Ok(CommandOutcome::Rejected(rejection)) => {
+                if blob.is_empty() {
+                    return Err(error::rejected(rejection));
+                }
                 if let Err(e) = self.blobs.remove(&blob).await {
                     tracing::warn!(%blob, error = %e, "could not remove the blob of a refused write");
                 }
@@ -88,6 +91,7 @@ impl Gateway {
         let now = now_millis();
         ObjectMeta {
             blob,
+            inline: None,
             size,
             etag,
             last_modified: now,
@@ -118,7 +122,7 @@ impl Gateway {
             length: input.content_length,
         };
         let headers = HeaderFields {
-            content_type: input.content_type.map(|c| c.to_string()),
+            content_type: input.content_type,
             content_disposition: input.content_disposition,
             content_encoding: input.content_encoding,
             content_language: input.content_language,
@@ -130,11 +134,19 @@ impl Gateway {
 
         let ingested = ingest(&*self.blobs, input.body, declared, req.trailing_headers).await?;
         let etag = ingested.etag();
-        let blob = new_id();
         let (size, checksums) = (ingested.size, ingested.checksums.clone());
-        self.blobs.commit(ingested.writer, &blob).await.map_err(error::internal)?;
-
-        let mut meta = self.new_version(blob, size, etag.clone(), headers);
+        let mut meta = match ingested.received {
+            Received::Inline(bytes) => {
+                let mut meta = self.new_version(String::new(), size, etag.clone(), headers);
+                meta.inline = Some(bytes);
+                meta
+            }
+            Received::Spilled(writer) => {
+                let blob = new_id();
+                self.blobs.commit(writer, &blob).await.map_err(error::internal)?;
+                self.new_version(blob, size, etag.clone(), headers)
+            }
+        };
         meta.tags = tags;
         meta.checksums = checksums.clone();
         self.commit_new_version(&input.bucket, &input.key, meta, condition, None).await?;
@@ -220,6 +232,10 @@ impl Gateway {
             Some(r) => (r.start, r.end - r.start),
             None => (0, object.size),
         };
+        if let Some(inline) = &object.inline {
+            let bytes = Bytes::copy_from_slice(inline.get(start as usize..(start + len) as usize).unwrap_or_default());
+            return Ok(self.get_output(input, &object, range, len, StreamingBlob::from(s3s::Body::from(bytes))));
+        }
         // An overwrite may free the blob between the lookup and the open: look again once.
         let mut file = self.blobs.open(&object.blob).await.map_err(error::internal)?;
         if file.is_none() {
@@ -243,13 +259,25 @@ impl Gateway {
             None => self.stream_from_holder(&object, start..start + len).await?,
         };
 
+        Ok(self.get_output(input, &object, range, len, body))
+    }
+
+    /// The GetObject response for a body of `len` bytes.
+    fn get_output(
+        &self,
+        input: &GetObjectInput,
+        object: &ObjectMeta,
+        range: Option<std::ops::Range<u64>>,
+        len: u64,
+        body: StreamingBlob,
+    ) -> S3Response<GetObjectOutput> {
         let whole = range.is_none();
         let checksum_wanted = input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == "ENABLED");
         let sums = if whole && checksum_wanted { checksum_dto(&object.checksums) } else { Default::default() };
-        let Described { e_tag, headers } = Self::describe(&object);
+        let Described { e_tag, headers } = Self::describe(object);
         let content_range =
             range.as_ref().map(|r| format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), object.size));
-        Ok(S3Response::new(GetObjectOutput {
+        S3Response::new(GetObjectOutput {
             body: Some(body),
             content_length: i64::try_from(len).ok(),
             content_range,
@@ -271,7 +299,7 @@ impl Gateway {
             checksum_sha256: sums.checksum_sha256,
             checksum_crc64nvme: sums.checksum_crc64nvme,
             ..Default::default()
-        }))
+        })
     }
 
     pub(crate) async fn head_object_op(
@@ -380,7 +408,7 @@ impl Gateway {
         }
         let headers = if replace_metadata {
             HeaderFields {
-                content_type: input.content_type.map(|c| c.to_string()),
+                content_type: input.content_type,
                 content_disposition: input.content_disposition,
                 content_encoding: input.content_encoding,
                 content_language: input.content_language,
@@ -398,13 +426,15 @@ impl Gateway {
             source.tags.clone()
         };
 
-        let blob = new_id();
-        let local = self.blobs.duplicate(&source.blob, &blob).await;
-        if let Err(e) = local {
+        let blob = if source.inline.is_some() { String::new() } else { new_id() };
+        if source.inline.is_none()
+            && let Err(e) = self.blobs.duplicate(&source.blob, &blob).await
+        {
             tracing::error!(blob = %source.blob, error = %e, "copy source blob not available on this node");
             return Err(s3_error!(ServiceUnavailable, "the source object's bytes are not available on this node yet"));
         }
         let mut meta = self.new_version(blob, source.size, source.etag.clone(), headers);
+        meta.inline.clone_from(&source.inline);
         meta.tags = tags;
         meta.checksums = source.checksums.clone();
         meta.parts = source.parts.clone();

@@ -68,6 +68,7 @@ async fn verify_signature(State(state): State<Internal>, request: Request, next:
 }
 
 /// Decodes a bincode body or answers 400.
+#[allow(clippy::result_large_err)] // the error IS the response, returned at once
 fn decode<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
     network::decode(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("bad request body: {e}")).into_response())
 }

@@ -1,1 +1,298 @@
-fn main() {}
+//! `meridian-bench`: measures one S3 endpoint on loopback with four fixed workloads
+//! (small-object PUT and GET at a fixed concurrency, large-object PUT and GET), bounded in
+//! count and time, and prints one JSON line and one human line per workload.
+//! `scripts/bench` runs it against Meridian and SeaweedFS and tabulates the medians.
+
+mod client;
+mod stats;
+mod workload;
+
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+use crate::workload::{Op, Outcome, Payload, PayloadSigning, Spec, Target};
+
+/// Command line of the bench.
+#[derive(Debug, Parser)]
+#[command(version, about = "S3 benchmark for one endpoint on loopback (4 KiB and 64 MiB PUT/GET).")]
+struct Args {
+    /// S3 endpoint; must be a loopback address, e.g. http://127.0.0.1:9001.
+    #[arg(long)]
+    endpoint: String,
+    /// Access key id.
+    #[arg(long)]
+    access_key: String,
+    /// Secret access key.
+    #[arg(long)]
+    secret_key: String,
+    /// Signing region.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Bucket to write to; created if missing.
+    #[arg(long, default_value = "meridian-bench")]
+    bucket: String,
+    /// Name of the system under test, copied into every output line.
+    #[arg(long, default_value = "s3")]
+    label: String,
+    /// Key prefix for this run's objects [default: bench-<unix time>-<pid>].
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Number of small objects written (then read back).
+    #[arg(long, default_value_t = 2000)]
+    small_count: usize,
+    /// Size of a small object in bytes.
+    #[arg(long, default_value_t = 4096)]
+    small_size: usize,
+    /// Small-object operations in flight at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Number of large objects written (then read back); 0 skips the large workloads.
+    #[arg(long, default_value_t = 4)]
+    large_count: usize,
+    /// Size of a large object in MiB (one PutObject with the whole body in memory).
+    #[arg(long, default_value_t = 64)]
+    large_size_mib: usize,
+    /// Large-object operations in flight at once.
+    #[arg(long, default_value_t = 1)]
+    large_concurrency: usize,
+    /// Time bound of each workload in seconds: no operation starts after it.
+    #[arg(long, default_value_t = 60)]
+    max_seconds: u64,
+    /// Bound on one operation in seconds; a slower one counts as an error.
+    #[arg(long, default_value_t = 60)]
+    op_timeout_seconds: u64,
+    /// PutObject payload signing: `unsigned` (UNSIGNED-PAYLOAD) or `signed` (SHA-256 of the body).
+    #[arg(long, value_enum, default_value_t = PayloadSigning::Unsigned)]
+    payload_signing: PayloadSigning,
+    /// Print one JSON object per workload on stdout (human lines then go to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Largest object size accepted, so a typo cannot ask for more memory than the machine has.
+const MAX_OBJECT_BYTES: usize = 1 << 30;
+/// Largest operation count accepted per workload.
+const MAX_COUNT: usize = 1_000_000;
+
+/// Parses the command line, runs the workloads and prints their results.
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    run(args).await
+}
+
+/// Runs the four workloads in order (small PUT, small GET, large PUT, large GET).
+async fn run(args: Args) -> anyhow::Result<()> {
+    let large_size = args
+        .large_size_mib
+        .checked_mul(1 << 20)
+        .filter(|&n| n <= MAX_OBJECT_BYTES)
+        .context("--large-size-mib is too large (at most 1024)")?;
+    if args.small_size == 0 || args.small_size > MAX_OBJECT_BYTES {
+        bail!("--small-size must be between 1 and {MAX_OBJECT_BYTES}");
+    }
+    if args.small_count > MAX_COUNT || args.large_count > MAX_COUNT {
+        bail!("counts are limited to {MAX_COUNT}");
+    }
+    if args.max_seconds == 0 || args.op_timeout_seconds == 0 {
+        bail!("--max-seconds and --op-timeout-seconds must be positive");
+    }
+    let endpoint = client::Endpoint {
+        url: args.endpoint.clone(),
+        access_key: args.access_key.clone(),
+        secret_key: args.secret_key.clone(),
+        region: args.region.clone(),
+        op_timeout: Duration::from_secs(args.op_timeout_seconds),
+    };
+    let s3 = client::build(&endpoint)?;
+    client::ensure_bucket(&s3, &args.bucket).await?;
+
+    // Large enough for one large object, and for small objects at many distinct offsets.
+    let small_room = args.small_size.saturating_mul(64).min(MAX_OBJECT_BYTES);
+    let payload_len = if args.large_count > 0 { large_size.max(small_room) } else { small_room };
+    let payload = Payload::new(payload_len);
+    let target = Target {
+        client: s3,
+        bucket: args.bucket.clone(),
+        prefix: args.prefix.clone().unwrap_or_else(default_prefix),
+        signing: args.payload_signing,
+        payload,
+    };
+    let max_time = Duration::from_secs(args.max_seconds);
+    let out = Output { json: args.json, label: &args.label };
+    let mut failed = false;
+
+    let small = (args.small_size, args.small_count, args.concurrency);
+    let large = (large_size, args.large_count, args.large_concurrency);
+    for (class, (size, count, concurrency)) in [("small", small), ("large", large)] {
+        if count == 0 {
+            continue;
+        }
+        let put = Spec::new(Op::Put, class, size, count, concurrency, max_time);
+        let written = workload::run(&target, class, put, (0..count).collect()).await;
+        out.print(&written)?;
+        failed |= written.succeeded.is_empty();
+        if written.succeeded.is_empty() {
+            continue;
+        }
+        let get = Spec::new(Op::Get, class, size, written.succeeded.len(), concurrency, max_time);
+        let mut indices = written.succeeded.clone();
+        indices.sort_unstable();
+        let read = workload::run(&target, class, get, indices).await;
+        out.print(&read)?;
+        failed |= read.succeeded.is_empty();
+    }
+    if failed {
+        bail!("a workload had no successful operation");
+    }
+    Ok(())
+}
+
+/// A key prefix unique to this process: `bench-<unix seconds>-<pid>`.
+fn default_prefix() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+    format!("bench-{secs}-{}", std::process::id())
+}
+
+/// Where and how results are printed.
+struct Output<'a> {
+    /// JSON lines on stdout, human lines on stderr.
+    json: bool,
+    /// System name copied into every line.
+    label: &'a str,
+}
+
+impl Output<'_> {
+    /// Prints the JSON line (if asked) and the human line of one workload.
+    fn print(&self, outcome: &Outcome) -> anyhow::Result<()> {
+        let human = human_line(self.label, outcome);
+        if self.json {
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{}", json_line(self.label, outcome))?;
+            stdout.flush()?;
+            eprintln!("{human}");
+        } else {
+            println!("{human}");
+        }
+        if let Some(error) = &outcome.first_error {
+            eprintln!("  first error ({} in all): {error}", outcome.errors);
+        }
+        Ok(())
+    }
+}
+
+/// The machine-readable line of one workload: a flat JSON object.
+fn json_line(label: &str, o: &Outcome) -> String {
+    let (p50, p99, max) = match o.latency() {
+        Some(l) => (stats::millis(l.p50), stats::millis(l.p99), stats::millis(l.max)),
+        None => (0.0, 0.0, 0.0),
+    };
+    format!(
+        concat!(
+            "{{\"system\":{},\"workload\":{},\"object_size\":{},\"concurrency\":{},",
+            "\"ops\":{},\"errors\":{},\"timed_out\":{},\"seconds\":{:.6},\"ops_per_sec\":{:.3},",
+            "\"mb_per_sec\":{:.3},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3}}}"
+        ),
+        json_string(label),
+        json_string(&o.spec.name),
+        o.spec.size,
+        o.spec.concurrency,
+        o.succeeded.len(),
+        o.errors,
+        o.timed_out,
+        o.wall.as_secs_f64(),
+        o.ops_per_sec(),
+        o.mb_per_sec(),
+        p50,
+        p99,
+        max,
+    )
+}
+
+/// The human-readable line of one workload.
+fn human_line(label: &str, o: &Outcome) -> String {
+    let size = if o.spec.size.is_multiple_of(1 << 20) {
+        format!("{} MiB", o.spec.size >> 20)
+    } else if o.spec.size.is_multiple_of(1024) {
+        format!("{} KiB", o.spec.size >> 10)
+    } else {
+        format!("{} B", o.spec.size)
+    };
+    let verb = match o.spec.op {
+        Op::Put => "PUT",
+        Op::Get => "GET",
+    };
+    let latency = o.latency().map_or_else(
+        || "no latency".to_owned(),
+        |l| format!("p50 {:.2} ms, p99 {:.2} ms", stats::millis(l.p50), stats::millis(l.p99)),
+    );
+    format!(
+        "{label:<18} {verb} {size:>7} x{:<6} c{:<3} {:>10.1} ops/s {:>9.1} MB/s  {latency}  errors {}{}",
+        o.succeeded.len(),
+        o.spec.concurrency,
+        o.ops_per_sec(),
+        o.mb_per_sec(),
+        o.errors,
+        if o.timed_out { "  (stopped by --max-seconds)" } else { "" },
+    )
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_string("seaweed"), "\"seaweed\"");
+        assert_eq!(json_string("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+    }
+
+    #[test]
+    fn json_line_has_every_field() {
+        let spec = Spec::new(Op::Put, "small", 4096, 2, 16, Duration::from_secs(1));
+        let outcome = Outcome {
+            spec,
+            succeeded: vec![0, 1],
+            latencies: vec![Duration::from_millis(2), Duration::from_millis(4)],
+            bytes: 8192,
+            errors: 0,
+            first_error: None,
+            wall: Duration::from_millis(500),
+            timed_out: false,
+        };
+        let line = json_line("meridian", &outcome);
+        for field in [
+            "\"system\":\"meridian\"",
+            "\"workload\":\"put_small\"",
+            "\"object_size\":4096",
+            "\"ops\":2",
+            "\"ops_per_sec\":4.000",
+            "\"p50_ms\":2.000",
+            "\"p99_ms\":4.000",
+        ] {
+            assert!(line.contains(field), "{field} missing in {line}");
+        }
+    }
+}

@@ -55,6 +55,9 @@ pub(crate) struct ClusterConfig {
     /// Storage settings.
     #[serde(default)]
     pub(crate) storage: StorageSection,
+    /// Replication settings.
+    #[serde(default)]
+    pub(crate) replication: ReplicationSection,
     /// Client-position settings (used by geo routing).
     #[serde(default)]
     pub(crate) geo: GeoSection,
@@ -129,6 +132,22 @@ pub(crate) struct StorageSection {
 impl Default for StorageSection {
     fn default() -> Self {
         Self { multipart_max_age_secs: 24 * 3600 }
+    }
+}
+
+/// `[replication]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ReplicationSection {
+    /// How many blobs a node pulls at once.
+    pub(crate) max_concurrent_pulls: usize,
+    /// Bandwidth limit of all pulls of a node together, MiB/s; 0 means unlimited.
+    pub(crate) bandwidth_mib_per_sec: u64,
+}
+
+impl Default for ReplicationSection {
+    fn default() -> Self {
+        Self { max_concurrent_pulls: 4, bandwidth_mib_per_sec: 0 }
     }
 }
 

@@ -1,9 +1,11 @@
 //! `meridian`: one binary for every regional node and for the tools that talk to them.
 
 mod config;
+mod geo;
 mod keys;
 mod listeners;
 mod node;
+mod replication;
 mod shutdown;
 mod workers;
 
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -66,6 +66,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         shutdown.clone(),
     ));
     tasks.spawn(workers::work_queue(gateway.clone(), shutdown.clone()));
+    tasks.spawn(crate::replication::Replicator::new(gateway.clone(), &config, &region).run(shutdown.clone()));
     tasks.spawn(workers::sweeps(
         gateway.clone(),
         Duration::from_secs(config.storage.multipart_max_age_secs),

@@ -9,12 +9,14 @@ use crate::shutdown::Shutdown;
 
 /// Even without a wake-up, the work queue is looked at this often (e.g. after a failure).
 const WORK_RETRY: Duration = Duration::from_secs(10);
-/// How often the sweeps run.
+/// How often the sweeps run at most apart.
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
+/// The first sweep waits this long after start, so the node has caught up with the log.
+const FIRST_SWEEP: Duration = Duration::from_secs(5);
 
 /// Performs the work items this node owes whenever applying the log records new ones.
 pub(crate) async fn work_queue(gateway: Gateway, shutdown: Shutdown) {
-    let signal = gateway.meta().work_signal();
+    let mut signal = gateway.meta().work_signal();
     loop {
         match gateway.perform_pending_work().await {
             Ok(0) => {}
@@ -22,7 +24,7 @@ pub(crate) async fn work_queue(gateway: Gateway, shutdown: Shutdown) {
             Err(e) => tracing::warn!(error = %e, "work items failed; will retry"),
         }
         tokio::select! {
-            () = signal.notified() => {}
+            changed = signal.changed() => if changed.is_err() { return },
             () = tokio::time::sleep(WORK_RETRY) => {}
             () = shutdown.wait() => return,
         }
@@ -31,11 +33,15 @@ pub(crate) async fn work_queue(gateway: Gateway, shutdown: Shutdown) {
 
 /// Removes orphaned blobs and aborts abandoned uploads, periodically.
 pub(crate) async fn sweeps(gateway: Gateway, multipart_max_age: Duration, shutdown: Shutdown) {
+    // Often enough that an upload never outlives its age by more than half of it.
+    let every = SWEEP_EVERY.min(multipart_max_age / 2).max(Duration::from_secs(1));
+    let mut wait = FIRST_SWEEP.min(every);
     loop {
         tokio::select! {
-            () = tokio::time::sleep(SWEEP_EVERY) => {}
+            () = tokio::time::sleep(wait) => {}
             () = shutdown.wait() => return,
         }
+        wait = every;
         if let Err(e) = gateway.sweep_orphan_blobs().await {
             tracing::warn!(error = %e, "orphan sweep failed");
         }

@@ -9,6 +9,7 @@
 
 mod codec;
 pub mod command;
+mod durable;
 mod error;
 mod log_store;
 pub mod model;

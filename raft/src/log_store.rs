@@ -1,7 +1,8 @@
 //! The Raft log in sled, with group commit.
 //!
 //! `append` writes entries into sled's memory and hands openraft's "flushed" callback to one
-//! flusher task. The flusher takes every callback queued so far, runs ONE `flush_async`, and then
+//! flusher task. The flusher takes every callback queued so far, runs ONE durable flush (see
+//! `durable`: sled flush plus fdatasync), and then
 //! completes them all: concurrent proposals share a disk sync instead of paying one each, and no
 //! entry is reported durable before it is. The vote is flushed before `save_vote` returns.
 
@@ -13,6 +14,7 @@ use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, Vote};
 use tokio::sync::mpsc;
 
 use crate::codec::{decode, encode};
+use crate::durable::DurableDb;
 use crate::error::StoreError;
 use crate::types::{NodeId, TypeConfig};
 
@@ -23,7 +25,7 @@ const LAST_PURGED: &[u8] = b"last_purged";
 /// The log store handed to openraft (and cloned as its log reader).
 #[derive(Clone)]
 pub(crate) struct LogStore {
-    db: sled::Db,
+    db: DurableDb,
     /// Entries by big-endian index, so iteration order is log order.
     entries: sled::Tree,
     /// Vote, committed id and purge point.
@@ -46,10 +48,11 @@ fn write_error(e: impl ToString) -> StorageError<NodeId> {
 
 impl LogStore {
     /// Opens the log trees of `db` and starts the flusher task.
-    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+    pub(crate) fn open(db: &DurableDb) -> Result<Self, StoreError> {
         let (flusher, queue) = mpsc::unbounded_channel();
         tokio::spawn(flush_loop(db.clone(), queue));
-        Ok(Self { db: db.clone(), entries: db.open_tree("raft_log")?, meta: db.open_tree("raft_meta")?, flusher })
+        let (entries, meta) = (db.db().open_tree("raft_log")?, db.db().open_tree("raft_meta")?);
+        Ok(Self { db: db.clone(), entries, meta, flusher })
     }
 
     // StorageError is openraft's type and its size is not ours to choose.
@@ -69,13 +72,13 @@ impl LogStore {
 }
 
 /// Completes queued append callbacks after one shared flush.
-async fn flush_loop(db: sled::Db, mut queue: mpsc::UnboundedReceiver<LogFlushed<TypeConfig>>) {
+async fn flush_loop(db: DurableDb, mut queue: mpsc::UnboundedReceiver<LogFlushed<TypeConfig>>) {
     while let Some(first) = queue.recv().await {
         let mut waiting = vec![first];
         while let Ok(next) = queue.try_recv() {
             waiting.push(next);
         }
-        let result = db.flush_async().await.map(|_| ()).map_err(std::io::Error::other);
+        let result = db.flush().await;
         for callback in waiting {
             let result = match &result {
                 Ok(()) => Ok(()),
@@ -127,7 +130,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
         self.put_meta(VOTE, vote)?;
-        self.db.flush_async().await.map_err(write_error)?;
+        self.db.flush().await.map_err(write_error)?;
         Ok(())
     }
 
@@ -164,7 +167,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.remove(item.map_err(read_error)?.0);
         }
         self.entries.apply_batch(batch).map_err(write_error)?;
-        self.db.flush_async().await.map_err(write_error)?;
+        self.db.flush().await.map_err(write_error)?;
         Ok(())
     }
 

@@ -143,6 +143,15 @@ pub enum WorkItem {
         /// The blob to delete.
         blob: BlobId,
     },
+    /// Copy an object's blob from a node that holds it, then report it through Raft.
+    Pull {
+        /// Bucket of the object.
+        bucket: String,
+        /// Key of the object.
+        key: String,
+        /// The blob of the version to copy (a newer version makes the pull moot).
+        blob: BlobId,
+    },
     /// Delete the parts of a multipart upload that was completed or aborted.
     DropUploadParts {
         /// The upload id.

@@ -107,6 +107,7 @@ impl SnapshotFiles {
         path: &Path,
         meta: &SnapshotMeta<NodeId, RegionNode>,
         tables: &Tables,
+        node: NodeId,
     ) -> Result<(), StoreError> {
         std::fs::File::open(path)?.sync_all()?;
         let mut input = BufReader::new(std::fs::File::open(path)?);
@@ -130,11 +131,37 @@ impl SnapshotFiles {
         batch.insert(tables::APPLIED, encode(&meta.last_log_id)?);
         batch.insert(tables::MEMBERSHIP, encode(&meta.last_membership)?);
         tables.tree.apply_batch(batch)?;
+        owe_pulls_after_install(tables, node, meta.last_log_id.map_or(0, |l| l.index))?;
         publish(path, &self.dir.join(DATA))?;
         self.write_meta(meta)?;
         tracing::info!(snapshot = %meta.snapshot_id, "snapshot installed");
         Ok(())
     }
+}
+
+/// After a snapshot replaced the records, this node owes a pull of every blob it does not
+/// hold (the log entries that would have said so are gone).
+fn owe_pulls_after_install(tables: &Tables, node: NodeId, index: u64) -> Result<(), StoreError> {
+    let mut batch = sled::Batch::default();
+    let mut seq = 0u32;
+    for item in tables.tree.scan_prefix(tables::OBJECT) {
+        let (key, value) = item?;
+        let meta: crate::model::ObjectMeta = decode(&value)?;
+        if meta.inline.is_some() || meta.holders.contains_key(&node) {
+            continue;
+        }
+        let name = String::from_utf8_lossy(&key[tables::OBJECT.len()..]).into_owned();
+        let Some((bucket, object_key)) = name.split_once('/') else { continue };
+        let item =
+            crate::model::WorkItem::Pull { bucket: bucket.to_owned(), key: object_key.to_owned(), blob: meta.blob };
+        let mut work_key = tables::WORK.to_vec();
+        work_key.extend_from_slice(&index.to_be_bytes());
+        work_key.extend_from_slice(&seq.to_be_bytes());
+        seq += 1;
+        batch.insert(work_key, encode(&item)?);
+    }
+    tables.tree.apply_batch(batch)?;
+    Ok(())
 }
 
 /// Reads one length-prefixed part, or `None` at a clean end of file.

@@ -4,12 +4,10 @@
 //! owes this node (e.g. "drop blob Y"), and the new applied index, together. It never does
 //! network I/O and never calls back into Raft; it only wakes the local workers.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use openraft::storage::RaftStateMachine;
 use openraft::{Entry, EntryPayload, LogId, OptionalSend, Snapshot, SnapshotMeta, StorageError, StoredMembership};
-use tokio::sync::{Notify, watch};
+use std::path::PathBuf;
+use tokio::sync::watch;
 
 use crate::command::{Command, CommandOutcome, Rejection, WriteCondition};
 use crate::error::StoreError;
@@ -26,8 +24,8 @@ pub(crate) struct StateMachine {
     pub(crate) tables: Tables,
     /// Where snapshots are written and received.
     pub(crate) snapshots: SnapshotFiles,
-    /// Woken whenever `apply` records work for this node.
-    pub(crate) work: Arc<Notify>,
+    /// Bumped whenever `apply` records work for this node.
+    pub(crate) work: watch::Sender<u64>,
     /// The last applied log index, for readers that wait until their write is visible here.
     pub(crate) applied_tx: watch::Sender<u64>,
     /// Path of the snapshot being received, between `begin_receiving_snapshot` and `install`.
@@ -120,6 +118,13 @@ impl Changes<'_> {
                 self.put(record_key(tables::OBJECT, &[bucket, key]), meta)?;
                 if meta.inline.is_none() {
                     self.put(record_key(tables::BLOB, &[&meta.blob]), &format!("{bucket}/{key}"))?;
+                    if !meta.holders.contains_key(&self.node) {
+                        self.owe(&WorkItem::Pull {
+                            bucket: bucket.clone(),
+                            key: key.clone(),
+                            blob: meta.blob.clone(),
+                        })?;
+                    }
                 }
                 Done
             }
@@ -246,7 +251,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.applied_tx.send_replace(index);
         }
         if owes_work {
-            self.work.notify_one();
+            self.work.send_modify(|generation| *generation += 1);
         }
         Ok(outcomes)
     }
@@ -273,11 +278,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let Some(path) = self.incoming.take() else {
             return Err(sm_error(StoreError::Codec("install_snapshot without a received snapshot".into())));
         };
-        self.snapshots.install(&path, meta, &self.tables).map_err(sm_error)?;
+        self.snapshots.install(&path, meta, &self.tables, self.node).map_err(sm_error)?;
         if let Some(applied) = meta.last_log_id {
             self.applied_tx.send_replace(applied.index);
         }
-        self.work.notify_one();
+        self.work.send_modify(|generation| *generation += 1);
         Ok(())
     }
 

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::command::{Command, CommandOutcome};
+use crate::durable::DurableDb;
 use crate::error::{ProposeError, StoreError};
 use crate::log_store::LogStore;
 use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, WorkItem};
@@ -65,9 +66,9 @@ struct Inner {
     node_id: NodeId,
     raft: Raft,
     tables: Tables,
-    db: sled::Db,
+    db: DurableDb,
     applied: watch::Receiver<u64>,
-    work: Arc<Notify>,
+    work: watch::Receiver<u64>,
     peers: PeerClient,
     commit_timeout: Duration,
 }
@@ -80,17 +81,17 @@ impl MetaStore {
     /// Opens (or creates) the store under `config.dir` and starts this node's Raft instance.
     pub async fn open(config: StoreConfig) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&config.dir)?;
-        let db = sled::Config::new().path(config.dir.join("meta")).open()?;
-        let tables = Tables { tree: db.open_tree("state")? };
+        let db = DurableDb::open(&config.dir.join("meta"))?;
+        let tables = Tables { tree: db.db().open_tree("state")? };
         let log_store = LogStore::open(&db)?;
-        let work = Arc::new(Notify::new());
+        let (work_tx, work) = watch::channel(0u64);
         let applied_index = tables.applied()?.map_or(0, |l| l.index);
         let (applied_tx, applied) = watch::channel(applied_index);
         let state_machine = StateMachine {
             node: config.node_id,
             tables: tables.clone(),
             snapshots: SnapshotFiles { dir: config.dir.join("snapshots") },
-            work: work.clone(),
+            work: work_tx,
             applied_tx,
             incoming: None,
         };
@@ -315,8 +316,9 @@ impl MetaStore {
         Ok(())
     }
 
-    /// Notified whenever applying the log records new work for this node.
-    pub fn work_signal(&self) -> Arc<Notify> {
+    /// Changes whenever applying the log records new work for this node; each worker keeps its
+    /// own receiver, so none misses a wake-up another consumed.
+    pub fn work_signal(&self) -> watch::Receiver<u64> {
         self.inner.work.clone()
     }
 
@@ -340,7 +342,7 @@ impl MetaStore {
         if let Err(e) = self.inner.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
-        self.inner.db.flush_async().await?;
+        self.inner.db.flush().await?;
         Ok(())
     }
 }

@@ -24,11 +24,14 @@ pub enum HousekeepingError {
 }
 
 impl Gateway {
-    /// Performs every pending work item of this node, oldest first. Returns how many.
+    /// Performs every pending local work item of this node (drops), oldest first; pulls are
+    /// the replicator's. Returns how many were done.
     pub async fn perform_pending_work(&self) -> Result<usize, HousekeepingError> {
         let items = self.meta.work_items()?;
+        let mut done = 0;
         for (key, item) in &items {
             match item {
+                WorkItem::Pull { .. } => continue,
                 WorkItem::DropBlob { blob } => {
                     // A version written later may have reused nothing, but a replica pulled
                     // late could be referenced again: only drop what nothing refers to.
@@ -40,8 +43,9 @@ impl Gateway {
                 WorkItem::DropUploadParts { upload } => self.drop_upload_parts(upload).await?,
             }
             self.meta.complete_work(key)?;
+            done += 1;
         }
-        Ok(items.len())
+        Ok(done)
     }
 
     /// Deletes blobs that no version refers to and that are old enough not to belong to a

@@ -18,9 +18,11 @@ mod ingest;
 mod listing;
 mod multipart;
 mod objects;
+mod replica;
 mod service;
 mod tagging;
 
 pub use auth::{AccessPolicy, KeyStoreAuth};
 pub use gateway::Gateway;
 pub use housekeeping::HousekeepingError;
+pub use replica::{PullError, PullOutcome, Throttle};

@@ -346,15 +346,18 @@ impl Gateway {
         if requested.is_empty() {
             return Err(s3_error!(MalformedXML, "You must specify at least one part"));
         }
-        let received = read_parts(&dir).await?;
-        let mut chosen = Vec::with_capacity(requested.len());
-        let mut previous = 0;
-        for (i, part) in requested.iter().enumerate() {
+        // Order first: a list out of order is InvalidPartOrder whatever else is wrong with it.
+        let mut numbers = Vec::with_capacity(requested.len());
+        for part in &requested {
             let number = part.part_number.ok_or_else(|| s3_error!(InvalidPart, "a part has no part number"))?;
-            if number <= previous {
+            if numbers.last().is_some_and(|previous| *previous >= number) {
                 return Err(s3_error!(InvalidPartOrder, "The list of parts was not in ascending order."));
             }
-            previous = number;
+            numbers.push(number);
+        }
+        let received = read_parts(&dir).await?;
+        let mut chosen = Vec::with_capacity(requested.len());
+        for (i, (part, number)) in requested.iter().zip(numbers).enumerate() {
             let record = received
                 .iter()
                 .find(|r| r.number == number)

@@ -15,6 +15,23 @@ use crate::shutdown::Shutdown;
 /// How long in-flight S3 requests may take to finish once the node is stopping.
 const DRAIN: Duration = Duration::from_secs(20);
 
+/// SDKs that add `aws-chunked` to a user's own encoding send two `Content-Encoding` lines,
+/// which s3s refuses as a duplicate header. HTTP allows joining them with a comma (no space:
+/// that is also how SigV4 canonicalizes repeated headers, so the signature still matches); the gateway
+/// then drops `aws-chunked` before storing.
+fn merge_repeated_content_encoding(headers: &mut http::HeaderMap) {
+    let values: Vec<String> = headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    if values.len() > 1
+        && let Ok(joined) = http::HeaderValue::from_str(&values.join(","))
+    {
+        headers.insert(http::header::CONTENT_ENCODING, joined);
+    }
+}
+
 /// Serves S3 until shutdown, then lets in-flight requests finish.
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -48,7 +65,12 @@ pub(crate) async fn serve(
         if let Err(e) = socket.set_nodelay(true) {
             tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
         }
-        let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+        let service = service.clone();
+        let handler = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            merge_repeated_content_encoding(request.headers_mut());
+            hyper::service::Service::call(&service, request)
+        });
+        let conn = http.serve_connection(TokioIo::new(socket), handler);
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
             if let Err(e) = conn.await {

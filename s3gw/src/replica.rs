@@ -1,0 +1,278 @@
+//! Pulling replicas: copying an object's blob from a node that holds it, verifying every byte
+//! against the object's recorded digests, and reporting the new holder through Raft.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use meridian_raft::model::ObjectMeta;
+use meridian_raft::{Command, NodeId};
+use s3s::crypto::{Checksum as _, Md5};
+use tokio::sync::Mutex;
+
+use crate::blob::BlobStore;
+use crate::gateway::{Gateway, now_millis};
+
+/// Why a pull failed (it will be retried, from the next holder).
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// The metadata store failed or the report could not be committed.
+    #[error("metadata: {0}")]
+    Meta(String),
+    /// The local disk failed.
+    #[error("disk: {0}")]
+    Io(#[from] std::io::Error),
+    /// No holder could deliver verified bytes.
+    #[error("no holder delivered the blob: {0}")]
+    NoHolder(String),
+}
+
+/// What a pull achieved.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PullOutcome {
+    /// The blob was copied, verified and reported.
+    Pulled {
+        /// Bytes copied.
+        bytes: u64,
+        /// The node it came from.
+        from: NodeId,
+    },
+    /// The blob was already here (e.g. a crash after the copy, before the report); reported.
+    AlreadyHeld,
+    /// The object was deleted or overwritten, or this node is already listed: nothing to do.
+    Moot,
+}
+
+/// Limits the bandwidth of all pulls of a node together.
+pub struct Throttle {
+    /// Bytes per second; 0 means unlimited.
+    rate: u64,
+    /// When the link is free again.
+    next_free: Mutex<Instant>,
+}
+
+impl Throttle {
+    /// A throttle of `rate` bytes per second (0: unlimited).
+    pub fn new(rate: u64) -> Self {
+        Self { rate, next_free: Mutex::new(Instant::now()) }
+    }
+
+    /// Waits until `bytes` more may pass.
+    async fn admit(&self, bytes: usize) {
+        if self.rate == 0 {
+            return;
+        }
+        let cost = Duration::from_secs_f64(bytes as f64 / self.rate as f64);
+        let wait_until = {
+            let mut next_free = self.next_free.lock().await;
+            let start = (*next_free).max(Instant::now());
+            *next_free = start + cost;
+            start
+        };
+        tokio::time::sleep_until(wait_until.into()).await;
+    }
+}
+
+/// Checks a stream of bytes against the object's parts (or its single MD5), as it arrives.
+struct Verifier {
+    /// (size, hex md5) of each part, in order.
+    parts: Vec<(u64, String)>,
+    index: usize,
+    remaining: u64,
+    md5: Md5,
+    total: u64,
+}
+
+impl Verifier {
+    fn new(object: &ObjectMeta) -> Self {
+        let parts: Vec<(u64, String)> = if object.parts.is_empty() {
+            vec![(object.size, object.etag.clone())]
+        } else {
+            object.parts.iter().map(|p| (p.size, p.etag.clone())).collect()
+        };
+        let remaining = parts.first().map_or(0, |p| p.0);
+        let mut verifier = Self { parts, index: 0, remaining, md5: Md5::new(), total: 0 };
+        verifier.close_empty_parts_ok();
+        verifier
+    }
+
+    /// Finishes parts of size zero (their MD5 is that of nothing).
+    fn close_empty_parts_ok(&mut self) -> bool {
+        while self.index < self.parts.len() && self.remaining == 0 {
+            let digest = std::mem::replace(&mut self.md5, Md5::new()).finalize();
+            if hex::encode(digest) != self.parts[self.index].1 {
+                return false;
+            }
+            self.index += 1;
+            self.remaining = self.parts.get(self.index).map_or(0, |p| p.0);
+        }
+        true
+    }
+
+    /// Feeds bytes; false as soon as they cannot be right.
+    fn update(&mut self, mut bytes: &[u8]) -> bool {
+        self.total += bytes.len() as u64;
+        while !bytes.is_empty() {
+            if self.index >= self.parts.len() {
+                return false;
+            }
+            let take = usize::try_from(self.remaining).unwrap_or(usize::MAX).min(bytes.len());
+            self.md5.update(&bytes[..take]);
+            self.remaining -= take as u64;
+            bytes = &bytes[take..];
+            if self.remaining == 0 && !self.close_empty_parts_ok() {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn complete(&self) -> bool {
+        self.index == self.parts.len()
+    }
+}
+
+impl Gateway {
+    /// Copies `blob` of `bucket/key` to this node from the first of `holders_by_preference`
+    /// that delivers it intact, then proposes `ReplicaAdded`.
+    pub async fn pull_replica(
+        &self,
+        bucket: &str,
+        key: &str,
+        blob: &str,
+        holders_by_preference: &[NodeId],
+        throttle: &Arc<Throttle>,
+    ) -> Result<PullOutcome, PullError> {
+        let me = self.meta.node_id();
+        let object = self.meta.object(bucket, key).map_err(|e| PullError::Meta(e.to_string()))?;
+        let Some(object) = object.filter(|o| o.blob == blob && o.inline.is_none()) else {
+            return Ok(PullOutcome::Moot);
+        };
+        if object.holders.contains_key(&me) {
+            return Ok(PullOutcome::Moot);
+        }
+        let outcome = if self.blobs.open(blob).await?.is_some() {
+            PullOutcome::AlreadyHeld
+        } else {
+            self.copy_from_holders(&object, holders_by_preference, throttle).await?
+        };
+        let report = Command::ReplicaAdded {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            blob: blob.to_owned(),
+            node: me,
+            at: now_millis(),
+        };
+        self.meta.propose(report).await.map_err(|e| PullError::Meta(e.to_string()))?;
+        Ok(outcome)
+    }
+
+    async fn copy_from_holders(
+        &self,
+        object: &ObjectMeta,
+        holders_by_preference: &[NodeId],
+        throttle: &Arc<Throttle>,
+    ) -> Result<PullOutcome, PullError> {
+        let me = self.meta.node_id();
+        let mut failures = Vec::new();
+        for &holder in holders_by_preference.iter().filter(|h| **h != me && object.holders.contains_key(h)) {
+            let Some(node) = self.meta.member(holder) else { continue };
+            let mut stream = match self.meta.peers().fetch_blob(&node.internal, &object.blob, None).await {
+                Ok(stream) => Box::pin(stream),
+                Err(e) => {
+                    failures.push(format!("{}: {e}", node.region));
+                    continue;
+                }
+            };
+            let mut writer = self.blobs.create().await?;
+            let mut verifier = Verifier::new(object);
+            let mut intact = true;
+            while let Some(chunk) = stream.next().await {
+                let chunk = match chunk {
+                    Ok(chunk) => chunk,
+                    Err(e) => {
+                        failures.push(format!("{}: {e}", node.region));
+                        intact = false;
+                        break;
+                    }
+                };
+                throttle.admit(chunk.len()).await;
+                if !verifier.update(&chunk) {
+                    failures.push(format!("{}: bytes do not match the object's digests", node.region));
+                    intact = false;
+                    break;
+                }
+                writer.write(&chunk).await?;
+            }
+            if intact && (!verifier.complete() || verifier.total != object.size) {
+                failures.push(format!("{}: got {} of {} bytes", node.region, verifier.total, object.size));
+                intact = false;
+            }
+            if !intact {
+                // Dropping the writer removes the partial copy.
+                continue;
+            }
+            self.blobs.commit(writer, &object.blob).await?;
+            return Ok(PullOutcome::Pulled { bytes: object.size, from: holder });
+        }
+        Err(PullError::NoHolder(if failures.is_empty() { "no reachable holder".into() } else { failures.join("; ") }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meridian_raft::model::PartSummary;
+
+    fn md5_hex(bytes: &[u8]) -> String {
+        hex::encode(Md5::checksum(bytes))
+    }
+
+    fn object(size: u64, etag: String, parts: Vec<PartSummary>) -> ObjectMeta {
+        ObjectMeta {
+            blob: "ab".into(),
+            inline: None,
+            size,
+            etag,
+            last_modified: 0,
+            headers: Default::default(),
+            tags: Vec::new(),
+            checksums: Default::default(),
+            parts,
+            holders: Default::default(),
+        }
+    }
+
+    #[test]
+    fn single_part_bytes_verify_and_corruption_does_not() {
+        let data = b"hello world".to_vec();
+        let meta = object(data.len() as u64, md5_hex(&data), Vec::new());
+        let mut ok = Verifier::new(&meta);
+        assert!(ok.update(&data[..4]) && ok.update(&data[4..]) && ok.complete());
+        let mut bad = Verifier::new(&meta);
+        assert!(!bad.update(b"hello World"));
+        let mut short = Verifier::new(&meta);
+        assert!(short.update(b"hello") && !short.complete());
+    }
+
+    #[test]
+    fn multipart_objects_verify_part_by_part() {
+        let (a, b) = (vec![1u8; 7], vec![2u8; 5]);
+        let parts = vec![
+            PartSummary { number: 1, size: 7, etag: md5_hex(&a) },
+            PartSummary { number: 2, size: 5, etag: md5_hex(&b) },
+        ];
+        let meta = object(12, "x-2".into(), parts);
+        let all = [a.clone(), b.clone()].concat();
+        let mut ok = Verifier::new(&meta);
+        assert!(ok.update(&all[..3]) && ok.update(&all[3..10]) && ok.update(&all[10..]) && ok.complete());
+        let mut swapped = Verifier::new(&meta);
+        assert!(!swapped.update(&[b, a].concat()));
+    }
+
+    #[test]
+    fn empty_objects_verify() {
+        let meta = object(0, md5_hex(b""), Vec::new());
+        assert!(Verifier::new(&meta).complete());
+    }
+}

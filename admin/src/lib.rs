@@ -29,7 +29,7 @@ impl WebState {
 
 /// The web router.
 pub fn router(state: WebState) -> Router {
-    Router::new().route("/healthz", get(healthz)).with_state(state)
+    Router::new().route("/healthz", get(healthz)).route("/api/v1/cluster", get(cluster)).with_state(state)
 }
 
 /// The body of `/healthz`.
@@ -64,4 +64,10 @@ async fn healthz(State(state): State<WebState>) -> impl IntoResponse {
     };
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(health))
+}
+
+/// `GET /api/v1/cluster`: this node's view of the cluster (leader, term, indexes, members, and,
+/// on the leader, how far each member is replicated).
+async fn cluster(State(state): State<WebState>) -> impl IntoResponse {
+    Json(serde_json::json!({ "region": state.region, "status": state.meta.status() }))
 }

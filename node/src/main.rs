@@ -1,5 +1,6 @@
 //! `meridian`: one binary for every regional node and for the tools that talk to them.
 
+mod cluster_cli;
 mod config;
 mod geo;
 mod keys;
@@ -33,10 +34,43 @@ enum Command {
         #[arg(long)]
         region: String,
     },
+    /// Inspect or change the cluster.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Manage S3 access keys.
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Every region's view: leader, term, log and applied indexes, replication, last contact.
+    Status {
+        /// The cluster description.
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
+    },
+    /// Add a region of the config (start its node first): learner, catch up, then voter.
+    AddRegion {
+        /// The cluster description.
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
+        /// The region's name.
+        #[arg(long)]
+        region: String,
+    },
+    /// Remove a region from the cluster.
+    RemoveRegion {
+        /// The cluster description.
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
+        /// The region's name.
+        #[arg(long)]
+        region: String,
     },
 }
 
@@ -78,6 +112,13 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Node { config, region } => node::run(&config, &region).await,
             Command::Key { command: KeyCommand::Create { config, name } } => keys::create(&config, &name).await,
+            Command::Cluster { command: ClusterCommand::Status { config } } => cluster_cli::status(&config).await,
+            Command::Cluster { command: ClusterCommand::AddRegion { config, region } } => {
+                cluster_cli::add_region(&config, &region).await
+            }
+            Command::Cluster { command: ClusterCommand::RemoveRegion { config, region } } => {
+                cluster_cli::remove_region(&config, &region).await
+            }
         }
     });
     match result {

@@ -23,6 +23,6 @@ pub mod types;
 
 pub use command::{Command, CommandOutcome, Rejection};
 pub use error::{ProposeError, StoreError};
-pub use store::{MetaStore, RaftTiming, StoreConfig};
+pub use store::{ClusterStatus, MemberStatus, MetaStore, RaftTiming, StoreConfig};
 pub use tables::ObjectCursor;
 pub use types::{NodeId, RegionNode, TypeConfig};

@@ -71,6 +71,8 @@ struct Inner {
     work: watch::Receiver<u64>,
     peers: PeerClient,
     commit_timeout: Duration,
+    /// When this node last heard from a leader (AppendEntries), Unix ms; 0 = never.
+    last_leader_contact: std::sync::atomic::AtomicI64,
 }
 
 fn fatal(e: impl std::fmt::Display) -> ProposeError {
@@ -125,6 +127,7 @@ impl MetaStore {
                 work,
                 peers,
                 commit_timeout: timing.commit_timeout,
+                last_leader_contact: std::sync::atomic::AtomicI64::new(0),
             }),
         })
     }
@@ -332,6 +335,73 @@ impl MetaStore {
         &self.inner.peers
     }
 
+    /// Adds a region on the leader: it joins as a learner, and once it has caught up with the log
+    /// (openraft's blocking add) it becomes a voter when `voter` is set. Errors say who leads
+    /// when this node does not.
+    pub async fn add_region(&self, id: NodeId, node: RegionNode, voter: bool) -> Result<(), String> {
+        self.inner.raft.add_learner(id, node, true).await.map_err(|e| e.to_string())?;
+        tracing::info!(id, "region joined as a learner and caught up");
+        if voter {
+            let change = openraft::ChangeMembers::AddVoterIds(std::collections::BTreeSet::from([id]));
+            self.inner.raft.change_membership(change, false).await.map_err(|e| e.to_string())?;
+            tracing::info!(id, "region promoted to voter");
+        }
+        Ok(())
+    }
+
+    /// Removes a region on the leader: first from the voters, then from the members, so it is
+    /// no longer asked anything.
+    pub async fn remove_region(&self, id: NodeId) -> Result<(), String> {
+        let ids = std::collections::BTreeSet::from([id]);
+        let is_voter = self.inner.raft.metrics().borrow().membership_config.membership().voter_ids().any(|v| v == id);
+        if is_voter {
+            let change = openraft::ChangeMembers::RemoveVoters(ids.clone());
+            self.inner.raft.change_membership(change, false).await.map_err(|e| e.to_string())?;
+        }
+        let change = openraft::ChangeMembers::RemoveNodes(ids);
+        self.inner.raft.change_membership(change, false).await.map_err(|e| e.to_string())?;
+        tracing::info!(id, "region removed from the cluster");
+        Ok(())
+    }
+
+    /// Records that a leader's AppendEntries (a heartbeat or entries) just arrived.
+    pub fn note_leader_contact(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        self.inner.last_leader_contact.store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// This node's view of the cluster, for status pages and `meridian cluster status`.
+    pub fn status(&self) -> ClusterStatus {
+        let metrics = self.inner.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, node)| MemberStatus {
+                id: *id,
+                region: node.region.clone(),
+                voter: voters.contains(id),
+                matched_index: metrics.replication.as_ref().and_then(|r| r.get(id).cloned().flatten()).map(|l| l.index),
+            })
+            .collect();
+        let contact = self.inner.last_leader_contact.load(std::sync::atomic::Ordering::Relaxed);
+        ClusterStatus {
+            node_id: self.inner.node_id,
+            state: format!("{:?}", metrics.state),
+            leader: metrics.current_leader,
+            term: metrics.current_term,
+            last_log_index: metrics.last_log_index.unwrap_or(0),
+            applied_index: self.applied_index(),
+            snapshot_index: metrics.snapshot.map(|l| l.index),
+            purged_index: metrics.purged.map(|l| l.index),
+            last_leader_contact_ms: (contact > 0).then_some(contact),
+            millis_since_quorum_ack: metrics.millis_since_quorum_ack,
+            members,
+        }
+    }
+
     /// The index applied locally.
     pub fn applied_index(&self) -> u64 {
         *self.inner.applied.borrow()
@@ -345,6 +415,46 @@ impl MetaStore {
         self.inner.db.flush().await?;
         Ok(())
     }
+}
+
+/// One node's view of the cluster.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ClusterStatus {
+    /// This node.
+    pub node_id: NodeId,
+    /// Leader, Follower, Candidate or Learner.
+    pub state: String,
+    /// The leader this node knows of.
+    pub leader: Option<NodeId>,
+    /// Current term.
+    pub term: u64,
+    /// Last index in this node's log.
+    pub last_log_index: u64,
+    /// Last index applied to this node's state machine.
+    pub applied_index: u64,
+    /// Last index covered by this node's snapshot.
+    pub snapshot_index: Option<u64>,
+    /// Last index purged from this node's log.
+    pub purged_index: Option<u64>,
+    /// When this node last heard from a leader, Unix ms (followers).
+    pub last_leader_contact_ms: Option<i64>,
+    /// Milliseconds since a quorum last acknowledged this node as leader (leaders).
+    pub millis_since_quorum_ack: Option<u64>,
+    /// The members.
+    pub members: Vec<MemberStatus>,
+}
+
+/// One member as seen by a node (replication progress only when that node leads).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MemberStatus {
+    /// Node id.
+    pub id: NodeId,
+    /// Region name.
+    pub region: String,
+    /// Voter or learner.
+    pub voter: bool,
+    /// Highest log index known to be replicated to it (leader's view).
+    pub matched_index: Option<u64>,
 }
 
 fn forward_error(leader: NodeId, node: &RegionNode, e: &CallError) -> ProposeError {

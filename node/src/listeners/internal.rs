@@ -24,6 +24,28 @@ use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
 /// Path where `meridian key create` sends a new key.
 pub(crate) const KEYS_PATH: &str = "/internal/v1/keys";
+/// Path where `meridian cluster add-region` / `remove-region` ask for a membership change.
+pub(crate) const MEMBERSHIP_PATH: &str = "/internal/v1/membership";
+
+/// A membership change asked for by the CLI (served by the leader only).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) enum MembershipChange {
+    /// Add a region, as a voter or a learner.
+    Add {
+        /// Its node id.
+        id: u64,
+        /// Its addresses.
+        node: meridian_raft::RegionNode,
+        /// Whether it votes.
+        voter: bool,
+    },
+    /// Remove a region.
+    Remove {
+        /// Its node id.
+        id: u64,
+    },
+}
+
 /// Largest internal request body (a snapshot chunk is a few MiB).
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
@@ -45,6 +67,7 @@ pub(crate) fn router(meta: MetaStore, blobs: Arc<DiskBlobs>, signer: Arc<Request
         .route(PROPOSE_PATH, post(propose))
         .route(READ_INDEX_PATH, post(read_index))
         .route(KEYS_PATH, post(create_key))
+        .route(MEMBERSHIP_PATH, post(change_membership))
         .route(&format!("{BLOB_PATH}/{{id}}"), get(serve_blob))
         .layer(middleware::from_fn_with_state(state.clone(), verify_signature))
         .with_state(state)
@@ -83,7 +106,10 @@ fn reply<T: Serialize>(value: &T) -> Response {
 
 async fn append(State(state): State<Internal>, body: Bytes) -> Response {
     match decode(&body) {
-        Ok(request) => reply(&state.meta.raft().append_entries(request).await),
+        Ok(request) => {
+            state.meta.note_leader_contact();
+            reply(&state.meta.raft().append_entries(request).await)
+        }
         Err(response) => response,
     }
 }
@@ -158,4 +184,12 @@ async fn serve_blob(State(state): State<Internal>, Path(id): Path<String>, heade
     let stream = tokio_util::io::ReaderStream::with_capacity(file.take(end - start), 256 * 1024);
     let status = if (start, end) == (0, size) { StatusCode::OK } else { StatusCode::PARTIAL_CONTENT };
     (status, [("content-length", (end - start).to_string())], Body::from_stream(stream)).into_response()
+}
+
+async fn change_membership(State(state): State<Internal>, body: Bytes) -> Response {
+    match decode::<MembershipChange>(&body) {
+        Ok(MembershipChange::Add { id, node, voter }) => reply(&state.meta.add_region(id, node, voter).await),
+        Ok(MembershipChange::Remove { id }) => reply(&state.meta.remove_region(id).await),
+        Err(response) => response,
+    }
 }

@@ -32,6 +32,20 @@ fn merge_repeated_content_encoding(headers: &mut http::HeaderMap) {
     }
 }
 
+/// True for a request that asks for `100 Continue` but has an empty body. hyper answers such a
+/// request with the final response directly (there is no body to continue), which RFC 9110
+/// allows; botocore (aws-cli, boto3) then keeps a stale response state on that connection and
+/// misreads the NEXT response on it, stalling until its read timeout. Closing the connection
+/// after these rare requests (empty files) keeps every client correct.
+fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
+    let expects = headers
+        .get(http::header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    let empty = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()) == Some("0");
+    expects && empty
+}
+
 /// Serves S3 until shutdown, then lets in-flight requests finish.
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -68,7 +82,15 @@ pub(crate) async fn serve(
         let service = service.clone();
         let handler = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             merge_repeated_content_encoding(request.headers_mut());
-            hyper::service::Service::call(&service, request)
+            let close_after = expects_continue_without_body(request.headers());
+            let response = hyper::service::Service::call(&service, request);
+            async move {
+                let mut response = response.await?;
+                if close_after {
+                    response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                }
+                Ok::<_, s3s::HttpError>(response)
+            }
         });
         let conn = http.serve_connection(TokioIo::new(socket), handler);
         let conn = graceful.watch(conn.into_owned());

@@ -383,7 +383,7 @@ impl MetaStore {
                 id: *id,
                 region: node.region.clone(),
                 voter: voters.contains(id),
-                matched_index: metrics.replication.as_ref().and_then(|r| r.get(id).cloned().flatten()).map(|l| l.index),
+                matched_index: metrics.replication.as_ref().and_then(|r| r.get(id).copied().flatten()).map(|l| l.index),
             })
             .collect();
         let contact = self.inner.last_leader_contact.load(std::sync::atomic::Ordering::Relaxed);

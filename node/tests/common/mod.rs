@@ -4,6 +4,7 @@
 //! Each test file is its own crate and uses only part of this module.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod sigv4;
 
 use std::collections::VecDeque;
@@ -53,6 +54,8 @@ pub struct TestNode {
     pub s3_addr: SocketAddr,
     pub web_addr: SocketAddr,
     pub internal_addr: SocketAddr,
+    /// The `--region` this process is started with (a `[[region]]` name of its config).
+    region: String,
     proc: Mutex<Option<Running>>,
 }
 
@@ -167,6 +170,7 @@ role = "voter"
             s3_addr,
             web_addr,
             internal_addr,
+            region: REGION.to_owned(),
             proc: Mutex::new(None),
         };
         node.spawn();
@@ -185,7 +189,7 @@ role = "voter"
             .arg("--config")
             .arg(&self.config_path)
             .arg("--region")
-            .arg(REGION)
+            .arg(&self.region)
             .current_dir(&self.cwd)
             .env("RUST_LOG", std::env::var("MERIDIAN_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .env("RUST_BACKTRACE", "1")
@@ -305,6 +309,11 @@ role = "voter"
     /// Root of the node's temporary directory (contains the data dir, config, log, cwd).
     pub fn root(&self) -> &Path {
         self.root.path()
+    }
+
+    /// The config file the node was started with.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
     }
 
     pub fn log_path(&self) -> &Path {

@@ -14,20 +14,20 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (not a `source`: the message already says it once).
+        cause: std::io::Error,
     },
     /// The file is not valid TOML or does not fit the schema (toml names the field).
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Parse {
         /// The file.
         path: PathBuf,
         /// toml's message, with line and key.
-        source: Box<toml::de::Error>,
+        cause: Box<toml::de::Error>,
     },
     /// A field has a value that cannot work.
     #[error("{path}: {field}: {message}")]
@@ -107,6 +107,19 @@ pub(crate) struct RaftSection {
     pub(crate) snapshot_every: u64,
     /// How long a write may wait for its commit before the client gets ServiceUnavailable.
     pub(crate) commit_timeout_ms: u64,
+    /// `linearizable` (default): every read first catches up with the leader's commit index;
+    /// `local`: reads of known keys are served from local state without a round trip.
+    pub(crate) read_consistency: ReadConsistencySetting,
+}
+
+/// `[raft] read_consistency`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ReadConsistencySetting {
+    /// See [`meridian_s3gw::ReadConsistency::Linearizable`].
+    Linearizable,
+    /// See [`meridian_s3gw::ReadConsistency::Local`].
+    Local,
 }
 
 impl Default for RaftSection {
@@ -117,6 +130,7 @@ impl Default for RaftSection {
             election_timeout_max_ms: 3000,
             snapshot_every: 20_000,
             commit_timeout_ms: 10_000,
+            read_consistency: ReadConsistencySetting::Linearizable,
         }
     }
 }
@@ -208,9 +222,9 @@ impl ClusterConfig {
     /// Reads and validates a config file.
     pub(crate) fn load(path: &Path) -> Result<Self, ConfigError> {
         let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+            std::fs::read_to_string(path).map_err(|cause| ConfigError::Read { path: path.to_path_buf(), cause })?;
         let mut config: Self = toml::from_str(&text)
-            .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(source) })?;
+            .map_err(|cause| ConfigError::Parse { path: path.to_path_buf(), cause: Box::new(cause) })?;
         config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         if config.base_dir.as_os_str().is_empty() {
             config.base_dir = PathBuf::from(".");
@@ -331,6 +345,14 @@ impl ClusterConfig {
             election_max: Duration::from_millis(self.raft.election_timeout_max_ms),
             snapshot_every: self.raft.snapshot_every.max(1),
             commit_timeout: Duration::from_millis(self.raft.commit_timeout_ms.max(100)),
+        }
+    }
+
+    /// The read consistency the gateway applies.
+    pub(crate) fn read_consistency(&self) -> meridian_s3gw::ReadConsistency {
+        match self.raft.read_consistency {
+            ReadConsistencySetting::Linearizable => meridian_s3gw::ReadConsistency::Linearizable,
+            ReadConsistencySetting::Local => meridian_s3gw::ReadConsistency::Local,
         }
     }
 

@@ -53,6 +53,7 @@ impl Gateway {
         &self,
         _req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
+        self.sync_for_read().await?;
         let buckets = self.meta.buckets().map_err(error::store)?;
         let buckets = buckets
             .into_iter()

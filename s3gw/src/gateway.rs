@@ -18,6 +18,23 @@ pub struct Gateway {
     pub(crate) blobs: Arc<DiskBlobs>,
     /// This node's region name (GetBucketLocation, new buckets).
     pub(crate) region: String,
+    /// How reads see writes made through other nodes.
+    pub(crate) consistency: ReadConsistency,
+}
+
+/// How reads see writes acknowledged by other nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadConsistency {
+    /// Every read first learns the leader's commit index (read index) and waits until this
+    /// node has applied it: a read never misses a write, overwrite or delete acknowledged
+    /// anywhere before it started. Costs one round trip to the leader (and the leader's
+    /// heartbeat to a quorum) per read.
+    Linearizable,
+    /// Reads of keys this node knows are answered from its own state, with no round trip; an
+    /// overwrite or delete made through another node shows up once this node applies it
+    /// (typically milliseconds). Unknown keys still go through the read index, so a new
+    /// object is visible everywhere as soon as its PUT returned.
+    Local,
 }
 
 /// Now, in the metadata store's time unit.
@@ -29,8 +46,8 @@ pub(crate) fn now_millis() -> UnixMillis {
 
 impl Gateway {
     /// A gateway over the given stores.
-    pub fn new(meta: MetaStore, blobs: Arc<DiskBlobs>, region: String) -> Self {
-        Self { meta, blobs, region }
+    pub fn new(meta: MetaStore, blobs: Arc<DiskBlobs>, region: String, consistency: ReadConsistency) -> Self {
+        Self { meta, blobs, region, consistency }
     }
 
     /// The metadata store (for the node's background workers).
@@ -51,12 +68,26 @@ impl Gateway {
         }
     }
 
-    /// Reads a record locally; when it is absent, first catches up with the leader (read index)
-    /// and reads again, so a write acknowledged by another node is never reported missing.
+    /// Catches up with everything committed before now (read index), when reads are
+    /// linearizable.
+    pub(crate) async fn sync_for_read(&self) -> S3Result<()> {
+        if self.consistency == ReadConsistency::Linearizable {
+            self.meta.read_barrier().await.map_err(error::propose)?;
+        }
+        Ok(())
+    }
+
+    /// Reads a record after catching up with the leader (see [`ReadConsistency`]). Whatever the
+    /// mode, an absent record is only reported after a read index, so a write acknowledged by
+    /// another node is never reported missing. Returns `None` only after that catch-up.
     pub(crate) async fn read_through<T>(
         &self,
         read: impl Fn(&MetaStore) -> Result<Option<T>, meridian_raft::StoreError>,
     ) -> S3Result<Option<T>> {
+        if self.consistency == ReadConsistency::Linearizable {
+            self.meta.read_barrier().await.map_err(error::propose)?;
+            return read(&self.meta).map_err(error::store);
+        }
         if let Some(found) = read(&self.meta).map_err(error::store)? {
             return Ok(Some(found));
         }
@@ -74,7 +105,10 @@ impl Gateway {
         if let Some(found) = self.read_through(|m| m.object(bucket, key)).await? {
             return Ok(found);
         }
-        self.bucket(bucket).await?;
+        // read_through caught up with the leader before returning None: local state is enough.
+        if self.meta.bucket(bucket).map_err(error::store)?.is_none() {
+            return Err(s3_error!(NoSuchBucket));
+        }
         Err(s3_error!(NoSuchKey))
     }
 }

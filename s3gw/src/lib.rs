@@ -23,6 +23,6 @@ mod service;
 mod tagging;
 
 pub use auth::{AccessPolicy, KeyStoreAuth};
-pub use gateway::Gateway;
+pub use gateway::{Gateway, ReadConsistency};
 pub use housekeeping::HousekeepingError;
 pub use replica::{PullError, PullOutcome, Throttle};

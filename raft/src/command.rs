@@ -58,6 +58,10 @@ pub enum Command {
     },
     /// Add an S3 access key.
     PutAccessKey(AccessKey),
+    /// Several commands proposed concurrently, carried by one log entry so they share one
+    /// disk flush (openraft 0.9 flushes each append before it takes the next). Applied in
+    /// order, each exactly as if it had its own entry.
+    Batch(Vec<Command>),
     /// A node now holds an object's blob (replication reports it through this).
     ReplicaAdded {
         /// Bucket name.
@@ -94,6 +98,8 @@ pub enum CommandOutcome {
     Deleted(Vec<String>),
     /// Not applied, because of the state it met.
     Rejected(Rejection),
+    /// The outcomes of a [`Command::Batch`], in order.
+    Batch(Vec<CommandOutcome>),
 }
 
 /// Why the state machine refused a command. Maps one to one onto S3 error codes.

@@ -169,6 +169,10 @@ impl Changes<'_> {
                 self.put(record_key(tables::KEY, &[&access_key.id]), access_key)?;
                 Done
             }
+            // Batches are unrolled by `apply_entry`; a nested one would be a proposer bug.
+            Command::Batch(_) => {
+                return Err(StoreError::Codec("nested command batch".into()));
+            }
             Command::ReplicaAdded { bucket, key, blob, node, at } => match self.tables.object(bucket, key)? {
                 Some(mut meta) if &meta.blob == blob => {
                     meta.holders.insert(*node, *at);
@@ -208,6 +212,20 @@ impl StateMachine {
         };
         let outcome = match &entry.payload {
             EntryPayload::Blank => CommandOutcome::Done,
+            EntryPayload::Normal(Command::Batch(commands)) => {
+                // Each command sees the ones before it: they are written one sled batch at a
+                // time. The applied index moves only with the last one, so a crash in between
+                // re-applies the whole entry, which converges to the same state (every command
+                // is idempotent when re-applied on top of itself).
+                let mut outcomes = Vec::with_capacity(commands.len());
+                for (i, command) in commands.iter().enumerate() {
+                    outcomes.push(changes.apply(command)?);
+                    if i + 1 < commands.len() {
+                        self.tables.tree.apply_batch(std::mem::take(&mut changes.batch))?;
+                    }
+                }
+                CommandOutcome::Batch(outcomes)
+            }
             EntryPayload::Normal(command) => changes.apply(command)?,
             EntryPayload::Membership(membership) => {
                 let stored = StoredMembership::new(Some(entry.log_id), membership.clone());

@@ -71,8 +71,71 @@ struct Inner {
     work: watch::Receiver<u64>,
     peers: PeerClient,
     commit_timeout: Duration,
+    /// Proposals waiting for the batcher (see [`MetaStore::propose`]).
+    proposals: tokio::sync::mpsc::UnboundedSender<Proposal>,
     /// When this node last heard from a leader (AppendEntries), Unix ms; 0 = never.
     last_leader_contact: std::sync::atomic::AtomicI64,
+}
+
+/// A command waiting to be proposed, and where its outcome goes.
+struct Proposal {
+    command: Command,
+    reply: tokio::sync::oneshot::Sender<Result<CommandOutcome, ProposeError>>,
+}
+
+/// Most commands one log entry carries.
+const MAX_BATCH: usize = 256;
+
+/// Proposes queued commands, one log entry at a time: everything that queued up while the
+/// previous entry was being committed goes into the next one. openraft 0.9 flushes each append
+/// before it takes the next, so without this every concurrent write would pay its own disk
+/// flush; with it, N concurrent writes share one.
+async fn run_batcher(store: std::sync::Weak<Inner>, mut queue: tokio::sync::mpsc::UnboundedReceiver<Proposal>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let Some(inner) = store.upgrade() else { return };
+        let store = MetaStore { inner };
+        let timeout = store.inner.commit_timeout;
+        if batch.len() == 1 {
+            let Proposal { command, reply } = batch.remove(0);
+            let result = tokio::time::timeout(timeout, store.propose_until_done(command))
+                .await
+                .unwrap_or(Err(ProposeError::Timeout(timeout)));
+            let _ = reply.send(result);
+            continue;
+        }
+        let (commands, replies): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.command, p.reply)).unzip();
+        let result = tokio::time::timeout(timeout, store.propose_until_done(Command::Batch(commands)))
+            .await
+            .unwrap_or(Err(ProposeError::Timeout(timeout)));
+        match result {
+            Ok(CommandOutcome::Batch(outcomes)) if outcomes.len() == replies.len() => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Ok(other) => {
+                for reply in replies {
+                    let _ = reply.send(Err(fatal(format!("batch answered with {other:?}"))));
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(match &e {
+                        ProposeError::Timeout(t) => ProposeError::Timeout(*t),
+                        _ => ProposeError::NoLeader(message.clone()),
+                    }));
+                }
+            }
+        }
+    }
 }
 
 fn fatal(e: impl std::fmt::Display) -> ProposeError {
@@ -117,7 +180,8 @@ impl MetaStore {
             Raft::new(config.node_id, Arc::new(raft_config), HttpNetwork::new(peers.clone()), log_store, state_machine)
                 .await
                 .map_err(|e| StoreError::Codec(format!("raft start: {e}")))?;
-        Ok(Self {
+        let (proposals, queue) = tokio::sync::mpsc::unbounded_channel();
+        let store = Self {
             inner: Arc::new(Inner {
                 node_id: config.node_id,
                 raft,
@@ -128,8 +192,11 @@ impl MetaStore {
                 peers,
                 commit_timeout: timing.commit_timeout,
                 last_leader_contact: std::sync::atomic::AtomicI64::new(0),
+                proposals,
             }),
-        })
+        };
+        tokio::spawn(run_batcher(Arc::downgrade(&store.inner), queue));
+        Ok(store)
     }
 
     /// This node's id.
@@ -156,12 +223,12 @@ impl MetaStore {
     }
 
     /// Proposes a command and returns its outcome once it is committed and applied on this
-    /// node. Follows leader changes; gives up after the commit timeout.
+    /// node. Follows leader changes; gives up after the commit timeout. Concurrent proposals
+    /// share log entries (see `run_batcher`).
     pub async fn propose(&self, command: Command) -> Result<CommandOutcome, ProposeError> {
-        let timeout = self.inner.commit_timeout;
-        tokio::time::timeout(timeout, self.propose_until_done(command))
-            .await
-            .map_err(|_| ProposeError::Timeout(timeout))?
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        self.inner.proposals.send(Proposal { command, reply }).map_err(|_| fatal("proposal batcher stopped"))?;
+        outcome.await.map_err(|_| fatal("proposal batcher stopped"))?
     }
 
     async fn propose_until_done(&self, command: Command) -> Result<CommandOutcome, ProposeError> {

@@ -37,7 +37,7 @@ struct Args {
     /// Name of the system under test, copied into every output line.
     #[arg(long, default_value = "s3")]
     label: String,
-    /// Key prefix for this run's objects [default: bench-<unix time>-<pid>].
+    /// Key prefix for this run's objects (default: bench-UNIXTIME-PID).
     #[arg(long)]
     prefix: Option<String>,
     /// Number of small objects written (then read back).

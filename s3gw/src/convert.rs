@@ -107,6 +107,34 @@ pub(crate) fn checksum_dto(sums: &Checksums) -> s3s::dto::Checksum {
     }
 }
 
+/// Copies stored checksums onto an s3s output. Every output type carries the same five
+/// `checksum_*` fields but no common trait, hence a macro.
+macro_rules! set_checksums {
+    ($output:expr, $sums:expr) => {{
+        let sums: &meridian_raft::model::Checksums = $sums;
+        $output.checksum_crc32 = sums.crc32.clone();
+        $output.checksum_crc32c = sums.crc32c.clone();
+        $output.checksum_sha1 = sums.sha1.clone();
+        $output.checksum_sha256 = sums.sha256.clone();
+        $output.checksum_crc64nvme = sums.crc64nvme.clone();
+    }};
+}
+pub(crate) use set_checksums;
+
+/// The `x-amz-checksum-*` values an s3s input carries (PutObject, UploadPart).
+macro_rules! declared_checksums {
+    ($input:expr) => {
+        meridian_raft::model::Checksums {
+            crc32: $input.checksum_crc32,
+            crc32c: $input.checksum_crc32c,
+            sha1: $input.checksum_sha1,
+            sha256: $input.checksum_sha256,
+            crc64nvme: $input.checksum_crc64nvme,
+        }
+    };
+}
+pub(crate) use declared_checksums;
+
 /// Percent-encodes a key for `encoding-type=url` listings: everything but unreserved
 /// characters and `/`, so clients decoding with either `unquote` or `unquote_plus` get the
 /// exact key back (a literal `+` travels as `%2B`, a space as `%20`).

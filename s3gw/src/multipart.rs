@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::blob::{BlobStore, new_id, sync_dir};
-use crate::convert::{HeaderFields, checksum_dto, parse_tagging_header, timestamp};
+use crate::conditions::copy_source_preconditions;
+use crate::convert::{HeaderFields, declared_checksums, parse_tagging_header, set_checksums, timestamp};
 use crate::error;
 use crate::gateway::{Gateway, now_millis};
 use crate::ingest::{Declared, Ingested, ingest};
@@ -172,28 +173,15 @@ impl Gateway {
         let (_, dir) = self.upload_here(&input.bucket, &input.key, &input.upload_id).await?;
         let declared = Declared {
             content_md5: input.content_md5,
-            checksums: Checksums {
-                crc32: input.checksum_crc32,
-                crc32c: input.checksum_crc32c,
-                sha1: input.checksum_sha1,
-                sha256: input.checksum_sha256,
-                crc64nvme: input.checksum_crc64nvme,
-            },
+            checksums: declared_checksums!(input),
             algorithm: input.checksum_algorithm.map(|a| a.as_str().to_owned()),
             length: input.content_length,
         };
         let ingested = ingest(&*self.blobs, input.body, declared, req.trailing_headers).await?;
         let record = self.store_part(&dir, input.part_number, ingested).await?;
-        let sums = checksum_dto(&record.checksums);
-        Ok(S3Response::new(UploadPartOutput {
-            e_tag: Some(ETag::Strong(record.etag)),
-            checksum_crc32: sums.checksum_crc32,
-            checksum_crc32c: sums.checksum_crc32c,
-            checksum_sha1: sums.checksum_sha1,
-            checksum_sha256: sums.checksum_sha256,
-            checksum_crc64nvme: sums.checksum_crc64nvme,
-            ..Default::default()
-        }))
+        let mut output = UploadPartOutput { e_tag: Some(ETag::Strong(record.etag)), ..Default::default() };
+        set_checksums!(output, &record.checksums);
+        Ok(S3Response::new(output))
     }
 
     pub(crate) async fn upload_part_copy_op(
@@ -206,13 +194,7 @@ impl Gateway {
             return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
         };
         let source = self.object(src_bucket, src_key).await?;
-        crate::conditions::Preconditions {
-            if_match: input.copy_source_if_match.as_ref(),
-            if_none_match: input.copy_source_if_none_match.as_ref(),
-            if_modified_since: input.copy_source_if_modified_since.as_ref(),
-            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-        }
-        .check_copy_source(&source)?;
+        copy_source_preconditions!(input).check_copy_source(&source)?;
         let range = match &input.copy_source_range {
             Some(range) => parse_copy_range(range, source.size)?,
             None => 0..source.size,
@@ -254,18 +236,15 @@ impl Gateway {
         let parts = parts
             .into_iter()
             .map(|p| {
-                let sums = checksum_dto(&p.checksums);
-                Part {
+                let mut part = Part {
                     part_number: Some(p.number),
                     size: i64::try_from(p.size).ok(),
-                    e_tag: Some(ETag::Strong(p.etag)),
+                    e_tag: Some(ETag::Strong(p.etag.clone())),
                     last_modified: Some(timestamp(p.last_modified)),
-                    checksum_crc32: sums.checksum_crc32,
-                    checksum_crc32c: sums.checksum_crc32c,
-                    checksum_sha1: sums.checksum_sha1,
-                    checksum_sha256: sums.checksum_sha256,
-                    checksum_crc64nvme: sums.checksum_crc64nvme,
-                }
+                    ..Default::default()
+                };
+                set_checksums!(part, &p.checksums);
+                part
             })
             .collect();
         Ok(S3Response::new(ListPartsOutput {

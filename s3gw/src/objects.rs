@@ -15,8 +15,8 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::blob::{BlobStore, new_id};
-use crate::conditions::Preconditions;
-use crate::convert::{HeaderFields, checksum_dto, parse_tagging_header, timestamp, user_metadata};
+use crate::conditions::{copy_source_preconditions, read_preconditions};
+use crate::convert::{HeaderFields, declared_checksums, parse_tagging_header, set_checksums, timestamp, user_metadata};
 use crate::error;
 use crate::gateway::{Gateway, now_millis};
 use crate::ingest::{Declared, Received, ingest};
@@ -111,13 +111,7 @@ impl Gateway {
         let tags = input.tagging.as_deref().map(parse_tagging_header).transpose()?.unwrap_or_default();
         let declared = Declared {
             content_md5: input.content_md5,
-            checksums: meridian_raft::model::Checksums {
-                crc32: input.checksum_crc32,
-                crc32c: input.checksum_crc32c,
-                sha1: input.checksum_sha1,
-                sha256: input.checksum_sha256,
-                crc64nvme: input.checksum_crc64nvme,
-            },
+            checksums: declared_checksums!(input),
             algorithm: input.checksum_algorithm.map(|a| a.as_str().to_owned()),
             length: input.content_length,
         };
@@ -148,20 +142,13 @@ impl Gateway {
             }
         };
         meta.tags = tags;
-        meta.checksums = checksums.clone();
+        meta.checksums.clone_from(&checksums);
         self.commit_new_version(&input.bucket, &input.key, meta, condition, None).await?;
         tracing::debug!(bucket = %input.bucket, key = %input.key, size, "object stored");
-        let sums = checksum_dto(&checksums);
-        Ok(S3Response::new(PutObjectOutput {
-            e_tag: Some(ETag::Strong(etag)),
-            checksum_crc32: sums.checksum_crc32,
-            checksum_crc32c: sums.checksum_crc32c,
-            checksum_sha1: sums.checksum_sha1,
-            checksum_sha256: sums.checksum_sha256,
-            checksum_crc64nvme: sums.checksum_crc64nvme,
-            size: i64::try_from(size).ok(),
-            ..Default::default()
-        }))
+        let mut output =
+            PutObjectOutput { e_tag: Some(ETag::Strong(etag)), size: i64::try_from(size).ok(), ..Default::default() };
+        set_checksums!(output, &checksums);
+        Ok(S3Response::new(output))
     }
 
     /// Streams a byte range of an object's blob from the first holder that answers.
@@ -219,13 +206,7 @@ impl Gateway {
     pub(crate) async fn get_object_op(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let input = &req.input;
         let mut object = self.object(&input.bucket, &input.key).await?;
-        Preconditions {
-            if_match: input.if_match.as_ref(),
-            if_none_match: input.if_none_match.as_ref(),
-            if_modified_since: input.if_modified_since.as_ref(),
-            if_unmodified_since: input.if_unmodified_since.as_ref(),
-        }
-        .check_read(&object)?;
+        read_preconditions!(input).check_read(&object)?;
         let range = Self::requested_range(input, &object)?;
 
         let (start, len) = match &range {
@@ -273,11 +254,11 @@ impl Gateway {
     ) -> S3Response<GetObjectOutput> {
         let whole = range.is_none();
         let checksum_wanted = input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == "ENABLED");
-        let sums = if whole && checksum_wanted { checksum_dto(&object.checksums) } else { Default::default() };
+        let with_checksums = whole && checksum_wanted;
         let Described { e_tag, headers } = Self::describe(object);
         let content_range =
             range.as_ref().map(|r| format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), object.size));
-        S3Response::new(GetObjectOutput {
+        let mut output = GetObjectOutput {
             body: Some(body),
             content_length: i64::try_from(len).ok(),
             content_range,
@@ -293,13 +274,12 @@ impl Gateway {
             expires: headers.expires.map(timestamp),
             tag_count: i32::try_from(object.tags.len()).ok().filter(|n| *n > 0),
             parts_count: i32::try_from(object.parts.len()).ok().filter(|n| *n > 0),
-            checksum_crc32: sums.checksum_crc32,
-            checksum_crc32c: sums.checksum_crc32c,
-            checksum_sha1: sums.checksum_sha1,
-            checksum_sha256: sums.checksum_sha256,
-            checksum_crc64nvme: sums.checksum_crc64nvme,
             ..Default::default()
-        })
+        };
+        if with_checksums {
+            set_checksums!(output, &object.checksums);
+        }
+        S3Response::new(output)
     }
 
     pub(crate) async fn head_object_op(
@@ -308,17 +288,11 @@ impl Gateway {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = &req.input;
         let object = self.object(&input.bucket, &input.key).await?;
-        Preconditions {
-            if_match: input.if_match.as_ref(),
-            if_none_match: input.if_none_match.as_ref(),
-            if_modified_since: input.if_modified_since.as_ref(),
-            if_unmodified_since: input.if_unmodified_since.as_ref(),
-        }
-        .check_read(&object)?;
+        read_preconditions!(input).check_read(&object)?;
         let checksum_wanted = input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == "ENABLED");
-        let sums = if checksum_wanted { checksum_dto(&object.checksums) } else { Default::default() };
+
         let Described { e_tag, headers } = Self::describe(&object);
-        Ok(S3Response::new(HeadObjectOutput {
+        let mut output = HeadObjectOutput {
             content_length: i64::try_from(object.size).ok(),
             accept_ranges: Some("bytes".into()),
             e_tag: Some(e_tag),
@@ -331,13 +305,12 @@ impl Gateway {
             cache_control: headers.cache_control,
             expires: headers.expires.map(timestamp),
             parts_count: i32::try_from(object.parts.len()).ok().filter(|n| *n > 0),
-            checksum_crc32: sums.checksum_crc32,
-            checksum_crc32c: sums.checksum_crc32c,
-            checksum_sha1: sums.checksum_sha1,
-            checksum_sha256: sums.checksum_sha256,
-            checksum_crc64nvme: sums.checksum_crc64nvme,
             ..Default::default()
-        }))
+        };
+        if checksum_wanted {
+            set_checksums!(output, &object.checksums);
+        }
+        Ok(S3Response::new(output))
     }
 
     pub(crate) async fn delete_object_op(
@@ -388,13 +361,7 @@ impl Gateway {
             return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
         };
         let source = self.object(src_bucket, src_key).await?;
-        Preconditions {
-            if_match: input.copy_source_if_match.as_ref(),
-            if_none_match: input.copy_source_if_none_match.as_ref(),
-            if_modified_since: input.copy_source_if_modified_since.as_ref(),
-            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-        }
-        .check_copy_source(&source)?;
+        copy_source_preconditions!(input).check_copy_source(&source)?;
         self.bucket(&input.bucket).await?;
 
         let replace_metadata = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == "REPLACE");

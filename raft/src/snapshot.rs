@@ -128,7 +128,10 @@ impl SnapshotFiles {
             batch.insert(key, value);
         }
         // The snapshot's own applied index and membership win over whatever the records said.
-        batch.insert(tables::APPLIED, encode(&meta.last_log_id)?);
+        match meta.last_log_id {
+            Some(applied) => batch.insert(tables::APPLIED, encode(&applied)?),
+            None => batch.remove(tables::APPLIED),
+        }
         batch.insert(tables::MEMBERSHIP, encode(&meta.last_membership)?);
         tables.tree.apply_batch(batch)?;
         owe_pulls_after_install(tables, node, meta.last_log_id.map_or(0, |l| l.index))?;

@@ -118,6 +118,7 @@ impl Tables {
             .collect()
     }
 
+    /// The last applied log id (stored as a plain `LogId`; absent before the first entry).
     pub(crate) fn applied(&self) -> Result<Option<LogId<NodeId>>, StoreError> {
         self.get(APPLIED)
     }

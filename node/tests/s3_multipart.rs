@@ -37,6 +37,27 @@ async fn upload_part(client: &Client, bucket: &str, key: &str, id: &str, n: i32,
     etag
 }
 
+/// CompleteMultipartUpload with these (part number, ETag) pairs.
+async fn complete<S: AsRef<str>>(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    parts: &[(i32, S)],
+) -> Result<
+    aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput,
+    aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadError>,
+> {
+    client
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(completed(parts))
+        .send()
+        .await
+}
+
 fn completed<S: AsRef<str>>(parts: &[(i32, S)]) -> CompletedMultipartUpload {
     CompletedMultipartUpload::builder()
         .set_parts(Some(
@@ -216,27 +237,13 @@ async fn complete_with_wrong_etag_is_invalid_part() {
     let e1 = upload_part(&client, &bucket, "k", &id, 1, &data).await;
 
     expect_err(
-        client
-            .complete_multipart_upload()
-            .bucket(&bucket)
-            .key("k")
-            .upload_id(&id)
-            .multipart_upload(completed(&[(1, "\"0123456789abcdef0123456789abcdef\"")]))
-            .send()
-            .await,
+        complete(&client, &bucket, "k", &id, &[(1, "\"0123456789abcdef0123456789abcdef\"")]).await,
         400,
         Some("InvalidPart"),
         "Complete with a wrong ETag",
     );
     expect_err(
-        client
-            .complete_multipart_upload()
-            .bucket(&bucket)
-            .key("k")
-            .upload_id(&id)
-            .multipart_upload(completed(&[(1, &e1), (2, &e1)]))
-            .send()
-            .await,
+        complete(&client, &bucket, "k", &id, &[(1, &e1), (2, &e1)]).await,
         400,
         Some("InvalidPart"),
         "Complete naming a part that was never uploaded",
@@ -248,17 +255,8 @@ async fn complete_with_wrong_etag_is_invalid_part() {
         "HeadObject after failed completes",
     );
     // A failed Complete leaves the upload usable.
-    let done = ok(
-        client
-            .complete_multipart_upload()
-            .bucket(&bucket)
-            .key("k")
-            .upload_id(&id)
-            .multipart_upload(completed(&[(1, &e1)]))
-            .send()
-            .await,
-        "Complete with the right ETag after failures",
-    );
+    let done =
+        ok(complete(&client, &bucket, "k", &id, &[(1, &e1)]).await, "Complete with the right ETag after failures");
     assert_eq!(done.e_tag(), Some(multipart_etag(&[&data]).as_str()));
     assert_bytes_eq(&get_bytes(&client, &bucket, "k").await, &data, "single-part multipart object");
 }
@@ -276,27 +274,13 @@ async fn complete_with_descending_parts_is_invalid_part_order() {
     let e1 = upload_part(&client, &bucket, "k", &id, 1, &p1).await;
     let e2 = upload_part(&client, &bucket, "k", &id, 2, &p2).await;
     expect_err(
-        client
-            .complete_multipart_upload()
-            .bucket(&bucket)
-            .key("k")
-            .upload_id(&id)
-            .multipart_upload(completed(&[(2, &e2), (1, &e1)]))
-            .send()
-            .await,
+        complete(&client, &bucket, "k", &id, &[(2, &e2), (1, &e1)]).await,
         400,
         Some("InvalidPartOrder"),
         "Complete with descending part numbers",
     );
     expect_err(
-        client
-            .complete_multipart_upload()
-            .bucket(&bucket)
-            .key("k")
-            .upload_id(&id)
-            .multipart_upload(completed(&[(1, &e1), (1, &e1), (2, &e2)]))
-            .send()
-            .await,
+        complete(&client, &bucket, "k", &id, &[(1, &e1), (1, &e1), (2, &e2)]).await,
         400,
         Some("InvalidPartOrder"),
         "Complete with a repeated part number",
@@ -322,14 +306,7 @@ async fn small_non_last_part_is_entity_too_small() {
     let e1 = upload_part(&client, &bucket, "k", &id, 1, &p1).await;
     let e2 = upload_part(&client, &bucket, "k", &id, 2, &p2).await;
     expect_err(
-        client
-            .complete_multipart_upload()
-            .bucket(&bucket)
-            .key("k")
-            .upload_id(&id)
-            .multipart_upload(completed(&[(1, &e1), (2, &e2)]))
-            .send()
-            .await,
+        complete(&client, &bucket, "k", &id, &[(1, &e1), (2, &e2)]).await,
         400,
         Some("EntityTooSmall"),
         "Complete with a 1 KiB non-last part",
@@ -338,14 +315,7 @@ async fn small_non_last_part_is_entity_too_small() {
     let p1 = random_bytes(9, 5 * MIB - 1);
     let e1 = upload_part(&client, &bucket, "k", &id, 1, &p1).await;
     expect_err(
-        client
-            .complete_multipart_upload()
-            .bucket(&bucket)
-            .key("k")
-            .upload_id(&id)
-            .multipart_upload(completed(&[(1, &e1), (2, &e2)]))
-            .send()
-            .await,
+        complete(&client, &bucket, "k", &id, &[(1, &e1), (2, &e2)]).await,
         400,
         Some("EntityTooSmall"),
         "Complete with a (5 MiB - 1) non-last part",
@@ -359,17 +329,8 @@ async fn small_non_last_part_is_entity_too_small() {
     // Re-uploading part 1 at exactly 5 MiB replaces it and makes the upload completable.
     let p1 = random_bytes(10, 5 * MIB);
     let e1 = upload_part(&client, &bucket, "k", &id, 1, &p1).await;
-    let done = ok(
-        client
-            .complete_multipart_upload()
-            .bucket(&bucket)
-            .key("k")
-            .upload_id(&id)
-            .multipart_upload(completed(&[(1, &e1), (2, &e2)]))
-            .send()
-            .await,
-        "Complete with a 5 MiB first part",
-    );
+    let done =
+        ok(complete(&client, &bucket, "k", &id, &[(1, &e1), (2, &e2)]).await, "Complete with a 5 MiB first part");
     assert_eq!(done.e_tag(), Some(multipart_etag(&[&p1, &p2]).as_str()));
     let mut all = p1.clone();
     all.extend_from_slice(&p2);
@@ -406,14 +367,7 @@ async fn abort_then_list_parts_is_no_such_upload() {
         "UploadPart after abort",
     );
     expect_err(
-        client
-            .complete_multipart_upload()
-            .bucket(&bucket)
-            .key("k")
-            .upload_id(&id)
-            .multipart_upload(completed(&[(1, "\"x\"")]))
-            .send()
-            .await,
+        complete(&client, &bucket, "k", &id, &[(1, "\"x\"")]).await,
         404,
         Some("NoSuchUpload"),
         "Complete after abort",
@@ -444,14 +398,7 @@ async fn multipart_overwrites_existing_object() {
     // Until completion the old object is what readers see.
     assert_eq!(get_bytes(&client, &bucket, "k").await, b"old small object");
     ok(
-        client
-            .complete_multipart_upload()
-            .bucket(&bucket)
-            .key("k")
-            .upload_id(&id)
-            .multipart_upload(completed(&[(1, &e1), (2, &e2)]))
-            .send()
-            .await,
+        complete(&client, &bucket, "k", &id, &[(1, &e1), (2, &e2)]).await,
         "CompleteMultipartUpload over an existing key",
     );
     let mut all = p1;

@@ -71,8 +71,11 @@ impl Gateway {
     /// Catches up with everything committed before now (read index), when reads are
     /// linearizable.
     pub(crate) async fn sync_for_read(&self) -> S3Result<()> {
-        if self.consistency == ReadConsistency::Linearizable {
-            self.meta.read_barrier().await.map_err(error::propose)?;
+        if self.consistency == ReadConsistency::Linearizable
+            && let Err(e) = self.meta.read_barrier().await
+        {
+            // Cut off from the leader: answer from what this node knows (see read_through).
+            tracing::warn!(error = %e, "no read index (cut off from the leader?); serving local state");
         }
         Ok(())
     }
@@ -85,7 +88,16 @@ impl Gateway {
         read: impl Fn(&MetaStore) -> Result<Option<T>, meridian_raft::StoreError>,
     ) -> S3Result<Option<T>> {
         if self.consistency == ReadConsistency::Linearizable {
-            self.meta.read_barrier().await.map_err(error::propose)?;
+            if let Err(e) = self.meta.read_barrier().await {
+                // Cut off from the leader (a minority partition, a lost quorum): what this node
+                // knows is served rather than nothing, possibly missing writes made elsewhere
+                // since; an unknown key cannot be confirmed absent, so that stays an error.
+                if let Some(found) = read(&self.meta).map_err(error::store)? {
+                    tracing::warn!(error = %e, "no read index (cut off from the leader?); serving local state");
+                    return Ok(Some(found));
+                }
+                return Err(error::propose(e));
+            }
             return read(&self.meta).map_err(error::store);
         }
         if let Some(found) = read(&self.meta).map_err(error::store)? {

@@ -10,6 +10,12 @@ use axum::routing::get;
 use meridian_raft::MetaStore;
 use serde::Serialize;
 
+mod api_auth;
+mod error;
+
+pub use api_auth::{ApiCaller, ServiceToken};
+pub use error::ApiError;
+
 /// What the web handlers share.
 #[derive(Clone)]
 pub struct WebState {
@@ -18,12 +24,21 @@ pub struct WebState {
     /// An access key that must be in the store before the node reports ready (the dev key of
     /// `cluster.toml`), so clients started on "ready" can sign requests at once.
     required_key: Option<String>,
+    /// Bearer tokens of the cinema's services allowed on the JSON API (see [`ApiCaller`]).
+    service_tokens: std::sync::Arc<[ServiceToken]>,
 }
 
 impl WebState {
     /// State for the node of `region`.
     pub fn new(meta: MetaStore, region: String, required_key: Option<String>) -> Self {
-        Self { meta, region, required_key }
+        Self { meta, region, required_key, service_tokens: std::sync::Arc::new([]) }
+    }
+
+    /// Accepts these service tokens on the JSON API.
+    #[must_use]
+    pub fn with_service_tokens(mut self, tokens: Vec<ServiceToken>) -> Self {
+        self.service_tokens = tokens.into();
+        self
     }
 }
 

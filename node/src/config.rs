@@ -61,6 +61,9 @@ pub(crate) struct ClusterConfig {
     /// Client-position settings (used by geo routing).
     #[serde(default)]
     pub(crate) geo: GeoSection,
+    /// Who may call the web listener's JSON API besides access-key holders.
+    #[serde(default)]
+    pub(crate) api: ApiSection,
     /// The regions, one node each, in the order scripts list them.
     pub(crate) region: Vec<RegionConfig>,
     /// Directory of the config file; relative paths are resolved against it.
@@ -172,6 +175,40 @@ pub(crate) struct GeoSection {
     /// The CIDR-to-region map ("fake GeoIP").
     #[serde(default)]
     pub(crate) cidr: Vec<CidrRule>,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ApiSection {
+    /// Bearer tokens of the cinema's services (event consumers, the upload front end).
+    #[serde(default)]
+    pub(crate) service_token: Vec<ServiceTokenConfig>,
+}
+
+/// One `[[api.service_token]]`: only the token's hash is in the file, so a leaked config does not
+/// leak the token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServiceTokenConfig {
+    /// Who holds the token; the actor name of what it does.
+    pub(crate) name: String,
+    /// Lowercase hex SHA-256 of the token (`printf %s TOKEN | sha256sum`).
+    pub(crate) sha256: String,
+}
+
+impl ApiSection {
+    /// The tokens in the form the web listener checks.
+    pub(crate) fn service_tokens(&self) -> Vec<meridian_admin::ServiceToken> {
+        self.service_token
+            .iter()
+            .filter_map(|t| {
+                let mut sha256 = [0u8; 32];
+                hex::decode_to_slice(&t.sha256, &mut sha256).ok()?;
+                Some(meridian_admin::ServiceToken { name: t.name.clone(), sha256 })
+            })
+            .collect()
+    }
 }
 
 /// One `[[geo.cidr]]` rule.
@@ -321,6 +358,17 @@ impl ClusterConfig {
                 return Err(invalid(
                     format!("geo.cidr[{i}].region"),
                     format!("{:?} is not a configured region", rule.region),
+                ));
+            }
+        }
+        for (i, token) in self.api.service_token.iter().enumerate() {
+            if token.name.trim().is_empty() {
+                return Err(invalid(format!("api.service_token[{i}].name"), "must not be empty".into()));
+            }
+            if token.sha256.len() != 64 || !token.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(
+                    format!("api.service_token[{i}].sha256"),
+                    "must be 64 hex digits (the SHA-256 of the token)".into(),
                 ));
             }
         }

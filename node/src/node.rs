@@ -58,11 +58,14 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     tasks.spawn(listeners::serve_axum(
         "web",
         web,
-        meridian_admin::router(meridian_admin::WebState::new(
-            meta.clone(),
-            region.name.clone(),
-            Some(config.dev_key.access_key_id.clone()),
-        )),
+        meridian_admin::router(
+            meridian_admin::WebState::new(
+                meta.clone(),
+                region.name.clone(),
+                Some(config.dev_key.access_key_id.clone()),
+            )
+            .with_service_tokens(config.api.service_tokens()),
+        ),
         shutdown.clone(),
     ));
     tasks.spawn(workers::work_queue(gateway.clone(), shutdown.clone()));

@@ -1,0 +1,74 @@
+//! The one error type of the JSON API: a status code and a message a person can act on.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::http::header::WWW_AUTHENTICATE;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error answered by a `/api/v1/...` route as `{"error": code, "message": text}`.
+///
+/// Every handler returns `Result<_, ApiError>`, so a bad request is always a 4xx with a message
+/// and never a panic or an empty 500.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A stable machine-readable code (`unauthorized`, `not_found`, ...).
+    pub code: &'static str,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+impl ApiError {
+    /// 400: the request itself is malformed.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, code: "bad_request", message: message.into() }
+    }
+
+    /// 401: no credentials, or credentials that do not verify.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::UNAUTHORIZED, code: "unauthorized", message: message.into() }
+    }
+
+    /// 403: the caller is known but may not do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::FORBIDDEN, code: "forbidden", message: message.into() }
+    }
+
+    /// 404: the thing named in the path does not exist.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::NOT_FOUND, code: "not_found", message: message.into() }
+    }
+
+    /// 503: the node cannot answer right now (no leader, store unavailable); retrying may work.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message: message.into() }
+    }
+
+    /// 500 for a failure of this node (its store), logged with the cause.
+    pub fn internal(context: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, context, "web API request failed");
+        Self { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message: format!("{context} failed") }
+    }
+}
+
+/// The JSON body of an [`ApiError`].
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(ErrorBody { error: self.code, message: &self.message });
+        if self.status == StatusCode::UNAUTHORIZED {
+            // Tells HTTP clients which schemes the API takes.
+            (self.status, [(WWW_AUTHENTICATE, "Basic realm=\"meridian\", Bearer")], body).into_response()
+        } else {
+            (self.status, body).into_response()
+        }
+    }
+}

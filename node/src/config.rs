@@ -113,6 +113,10 @@ pub(crate) struct RaftSection {
     /// `linearizable` (default): every read first catches up with the leader's commit index;
     /// `local`: reads of known keys are served from local state without a round trip.
     pub(crate) read_consistency: ReadConsistencySetting,
+    /// How long a read lease lasts, ms; 0 turns leases off (every linearizable read then asks the
+    /// leader). Unset: the election timeout's lower bound. A new leader holds back
+    /// acknowledgements this long after its election, so keep it at most that bound.
+    pub(crate) read_lease_ms: Option<u64>,
 }
 
 /// `[raft] read_consistency`.
@@ -134,6 +138,7 @@ impl Default for RaftSection {
             snapshot_every: 20_000,
             commit_timeout_ms: 10_000,
             read_consistency: ReadConsistencySetting::Linearizable,
+            read_lease_ms: None,
         }
     }
 }
@@ -301,6 +306,18 @@ impl ClusterConfig {
                 "must be greater than raft.election_timeout_min_ms".into(),
             ));
         }
+        if let Some(lease) = raft.read_lease_ms
+            && lease > raft.election_timeout_min_ms
+        {
+            return Err(invalid(
+                "raft.read_lease_ms".into(),
+                format!(
+                    "{lease} is longer than raft.election_timeout_min_ms ({}): after a leader change, writes \
+                     would stall longer than the election itself",
+                    raft.election_timeout_min_ms
+                ),
+            ));
+        }
         let (mut ids, mut names, mut addrs) = (HashSet::new(), HashSet::new(), HashSet::new());
         for (i, region) in self.region.iter().enumerate() {
             let field = |name: &str| format!("region[{i}].{name}");
@@ -393,6 +410,7 @@ impl ClusterConfig {
             election_max: Duration::from_millis(self.raft.election_timeout_max_ms),
             snapshot_every: self.raft.snapshot_every.max(1),
             commit_timeout: Duration::from_millis(self.raft.commit_timeout_ms.max(100)),
+            read_lease: Duration::from_millis(self.raft.read_lease_ms.unwrap_or(self.raft.election_timeout_min_ms)),
         }
     }
 

@@ -11,6 +11,7 @@ mod codec;
 pub mod command;
 mod durable;
 mod error;
+mod lease;
 mod log_store;
 pub mod model;
 pub mod network;

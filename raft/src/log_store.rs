@@ -8,6 +8,8 @@
 
 use std::fmt::Debug;
 use std::ops::RangeBounds;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, Vote};
@@ -32,6 +34,9 @@ pub(crate) struct LogStore {
     meta: sled::Tree,
     /// Callbacks waiting for the next flush.
     flusher: mpsc::UnboundedSender<LogFlushed<TypeConfig>>,
+    /// Index of the last entry in the log, shared with the store: a reader holding a lease
+    /// applies up to it before reading (see `lease`).
+    appended: Arc<AtomicU64>,
 }
 
 fn log_error(verb: openraft::ErrorVerb, e: impl ToString) -> StorageError<NodeId> {
@@ -52,7 +57,14 @@ impl LogStore {
         let (flusher, queue) = mpsc::unbounded_channel();
         tokio::spawn(flush_loop(db.clone(), queue));
         let (entries, meta) = (db.db().open_tree("raft_log")?, db.db().open_tree("raft_meta")?);
-        Ok(Self { db: db.clone(), entries, meta, flusher })
+        let last =
+            entries.last()?.and_then(|(key, _)| <[u8; 8]>::try_from(key.as_ref()).ok()).map_or(0, u64::from_be_bytes);
+        Ok(Self { db: db.clone(), entries, meta, flusher, appended: Arc::new(AtomicU64::new(last)) })
+    }
+
+    /// The index of the last entry in the log, kept current by `append` and `truncate`.
+    pub(crate) fn appended(&self) -> Arc<AtomicU64> {
+        self.appended.clone()
     }
 
     // StorageError is openraft's type and its size is not ours to choose.
@@ -153,10 +165,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = sled::Batch::default();
+        let mut last = None;
         for entry in entries {
             batch.insert(&entry.log_id.index.to_be_bytes(), encode(&entry).map_err(write_error)?);
+            last = Some(entry.log_id.index);
         }
         self.entries.apply_batch(batch).map_err(write_error)?;
+        if let Some(last) = last {
+            self.appended.store(last, Ordering::Release);
+        }
         self.flusher.send(callback).map_err(|_| write_error("log flusher stopped"))?;
         Ok(())
     }
@@ -167,6 +184,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.remove(item.map_err(read_error)?.0);
         }
         self.entries.apply_batch(batch).map_err(write_error)?;
+        self.appended.store(log_id.index.saturating_sub(1), Ordering::Release);
         self.db.flush().await.map_err(write_error)?;
         Ok(())
     }

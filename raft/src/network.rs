@@ -30,6 +30,8 @@ pub const SNAPSHOT_PATH: &str = "/internal/v1/raft/snapshot";
 pub const PROPOSE_PATH: &str = "/internal/v1/propose";
 /// Path where the leader answers read-index requests.
 pub const READ_INDEX_PATH: &str = "/internal/v1/read-index";
+/// Path where the leader grants read leases (body: the asking node's id).
+pub const LEASE_PATH: &str = "/internal/v1/lease";
 
 /// Path prefix where a node serves the blobs it holds (`{BLOB_PATH}/{id}`, GET, optional Range).
 pub const BLOB_PATH: &str = "/internal/v1/blobs";

@@ -2,12 +2,15 @@
 //!
 //! Writes are [`Command`]s proposed through Raft; on a follower they are forwarded to the
 //! leader, and the call returns once the entry is applied HERE too, so a client that wrote
-//! through this node reads its write back from it. Reads come from the local state machine.
+//! through this node reads its write back from it. Reads come from the local state machine,
+//! after [`MetaStore::read_barrier`]: free while this node holds a read lease (see `lease`),
+//! one round trip to the leader otherwise.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::watch;
@@ -15,9 +18,10 @@ use tokio::sync::watch;
 use crate::command::{Command, CommandOutcome};
 use crate::durable::DurableDb;
 use crate::error::{ProposeError, StoreError};
+use crate::lease::Leases;
 use crate::log_store::LogStore;
 use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, WorkItem};
-use crate::network::{CallError, HttpNetwork, PROPOSE_PATH, PeerClient, READ_INDEX_PATH};
+use crate::network::{CallError, HttpNetwork, LEASE_PATH, PROPOSE_PATH, PeerClient, READ_INDEX_PATH};
 use crate::signing::RequestSigner;
 use crate::snapshot::SnapshotFiles;
 use crate::state_machine::StateMachine;
@@ -37,6 +41,9 @@ pub struct RaftTiming {
     pub snapshot_every: u64,
     /// How long a proposal may wait for its commit before the client gets an error.
     pub commit_timeout: Duration,
+    /// How long a read lease lasts (zero: no leases; every read asks the leader). A new leader
+    /// holds back acknowledgements this long after its election.
+    pub read_lease: Duration,
 }
 
 /// Everything needed to open a node's store.
@@ -75,6 +82,14 @@ struct Inner {
     proposals: tokio::sync::mpsc::UnboundedSender<Proposal>,
     /// When this node last heard from a leader (AppendEntries), Unix ms; 0 = never.
     last_leader_contact: std::sync::atomic::AtomicI64,
+    /// Read leases held and granted (see `lease`).
+    leases: Leases,
+    /// Index of the last entry in this node's log (kept by the log store).
+    appended: Arc<AtomicU64>,
+    /// Read barriers passed under a lease (no round trip), for status and tests.
+    lease_reads: AtomicU64,
+    /// Read barriers that asked the leader for a read index.
+    read_index_reads: AtomicU64,
 }
 
 /// A command waiting to be proposed, and where its outcome goes.
@@ -138,6 +153,18 @@ async fn run_batcher(store: std::sync::Weak<Inner>, mut queue: tokio::sync::mpsc
     }
 }
 
+/// Renews this node's read lease four times per lease period, for as long as the store lives.
+async fn run_lease_keeper(store: std::sync::Weak<Inner>) {
+    loop {
+        let Some(inner) = store.upgrade() else { return };
+        let store = MetaStore { inner };
+        let every = store.inner.leases.renew_every();
+        store.renew_lease().await;
+        drop(store);
+        tokio::time::sleep(every).await;
+    }
+}
+
 fn fatal(e: impl std::fmt::Display) -> ProposeError {
     ProposeError::Fatal(e.to_string())
 }
@@ -149,6 +176,7 @@ impl MetaStore {
         let db = DurableDb::open(&config.dir.join("meta"))?;
         let tables = Tables { tree: db.db().open_tree("state")? };
         let log_store = LogStore::open(&db)?;
+        let appended = log_store.appended();
         let (work_tx, work) = watch::channel(0u64);
         let applied_index = tables.applied()?.map_or(0, |l| l.index);
         let (applied_tx, applied) = watch::channel(applied_index);
@@ -193,9 +221,16 @@ impl MetaStore {
                 commit_timeout: timing.commit_timeout,
                 last_leader_contact: std::sync::atomic::AtomicI64::new(0),
                 proposals,
+                leases: Leases::new(timing.read_lease),
+                appended,
+                lease_reads: AtomicU64::new(0),
+                read_index_reads: AtomicU64::new(0),
             }),
         };
         tokio::spawn(run_batcher(Arc::downgrade(&store.inner), queue));
+        if store.inner.leases.enabled() {
+            tokio::spawn(run_lease_keeper(Arc::downgrade(&store.inner)));
+        }
         Ok(store)
     }
 
@@ -235,7 +270,10 @@ impl MetaStore {
         let mut backoff = Duration::from_millis(20);
         loop {
             let leader = match self.inner.raft.client_write(command.clone()).await {
-                Ok(response) => return Ok(response.data),
+                Ok(response) => {
+                    self.await_lease_holders(response.log_id.index).await;
+                    return Ok(response.data);
+                }
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                     forward.leader_id.zip(forward.leader_node)
                 }
@@ -275,9 +313,116 @@ impl MetaStore {
     /// The leader's side of a forwarded proposal: commit it here and report its log index.
     pub async fn propose_as_leader(&self, command: Command) -> Result<(u64, CommandOutcome), String> {
         match self.inner.raft.client_write(command).await {
-            Ok(response) => Ok((response.log_id.index, response.data)),
+            Ok(response) => {
+                self.await_lease_holders(response.log_id.index).await;
+                Ok((response.log_id.index, response.data))
+            }
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// Leader side: holds back the acknowledgement of entry `index` until every read-lease
+    /// holder has it in its log or its lease ran out, and, in a new term, until the leases the
+    /// previous leader granted ran out (see `lease`). Bounded by one lease period.
+    async fn await_lease_holders(&self, index: u64) {
+        let leases = &self.inner.leases;
+        if !leases.enabled() {
+            return;
+        }
+        let mut metrics = self.inner.raft.metrics();
+        let (term, alone) = {
+            let m = metrics.borrow();
+            let alone = m.membership_config.membership().nodes().all(|(id, _)| *id == self.inner.node_id);
+            (m.current_term, alone)
+        };
+        if alone {
+            // No other node can hold a lease, from this leader or an earlier one.
+            return;
+        }
+        tokio::time::sleep_until(leases.writes_allowed_from(term).into()).await;
+        loop {
+            let lagging_until = {
+                let m = metrics.borrow_and_update();
+                let matched = |id: NodeId| {
+                    m.replication.as_ref().and_then(|r| r.get(&id).copied().flatten()).map_or(0, |l| l.index)
+                };
+                leases
+                    .holders(term)
+                    .into_iter()
+                    .filter(|(id, _)| *id != self.inner.node_id && matched(*id) < index)
+                    .map(|(_, until)| until)
+                    .max()
+            };
+            let Some(until) = lagging_until else { return };
+            tokio::select! {
+                changed = metrics.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep_until(until.into()) => {}
+            }
+        }
+    }
+
+    /// Leader side of a lease request from `holder`: records the grant, then confirms leadership
+    /// with a quorum and returns the term and the read index the holder must apply first.
+    pub async fn grant_lease(&self, holder: NodeId) -> Result<(u64, u64), String> {
+        let term = {
+            let m = self.inner.raft.metrics().borrow().clone();
+            if m.current_leader != Some(self.inner.node_id) {
+                return Err("not the leader".into());
+            }
+            if m.membership_config.membership().get_node(&holder).is_none() {
+                return Err(format!("node {holder} is not a member"));
+            }
+            m.current_term
+        };
+        // Recorded before the read index: a write committed after this point waits for the
+        // holder, one committed before is covered by the read index.
+        self.inner.leases.grant(term, holder);
+        let index = self.read_index_as_leader().await?;
+        if self.inner.raft.metrics().borrow().current_term != term {
+            return Err("the term changed while granting".into());
+        }
+        Ok((term, index))
+    }
+
+    /// Renews this node's read lease: from its own quorum confirmation when it leads, from the
+    /// leader otherwise. Failures just let the lease run out; reads then ask the leader.
+    async fn renew_lease(&self) {
+        let (leader, term) = {
+            let m = self.inner.raft.metrics().borrow().clone();
+            (m.current_leader, m.current_term)
+        };
+        let Some(leader) = leader else { return };
+        let asked_at = Instant::now();
+        if leader == self.inner.node_id {
+            // Starts the new-leader wait as early as possible, not at the first write.
+            self.inner.leases.writes_allowed_from(term);
+            if let Ok(log_id) = self.inner.raft.ensure_linearizable().await {
+                self.inner.leases.hold(leader, term, asked_at, log_id.map_or(0, |l| l.index));
+            }
+            return;
+        }
+        let Some(node) = self.member(leader) else { return };
+        let wait = self.inner.leases.renew_every() * 2;
+        let reply: Result<Result<(u64, u64), String>, CallError> =
+            self.inner.peers.call(&node.internal, LEASE_PATH, &self.inner.node_id, wait).await;
+        match reply {
+            Ok(Ok((granted_term, index))) if granted_term == term => {
+                self.inner.leases.hold(leader, term, asked_at, index);
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(reason)) => tracing::debug!(leader, reason, "read lease refused"),
+            Err(e) => tracing::debug!(leader, error = %e, "read lease request failed"),
+        }
+    }
+
+    /// The read index to apply before a local read, if this node holds a read lease right now.
+    fn lease_read_index(&self) -> Option<u64> {
+        let (leader, term) = {
+            let m = self.inner.raft.metrics();
+            let m = m.borrow();
+            (m.current_leader, m.current_term)
+        };
+        self.inner.leases.read_index(leader, term)
     }
 
     /// The leader's side of a read-index request: the index a reader must have applied to see
@@ -294,6 +439,16 @@ impl MetaStore {
     /// before is never missed.
     pub async fn read_barrier(&self) -> Result<(), ProposeError> {
         let timeout = self.inner.commit_timeout;
+        if let Some(granted_at) = self.lease_read_index() {
+            // Every acknowledged write is in this node's log (see `lease`): applying the whole
+            // log is enough, no round trip.
+            let target = granted_at.max(self.inner.appended.load(Ordering::Acquire));
+            if tokio::time::timeout(timeout, self.wait_applied(target)).await.is_ok() {
+                self.inner.lease_reads.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        self.inner.read_index_reads.fetch_add(1, Ordering::Relaxed);
         let attempt = async {
             let mut backoff = Duration::from_millis(20);
             loop {
@@ -465,6 +620,13 @@ impl MetaStore {
             purged_index: metrics.purged.map(|l| l.index),
             last_leader_contact_ms: (contact > 0).then_some(contact),
             millis_since_quorum_ack: metrics.millis_since_quorum_ack,
+            read_lease_ms: self
+                .inner
+                .leases
+                .remaining(metrics.current_leader, metrics.current_term)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            lease_reads: self.inner.lease_reads.load(Ordering::Relaxed),
+            read_index_reads: self.inner.read_index_reads.load(Ordering::Relaxed),
             members,
         }
     }
@@ -507,6 +669,15 @@ pub struct ClusterStatus {
     pub last_leader_contact_ms: Option<i64>,
     /// Milliseconds since a quorum last acknowledged this node as leader (leaders).
     pub millis_since_quorum_ack: Option<u64>,
+    /// How much longer this node's read lease holds, ms; `None` without a valid lease.
+    #[serde(default)]
+    pub read_lease_ms: Option<u64>,
+    /// Read barriers this node passed under its lease, without a round trip.
+    #[serde(default)]
+    pub lease_reads: u64,
+    /// Read barriers for which this node asked the leader (no valid lease).
+    #[serde(default)]
+    pub read_index_reads: u64,
     /// The members.
     pub members: Vec<MemberStatus>,
 }

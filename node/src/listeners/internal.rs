@@ -14,7 +14,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use meridian_raft::model::AccessKey;
-use meridian_raft::network::{self, APPEND_PATH, BLOB_PATH, PROPOSE_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH};
+use meridian_raft::network::{
+    self, APPEND_PATH, BLOB_PATH, LEASE_PATH, PROPOSE_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH,
+};
 use meridian_raft::signing::{RequestSigner, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use meridian_raft::{Command, MetaStore};
 use meridian_s3gw::blob::{BlobStore, DiskBlobs};
@@ -66,6 +68,7 @@ pub(crate) fn router(meta: MetaStore, blobs: Arc<DiskBlobs>, signer: Arc<Request
         .route(SNAPSHOT_PATH, post(snapshot))
         .route(PROPOSE_PATH, post(propose))
         .route(READ_INDEX_PATH, post(read_index))
+        .route(LEASE_PATH, post(grant_lease))
         .route(KEYS_PATH, post(create_key))
         .route(MEMBERSHIP_PATH, post(change_membership))
         .route(&format!("{BLOB_PATH}/{{id}}"), get(serve_blob))
@@ -137,6 +140,13 @@ async fn propose(State(state): State<Internal>, body: Bytes) -> Response {
 
 async fn read_index(State(state): State<Internal>) -> Response {
     reply(&state.meta.read_index_as_leader().await)
+}
+
+async fn grant_lease(State(state): State<Internal>, body: Bytes) -> Response {
+    match decode::<meridian_raft::NodeId>(&body) {
+        Ok(holder) => reply(&state.meta.grant_lease(holder).await),
+        Err(response) => response,
+    }
 }
 
 async fn create_key(State(state): State<Internal>, body: Bytes) -> Response {

@@ -27,8 +27,8 @@ pub(crate) async fn status(config_path: &Path) -> anyhow::Result<()> {
     let leader_view = views.iter().find_map(|(_, s)| s.as_ref().filter(|s| s.leader == Some(s.node_id)));
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
     println!(
-        "{:<12} {:>3} {:<10} {:>6} {:>5} {:>9} {:>9} {:>9} {:>13}",
-        "region", "id", "state", "leader", "term", "last_log", "applied", "matched", "last_contact"
+        "{:<12} {:>3} {:<10} {:>6} {:>5} {:>9} {:>9} {:>9} {:>13} {:>7}",
+        "region", "id", "state", "leader", "term", "last_log", "applied", "matched", "last_contact", "lease"
     );
     for (region, status) in &views {
         let Some(s) = status else {
@@ -47,8 +47,9 @@ pub(crate) async fn status(config_path: &Path) -> anyhow::Result<()> {
                 |t| format!("{}ms ago", now_ms.saturating_sub(u128::try_from(t).unwrap_or(0))),
             )
         };
+        let lease = s.read_lease_ms.map_or_else(|| "none".to_owned(), |ms| format!("{ms}ms"));
         println!(
-            "{:<12} {:>3} {:<10} {:>6} {:>5} {:>9} {:>9} {:>9} {:>13}",
+            "{:<12} {:>3} {:<10} {:>6} {:>5} {:>9} {:>9} {:>9} {:>13} {:>7}",
             region.name,
             s.node_id,
             s.state,
@@ -57,7 +58,8 @@ pub(crate) async fn status(config_path: &Path) -> anyhow::Result<()> {
             s.last_log_index,
             s.applied_index,
             matched,
-            contact
+            contact,
+            lease
         );
     }
     Ok(())

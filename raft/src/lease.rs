@@ -28,6 +28,17 @@ use std::time::{Duration, Instant};
 
 use crate::types::NodeId;
 
+/// The leader's answer to a lease request.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct LeaseGrant {
+    /// The term of the granting leader.
+    pub term: u64,
+    /// The index the holder must apply before its first local read.
+    pub read_index: u64,
+    /// How long the lease may last, counted from when the holder asked, ms.
+    pub valid_for_ms: u64,
+}
+
 /// A lease this node holds.
 #[derive(Debug, Clone, Copy)]
 struct Lease {
@@ -68,6 +79,11 @@ impl Leases {
         }
     }
 
+    /// A full lease.
+    pub(crate) fn duration(&self) -> Duration {
+        self.duration
+    }
+
     /// Whether leases are on.
     pub(crate) fn enabled(&self) -> bool {
         !self.duration.is_zero()
@@ -79,8 +95,10 @@ impl Leases {
     }
 
     /// Records a lease obtained by a request sent at `asked_at`.
-    pub(crate) fn hold(&self, leader: NodeId, term: u64, asked_at: Instant, min_applied: u64) {
-        let valid_until = asked_at + self.duration.saturating_sub(self.margin);
+    /// `valid_for` is what the grantor promised: a full lease after a fresh quorum confirmation,
+    /// or what remains of the leader's own lease when it granted from that.
+    pub(crate) fn hold(&self, leader: NodeId, term: u64, asked_at: Instant, min_applied: u64, valid_for: Duration) {
+        let valid_until = asked_at + valid_for.min(self.duration).saturating_sub(self.margin);
         *lock(&self.own) = Some(Lease { leader, term, valid_until, min_applied });
     }
 
@@ -145,13 +163,17 @@ mod tests {
     fn a_lease_holds_only_for_its_leader_and_term_and_until_it_runs_out() {
         let leases = Leases::new(Duration::from_millis(200));
         assert_eq!(leases.read_index(Some(1), 3), None, "no lease yet");
-        leases.hold(1, 3, Instant::now(), 42);
+        leases.hold(1, 3, Instant::now(), 42, Duration::from_secs(9));
         assert_eq!(leases.read_index(Some(1), 3), Some(42));
         assert_eq!(leases.read_index(Some(2), 3), None, "another leader");
         assert_eq!(leases.read_index(Some(1), 4), None, "another term");
         assert_eq!(leases.read_index(None, 3), None, "no leader");
-        leases.hold(1, 3, Instant::now().checked_sub(Duration::from_millis(190)).unwrap(), 42);
+        leases.hold(1, 3, Instant::now().checked_sub(Duration::from_millis(190)).unwrap(), 42, Duration::from_secs(9));
         assert_eq!(leases.read_index(Some(1), 3), None, "older than duration - margin");
+        leases.hold(1, 3, Instant::now(), 42, Duration::from_millis(20));
+        assert_eq!(leases.read_index(Some(1), 3), None, "the grantor promised less than the margin");
+        leases.hold(1, 3, Instant::now(), 42, Duration::from_millis(150));
+        assert!(leases.remaining(Some(1), 3).unwrap() <= Duration::from_millis(150), "never past the promise");
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod types;
 
 pub use command::{Command, CommandOutcome, Rejection};
 pub use error::{ProposeError, StoreError};
+pub use lease::LeaseGrant;
 pub use store::{ClusterStatus, MemberStatus, MetaStore, RaftTiming, StoreConfig};
 pub use tables::ObjectCursor;
 pub use types::{NodeId, RegionNode, TypeConfig};

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::command::{Command, CommandOutcome};
 use crate::durable::DurableDb;
 use crate::error::{ProposeError, StoreError};
-use crate::lease::Leases;
+use crate::lease::{LeaseGrant, Leases};
 use crate::log_store::LogStore;
 use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, WorkItem};
 use crate::network::{CallError, HttpNetwork, LEASE_PATH, PROPOSE_PATH, PeerClient, READ_INDEX_PATH};
@@ -86,6 +86,9 @@ struct Inner {
     leases: Leases,
     /// Index of the last entry in this node's log (kept by the log store).
     appended: Arc<AtomicU64>,
+    /// The last leadership confirmation (when it started, the read index it gave); see
+    /// [`MetaStore::confirm_leadership`].
+    last_confirmation: tokio::sync::Mutex<Option<(Instant, u64)>>,
     /// Read barriers passed under a lease (no round trip), for status and tests.
     lease_reads: AtomicU64,
     /// Read barriers that asked the leader for a read index.
@@ -223,6 +226,7 @@ impl MetaStore {
                 proposals,
                 leases: Leases::new(timing.read_lease),
                 appended,
+                last_confirmation: tokio::sync::Mutex::new(None),
                 lease_reads: AtomicU64::new(0),
                 read_index_reads: AtomicU64::new(0),
             }),
@@ -363,7 +367,7 @@ impl MetaStore {
 
     /// Leader side of a lease request from `holder`: records the grant, then confirms leadership
     /// with a quorum and returns the term and the read index the holder must apply first.
-    pub async fn grant_lease(&self, holder: NodeId) -> Result<(u64, u64), String> {
+    pub async fn grant_lease(&self, holder: NodeId) -> Result<LeaseGrant, String> {
         let term = {
             let m = self.inner.raft.metrics().borrow().clone();
             if m.current_leader != Some(self.inner.node_id) {
@@ -377,11 +381,23 @@ impl MetaStore {
         // Recorded before the read index: a write committed after this point waits for the
         // holder, one committed before is covered by the read index.
         self.inner.leases.grant(term, holder);
-        let index = self.read_index_as_leader().await?;
+        let granted_at = Instant::now();
+        let (read_index, valid_for) = match self.own_leader_lease(term) {
+            // No other leader can acknowledge anything while this node's own lease lasts, so a
+            // lease that ends no later is safe without a new quorum round.
+            Some(remaining) => (self.inner.appended.load(Ordering::Acquire), remaining),
+            None => (self.confirm_leadership(granted_at).await?, self.inner.leases.duration()),
+        };
         if self.inner.raft.metrics().borrow().current_term != term {
             return Err("the term changed while granting".into());
         }
-        Ok((term, index))
+        let valid_for_ms = u64::try_from(valid_for.as_millis()).unwrap_or(u64::MAX);
+        Ok(LeaseGrant { term, read_index, valid_for_ms })
+    }
+
+    /// What remains of this node's lease as the leader of `term`.
+    fn own_leader_lease(&self, term: u64) -> Option<Duration> {
+        self.inner.leases.remaining(Some(self.inner.node_id), term)
     }
 
     /// Renews this node's read lease: from its own quorum confirmation when it leads, from the
@@ -396,18 +412,19 @@ impl MetaStore {
         if leader == self.inner.node_id {
             // Starts the new-leader wait as early as possible, not at the first write.
             self.inner.leases.writes_allowed_from(term);
-            if let Ok(log_id) = self.inner.raft.ensure_linearizable().await {
-                self.inner.leases.hold(leader, term, asked_at, log_id.map_or(0, |l| l.index));
+            if let Ok(index) = self.confirm_leadership(asked_at).await {
+                self.inner.leases.hold(leader, term, asked_at, index, self.inner.leases.duration());
             }
             return;
         }
         let Some(node) = self.member(leader) else { return };
         let wait = self.inner.leases.renew_every() * 2;
-        let reply: Result<Result<(u64, u64), String>, CallError> =
+        let reply: Result<Result<LeaseGrant, String>, CallError> =
             self.inner.peers.call(&node.internal, LEASE_PATH, &self.inner.node_id, wait).await;
         match reply {
-            Ok(Ok((granted_term, index))) if granted_term == term => {
-                self.inner.leases.hold(leader, term, asked_at, index);
+            Ok(Ok(grant)) if grant.term == term => {
+                let valid_for = Duration::from_millis(grant.valid_for_ms);
+                self.inner.leases.hold(leader, term, asked_at, grant.read_index, valid_for);
             }
             Ok(Ok(_)) => {}
             Ok(Err(reason)) => tracing::debug!(leader, reason, "read lease refused"),
@@ -428,10 +445,31 @@ impl MetaStore {
     /// The leader's side of a read-index request: the index a reader must have applied to see
     /// everything committed before the request arrived.
     pub async fn read_index_as_leader(&self) -> Result<u64, String> {
-        match self.inner.raft.ensure_linearizable().await {
-            Ok(log_id) => Ok(log_id.map_or(0, |l| l.index)),
-            Err(e) => Err(e.to_string()),
+        let term = self.inner.raft.metrics().borrow().current_term;
+        if self.own_leader_lease(term).is_some() {
+            // While this node's lease lasts no other leader acknowledges anything: everything
+            // acknowledged is in this node's log.
+            return Ok(self.inner.appended.load(Ordering::Acquire));
         }
+        self.confirm_leadership(Instant::now()).await
+    }
+
+    /// The leader's read index from a quorum confirmation that started at or after `since`.
+    ///
+    /// Confirmations run one at a time, and a caller that queued behind one which started late
+    /// enough takes its result: read-index requests and lease grants from every follower share
+    /// heartbeat rounds instead of each paying (and, with a peer down, logging) their own.
+    async fn confirm_leadership(&self, since: Instant) -> Result<u64, String> {
+        let mut last = self.inner.last_confirmation.lock().await;
+        if let Some((started, index)) = *last
+            && started >= since
+        {
+            return Ok(index);
+        }
+        let started = Instant::now();
+        let index = self.inner.raft.ensure_linearizable().await.map_err(|e| e.to_string())?.map_or(0, |l| l.index);
+        *last = Some((started, index));
+        Ok(index)
     }
 
     /// Waits until this node has applied everything the leader had committed when called.

@@ -2,7 +2,6 @@
 
 mod cluster_cli;
 mod config;
-mod geo;
 mod keys;
 mod listeners;
 mod node;

@@ -2,8 +2,11 @@
 
 mod cluster_cli;
 mod config;
+mod geo;
 mod keys;
 mod listeners;
+mod load;
+mod load_exchange;
 mod node;
 mod replication;
 mod shutdown;

@@ -10,7 +10,12 @@
 //!
 //! A node that is down is never chosen. A node without a fresh report (health unknown) may be
 //! chosen, but its load counts as worse than any known load. For uploads, a node that reports
-//! it is not ready (no leader) is skipped: its writes would fail.
+//! it is not ready (no leader) is skipped while some other node is ready: its writes would
+//! fail. When none is (a cluster still starting), readiness is ignored rather than refusing.
+//!
+//! Loads closer than [`LOAD_TIE`] count as equal, and equal loads go to the nearer node: the
+//! byte rate is an average that decays towards zero but never reaches it, and a trickle of
+//! bytes must not send a client to a farther node.
 //!
 //! The random pick is a parameter, so tests decide it.
 
@@ -18,6 +23,9 @@ use serde::Serialize;
 
 use crate::distance::{GeoPoint, haversine_km};
 use crate::load::{Health, NodeLoad, PeerView};
+
+/// Scores closer than this (in requests in flight) are a tie, won by the nearer node.
+pub const LOAD_TIE: f64 = 0.5;
 
 /// What the client wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -148,7 +156,10 @@ pub fn plan(
     settings: &PlanSettings,
     pick: &mut dyn FnMut(usize) -> usize,
 ) -> Decision {
-    let mut reports: Vec<CandidateReport> = candidates.iter().map(|c| report(op, client, c, settings)).collect();
+    let skip_not_ready = op == Operation::Put
+        && candidates.iter().any(|c| c.view.health == Health::Up && c.view.load.is_some_and(|l| l.ready));
+    let mut reports: Vec<CandidateReport> =
+        candidates.iter().map(|c| report(client, c, settings, op, skip_not_ready)).collect();
     reports.sort_by(|a, b| a.distance_km.total_cmp(&b.distance_km).then(a.id.cmp(&b.id)));
     let nearest_eligible = |reports: &[CandidateReport], holders_only: bool| {
         reports.iter().position(|r| r.eligible && (!holders_only || r.holds))
@@ -189,8 +200,14 @@ pub fn plan(
 }
 
 /// The report of one candidate before any choice.
-fn report(op: Operation, client: GeoPoint, c: &Candidate, settings: &PlanSettings) -> CandidateReport {
-    let not_ready = op == Operation::Put && c.view.load.is_some_and(|l| !l.ready);
+fn report(
+    client: GeoPoint,
+    c: &Candidate,
+    settings: &PlanSettings,
+    op: Operation,
+    skip_not_ready: bool,
+) -> CandidateReport {
+    let not_ready = skip_not_ready && c.view.load.is_some_and(|l| !l.ready);
     let (eligible, note) = match c.view.health {
         Health::Down => (false, Some(format!("down: {}", c.view.error.as_deref().unwrap_or("does not answer")))),
         _ if not_ready => (false, Some("not ready (no leader): cannot take writes".to_owned())),
@@ -276,8 +293,8 @@ fn choose_in_tier(
         score(&reports[a]),
         reports[b].region,
         score(&reports[b]),
-        if outcome == Outcome::NearestHolder && score(&reports[chosen]) == score(&reports[other]) {
-            format!("equal load, the nearer wins: {}", reports[chosen].region)
+        if !less_loaded_by_score(&reports[chosen], &reports[other]) {
+            format!("loads within {LOAD_TIE} of each other, the nearer wins: {}", reports[chosen].region)
         } else {
             format!("less loaded: {}", reports[chosen].region)
         },
@@ -286,19 +303,25 @@ fn choose_in_tier(
     (Some(chosen), outcome, reason)
 }
 
-/// Whether `x` should be preferred to `y`: known load before unknown, lower score, then nearer,
-/// then lower id (so equal nodes give a stable answer).
+/// Whether `x` won on load alone (not by a tie).
+fn less_loaded_by_score(x: &CandidateReport, y: &CandidateReport) -> bool {
+    match (x.score, y.score) {
+        (Some(_), None) => true,
+        (Some(xs), Some(ys)) => ys - xs >= LOAD_TIE,
+        _ => false,
+    }
+}
+
+/// Whether `x` should be preferred to `y`: known load before unknown, lower score by more than
+/// [`LOAD_TIE`], then nearer, then lower id (so equal nodes give a stable answer).
 fn less_loaded(x: &CandidateReport, y: &CandidateReport) -> bool {
-    let key = |r: &CandidateReport| (r.score.is_none(), r.score.unwrap_or(0.0));
-    let ((xu, xs), (yu, ys)) = (key(x), key(y));
-    if xu != yu {
-        return !xu;
+    match (x.score, y.score) {
+        (Some(_), None) => return true,
+        (None, Some(_)) => return false,
+        (Some(xs), Some(ys)) if (xs - ys).abs() >= LOAD_TIE => return xs < ys,
+        _ => {}
     }
-    match xs.total_cmp(&ys) {
-        std::cmp::Ordering::Less => true,
-        std::cmp::Ordering::Greater => false,
-        std::cmp::Ordering::Equal => (x.distance_km, x.id) < (y.distance_km, y.id),
-    }
+    (x.distance_km, x.id) < (y.distance_km, y.id)
 }
 
 #[cfg(test)]
@@ -367,6 +390,11 @@ mod tests {
         let d = plan(Operation::Put, FRANKFURT, &nodes, &SETTINGS, &mut no_pick);
         assert_eq!(d.chosen, Some(2), "not ready is skipped for writes, unknown is eligible: {d:?}");
 
+        // Nobody ready (a cluster starting): readiness is ignored.
+        let nodes = three([not_ready.clone(), not_ready.clone(), not_ready], [false; 3]);
+        let d = plan(Operation::Put, FRANKFURT, &nodes, &SETTINGS, &mut no_pick);
+        assert_eq!(d.chosen, Some(1), "{d:?}");
+
         let nodes = three([down(), down(), down()], [false; 3]);
         let d = plan(Operation::Put, FRANKFURT, &nodes, &SETTINGS, &mut no_pick);
         assert_eq!((d.chosen, d.outcome), (None, Outcome::NoHealthyNode));
@@ -401,6 +429,15 @@ mod tests {
         let nodes = three([streaming, up(2), up(0)], [true; 3]);
         let d = plan(Operation::Get, FRANKFURT, &nodes, &SETTINGS, &mut no_pick);
         assert_eq!(d.chosen, Some(2), "{}", d.reason);
+        // A trickle of bytes on the nearest is a tie, and the tie goes to the nearer.
+        let mut trickle = up(0);
+        if let Some(l) = trickle.load.as_mut() {
+            l.bytes_out_per_sec = 100.0;
+        }
+        let nodes = three([trickle, up(0), up(0)], [true; 3]);
+        let d = plan(Operation::Get, FRANKFURT, &nodes, &SETTINGS, &mut no_pick);
+        assert_eq!((d.chosen, d.outcome), (Some(1), Outcome::NearestHolder), "{}", d.reason);
+        assert!(d.reason.contains("the nearer wins"), "{}", d.reason);
         // Unknown load loses to a known one.
         let nodes = three([unknown(), up(3), up(0)], [true; 3]);
         let d = plan(Operation::Get, FRANKFURT, &nodes, &SETTINGS, &mut no_pick);

@@ -251,7 +251,12 @@ fn write_s3(out: &mut String, s3: &S3Metrics) {
             f(out, op.label(), &s3.ops[op as usize]);
         }
     };
-    header(out, "meridian_s3_requests_in_flight", "gauge", "S3 requests being served (downloads until their last byte).");
+    header(
+        out,
+        "meridian_s3_requests_in_flight",
+        "gauge",
+        "S3 requests being served (downloads until their last byte).",
+    );
     each(out, &|out, op, c| {
         let _ = writeln!(out, "meridian_s3_requests_in_flight{{op=\"{op}\"}} {}", c.in_flight.load(Ordering::Relaxed));
     });
@@ -283,7 +288,8 @@ fn write_s3(out: &mut String, s3: &S3Metrics) {
         let mut cumulative = 0;
         for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
             cumulative += c.latency[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "meridian_s3_request_duration_seconds_bucket{{op=\"{op}\",le=\"{le}\"}} {cumulative}");
+            let _ =
+                writeln!(out, "meridian_s3_request_duration_seconds_bucket{{op=\"{op}\",le=\"{le}\"}} {cumulative}");
         }
         cumulative += c.latency[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
         let sum = c.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
@@ -319,7 +325,11 @@ fn write_raft(out: &mut String, state: &WebState) {
             "Log entries this node has but has not applied yet.",
             status.last_log_index.saturating_sub(status.applied_index),
         ),
-        ("meridian_raft_snapshot_index", "Last index covered by this node's snapshot.", status.snapshot_index.unwrap_or(0)),
+        (
+            "meridian_raft_snapshot_index",
+            "Last index covered by this node's snapshot.",
+            status.snapshot_index.unwrap_or(0),
+        ),
         ("meridian_raft_is_leader", "1 on the leader.", u64::from(status.leader == Some(status.node_id))),
     ];
     for (name, help, value) in gauges {
@@ -408,7 +418,10 @@ mod tests {
         assert_eq!(S3Op::classify(&axum::http::Method::PUT, "/films/a", None), S3Op::PutObject);
         assert_eq!(S3Op::classify(&axum::http::Method::DELETE, "/films/a", None), S3Op::DeleteObject);
         assert_eq!(S3Op::classify(&axum::http::Method::POST, "/films/a", Some("uploads")), S3Op::Multipart);
-        assert_eq!(S3Op::classify(&axum::http::Method::PUT, "/films/a", Some("partNumber=1&uploadId=x")), S3Op::Multipart);
+        assert_eq!(
+            S3Op::classify(&axum::http::Method::PUT, "/films/a", Some("partNumber=1&uploadId=x")),
+            S3Op::Multipart
+        );
     }
 
     #[test]

@@ -89,8 +89,10 @@ impl Presign<'_> {
         encoded.sort();
         let query = encoded.join("&");
         let canonical_request = format!("{}\n{path}\n{query}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD", self.method);
-        let string_to_sign =
-            format!("AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}", hex::encode(Sha256::digest(canonical_request.as_bytes())));
+        let string_to_sign = format!(
+            "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
+            hex::encode(Sha256::digest(canonical_request.as_bytes()))
+        );
         let k_date = hmac(format!("AWS4{}", self.secret_key).as_bytes(), date.as_bytes());
         let k_region = hmac(&k_date, self.region.as_bytes());
         let k_service = hmac(&k_region, b"s3");
@@ -194,7 +196,8 @@ mod tests {
         .url()
         .expect("presign");
         assert!(url.starts_with("http://127.0.0.1:9001/films/a%20b/%C3%BC%2Bc?X-Amz-"), "{url}");
-        let params: Vec<&str> = url.split_once('?').expect("query").1.split('&').map(|p| p.split('=').next().unwrap_or_default()).collect();
+        let params: Vec<&str> =
+            url.split_once('?').expect("query").1.split('&').map(|p| p.split('=').next().unwrap_or_default()).collect();
         let mut sorted = params[..params.len() - 1].to_vec();
         sorted.sort_unstable();
         assert_eq!(params[..params.len() - 1], sorted[..], "{url}");

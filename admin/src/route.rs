@@ -99,9 +99,8 @@ pub(crate) fn locate(
             ClientAddress { ip: ip.to_canonical(), source: AddressSource::Given, peer: peer.ip(), note: None }
         }
         None => {
-            let lines = |name: &str| -> Vec<&str> {
-                headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect()
-            };
+            let lines =
+                |name: &str| -> Vec<&str> { headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect() };
             routing.trusted_proxies.client_address(peer.ip(), &lines("forwarded"), &lines("x-forwarded-for"))
         }
     };
@@ -112,7 +111,8 @@ pub(crate) fn locate(
 /// The current version of an object, catching up with the leader before calling it missing (a
 /// file uploaded through another region a moment ago may not be applied here yet).
 pub(crate) async fn object(state: &WebState, bucket: &str, key: &str) -> Result<ObjectMeta, ApiError> {
-    let read = |state: &WebState| state.meta.object(bucket, key).map_err(|e| ApiError::internal("reading the object", &e));
+    let read =
+        |state: &WebState| state.meta.object(bucket, key).map_err(|e| ApiError::internal("reading the object", &e));
     if let Some(found) = read(state)? {
         return Ok(found);
     }
@@ -167,7 +167,11 @@ pub(crate) fn chosen<'a>(routing: &'a Routing, decision: &Decision) -> Result<&'
 }
 
 /// The key to presign with: the caller's own access key, else the system key.
-pub(crate) fn signing_key(state: &WebState, routing: &Routing, caller: &ApiCaller) -> Result<(String, String), ApiError> {
+pub(crate) fn signing_key(
+    state: &WebState,
+    routing: &Routing,
+    caller: &ApiCaller,
+) -> Result<(String, String), ApiError> {
     if let ApiCaller::AccessKey(id) = caller
         && let Some(key) = state.meta.access_key(id).map_err(|e| ApiError::internal("reading the key store", &e))?
     {
@@ -252,7 +256,11 @@ pub(crate) async fn route(
     let decision = decide(&state, routing, op, &client.position, object.as_ref());
     let chosen = decision.chosen.and_then(|id| routing.sites.iter().find(|s| s.id == id)).map(ChosenNode::from);
     let holders = object.as_ref().map(|o| {
-        if o.inline.is_some() { routing.sites.iter().map(|s| s.id).collect() } else { o.holders.keys().copied().collect() }
+        if o.inline.is_some() {
+            routing.sites.iter().map(|s| s.id).collect()
+        } else {
+            o.holders.keys().copied().collect()
+        }
     });
     Ok(Json(RouteAnswer { client, chosen, decision, holders }))
 }

@@ -210,8 +210,9 @@ async fn multipart_plan(
     if let Some(content_type) = content_type {
         create = create.header("content-type", content_type);
     }
-    let unavailable =
-        |e: &dyn std::fmt::Display| ApiError::unavailable(format!("cannot start the upload on {}: {e}", signer.site.region));
+    let unavailable = |e: &dyn std::fmt::Display| {
+        ApiError::unavailable(format!("cannot start the upload on {}: {e}", signer.site.region))
+    };
     let response = create.send().await.map_err(|e| unavailable(&e))?;
     let status = response.status();
     let body = response.text().await.map_err(|e| unavailable(&e))?;

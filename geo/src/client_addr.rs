@@ -75,7 +75,10 @@ impl TrustedProxies {
             return plain(Some(format!("forwarding headers ignored: {peer} is not a trusted proxy")));
         }
         let (chain, source) = if forwarded.is_empty() {
-            (x_forwarded_for.iter().flat_map(|line| line.split(',')).map(parse_hop).collect::<Vec<_>>(), AddressSource::XForwardedFor)
+            (
+                x_forwarded_for.iter().flat_map(|line| line.split(',')).map(parse_hop).collect::<Vec<_>>(),
+                AddressSource::XForwardedFor,
+            )
         } else {
             (forwarded.iter().flat_map(|line| line.split(',')).map(forwarded_for).collect(), AddressSource::Forwarded)
         };
@@ -128,10 +131,7 @@ mod tests {
     }
 
     fn proxies() -> TrustedProxies {
-        TrustedProxies::new(vec![
-            parse_cidr("127.0.0.1/32").expect("cidr"),
-            parse_cidr("10.0.0.0/8").expect("cidr"),
-        ])
+        TrustedProxies::new(vec![parse_cidr("127.0.0.1/32").expect("cidr"), parse_cidr("10.0.0.0/8").expect("cidr")])
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! - [`locate`]: where that address is (the CIDR map of `cluster.toml`, then MMDB databases,
 //!   then the default region).
 //! - [`load`]: the latest load report of every node and how fresh it is.
-//! - [`plan`]: which node an upload or a download should go to, with the full explanation.
+//! - [`mod@plan`]: which node an upload or a download should go to, with the full explanation.
 //!
 //! Nothing here does network I/O: the node crate measures and exchanges load, the admin crate
 //! answers the routing API; both feed this crate plain data.

@@ -151,7 +151,8 @@ mod tests {
 
     #[test]
     fn score_weighs_bytes_as_requests() {
-        let load = NodeLoad { in_flight: 2, bytes_out_per_sec: 20.0 * 1024.0 * 1024.0, disk_free_bytes: 0, ready: true };
+        let load =
+            NodeLoad { in_flight: 2, bytes_out_per_sec: 20.0 * 1024.0 * 1024.0, disk_free_bytes: 0, ready: true };
         assert!((load.score(10.0 * 1024.0 * 1024.0) - 4.0).abs() < 1e-9);
         assert!((load.score(0.0) - 2.0).abs() < 1e-9);
     }

@@ -307,7 +307,10 @@ mod tests {
         let PositionSource::Mmdb { city: c, country, network, .. } = &sydney.source else {
             panic!("expected an MMDB answer: {sydney:?}")
         };
-        assert_eq!((c.as_deref(), country.as_deref(), network.as_str()), (Some("Sydney"), Some("AU"), "198.51.100.0/24"));
+        assert_eq!(
+            (c.as_deref(), country.as_deref(), network.as_str()),
+            (Some("Sydney"), Some("AU"), "198.51.100.0/24")
+        );
 
         let tokyo = locator.locate(ip("203.0.113.5"));
         assert!((tokyo.point.latitude - 35.6762).abs() < 1e-9, "{tokyo:?}");

@@ -193,7 +193,10 @@ impl MmdbWriter {
                 ("country", Value::Map(vec![("iso_code", Value::Str(r.country.clone()))])),
                 (
                     "location",
-                    Value::Map(vec![("latitude", Value::Double(r.latitude)), ("longitude", Value::Double(r.longitude))]),
+                    Value::Map(vec![
+                        ("latitude", Value::Double(r.latitude)),
+                        ("longitude", Value::Double(r.longitude)),
+                    ]),
                 ),
             ]),
             #[allow(clippy::cast_possible_truncation)] // DB-IP stores single-precision floats

@@ -169,7 +169,11 @@ pub fn plan(
             Some(i) => {
                 let r = &reports[i];
                 let skipped = skipped_nearer(&reports[..i]);
-                (Some(i), Outcome::Nearest, format!("nearest healthy node: {} ({:.0} km){skipped}", r.region, r.distance_km))
+                (
+                    Some(i),
+                    Outcome::Nearest,
+                    format!("nearest healthy node: {} ({:.0} km){skipped}", r.region, r.distance_km),
+                )
             }
             None => (None, Outcome::NoHealthyNode, "no healthy node".to_owned()),
         },
@@ -248,8 +252,9 @@ fn choose_in_tier(
     pick: &mut dyn FnMut(usize) -> usize,
 ) -> (Option<usize>, Outcome, String) {
     let limit = reports[first].distance_km + settings.near_tier_km.max(0.0);
-    let tier: Vec<usize> =
-        (0..reports.len()).filter(|&i| reports[i].eligible && reports[i].holds && reports[i].distance_km <= limit).collect();
+    let tier: Vec<usize> = (0..reports.len())
+        .filter(|&i| reports[i].eligible && reports[i].holds && reports[i].distance_km <= limit)
+        .collect();
     for &i in &tier {
         reports[i].near_tier = true;
     }
@@ -386,7 +391,7 @@ mod tests {
         if let Some(l) = not_ready.load.as_mut() {
             l.ready = false;
         }
-        let nodes = three([not_ready, unknown(), up(0)], [false; 3]);
+        let nodes = three([not_ready.clone(), unknown(), up(0)], [false; 3]);
         let d = plan(Operation::Put, FRANKFURT, &nodes, &SETTINGS, &mut no_pick);
         assert_eq!(d.chosen, Some(2), "not ready is skipped for writes, unknown is eligible: {d:?}");
 

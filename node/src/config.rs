@@ -440,7 +440,11 @@ impl ClusterConfig {
                 (1..=meridian_admin::presign::MAX_EXPIRY_SECS).contains(&geo.presign_expiry_secs),
                 "must be within 1..=604800 (7 days, the S3 limit)",
             ),
-            ("multipart_part_mib", (5..=5120).contains(&geo.multipart_part_mib), "must be within 5..=5120 (S3 part limits)"),
+            (
+                "multipart_part_mib",
+                (5..=5120).contains(&geo.multipart_part_mib),
+                "must be within 5..=5120 (S3 part limits)",
+            ),
             ("bytes_per_sec_per_request", geo.bytes_per_sec_per_request > 0, "must be greater than 0"),
         ];
         for (name, ok, message) in checks {

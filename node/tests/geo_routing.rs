@@ -206,9 +206,16 @@ async fn upload_by_plan(client: &str, plan: &Value, data: &[u8]) {
         let size = usize::try_from(part["size"].as_u64().expect("part size")).expect("fits");
         let url = part["url"].as_str().expect("part url");
         let response = http.put(url).body(data[offset..offset + size].to_vec()).send().await.expect("PUT part");
-        assert_eq!(response.status(), 200, "part {}: {}", part["part_number"], response.text().await.unwrap_or_default());
+        assert_eq!(
+            response.status(),
+            200,
+            "part {}: {}",
+            part["part_number"],
+            response.text().await.unwrap_or_default()
+        );
         let etag = response.headers().get("etag").and_then(|v| v.to_str().ok()).expect("part ETag").to_owned();
-        completion.push_str(&format!("<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>", part["part_number"]));
+        completion
+            .push_str(&format!("<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>", part["part_number"]));
         offset += size;
     }
     assert_eq!(offset, data.len(), "the parts cover the file");
@@ -228,15 +235,24 @@ async fn slow_download(url: &str) -> tokio::net::TcpStream {
     let addr: SocketAddr = host.parse().expect("host:port");
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(4096).expect("small receive buffer");
-    let mut stream =
-        tokio::time::timeout(Duration::from_secs(5), socket.connect(addr)).await.expect("connect in time").expect("connect");
+    let mut stream = tokio::time::timeout(Duration::from_secs(5), socket.connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
     stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes()).await.expect("send request");
     let mut head = Vec::new();
     let mut buf = [0u8; 512];
     let deadline = Instant::now() + Duration::from_secs(10);
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        assert!(Instant::now() < deadline && head.len() < 16 * 1024, "no response head: {:?}", String::from_utf8_lossy(&head));
-        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await.expect("read in time").expect("read");
+        assert!(
+            Instant::now() < deadline && head.len() < 16 * 1024,
+            "no response head: {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("read in time")
+            .expect("read");
         assert!(n > 0, "connection closed before the head");
         head.extend_from_slice(&buf[..n]);
     }
@@ -262,7 +278,9 @@ async fn uploads_downloads_load_and_forwarding() {
     let bucket = create_bucket(&s3, "geo").await;
 
     // --- Uploads: every client gets its own region, by its source address alone.
-    for (client, region, basic) in [(FRA_CLIENT, "frankfurt", false), (AMS_CLIENT, "amsterdam", true), (SIN_CLIENT, "singapore", false)] {
+    for (client, region, basic) in
+        [(FRA_CLIENT, "frankfurt", false), (AMS_CLIENT, "amsterdam", true), (SIN_CLIENT, "singapore", false)]
+    {
         let key = format!("small-{region}");
         let data = random_bytes(region.len() as u64, 100_000);
         let plan = plan_upload(&geo, client, &bucket, &key, data.len(), basic).await;
@@ -271,13 +289,17 @@ async fn uploads_downloads_load_and_forwarding() {
         assert_eq!(plan["decision"]["outcome"], "nearest");
         let url = plan["put"]["url"].as_str().expect("single PUT for a small file");
         let expected_key = if basic { ACCESS_KEY.to_owned() } else { "MSYS".to_owned() };
-        assert!(url.contains(&format!("X-Amz-Credential={expected_key}")), "signed with the caller's key or the system key: {url}");
+        assert!(
+            url.contains(&format!("X-Amz-Credential={expected_key}")),
+            "signed with the caller's key or the system key: {url}"
+        );
         let index = GEO_REGIONS.iter().position(|r| r.0 == region).expect("node of the region");
         assert!(url.starts_with(&c.node(index).s3_url()), "{url} is on {region}'s S3 listener");
         upload_by_plan(client, &plan, &data).await;
         assert_bytes_eq(&get_bytes(&s3, &bucket, &key).await, &data, "uploaded through the plan");
         // The receiving node is a holder (the others follow by replication).
-        let answer = route(&geo, &client_from(client), FRA, &[("op", "get"), ("bucket", &bucket), ("key", &key)], &[]).await;
+        let answer =
+            route(&geo, &client_from(client), FRA, &[("op", "get"), ("bucket", &bucket), ("key", &key)], &[]).await;
         let id = answer["chosen"]["id"].as_u64().expect("id");
         assert!(answer["holders"].as_array().expect("holders").iter().any(|h| h.as_u64() == Some(id)), "{answer:#}");
     }
@@ -299,7 +321,10 @@ async fn uploads_downloads_load_and_forwarding() {
     // --- Forwarding headers: believed from the trusted proxy only.
     let put = [("op", "put")];
     let answer = route(&geo, &service, FRA, &put, &[("x-forwarded-for", "6.6.6.6, 127.0.0.4")]).await;
-    assert_eq!((chosen(&answer), &answer["client"]["address"]["source"]), ("singapore", &Value::from("x_forwarded_for")));
+    assert_eq!(
+        (chosen(&answer), &answer["client"]["address"]["source"]),
+        ("singapore", &Value::from("x_forwarded_for"))
+    );
     let answer = route(&geo, &service, FRA, &put, &[("forwarded", "for=\"127.0.0.3:5555\";proto=https")]).await;
     assert_eq!((chosen(&answer), &answer["client"]["address"]["source"]), ("amsterdam", &Value::from("forwarded")));
     let untrusted = client_from(FRA_CLIENT);
@@ -325,10 +350,8 @@ async fn uploads_downloads_load_and_forwarding() {
 
     // --- Downloads go to the nearest holder.
     for (client, region) in [(FRA_CLIENT, "frankfurt"), (AMS_CLIENT, "amsterdam"), (SIN_CLIENT, "singapore")] {
-        let answer = wait_route(&geo, &format!("{client} idle -> {region}"), client, &film_query, |a| {
-            chosen(a) == region
-        })
-        .await;
+        let answer =
+            wait_route(&geo, &format!("{client} idle -> {region}"), client, &film_query, |a| chosen(a) == region).await;
         assert_eq!(answer["decision"]["outcome"], "nearest_holder", "{answer:#}");
     }
     // The plain form is a redirect to the chosen node (checked while everything is idle).
@@ -360,7 +383,8 @@ async fn uploads_downloads_load_and_forwarding() {
     for _ in 0..3 {
         held.push(slow_download(&fra_url).await);
     }
-    let answer = wait_route(&geo, "busy Frankfurt -> Amsterdam", FRA_CLIENT, &film_query, |a| chosen(a) == "amsterdam").await;
+    let answer =
+        wait_route(&geo, "busy Frankfurt -> Amsterdam", FRA_CLIENT, &film_query, |a| chosen(a) == "amsterdam").await;
     assert_eq!(answer["decision"]["outcome"], "near_tier_alternative", "{answer:#}");
     assert!(candidate(&answer, "frankfurt")["load"]["in_flight"].as_u64() >= Some(3), "{answer:#}");
     assert_eq!(candidate(&answer, "singapore")["near_tier"], false);
@@ -423,7 +447,9 @@ async fn a_killed_node_is_never_chosen_and_returns() {
     wait_route(&geo, "Amsterdam client -> Amsterdam", AMS_CLIENT, &get, |a| chosen(a) == "amsterdam").await;
 
     c.node(AMS).kill9();
-    let answer = wait_route(&geo, "Amsterdam seen down", AMS_CLIENT, &put, |a| candidate(a, "amsterdam")["health"] == "down").await;
+    let answer =
+        wait_route(&geo, "Amsterdam seen down", AMS_CLIENT, &put, |a| candidate(a, "amsterdam")["health"] == "down")
+            .await;
     assert_eq!(chosen(&answer), "frankfurt", "nearest healthy node: {answer:#}");
     let http = client_from(AMS_CLIENT);
     for _ in 0..10 {

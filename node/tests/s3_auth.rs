@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use common::sigv4::{amz_dates, hmac_sha256, xml_error_code};
-use meridian_admin::presign::Presign;
 use common::*;
+use meridian_admin::presign::Presign;
 
 #[test]
 fn sigv4_helper_hmac_matches_rfc4231_case_2() {

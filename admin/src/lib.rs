@@ -12,6 +12,11 @@ use serde::Serialize;
 
 mod api_auth;
 mod error;
+mod files;
+pub mod metrics;
+pub mod presign;
+pub mod route;
+mod uploads;
 
 pub use api_auth::{ApiCaller, ServiceToken};
 pub use error::ApiError;
@@ -26,12 +31,37 @@ pub struct WebState {
     required_key: Option<String>,
     /// Bearer tokens of the cinema's services allowed on the JSON API (see [`ApiCaller`]).
     service_tokens: std::sync::Arc<[ServiceToken]>,
+    /// Counters shown by `/metrics` (the S3 listener's are fed by the node).
+    metrics: std::sync::Arc<metrics::Metrics>,
+    /// Geo routing (`/api/v1/route`, `/uploads`, `/files`); absent, those answer 503.
+    routing: Option<std::sync::Arc<route::Routing>>,
 }
 
 impl WebState {
     /// State for the node of `region`.
     pub fn new(meta: MetaStore, region: String, required_key: Option<String>) -> Self {
-        Self { meta, region, required_key, service_tokens: std::sync::Arc::new([]) }
+        Self {
+            meta,
+            region,
+            required_key,
+            service_tokens: std::sync::Arc::new([]),
+            metrics: std::sync::Arc::default(),
+            routing: None,
+        }
+    }
+
+    /// Shows these counters on `/metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Enables the geo routing routes.
+    #[must_use]
+    pub fn with_routing(mut self, routing: std::sync::Arc<route::Routing>) -> Self {
+        self.routing = Some(routing);
+        self
     }
 
     /// Accepts these service tokens on the JSON API.
@@ -44,7 +74,14 @@ impl WebState {
 
 /// The web router.
 pub fn router(state: WebState) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/api/v1/cluster", get(cluster)).with_state(state)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/cluster", get(cluster))
+        .route("/api/v1/route", get(route::route))
+        .route("/api/v1/uploads", axum::routing::post(uploads::create))
+        .route("/api/v1/files/{bucket}/{*key}", get(files::file))
+        .route("/metrics", get(metrics::metrics))
+        .with_state(state)
 }
 
 /// The body of `/healthz`.

@@ -4,7 +4,7 @@
 //! a bad file is refused at start instead of failing later in a confusing way.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -173,13 +173,49 @@ impl Default for ReplicationSection {
     }
 }
 
-/// `[geo]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `[geo]`: where clients are and how requests are routed to nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub(crate) struct GeoSection {
-    /// The CIDR-to-region map ("fake GeoIP").
-    #[serde(default)]
+    /// The CIDR-to-region map ("fake GeoIP"), asked first.
     pub(crate) cidr: Vec<CidrRule>,
+    /// MaxMind-format GeoIP databases (GeoIP2 City or DB-IP City Lite), asked in order after the
+    /// CIDR map; relative to the config file. Empty: no GeoIP, unknown clients get the default
+    /// region.
+    pub(crate) mmdb: Vec<PathBuf>,
+    /// Reverse proxies (CIDR) whose `Forwarded` / `X-Forwarded-For` headers are believed.
+    pub(crate) trusted_proxies: Vec<String>,
+    /// Downloads: holders within this many km of the nearest holder share the load.
+    pub(crate) near_tier_km: f64,
+    /// How often each node polls its peers' load and health.
+    pub(crate) load_interval_ms: u64,
+    /// A load report older than this many intervals counts as unknown.
+    pub(crate) load_stale_intervals: u32,
+    /// Outgoing S3 bytes per second that weigh as much as one more request in flight.
+    pub(crate) bytes_per_sec_per_request: u64,
+    /// Validity of the presigned URLs the routing API hands out.
+    pub(crate) presign_expiry_secs: u64,
+    /// Uploads above this size get a multipart plan instead of one PUT URL.
+    pub(crate) multipart_threshold_mib: u64,
+    /// Part size of multipart plans.
+    pub(crate) multipart_part_mib: u64,
+}
+
+impl Default for GeoSection {
+    fn default() -> Self {
+        Self {
+            cidr: Vec::new(),
+            mmdb: Vec::new(),
+            trusted_proxies: Vec::new(),
+            near_tier_km: 1500.0,
+            load_interval_ms: 1000,
+            load_stale_intervals: 3,
+            bytes_per_sec_per_request: 10 * 1024 * 1024,
+            presign_expiry_secs: 300,
+            multipart_threshold_mib: 64,
+            multipart_part_mib: 16,
+        }
+    }
 }
 
 /// `[api]`.
@@ -250,6 +286,10 @@ pub(crate) struct RegionConfig {
     pub(crate) longitude: f64,
     /// S3 listener.
     pub(crate) s3: String,
+    /// How clients reach the S3 listener, for presigned URLs (`http(s)://host[:port]`, e.g. a
+    /// public name in front of it); `http://{s3}` when absent.
+    #[serde(default)]
+    pub(crate) s3_url: Option<String>,
     /// Web listener.
     pub(crate) web: String,
     /// Internal listener.
@@ -349,6 +389,12 @@ impl ClusterConfig {
                     return Err(invalid(field(name), format!("{addr} is used twice")));
                 }
             }
+            if let Some(url) = &region.s3_url {
+                let host = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+                if host.is_none_or(|h| h.is_empty() || h.contains('/')) {
+                    return Err(invalid(field("s3_url"), format!("{url:?} is not http(s)://host[:port]")));
+                }
+            }
         }
         if !self.region.iter().any(|r| r.role == Role::Voter) {
             return Err(invalid("region".into(), "at least one region must have role = \"voter\"".into()));
@@ -360,16 +406,8 @@ impl ClusterConfig {
             ));
         }
         for (i, rule) in self.geo.cidr.iter().enumerate() {
-            let valid = rule.cidr.split_once('/').is_some_and(|(ip, bits)| {
-                let max = match ip.parse::<IpAddr>() {
-                    Ok(IpAddr::V4(_)) => 32,
-                    Ok(IpAddr::V6(_)) => 128,
-                    Err(_) => return false,
-                };
-                bits.parse::<u8>().is_ok_and(|b| b <= max)
-            });
-            if !valid {
-                return Err(invalid(format!("geo.cidr[{i}].cidr"), format!("{:?} is not address/prefix", rule.cidr)));
+            if let Err(e) = meridian_geo::parse_cidr(&rule.cidr) {
+                return Err(invalid(format!("geo.cidr[{i}].cidr"), e.to_string()));
             }
             if !names.contains(&rule.region) {
                 return Err(invalid(
@@ -378,6 +416,7 @@ impl ClusterConfig {
                 ));
             }
         }
+        self.validate_geo(&invalid)?;
         for (i, token) in self.api.service_token.iter().enumerate() {
             if token.name.trim().is_empty() {
                 return Err(invalid(format!("api.service_token[{i}].name"), "must not be empty".into()));
@@ -392,6 +431,52 @@ impl ClusterConfig {
         Ok(())
     }
 
+    /// Checks `[geo]` beyond the CIDR map.
+    fn validate_geo(&self, invalid: &dyn Fn(String, String) -> ConfigError) -> Result<(), ConfigError> {
+        let geo = &self.geo;
+        for (i, proxy) in geo.trusted_proxies.iter().enumerate() {
+            if let Err(e) = meridian_geo::parse_cidr(proxy) {
+                return Err(invalid(format!("geo.trusted_proxies[{i}]"), e.to_string()));
+            }
+        }
+        for (i, path) in geo.mmdb.iter().enumerate() {
+            let resolved = self.resolve(path);
+            if !resolved.is_file() {
+                return Err(invalid(
+                    format!("geo.mmdb[{i}]"),
+                    format!("{} is not a file (scripts/fetch-geoip downloads one)", resolved.display()),
+                ));
+            }
+        }
+        let checks: [(&str, bool, &str); 6] = [
+            ("near_tier_km", geo.near_tier_km.is_finite() && geo.near_tier_km >= 0.0, "must be a number >= 0"),
+            ("load_interval_ms", (100..=60_000).contains(&geo.load_interval_ms), "must be within 100..=60000"),
+            ("load_stale_intervals", geo.load_stale_intervals >= 1, "must be at least 1"),
+            (
+                "presign_expiry_secs",
+                (1..=meridian_admin::presign::MAX_EXPIRY_SECS).contains(&geo.presign_expiry_secs),
+                "must be within 1..=604800 (7 days, the S3 limit)",
+            ),
+            (
+                "multipart_part_mib",
+                (5..=5120).contains(&geo.multipart_part_mib),
+                "must be within 5..=5120 (S3 part limits)",
+            ),
+            ("bytes_per_sec_per_request", geo.bytes_per_sec_per_request > 0, "must be greater than 0"),
+        ];
+        for (name, ok, message) in checks {
+            if !ok {
+                return Err(invalid(format!("geo.{name}"), message.into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// A path of the config, resolved against the config file's directory.
+    pub(crate) fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) }
+    }
+
     /// The region called `name`.
     pub(crate) fn region(&self, name: &str) -> Option<&RegionConfig> {
         self.region.iter().find(|r| r.name == name)
@@ -399,7 +484,7 @@ impl ClusterConfig {
 
     /// A region's data directory, resolved against the config file's directory.
     pub(crate) fn data_dir(&self, region: &RegionConfig) -> PathBuf {
-        if region.data_dir.is_absolute() { region.data_dir.clone() } else { self.base_dir.join(&region.data_dir) }
+        self.resolve(&region.data_dir)
     }
 
     /// Raft timing as the store wants it.
@@ -481,6 +566,14 @@ role = "voter"
             (VALID.replace("0123456789abcdef0123", "short"), "cluster.secret"),
             (VALID.replace("role = \"voter\"", "role = \"boss\""), "role"),
             (VALID.replace("name = \"a\"", "name = \"a\"\nbogus = 1"), "bogus"),
+            (format!("{VALID}[geo]\ntrusted_proxies = [\"10.0.0.1\"]\n"), "geo.trusted_proxies[0]"),
+            (format!("{VALID}[geo]\nmmdb = [\"missing.mmdb\"]\n"), "geo.mmdb[0]"),
+            (format!("{VALID}[geo]\nnear_tier_km = -1.0\n"), "geo.near_tier_km"),
+            (format!("{VALID}[geo]\npresign_expiry_secs = 0\n"), "geo.presign_expiry_secs"),
+            (format!("{VALID}[geo]\nmultipart_part_mib = 1\n"), "geo.multipart_part_mib"),
+            (format!("{VALID}[geo]\nload_interval_ms = 5\n"), "geo.load_interval_ms"),
+            (format!("{VALID}[[geo.cidr]]\ncidr = \"10.0.0.0\"\nregion = \"a\"\n"), "geo.cidr[0].cidr"),
+            (VALID.replace("role = \"voter\"", "role = \"voter\"\ns3_url = \"ftp://x\""), "region[0].s3_url"),
         ];
         for (text, field) in cases {
             let message = load_str(&text).err().map(|e| e.to_string()).unwrap_or_default();

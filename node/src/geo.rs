@@ -1,33 +1,83 @@
-//! Geography: distances between clients and regions.
+//! Builds the web API's geo routing from `cluster.toml`: the client locator (CIDR map, GeoIP
+//! databases, default region), the regions' S3 endpoints and coordinates, the planner's
+//! tunables and the presigning settings.
 
-/// Mean Earth radius, km (IUGG).
-const EARTH_RADIUS_KM: f64 = 6371.0088;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Great-circle distance in km between two (latitude, longitude) points in degrees.
-pub(crate) fn haversine_km(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let (lat1, lon1) = (a.0.to_radians(), a.1.to_radians());
-    let (lat2, lon2) = (b.0.to_radians(), b.1.to_radians());
-    let h = ((lat2 - lat1) / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
+use anyhow::Context as _;
+use meridian_admin::presign::system_key;
+use meridian_admin::route::{PresignSettings, Routing, Site};
+use meridian_geo::{ClientLocator, GeoPoint, LoadBoard, PlanSettings, Region, TrustedProxies, parse_cidr};
+
+use crate::config::ClusterConfig;
+
+/// How long the routing API waits for another node's S3 listener (starting a multipart upload).
+const S3_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The routing state of a node whose load board is `board`.
+pub(crate) fn routing(config: &ClusterConfig, board: Arc<LoadBoard>) -> anyhow::Result<Routing> {
+    let geo = &config.geo;
+    let regions: Vec<Region> = config
+        .region
+        .iter()
+        .map(|r| Region { name: r.name.clone(), position: GeoPoint::new(r.latitude, r.longitude) })
+        .collect();
+    // The config was validated: every block parses and every region exists.
+    let cidr = geo
+        .cidr
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| Ok((parse_cidr(&rule.cidr).with_context(|| format!("geo.cidr[{i}]"))?, rule.region.clone())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut locator = ClientLocator::new(&regions, &cidr, &config.cluster.default_region)?;
+    for (i, path) in geo.mmdb.iter().enumerate() {
+        locator.add_mmdb(&config.resolve(path)).with_context(|| format!("geo.mmdb[{i}]"))?;
+    }
+    let trusted = geo
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .map(|(i, text)| parse_cidr(text).with_context(|| format!("geo.trusted_proxies[{i}]")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let sites = config
+        .region
+        .iter()
+        .map(|r| Site {
+            id: r.id,
+            region: r.name.clone(),
+            position: GeoPoint::new(r.latitude, r.longitude),
+            s3_endpoint: r.s3_url.clone().unwrap_or_else(|| format!("http://{}", r.s3)),
+        })
+        .collect();
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(S3_CALL_TIMEOUT)
+        .build()
+        .context("cannot build the HTTP client of the routing API")?;
+    const MIB: u64 = 1024 * 1024;
+    Ok(Routing {
+        locator,
+        board,
+        sites,
+        trusted_proxies: TrustedProxies::new(trusted),
+        settings: PlanSettings {
+            near_tier_km: geo.near_tier_km,
+            bytes_per_request: geo.bytes_per_sec_per_request as f64,
+        },
+        presign: PresignSettings {
+            expiry: Duration::from_secs(geo.presign_expiry_secs),
+            multipart_threshold: geo.multipart_threshold_mib.saturating_mul(MIB),
+            part_size: geo.multipart_part_mib * MIB,
+            system_key: Some(system_key(&config.cluster.secret)),
+        },
+        http,
+    })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::haversine_km;
-
-    #[test]
-    fn known_city_distances() {
-        // Reference great-circle distances (spherical Earth), within 0.5 %.
-        let cases = [
-            ((51.5074, -0.1278), (48.8566, 2.3522), 343.6),       // London - Paris
-            ((40.7128, -74.0060), (51.5074, -0.1278), 5570.2),    // New York - London
-            ((50.1109, 8.6821), (1.3521, 103.8198), 10_264.0),    // Frankfurt - Singapore
-            ((-33.8688, 151.2093), (35.6762, 139.6503), 7_823.0), // Sydney - Tokyo
-        ];
-        for (a, b, expected) in cases {
-            let got = haversine_km(a, b);
-            assert!((got - expected).abs() / expected < 0.005, "{a:?} -> {b:?}: {got} km, expected {expected}");
-        }
-        assert!(haversine_km((10.0, 20.0), (10.0, 20.0)).abs() < 1e-9);
-    }
+/// The load interval and how old a report may get before it counts as unknown.
+pub(crate) fn load_timing(config: &ClusterConfig) -> (Duration, Duration) {
+    let interval = Duration::from_millis(config.geo.load_interval_ms);
+    (interval, interval * config.geo.load_stale_intervals)
 }

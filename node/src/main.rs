@@ -5,6 +5,8 @@ mod config;
 mod geo;
 mod keys;
 mod listeners;
+mod load;
+mod load_exchange;
 mod node;
 mod replication;
 mod shutdown;

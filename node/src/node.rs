@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use meridian_geo::LoadBoard;
 use meridian_raft::model::AccessKey;
 use meridian_raft::signing::RequestSigner;
 use meridian_raft::{Command, MetaStore, StoreConfig};
@@ -15,6 +16,8 @@ use meridian_s3gw::blob::DiskBlobs;
 
 use crate::config::{ClusterConfig, Role};
 use crate::listeners;
+use crate::load::LoadMeter;
+use crate::load_exchange;
 use crate::shutdown::Shutdown;
 use crate::workers;
 
@@ -48,11 +51,34 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     let internal = listeners::bind("internal", &region.internal).await?;
     let signer = Arc::new(RequestSigner::new(&config.cluster.secret));
 
+    // Geo routing: this node's load meter (fed by the S3 listener), the board of every node's
+    // load (fed by the exchange), and the web API's routing state over both.
+    let metrics = Arc::new(meridian_admin::metrics::Metrics::default());
+    let meter = Arc::new(LoadMeter::new(metrics.s3.clone(), data_dir.clone(), meta.clone()));
+    let (load_interval, load_stale) = crate::geo::load_timing(&config);
+    let board = Arc::new(LoadBoard::new(load_stale));
+    let routing = Arc::new(crate::geo::routing(&config, board.clone())?);
+    let peers = config
+        .region
+        .iter()
+        .filter(|r| r.id != region.id)
+        .map(|r| load_exchange::Peer { id: r.id, internal: r.internal.clone() })
+        .collect();
+
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(listeners::serve_axum(
         "internal",
         internal,
-        listeners::internal::router(meta.clone(), blobs, signer),
+        listeners::internal::router(meta.clone(), blobs, signer, meter.clone()),
+        shutdown.clone(),
+    ));
+    tasks.spawn(load_exchange::run(
+        region.id,
+        meter,
+        board,
+        peers,
+        meta.peers().clone(),
+        load_interval,
         shutdown.clone(),
     ));
     tasks.spawn(listeners::serve_axum(
@@ -64,7 +90,9 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
                 region.name.clone(),
                 Some(config.dev_key.access_key_id.clone()),
             )
-            .with_service_tokens(config.api.service_tokens()),
+            .with_service_tokens(config.api.service_tokens())
+            .with_metrics(metrics.clone())
+            .with_routing(routing),
         ),
         shutdown.clone(),
     ));
@@ -83,10 +111,21 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         if meta.initialize_if_new(voters).await.context("cannot initialize the cluster")? {
             tracing::info!("initialized a new cluster");
         }
-        tasks.spawn(ensure_dev_key(meta.clone(), config.dev_key.clone(), shutdown.clone()));
+        let dev_key = AccessKey {
+            id: config.dev_key.access_key_id.clone(),
+            secret: config.dev_key.secret_access_key.clone(),
+            name: "dev (cluster.toml)".into(),
+            created: 0,
+        };
+        // The web API presigns with the system key for callers without a key of their own.
+        let system = meridian_admin::presign::system_key(&config.cluster.secret);
+        let system_key =
+            AccessKey { id: system.id, secret: system.secret, name: "system (web API presigning)".into(), created: 0 };
+        tasks.spawn(ensure_keys(meta.clone(), vec![dev_key, system_key], shutdown.clone()));
     }
 
-    let s3_result = listeners::s3::serve(s3, gateway, config.cluster.s3_domain.clone(), shutdown.clone()).await;
+    let s3_result =
+        listeners::s3::serve(s3, gateway, config.cluster.s3_domain.clone(), metrics.s3.clone(), shutdown.clone()).await;
     // The S3 listener returns once the stop signal came and its requests drained.
     while tasks.join_next().await.is_some() {}
     meta.shutdown().await.context("stopping the metadata store")?;
@@ -94,32 +133,37 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     s3_result
 }
 
-/// Puts the development key of `cluster.toml` into the replicated key store (once a leader
-/// exists), so the dev cluster's credentials work on every node.
-async fn ensure_dev_key(meta: MetaStore, dev_key: crate::config::DevKey, shutdown: Shutdown) {
-    let key = AccessKey {
-        id: dev_key.access_key_id,
-        secret: dev_key.secret_access_key,
-        name: "dev (cluster.toml)".into(),
-        created: 0,
-    };
+/// Puts the keys every node relies on (the development key of `cluster.toml`, the system key
+/// of the web API) into the replicated key store once a leader exists, so they work on every
+/// node.
+async fn ensure_keys(meta: MetaStore, keys: Vec<AccessKey>, shutdown: Shutdown) {
+    for key in keys {
+        if !ensure_key(&meta, key, &shutdown).await {
+            return;
+        }
+    }
+}
+
+/// Installs one key, retrying until a leader takes it; false if the node stops first.
+async fn ensure_key(meta: &MetaStore, key: AccessKey, shutdown: &Shutdown) -> bool {
     for attempt in 0u32..600 {
         match meta.access_key(&key.id) {
-            Ok(Some(existing)) if existing == key => return,
+            Ok(Some(existing)) if existing == key => return true,
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "reading the key store failed"),
         }
         match meta.propose(Command::PutAccessKey(key.clone())).await {
             Ok(_) => {
-                tracing::info!(access_key = %key.id, "development access key installed");
-                return;
+                tracing::info!(access_key = %key.id, name = %key.name, "access key installed");
+                return true;
             }
-            Err(e) => tracing::debug!(attempt, error = %e, "cannot install the dev key yet"),
+            Err(e) => tracing::debug!(attempt, error = %e, "cannot install the key yet"),
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
-            () = shutdown.wait() => return,
+            () = shutdown.wait() => return false,
         }
     }
-    tracing::error!("gave up installing the development access key");
+    tracing::error!(access_key = %key.id, "gave up installing an access key");
+    true
 }

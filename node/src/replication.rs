@@ -6,13 +6,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use meridian_geo::{GeoPoint, haversine_km};
 use meridian_raft::NodeId;
 use meridian_raft::model::WorkItem;
 use meridian_s3gw::{Gateway, PullOutcome, Throttle};
 use tokio::task::JoinSet;
 
 use crate::config::ClusterConfig;
-use crate::geo::haversine_km;
 use crate::shutdown::Shutdown;
 
 /// Even without a wake-up, pending pulls are looked at this often (retries come due).
@@ -44,7 +44,11 @@ impl Replicator {
             .region
             .iter()
             .filter(|r| r.id != region.id)
-            .map(|r| (haversine_km((region.latitude, region.longitude), (r.latitude, r.longitude)), r.id))
+            .map(|r| {
+                let (here, there) =
+                    (GeoPoint::new(region.latitude, region.longitude), GeoPoint::new(r.latitude, r.longitude));
+                (haversine_km(here, there), r.id)
+            })
             .collect();
         others.sort_by(|a, b| a.0.total_cmp(&b.0));
         let rate = config.replication.bandwidth_mib_per_sec * 1024 * 1024;

@@ -33,6 +33,10 @@ pub const READ_INDEX_PATH: &str = "/internal/v1/read-index";
 /// Path where the leader grants read leases (body: the asking node's id).
 pub const LEASE_PATH: &str = "/internal/v1/lease";
 
+/// Path where a node reports its load and health (GET, bincode `meridian_geo::NodeLoad` reply; the
+/// type lives with the geo routing that reads it).
+pub const LOAD_PATH: &str = "/internal/v1/load";
+
 /// Path prefix where a node serves the blobs it holds (`{BLOB_PATH}/{id}`, GET, optional Range).
 pub const BLOB_PATH: &str = "/internal/v1/blobs";
 
@@ -89,7 +93,26 @@ impl PeerClient {
         for (name, value) in self.signer.headers("POST", path, &body) {
             builder = builder.header(name, value);
         }
-        let response = builder.body(body).send().await.map_err(|e| {
+        Self::finish(builder.body(body)).await
+    }
+
+    /// GETs `http://{addr}{path}` (signed, no body) and decodes the bincode reply.
+    pub async fn get<Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let mut builder = self.http.get(format!("http://{addr}{path}")).timeout(timeout);
+        for (name, value) in self.signer.headers("GET", path, b"") {
+            builder = builder.header(name, value);
+        }
+        Self::finish(builder).await
+    }
+
+    /// Sends a request and decodes its bincode reply; a non-2xx answer is a failure.
+    async fn finish<Resp: DeserializeOwned>(builder: reqwest::RequestBuilder) -> Result<Resp, CallError> {
+        let response = builder.send().await.map_err(|e| {
             if e.is_connect() || e.is_timeout() { CallError::Unreachable(e) } else { CallError::Failed(e.to_string()) }
         })?;
         let status = response.status();

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use meridian_raft::model::AccessKey;
 use meridian_raft::network::{
-    self, APPEND_PATH, BLOB_PATH, LEASE_PATH, PROPOSE_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH,
+    self, APPEND_PATH, BLOB_PATH, LEASE_PATH, LOAD_PATH, PROPOSE_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH,
 };
 use meridian_raft::signing::{RequestSigner, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use meridian_raft::{Command, MetaStore};
@@ -57,11 +57,18 @@ struct Internal {
     meta: MetaStore,
     blobs: Arc<DiskBlobs>,
     signer: Arc<RequestSigner>,
+    /// This node's load, polled by its peers.
+    load: Arc<crate::load::LoadMeter>,
 }
 
 /// The internal router.
-pub(crate) fn router(meta: MetaStore, blobs: Arc<DiskBlobs>, signer: Arc<RequestSigner>) -> Router {
-    let state = Internal { meta, blobs, signer };
+pub(crate) fn router(
+    meta: MetaStore,
+    blobs: Arc<DiskBlobs>,
+    signer: Arc<RequestSigner>,
+    load: Arc<crate::load::LoadMeter>,
+) -> Router {
+    let state = Internal { meta, blobs, signer, load };
     Router::new()
         .route(APPEND_PATH, post(append))
         .route(VOTE_PATH, post(vote))
@@ -71,6 +78,7 @@ pub(crate) fn router(meta: MetaStore, blobs: Arc<DiskBlobs>, signer: Arc<Request
         .route(LEASE_PATH, post(grant_lease))
         .route(KEYS_PATH, post(create_key))
         .route(MEMBERSHIP_PATH, post(change_membership))
+        .route(LOAD_PATH, get(report_load))
         .route(&format!("{BLOB_PATH}/{{id}}"), get(serve_blob))
         .layer(middleware::from_fn_with_state(state.clone(), verify_signature))
         .with_state(state)
@@ -136,6 +144,11 @@ async fn propose(State(state): State<Internal>, body: Bytes) -> Response {
         Ok(command) => reply(&state.meta.propose_as_leader(command).await),
         Err(response) => response,
     }
+}
+
+/// This node's load and readiness, for its peers' routing decisions.
+async fn report_load(State(state): State<Internal>) -> Response {
+    reply(&state.load.current())
 }
 
 async fn read_index(State(state): State<Internal>) -> Response {

@@ -1,6 +1,7 @@
 //! The S3 listener: s3s over hyper, alone at the root so SigV4's canonical path is the
 //! request path and no route shadows a bucket name.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -8,8 +9,10 @@ use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 
+use meridian_admin::metrics::{S3Metrics, S3Op};
 use meridian_s3gw::{AccessPolicy, Gateway, KeyStoreAuth};
 
+use crate::load::MeteredBody;
 use crate::shutdown::Shutdown;
 
 /// How long in-flight S3 requests may take to finish once the node is stopping.
@@ -46,11 +49,13 @@ fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
     expects && empty
 }
 
-/// Serves S3 until shutdown, then lets in-flight requests finish.
+/// Serves S3 until shutdown, then lets in-flight requests finish. Every request is counted in
+/// `metrics` (in flight until its response body is done, bytes, latency, status).
 pub(crate) async fn serve(
     listener: TcpListener,
     gateway: Gateway,
     domain: Option<String>,
+    metrics: Arc<S3Metrics>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let meta = gateway.meta().clone();
@@ -79,17 +84,27 @@ pub(crate) async fn serve(
         if let Err(e) = socket.set_nodelay(true) {
             tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
         }
-        let service = service.clone();
+        let (service, metrics) = (service.clone(), metrics.clone());
         let handler = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             merge_repeated_content_encoding(request.headers_mut());
             let close_after = expects_continue_without_body(request.headers());
+            let op = S3Op::classify(request.method(), request.uri().path(), request.uri().query());
+            let content_length = request
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            // Dropped with the response body (or here, on an error): the request is over.
+            let mut guard = metrics.start(op, content_length);
             let response = hyper::service::Service::call(&service, request);
             async move {
                 let mut response = response.await?;
+                guard.responded(response.status().as_u16());
                 if close_after {
                     response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
                 }
-                Ok::<_, s3s::HttpError>(response)
+                Ok::<_, s3s::HttpError>(response.map(|body| MeteredBody::new(body, guard)))
             }
         });
         let conn = http.serve_connection(TokioIo::new(socket), handler);

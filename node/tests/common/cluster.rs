@@ -35,6 +35,10 @@ pub struct ClusterOptions {
     pub commit_timeout_ms: u64,
     pub max_concurrent_pulls: usize,
     pub bandwidth_mib_per_sec: u64,
+    /// Name, latitude, longitude of each node's region (node `i` gets `regions[i]`).
+    pub regions: [(&'static str, f64, f64); 3],
+    /// TOML appended to the generated config as it is (e.g. `[geo]` settings).
+    pub extra_config: String,
 }
 
 impl Default for ClusterOptions {
@@ -47,6 +51,8 @@ impl Default for ClusterOptions {
             commit_timeout_ms: 10_000,
             max_concurrent_pulls: 4,
             bandwidth_mib_per_sec: 0,
+            regions: REGIONS,
+            extra_config: String::new(),
         }
     }
 }
@@ -97,6 +103,8 @@ pub fn cluster_config(options: &ClusterOptions, regions: &[RegionAddrs]) -> Stri
         commit_timeout_ms,
         max_concurrent_pulls,
         bandwidth_mib_per_sec,
+        regions: names,
+        extra_config,
     } = options.clone();
     let mut config = format!(
         r#"# Written by node/tests/common/cluster.rs
@@ -120,9 +128,9 @@ commit_timeout_ms = {commit_timeout_ms}
 max_concurrent_pulls = {max_concurrent_pulls}
 bandwidth_mib_per_sec = {bandwidth_mib_per_sec}
 "#,
-        default_region = REGIONS[0].0,
+        default_region = names[0].0,
     );
-    for (i, (r, (name, lat, lon))) in regions.iter().zip(REGIONS).enumerate() {
+    for (i, (r, (name, lat, lon))) in regions.iter().zip(names).enumerate() {
         let id = id_of(i);
         write!(
             config,
@@ -145,6 +153,7 @@ role = "voter"
         )
         .expect("format config");
     }
+    config.push_str(&extra_config);
     config
 }
 
@@ -169,7 +178,7 @@ impl TestCluster {
     pub async fn start_with(options: ClusterOptions) -> TestCluster {
         let ports = free_loopback_ports::<9>();
         let mut layout = Vec::new();
-        for (i, (name, ..)) in REGIONS.iter().enumerate() {
+        for (i, (name, ..)) in options.regions.iter().enumerate() {
             let root = tempfile::Builder::new().prefix("meridian-cluster-").tempdir().expect("create temp dir");
             let node_dir = root.path().join(format!("l1/l2/{name}"));
             let cwd = node_dir.join("cwd");
@@ -205,7 +214,7 @@ impl TestCluster {
                 s3_addr,
                 web_addr,
                 internal_addr,
-                region: REGIONS[i].0.to_owned(),
+                region: options.regions[i].0.to_owned(),
                 proc: Mutex::new(None),
             });
         }
@@ -345,7 +354,7 @@ impl TestCluster {
     pub fn log_report(&self) -> String {
         let mut out = String::new();
         for (i, node) in self.nodes.iter().enumerate() {
-            let _ = writeln!(out, "===== node {i} ({}, id {}) =====\n{}", REGIONS[i].0, id_of(i), node.log_report());
+            let _ = writeln!(out, "===== node {i} ({}, id {}) =====\n{}", node.region, id_of(i), node.log_report());
         }
         out
     }

@@ -1,12 +1,12 @@
-//! A minimal SigV4 query-string presigner, for what the SDK refuses to build (an expiry over
-//! seven days). Checked against the server with a normal expiry in the same test, so a bug here
-//! cannot make a test pass.
+//! SigV4 header signing for hand-built requests (the SDK cannot send a wrong streaming
+//! trailer). Presigned URLs come from the production presigner, `meridian_admin::presign`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
+pub use meridian_admin::presign::amz_dates;
 use sha2::{Digest, Sha256};
 
-use super::{hex, uri_encode};
+use super::hex;
 
 pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     const BLOCK: usize = 64;
@@ -32,73 +32,6 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(&outer.finalize());
     out
-}
-
-/// `(yyyymmdd, yyyymmddThhmmssZ)` of a UTC time.
-pub fn amz_dates(t: SystemTime) -> (String, String) {
-    let secs = t.duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs();
-    let days = i64::try_from(secs / 86_400).expect("days fit i64");
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    let date = format!("{y:04}{m:02}{d:02}");
-    let stamp = format!("{date}T{:02}{:02}{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60);
-    (date, stamp)
-}
-
-/// Everything a presigned URL depends on.
-pub struct Presign<'a> {
-    pub method: &'a str,
-    /// `127.0.0.1:PORT`, sent as the Host header.
-    pub host: &'a str,
-    pub region: &'a str,
-    pub access_key: &'a str,
-    pub secret_key: &'a str,
-    pub bucket: &'a str,
-    pub key: &'a str,
-    pub expires_secs: u64,
-    pub now: SystemTime,
-}
-
-impl Presign<'_> {
-    /// The full `http://` URL, signed for the `host` header only, payload UNSIGNED-PAYLOAD.
-    pub fn url(&self) -> String {
-        let (date, stamp) = amz_dates(self.now);
-        let scope = format!("{date}/{}/s3/aws4_request", self.region);
-        let credential = format!("{}/{scope}", self.access_key);
-        let path = format!("/{}/{}", uri_encode(self.bucket, false), uri_encode(self.key, true));
-        // Already in sorted order of the (encoded) names.
-        let query = [
-            ("X-Amz-Algorithm", "AWS4-HMAC-SHA256".to_owned()),
-            ("X-Amz-Credential", credential),
-            ("X-Amz-Date", stamp.clone()),
-            ("X-Amz-Expires", self.expires_secs.to_string()),
-            ("X-Amz-SignedHeaders", "host".to_owned()),
-        ]
-        .iter()
-        .map(|(k, v)| format!("{}={}", uri_encode(k, false), uri_encode(v, false)))
-        .collect::<Vec<_>>()
-        .join("&");
-        let canonical_request =
-            format!("{}\n{path}\n{query}\nhost:{}\n\nhost\nUNSIGNED-PAYLOAD", self.method, self.host);
-        let string_to_sign =
-            format!("AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}", hex(&Sha256::digest(canonical_request.as_bytes())));
-        let k_date = hmac_sha256(format!("AWS4{}", self.secret_key).as_bytes(), date.as_bytes());
-        let k_region = hmac_sha256(&k_date, self.region.as_bytes());
-        let k_service = hmac_sha256(&k_region, b"s3");
-        let k_signing = hmac_sha256(&k_service, b"aws4_request");
-        let signature = hex(&hmac_sha256(&k_signing, string_to_sign.as_bytes()));
-        format!("http://{}{path}?{query}&X-Amz-Signature={signature}", self.host)
-    }
 }
 
 /// Header-based SigV4 for hand-built requests (the SDK cannot send a wrong streaming trailer).

@@ -1,0 +1,87 @@
+//! `GET /api/v1/files/{bucket}/{key}`: a download link on the node that should serve the client.
+//!
+//! Answers `302 Found` to a short-lived presigned GET URL on the chosen node, or, for
+//! `Accept: application/json`, the same URL with the choice and its explanation. The caller
+//! must be authenticated ([`ApiCaller`]): the cinema's services call it, with `?ip=` naming the
+//! viewer when they ask on the viewer's behalf, and hand the viewer the presigned URL, which
+//! needs no credentials and expires within minutes (`[geo] presign_expiry_secs`). Viewers never
+//! get a key.
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::header::{ACCEPT, CACHE_CONTROL, LOCATION};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use meridian_geo::{Decision, Operation};
+use serde::{Deserialize, Serialize};
+
+use crate::presign::Presign;
+use crate::route::{ChosenNode, Located, chosen, decide, locate, object, routing, signing_key};
+use crate::{ApiCaller, ApiError, WebState};
+
+/// Query of `GET /api/v1/files/...`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct FileQuery {
+    /// The viewer's address, when the caller asks on its behalf.
+    ip: Option<String>,
+}
+
+/// The JSON answer.
+#[derive(Debug, Serialize)]
+pub(crate) struct FileLink {
+    /// The presigned GET URL.
+    url: String,
+    /// Seconds it stays valid.
+    expires_in_secs: u64,
+    /// The node it points to.
+    node: ChosenNode,
+    /// Where the client was placed.
+    client: Located,
+    /// Why that node.
+    decision: Decision,
+}
+
+/// `GET /api/v1/files/{bucket}/{*key}`.
+pub(crate) async fn file(
+    State(state): State<WebState>,
+    caller: ApiCaller,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((bucket, key)): Path<(String, String)>,
+    Query(query): Query<FileQuery>,
+) -> Result<Response, ApiError> {
+    let routing = routing(&state)?;
+    let client = locate(routing, peer, &headers, query.ip.as_deref())?;
+    let meta = object(&state, &bucket, &key).await?;
+    let decision = decide(&state, routing, Operation::Get, &client.position, Some(&meta));
+    let site = chosen(routing, &decision)?;
+    let (access_key, secret_key) = signing_key(&state, routing, &caller)?;
+    let expires_in_secs = routing.presign.expiry.as_secs();
+    let url = Presign {
+        method: "GET",
+        endpoint: &site.s3_endpoint,
+        region: &site.region,
+        access_key: &access_key,
+        secret_key: &secret_key,
+        bucket: &bucket,
+        key: &key,
+        query: &[],
+        expires_secs: expires_in_secs,
+        now: SystemTime::now(),
+    }
+    .url()
+    .map_err(|e| ApiError::internal("presigning the download", &e))?;
+    tracing::info!(caller = %caller.actor(), %bucket, %key, region = %site.region, "download link");
+    let wants_json = headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.split(',').any(|t| t.trim().starts_with("application/json")));
+    if wants_json {
+        let link = FileLink { url, expires_in_secs, node: ChosenNode::from(site), client, decision };
+        return Ok(([(CACHE_CONTROL, "no-store")], Json(link)).into_response());
+    }
+    Ok((StatusCode::FOUND, [(LOCATION, url.as_str()), (CACHE_CONTROL, "no-store")]).into_response())
+}

@@ -11,6 +11,8 @@ mod codec;
 pub mod command;
 mod durable;
 mod error;
+pub mod event;
+mod history;
 mod log_store;
 pub mod model;
 pub mod network;
@@ -23,6 +25,8 @@ pub mod types;
 
 pub use command::{Command, CommandOutcome, Rejection};
 pub use error::{ProposeError, StoreError};
+pub use event::{Actor, Cursor, Event, EventKind};
+pub use history::{EventRetention, EventsError};
 pub use store::{ClusterStatus, MemberStatus, MetaStore, RaftTiming, StoreConfig};
 pub use tables::ObjectCursor;
 pub use types::{NodeId, RegionNode, TypeConfig};

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 mod api_auth;
 mod error;
+pub mod events;
 
 pub use api_auth::{ApiCaller, ServiceToken};
 pub use error::ApiError;
@@ -26,12 +27,15 @@ pub struct WebState {
     required_key: Option<String>,
     /// Bearer tokens of the cinema's services allowed on the JSON API (see [`ApiCaller`]).
     service_tokens: std::sync::Arc<[ServiceToken]>,
+    /// Becomes `true` when the node stops: long-lived responses (the event stream) end then, so
+    /// the listener can drain. `None`: they end only when the client goes.
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl WebState {
     /// State for the node of `region`.
     pub fn new(meta: MetaStore, region: String, required_key: Option<String>) -> Self {
-        Self { meta, region, required_key, service_tokens: std::sync::Arc::new([]) }
+        Self { meta, region, required_key, service_tokens: std::sync::Arc::new([]), stop: None }
     }
 
     /// Accepts these service tokens on the JSON API.
@@ -40,11 +44,22 @@ impl WebState {
         self.service_tokens = tokens.into();
         self
     }
+
+    /// Ends long-lived responses once `stop` turns `true`.
+    #[must_use]
+    pub fn with_stop_signal(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
 }
 
 /// The web router.
 pub fn router(state: WebState) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/api/v1/cluster", get(cluster)).with_state(state)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/cluster", get(cluster))
+        .route("/api/v1/events", get(events::events))
+        .with_state(state)
 }
 
 /// The body of `/healthz`.

@@ -8,6 +8,7 @@ mod listeners;
 mod node;
 mod replication;
 mod shutdown;
+mod webhooks;
 mod workers;
 
 use std::path::PathBuf;

@@ -36,6 +36,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         cluster_name: config.cluster.name.clone(),
         secret: config.cluster.secret.clone(),
         timing: config.timing(),
+        events: config.events.retention(),
     })
     .await
     .context("cannot open the metadata store")?;
@@ -64,12 +65,14 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
                 region.name.clone(),
                 Some(config.dev_key.access_key_id.clone()),
             )
-            .with_service_tokens(config.api.service_tokens()),
+            .with_service_tokens(config.api.service_tokens())
+            .with_stop_signal(shutdown.receiver()),
         ),
         shutdown.clone(),
     ));
     tasks.spawn(workers::work_queue(gateway.clone(), shutdown.clone()));
     tasks.spawn(crate::replication::Replicator::new(gateway.clone(), &config, &region).run(shutdown.clone()));
+    tasks.spawn(crate::webhooks::run(meta.clone(), config.events.webhook.clone(), shutdown.clone()));
     tasks.spawn(workers::sweeps(
         gateway.clone(),
         Duration::from_secs(config.storage.multipart_max_age_secs),

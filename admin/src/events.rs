@@ -21,6 +21,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::header::ACCEPT;
 use axum::http::{HeaderMap, StatusCode};
@@ -107,7 +108,7 @@ struct Page {
 
 /// The body of a 410: the `ApiError` shape plus where the retained history resumes.
 #[derive(Serialize)]
-struct GoneBody {
+pub(crate) struct GoneBody {
     error: &'static str,
     message: String,
     /// The oldest event still retained (`null` if none is).
@@ -121,8 +122,10 @@ pub(crate) async fn events(
     State(state): State<WebState>,
     caller: ApiCaller,
     headers: HeaderMap,
-    Query(query): Query<EventsQuery>,
-) -> Result<Response, ApiError> {
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Response, Failure> {
+    // axum's own rejection is plain text; API errors are JSON.
+    let Query(query) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let last_event_id = headers.get(LAST_EVENT_ID).and_then(|v| v.to_str().ok()).filter(|v| !v.trim().is_empty());
     let after = match last_event_id.or(query.after.as_deref()) {
         Some(text) => Some(text.trim().parse::<Cursor>().map_err(|e| ApiError::bad_request(e.to_string()))?),
@@ -136,17 +139,13 @@ pub(crate) async fn events(
     if wants_json {
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::bad_request(format!("limit must be within 1..={MAX_LIMIT}")));
+            return Err(ApiError::bad_request(format!("limit must be within 1..={MAX_LIMIT}")).into());
         }
         let wait = Duration::from_secs(query.wait_secs.unwrap_or(0)).min(MAX_WAIT);
         return json_page(&state, after, limit, wait).await;
     }
     // The first read happens before the stream starts, so a purged cursor is a real 410.
-    let first = match read(&state.meta, after, MAX_LIMIT) {
-        Ok(events) => events,
-        Err(Failure::Gone(response)) => return Ok(response),
-        Err(Failure::Api(e)) => return Err(e),
-    };
+    let first = read(&state.meta, after, MAX_LIMIT)?;
     let feed = Feed {
         meta: state.meta.clone(),
         after,
@@ -159,10 +158,28 @@ pub(crate) async fn events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")).into_response())
 }
 
-/// Why a read gave no events: a 410 to answer as it is, or an error.
-enum Failure {
-    Gone(Response),
+/// Why a request for events fails: the cursor is behind the retained history (410), or any
+/// other API error.
+pub(crate) enum Failure {
+    /// 410 Gone, with where the history resumes.
+    Gone(GoneBody),
+    /// Everything else.
     Api(ApiError),
+}
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Self {
+        Self::Api(error)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Gone(body) => (StatusCode::GONE, Json(body)).into_response(),
+            Self::Api(error) => error.into_response(),
+        }
+    }
 }
 
 /// One read of the retained history.
@@ -170,36 +187,26 @@ fn read(meta: &MetaStore, after: Option<Cursor>, limit: usize) -> Result<Vec<Eve
     meta.events_after(after, limit).map_err(|e| match e {
         EventsError::Gone { after, trimmed_through, oldest } => {
             tracing::info!(%after, %trimmed_through, "event consumer behind the retained history");
-            let body = GoneBody {
+            Failure::Gone(GoneBody {
                 error: "gone",
                 message: format!(
                     "events after {after} are no longer retained; the history resumes after {trimmed_through}"
                 ),
                 oldest: oldest.map(|c| c.to_string()),
                 resume_after: trimmed_through.to_string(),
-            };
-            Failure::Gone((StatusCode::GONE, Json(body)).into_response())
+            })
         }
         EventsError::Store(e) => Failure::Api(ApiError::internal("reading the event history", &e)),
     })
 }
 
 /// A JSON page, after a long poll of at most `wait` when nothing is new.
-async fn json_page(
-    state: &WebState,
-    after: Option<Cursor>,
-    limit: usize,
-    wait: Duration,
-) -> Result<Response, ApiError> {
+async fn json_page(state: &WebState, after: Option<Cursor>, limit: usize, wait: Duration) -> Result<Response, Failure> {
     let mut applied = state.meta.applied_signal();
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let applied_before = *applied.borrow_and_update();
-        let events = match read(&state.meta, after, limit) {
-            Ok(events) => events,
-            Err(Failure::Gone(response)) => return Ok(response),
-            Err(Failure::Api(e)) => return Err(e),
-        };
+        let events = read(&state.meta, after, limit)?;
         let waited_enough = tokio::time::Instant::now() >= deadline;
         if !events.is_empty() || waited_enough {
             // Every event up to `applied_before` was visible to the read, so an empty page
@@ -215,10 +222,10 @@ async fn json_page(
         }
         tokio::select! {
             changed = applied.changed() => if changed.is_err() {
-                return Err(ApiError::unavailable("the metadata store is shutting down"));
+                return Err(ApiError::unavailable("the metadata store is shutting down").into());
             },
             () = tokio::time::sleep_until(deadline) => {}
-            () = stopped(state.stop.clone()) => return Err(ApiError::unavailable("the node is shutting down")),
+            () = stopped(state.stop.clone()) => return Err(ApiError::unavailable("the node is shutting down").into()),
         }
     }
 }

@@ -236,7 +236,7 @@ impl HistoryWriter {
         }
         if exhausted && excess > 0 {
             let drop = usize::try_from(excess).unwrap_or(usize::MAX).min(self.pending.len());
-            if let Some(last) = self.pending.drain(..drop).last() {
+            if let Some(last) = self.pending.drain(..drop).next_back() {
                 self.state.trimmed_through = Some(last.cursor);
             }
         }

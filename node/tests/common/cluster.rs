@@ -35,6 +35,8 @@ pub struct ClusterOptions {
     pub commit_timeout_ms: u64,
     pub max_concurrent_pulls: usize,
     pub bandwidth_mib_per_sec: u64,
+    /// More TOML, written before the `[[region]]`s (e.g. `[events]`, `[[api.service_token]]`).
+    pub extra_config: String,
 }
 
 impl Default for ClusterOptions {
@@ -47,6 +49,7 @@ impl Default for ClusterOptions {
             commit_timeout_ms: 10_000,
             max_concurrent_pulls: 4,
             bandwidth_mib_per_sec: 0,
+            extra_config: String::new(),
         }
     }
 }
@@ -97,6 +100,7 @@ pub fn cluster_config(options: &ClusterOptions, regions: &[RegionAddrs]) -> Stri
         commit_timeout_ms,
         max_concurrent_pulls,
         bandwidth_mib_per_sec,
+        extra_config,
     } = options.clone();
     let mut config = format!(
         r#"# Written by node/tests/common/cluster.rs
@@ -119,6 +123,8 @@ commit_timeout_ms = {commit_timeout_ms}
 [replication]
 max_concurrent_pulls = {max_concurrent_pulls}
 bandwidth_mib_per_sec = {bandwidth_mib_per_sec}
+
+{extra_config}
 "#,
         default_region = REGIONS[0].0,
     );

@@ -109,7 +109,9 @@ struct Page {
 /// The body of a 410: the `ApiError` shape plus where the retained history resumes.
 #[derive(Serialize)]
 pub(crate) struct GoneBody {
+    /// Always `gone`.
     error: &'static str,
+    /// What happened, for a person.
     message: String,
     /// The oldest event still retained (`null` if none is).
     oldest: Option<String>,
@@ -243,6 +245,7 @@ async fn stopped(stop: Option<watch::Receiver<bool>>) {
 
 /// The state of one SSE stream.
 struct Feed {
+    /// Where the events come from.
     meta: MetaStore,
     /// The last event sent (or the starting cursor).
     after: Option<Cursor>,

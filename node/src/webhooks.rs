@@ -77,8 +77,11 @@ pub(crate) async fn run(meta: MetaStore, subscriptions: Vec<WebhookConfig>, shut
 
 /// One subscription's delivery.
 struct Subscription {
+    /// Events, the delivered cursor, leadership, and where progress is proposed.
     meta: MetaStore,
+    /// The HTTP client shared by every subscription (one connection pool).
     client: reqwest::Client,
+    /// The subscription as configured.
     config: WebhookConfig,
 }
 

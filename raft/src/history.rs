@@ -118,7 +118,9 @@ fn load_state(tables: &Tables) -> Result<HistoryState, StoreError> {
 
 /// The events of one log entry on their way into the history.
 pub(crate) struct HistoryWriter {
+    /// The limits to trim to.
     retention: EventRetention,
+    /// The bookkeeping as read at the start of the entry, updated as it goes.
     state: HistoryState,
     /// The entry's log index.
     index: u64,

@@ -141,7 +141,9 @@ pub struct SseMessage {
 
 /// An open SSE stream.
 pub struct SseStream {
+    /// The response body as it arrives.
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    /// Bytes received but not yet parsed into a whole message.
     buffer: Vec<u8>,
 }
 

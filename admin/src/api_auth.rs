@@ -38,9 +38,14 @@ pub enum ApiCaller {
 impl ApiCaller {
     /// A short name of the caller for logs and event actors, e.g. `key:MERIDIAN...`.
     pub fn actor(&self) -> String {
+        self.as_actor().to_string()
+    }
+
+    /// The caller as the actor of the commands it causes (see [`meridian_raft::Command::Attributed`]).
+    pub fn as_actor(&self) -> meridian_raft::Actor {
         match self {
-            Self::AccessKey(id) => format!("key:{id}"),
-            Self::Service(name) => format!("service:{name}"),
+            Self::AccessKey(id) => meridian_raft::Actor::AccessKey(id.clone()),
+            Self::Service(name) => meridian_raft::Actor::Service(name.clone()),
         }
     }
 }

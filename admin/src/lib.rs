@@ -12,6 +12,7 @@ use serde::Serialize;
 
 mod api_auth;
 mod error;
+pub mod events;
 mod files;
 pub mod metrics;
 pub mod presign;
@@ -35,6 +36,9 @@ pub struct WebState {
     metrics: std::sync::Arc<metrics::Metrics>,
     /// Geo routing (`/api/v1/route`, `/uploads`, `/files`); absent, those answer 503.
     routing: Option<std::sync::Arc<route::Routing>>,
+    /// Becomes `true` when the node stops: long-lived responses (the event stream) end then, so
+    /// the listener can drain. `None`: they end only when the client goes.
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl WebState {
@@ -47,6 +51,7 @@ impl WebState {
             service_tokens: std::sync::Arc::new([]),
             metrics: std::sync::Arc::default(),
             routing: None,
+            stop: None,
         }
     }
 
@@ -70,6 +75,13 @@ impl WebState {
         self.service_tokens = tokens.into();
         self
     }
+
+    /// Ends long-lived responses once `stop` turns `true`.
+    #[must_use]
+    pub fn with_stop_signal(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
 }
 
 /// The web router.
@@ -81,6 +93,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/uploads", axum::routing::post(uploads::create))
         .route("/api/v1/files/{bucket}/{*key}", get(files::file))
         .route("/metrics", get(metrics::metrics))
+        .route("/api/v1/events", get(events::events))
         .with_state(state)
 }
 

@@ -64,6 +64,9 @@ pub(crate) struct ClusterConfig {
     /// Who may call the web listener's JSON API besides access-key holders.
     #[serde(default)]
     pub(crate) api: ApiSection,
+    /// The event bus: retained history and webhook subscriptions.
+    #[serde(default)]
+    pub(crate) events: EventsSection,
     /// The regions, one node each, in the order scripts list them.
     pub(crate) region: Vec<RegionConfig>,
     /// Directory of the config file; relative paths are resolved against it.
@@ -225,6 +228,76 @@ pub(crate) struct ApiSection {
     /// Bearer tokens of the cinema's services (event consumers, the upload front end).
     #[serde(default)]
     pub(crate) service_token: Vec<ServiceTokenConfig>,
+}
+
+/// `[events]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct EventsSection {
+    /// Most events the retained history keeps (at least 1): how far back a consumer can resume.
+    pub(crate) retain: u64,
+    /// Events older than this many seconds (counted back from the newest event) are dropped
+    /// too; 0: no age limit.
+    pub(crate) retain_max_age_secs: u64,
+    /// Webhook subscriptions: every event POSTed to each, in order, at least once.
+    pub(crate) webhook: Vec<WebhookConfig>,
+}
+
+impl Default for EventsSection {
+    fn default() -> Self {
+        Self { retain: 100_000, retain_max_age_secs: 0, webhook: Vec::new() }
+    }
+}
+
+impl EventsSection {
+    /// The retention as the state machine applies it.
+    pub(crate) fn retention(&self) -> meridian_raft::EventRetention {
+        meridian_raft::EventRetention {
+            max_events: self.retain,
+            max_age: (self.retain_max_age_secs > 0).then(|| Duration::from_secs(self.retain_max_age_secs)),
+        }
+    }
+}
+
+/// One `[[events.webhook]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WebhookConfig {
+    /// Names the subscription: its delivery progress is recorded under this name, so renaming it
+    /// starts over from the oldest retained event.
+    pub(crate) name: String,
+    /// Where events are POSTed (`http://` or `https://`).
+    pub(crate) url: String,
+    /// Key of the HMAC-SHA256 that signs each delivery, shared with the receiver.
+    pub(crate) secret: String,
+    /// Most events per POST: a receiver that was down catches up in batches of this size.
+    #[serde(default = "WebhookConfig::default_max_batch")]
+    pub(crate) max_batch: usize,
+    /// How long one POST may take before it counts as failed.
+    #[serde(default = "WebhookConfig::default_timeout_ms")]
+    pub(crate) timeout_ms: u64,
+    /// Delay before the first retry of a failed POST; doubles on each failure...
+    #[serde(default = "WebhookConfig::default_retry_min_ms")]
+    pub(crate) retry_min_ms: u64,
+    /// ...up to this. Retries never stop while the node leads: dropping events would break
+    /// at-least-once delivery.
+    #[serde(default = "WebhookConfig::default_retry_max_ms")]
+    pub(crate) retry_max_ms: u64,
+}
+
+impl WebhookConfig {
+    fn default_max_batch() -> usize {
+        100
+    }
+    fn default_timeout_ms() -> u64 {
+        10_000
+    }
+    fn default_retry_min_ms() -> u64 {
+        500
+    }
+    fn default_retry_max_ms() -> u64 {
+        60_000
+    }
 }
 
 /// One `[[api.service_token]]`: only the token's hash is in the file, so a leaked config does not
@@ -417,6 +490,7 @@ impl ClusterConfig {
             }
         }
         self.validate_geo(&invalid)?;
+        self.validate_events(path)?;
         for (i, token) in self.api.service_token.iter().enumerate() {
             if token.name.trim().is_empty() {
                 return Err(invalid(format!("api.service_token[{i}].name"), "must not be empty".into()));
@@ -475,6 +549,44 @@ impl ClusterConfig {
     /// A path of the config, resolved against the config file's directory.
     pub(crate) fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) }
+    }
+
+    fn validate_events(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid =
+            |field: String, message: String| ConfigError::Invalid { path: path.to_path_buf(), field, message };
+        if self.events.retain == 0 {
+            return Err(invalid("events.retain".into(), "must be at least 1".into()));
+        }
+        let mut names = HashSet::new();
+        for (i, hook) in self.events.webhook.iter().enumerate() {
+            let field = |name: &str| format!("events.webhook[{i}].{name}");
+            if hook.name.is_empty() || !hook.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(invalid(field("name"), format!("{:?} must be letters, digits, '-' and '_'", hook.name)));
+            }
+            if !names.insert(hook.name.as_str()) {
+                return Err(invalid(field("name"), format!("{:?} is used twice", hook.name)));
+            }
+            match reqwest::Url::parse(&hook.url) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+                _ => return Err(invalid(field("url"), format!("{:?} is not an http(s) URL", hook.url))),
+            }
+            if hook.secret.len() < 16 {
+                return Err(invalid(field("secret"), "must be at least 16 characters".into()));
+            }
+            if !(1..=1000).contains(&hook.max_batch) {
+                return Err(invalid(field("max_batch"), format!("{} is not within 1..=1000", hook.max_batch)));
+            }
+            if hook.timeout_ms == 0 {
+                return Err(invalid(field("timeout_ms"), "must be greater than 0".into()));
+            }
+            if hook.retry_min_ms == 0 || hook.retry_max_ms < hook.retry_min_ms {
+                return Err(invalid(
+                    field("retry_max_ms"),
+                    "retry_min_ms must be > 0 and retry_max_ms at least retry_min_ms".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The region called `name`.
@@ -549,6 +661,21 @@ data_dir = "data/a"
 role = "voter"
 "#;
 
+    const WEBHOOK: &str = r#"
+[[events.webhook]]
+name = "catalog"
+url = "http://127.0.0.1:9/hook"
+secret = "0123456789abcdef-hook"
+"#;
+
+    #[test]
+    fn webhooks_load_with_defaults() {
+        let config = load_str(&format!("{VALID}{WEBHOOK}")).expect("valid");
+        let hook = &config.events.webhook[0];
+        assert_eq!((hook.max_batch, hook.retry_min_ms, hook.retry_max_ms), (100, 500, 60_000));
+        assert_eq!(config.events.retain, 100_000);
+    }
+
     #[test]
     fn the_shipped_cluster_toml_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.toml");
@@ -574,6 +701,11 @@ role = "voter"
             (format!("{VALID}[geo]\nload_interval_ms = 5\n"), "geo.load_interval_ms"),
             (format!("{VALID}[[geo.cidr]]\ncidr = \"10.0.0.0\"\nregion = \"a\"\n"), "geo.cidr[0].cidr"),
             (VALID.replace("role = \"voter\"", "role = \"voter\"\ns3_url = \"ftp://x\""), "region[0].s3_url"),
+            (format!("{VALID}\n[events]\nretain = 0\n"), "events.retain"),
+            (format!("{VALID}{WEBHOOK}").replace("http://127.0.0.1:9/hook", "ftp://x"), "events.webhook[0].url"),
+            (format!("{VALID}{WEBHOOK}").replace("0123456789abcdef-hook", "short"), "events.webhook[0].secret"),
+            (format!("{VALID}{WEBHOOK}{WEBHOOK}"), "events.webhook[1].name"),
+            (format!("{VALID}{WEBHOOK}max_batch = 0\n"), "events.webhook[0].max_batch"),
         ];
         for (text, field) in cases {
             let message = load_str(&text).err().map(|e| e.to_string()).unwrap_or_default();

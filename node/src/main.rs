@@ -10,6 +10,7 @@ mod load_exchange;
 mod node;
 mod replication;
 mod shutdown;
+mod webhooks;
 mod workers;
 
 use std::path::PathBuf;

@@ -39,6 +39,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         cluster_name: config.cluster.name.clone(),
         secret: config.cluster.secret.clone(),
         timing: config.timing(),
+        events: config.events.retention(),
     })
     .await
     .context("cannot open the metadata store")?;
@@ -92,12 +93,14 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
             )
             .with_service_tokens(config.api.service_tokens())
             .with_metrics(metrics.clone())
-            .with_routing(routing),
+            .with_routing(routing)
+            .with_stop_signal(shutdown.receiver()),
         ),
         shutdown.clone(),
     ));
     tasks.spawn(workers::work_queue(gateway.clone(), shutdown.clone()));
     tasks.spawn(crate::replication::Replicator::new(gateway.clone(), &config, &region).run(shutdown.clone()));
+    tasks.spawn(crate::webhooks::run(meta.clone(), config.events.webhook.clone(), shutdown.clone()));
     tasks.spawn(workers::sweeps(
         gateway.clone(),
         Duration::from_secs(config.storage.multipart_max_age_secs),

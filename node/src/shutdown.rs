@@ -23,6 +23,12 @@ impl Shutdown {
         Ok(Self { rx })
     }
 
+    /// The underlying signal (`true` once the node should stop), for crates that cannot see
+    /// this type.
+    pub(crate) fn receiver(&self) -> watch::Receiver<bool> {
+        self.rx.clone()
+    }
+
     /// Resolves when the node should stop.
     pub(crate) async fn wait(&self) {
         let mut rx = self.rx.clone();

@@ -66,6 +66,16 @@ async fn follower_down_past_the_purge_point_catches_up_from_a_snapshot() {
     let keys = list_all_keys(&cluster.node(lagging).client(), "snap").await;
     assert_eq!(keys.len(), OBJECTS, "objects listed on the node that caught up");
 
+    // The event history travels in the snapshot: the node serves the events of entries it
+    // never saw in its log, exactly as the leader does.
+    let caught_up = common::events::history(cluster.node(lagging), None, 1000).await;
+    let created = caught_up.iter().filter(|e| e.kind == "ObjectCreated").count();
+    assert_eq!(created, OBJECTS, "ObjectCreated events served by the node that caught up");
+    assert_eq!(
+        caught_up[..OBJECTS + 1],
+        common::events::history(cluster.node(leader), None, 1000).await[..OBJECTS + 1]
+    );
+
     // It owes and performs a pull of every blob it lacks.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

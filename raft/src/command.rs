@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::{Actor, Cursor};
 use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, UnixMillis};
 use crate::types::NodeId;
 
@@ -75,6 +76,34 @@ pub enum Command {
         /// When it got it.
         at: UnixMillis,
     },
+    /// A command proposed on someone's behalf: applied exactly as `command`, while the event bus
+    /// reports `actor` and `at` for what it did. An envelope rather than a field on each command,
+    /// so every command (and the admin commands to come) can carry it without changing shape.
+    Attributed {
+        /// Who asked for it (the access key of the S3 request, a service), when known.
+        actor: Option<Actor>,
+        /// When it was asked for, on the proposing node's clock (events need a time, and deletes
+        /// carry none of their own).
+        at: UnixMillis,
+        /// The command itself (neither a batch nor another envelope).
+        command: Box<Command>,
+    },
+    /// The leader delivered a webhook subscription's events up to `cursor`: a new leader resumes
+    /// behind it. Never moves a subscription backwards (a late report of a deposed leader).
+    WebhookDelivered {
+        /// The subscription's name in `cluster.toml`.
+        subscription: String,
+        /// The last event delivered.
+        cursor: Cursor,
+    },
+}
+
+impl Command {
+    /// Wraps the command with who asked for it and when (see [`Command::Attributed`]).
+    #[must_use]
+    pub fn attributed(self, actor: Option<Actor>, at: UnixMillis) -> Self {
+        Self::Attributed { actor, at, command: Box::new(self) }
+    }
 }
 
 /// A precondition on the current version of the key being written.

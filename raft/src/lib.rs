@@ -11,6 +11,8 @@ mod codec;
 pub mod command;
 mod durable;
 mod error;
+pub mod event;
+mod history;
 mod lease;
 mod log_store;
 pub mod model;
@@ -24,6 +26,8 @@ pub mod types;
 
 pub use command::{Command, CommandOutcome, Rejection};
 pub use error::{ProposeError, StoreError};
+pub use event::{Actor, Cursor, Event, EventKind};
+pub use history::{EventRetention, EventsError};
 pub use lease::LeaseGrant;
 pub use store::{ClusterStatus, MemberStatus, MetaStore, RaftTiming, StoreConfig};
 pub use tables::ObjectCursor;

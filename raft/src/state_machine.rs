@@ -1,17 +1,21 @@
 //! The Raft state machine: applying committed commands to the placement database.
 //!
 //! `apply` turns each entry into one atomic sled batch: the placement change, the work items it
-//! owes this node (e.g. "drop blob Y"), and the new applied index, together. It never does
-//! network I/O and never calls back into Raft; it only wakes the local workers.
+//! owes this node (e.g. "drop blob Y"), the events it means for outside consumers, and the new
+//! applied index, together. It never does network I/O and never calls back into Raft; it only
+//! wakes the local workers.
 
 use openraft::storage::RaftStateMachine;
 use openraft::{Entry, EntryPayload, LogId, OptionalSend, Snapshot, SnapshotMeta, StorageError, StoredMembership};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tokio::sync::watch;
 
 use crate::command::{Command, CommandOutcome, Rejection, WriteCondition};
 use crate::error::StoreError;
-use crate::model::WorkItem;
+use crate::event::{Actor, EventKind};
+use crate::history::{self, EventRetention, HistoryWriter, NewEvent};
+use crate::model::{UnixMillis, WorkItem};
 use crate::snapshot::SnapshotFiles;
 use crate::tables::{self, Tables, record_key};
 use crate::types::{NodeId, RegionNode, TypeConfig};
@@ -30,6 +34,8 @@ pub(crate) struct StateMachine {
     pub(crate) applied_tx: watch::Sender<u64>,
     /// Path of the snapshot being received, between `begin_receiving_snapshot` and `install`.
     pub(crate) incoming: Option<PathBuf>,
+    /// How much event history to keep.
+    pub(crate) retention: EventRetention,
 }
 
 /// Accumulates one entry's changes; applied atomically.
@@ -41,6 +47,12 @@ struct Changes<'a> {
     index: u64,
     /// Work items added by this entry, the second half of their keys.
     work_added: u32,
+    /// Who asked for the command being applied and when, from its [`Command::Attributed`].
+    origin: Option<(Option<Actor>, UnixMillis)>,
+    /// Events of the command being applied, in order (the caller files them in the history).
+    events: Vec<NewEvent>,
+    /// Region names by node id, read from the membership when an event first needs one.
+    regions: Option<BTreeMap<NodeId, String>>,
 }
 
 impl Changes<'_> {
@@ -55,6 +67,31 @@ impl Changes<'_> {
         key.extend_from_slice(&self.work_added.to_be_bytes());
         self.work_added += 1;
         self.put(key, item)
+    }
+
+    /// Notes an event of the command being applied. Its time is the envelope's when there is
+    /// one, else the command's own (`own_time`), else the newest event's (so time never runs
+    /// backwards in the stream).
+    fn emit(&mut self, own_time: Option<UnixMillis>, kind: EventKind) -> Result<(), StoreError> {
+        let (actor, at) = match &self.origin {
+            Some((actor, at)) => (actor.clone(), *at),
+            None => match own_time {
+                Some(at) => (None, at),
+                None => (None, history::newest_time(self.tables)?.unwrap_or(0)),
+            },
+        };
+        self.events.push(NewEvent { at, actor, kind });
+        Ok(())
+    }
+
+    /// The region of a member node, for events; `node-ID` for a node no longer a member.
+    fn region_of(&mut self, node: NodeId) -> Result<String, StoreError> {
+        if self.regions.is_none() {
+            let membership = self.tables.membership()?;
+            let names = membership.membership().nodes().map(|(id, n)| (*id, n.region.clone())).collect();
+            self.regions = Some(names);
+        }
+        Ok(self.regions.as_ref().and_then(|r| r.get(&node).cloned()).unwrap_or_else(|| format!("node-{node}")))
     }
 
     /// Removes the current version of a key, if any, with its blob index entry; owes a blob
@@ -79,6 +116,8 @@ impl Changes<'_> {
                     return Ok(Rejected(Rejection::BucketAlreadyOwnedByYou));
                 }
                 self.put(record_key(tables::BUCKET, &[&bucket.name]), bucket)?;
+                let kind = EventKind::BucketCreated { bucket: bucket.name.clone(), region: bucket.region.clone() };
+                self.emit(Some(bucket.created), kind)?;
                 Done
             }
             Command::DeleteBucket { name } => {
@@ -89,6 +128,7 @@ impl Changes<'_> {
                     return Ok(Rejected(Rejection::BucketNotEmpty));
                 }
                 self.batch.remove(record_key(tables::BUCKET, &[name]));
+                self.emit(None, EventKind::BucketDeleted { bucket: name.clone() })?;
                 Done
             }
             Command::PutObject { bucket, key, meta, condition, completes_upload } => {
@@ -126,6 +166,20 @@ impl Changes<'_> {
                         })?;
                     }
                 }
+                // The writer is the holder that had it first (a new version has only that one).
+                let writer = meta.holders.iter().min_by_key(|(_, at)| **at).map(|(node, _)| *node);
+                let region = match writer {
+                    Some(node) => self.region_of(node)?,
+                    None => String::new(),
+                };
+                let kind = EventKind::ObjectCreated {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    size: meta.size,
+                    etag: meta.etag.clone(),
+                    region,
+                };
+                self.emit(Some(meta.last_modified), kind)?;
                 Done
             }
             Command::DeleteObjects { bucket, keys } => {
@@ -135,6 +189,7 @@ impl Changes<'_> {
                 let mut deleted = Vec::new();
                 for key in keys {
                     if self.remove_object(bucket, key, None)? {
+                        self.emit(None, EventKind::ObjectDeleted { bucket: bucket.clone(), key: key.clone() })?;
                         deleted.push(key.clone());
                     }
                 }
@@ -173,10 +228,30 @@ impl Changes<'_> {
             Command::Batch(_) => {
                 return Err(StoreError::Codec("nested command batch".into()));
             }
+            Command::Attributed { actor, at, command } => {
+                if matches!(**command, Command::Batch(_) | Command::Attributed { .. }) {
+                    return Err(StoreError::Codec("an attributed command wraps a batch or an envelope".into()));
+                }
+                self.origin = Some((actor.clone(), *at));
+                let outcome = self.apply(command);
+                self.origin = None;
+                outcome?
+            }
+            Command::WebhookDelivered { subscription, cursor } => {
+                if self.tables.delivered(subscription)?.is_none_or(|current| current < *cursor) {
+                    self.put(record_key(tables::SUBSCRIPTION, &[subscription]), cursor)?;
+                }
+                Done
+            }
             Command::ReplicaAdded { bucket, key, blob, node, at } => match self.tables.object(bucket, key)? {
                 Some(mut meta) if &meta.blob == blob => {
-                    meta.holders.insert(*node, *at);
+                    let new_region = meta.holders.insert(*node, *at).is_none();
                     self.put(record_key(tables::OBJECT, &[bucket, key]), &meta)?;
+                    if new_region {
+                        let region = self.region_of(*node)?;
+                        let kind = EventKind::ObjectReplicated { bucket: bucket.clone(), key: key.clone(), region };
+                        self.emit(Some(*at), kind)?;
+                    }
                     Done
                 }
                 // The version moved on while the node was pulling: its copy is garbage.
@@ -209,30 +284,46 @@ impl StateMachine {
             batch: sled::Batch::default(),
             index: entry.log_id.index,
             work_added: 0,
+            origin: None,
+            events: Vec::new(),
+            regions: None,
         };
+        let mut history = HistoryWriter::begin(&self.tables, self.retention, entry.log_id.index)?;
         let outcome = match &entry.payload {
             EntryPayload::Blank => CommandOutcome::Done,
             EntryPayload::Normal(Command::Batch(commands)) => {
                 // Each command sees the ones before it: they are written one sled batch at a
                 // time. The applied index moves only with the last one, so a crash in between
                 // re-applies the whole entry, which converges to the same state (every command
-                // is idempotent when re-applied on top of itself).
+                // is idempotent when re-applied on top of itself). Events are different: a
+                // re-applied command may find nothing left to do, so the history notes which
+                // commands' events it already holds and skips those.
                 let mut outcomes = Vec::with_capacity(commands.len());
                 for (i, command) in commands.iter().enumerate() {
                     outcomes.push(changes.apply(command)?);
+                    let events = std::mem::take(&mut changes.events);
+                    if !history.already_recorded(i) {
+                        history.add(events)?;
+                    }
                     if i + 1 < commands.len() {
+                        history.checkpoint(&mut changes.batch, i + 1)?;
                         self.tables.tree.apply_batch(std::mem::take(&mut changes.batch))?;
                     }
                 }
                 CommandOutcome::Batch(outcomes)
             }
-            EntryPayload::Normal(command) => changes.apply(command)?,
+            EntryPayload::Normal(command) => {
+                let outcome = changes.apply(command)?;
+                history.add(std::mem::take(&mut changes.events))?;
+                outcome
+            }
             EntryPayload::Membership(membership) => {
                 let stored = StoredMembership::new(Some(entry.log_id), membership.clone());
                 changes.put(tables::MEMBERSHIP.to_vec(), &stored)?;
                 CommandOutcome::Done
             }
         };
+        history.finish(&self.tables, &mut changes.batch)?;
         changes.put(tables::APPLIED.to_vec(), &entry.log_id)?;
         let owes_work = changes.work_added > 0;
         self.tables.tree.apply_batch(changes.batch)?;
@@ -323,6 +414,7 @@ mod tests {
             work: watch::channel(0).0,
             applied_tx: watch::channel(0).0,
             incoming: None,
+            retention: EventRetention::default(),
         }
     }
 
@@ -400,6 +492,72 @@ mod tests {
         assert_eq!(work.len(), 1);
         assert_eq!(work[0].1, WorkItem::DropBlob { blob: "aa01".into() });
         assert_eq!(sm.tables.applied().expect("read").map(|l| l.index), Some(5));
+    }
+
+    /// Applying records the events of what actually changed, with the envelope's actor and time,
+    /// under cursors ordered like the log; refused commands yield none.
+    #[test]
+    fn apply_records_events_with_actor_and_time() {
+        use crate::event::{Actor, Cursor, EventKind};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = state_machine(dir.path());
+        let bucket = Bucket { name: "b".into(), created: 5, region: "r".into() };
+        let alice = Some(Actor::AccessKey("ALICE".into()));
+        sm.apply_entry(&entry(1, Command::CreateBucket(bucket.clone()).attributed(alice.clone(), 100))).expect("apply");
+        sm.apply_entry(&entry(2, put("k1", "cc01", 1))).expect("apply");
+        let batch = Command::Batch(vec![
+            Command::CreateBucket(bucket).attributed(alice.clone(), 200),
+            put("k2", "cc02", 1).attributed(alice.clone(), 201),
+            Command::DeleteObjects { bucket: "b".into(), keys: vec!["k1".into(), "nope".into(), "k2".into()] }
+                .attributed(None, 202),
+        ]);
+        sm.apply_entry(&entry(3, batch)).expect("apply");
+        let replica = |key: &str, blob: &str| Command::ReplicaAdded {
+            bucket: "b".into(),
+            key: key.into(),
+            blob: blob.into(),
+            node: 2,
+            at: 300,
+        };
+        sm.apply_entry(&entry(4, put("k3", "cc03", 1))).expect("apply");
+        sm.apply_entry(&entry(5, replica("k3", "cc03"))).expect("apply");
+        sm.apply_entry(&entry(6, replica("k3", "cc03"))).expect("apply");
+
+        let events = crate::history::read(&sm.tables, None, 100, 6).expect("read");
+        let seen: Vec<(String, &str, i64, Option<String>)> = events
+            .iter()
+            .map(|e| (e.cursor.to_string(), e.kind.name(), e.at, e.actor.as_ref().map(ToString::to_string)))
+            .collect();
+        let key = Some("key:ALICE".to_owned());
+        assert_eq!(
+            seen,
+            vec![
+                ("1.0".into(), "BucketCreated", 100, key.clone()),
+                ("2.0".into(), "ObjectCreated", 0, None),
+                ("3.0".into(), "ObjectCreated", 201, key),
+                ("3.1".into(), "ObjectDeleted", 202, None),
+                ("3.2".into(), "ObjectDeleted", 202, None),
+                ("4.0".into(), "ObjectCreated", 0, None),
+                ("5.0".into(), "ObjectReplicated", 300, None),
+            ]
+        );
+        assert_eq!(
+            events[1].kind,
+            EventKind::ObjectCreated {
+                bucket: "b".into(),
+                key: "k1".into(),
+                size: 1,
+                etag: "e".into(),
+                region: "node-1".into(),
+            }
+        );
+        assert_eq!(events[4].kind, EventKind::ObjectDeleted { bucket: "b".into(), key: "k2".into() });
+
+        // Webhook cursors only move forward.
+        let delivered = |cursor| Command::WebhookDelivered { subscription: "hook".into(), cursor };
+        sm.apply_entry(&entry(7, delivered(Cursor { index: 3, sub: 1 }))).expect("apply");
+        sm.apply_entry(&entry(8, delivered(Cursor { index: 2, sub: 0 }))).expect("apply");
+        assert_eq!(sm.tables.delivered("hook").expect("read"), Some(Cursor { index: 3, sub: 1 }));
     }
 
     /// A node that does not hold a new blob owes a pull of it; the holder does not.

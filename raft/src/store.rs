@@ -18,6 +18,8 @@ use tokio::sync::watch;
 use crate::command::{Command, CommandOutcome};
 use crate::durable::DurableDb;
 use crate::error::{ProposeError, StoreError};
+use crate::event::{Cursor, Event};
+use crate::history::{EventRetention, EventsError};
 use crate::lease::{LeaseGrant, Leases};
 use crate::log_store::LogStore;
 use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, WorkItem};
@@ -61,6 +63,8 @@ pub struct StoreConfig {
     pub secret: String,
     /// Timing.
     pub timing: RaftTiming,
+    /// How much event history the state machine keeps.
+    pub events: EventRetention,
 }
 
 /// The replicated metadata store of one node. Cheap to clone.
@@ -190,6 +194,7 @@ impl MetaStore {
             work: work_tx,
             applied_tx,
             incoming: None,
+            retention: config.events,
         };
         let signer = Arc::new(RequestSigner::new(&config.secret));
         let peers = PeerClient::new(signer);
@@ -672,6 +677,29 @@ impl MetaStore {
     /// The index applied locally.
     pub fn applied_index(&self) -> u64 {
         *self.inner.applied.borrow()
+    }
+
+    /// Changes whenever the local state machine applies entries (or installs a snapshot); the
+    /// value is the applied index. Event readers wait on it for new events.
+    pub fn applied_signal(&self) -> watch::Receiver<u64> {
+        self.inner.applied.clone()
+    }
+
+    /// Up to `limit` retained events behind `after` (from the oldest retained one when `None`),
+    /// in order, all from entries this node has applied. [`EventsError::Gone`] when events right
+    /// behind `after` were trimmed from the history.
+    pub fn events_after(&self, after: Option<Cursor>, limit: usize) -> Result<Vec<Event>, EventsError> {
+        crate::history::read(&self.inner.tables, after, limit, self.applied_index())
+    }
+
+    /// The last event delivered to a webhook subscription, as recorded through Raft.
+    pub fn webhook_delivered(&self, subscription: &str) -> Result<Option<Cursor>, StoreError> {
+        self.inner.tables.delivered(subscription)
+    }
+
+    /// Whether this node is the Raft leader right now, as far as it knows.
+    pub fn is_leader(&self) -> bool {
+        self.inner.raft.metrics().borrow().current_leader == Some(self.inner.node_id)
     }
 
     /// Stops Raft and flushes the database.

@@ -11,6 +11,9 @@
 //! | `k/` | access key id | [`AccessKey`] |
 //! | `x/` | blob id | bucket `/` key of the version that owns it |
 //! | `m/` | `applied`, `membership` | Raft's view of the state machine |
+//! | `m/events` | | the event history's bookkeeping (see `history`) |
+//! | `e/` | big-endian log index, big-endian sub-position | retained [`Event`](crate::event::Event)s |
+//! | `s/` | webhook subscription name | [`Cursor`] of the last event delivered to it |
 //! | `w/` | sequence number | this node's own [`WorkItem`]s; never in snapshots |
 
 use std::ops::Bound;
@@ -19,6 +22,7 @@ use openraft::{LogId, StoredMembership};
 
 use crate::codec::{decode, encode};
 use crate::error::StoreError;
+use crate::event::Cursor;
 use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, WorkItem};
 use crate::types::{NodeId, RegionNode};
 
@@ -30,6 +34,9 @@ pub(crate) const BLOB: &[u8] = b"x/";
 pub(crate) const WORK: &[u8] = b"w/";
 pub(crate) const APPLIED: &[u8] = b"m/applied";
 pub(crate) const MEMBERSHIP: &[u8] = b"m/membership";
+pub(crate) const EVENTS_STATE: &[u8] = b"m/events";
+pub(crate) const EVENT: &[u8] = b"e/";
+pub(crate) const SUBSCRIPTION: &[u8] = b"s/";
 
 /// Builds `prefix ++ parts joined by '/'`.
 pub(crate) fn record_key(prefix: &[u8], parts: &[&str]) -> Vec<u8> {
@@ -116,6 +123,11 @@ impl Tables {
                 Ok((key, decode(&value)?))
             })
             .collect()
+    }
+
+    /// The last event delivered to a webhook subscription, if any was.
+    pub(crate) fn delivered(&self, subscription: &str) -> Result<Option<Cursor>, StoreError> {
+        self.get(&record_key(SUBSCRIPTION, &[subscription]))
     }
 
     /// The last applied log id (stored as a plain `LogId`; absent before the first entry).

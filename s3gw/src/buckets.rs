@@ -11,7 +11,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::convert::timestamp;
 use crate::error;
-use crate::gateway::{Gateway, now_millis};
+use crate::gateway::{Gateway, actor_of, now_millis};
 
 impl Gateway {
     pub(crate) async fn create_bucket_op(
@@ -23,7 +23,7 @@ impl Gateway {
             return Err(s3_error!(InvalidBucketName));
         }
         let bucket = Bucket { name: name.clone(), created: now_millis(), region: self.region.clone() };
-        self.commit(Command::CreateBucket(bucket)).await?;
+        self.commit_as(actor_of(req.credentials.as_ref()), Command::CreateBucket(bucket)).await?;
         tracing::info!(bucket = %name, "bucket created");
         Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
     }
@@ -36,7 +36,7 @@ impl Gateway {
         // Make sure we see every object written anywhere before judging emptiness here; the
         // state machine checks again when the command applies.
         self.meta.read_barrier().await.map_err(error::propose)?;
-        self.commit(Command::DeleteBucket { name: name.clone() }).await?;
+        self.commit_as(actor_of(req.credentials.as_ref()), Command::DeleteBucket { name: name.clone() }).await?;
         tracing::info!(bucket = %name, "bucket deleted");
         Ok(S3Response::new(DeleteBucketOutput {}))
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use meridian_raft::model::{Bucket, ObjectMeta, UnixMillis};
-use meridian_raft::{Command, CommandOutcome, MetaStore};
+use meridian_raft::{Actor, Command, CommandOutcome, MetaStore};
 use s3s::{S3Result, s3_error};
 
 use crate::blob::DiskBlobs;
@@ -44,6 +44,11 @@ pub(crate) fn now_millis() -> UnixMillis {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Who signed an S3 request: the actor the event bus reports for what it changed.
+pub(crate) fn actor_of(credentials: Option<&s3s::auth::Credentials>) -> Option<Actor> {
+    credentials.map(|c| Actor::AccessKey(c.access_key.clone()))
+}
+
 impl Gateway {
     /// A gateway over the given stores.
     pub fn new(meta: MetaStore, blobs: Arc<DiskBlobs>, region: String, consistency: ReadConsistency) -> Self {
@@ -58,6 +63,11 @@ impl Gateway {
     /// The blob store (for the node's background workers).
     pub fn blobs(&self) -> &Arc<DiskBlobs> {
         &self.blobs
+    }
+
+    /// Proposes a command on behalf of `actor` (see [`Command::Attributed`]), now.
+    pub(crate) async fn commit_as(&self, actor: Option<Actor>, command: Command) -> S3Result<CommandOutcome> {
+        self.commit(command.attributed(actor, now_millis())).await
     }
 
     /// Proposes a command and turns a refusal into its S3 error.

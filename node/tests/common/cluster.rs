@@ -37,7 +37,7 @@ pub struct ClusterOptions {
     pub bandwidth_mib_per_sec: u64,
     /// Name, latitude, longitude of each node's region (node `i` gets `regions[i]`).
     pub regions: [(&'static str, f64, f64); 3],
-    /// TOML appended to the generated config as it is (e.g. `[geo]` settings).
+    /// More TOML, written before the `[[region]]`s (e.g. `[geo]`, `[events]`, `[[api.service_token]]`).
     pub extra_config: String,
 }
 
@@ -127,6 +127,8 @@ commit_timeout_ms = {commit_timeout_ms}
 [replication]
 max_concurrent_pulls = {max_concurrent_pulls}
 bandwidth_mib_per_sec = {bandwidth_mib_per_sec}
+
+{extra_config}
 "#,
         default_region = names[0].0,
     );
@@ -153,7 +155,6 @@ role = "voter"
         )
         .expect("format config");
     }
-    config.push_str(&extra_config);
     config
 }
 

@@ -1,0 +1,183 @@
+//! The committed log seen as events: what outside consumers (the SSE stream, webhooks) read.
+//!
+//! Events are derived while applying the log, on every node alike, and kept in a bounded history
+//! in the state machine (see `history`), so they never depend on the Raft log still existing.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::UnixMillis;
+
+/// Where an event sits in the stream: the log index of the entry that produced it, and its place
+/// among that entry's events (one entry, e.g. a batch or a multi-key delete, can yield several).
+///
+/// Cursors are totally ordered by `(index, sub)`; a consumer passes the last one it processed back
+/// as `after` to resume exactly behind it. Written `INDEX.SUB`; a bare `INDEX` means "after every
+/// event of entry INDEX" (so `0` is the start of the stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Log index of the entry.
+    pub index: u64,
+    /// Position of the event among the entry's events, from 0. `u32::MAX` is reserved for "past
+    /// every event of the entry" (see [`Cursor::after_entry`]) and never names an event.
+    pub sub: u32,
+}
+
+impl Cursor {
+    /// The position just behind every event of entry `index`.
+    pub fn after_entry(index: u64) -> Self {
+        Self { index, sub: u32::MAX }
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.sub == u32::MAX { write!(f, "{}", self.index) } else { write!(f, "{}.{}", self.index, self.sub) }
+    }
+}
+
+/// A cursor that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a cursor (INDEX or INDEX.SUB, decimal)")]
+pub struct BadCursor(String);
+
+impl FromStr for Cursor {
+    type Err = BadCursor;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadCursor(s.to_owned());
+        let number = |part: &str| -> Result<u64, BadCursor> {
+            // `u64::from_str` accepts a leading '+'; a cursor is digits only.
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            part.parse().map_err(|_| bad())
+        };
+        match s.split_once('.') {
+            None => Ok(Self::after_entry(number(s)?)),
+            Some((index, sub)) => {
+                let sub = u32::try_from(number(sub)?).ok().filter(|&sub| sub != u32::MAX).ok_or_else(bad)?;
+                Ok(Self { index: number(index)?, sub })
+            }
+        }
+    }
+}
+
+/// Who caused a change, when known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Actor {
+    /// A request signed with this S3 access key id (S3 API, or the web API with Basic auth).
+    AccessKey(String),
+    /// A cinema service calling the web API with its bearer token (its configured name).
+    Service(String),
+}
+
+impl fmt::Display for Actor {
+    /// `key:ID` or `service:NAME`: the form logs and event consumers see.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AccessKey(id) => write!(f, "key:{id}"),
+            Self::Service(name) => write!(f, "service:{name}"),
+        }
+    }
+}
+
+/// What happened. New kinds (shares, history) are added as variants at the end; consumers ignore
+/// types they do not know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    /// A bucket was created.
+    BucketCreated {
+        /// Bucket name.
+        bucket: String,
+        /// Region of the node that created it.
+        region: String,
+    },
+    /// An empty bucket was deleted.
+    BucketDeleted {
+        /// Bucket name.
+        bucket: String,
+    },
+    /// A new version of an object was written (PUT, copy, multipart completion; an overwrite too).
+    ObjectCreated {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Size in bytes.
+        size: u64,
+        /// ETag without quotes.
+        etag: String,
+        /// Region of the node that received the bytes (where the object first lives).
+        region: String,
+    },
+    /// Another region now holds a copy of the object's current version.
+    ObjectReplicated {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The region that got the copy.
+        region: String,
+    },
+    /// An object was deleted.
+    ObjectDeleted {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+    },
+}
+
+impl EventKind {
+    /// The kind's name, as consumers see it in `type`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::BucketCreated { .. } => "BucketCreated",
+            Self::BucketDeleted { .. } => "BucketDeleted",
+            Self::ObjectCreated { .. } => "ObjectCreated",
+            Self::ObjectReplicated { .. } => "ObjectReplicated",
+            Self::ObjectDeleted { .. } => "ObjectDeleted",
+        }
+    }
+}
+
+/// One event of the bus, as retained in the state machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Its place in the stream.
+    pub cursor: Cursor,
+    /// When it happened, as the proposing node saw it (Unix ms). Taken from the log entry, so
+    /// every node reports the same time.
+    pub at: UnixMillis,
+    /// Who caused it, when the command says.
+    pub actor: Option<Actor>,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_parse_and_print_back() {
+        for text in ["0", "17", "17.0", "17.4294967294"] {
+            let cursor: Cursor = text.parse().expect("parses");
+            assert_eq!(cursor.to_string(), text);
+        }
+        assert_eq!("17".parse::<Cursor>().ok(), Some(Cursor::after_entry(17)));
+        for bad in ["", ".", "1.", ".1", "+1", "1.+2", "a", "1.2.3", "1.4294967295", "-1"] {
+            assert!(bad.parse::<Cursor>().is_err(), "{bad:?} must not parse");
+        }
+    }
+
+    #[test]
+    fn an_entry_cursor_sorts_after_its_events_and_before_the_next_entry() {
+        let after_17 = Cursor::after_entry(17);
+        assert!(Cursor { index: 17, sub: 5 } < after_17);
+        assert!(after_17 < Cursor { index: 18, sub: 0 });
+    }
+}

@@ -1,0 +1,408 @@
+//! The retained event history: the events `apply` derives, kept in the state machine under `e/`
+//! in the same atomic sled batch as the change that caused them, bounded by a retention policy
+//! and trimmed as entries apply. It travels in snapshots like every other record, so a consumer
+//! that was away can catch up long after the Raft log was purged.
+//!
+//! Its bookkeeping record (`m/events`, [`HistoryState`]) says how many events are kept, the
+//! newest one trimmed (a consumer whose cursor is older missed events: it gets
+//! [`EventsError::Gone`], never a silent gap), and how far a batch entry that is applied in
+//! several sled batches got (so re-applying it after a crash neither duplicates nor renumbers
+//! the events it already stored).
+
+use std::ops::Bound;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::decode;
+use crate::error::StoreError;
+use crate::event::{Actor, Cursor, Event, EventKind};
+use crate::model::UnixMillis;
+use crate::tables::{self, Tables};
+
+/// At most this many old events are removed while applying one entry, so lowering the retention
+/// of a big history never stalls `apply`; the rest goes with the following entries.
+const TRIM_PER_ENTRY: usize = 4096;
+
+/// How much event history the state machine keeps (`[events]` of `cluster.toml`). Every node
+/// should use the same values, so that every node answers the same cursors.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRetention {
+    /// Most events kept (at least 1).
+    pub max_events: u64,
+    /// Events older than this, measured back from the newest event's time, are dropped too.
+    /// `None`: no age limit.
+    pub max_age: Option<Duration>,
+}
+
+impl Default for EventRetention {
+    fn default() -> Self {
+        Self { max_events: 100_000, max_age: None }
+    }
+}
+
+/// Why events cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    /// Events right after the cursor were trimmed from the retained history: the caller missed
+    /// them and must decide what to do (resume behind `trimmed_through`, resynchronize...).
+    #[error("events after {after} are no longer retained (history trimmed through {trimmed_through})")]
+    Gone {
+        /// The cursor asked for.
+        after: Cursor,
+        /// The newest event that was trimmed; resuming behind it reads the oldest retained one.
+        trimmed_through: Cursor,
+        /// The oldest retained event, if any is left.
+        oldest: Option<Cursor>,
+    },
+    /// The local store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The history's bookkeeping, stored at `m/events` (replicated, in snapshots).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct HistoryState {
+    /// Events stored under `e/` (kept up to date so trimming never has to count).
+    retained: u64,
+    /// The newest event ever trimmed.
+    trimmed_through: Option<Cursor>,
+    /// A batch entry whose commands were partly applied (see [`PartialEntry`]).
+    partial: Option<PartialEntry>,
+}
+
+/// How far a batch entry got: its commands are applied one sled batch each (every command must
+/// see the previous ones), and a crash in between re-applies the whole entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct PartialEntry {
+    /// Log index of the entry.
+    index: u64,
+    /// Its first commands whose events are stored.
+    commands_done: u32,
+    /// The sub-position the next event gets.
+    next_sub: u32,
+}
+
+/// An event derived by `apply`, before it has its place in the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NewEvent {
+    /// See [`Event::at`].
+    pub(crate) at: UnixMillis,
+    /// See [`Event::actor`].
+    pub(crate) actor: Option<Actor>,
+    /// See [`Event::kind`].
+    pub(crate) kind: EventKind,
+}
+
+/// `e/` ++ big-endian index ++ big-endian sub: byte order is cursor order.
+fn event_key(cursor: Cursor) -> Vec<u8> {
+    let mut key = Vec::with_capacity(tables::EVENT.len() + 12);
+    key.extend_from_slice(tables::EVENT);
+    key.extend_from_slice(&cursor.index.to_be_bytes());
+    key.extend_from_slice(&cursor.sub.to_be_bytes());
+    key
+}
+
+fn cursor_of_key(key: &[u8]) -> Result<Cursor, StoreError> {
+    let rest = key.strip_prefix(tables::EVENT).filter(|rest| rest.len() == 12);
+    let rest = rest.ok_or_else(|| StoreError::Codec("malformed event key".into()))?;
+    let (index, sub) = rest.split_at(8);
+    let index = u64::from_be_bytes(index.try_into().map_err(|_| StoreError::Codec("event key index".into()))?);
+    let sub = u32::from_be_bytes(sub.try_into().map_err(|_| StoreError::Codec("event key sub".into()))?);
+    Ok(Cursor { index, sub })
+}
+
+fn load_state(tables: &Tables) -> Result<HistoryState, StoreError> {
+    Ok(tables.get(tables::EVENTS_STATE)?.unwrap_or_default())
+}
+
+/// The events of one log entry on their way into the history.
+pub(crate) struct HistoryWriter {
+    /// The limits to trim to.
+    retention: EventRetention,
+    /// The bookkeeping as read at the start of the entry, updated as it goes.
+    state: HistoryState,
+    /// The entry's log index.
+    index: u64,
+    /// Sub-position of the entry's next event.
+    next_sub: u32,
+    /// Commands of a re-applied batch whose events are already stored.
+    commands_done: u32,
+    /// Events of the entry not yet put into a sled batch.
+    pending: Vec<Event>,
+    /// Whether `state` must be written back.
+    dirty: bool,
+}
+
+impl HistoryWriter {
+    /// Starts recording the events of entry `index`; resumes a batch entry a crash interrupted.
+    pub(crate) fn begin(tables: &Tables, retention: EventRetention, index: u64) -> Result<Self, StoreError> {
+        let mut state = load_state(tables)?;
+        let (mut next_sub, mut commands_done, mut dirty) = (0, 0, false);
+        if let Some(partial) = state.partial.take() {
+            dirty = true;
+            if partial.index == index {
+                (next_sub, commands_done) = (partial.next_sub, partial.commands_done);
+            }
+        }
+        Ok(Self { retention, state, index, next_sub, commands_done, pending: Vec::new(), dirty })
+    }
+
+    /// Whether the events of the batch's command at `position` are stored already (the entry is
+    /// being re-applied after a crash): they are then not recorded again.
+    pub(crate) fn already_recorded(&self, position: usize) -> bool {
+        u32::try_from(position).is_ok_and(|p| p < self.commands_done)
+    }
+
+    /// Gives the events their cursors, in order.
+    pub(crate) fn add(&mut self, events: Vec<NewEvent>) -> Result<(), StoreError> {
+        for NewEvent { at, actor, kind } in events {
+            // u32::MAX is the "after the whole entry" cursor, never an event's.
+            if self.next_sub == u32::MAX {
+                return Err(StoreError::Codec(format!("entry {} yields too many events", self.index)));
+            }
+            let cursor = Cursor { index: self.index, sub: self.next_sub };
+            self.next_sub += 1;
+            self.pending.push(Event { cursor, at, actor, kind });
+        }
+        Ok(())
+    }
+
+    fn write_pending(&mut self, batch: &mut sled::Batch) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        for event in self.pending.drain(..) {
+            batch.insert(event_key(event.cursor), Tables::value(&event)?);
+            self.state.retained += 1;
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Puts the events so far into `batch`, which is applied before the batch entry's next
+    /// command, and notes that its first `commands_done` commands are recorded.
+    pub(crate) fn checkpoint(&mut self, batch: &mut sled::Batch, commands_done: usize) -> Result<(), StoreError> {
+        self.write_pending(batch)?;
+        let commands_done =
+            u32::try_from(commands_done).map_err(|_| StoreError::Codec("batch of over 2^32 commands".into()))?;
+        self.commands_done = self.commands_done.max(commands_done);
+        self.state.partial =
+            Some(PartialEntry { index: self.index, commands_done: self.commands_done, next_sub: self.next_sub });
+        batch.insert(tables::EVENTS_STATE, Tables::value(&self.state)?);
+        self.state.partial = None;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Trims the history to the retention, then puts the entry's remaining events and the
+    /// bookkeeping into `batch`: the entry's final batch, the one that moves the applied index.
+    pub(crate) fn finish(mut self, tables: &Tables, batch: &mut sled::Batch) -> Result<(), StoreError> {
+        if !self.pending.is_empty() {
+            self.trim(tables, batch)?;
+        }
+        self.write_pending(batch)?;
+        if self.dirty {
+            batch.insert(tables::EVENTS_STATE, Tables::value(&self.state)?);
+        }
+        Ok(())
+    }
+
+    /// Removes the oldest events beyond the count and age limits: first stored ones, then, if
+    /// the limit is smaller than this entry's own events, the first of those.
+    fn trim(&mut self, tables: &Tables, batch: &mut sled::Batch) -> Result<(), StoreError> {
+        let total = self.state.retained + self.pending.len() as u64;
+        let mut excess = total.saturating_sub(self.retention.max_events.max(1));
+        let newest = self.pending.iter().map(|e| e.at).max().unwrap_or(UnixMillis::MIN);
+        let cutoff =
+            self.retention.max_age.map(|age| newest.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX)));
+        let mut removed = 0usize;
+        let mut exhausted = true;
+        for item in tables.tree.scan_prefix(tables::EVENT) {
+            let (key, value) = item?;
+            let too_old = || -> Result<bool, StoreError> {
+                Ok(match cutoff {
+                    Some(cutoff) => decode::<Event>(&value)?.at < cutoff,
+                    None => false,
+                })
+            };
+            if removed >= TRIM_PER_ENTRY || !(excess > 0 || too_old()?) {
+                exhausted = false;
+                break;
+            }
+            self.state.trimmed_through = Some(cursor_of_key(&key)?);
+            batch.remove(key);
+            excess = excess.saturating_sub(1);
+            self.state.retained = self.state.retained.saturating_sub(1);
+            removed += 1;
+        }
+        if exhausted && excess > 0 {
+            let drop = usize::try_from(excess).unwrap_or(usize::MAX).min(self.pending.len());
+            if let Some(last) = self.pending.drain(..drop).next_back() {
+                self.state.trimmed_through = Some(last.cursor);
+            }
+        }
+        if removed > 0 || self.state.trimmed_through.is_some() {
+            self.dirty = true;
+        }
+        Ok(())
+    }
+}
+
+/// Reads up to `limit` retained events behind `after` (from the oldest retained one when
+/// `None`), none beyond log index `applied`: an entry's events are all visible once it counts as
+/// applied, so stopping there never skips an event that is still being written.
+pub(crate) fn read(
+    tables: &Tables,
+    after: Option<Cursor>,
+    limit: usize,
+    applied: u64,
+) -> Result<Vec<Event>, EventsError> {
+    let start = match after {
+        Some(after) => Bound::Excluded(event_key(after)),
+        None => Bound::Included(tables::EVENT.to_vec()),
+    };
+    let mut events = Vec::new();
+    for item in tables.tree.range((start, Bound::Unbounded)) {
+        if events.len() >= limit {
+            break;
+        }
+        let (key, value) = item.map_err(StoreError::from)?;
+        if !key.starts_with(tables::EVENT) {
+            break;
+        }
+        let event: Event = decode(&value)?;
+        if event.cursor.index > applied {
+            break;
+        }
+        events.push(event);
+    }
+    // Checked after the read, so a trim that ran meanwhile cannot hide a gap.
+    if let Some(after) = after
+        && let Some(trimmed_through) = load_state(tables)?.trimmed_through
+        && after < trimmed_through
+    {
+        let oldest = match tables.tree.scan_prefix(tables::EVENT).next() {
+            Some(item) => Some(cursor_of_key(&item.map_err(StoreError::from)?.0)?),
+            None => None,
+        };
+        return Err(EventsError::Gone { after, trimmed_through, oldest });
+    }
+    Ok(events)
+}
+
+/// The time of the newest retained event, for events whose command carries no time.
+pub(crate) fn newest_time(tables: &Tables) -> Result<Option<UnixMillis>, StoreError> {
+    match tables.tree.scan_prefix(tables::EVENT).next_back() {
+        Some(item) => Ok(Some(decode::<Event>(&item?.1)?.at)),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tables(dir: &std::path::Path) -> Tables {
+        let db = sled::Config::new().path(dir.join("db")).temporary(true).open().expect("sled");
+        Tables { tree: db.open_tree("state").expect("tree") }
+    }
+
+    fn deleted(key: &str, at: UnixMillis) -> NewEvent {
+        NewEvent { at, actor: None, kind: EventKind::ObjectDeleted { bucket: "b".into(), key: key.into() } }
+    }
+
+    /// Records one entry with these events, as `apply` does.
+    fn record(tables: &Tables, retention: EventRetention, index: u64, events: Vec<NewEvent>) {
+        let mut writer = HistoryWriter::begin(tables, retention, index).expect("begin");
+        writer.add(events).expect("add");
+        let mut batch = sled::Batch::default();
+        writer.finish(tables, &mut batch).expect("finish");
+        tables.tree.apply_batch(batch).expect("apply");
+    }
+
+    fn cursors(events: &[Event]) -> Vec<String> {
+        events.iter().map(|e| e.cursor.to_string()).collect()
+    }
+
+    #[test]
+    fn events_read_back_in_order_behind_the_cursor_and_up_to_applied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = tables(dir.path());
+        let keep = EventRetention::default();
+        record(&t, keep, 3, vec![deleted("a", 1), deleted("b", 1)]);
+        record(&t, keep, 5, vec![deleted("c", 2)]);
+        let all = |after| read(&t, after, 100, 5).expect("read");
+        assert_eq!(cursors(&all(None)), ["3.0", "3.1", "5.0"]);
+        assert_eq!(cursors(&all(Some(Cursor::after_entry(0)))), ["3.0", "3.1", "5.0"]);
+        assert_eq!(cursors(&all(Some(Cursor { index: 3, sub: 0 }))), ["3.1", "5.0"]);
+        assert_eq!(cursors(&all(Some(Cursor::after_entry(3)))), ["5.0"]);
+        assert!(all(Some(Cursor { index: 5, sub: 0 })).is_empty());
+        assert_eq!(cursors(&read(&t, None, 2, 5).expect("read")), ["3.0", "3.1"]);
+        assert_eq!(cursors(&read(&t, None, 100, 4).expect("read")), ["3.0", "3.1"], "stops at the applied index");
+    }
+
+    #[test]
+    fn trimming_keeps_the_newest_and_refuses_cursors_behind_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = tables(dir.path());
+        let keep3 = EventRetention { max_events: 3, max_age: None };
+        for index in 1..=4 {
+            record(&t, keep3, index, vec![deleted("k", 0)]);
+        }
+        assert_eq!(cursors(&read(&t, None, 100, 10).expect("read")), ["2.0", "3.0", "4.0"]);
+        assert_eq!(
+            cursors(&read(&t, Some(Cursor { index: 1, sub: 0 }), 100, 10).expect("exact resume")),
+            ["2.0", "3.0", "4.0"]
+        );
+        match read(&t, Some(Cursor::after_entry(0)), 100, 10) {
+            Err(EventsError::Gone { trimmed_through, oldest, .. }) => {
+                assert_eq!(trimmed_through, Cursor { index: 1, sub: 0 });
+                assert_eq!(oldest, Some(Cursor { index: 2, sub: 0 }));
+            }
+            other => panic!("expected Gone, got {other:?}"),
+        }
+        // An entry with more events than the limit keeps only its last ones.
+        record(&t, keep3, 5, (0..5).map(|i| deleted(&i.to_string(), 0)).collect());
+        assert_eq!(cursors(&read(&t, None, 100, 10).expect("read")), ["5.2", "5.3", "5.4"]);
+        assert_eq!(load_state(&t).expect("state").retained, 3);
+    }
+
+    #[test]
+    fn trimming_by_age_is_measured_from_the_newest_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = tables(dir.path());
+        let ten_secs = EventRetention { max_events: 100, max_age: Some(Duration::from_secs(10)) };
+        record(&t, ten_secs, 1, vec![deleted("old", 1_000)]);
+        record(&t, ten_secs, 2, vec![deleted("mid", 9_000)]);
+        record(&t, ten_secs, 3, vec![deleted("new", 15_000)]);
+        assert_eq!(cursors(&read(&t, None, 100, 10).expect("read")), ["2.0", "3.0"]);
+    }
+
+    /// A batch entry interrupted between its sled batches and applied again records each event
+    /// once, under the cursor it first got.
+    #[test]
+    fn a_reapplied_batch_entry_neither_duplicates_nor_renumbers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = tables(dir.path());
+        let keep = EventRetention::default();
+        // First attempt: command 0 yields two events and its batch is applied; then a "crash".
+        let mut writer = HistoryWriter::begin(&t, keep, 7).expect("begin");
+        writer.add(vec![deleted("a", 1), deleted("b", 1)]).expect("add");
+        let mut batch = sled::Batch::default();
+        writer.checkpoint(&mut batch, 1).expect("checkpoint");
+        t.tree.apply_batch(batch).expect("apply");
+        // Second attempt: command 0 now yields nothing new (its keys are gone) and is skipped
+        // anyway; command 1 yields one event.
+        let mut writer = HistoryWriter::begin(&t, keep, 7).expect("begin");
+        assert!(writer.already_recorded(0));
+        assert!(!writer.already_recorded(1));
+        writer.add(vec![deleted("c", 1)]).expect("add");
+        let mut batch = sled::Batch::default();
+        writer.finish(&t, &mut batch).expect("finish");
+        t.tree.apply_batch(batch).expect("apply");
+        let events = read(&t, None, 100, 7).expect("read");
+        assert_eq!(cursors(&events), ["7.0", "7.1", "7.2"]);
+        assert_eq!(load_state(&t).expect("state"), HistoryState { retained: 3, trimmed_through: None, partial: None });
+    }
+}

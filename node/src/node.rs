@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use meridian_raft::model::AccessKey;
 use meridian_raft::signing::RequestSigner;
 use meridian_raft::{Command, MetaStore, StoreConfig};
-use meridian_s3gw::Gateway;
+use meridian_s3gw::{Gateway, Scrubber};
 use meridian_s3gw::blob::DiskBlobs;
 
 use crate::config::{ClusterConfig, Role};
@@ -47,12 +47,14 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     let web = listeners::bind("web", &region.web).await?;
     let internal = listeners::bind("internal", &region.internal).await?;
     let signer = Arc::new(RequestSigner::new(&config.cluster.secret));
+    let scrub_rate = config.storage.scrub_bandwidth_mib_per_sec.saturating_mul(1024 * 1024);
+    let scrubber = Arc::new(Scrubber::new(gateway.clone(), scrub_rate));
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(listeners::serve_axum(
         "internal",
         internal,
-        listeners::internal::router(meta.clone(), blobs, signer),
+        listeners::internal::router(meta.clone(), blobs, signer, scrubber.clone()),
         shutdown.clone(),
     ));
     tasks.spawn(listeners::serve_axum(
@@ -73,6 +75,11 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     tasks.spawn(workers::sweeps(
         gateway.clone(),
         Duration::from_secs(config.storage.multipart_max_age_secs),
+        shutdown.clone(),
+    ));
+    tasks.spawn(workers::scrubs(
+        scrubber,
+        Duration::from_secs(config.storage.scrub_interval_secs),
         shutdown.clone(),
     ));
 

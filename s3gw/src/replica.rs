@@ -58,7 +58,7 @@ impl Throttle {
     }
 
     /// Waits until `bytes` more may pass.
-    async fn admit(&self, bytes: usize) {
+    pub(crate) async fn admit(&self, bytes: usize) {
         if self.rate == 0 {
             return;
         }
@@ -74,17 +74,23 @@ impl Throttle {
 }
 
 /// Checks a stream of bytes against the object's parts (or its single MD5), as it arrives.
-struct Verifier {
+/// Pulls check what a holder sends with it; the scrub checks what is on the local disk.
+pub(crate) struct Verifier {
     /// (size, hex md5) of each part, in order.
     parts: Vec<(u64, String)>,
+    /// The part being hashed.
     index: usize,
+    /// Bytes of that part still to come.
     remaining: u64,
+    /// MD5 of that part so far.
     md5: Md5,
+    /// Bytes fed so far, all parts together.
     total: u64,
 }
 
 impl Verifier {
-    fn new(object: &ObjectMeta) -> Self {
+    /// A verifier of `object`'s bytes.
+    pub(crate) fn new(object: &ObjectMeta) -> Self {
         let parts: Vec<(u64, String)> = if object.parts.is_empty() {
             vec![(object.size, object.etag.clone())]
         } else {
@@ -110,7 +116,7 @@ impl Verifier {
     }
 
     /// Feeds bytes; false as soon as they cannot be right.
-    fn update(&mut self, mut bytes: &[u8]) -> bool {
+    pub(crate) fn update(&mut self, mut bytes: &[u8]) -> bool {
         self.total += bytes.len() as u64;
         while !bytes.is_empty() {
             if self.index >= self.parts.len() {
@@ -127,8 +133,19 @@ impl Verifier {
         true
     }
 
+    /// Every part arrived whole and matched.
     fn complete(&self) -> bool {
         self.index == self.parts.len()
+    }
+
+    /// Bytes fed so far.
+    pub(crate) fn bytes_seen(&self) -> u64 {
+        self.total
+    }
+
+    /// Every part arrived and matched, and the bytes add up to the object's size.
+    pub(crate) fn verified(&self, size: u64) -> bool {
+        self.complete() && self.total == size
     }
 }
 
@@ -204,8 +221,8 @@ impl Gateway {
                 }
                 writer.write(&chunk).await?;
             }
-            if intact && (!verifier.complete() || verifier.total != object.size) {
-                failures.push(format!("{}: got {} of {} bytes", node.region, verifier.total, object.size));
+            if intact && !verifier.verified(object.size) {
+                failures.push(format!("{}: got {} of {} bytes", node.region, verifier.bytes_seen(), object.size));
                 intact = false;
             }
             if !intact {

@@ -17,6 +17,7 @@ use meridian_raft::model::AccessKey;
 use meridian_raft::network::{self, APPEND_PATH, BLOB_PATH, PROPOSE_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH};
 use meridian_raft::signing::{RequestSigner, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use meridian_raft::{Command, MetaStore};
+use meridian_s3gw::Scrubber;
 use meridian_s3gw::blob::{BlobStore, DiskBlobs};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -26,6 +27,8 @@ use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 pub(crate) const KEYS_PATH: &str = "/internal/v1/keys";
 /// Path where `meridian cluster add-region` / `remove-region` ask for a membership change.
 pub(crate) const MEMBERSHIP_PATH: &str = "/internal/v1/membership";
+/// Path where `meridian scrub` asks a node for a scrub pass and gets its report.
+pub(crate) const SCRUB_PATH: &str = "/internal/v1/scrub";
 
 /// A membership change asked for by the CLI (served by the leader only).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -55,11 +58,18 @@ struct Internal {
     meta: MetaStore,
     blobs: Arc<DiskBlobs>,
     signer: Arc<RequestSigner>,
+    /// Runs on-demand scrub passes (one at a time with the periodic ones).
+    scrubber: Arc<Scrubber>,
 }
 
 /// The internal router.
-pub(crate) fn router(meta: MetaStore, blobs: Arc<DiskBlobs>, signer: Arc<RequestSigner>) -> Router {
-    let state = Internal { meta, blobs, signer };
+pub(crate) fn router(
+    meta: MetaStore,
+    blobs: Arc<DiskBlobs>,
+    signer: Arc<RequestSigner>,
+    scrubber: Arc<Scrubber>,
+) -> Router {
+    let state = Internal { meta, blobs, signer, scrubber };
     Router::new()
         .route(APPEND_PATH, post(append))
         .route(VOTE_PATH, post(vote))
@@ -68,6 +78,7 @@ pub(crate) fn router(meta: MetaStore, blobs: Arc<DiskBlobs>, signer: Arc<Request
         .route(READ_INDEX_PATH, post(read_index))
         .route(KEYS_PATH, post(create_key))
         .route(MEMBERSHIP_PATH, post(change_membership))
+        .route(SCRUB_PATH, post(scrub))
         .route(&format!("{BLOB_PATH}/{{id}}"), get(serve_blob))
         .layer(middleware::from_fn_with_state(state.clone(), verify_signature))
         .with_state(state)
@@ -192,4 +203,9 @@ async fn change_membership(State(state): State<Internal>, body: Bytes) -> Respon
         Ok(MembershipChange::Remove { id }) => reply(&state.meta.remove_region(id).await),
         Err(response) => response,
     }
+}
+
+/// Runs a scrub pass now (after any pass in progress) and answers its report.
+async fn scrub(State(state): State<Internal>) -> Response {
+    reply(&state.scrubber.run_pass().await.map_err(|e| e.to_string()))
 }

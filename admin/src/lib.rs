@@ -12,6 +12,7 @@ use serde::Serialize;
 
 mod api_auth;
 mod error;
+mod placement;
 
 pub use api_auth::{ApiCaller, ServiceToken};
 pub use error::ApiError;
@@ -44,7 +45,11 @@ impl WebState {
 
 /// The web router.
 pub fn router(state: WebState) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/api/v1/cluster", get(cluster)).with_state(state)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/cluster", get(cluster))
+        .route(placement::ROUTE, get(placement::placement))
+        .with_state(state)
 }
 
 /// The body of `/healthz`.

@@ -10,8 +10,8 @@ use anyhow::Context as _;
 use meridian_raft::model::AccessKey;
 use meridian_raft::signing::RequestSigner;
 use meridian_raft::{Command, MetaStore, StoreConfig};
-use meridian_s3gw::{Gateway, Scrubber};
 use meridian_s3gw::blob::DiskBlobs;
+use meridian_s3gw::{Gateway, Scrubber};
 
 use crate::config::{ClusterConfig, Role};
 use crate::listeners;
@@ -77,11 +77,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         Duration::from_secs(config.storage.multipart_max_age_secs),
         shutdown.clone(),
     ));
-    tasks.spawn(workers::scrubs(
-        scrubber,
-        Duration::from_secs(config.storage.scrub_interval_secs),
-        shutdown.clone(),
-    ));
+    tasks.spawn(workers::scrubs(scrubber, Duration::from_secs(config.storage.scrub_interval_secs), shutdown.clone()));
 
     let first_voter = config.region.iter().filter(|r| r.role == Role::Voter).map(|r| r.id).min();
     if first_voter == Some(region.id) {

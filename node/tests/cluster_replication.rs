@@ -1,13 +1,15 @@
 //! Replication of blob files between the data dirs of a three-node cluster: a large object ends
-//! up as a byte-identical file under `<data_dir>/blobs/` of every node, is readable everywhere the
-//! moment its PUT returned, disappears from every disk after its DELETE, and a node that was down
-//! while objects were written pulls all of them once it is back, with no operator action.
+//! up as a byte-identical file under `<data_dir>/blobs/` of every node (and the placement API
+//! lists every region as a holder), is readable everywhere the moment its PUT returned,
+//! disappears from every disk after its DELETE, and a node that was down while objects were
+//! written pulls all of them once it is back, with no operator action.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::TestCluster;
+use common::cluster::{REGIONS, TestCluster, id_of, index_of};
+use common::placement::{placement, wait_placement};
 use common::*;
 
 /// How long a blob may take to reach (or leave) every data dir on loopback.
@@ -56,6 +58,27 @@ async fn a_large_object_reaches_every_data_dir_and_its_delete_removes_it_everywh
     let first_read = put_done.elapsed();
     // The node that took the PUT holds the file before answering.
     assert_eq!(cluster.blob_files_with(a, &data).len(), 1, "node A's blob file right after its PUT returned");
+    // C's placement view knows the object at once and lists A as a holder from the start.
+    let http = http_client();
+    let early = placement(&http, cluster.node(c), &bucket, "big").await.expect("placement at C right after the PUT");
+    assert!(early.since(id_of(a)).is_some(), "A must hold the blob from its PUT on: {early:#?}");
+    assert_eq!((early.size, early.etag.as_str(), early.inline), (data.len() as u64, md5_hex(&data).as_str(), false));
+    eprintln!("placement at C right after the PUT: holders {:?}, pending {:?}", early.holder_ids(), early.pending);
+
+    // Every region holds it within the bound, as placement says and as each disk shows.
+    let done = wait_placement(&http, cluster.node(c), &bucket, "big", CONVERGE_BOUND, "replication", |p| {
+        p.replicated && p.holder_ids() == [1, 2, 3]
+    })
+    .await;
+    assert!(done.pending.is_empty(), "nothing pending once replicated: {done:#?}");
+    for holder in &done.holders {
+        let i = index_of(holder.node_id);
+        assert_eq!(holder.region.as_deref(), Some(REGIONS[i].0), "region name of node {}", holder.node_id);
+        assert!(holder.since_ms >= done.last_modified_ms, "node {i} got the blob before it was written: {done:#?}");
+        let path = done.blob_path(cluster.node(i).data_dir());
+        let on_disk = std::fs::read(&path).unwrap_or_else(|e| panic!("node {i} is listed but {path:?}: {e}"));
+        assert_bytes_eq(&on_disk, &data, &format!("blob file of node {i} listed by placement"));
+    }
 
     let reached = wait_each(&cluster, put_done, CONVERGE_BOUND, "the 2 MiB blob file", |i| {
         cluster.blob_files_with(i, &data).len() == 1

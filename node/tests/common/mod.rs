@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod placement;
 pub mod sigv4;
 
 use std::collections::VecDeque;

@@ -179,3 +179,54 @@ async fn a_node_killed_during_writes_pulls_every_missed_blob_after_restart() {
     }
     assert!(cluster.node(c).tmp_files().is_empty(), "node {c} left temp files: {:?}", cluster.node(c).tmp_files());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_at_a_node_still_pulling_stream_from_a_holder_ranges_included() {
+    // Pulls limited to 1 MiB/s: a 6 MiB blob takes C about six seconds to copy, a window in
+    // which C knows the object but does not hold its bytes.
+    let options = common::cluster::ClusterOptions { bandwidth_mib_per_sec: 1, ..Default::default() };
+    let cluster = TestCluster::start_with(options).await;
+    let (a, c) = (0, 2);
+    let http = http_client();
+    let bucket = create_bucket(&cluster.node(a).client(), "stream-through").await;
+    let data = random_bytes(606, 6 * MIB);
+    put(&cluster.node(a).client(), &bucket, "movie", &data).await;
+
+    let pending_at_c = |p: &common::placement::Placement| p.since(id_of(c)).is_none();
+    let before = placement(&http, cluster.node(c), &bucket, "movie").await.expect("placement at C");
+    assert!(pending_at_c(&before), "C cannot have pulled 6 MiB at 1 MiB/s yet: {before:#?}");
+
+    let client_c = cluster.node(c).client();
+    assert_bytes_eq(&get_bytes(&client_c, &bucket, "movie").await, &data, "whole GET at C while it pulls");
+    let n = data.len();
+    for (range, want) in [
+        ("bytes=0-99".to_owned(), 0..100),
+        ("bytes=1000000-2999999".to_owned(), 1_000_000..3_000_000),
+        (format!("bytes={}-", n - 5), n - 5..n),
+        ("bytes=-100".to_owned(), n - 100..n),
+    ] {
+        let out = ok(
+            client_c.get_object().bucket(&bucket).key("movie").range(&range).send().await,
+            &format!("GET {range} at C"),
+        );
+        let expected = format!("bytes {}-{}/{n}", want.start, want.end - 1);
+        assert_eq!(out.content_range(), Some(expected.as_str()), "{range}");
+        let body = out.body.collect().await.expect("range body").into_bytes();
+        assert_bytes_eq(&body, &data[want], &format!("GET {range} at C while it pulls"));
+    }
+    // Still not held by C after all those reads: they were streamed from a holder.
+    let during = placement(&http, cluster.node(c), &bucket, "movie").await.expect("placement at C");
+    assert!(pending_at_c(&during), "the reads above must have run while C was still pulling: {during:#?}");
+    assert!(cluster.blob_files_with(c, &data).is_empty(), "C must not hold the file yet");
+
+    // The throttled pull still completes.
+    let done = wait_placement(&http, cluster.node(c), &bucket, "movie", CONVERGE_BOUND, "throttled pull", |p| {
+        !pending_at_c(p)
+    })
+    .await;
+    assert_bytes_eq(
+        &std::fs::read(done.blob_path(cluster.node(c).data_dir())).expect("C's blob file"),
+        &data,
+        "C's copy after the throttled pull",
+    );
+}

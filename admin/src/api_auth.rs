@@ -58,9 +58,8 @@ impl FromRequestParts<WebState> for ApiCaller {
         let (scheme, credentials) = header.split_once(' ').unwrap_or((header, ""));
         let credentials = credentials.trim();
         if scheme.eq_ignore_ascii_case("basic") {
-            access_key(state, credentials).map_err(|error| {
+            access_key(state, credentials).inspect_err(|error| {
                 tracing::warn!(reason = %error.message, "web API access key refused");
-                error
             })
         } else if scheme.eq_ignore_ascii_case("bearer") {
             service_token(state, credentials).ok_or_else(|| {

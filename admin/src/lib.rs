@@ -15,6 +15,7 @@ mod error;
 pub mod events;
 mod files;
 pub mod metrics;
+mod placement;
 pub mod presign;
 pub mod route;
 mod uploads;
@@ -94,6 +95,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/files/{bucket}/{*key}", get(files::file))
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/events", get(events::events))
+        .route(placement::ROUTE, get(placement::placement))
         .with_state(state)
 }
 

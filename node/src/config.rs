@@ -152,11 +152,18 @@ impl Default for RaftSection {
 pub(crate) struct StorageSection {
     /// Multipart uploads older than this are aborted.
     pub(crate) multipart_max_age_secs: u64,
+    /// Pause between the end of one scrub pass and the start of the next (a pass re-reads every
+    /// blob this node holds, to find missing and corrupt copies and pull them again); 0 turns
+    /// the periodic scrub off (`meridian scrub` still runs one on demand).
+    pub(crate) scrub_interval_secs: u64,
+    /// Read bandwidth of a scrub pass, MiB/s, so it does not starve clients of the disk;
+    /// 0 means unlimited.
+    pub(crate) scrub_bandwidth_mib_per_sec: u64,
 }
 
 impl Default for StorageSection {
     fn default() -> Self {
-        Self { multipart_max_age_secs: 24 * 3600 }
+        Self { multipart_max_age_secs: 24 * 3600, scrub_interval_secs: 6 * 3600, scrub_bandwidth_mib_per_sec: 64 }
     }
 }
 

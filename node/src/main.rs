@@ -9,6 +9,7 @@ mod load;
 mod load_exchange;
 mod node;
 mod replication;
+mod scrub_cli;
 mod shutdown;
 mod webhooks;
 mod workers;
@@ -46,6 +47,19 @@ enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// Run a scrub pass on one region's node now: re-read every blob it holds, drop missing or
+    /// corrupt copies from placement and pull them again; prints what it found.
+    Scrub {
+        /// The cluster description.
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
+        /// The region whose node is scrubbed.
+        #[arg(long)]
+        region: String,
+        /// Longest wait for the pass, seconds (a pass reads every blob at the scrub bandwidth).
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
     },
 }
 
@@ -115,6 +129,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Node { config, region } => node::run(&config, &region).await,
             Command::Key { command: KeyCommand::Create { config, name } } => keys::create(&config, &name).await,
+            Command::Scrub { config, region, timeout_secs } => {
+                scrub_cli::run(&config, &region, std::time::Duration::from_secs(timeout_secs)).await
+            }
             Command::Cluster { command: ClusterCommand::Status { config } } => cluster_cli::status(&config).await,
             Command::Cluster { command: ClusterCommand::AddRegion { config, region } } => {
                 cluster_cli::add_region(&config, &region).await

@@ -11,8 +11,8 @@ use meridian_geo::LoadBoard;
 use meridian_raft::model::AccessKey;
 use meridian_raft::signing::RequestSigner;
 use meridian_raft::{Command, MetaStore, StoreConfig};
-use meridian_s3gw::Gateway;
 use meridian_s3gw::blob::DiskBlobs;
+use meridian_s3gw::{Gateway, Scrubber};
 
 use crate::config::{ClusterConfig, Role};
 use crate::listeners;
@@ -51,6 +51,8 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     let web = listeners::bind("web", &region.web).await?;
     let internal = listeners::bind("internal", &region.internal).await?;
     let signer = Arc::new(RequestSigner::new(&config.cluster.secret));
+    let scrub_rate = config.storage.scrub_bandwidth_mib_per_sec.saturating_mul(1024 * 1024);
+    let scrubber = Arc::new(Scrubber::new(gateway.clone(), scrub_rate));
 
     // Geo routing: this node's load meter (fed by the S3 listener), the board of every node's
     // load (fed by the exchange), and the web API's routing state over both.
@@ -70,7 +72,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     tasks.spawn(listeners::serve_axum(
         "internal",
         internal,
-        listeners::internal::router(meta.clone(), blobs, signer, meter.clone()),
+        listeners::internal::router(meta.clone(), blobs, signer, meter.clone(), scrubber.clone()),
         shutdown.clone(),
     ));
     tasks.spawn(load_exchange::run(
@@ -106,6 +108,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         Duration::from_secs(config.storage.multipart_max_age_secs),
         shutdown.clone(),
     ));
+    tasks.spawn(workers::scrubs(scrubber, Duration::from_secs(config.storage.scrub_interval_secs), shutdown.clone()));
 
     let first_voter = config.region.iter().filter(|r| r.role == Role::Voter).map(|r| r.id).min();
     if first_voter == Some(region.id) {

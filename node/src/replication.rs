@@ -72,16 +72,16 @@ impl Replicator {
     /// Runs until shutdown.
     pub(crate) async fn run(self, shutdown: Shutdown) {
         let mut signal = self.gateway.meta().work_signal();
-        let mut running: JoinSet<(Vec<u8>, Result<PullOutcome, String>)> = JoinSet::new();
+        let mut running: JoinSet<(Vec<u8>, Result<PullOutcome, String>, Duration)> = JoinSet::new();
         let mut in_flight: HashSet<Vec<u8>> = HashSet::new();
         let mut backoff: HashMap<Vec<u8>, Backoff> = HashMap::new();
         loop {
             self.start_due_pulls(&mut running, &mut in_flight, &backoff);
             tokio::select! {
                 Some(done) = running.join_next() => {
-                    if let Ok((key, result)) = done {
+                    if let Ok((key, result, took)) = done {
                         in_flight.remove(&key);
-                        self.finish(key, result, &mut backoff);
+                        self.finish(key, result, took, &mut backoff);
                     }
                 }
                 changed = signal.changed() => if changed.is_err() { return },
@@ -97,7 +97,7 @@ impl Replicator {
     /// Starts pulls that are due, up to the concurrency limit.
     fn start_due_pulls(
         &self,
-        running: &mut JoinSet<(Vec<u8>, Result<PullOutcome, String>)>,
+        running: &mut JoinSet<(Vec<u8>, Result<PullOutcome, String>, Duration)>,
         in_flight: &mut HashSet<Vec<u8>>,
         backoff: &HashMap<Vec<u8>, Backoff>,
     ) {
@@ -125,21 +125,30 @@ impl Replicator {
             let (gateway, throttle) = (self.gateway.clone(), self.throttle.clone());
             in_flight.insert(key.clone());
             running.spawn(async move {
+                let started = Instant::now();
                 let result = gateway
                     .pull_replica(&bucket, &object_key, &blob, &order, &throttle)
                     .await
                     .map_err(|e| format!("{bucket}/{object_key}: {e}"));
-                (key, result)
+                (key, result, started.elapsed())
             });
         }
     }
 
     /// Records the end of a pull: done (the work item goes), or failed (retry later).
-    fn finish(&self, key: Vec<u8>, result: Result<PullOutcome, String>, backoff: &mut HashMap<Vec<u8>, Backoff>) {
+    fn finish(
+        &self,
+        key: Vec<u8>,
+        result: Result<PullOutcome, String>,
+        took: Duration,
+        backoff: &mut HashMap<Vec<u8>, Backoff>,
+    ) {
         match result {
             Ok(outcome) => {
                 match outcome {
-                    PullOutcome::Pulled { bytes, from } => tracing::info!(bytes, from, "replica pulled"),
+                    PullOutcome::Pulled { bytes, from } => {
+                        tracing::info!(bytes, from, ms = took.as_millis(), "replica pulled and reported");
+                    }
                     PullOutcome::AlreadyHeld => tracing::info!("replica already on disk; reported"),
                     PullOutcome::Moot => tracing::debug!("pull no longer needed"),
                 }

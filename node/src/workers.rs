@@ -1,9 +1,10 @@
-//! Background workers of a node: the work queue that applying the log fills, and the
-//! periodic sweeps (orphaned blobs, abandoned multipart uploads).
+//! Background workers of a node: the work queue that applying the log fills, the periodic
+//! sweeps (orphaned blobs, abandoned multipart uploads) and the periodic scrub.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use meridian_s3gw::Gateway;
+use meridian_s3gw::{Gateway, Scrubber};
 
 use crate::shutdown::Shutdown;
 
@@ -47,6 +48,29 @@ pub(crate) async fn sweeps(gateway: Gateway, multipart_max_age: Duration, shutdo
         }
         if let Err(e) = gateway.abort_stale_uploads(multipart_max_age).await {
             tracing::warn!(error = %e, "stale upload sweep failed");
+        }
+    }
+}
+
+/// Runs a scrub pass `interval` after the previous one ended (so passes never overlap, however
+/// long one takes); does nothing when `interval` is zero. The first pass also waits a full
+/// interval: a node just started is busy catching up, and its pulls verify what they write.
+pub(crate) async fn scrubs(scrubber: Arc<Scrubber>, interval: Duration, shutdown: Shutdown) {
+    if interval.is_zero() {
+        tracing::info!("periodic scrub is off (storage.scrub_interval_secs = 0)");
+        return;
+    }
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.wait() => return,
+        }
+        tokio::select! {
+            result = scrubber.run_pass() => if let Err(e) = result {
+                tracing::warn!(error = %e, "scrub pass failed; next one in {interval:?}");
+            },
+            // A pass may take hours; stopping in the middle of one loses nothing.
+            () = shutdown.wait() => return,
         }
     }
 }

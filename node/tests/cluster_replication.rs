@@ -1,13 +1,15 @@
 //! Replication of blob files between the data dirs of a three-node cluster: a large object ends
-//! up as a byte-identical file under `<data_dir>/blobs/` of every node, is readable everywhere the
-//! moment its PUT returned, disappears from every disk after its DELETE, and a node that was down
-//! while objects were written pulls all of them once it is back, with no operator action.
+//! up as a byte-identical file under `<data_dir>/blobs/` of every node (and the placement API
+//! lists every region as a holder), is readable everywhere the moment its PUT returned,
+//! disappears from every disk after its DELETE, and a node that was down while objects were
+//! written pulls all of them once it is back, with no operator action.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::TestCluster;
+use common::cluster::{REGIONS, TestCluster, id_of, index_of};
+use common::placement::{placement, wait_placement};
 use common::*;
 
 /// How long a blob may take to reach (or leave) every data dir on loopback.
@@ -56,6 +58,27 @@ async fn a_large_object_reaches_every_data_dir_and_its_delete_removes_it_everywh
     let first_read = put_done.elapsed();
     // The node that took the PUT holds the file before answering.
     assert_eq!(cluster.blob_files_with(a, &data).len(), 1, "node A's blob file right after its PUT returned");
+    // C's placement view knows the object at once and lists A as a holder from the start.
+    let http = http_client();
+    let early = placement(&http, cluster.node(c), &bucket, "big").await.expect("placement at C right after the PUT");
+    assert!(early.since(id_of(a)).is_some(), "A must hold the blob from its PUT on: {early:#?}");
+    assert_eq!((early.size, early.etag.as_str(), early.inline), (data.len() as u64, md5_hex(&data).as_str(), false));
+    eprintln!("placement at C right after the PUT: holders {:?}, pending {:?}", early.holder_ids(), early.pending);
+
+    // Every region holds it within the bound, as placement says and as each disk shows.
+    let done = wait_placement(&http, cluster.node(c), &bucket, "big", CONVERGE_BOUND, "replication", |p| {
+        p.replicated && p.holder_ids() == [1, 2, 3]
+    })
+    .await;
+    assert!(done.pending.is_empty(), "nothing pending once replicated: {done:#?}");
+    for holder in &done.holders {
+        let i = index_of(holder.node_id);
+        assert_eq!(holder.region.as_deref(), Some(REGIONS[i].0), "region name of node {}", holder.node_id);
+        assert!(holder.since_ms >= done.last_modified_ms, "node {i} got the blob before it was written: {done:#?}");
+        let path = done.blob_path(cluster.node(i).data_dir());
+        let on_disk = std::fs::read(&path).unwrap_or_else(|e| panic!("node {i} is listed but {path:?}: {e}"));
+        assert_bytes_eq(&on_disk, &data, &format!("blob file of node {i} listed by placement"));
+    }
 
     let reached = wait_each(&cluster, put_done, CONVERGE_BOUND, "the 2 MiB blob file", |i| {
         cluster.blob_files_with(i, &data).len() == 1
@@ -155,4 +178,55 @@ async fn a_node_killed_during_writes_pulls_every_missed_blob_after_restart() {
         assert_bytes_eq(&get_bytes(&client_c, &bucket, key).await, data, &format!("GET {key} at node {c}"));
     }
     assert!(cluster.node(c).tmp_files().is_empty(), "node {c} left temp files: {:?}", cluster.node(c).tmp_files());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_at_a_node_still_pulling_stream_from_a_holder_ranges_included() {
+    // Pulls limited to 1 MiB/s: a 6 MiB blob takes C about six seconds to copy, a window in
+    // which C knows the object but does not hold its bytes.
+    let options = common::cluster::ClusterOptions { bandwidth_mib_per_sec: 1, ..Default::default() };
+    let cluster = TestCluster::start_with(options).await;
+    let (a, c) = (0, 2);
+    let http = http_client();
+    let bucket = create_bucket(&cluster.node(a).client(), "stream-through").await;
+    let data = random_bytes(606, 6 * MIB);
+    put(&cluster.node(a).client(), &bucket, "movie", &data).await;
+
+    let pending_at_c = |p: &common::placement::Placement| p.since(id_of(c)).is_none();
+    let before = placement(&http, cluster.node(c), &bucket, "movie").await.expect("placement at C");
+    assert!(pending_at_c(&before), "C cannot have pulled 6 MiB at 1 MiB/s yet: {before:#?}");
+
+    let client_c = cluster.node(c).client();
+    assert_bytes_eq(&get_bytes(&client_c, &bucket, "movie").await, &data, "whole GET at C while it pulls");
+    let n = data.len();
+    for (range, want) in [
+        ("bytes=0-99".to_owned(), 0..100),
+        ("bytes=1000000-2999999".to_owned(), 1_000_000..3_000_000),
+        (format!("bytes={}-", n - 5), n - 5..n),
+        ("bytes=-100".to_owned(), n - 100..n),
+    ] {
+        let out = ok(
+            client_c.get_object().bucket(&bucket).key("movie").range(&range).send().await,
+            &format!("GET {range} at C"),
+        );
+        let expected = format!("bytes {}-{}/{n}", want.start, want.end - 1);
+        assert_eq!(out.content_range(), Some(expected.as_str()), "{range}");
+        let body = out.body.collect().await.expect("range body").into_bytes();
+        assert_bytes_eq(&body, &data[want], &format!("GET {range} at C while it pulls"));
+    }
+    // Still not held by C after all those reads: they were streamed from a holder.
+    let during = placement(&http, cluster.node(c), &bucket, "movie").await.expect("placement at C");
+    assert!(pending_at_c(&during), "the reads above must have run while C was still pulling: {during:#?}");
+    assert!(cluster.blob_files_with(c, &data).is_empty(), "C must not hold the file yet");
+
+    // The throttled pull still completes.
+    let done = wait_placement(&http, cluster.node(c), &bucket, "movie", CONVERGE_BOUND, "throttled pull", |p| {
+        !pending_at_c(p)
+    })
+    .await;
+    assert_bytes_eq(
+        &std::fs::read(done.blob_path(cluster.node(c).data_dir())).expect("C's blob file"),
+        &data,
+        "C's copy after the throttled pull",
+    );
 }

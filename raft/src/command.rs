@@ -96,6 +96,22 @@ pub enum Command {
         /// The last event delivered.
         cursor: Cursor,
     },
+    /// A node found its copy of an object's blob missing or corrupt (the scrub reports it
+    /// through this, after deleting the bad copy): it stops being listed as a holder and owes
+    /// itself a pull of the blob again.
+    ReplicaLost {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The blob the node lost (ignored if the object moved on to another version, whose
+        /// overwrite already dropped it).
+        blob: String,
+        /// The node.
+        node: NodeId,
+        /// When it found out.
+        at: UnixMillis,
+    },
 }
 
 impl Command {

@@ -262,6 +262,25 @@ impl Changes<'_> {
                     Rejected(Rejection::NoSuchKey)
                 }
             },
+            Command::ReplicaLost { bucket, key, blob, node, at: _ } => {
+                let Some(mut meta) = self.tables.object(bucket, key)?.filter(|m| &m.blob == blob) else {
+                    // Superseded or deleted since the scrub looked: the overwrite or delete
+                    // already owed the drop of this blob, and there is nothing to pull back.
+                    return Ok(Rejected(Rejection::NoSuchKey));
+                };
+                // Reported twice (two passes before the pull finished): the first report
+                // already owed the pull.
+                if meta.holders.remove(node).is_none() {
+                    return Ok(Done);
+                }
+                self.put(record_key(tables::OBJECT, &[bucket, key]), &meta)?;
+                // Same batch as the placement change: the node cannot be unlisted and forget
+                // to fetch the blob again. A later ReplicaAdded (from that pull) lists it again.
+                if *node == self.node {
+                    self.owe(&WorkItem::Pull { bucket: bucket.clone(), key: key.clone(), blob: blob.clone() })?;
+                }
+                Done
+            }
         })
     }
 }
@@ -571,5 +590,50 @@ mod tests {
         sm.apply_entry(&entry(3, put("theirs", "bb02", 2))).expect("apply");
         let work: Vec<WorkItem> = sm.tables.work_items().expect("work").into_iter().map(|(_, w)| w).collect();
         assert_eq!(work, vec![WorkItem::Pull { bucket: "b".into(), key: "theirs".into(), blob: "bb02".into() }]);
+    }
+
+    fn lost(key: &str, blob: &str, node: NodeId) -> Command {
+        Command::ReplicaLost { bucket: "b".into(), key: key.into(), blob: blob.into(), node, at: 7 }
+    }
+
+    /// A lost replica unlists the node and owes that node (only) a pull, in the same entry;
+    /// the pull's ReplicaAdded lists it again; a report for a superseded version changes nothing.
+    #[test]
+    fn a_lost_replica_is_unlisted_and_pulled_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = state_machine(dir.path());
+        let bucket = Bucket { name: "b".into(), created: 0, region: "r".into() };
+        sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
+        sm.apply_entry(&entry(2, put("k", "cc01", 1))).expect("apply");
+        let added = Command::ReplicaAdded { bucket: "b".into(), key: "k".into(), blob: "cc01".into(), node: 2, at: 5 };
+        sm.apply_entry(&entry(3, added)).expect("apply");
+
+        // Another node's loss: placement changes here, but this node owes nothing.
+        let (outcome, owes) = sm.apply_entry(&entry(4, lost("k", "cc01", 2))).expect("apply");
+        assert_eq!((outcome, owes), (CommandOutcome::Done, false));
+        let holders = sm.tables.object("b", "k").expect("read").map(|o| o.holders.keys().copied().collect::<Vec<_>>());
+        assert_eq!(holders, Some(vec![1]));
+
+        // This node's loss: unlisted, and a pull owed in the same entry; a repeat is a no-op.
+        let (outcome, owes) = sm.apply_entry(&entry(5, lost("k", "cc01", 1))).expect("apply");
+        assert_eq!((outcome, owes), (CommandOutcome::Done, true));
+        assert_eq!(sm.tables.object("b", "k").expect("read").map(|o| o.holders.len()), Some(0));
+        let pull = WorkItem::Pull { bucket: "b".into(), key: "k".into(), blob: "cc01".into() };
+        let work: Vec<WorkItem> = sm.tables.work_items().expect("work").into_iter().map(|(_, w)| w).collect();
+        assert_eq!(work, vec![pull.clone()]);
+        let (outcome, owes) = sm.apply_entry(&entry(6, lost("k", "cc01", 1))).expect("apply");
+        assert_eq!((outcome, owes), (CommandOutcome::Done, false));
+
+        // The pull reports back: listed again.
+        let added = Command::ReplicaAdded { bucket: "b".into(), key: "k".into(), blob: "cc01".into(), node: 1, at: 9 };
+        sm.apply_entry(&entry(7, added)).expect("apply");
+        assert_eq!(sm.tables.object("b", "k").expect("read").and_then(|o| o.holders.get(&1).copied()), Some(9));
+
+        // Overwritten: a late report about the old blob neither unlists nor owes anything.
+        sm.apply_entry(&entry(8, put("k", "cc02", 2))).expect("apply");
+        let before = sm.tables.work_items().expect("work").len();
+        let (outcome, owes) = sm.apply_entry(&entry(9, lost("k", "cc01", 1))).expect("apply");
+        assert_eq!((outcome, owes), (CommandOutcome::Rejected(Rejection::NoSuchKey), false));
+        assert_eq!(sm.tables.work_items().expect("work").len(), before);
     }
 }

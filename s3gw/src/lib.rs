@@ -19,6 +19,7 @@ mod listing;
 mod multipart;
 mod objects;
 mod replica;
+mod scrub;
 mod service;
 mod tagging;
 
@@ -26,3 +27,4 @@ pub use auth::{AccessPolicy, KeyStoreAuth};
 pub use gateway::{Gateway, ReadConsistency};
 pub use housekeeping::HousekeepingError;
 pub use replica::{PullError, PullOutcome, Throttle};
+pub use scrub::{ScrubError, ScrubReport, Scrubber};

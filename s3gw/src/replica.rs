@@ -4,8 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::StreamExt as _;
 use meridian_raft::model::ObjectMeta;
+use meridian_raft::network::CallError;
 use meridian_raft::{Command, NodeId};
 use s3s::crypto::{Checksum as _, Md5};
 use tokio::sync::Mutex;
@@ -58,7 +60,7 @@ impl Throttle {
     }
 
     /// Waits until `bytes` more may pass.
-    async fn admit(&self, bytes: usize) {
+    pub(crate) async fn admit(&self, bytes: usize) {
         if self.rate == 0 {
             return;
         }
@@ -74,17 +76,23 @@ impl Throttle {
 }
 
 /// Checks a stream of bytes against the object's parts (or its single MD5), as it arrives.
-struct Verifier {
+/// Pulls check what a holder sends with it; the scrub checks what is on the local disk.
+pub(crate) struct Verifier {
     /// (size, hex md5) of each part, in order.
     parts: Vec<(u64, String)>,
+    /// The part being hashed.
     index: usize,
+    /// Bytes of that part still to come.
     remaining: u64,
+    /// MD5 of that part so far.
     md5: Md5,
+    /// Bytes fed so far, all parts together.
     total: u64,
 }
 
 impl Verifier {
-    fn new(object: &ObjectMeta) -> Self {
+    /// A verifier of `object`'s bytes.
+    pub(crate) fn new(object: &ObjectMeta) -> Self {
         let parts: Vec<(u64, String)> = if object.parts.is_empty() {
             vec![(object.size, object.etag.clone())]
         } else {
@@ -110,7 +118,7 @@ impl Verifier {
     }
 
     /// Feeds bytes; false as soon as they cannot be right.
-    fn update(&mut self, mut bytes: &[u8]) -> bool {
+    pub(crate) fn update(&mut self, mut bytes: &[u8]) -> bool {
         self.total += bytes.len() as u64;
         while !bytes.is_empty() {
             if self.index >= self.parts.len() {
@@ -127,9 +135,87 @@ impl Verifier {
         true
     }
 
+    /// Every part arrived whole and matched.
     fn complete(&self) -> bool {
         self.index == self.parts.len()
     }
+
+    /// Bytes fed so far.
+    pub(crate) fn bytes_seen(&self) -> u64 {
+        self.total
+    }
+
+    /// Every part arrived and matched, and the bytes add up to the object's size.
+    pub(crate) fn verified(&self, size: u64) -> bool {
+        self.complete() && self.total == size
+    }
+}
+
+/// Chunks of a pull queued, at most, between the network and each of its two blocking stages.
+const PIPELINE_DEPTH: usize = 16;
+
+/// Streams one holder's bytes into the temp file at `path`, checking them as they arrive.
+///
+/// The network (this task), the MD5s and the disk writes (one blocking thread each) run at
+/// once, each chunk handed to both threads without a copy: a pull costs the slowest of the
+/// three instead of their sum, and hashing never holds up the async runtime serving clients.
+/// `Ok(Err(why))` when the holder's bytes are wrong or cut short (try another holder); `Err`
+/// when the local disk failed.
+async fn receive<S>(
+    mut stream: S,
+    object: &ObjectMeta,
+    path: &std::path::Path,
+    throttle: &Throttle,
+) -> std::io::Result<Result<(), String>>
+where
+    S: futures::Stream<Item = Result<Bytes, CallError>> + Unpin,
+{
+    let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
+    let (disk_tx, mut disk_rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
+    let mut verifier = Verifier::new(object);
+    let hasher = tokio::task::spawn_blocking(move || {
+        while let Some(chunk) = hash_rx.blocking_recv() {
+            if !verifier.update(&chunk) {
+                return (verifier, false);
+            }
+        }
+        (verifier, true)
+    });
+    let path = path.to_path_buf();
+    let disk = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        // A second handle on the temp file: the blob writer's own handle fsyncs the inode later.
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        while let Some(chunk) = disk_rx.blocking_recv() {
+            std::io::Write::write_all(&mut file, &chunk)?;
+        }
+        Ok(())
+    });
+    let mut cut = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                cut = Some(e.to_string());
+                break;
+            }
+        };
+        throttle.admit(chunk.len()).await;
+        // A stage that closed its end stopped early (bad bytes, disk error): it says why below.
+        if hash_tx.send(chunk.clone()).await.is_err() || disk_tx.send(chunk).await.is_err() {
+            break;
+        }
+    }
+    drop((hash_tx, disk_tx));
+    let (verifier, matched) = hasher.await.map_err(std::io::Error::other)?;
+    disk.await.map_err(std::io::Error::other)??;
+    Ok(match cut {
+        Some(e) => Err(e),
+        None if !matched => Err("bytes do not match the object's digests".into()),
+        None if !verifier.verified(object.size) => {
+            Err(format!("got {} of {} bytes", verifier.bytes_seen(), object.size))
+        }
+        None => Ok(()),
+    })
 }
 
 impl Gateway {
@@ -177,42 +263,29 @@ impl Gateway {
         let mut failures = Vec::new();
         for &holder in holders_by_preference.iter().filter(|h| **h != me && object.holders.contains_key(h)) {
             let Some(node) = self.meta.member(holder) else { continue };
-            let mut stream = match self.meta.peers().fetch_blob(&node.internal, &object.blob, None).await {
+            let stream = match self.meta.peers().fetch_blob(&node.internal, &object.blob, None).await {
                 Ok(stream) => Box::pin(stream),
                 Err(e) => {
                     failures.push(format!("{}: {e}", node.region));
                     continue;
                 }
             };
-            let mut writer = self.blobs.create().await?;
-            let mut verifier = Verifier::new(object);
-            let mut intact = true;
-            while let Some(chunk) = stream.next().await {
-                let chunk = match chunk {
-                    Ok(chunk) => chunk,
-                    Err(e) => {
-                        failures.push(format!("{}: {e}", node.region));
-                        intact = false;
-                        break;
-                    }
-                };
-                throttle.admit(chunk.len()).await;
-                if !verifier.update(&chunk) {
-                    failures.push(format!("{}: bytes do not match the object's digests", node.region));
-                    intact = false;
-                    break;
-                }
-                writer.write(&chunk).await?;
-            }
-            if intact && (!verifier.complete() || verifier.total != object.size) {
-                failures.push(format!("{}: got {} of {} bytes", node.region, verifier.total, object.size));
-                intact = false;
-            }
-            if !intact {
+            let started = Instant::now();
+            let writer = self.blobs.create().await?;
+            if let Err(why) = receive(stream, object, writer.path(), throttle).await? {
+                failures.push(format!("{}: {why}", node.region));
                 // Dropping the writer removes the partial copy.
                 continue;
             }
+            let received = started.elapsed();
             self.blobs.commit(writer, &object.blob).await?;
+            tracing::debug!(
+                blob = %object.blob,
+                bytes = object.size,
+                receive_ms = received.as_millis(),
+                sync_ms = (started.elapsed() - received).as_millis(),
+                "pull copied"
+            );
             return Ok(PullOutcome::Pulled { bytes: object.size, from: holder });
         }
         Err(PullError::NoHolder(if failures.is_empty() { "no reachable holder".into() } else { failures.join("; ") }))
@@ -268,6 +341,40 @@ mod tests {
         assert!(ok.update(&all[..3]) && ok.update(&all[3..10]) && ok.update(&all[10..]) && ok.complete());
         let mut swapped = Verifier::new(&meta);
         assert!(!swapped.update(&[b, a].concat()));
+    }
+
+    /// Runs `receive` over `chunks` into a fresh temp file; returns its verdict and the file.
+    async fn receive_chunks(meta: &ObjectMeta, chunks: Vec<Result<Bytes, CallError>>) -> (Result<(), String>, Vec<u8>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tmp-blob");
+        std::fs::File::create(&path).expect("create the temp file");
+        let verdict = receive(futures::stream::iter(chunks), meta, &path, &Throttle::new(0)).await.expect("local disk");
+        (verdict, std::fs::read(&path).expect("read back"))
+    }
+
+    /// The pipelined receive writes exactly the bytes it verified, and refuses wrong, short and
+    /// long streams and a stream cut by the network.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn receive_writes_verified_bytes_and_refuses_bad_streams() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let meta = object(data.len() as u64, md5_hex(&data), Vec::new());
+        let chunks = |bytes: &[u8]| -> Vec<Result<Bytes, CallError>> {
+            bytes.chunks(64 * 1024).map(|c| Ok(Bytes::copy_from_slice(c))).collect()
+        };
+        let (verdict, written) = receive_chunks(&meta, chunks(&data)).await;
+        assert_eq!(verdict, Ok(()));
+        assert!(written == data, "the file must hold exactly the verified bytes");
+
+        let mut flipped = data.clone();
+        flipped[2_500_000] ^= 1;
+        assert!(receive_chunks(&meta, chunks(&flipped)).await.0.is_err(), "a flipped byte must be refused");
+        assert!(receive_chunks(&meta, chunks(&data[..data.len() - 1])).await.0.is_err(), "short");
+        let long = [data.as_slice(), b"x"].concat();
+        assert!(receive_chunks(&meta, chunks(&long)).await.0.is_err(), "long");
+        let mut cut = chunks(&data[..1_000_000]);
+        cut.push(Err(CallError::Failed("connection reset".into())));
+        let (verdict, _) = receive_chunks(&meta, cut).await;
+        assert!(verdict.is_err_and(|e| e.contains("connection reset")), "a cut stream says why");
     }
 
     #[test]

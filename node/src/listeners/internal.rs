@@ -19,15 +19,17 @@ use meridian_raft::network::{
 };
 use meridian_raft::signing::{RequestSigner, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use meridian_raft::{Command, MetaStore};
+use meridian_s3gw::Scrubber;
 use meridian_s3gw::blob::{BlobStore, DiskBlobs};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
 /// Path where `meridian key create` sends a new key.
 pub(crate) const KEYS_PATH: &str = "/internal/v1/keys";
 /// Path where `meridian cluster add-region` / `remove-region` ask for a membership change.
 pub(crate) const MEMBERSHIP_PATH: &str = "/internal/v1/membership";
+/// Path where `meridian scrub` asks a node for a scrub pass and gets its report.
+pub(crate) const SCRUB_PATH: &str = "/internal/v1/scrub";
 
 /// A membership change asked for by the CLI (served by the leader only).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -59,6 +61,8 @@ struct Internal {
     signer: Arc<RequestSigner>,
     /// This node's load, polled by its peers.
     load: Arc<crate::load::LoadMeter>,
+    /// Runs on-demand scrub passes (one at a time with the periodic ones).
+    scrubber: Arc<Scrubber>,
 }
 
 /// The internal router.
@@ -67,8 +71,9 @@ pub(crate) fn router(
     blobs: Arc<DiskBlobs>,
     signer: Arc<RequestSigner>,
     load: Arc<crate::load::LoadMeter>,
+    scrubber: Arc<Scrubber>,
 ) -> Router {
-    let state = Internal { meta, blobs, signer, load };
+    let state = Internal { meta, blobs, signer, load, scrubber };
     Router::new()
         .route(APPEND_PATH, post(append))
         .route(VOTE_PATH, post(vote))
@@ -79,6 +84,7 @@ pub(crate) fn router(
         .route(KEYS_PATH, post(create_key))
         .route(MEMBERSHIP_PATH, post(change_membership))
         .route(LOAD_PATH, get(report_load))
+        .route(SCRUB_PATH, post(scrub))
         .route(&format!("{BLOB_PATH}/{{id}}"), get(serve_blob))
         .layer(middleware::from_fn_with_state(state.clone(), verify_signature))
         .with_state(state)
@@ -200,13 +206,47 @@ async fn serve_blob(State(state): State<Internal>, Path(id): Path<String>, heade
     if start > end {
         return (StatusCode::RANGE_NOT_SATISFIABLE, "range outside the blob").into_response();
     }
-    let mut file = file;
-    if let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await {
-        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
-    }
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(end - start), 256 * 1024);
     let status = if (start, end) == (0, size) { StatusCode::OK } else { StatusCode::PARTIAL_CONTENT };
-    (status, [("content-length", (end - start).to_string())], Body::from_stream(stream)).into_response()
+    let body = blob_body(file.into_std().await, start, end - start);
+    (status, [("content-length", (end - start).to_string())], body).into_response()
+}
+
+/// Bytes of a blob read per step when serving it.
+const SERVE_CHUNK: u64 = 1024 * 1024;
+/// Chunks read ahead of the network when serving a blob.
+const SERVE_AHEAD: usize = 4;
+
+/// A body of `len` bytes of `file` from `start`, read by a blocking thread straight into fresh
+/// buffers: one copy out of the page cache (tokio's `File` would copy each read twice, through
+/// its own buffer), a few chunks ahead of the network.
+fn blob_body(mut file: std::fs::File, start: u64, len: u64) -> Body {
+    use std::io::{Read as _, Seek as _};
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(SERVE_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = file.seek(std::io::SeekFrom::Start(start)) {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(SERVE_CHUNK);
+            let mut chunk = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
+            let next = match (&mut file).take(want).read_to_end(&mut chunk) {
+                Ok(0) => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "blob shorter than its size")),
+                Ok(n) => {
+                    left -= n as u64;
+                    Ok(Bytes::from(chunk))
+                }
+                Err(e) => Err(e),
+            };
+            let failed = next.is_err();
+            // A closed channel means the peer hung up: stop reading.
+            if tx.blocking_send(next).is_err() || failed {
+                return;
+            }
+        }
+    });
+    Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
 
 async fn change_membership(State(state): State<Internal>, body: Bytes) -> Response {
@@ -215,4 +255,9 @@ async fn change_membership(State(state): State<Internal>, body: Bytes) -> Respon
         Ok(MembershipChange::Remove { id }) => reply(&state.meta.remove_region(id).await),
         Err(response) => response,
     }
+}
+
+/// Runs a scrub pass now (after any pass in progress) and answers its report.
+async fn scrub(State(state): State<Internal>) -> Response {
+    reply(&state.scrubber.run_pass().await.map_err(|e| e.to_string()))
 }

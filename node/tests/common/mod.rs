@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod events;
+pub mod placement;
 pub mod sigv4;
 
 use std::collections::VecDeque;

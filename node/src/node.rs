@@ -78,7 +78,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     tasks.spawn(load_exchange::run(
         region.id,
         meter,
-        board,
+        board.clone(),
         peers,
         meta.peers().clone(),
         load_interval,
@@ -101,7 +101,9 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         shutdown.clone(),
     ));
     tasks.spawn(workers::work_queue(gateway.clone(), shutdown.clone()));
-    tasks.spawn(crate::replication::Replicator::new(gateway.clone(), &config, &region).run(shutdown.clone()));
+    tasks.spawn(
+        crate::replication::Replicator::new(gateway.clone(), &config, &region, board.clone()).run(shutdown.clone()),
+    );
     tasks.spawn(crate::webhooks::run(meta.clone(), config.events.webhook.clone(), shutdown.clone()));
     tasks.spawn(workers::sweeps(
         gateway.clone(),

@@ -1,12 +1,13 @@
 //! The replicator: pulls the blobs this node owes (work items recorded while applying the log)
-//! from the nearest nodes that hold them, with bounded concurrency, a shared bandwidth limit,
-//! and retries with backoff. Work items live in the store, so a restart resumes them.
+//! from the nearest, least-loaded nodes that hold them, with bounded concurrency, a shared
+//! bandwidth limit, and retries with backoff. Work items live in the store, so a restart resumes
+//! them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meridian_geo::{GeoPoint, haversine_km};
+use meridian_geo::{GeoPoint, Health, LoadBoard, haversine_km};
 use meridian_raft::NodeId;
 use meridian_raft::model::WorkItem;
 use meridian_s3gw::{Gateway, PullOutcome, Throttle};
@@ -25,10 +26,50 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Settings of the replicator.
 pub(crate) struct Replicator {
     gateway: Gateway,
-    /// Other nodes, nearest first.
-    nearest: Vec<NodeId>,
+    /// Which holder to ask first.
+    order: HolderOrder,
     throttle: Arc<Throttle>,
     max_concurrent: usize,
+}
+
+/// Orders the holders of a blob for a pull.
+struct HolderOrder {
+    /// Other nodes with their distance from this one (km), nearest first.
+    nearest: Vec<(NodeId, f64)>,
+    /// Peers' load and health, as exchanged by the nodes (see `load_exchange`).
+    board: Arc<LoadBoard>,
+    /// Holders within this distance of the nearest healthy holder are picked by load.
+    near_tier_km: f64,
+    /// Outgoing bytes/s that weigh as one request in flight when comparing loads.
+    bytes_per_request: f64,
+}
+
+impl HolderOrder {
+    /// Holders in the order to try: among the holders not known to be down, those within the
+    /// near tier of the nearest one, least loaded first; then the others, nearest first; then
+    /// holders the board says are down (the board may be behind); then members not in the
+    /// configuration (joined at run time), whose distance is unknown.
+    fn preference(&self, holders: impl Iterator<Item = NodeId>) -> Vec<NodeId> {
+        let holders: HashSet<NodeId> = holders.collect();
+        let now = Instant::now();
+        let mut up = Vec::new();
+        let mut down = Vec::new();
+        for &(id, km) in self.nearest.iter().filter(|(id, _)| holders.contains(id)) {
+            let view = self.board.view(id, now);
+            let score = view.load.map_or(0.0, |l| l.score(self.bytes_per_request));
+            if view.health == Health::Down { down.push(id) } else { up.push((id, km, score)) }
+        }
+        let nearest_km = up.first().map_or(0.0, |&(_, km, _)| km);
+        let (mut near, far): (Vec<_>, Vec<_>) =
+            up.into_iter().partition(|&(_, km, _)| km <= nearest_km + self.near_tier_km);
+        // Stable: equal loads keep the nearer holder first.
+        near.sort_by(|a, b| a.2.total_cmp(&b.2));
+        let mut order: Vec<NodeId> = near.into_iter().chain(far).map(|(id, ..)| id).collect();
+        order.extend(down);
+        let rest: Vec<NodeId> = holders.iter().copied().filter(|id| !order.contains(id)).collect();
+        order.extend(rest);
+        order
+    }
 }
 
 /// A failed pull waiting for its retry.
@@ -39,7 +80,12 @@ struct Backoff {
 
 impl Replicator {
     /// A replicator for the node of `region` in `config`.
-    pub(crate) fn new(gateway: Gateway, config: &ClusterConfig, region: &crate::config::RegionConfig) -> Self {
+    pub(crate) fn new(
+        gateway: Gateway,
+        config: &ClusterConfig,
+        region: &crate::config::RegionConfig,
+        board: Arc<LoadBoard>,
+    ) -> Self {
         let mut others: Vec<(f64, NodeId)> = config
             .region
             .iter()
@@ -54,19 +100,16 @@ impl Replicator {
         let rate = config.replication.bandwidth_mib_per_sec * 1024 * 1024;
         Self {
             gateway,
-            nearest: others.into_iter().map(|(_, id)| id).collect(),
+            order: HolderOrder {
+                nearest: others.into_iter().map(|(km, id)| (id, km)).collect(),
+                board,
+                near_tier_km: config.geo.near_tier_km,
+                #[allow(clippy::cast_precision_loss)] // a rate setting, far below 2^52
+                bytes_per_request: config.geo.bytes_per_sec_per_request as f64,
+            },
             throttle: Arc::new(Throttle::new(rate)),
             max_concurrent: config.replication.max_concurrent_pulls.max(1),
         }
-    }
-
-    /// Holders in the order to try: nearest configured regions first, then any other member.
-    fn preference(&self, holders: impl Iterator<Item = NodeId>) -> Vec<NodeId> {
-        let holders: HashSet<NodeId> = holders.collect();
-        let mut order: Vec<NodeId> = self.nearest.iter().copied().filter(|id| holders.contains(id)).collect();
-        let rest: Vec<NodeId> = holders.iter().copied().filter(|id| !order.contains(id)).collect();
-        order.extend(rest);
-        order
     }
 
     /// Runs until shutdown.
@@ -121,7 +164,7 @@ impl Replicator {
                 Ok(Some(object)) => object.holders.keys().copied().collect::<Vec<_>>(),
                 _ => Vec::new(),
             };
-            let order = self.preference(holders.into_iter());
+            let order = self.order.preference(holders.into_iter());
             let (gateway, throttle) = (self.gateway.clone(), self.throttle.clone());
             in_flight.insert(key.clone());
             running.spawn(async move {
@@ -163,5 +206,47 @@ impl Replicator {
                 backoff.insert(key, Backoff { next_try: Instant::now() + delay, delay });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use meridian_geo::NodeLoad;
+
+    use super::*;
+
+    fn order(board: LoadBoard) -> HolderOrder {
+        // Node 2 is 300 km away, node 3 600 km, node 4 9000 km; the near tier is 1000 km wide.
+        HolderOrder {
+            nearest: vec![(2, 300.0), (3, 600.0), (4, 9000.0)],
+            board: Arc::new(board),
+            near_tier_km: 1000.0,
+            bytes_per_request: 1e6,
+        }
+    }
+
+    fn busy(in_flight: u32) -> NodeLoad {
+        NodeLoad { in_flight, ready: true, ..NodeLoad::default() }
+    }
+
+    #[test]
+    fn the_least_loaded_near_holder_goes_first_and_the_far_one_after() {
+        let board = LoadBoard::new(Duration::from_secs(60));
+        let now = Instant::now();
+        board.record(2, busy(9), now);
+        board.record(3, busy(1), now);
+        board.record(4, busy(0), now);
+        assert_eq!(order(board).preference([2, 3, 4].into_iter()), vec![3, 2, 4]);
+    }
+
+    #[test]
+    fn equal_loads_keep_the_nearer_holder_and_down_holders_come_last() {
+        let board = LoadBoard::new(Duration::from_secs(60));
+        board.record(2, busy(0), Instant::now());
+        board.record(3, busy(0), Instant::now());
+        board.record_failure(2, "connection refused".into());
+        let order = order(board);
+        assert_eq!(order.preference([2, 3, 4].into_iter()), vec![3, 4, 2]);
+        assert_eq!(order.preference([3, 7].into_iter()), vec![3, 7], "unknown members last");
     }
 }

@@ -189,7 +189,25 @@ async fn serve_blob(State(state): State<Internal>, Path(id): Path<String>, heade
 async fn change_membership(State(state): State<Internal>, body: Bytes) -> Response {
     match decode::<MembershipChange>(&body) {
         Ok(MembershipChange::Add { id, node, voter }) => reply(&state.meta.add_region(id, node, voter).await),
-        Ok(MembershipChange::Remove { id }) => reply(&state.meta.remove_region(id).await),
+        Ok(MembershipChange::Remove { id }) => reply(&remove_region(&state.meta, id).await),
         Err(response) => response,
     }
+}
+
+/// Removes a region in two committed steps: a voter is first demoted to a learner, kept in the
+/// membership so that it still receives the entry that demotes it, then removed.
+///
+/// Removing a voter outright stops replication to it as soon as the leader appends the change,
+/// so it never learns it was removed: it goes on believing it votes, and once its election
+/// timeout passes it campaigns for ever against the cluster. A learner never campaigns, and it
+/// is as a learner that it sees its last membership.
+async fn remove_region(meta: &MetaStore, id: u64) -> Result<(), String> {
+    let is_voter = meta.raft().metrics().borrow().membership_config.membership().voter_ids().any(|v| v == id);
+    if is_voter {
+        let change = openraft::ChangeMembers::RemoveVoters(std::collections::BTreeSet::from([id]));
+        meta.raft().change_membership(change, true).await.map_err(|e| e.to_string())?;
+        tracing::info!(id, "region demoted to learner");
+    }
+    // No longer a voter: this only drops it from the members.
+    meta.remove_region(id).await
 }

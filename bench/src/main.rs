@@ -9,6 +9,7 @@
 //!   cluster whose nodes are a WAN round trip apart.
 
 mod client;
+mod cpu;
 mod stats;
 mod workload;
 
@@ -82,6 +83,10 @@ struct Args {
     /// Print one JSON object per workload on stdout (human lines then go to stderr).
     #[arg(long)]
     json: bool,
+    /// Pids of the server processes (comma-separated, Linux): each workload then reports the
+    /// CPU time they used per operation.
+    #[arg(long, value_delimiter = ',')]
+    server_pids: Vec<u32>,
 }
 
 /// The sets of workloads `meridian-bench` can run.
@@ -144,7 +149,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         payload,
     };
     let max_time = Duration::from_secs(args.max_seconds);
-    let out = Output { json: args.json, label: &args.label };
+    let out = Output { json: args.json, label: &args.label, server_pids: &args.server_pids };
     match args.suite {
         Suite::Throughput => throughput(&args, &target, large_size, max_time, &out).await,
         Suite::Latency => latency(&args, &target, max_time, &out).await,
@@ -168,7 +173,7 @@ async fn throughput(
             continue;
         }
         let put = Spec::new(Op::Put, class, size, count, concurrency, max_time);
-        let written = workload::run(target, class, put, (0..count).collect()).await;
+        let written = out.measure(workload::run(target, class, put, (0..count).collect())).await;
         out.print(&written)?;
         failed |= written.succeeded.is_empty();
         if written.succeeded.is_empty() {
@@ -177,7 +182,7 @@ async fn throughput(
         let get = Spec::new(Op::Get, class, size, written.succeeded.len(), concurrency, max_time);
         let mut indices = written.succeeded.clone();
         indices.sort_unstable();
-        let read = workload::run(target, class, get, indices).await;
+        let read = out.measure(workload::run(target, class, get, indices)).await;
         out.print(&read)?;
         failed |= read.succeeded.is_empty();
     }
@@ -212,7 +217,7 @@ async fn latency(args: &Args, target: &Target, max_time: Duration, out: &Output<
     let mut errors = 0;
     for (op, class) in steps {
         let spec = Spec::new(op, "small", size, count, concurrency, max_time);
-        let outcome = workload::run(target, class, spec, all()).await;
+        let outcome = out.measure(workload::run(target, class, spec, all())).await;
         out.print(&outcome)?;
         errors += outcome.errors;
     }
@@ -234,9 +239,25 @@ struct Output<'a> {
     json: bool,
     /// System name copied into every line.
     label: &'a str,
+    /// Server processes whose CPU time each workload reports (none: not measured).
+    server_pids: &'a [u32],
 }
 
 impl Output<'_> {
+    /// Runs a workload, recording the CPU time the server processes used meanwhile.
+    async fn measure(&self, workload: impl std::future::Future<Output = Outcome>) -> Outcome {
+        if self.server_pids.is_empty() {
+            return workload.await;
+        }
+        let before = cpu::seconds(self.server_pids);
+        let mut outcome = workload.await;
+        match (before, cpu::seconds(self.server_pids)) {
+            (Ok(before), Ok(after)) => outcome.server_cpu_seconds = Some(after - before),
+            (Err(e), _) | (_, Err(e)) => eprintln!("  server CPU not measured: {e:#}"),
+        }
+        outcome
+    }
+
     /// Prints the JSON line (if asked) and the human line of one workload.
     fn print(&self, outcome: &Outcome) -> anyhow::Result<()> {
         let human = human_line(self.label, outcome);
@@ -265,7 +286,8 @@ fn json_line(label: &str, o: &Outcome) -> String {
         concat!(
             "{{\"system\":{},\"workload\":{},\"object_size\":{},\"concurrency\":{},",
             "\"ops\":{},\"errors\":{},\"timed_out\":{},\"seconds\":{:.6},\"ops_per_sec\":{:.3},",
-            "\"mb_per_sec\":{:.3},\"mean_ms\":{:.3},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3}}}"
+            "\"mb_per_sec\":{:.3},\"mean_ms\":{:.3},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3},",
+            "\"server_cpu_ms_per_op\":{}}}"
         ),
         json_string(label),
         json_string(&o.spec.name),
@@ -281,6 +303,7 @@ fn json_line(label: &str, o: &Outcome) -> String {
         p50,
         p99,
         max,
+        o.server_cpu_ms_per_op().map_or_else(|| "null".to_owned(), |ms| format!("{ms:.4}")),
     )
 }
 
@@ -305,8 +328,9 @@ fn human_line(label: &str, o: &Outcome) -> String {
             )
         },
     );
+    let cpu = o.server_cpu_ms_per_op().map_or_else(String::new, |ms| format!("  server CPU {ms:.3} ms/op"));
     format!(
-        "{label:<18} {verb:<6} {size:>7} x{:<6} c{:<3} {:>10.1} ops/s {:>9.1} MB/s  {latency}  errors {}{}",
+        "{label:<18} {verb:<6} {size:>7} x{:<6} c{:<3} {:>10.1} ops/s {:>9.1} MB/s  {latency}{cpu}  errors {}{}",
         o.succeeded.len(),
         o.spec.concurrency,
         o.ops_per_sec(),
@@ -357,6 +381,7 @@ mod tests {
             first_error: None,
             wall: Duration::from_millis(500),
             timed_out: false,
+            server_cpu_seconds: Some(0.01),
         };
         let line = json_line("meridian", &outcome);
         for field in [
@@ -368,6 +393,7 @@ mod tests {
             "\"mean_ms\":3.000",
             "\"p50_ms\":2.000",
             "\"p99_ms\":4.000",
+            "\"server_cpu_ms_per_op\":5.0000",
         ] {
             assert!(line.contains(field), "{field} missing in {line}");
         }

@@ -110,6 +110,8 @@ pub struct Outcome {
     pub wall: Duration,
     /// Whether the deadline stopped the workload before `count` operations.
     pub timed_out: bool,
+    /// CPU seconds the server processes used during the workload, when their pids were given.
+    pub server_cpu_seconds: Option<f64>,
 }
 
 impl Outcome {
@@ -121,6 +123,12 @@ impl Outcome {
     /// Body megabytes (10^6 bytes) per second.
     pub fn mb_per_sec(&self) -> f64 {
         stats::megabytes_per_second(self.bytes, self.wall)
+    }
+
+    /// Server CPU milliseconds per successful operation, when measured.
+    pub fn server_cpu_ms_per_op(&self) -> Option<f64> {
+        let ops = self.succeeded.len();
+        self.server_cpu_seconds.filter(|_| ops > 0).map(|s| s * 1000.0 / ops as f64)
     }
 
     /// Latency percentiles of the successful operations.
@@ -367,6 +375,7 @@ where
         first_error: None,
         wall: Duration::ZERO,
         timed_out: false,
+        server_cpu_seconds: None,
     };
     while let Some(joined) = workers.join_next().await {
         match joined {

@@ -46,25 +46,25 @@ wait_http_200() {
 
 # start_meridian_nodes LABEL CONFIG: starts one `meridian node` per [[region]] of CONFIG (cwd:
 # the config's directory, log: LOG_DIR/LABEL-REGION.log) and waits (90 s at most) until every
-# /healthz answers 200. Sets NODE_IDS, NODE_NAMES, NODE_S3 and NODE_WEB (URLs), in config order.
+# /healthz answers 200. Sets NODE_IDS, NODE_NAMES, NODE_S3 and NODE_WEB (URLs) and NODE_PIDS,
+# in config order.
 start_meridian_nodes() {
   local label="$1" config="$2" dir id name s3 web pid i
   dir="$(dirname "$config")"
-  NODE_IDS=() NODE_NAMES=() NODE_S3=() NODE_WEB=()
+  NODE_IDS=() NODE_NAMES=() NODE_S3=() NODE_WEB=() NODE_PIDS=()
   while IFS=$'\t' read -r id name _ s3 web _ _; do
     NODE_IDS+=("$id") NODE_NAMES+=("$name") NODE_S3+=("$s3") NODE_WEB+=("$web")
   done < <(python3 "$(dirname "${BASH_SOURCE[0]}")/cluster_config.py" regions "$config")
-  local -a started=()
   for i in "${!NODE_NAMES[@]}"; do
     (cd "$dir" && exec "$MERIDIAN_BIN" node --config "$config" --region "${NODE_NAMES[$i]}") \
       >"$LOG_DIR/$label-${NODE_NAMES[$i]}.log" 2>&1 &
     pid="$!"
     PIDS+=("$pid")
-    started+=("$pid")
+    NODE_PIDS+=("$pid")
   done
   log "started $label: ${#NODE_NAMES[@]} node(s) (${NODE_NAMES[*]}), S3 ${NODE_S3[*]}"
   for i in "${!NODE_NAMES[@]}"; do
-    wait_http_200 "${started[$i]}" "${NODE_WEB[$i]}/healthz" 90
+    wait_http_200 "${NODE_PIDS[$i]}" "${NODE_WEB[$i]}/healthz" 90
   done
 }
 

@@ -66,9 +66,11 @@ ROWS = [
     ("put_small", "ops_per_sec", "PUT ops/s", "", True),
     ("put_small", "p50_ms", "PUT p50", " ms", False),
     ("put_small", "p99_ms", "PUT p99", " ms", False),
+    ("put_small", "server_cpu_ms_per_op", "PUT server CPU per op", " ms", False),
     ("get_small", "ops_per_sec", "GET ops/s", "", True),
     ("get_small", "p50_ms", "GET p50", " ms", False),
     ("get_small", "p99_ms", "GET p99", " ms", False),
+    ("get_small", "server_cpu_ms_per_op", "GET server CPU per op", " ms", False),
     ("put_large", "mb_per_sec", "PUT MB/s", "", True),
     ("get_large", "mb_per_sec", "GET MB/s", "", True),
 ]
@@ -121,13 +123,15 @@ def build_table(records, systems, ratios):
     for workload, field, text, unit, higher_better in ROWS:
         if workload not in sizes:
             continue
+        if not any(r.get(field) is not None for s, _ in systems for r in by_key.get((s, workload), [])):
+            continue
         size = sizes.get(workload)
         label = f"{size_label(size)} {text}" if size else text
         label += " (higher is better)" if higher_better else " (lower is better)"
         medians = {}
         cells = [label]
         for system, _ in systems:
-            values = [r[field] for r in by_key.get((system, workload), []) if field in r and r.get("ops", 0) > 0]
+            values = [r[field] for r in by_key.get((system, workload), []) if r.get(field) is not None and r.get("ops", 0) > 0]
             medians[system] = statistics.median(values) if values else None
             n = len(values)
             cells.append(fmt(medians[system], unit) + (f" (n={n})" if 0 < n and n != max_rounds(by_key, systems, workload) else ""))

@@ -4,12 +4,14 @@
 Usage:
     bench_config.py --out FILE --name NAME --data-root DIR --ports P,P,... \\
         --access-key ID --secret-key SECRET [--relayed] [--read-consistency MODE]
+        [--heartbeat-ms MS]
 
 --ports gives 3 ports per region (s3, web, internal), or 4 with --relayed:
 s3, web, internal (the address peers dial: a relay's), internal_bind (where the node listens).
 Regions are frankfurt, virginia, singapore, in that order, ids 1, 2, 3: the structure of
 cluster.toml, with the default Raft timing (sized for 100-200 ms between regions). A fresh
-random cluster secret is written each time. Only the standard library is used.
+random cluster secret is written each time. --heartbeat-ms sets the Raft heartbeat, with the
+election timeout at 5-10 heartbeats (the ratio of cluster.toml's defaults). Only the standard library is used.
 """
 
 import argparse
@@ -20,7 +22,7 @@ import sys
 REGIONS = [("frankfurt", 50.1109, 8.6821), ("virginia", 38.9586, -77.3570), ("singapore", 1.3521, 103.8198)]
 
 
-def render(name, data_root, ports, relayed, access_key, secret_key, read_consistency):
+def render(name, data_root, ports, relayed, access_key, secret_key, read_consistency, heartbeat_ms=None):
     """The config text."""
     per = 4 if relayed else 3
     if not ports or len(ports) % per or len(ports) // per > len(REGIONS):
@@ -39,6 +41,14 @@ def render(name, data_root, ports, relayed, access_key, secret_key, read_consist
         "",
         "[raft]",
         f'read_consistency = "{read_consistency}"',
+    ]
+    if heartbeat_ms:
+        out += [
+            f"heartbeat_ms = {heartbeat_ms}",
+            f"election_timeout_min_ms = {5 * heartbeat_ms}",
+            f"election_timeout_max_ms = {10 * heartbeat_ms}",
+        ]
+    out += [
         "",
         "[[geo.cidr]]",
         'cidr = "127.0.0.0/8"',
@@ -74,12 +84,15 @@ def main(argv):
     p.add_argument("--access-key", required=True)
     p.add_argument("--secret-key", required=True)
     p.add_argument("--read-consistency", choices=["linearizable", "local"], default="linearizable")
+    p.add_argument("--heartbeat-ms", type=int, help="Raft heartbeat (default: cluster.toml's)")
     a = p.parse_args(argv)
     try:
         ports = [int(x) for x in a.ports.split(",")]
     except ValueError:
         raise SystemExit(f"bench_config.py: --ports must be comma-separated numbers, got {a.ports!r}") from None
-    text = render(a.name, a.data_root, ports, a.relayed, a.access_key, a.secret_key, a.read_consistency)
+    if a.heartbeat_ms is not None and not 10 <= a.heartbeat_ms <= 10_000:
+        raise SystemExit("bench_config.py: --heartbeat-ms must be 10..10000")
+    text = render(a.name, a.data_root, ports, a.relayed, a.access_key, a.secret_key, a.read_consistency, a.heartbeat_ms)
     with open(a.out, "w", encoding="utf-8") as f:
         f.write(text)
     return 0

@@ -175,6 +175,7 @@ async fn a_region_added_at_run_time_catches_up_from_a_snapshot_votes_and_serves_
     // ---- remove-region: take out the original follower nearest to the new region, so the new
     // region's replicator would ask it first if it still counted. ----
     let leader = cluster.wait_for_leader(&[0, 1, 2, 3], CONVERGE_BOUND).await;
+    assert_ne!(leader, new, "the new region took the lead; nothing should have caused an election");
     let distance_to_new = |i: usize| great_circle(region_of(i), region_of(new));
     let mut followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
     followers.sort_by(|&x, &y| distance_to_new(x).total_cmp(&distance_to_new(y)));
@@ -240,16 +241,21 @@ async fn a_region_added_at_run_time_catches_up_from_a_snapshot_votes_and_serves_
     cluster.node(new).restart().await;
     wait_blob(&cluster, new, &late, "late blob on the returning new region").await;
     assert_bytes_eq(&get_bytes(&new_client, &bucket, "late").await, &late, "GET late on the new region");
-    let log = std::fs::read_to_string(cluster.node(new).log_path()).unwrap_or_default();
-    // Only this run of the node: before the removal it rightly pulled from every member.
-    let this_run = log.rsplit("===== test harness: spawning").next().unwrap_or_default();
-    let from_removed = format!("from={removed_id}");
-    assert!(
-        this_run.lines().any(|l| l.contains("replica pulled"))
-            && !this_run.lines().any(|l| l.contains("replica pulled") && l.contains(&from_removed)),
-        "the new region pulled from the removed one\n{}",
-        cluster.log_report()
-    );
+    // Its log says where the late blob came from (logged once the replica is reported, a
+    // moment after the file is in place): only this run of the node counts, since before the
+    // removal it rightly pulled from every member.
+    let pulled = format!("replica pulled bytes={}", late.len());
+    let deadline = Instant::now() + CONVERGE_BOUND;
+    let line = loop {
+        let log = std::fs::read_to_string(cluster.node(new).log_path()).unwrap_or_default();
+        let this_run = log.rsplit("===== test harness: spawning").next().unwrap_or_default();
+        if let Some(line) = this_run.lines().find(|l| l.contains(&pulled)) {
+            break line.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no {pulled:?} line in the new region's log\n{}", cluster.log_report());
+        tokio::time::sleep(POLL).await;
+    };
+    assert!(!line.contains(&format!("from={removed_id}")), "the new region pulled from the removed one: {line}");
 
     // Quorum is now {leader, other, new}: with the removed region frozen and `other` down too,
     // writes through the new region still commit (2 of 3), which they could not if the removed

@@ -1,9 +1,15 @@
-//! `meridian-bench`: measures one S3 endpoint on loopback with four fixed workloads
-//! (small-object PUT and GET at a fixed concurrency, large-object PUT and GET), bounded in
-//! count and time, and prints one JSON line and one human line per workload.
-//! `scripts/bench` runs it against Meridian and SeaweedFS and tabulates the medians.
+//! `meridian-bench`: measures one S3 endpoint on loopback, bounded in count and time, and prints
+//! one JSON line and one human line per workload. Two suites:
+//!
+//! - `throughput` (default): small-object PUT and GET at a fixed concurrency, large-object PUT
+//!   and GET. `scripts/bench` runs it against Meridian (one node, or the leader and a follower
+//!   of a three-node cluster) and SeaweedFS and tabulates the medians.
+//! - `latency`: one request at a time, PUT, GET, HEAD, ListObjectsV2 and DELETE of small
+//!   objects, reporting mean, p50 and p99. `scripts/wan-bench` runs it against a follower of a
+//!   cluster whose nodes are a WAN round trip apart.
 
 mod client;
+mod cpu;
 mod stats;
 mod workload;
 
@@ -17,8 +23,15 @@ use crate::workload::{Op, Outcome, Payload, PayloadSigning, Spec, Target};
 
 /// Command line of the bench.
 #[derive(Debug, Parser)]
-#[command(version, about = "S3 benchmark for one endpoint on loopback (4 KiB and 64 MiB PUT/GET).")]
+#[command(version, about = "S3 benchmark for one endpoint on loopback (throughput or per-request latency).")]
 struct Args {
+    /// Which workloads: `throughput` (small and large PUT then GET) or `latency` (small PUT,
+    /// GET, HEAD, LIST, DELETE; use it with --concurrency 1).
+    #[arg(long, value_enum, default_value_t = Suite::Throughput)]
+    suite: Suite,
+    /// Latency suite: objects under the prefix that ListObjectsV2 lists.
+    #[arg(long, default_value_t = 10)]
+    list_objects: usize,
     /// S3 endpoint; must be a loopback address, e.g. http://127.0.0.1:9001.
     #[arg(long)]
     endpoint: String,
@@ -70,6 +83,19 @@ struct Args {
     /// Print one JSON object per workload on stdout (human lines then go to stderr).
     #[arg(long)]
     json: bool,
+    /// Pids of the server processes (comma-separated, Linux): each workload then reports the
+    /// CPU time they used per operation.
+    #[arg(long, value_delimiter = ',')]
+    server_pids: Vec<u32>,
+}
+
+/// The sets of workloads `meridian-bench` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Suite {
+    /// Small and large PUT then GET, at fixed concurrencies.
+    Throughput,
+    /// Small PUT, GET, HEAD, LIST and DELETE: the per-request latencies.
+    Latency,
 }
 
 /// Largest object size accepted, so a typo cannot ask for more memory than the machine has.
@@ -84,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
     run(args).await
 }
 
-/// Runs the four workloads in order (small PUT, small GET, large PUT, large GET).
+/// Checks the arguments, then runs the chosen suite.
 async fn run(args: Args) -> anyhow::Result<()> {
     let large_size = args
         .large_size_mib
@@ -112,7 +138,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     // Large enough for one large object, and for small objects at many distinct offsets.
     let small_room = args.small_size.saturating_mul(64).min(MAX_OBJECT_BYTES);
-    let payload_len = if args.large_count > 0 { large_size.max(small_room) } else { small_room };
+    let large = args.suite == Suite::Throughput && args.large_count > 0;
+    let payload_len = if large { large_size.max(small_room) } else { small_room };
     let payload = Payload::new(payload_len);
     let target = Target {
         client: s3,
@@ -122,7 +149,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
         payload,
     };
     let max_time = Duration::from_secs(args.max_seconds);
-    let out = Output { json: args.json, label: &args.label };
+    let out = Output { json: args.json, label: &args.label, server_pids: &args.server_pids };
+    match args.suite {
+        Suite::Throughput => throughput(&args, &target, large_size, max_time, &out).await,
+        Suite::Latency => latency(&args, &target, max_time, &out).await,
+    }
+}
+
+/// The throughput suite, in order: small PUT, small GET, large PUT, large GET.
+async fn throughput(
+    args: &Args,
+    target: &Target,
+    large_size: usize,
+    max_time: Duration,
+    out: &Output<'_>,
+) -> anyhow::Result<()> {
     let mut failed = false;
 
     let small = (args.small_size, args.small_count, args.concurrency);
@@ -132,7 +173,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             continue;
         }
         let put = Spec::new(Op::Put, class, size, count, concurrency, max_time);
-        let written = workload::run(&target, class, put, (0..count).collect()).await;
+        let written = out.measure(workload::run(target, class, put, (0..count).collect())).await;
         out.print(&written)?;
         failed |= written.succeeded.is_empty();
         if written.succeeded.is_empty() {
@@ -141,12 +182,47 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let get = Spec::new(Op::Get, class, size, written.succeeded.len(), concurrency, max_time);
         let mut indices = written.succeeded.clone();
         indices.sort_unstable();
-        let read = workload::run(&target, class, get, indices).await;
+        let read = out.measure(workload::run(target, class, get, indices)).await;
         out.print(&read)?;
         failed |= read.succeeded.is_empty();
     }
     if failed {
         bail!("a workload had no successful operation");
+    }
+    Ok(())
+}
+
+/// The latency suite on small objects, in order: PUT of `small_count` new objects, GET and
+/// HEAD of each, `small_count` listings of a prefix holding `list_objects` keys (written first,
+/// not measured), then DELETE of each. Any failed operation fails the run: a latency figure
+/// over a partial sample would mislead.
+async fn latency(args: &Args, target: &Target, max_time: Duration, out: &Output<'_>) -> anyhow::Result<()> {
+    let (size, count, concurrency) = (args.small_size, args.small_count, args.concurrency);
+    if args.list_objects == 0 || args.list_objects > 1000 {
+        bail!("--list-objects must be between 1 and 1000 (one ListObjectsV2 page)");
+    }
+    let all = || (0..count).collect::<Vec<_>>();
+    let fixture = Spec::new(Op::Put, "list", size, args.list_objects, concurrency, max_time);
+    let listed = workload::run(target, "list", fixture, (0..args.list_objects).collect()).await;
+    if listed.errors > 0 || listed.succeeded.len() != args.list_objects {
+        bail!("writing the objects to list failed: {:?}", listed.first_error);
+    }
+    let steps = [
+        (Op::Put, "small"),
+        (Op::Get, "small"),
+        (Op::Head, "small"),
+        (Op::List { objects: args.list_objects }, "list"),
+        (Op::Delete, "small"),
+    ];
+    let mut errors = 0;
+    for (op, class) in steps {
+        let spec = Spec::new(op, "small", size, count, concurrency, max_time);
+        let outcome = out.measure(workload::run(target, class, spec, all())).await;
+        out.print(&outcome)?;
+        errors += outcome.errors;
+    }
+    if errors > 0 {
+        bail!("{errors} operation(s) failed");
     }
     Ok(())
 }
@@ -163,9 +239,25 @@ struct Output<'a> {
     json: bool,
     /// System name copied into every line.
     label: &'a str,
+    /// Server processes whose CPU time each workload reports (none: not measured).
+    server_pids: &'a [u32],
 }
 
 impl Output<'_> {
+    /// Runs a workload, recording the CPU time the server processes used meanwhile.
+    async fn measure(&self, workload: impl std::future::Future<Output = Outcome>) -> Outcome {
+        if self.server_pids.is_empty() {
+            return workload.await;
+        }
+        let before = cpu::seconds(self.server_pids);
+        let mut outcome = workload.await;
+        match (before, cpu::seconds(self.server_pids)) {
+            (Ok(before), Ok(after)) => outcome.server_cpu_seconds = Some(after - before),
+            (Err(e), _) | (_, Err(e)) => eprintln!("  server CPU not measured: {e:#}"),
+        }
+        outcome
+    }
+
     /// Prints the JSON line (if asked) and the human line of one workload.
     fn print(&self, outcome: &Outcome) -> anyhow::Result<()> {
         let human = human_line(self.label, outcome);
@@ -186,15 +278,16 @@ impl Output<'_> {
 
 /// The machine-readable line of one workload: a flat JSON object.
 fn json_line(label: &str, o: &Outcome) -> String {
-    let (p50, p99, max) = match o.latency() {
-        Some(l) => (stats::millis(l.p50), stats::millis(l.p99), stats::millis(l.max)),
-        None => (0.0, 0.0, 0.0),
+    let (mean, p50, p99, max) = match o.latency() {
+        Some(l) => (stats::millis(l.mean), stats::millis(l.p50), stats::millis(l.p99), stats::millis(l.max)),
+        None => (0.0, 0.0, 0.0, 0.0),
     };
     format!(
         concat!(
             "{{\"system\":{},\"workload\":{},\"object_size\":{},\"concurrency\":{},",
             "\"ops\":{},\"errors\":{},\"timed_out\":{},\"seconds\":{:.6},\"ops_per_sec\":{:.3},",
-            "\"mb_per_sec\":{:.3},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3}}}"
+            "\"mb_per_sec\":{:.3},\"mean_ms\":{:.3},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3},",
+            "\"server_cpu_ms_per_op\":{}}}"
         ),
         json_string(label),
         json_string(&o.spec.name),
@@ -206,9 +299,11 @@ fn json_line(label: &str, o: &Outcome) -> String {
         o.wall.as_secs_f64(),
         o.ops_per_sec(),
         o.mb_per_sec(),
+        mean,
         p50,
         p99,
         max,
+        o.server_cpu_ms_per_op().map_or_else(|| "null".to_owned(), |ms| format!("{ms:.4}")),
     )
 }
 
@@ -221,16 +316,21 @@ fn human_line(label: &str, o: &Outcome) -> String {
     } else {
         format!("{} B", o.spec.size)
     };
-    let verb = match o.spec.op {
-        Op::Put => "PUT",
-        Op::Get => "GET",
-    };
+    let verb = o.spec.op.verb();
     let latency = o.latency().map_or_else(
         || "no latency".to_owned(),
-        |l| format!("p50 {:.2} ms, p99 {:.2} ms", stats::millis(l.p50), stats::millis(l.p99)),
+        |l| {
+            format!(
+                "mean {:.2} ms, p50 {:.2} ms, p99 {:.2} ms",
+                stats::millis(l.mean),
+                stats::millis(l.p50),
+                stats::millis(l.p99)
+            )
+        },
     );
+    let cpu = o.server_cpu_ms_per_op().map_or_else(String::new, |ms| format!("  server CPU {ms:.3} ms/op"));
     format!(
-        "{label:<18} {verb} {size:>7} x{:<6} c{:<3} {:>10.1} ops/s {:>9.1} MB/s  {latency}  errors {}{}",
+        "{label:<18} {verb:<6} {size:>7} x{:<6} c{:<3} {:>10.1} ops/s {:>9.1} MB/s  {latency}{cpu}  errors {}{}",
         o.succeeded.len(),
         o.spec.concurrency,
         o.ops_per_sec(),
@@ -281,6 +381,7 @@ mod tests {
             first_error: None,
             wall: Duration::from_millis(500),
             timed_out: false,
+            server_cpu_seconds: Some(0.01),
         };
         let line = json_line("meridian", &outcome);
         for field in [
@@ -289,8 +390,10 @@ mod tests {
             "\"object_size\":4096",
             "\"ops\":2",
             "\"ops_per_sec\":4.000",
+            "\"mean_ms\":3.000",
             "\"p50_ms\":2.000",
             "\"p99_ms\":4.000",
+            "\"server_cpu_ms_per_op\":5.0000",
         ] {
             assert!(line.contains(field), "{field} missing in {line}");
         }

@@ -20,6 +20,8 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
 /// Summary of the per-operation latencies of one workload.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LatencySummary {
+    /// Arithmetic mean latency (the WAN benchmark reports it beside the percentiles).
+    pub mean: Duration,
     /// Median latency.
     pub p50: Duration,
     /// 99th percentile latency.
@@ -33,7 +35,9 @@ impl LatencySummary {
     pub fn from_samples(samples: &[Duration]) -> Option<Self> {
         let mut sorted = samples.to_vec();
         sorted.sort_unstable();
-        Some(Self { p50: percentile(&sorted, 50.0)?, p99: percentile(&sorted, 99.0)?, max: *sorted.last()? })
+        let max = *sorted.last()?;
+        let mean = sorted.iter().sum::<Duration>() / u32::try_from(sorted.len()).ok()?;
+        Some(Self { mean, p50: percentile(&sorted, 50.0)?, p99: percentile(&sorted, 99.0)?, max })
     }
 }
 
@@ -114,6 +118,7 @@ mod tests {
         assert_eq!(
             s,
             Some(LatencySummary {
+                mean: Duration::from_micros(50_500),
                 p50: Duration::from_millis(50),
                 p99: Duration::from_millis(99),
                 max: Duration::from_millis(100),

@@ -1,5 +1,6 @@
-//! The four workloads (PUT then GET of small objects, PUT then GET of large objects), run at
-//! a fixed concurrency and bounded in count and time.
+//! The workloads: PUT then GET of small objects and of large objects (the throughput suite), and
+//! HEAD, ListObjectsV2 and DELETE for the latency suite; each run at a fixed concurrency and
+//! bounded in count and time.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +23,15 @@ pub enum Op {
     Put,
     /// GetObject, reading (and checking) the whole body.
     Get,
+    /// HeadObject, checking the size.
+    Head,
+    /// DeleteObject.
+    Delete,
+    /// ListObjectsV2 of the size class's key prefix, checking the number of keys.
+    List {
+        /// How many keys the listing must return (one page).
+        objects: usize,
+    },
 }
 
 impl Op {
@@ -30,6 +40,20 @@ impl Op {
         match self {
             Op::Put => "put",
             Op::Get => "get",
+            Op::Head => "head",
+            Op::Delete => "delete",
+            Op::List { .. } => "list",
+        }
+    }
+
+    /// Upper-case name for the human output.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Op::Put => "PUT",
+            Op::Get => "GET",
+            Op::Head => "HEAD",
+            Op::Delete => "DELETE",
+            Op::List { .. } => "LIST",
         }
     }
 }
@@ -86,6 +110,8 @@ pub struct Outcome {
     pub wall: Duration,
     /// Whether the deadline stopped the workload before `count` operations.
     pub timed_out: bool,
+    /// CPU seconds the server processes used during the workload, when their pids were given.
+    pub server_cpu_seconds: Option<f64>,
 }
 
 impl Outcome {
@@ -97,6 +123,12 @@ impl Outcome {
     /// Body megabytes (10^6 bytes) per second.
     pub fn mb_per_sec(&self) -> f64 {
         stats::megabytes_per_second(self.bytes, self.wall)
+    }
+
+    /// Server CPU milliseconds per successful operation, when measured.
+    pub fn server_cpu_ms_per_op(&self) -> Option<f64> {
+        let ops = self.succeeded.len();
+        self.server_cpu_seconds.filter(|_| ops > 0).map(|s| s * 1000.0 / ops as f64)
     }
 
     /// Latency percentiles of the successful operations.
@@ -205,10 +237,57 @@ impl Target {
         }
         Ok(read as u64)
     }
+
+    /// HEADs object `key` and checks its size is `expected`; moves no body bytes.
+    async fn head(&self, key: String, expected: usize) -> anyhow::Result<u64> {
+        let output = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("HeadObject: {}", DisplayErrorContext(&e)))?;
+        if output.content_length() != Some(expected as i64) {
+            bail!("HeadObject: size {:?}, expected {expected}", output.content_length());
+        }
+        Ok(0)
+    }
+
+    /// Deletes object `key`.
+    async fn delete(&self, key: String) -> anyhow::Result<u64> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("DeleteObject: {}", DisplayErrorContext(&e)))?;
+        Ok(0)
+    }
+
+    /// Lists the keys of size class `class` (one ListObjectsV2 page) and checks there are
+    /// `expected` of them; moves no body bytes.
+    async fn list(&self, class: &str, expected: usize) -> anyhow::Result<u64> {
+        let output = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(format!("{}/{class}/", self.prefix))
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("ListObjectsV2: {}", DisplayErrorContext(&e)))?;
+        let found = output.contents().len();
+        if found != expected {
+            bail!("ListObjectsV2: {found} keys, expected {expected}");
+        }
+        Ok(0)
+    }
 }
 
 /// Runs `spec` against `target` on the objects `indices` of size class `class`
-/// (for PUT: write them; for GET: read them back and compare).
+/// (PUT: write them; GET: read them back and compare; HEAD: check their size; DELETE: delete
+/// them; LIST: list the class's prefix once per index).
 pub async fn run(target: &Target, class: &str, spec: Spec, indices: Vec<usize>) -> Outcome {
     let size = spec.size;
     let op = spec.op;
@@ -219,10 +298,12 @@ pub async fn run(target: &Target, class: &str, spec: Spec, indices: Vec<usize>) 
         let class = Arc::clone(&class);
         async move {
             let key = target.key(&class, index);
-            let body = target.payload.body(index, size)?;
             match op {
-                Op::Put => target.put(key, body).await,
-                Op::Get => target.get(key, body).await,
+                Op::Put => target.put(key, target.payload.body(index, size)?).await,
+                Op::Get => target.get(key, target.payload.body(index, size)?).await,
+                Op::Head => target.head(key, size).await,
+                Op::Delete => target.delete(key).await,
+                Op::List { objects } => target.list(&class, objects).await,
             }
         }
     };
@@ -294,6 +375,7 @@ where
         first_error: None,
         wall: Duration::ZERO,
         timed_out: false,
+        server_cpu_seconds: None,
     };
     while let Some(joined) = workers.join_next().await {
         match joined {

@@ -372,8 +372,13 @@ pub(crate) struct RegionConfig {
     pub(crate) s3_url: Option<String>,
     /// Web listener.
     pub(crate) web: String,
-    /// Internal listener.
+    /// Internal listener: the address peers dial, recorded in the Raft membership.
     pub(crate) internal: String,
+    /// Address the internal listener binds when it is not `internal` itself: when peers reach
+    /// this node through something in between (a relay, a NAT, a WAN emulator), they dial
+    /// `internal` while the node listens here. Default: `internal`.
+    #[serde(default)]
+    pub(crate) internal_bind: Option<String>,
     /// Data directory (relative to the config file).
     pub(crate) data_dir: PathBuf,
     /// Voter or learner.
@@ -461,7 +466,10 @@ impl ClusterConfig {
             if !(-180.0..=180.0).contains(&region.longitude) {
                 return Err(invalid(field("longitude"), format!("{} is not within -180..=180", region.longitude)));
             }
-            for (name, addr) in [("s3", &region.s3), ("web", &region.web), ("internal", &region.internal)] {
+            let bind = region.internal_bind.iter().map(|a| ("internal_bind", a));
+            for (name, addr) in
+                [("s3", &region.s3), ("web", &region.web), ("internal", &region.internal)].into_iter().chain(bind)
+            {
                 if addr.parse::<SocketAddr>().is_err() {
                     return Err(invalid(field(name), format!("{addr:?} is not an ip:port address")));
                 }
@@ -626,6 +634,11 @@ impl ClusterConfig {
         }
     }
 
+    /// Where a region's internal listener binds: `internal_bind`, else `internal`.
+    pub(crate) fn internal_bind(region: &RegionConfig) -> &str {
+        region.internal_bind.as_deref().unwrap_or(&region.internal)
+    }
+
     /// The membership record of a region.
     pub(crate) fn node_of(region: &RegionConfig) -> meridian_raft::RegionNode {
         meridian_raft::RegionNode {
@@ -691,6 +704,16 @@ secret = "0123456789abcdef-hook"
     }
 
     #[test]
+    fn internal_bind_defaults_to_the_advertised_address() {
+        let config = load_str(VALID).expect("valid");
+        assert_eq!(ClusterConfig::internal_bind(&config.region[0]), "127.0.0.1:3");
+        let relayed = VALID.replace("name = \"a\"", "name = \"a\"\ninternal_bind = \"127.0.0.1:4\"");
+        let config = load_str(&relayed).expect("valid with internal_bind");
+        assert_eq!(ClusterConfig::internal_bind(&config.region[0]), "127.0.0.1:4");
+        assert_eq!(ClusterConfig::node_of(&config.region[0]).internal, "127.0.0.1:3", "peers dial `internal`");
+    }
+
+    #[test]
     fn errors_name_the_field() {
         assert!(load_str(VALID).is_ok());
         let cases = [
@@ -713,6 +736,8 @@ secret = "0123456789abcdef-hook"
             (format!("{VALID}{WEBHOOK}").replace("0123456789abcdef-hook", "short"), "events.webhook[0].secret"),
             (format!("{VALID}{WEBHOOK}{WEBHOOK}"), "events.webhook[1].name"),
             (format!("{VALID}{WEBHOOK}max_batch = 0\n"), "events.webhook[0].max_batch"),
+            (VALID.replace("name = \"a\"", "name = \"a\"\ninternal_bind = \"x\""), "region[0].internal_bind"),
+            (VALID.replace("name = \"a\"", "name = \"a\"\ninternal_bind = \"127.0.0.1:1\""), "region[0].internal_bind"),
         ];
         for (text, field) in cases {
             let message = load_str(&text).err().map(|e| e.to_string()).unwrap_or_default();

@@ -49,7 +49,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     // Bind everything before initializing, so peers can reach us as soon as Raft starts.
     let s3 = listeners::bind("s3", &region.s3).await?;
     let web = listeners::bind("web", &region.web).await?;
-    let internal = listeners::bind("internal", &region.internal).await?;
+    let internal = listeners::bind("internal", ClusterConfig::internal_bind(&region)).await?;
     let signer = Arc::new(RequestSigner::new(&config.cluster.secret));
     let scrub_rate = config.storage.scrub_bandwidth_mib_per_sec.saturating_mul(1024 * 1024);
     let scrubber = Arc::new(Scrubber::new(gateway.clone(), scrub_rate));

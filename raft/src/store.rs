@@ -614,14 +614,20 @@ impl MetaStore {
         Ok(())
     }
 
-    /// Removes a region on the leader: first from the voters, then from the members, so it is
-    /// no longer asked anything.
+    /// Removes a region on the leader in two committed steps: a voter is first demoted to a
+    /// learner, kept in the membership so that it still receives the entry that demotes it,
+    /// then removed from the members, so it is no longer asked anything.
+    ///
+    /// Removing a voter outright stops replication to it as soon as the leader appends the
+    /// change, so it never learns it was removed: it goes on believing it votes and, once its
+    /// election timeout passes, campaigns for ever. A learner never campaigns.
     pub async fn remove_region(&self, id: NodeId) -> Result<(), String> {
         let ids = std::collections::BTreeSet::from([id]);
         let is_voter = self.inner.raft.metrics().borrow().membership_config.membership().voter_ids().any(|v| v == id);
         if is_voter {
             let change = openraft::ChangeMembers::RemoveVoters(ids.clone());
-            self.inner.raft.change_membership(change, false).await.map_err(|e| e.to_string())?;
+            self.inner.raft.change_membership(change, true).await.map_err(|e| e.to_string())?;
+            tracing::info!(id, "region demoted to learner");
         }
         let change = openraft::ChangeMembers::RemoveNodes(ids);
         self.inner.raft.change_membership(change, false).await.map_err(|e| e.to_string())?;

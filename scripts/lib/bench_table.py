@@ -5,11 +5,16 @@
       Prints N distinct free TCP ports on 127.0.0.1 such that PORT+10000 is free too
       (SeaweedFS puts each gRPC listener at its HTTP port + 10000).
 
-  bench_table.py table --input ROUNDS.jsonl --systems LABEL=Title,... [--ratio A/B]
+  bench_table.py table --input ROUNDS.jsonl --systems LABEL=Title,... [--ratio A/B,C/B]
                        [--limits LIMITS.json] [--markdown OUT.md] [--title TEXT]
       Reads the JSON lines printed by `meridian-bench --json`, takes the median of every
       figure per system and workload over the rounds, and prints one Markdown table
-      (rows: workloads, columns: systems, then the ratio A / B); writes it to OUT.md too.
+      (rows: workloads, columns: systems, then each ratio A / B); writes it to OUT.md too.
+
+  bench_table.py latency --input ROUNDS.jsonl --systems LABEL=Title,... [--markdown OUT.md]
+                         [--title TEXT]
+      The same for the latency suite (`meridian-bench --suite latency`): one row per
+      operation, mean / p50 / p99 per system (medians over the rounds).
 """
 
 import argparse
@@ -61,9 +66,11 @@ ROWS = [
     ("put_small", "ops_per_sec", "PUT ops/s", "", True),
     ("put_small", "p50_ms", "PUT p50", " ms", False),
     ("put_small", "p99_ms", "PUT p99", " ms", False),
+    ("put_small", "server_cpu_ms_per_op", "PUT server CPU per op", " ms", False),
     ("get_small", "ops_per_sec", "GET ops/s", "", True),
     ("get_small", "p50_ms", "GET p50", " ms", False),
     ("get_small", "p99_ms", "GET p99", " ms", False),
+    ("get_small", "server_cpu_ms_per_op", "GET server CPU per op", " ms", False),
     ("put_large", "mb_per_sec", "PUT MB/s", "", True),
     ("get_large", "mb_per_sec", "GET MB/s", "", True),
 ]
@@ -97,8 +104,8 @@ def fmt(value, unit=""):
     return text + unit
 
 
-def build_table(records, systems, ratio):
-    """Markdown lines of the median table. `systems` is [(label, title)], `ratio` (a, b) or None."""
+def build_table(records, systems, ratios):
+    """Markdown lines of the median table. `systems` is [(label, title)], `ratios` [(a, b)]."""
     by_key = {}
     sizes = {}
     errors = {}
@@ -109,23 +116,27 @@ def build_table(records, systems, ratio):
         errors[r.get("system")] = errors.get(r.get("system"), 0) + int(r.get("errors", 0))
 
     header = ["Workload"] + [title for _, title in systems]
-    if ratio:
-        titles = dict(systems)
-        header.append(f"{titles[ratio[0]]} / {titles[ratio[1]]}")
+    titles = dict(systems)
+    for a, b in ratios:
+        header.append(f"{titles[a]} / {titles[b]}")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for workload, field, text, unit, higher_better in ROWS:
+        if workload not in sizes:
+            continue
+        if not any(r.get(field) is not None for s, _ in systems for r in by_key.get((s, workload), [])):
+            continue
         size = sizes.get(workload)
         label = f"{size_label(size)} {text}" if size else text
         label += " (higher is better)" if higher_better else " (lower is better)"
         medians = {}
         cells = [label]
         for system, _ in systems:
-            values = [r[field] for r in by_key.get((system, workload), []) if field in r and r.get("ops", 0) > 0]
+            values = [r[field] for r in by_key.get((system, workload), []) if r.get(field) is not None and r.get("ops", 0) > 0]
             medians[system] = statistics.median(values) if values else None
             n = len(values)
             cells.append(fmt(medians[system], unit) + (f" (n={n})" if 0 < n and n != max_rounds(by_key, systems, workload) else ""))
-        if ratio:
-            a, b = medians.get(ratio[0]), medians.get(ratio[1])
+        for ra, rb in ratios:
+            a, b = medians.get(ra), medians.get(rb)
             cells.append(f"{a / b:.2f}x" if a is not None and b else "n/a")
         lines.append("| " + " | ".join(cells) + " |")
     rounds = {s: max((len(by_key.get((s, w), [])) for w, *_ in ROWS), default=0) for s, _ in systems}
@@ -150,7 +161,7 @@ def table_main(argv):
     p = argparse.ArgumentParser(prog="bench_table.py table")
     p.add_argument("--input", required=True)
     p.add_argument("--systems", required=True, help="label=Title,label=Title,...")
-    p.add_argument("--ratio", help="labelA/labelB")
+    p.add_argument("--ratio", help="labelA/labelB[,labelC/labelB...]")
     p.add_argument("--limits", help="JSON object of machine limits to print under the table")
     p.add_argument("--markdown", help="also write the table here")
     p.add_argument("--title", default="Benchmark")
@@ -159,12 +170,12 @@ def table_main(argv):
     for item in a.systems.split(","):
         label, _, title = item.partition("=")
         systems.append((label, title or label))
-    ratio = None
-    if a.ratio:
-        left, _, right = a.ratio.partition("/")
+    ratios = []
+    for pair in (a.ratio or "").split(","):
+        left, _, right = pair.partition("/")
         if left in dict(systems) and right in dict(systems):
-            ratio = (left, right)
-    lines = [f"## {a.title}", ""] + build_table(load(a.input), systems, ratio)
+            ratios.append((left, right))
+    lines = [f"## {a.title}", ""] + build_table(load(a.input), systems, ratios)
     if a.limits:
         with open(a.limits, encoding="utf-8") as f:
             limits = json.load(f)
@@ -190,14 +201,82 @@ def self_test():
         {"system": "s", "workload": "put_small", "object_size": 4096, "ops": 10, "errors": 1, "ops_per_sec": v, "p50_ms": 2.0, "p99_ms": 4.0}
         for v in (50.0, 100.0, 150.0)
     ]
-    lines = build_table(recs, [("m", "M"), ("s", "S")], ("m", "s"))
+    lines = build_table(recs, [("m", "M"), ("s", "S")], [("m", "s")])
     row = next(line for line in lines if "PUT ops/s" in line)
     assert "| 200 | 100 | 2.00x |" in row, row
     p50 = next(line for line in lines if "PUT p50" in line)
     assert "1.00 ms | 2.00 ms | 0.50x" in p50, p50
     assert "S: 3." in lines[-1], lines[-1]
     assert size_label(4096) == "4 KiB" and size_label(64 << 20) == "64 MiB"
-    print("bench_table self-test: 1 passed, 0 failed")
+    lat = [
+        {"system": "l", "workload": w, "ops": 50, "errors": 0, "mean_ms": m, "p50_ms": m, "p99_ms": 2 * m}
+        for w, m in (("put_small", 200.0), ("get_small", 1.0), ("get_small", 3.0))
+    ]
+    table = build_latency_table(lat, [("l", "L")])
+    get = next(line for line in table if line.startswith("| GetObject"))
+    assert "| 2.00 ms | 2.00 ms | 4.00 ms |" in get, get
+    assert not any(line.startswith("| HeadObject") for line in table), table
+    print("bench_table self-test: 2 passed, 0 failed")
+
+
+# (workload, row text) of the latency suite, in the order it runs.
+LATENCY_ROWS = [
+    ("put_small", "PutObject 4 KiB"),
+    ("get_small", "GetObject (known key)"),
+    ("head_small", "HeadObject (known key)"),
+    ("list_small", "ListObjectsV2 (10 keys)"),
+    ("delete_small", "DeleteObject"),
+]
+
+
+def build_latency_table(records, systems):
+    """Markdown lines: one row per operation, mean / p50 / p99 (medians over rounds) per system."""
+    by_key = {}
+    for r in records:
+        by_key.setdefault((r.get("system"), r.get("workload")), []).append(r)
+    header = ["Operation"]
+    for _, title in systems:
+        header += [f"{title} mean", f"{title} p50", f"{title} p99"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for workload, text in LATENCY_ROWS:
+        if not any((s, workload) in by_key for s, _ in systems):
+            continue
+        cells = [text]
+        for system, _ in systems:
+            runs = [r for r in by_key.get((system, workload), []) if r.get("ops", 0) > 0]
+            for field in ("mean_ms", "p50_ms", "p99_ms"):
+                values = [r[field] for r in runs if field in r]
+                cells.append(fmt(statistics.median(values), " ms") if values else "n/a")
+        lines.append("| " + " | ".join(cells) + " |")
+    counts = {s: max((len(v) for (sy, _), v in by_key.items() if sy == s), default=0) for s, _ in systems}
+    ops = {s: max((r.get("ops", 0) for (sy, _), v in by_key.items() if sy == s for r in v), default=0) for s, _ in systems}
+    errors = {s: sum(int(r.get("errors", 0)) for (sy, _), v in by_key.items() if sy == s for r in v) for s, _ in systems}
+    lines.append("")
+    lines.append(
+        "Requests one at a time; "
+        + "; ".join(f"{title}: {ops[s]} per operation, {counts[s]} round(s), {errors[s]} failed" for s, title in systems)
+        + "."
+    )
+    return lines
+
+
+def latency_main(argv):
+    """The `latency` subcommand."""
+    p = argparse.ArgumentParser(prog="bench_table.py latency")
+    p.add_argument("--input", required=True)
+    p.add_argument("--systems", required=True, help="label=Title,label=Title,...")
+    p.add_argument("--markdown", help="also write the table here")
+    p.add_argument("--title", default="Latency")
+    a = p.parse_args(argv)
+    systems = []
+    for item in a.systems.split(","):
+        label, _, title = item.partition("=")
+        systems.append((label, title or label))
+    text = "\n".join([f"## {a.title}", ""] + build_latency_table(load(a.input), systems)) + "\n"
+    sys.stdout.write(text)
+    if a.markdown:
+        with open(a.markdown, "w", encoding="utf-8") as f:
+            f.write(text)
 
 
 def main():
@@ -206,6 +285,8 @@ def main():
         print(" ".join(str(p) for p in free_ports(int(sys.argv[2]))))
     elif len(sys.argv) >= 2 and sys.argv[1] == "table":
         table_main(sys.argv[2:])
+    elif len(sys.argv) >= 2 and sys.argv[1] == "latency":
+        latency_main(sys.argv[2:])
     elif len(sys.argv) >= 2 and sys.argv[1] == "self-test":
         self_test()
     else:

@@ -24,6 +24,14 @@ pub const CLUSTER_NAME: &str = "meridian-test-cluster";
 /// The regions, in `[[region]]` order: name, latitude, longitude. Node index `i` has id `i + 1`.
 pub const REGIONS: [(&str, f64, f64); 3] =
     [("frankfurt", 50.1109, 8.6821), ("virginia", 38.9586, -77.3570), ("singapore", 1.3521, 103.8198)];
+/// Regions a test may start at run time (`TestCluster::start_spare_node`), after [`REGIONS`]:
+/// node index 3 is the first of them, with id 4.
+pub const SPARE_REGIONS: [(&str, f64, f64); 1] = [("sydney", -33.8688, 151.2093)];
+
+/// Name, latitude and longitude of node index `i`: [`REGIONS`], then [`SPARE_REGIONS`].
+pub fn region_of(i: usize) -> (&'static str, f64, f64) {
+    REGIONS.iter().chain(&SPARE_REGIONS).nth(i).copied().unwrap_or_else(|| panic!("no test region for node index {i}"))
+}
 
 /// Settings of a test cluster.
 #[derive(Debug, Clone)]
@@ -92,8 +100,9 @@ pub fn free_ports<const N: usize>() -> [SocketAddr; N] {
     free_loopback_ports::<N>()
 }
 
-/// The config text of a cluster of `regions.len()` (at most 3) voters named after [`REGIONS`],
-/// region `i` with id `i + 1`; data dirs are written as given (use absolute paths).
+/// The config text of a cluster of `regions.len()` (at most 4) voters named after [`REGIONS`] and
+/// [`SPARE_REGIONS`], region `i` with id `i + 1`; data dirs are written as given (use absolute
+/// paths).
 pub fn cluster_config(options: &ClusterOptions, regions: &[RegionAddrs]) -> String {
     let ClusterOptions {
         heartbeat_ms,
@@ -132,7 +141,8 @@ bandwidth_mib_per_sec = {bandwidth_mib_per_sec}
 "#,
         default_region = names[0].0,
     );
-    for (i, (r, (name, lat, lon))) in regions.iter().zip(names).enumerate() {
+    for (i, r) in regions.iter().enumerate() {
+        let (name, lat, lon) = names.get(i).copied().unwrap_or_else(|| region_of(i));
         let id = id_of(i);
         write!(
             config,
@@ -168,6 +178,50 @@ pub fn id_of(index: usize) -> u64 {
     index as u64 + 1
 }
 
+/// A node of region `name` with its own temporary directory and these S3, web and internal
+/// addresses; not started, its config not written yet.
+fn unstarted_node(name: &str, [s3_addr, web_addr, internal_addr]: [SocketAddr; 3]) -> TestNode {
+    let root = tempfile::Builder::new().prefix("meridian-cluster-").tempdir().expect("create temp dir");
+    let node_dir = root.path().join(format!("l1/l2/{name}"));
+    let cwd = node_dir.join("cwd");
+    fs::create_dir_all(&cwd).expect("create node dirs");
+    TestNode {
+        data_dir: node_dir.join("data"),
+        config_path: node_dir.join("meridian.toml"),
+        log_path: node_dir.join("node.log"),
+        root,
+        node_dir,
+        cwd,
+        s3_addr,
+        web_addr,
+        internal_addr,
+        region: name.to_owned(),
+        proc: Mutex::new(None),
+    }
+}
+
+/// Where `node` listens and keeps its data, as its `[[region]]` says.
+fn region_addrs(node: &TestNode) -> RegionAddrs {
+    RegionAddrs { s3: node.s3_addr, web: node.web_addr, internal: node.internal_addr, data_dir: node.data_dir.clone() }
+}
+
+/// Runs the `meridian` CLI with `args`, killed if it has not finished within `timeout`; returns
+/// whether it succeeded and what it printed (stdout then stderr).
+pub async fn run_cli(args: &[&std::ffi::OsStr], timeout: Duration) -> (bool, String) {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(timeout, child)
+        .await
+        .unwrap_or_else(|_| panic!("meridian {args:?} did not finish within {timeout:?}"))
+        .expect("run the meridian binary");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
 impl TestCluster {
     /// Starts a cluster with [`ClusterOptions::default`] and waits until every node is ready and
     /// all agree on one leader.
@@ -178,46 +232,13 @@ impl TestCluster {
     /// [`TestCluster::start`] with other settings.
     pub async fn start_with(options: ClusterOptions) -> TestCluster {
         let ports = free_loopback_ports::<9>();
-        let mut layout = Vec::new();
-        for (i, (name, ..)) in options.regions.iter().enumerate() {
-            let root = tempfile::Builder::new().prefix("meridian-cluster-").tempdir().expect("create temp dir");
-            let node_dir = root.path().join(format!("l1/l2/{name}"));
-            let cwd = node_dir.join("cwd");
-            fs::create_dir_all(&cwd).expect("create node dirs");
-            let data_dir = node_dir.join("data");
-            let (s3, web, internal) = (ports[3 * i], ports[3 * i + 1], ports[3 * i + 2]);
-            layout.push((root, node_dir, cwd, data_dir, s3, web, internal));
-        }
-
-        let regions: Vec<RegionAddrs> = layout
-            .iter()
-            .map(|(_, _, _, data_dir, s3, web, internal)| RegionAddrs {
-                s3: *s3,
-                web: *web,
-                internal: *internal,
-                data_dir: data_dir.clone(),
-            })
+        let nodes: Vec<TestNode> = (0..REGIONS.len())
+            .map(|i| unstarted_node(options.regions[i].0, [ports[3 * i], ports[3 * i + 1], ports[3 * i + 2]]))
             .collect();
+        let regions: Vec<RegionAddrs> = nodes.iter().map(region_addrs).collect();
         let config = cluster_config(&options, &regions);
-
-        let mut nodes = Vec::new();
-        for (i, (root, node_dir, cwd, data_dir, s3_addr, web_addr, internal_addr)) in layout.into_iter().enumerate() {
-            let config_path = node_dir.join("meridian.toml");
-            fs::write(&config_path, &config).expect("write config");
-            let log_path = node_dir.join("node.log");
-            nodes.push(TestNode {
-                root,
-                node_dir,
-                config_path,
-                data_dir,
-                log_path,
-                cwd,
-                s3_addr,
-                web_addr,
-                internal_addr,
-                region: options.regions[i].0.to_owned(),
-                proc: Mutex::new(None),
-            });
+        for node in &nodes {
+            fs::write(&node.config_path, &config).expect("write config");
         }
         for node in &nodes {
             node.spawn();
@@ -228,6 +249,37 @@ impl TestCluster {
         let cluster = TestCluster { nodes, options, config_text: config, http: http_client() };
         cluster.wait_for_leader(&[0, 1, 2], Duration::from_secs(30)).await;
         cluster
+    }
+
+    /// Starts the node of the next [`SPARE_REGIONS`] entry (node index `nodes.len()`) with a
+    /// config listing every region so far plus it, as an operator would before
+    /// `meridian cluster add-region`. It is not a member yet: this only waits until its web
+    /// listener answers (`/healthz` says 503 until it has joined). Returns its index.
+    pub async fn start_spare_node(&mut self) -> usize {
+        let i = self.nodes.len();
+        let node = unstarted_node(region_of(i).0, free_loopback_ports::<3>());
+        let mut regions: Vec<RegionAddrs> = self.nodes.iter().map(region_addrs).collect();
+        regions.push(region_addrs(&node));
+        fs::write(&node.config_path, cluster_config(&self.options, &regions)).expect("write config");
+        node.spawn();
+        let url = format!("{}/healthz", node.web_url());
+        let deadline = Instant::now() + super::START_TIMEOUT;
+        loop {
+            if let Some(status) = node.exited() {
+                panic!("the spare node exited with {status} before listening\n{}", node.log_report());
+            }
+            if self.http.get(&url).timeout(Duration::from_secs(2)).send().await.is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the spare node did not listen within the start timeout\n{}",
+                node.log_report()
+            );
+            tokio::time::sleep(POLL).await;
+        }
+        self.nodes.push(node);
+        i
     }
 
     pub fn node(&self, i: usize) -> &TestNode {

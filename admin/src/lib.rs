@@ -6,15 +6,18 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use meridian_raft::MetaStore;
 use serde::Serialize;
 
 mod api_auth;
 mod error;
+pub mod identity;
 
 pub use api_auth::{ApiCaller, ServiceToken};
 pub use error::ApiError;
+pub use identity::sync::run_user_sync;
+pub use identity::{IdentityError, IdentitySettings, SignedInUser};
 
 /// What the web handlers share.
 #[derive(Clone)]
@@ -26,12 +29,15 @@ pub struct WebState {
     required_key: Option<String>,
     /// Bearer tokens of the cinema's services allowed on the JSON API (see [`ApiCaller`]).
     service_tokens: std::sync::Arc<[ServiceToken]>,
+    /// Sign-in through the cinema's Auth service; `None` when `[auth]` is not configured (the
+    /// user routes then answer 503).
+    identity: Option<std::sync::Arc<identity::Identity>>,
 }
 
 impl WebState {
     /// State for the node of `region`.
     pub fn new(meta: MetaStore, region: String, required_key: Option<String>) -> Self {
-        Self { meta, region, required_key, service_tokens: std::sync::Arc::new([]) }
+        Self { meta, region, required_key, service_tokens: std::sync::Arc::new([]), identity: None }
     }
 
     /// Accepts these service tokens on the JSON API.
@@ -40,11 +46,24 @@ impl WebState {
         self.service_tokens = tokens.into();
         self
     }
+
+    /// Enables sign-in through the cinema's Auth service.
+    pub fn with_identity(mut self, settings: IdentitySettings) -> Result<Self, IdentityError> {
+        self.identity = Some(std::sync::Arc::new(identity::Identity::new(settings)?));
+        Ok(self)
+    }
 }
 
 /// The web router.
 pub fn router(state: WebState) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/api/v1/cluster", get(cluster)).with_state(state)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/cluster", get(cluster))
+        .route("/api/v1/session", post(identity::session::sign_in).delete(identity::session::sign_out))
+        .route("/api/v1/session/refresh", post(identity::session::refresh))
+        .route("/api/v1/me", get(identity::session::me))
+        .route("/api/v1/users", get(identity::users::list))
+        .with_state(state)
 }
 
 /// The body of `/healthz`.

@@ -2,6 +2,7 @@
 
 mod cluster_cli;
 mod config;
+mod dev_auth;
 mod geo;
 mod keys;
 mod listeners;
@@ -44,6 +45,8 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Run the STAND-IN Auth service (development and tests only) that `[auth]` points at.
+    DevAuth(dev_auth::DevAuthArgs),
 }
 
 #[derive(Subcommand)]
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Node { config, region } => node::run(&config, &region).await,
             Command::Key { command: KeyCommand::Create { config, name } } => keys::create(&config, &name).await,
+            Command::DevAuth(args) => dev_auth::run(args).await,
             Command::Cluster { command: ClusterCommand::Status { config } } => cluster_cli::status(&config).await,
             Command::Cluster { command: ClusterCommand::AddRegion { config, region } } => {
                 cluster_cli::add_region(&config, &region).await

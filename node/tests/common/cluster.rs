@@ -167,6 +167,12 @@ impl TestCluster {
 
     /// [`TestCluster::start`] with other settings.
     pub async fn start_with(options: ClusterOptions) -> TestCluster {
+        Self::start_with_extra(options, "").await
+    }
+
+    /// [`TestCluster::start_with`], with `extra` appended to the generated config (whole TOML
+    /// tables, e.g. an `[auth]` section).
+    pub async fn start_with_extra(options: ClusterOptions, extra: &str) -> TestCluster {
         let ports = free_loopback_ports::<9>();
         let mut layout = Vec::new();
         for (i, (name, ..)) in REGIONS.iter().enumerate() {
@@ -188,7 +194,7 @@ impl TestCluster {
                 data_dir: data_dir.clone(),
             })
             .collect();
-        let config = cluster_config(&options, &regions);
+        let config = cluster_config(&options, &regions) + extra;
 
         let mut nodes = Vec::new();
         for (i, (root, node_dir, cwd, data_dir, s3_addr, web_addr, internal_addr)) in layout.into_iter().enumerate() {

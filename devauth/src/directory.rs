@@ -115,7 +115,10 @@ impl Directory {
     pub(crate) fn page(&self, after: Option<&str>, limit: usize) -> (Vec<SeedUser>, bool) {
         let users = self.read();
         let mut iter = users
-            .range::<str, _>((after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded), std::ops::Bound::Unbounded))
+            .range::<str, _>((
+                after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
+                std::ops::Bound::Unbounded,
+            ))
             .map(|(_, u)| u.clone());
         let page: Vec<SeedUser> = iter.by_ref().take(limit).collect();
         let more = iter.next().is_some();

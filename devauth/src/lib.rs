@@ -10,7 +10,7 @@
 //! - `GET /auth/v1/jwks`: the public key, when it signs with RS256;
 //! - stand-in only, for tests: `PUT` / `DELETE /dev/v1/users/{id}` change users "upstream".
 //!
-//! Users live in memory, seeded from a TOML file ([`seed`]); passwords are compared as given.
+//! Users live in memory, seeded from a TOML file ([`seed_users`]); passwords are compared as given.
 //! It runs as `meridian dev-auth`, which fills [`DevAuthConfig`] from `cluster.toml`'s `[auth]`.
 
 mod directory;

@@ -324,9 +324,10 @@ impl AuthSection {
     /// Checks the section; errors name the field (without the `auth.` prefix the caller adds).
     fn validate(&self, base_dir: &Path) -> Result<(), (String, String)> {
         let invalid = |field: &str, message: String| Err((field.to_owned(), message));
-        for (field, url) in [("login_url", &self.login_url), ("refresh_url", &self.refresh_url), ("users_url", &self.users_url)]
-            .into_iter()
-            .chain(self.jwks_url.as_ref().map(|url| ("jwks_url", url)))
+        for (field, url) in
+            [("login_url", &self.login_url), ("refresh_url", &self.refresh_url), ("users_url", &self.users_url)]
+                .into_iter()
+                .chain(self.jwks_url.as_ref().map(|url| ("jwks_url", url)))
         {
             if url.is_empty() {
                 return invalid(field, "must be set".into());
@@ -722,7 +723,8 @@ service_token = "service-token-0123456789"
             (format!("{valid}sync_interval_secs = 0\n"), "auth.sync_interval_secs"),
             (format!("{valid}cookie_secure = \"sometimes\"\n"), "cookie_secure"),
             (
-                valid.replace("hs256_secret = \"0123456789abcdef0123456789abcdef\"", "public_key_file = \"nowhere.pem\"")
+                valid
+                    .replace("hs256_secret = \"0123456789abcdef0123456789abcdef\"", "public_key_file = \"nowhere.pem\"")
                     .replace("\"HS256\"", "\"RS256\""),
                 "auth.public_key_file",
             ),

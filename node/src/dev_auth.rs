@@ -48,7 +48,9 @@ pub(crate) async fn run(args: DevAuthArgs) -> anyhow::Result<()> {
     let signing = match (auth.algorithm, &args.rs256_key) {
         (AuthAlgorithm::Hs256, _) => Signing::Hs256 { secret: auth.hs256_secret.clone().unwrap_or_default() },
         (AuthAlgorithm::Rs256, Some(key)) => Signing::Rs256 { private_key: resolve(&std::env::current_dir()?, key) },
-        (AuthAlgorithm::Rs256, None) => bail!("[auth] algorithm is RS256: give the stand-in its private key with --rs256-key"),
+        (AuthAlgorithm::Rs256, None) => {
+            bail!("[auth] algorithm is RS256: give the stand-in its private key with --rs256-key")
+        }
     };
     let shutdown = Shutdown::on_signals()?;
     meridian_dev_auth::serve(

@@ -62,12 +62,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         listeners::internal::router(meta.clone(), blobs, signer),
         shutdown.clone(),
     ));
-    tasks.spawn(listeners::serve_axum(
-        "web",
-        web,
-        meridian_admin::router(web_state.clone()),
-        shutdown.clone(),
-    ));
+    tasks.spawn(listeners::serve_axum("web", web, meridian_admin::router(web_state.clone()), shutdown.clone()));
     let stop = shutdown.clone();
     tasks.spawn(meridian_admin::run_user_sync(web_state, async move { stop.wait().await }));
     tasks.spawn(workers::work_queue(gateway.clone(), shutdown.clone()));

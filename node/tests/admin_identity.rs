@@ -268,8 +268,8 @@ async fn hs256_token_checks() {
     // A valid token whose payload was changed (a role added) no longer verifies.
     let valid = hs256(&good_claims(), AUTH_SECRET);
     let parts: Vec<&str> = valid.split('.').collect();
-    let forged_payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(claims_with(json!({"roles": ["admin"]})).to_string());
+    let forged_payload =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims_with(json!({"roles": ["admin"]})).to_string());
     let forged = format!("{}.{forged_payload}.{}", parts[0], parts[2]);
     assert_refused(&node, &forged, "token_signature", "payload changed after signing").await;
 
@@ -396,8 +396,10 @@ async fn user_sync_adds_changes_and_marks_deleted() {
 
     // Added upstream.
     devauth.put_user("u-carol", "carol", "Carol Weiss", "carol-password", &["user"]).await;
-    wait_users(&cluster, follower, &alice, "carol added", |l| user(l, "u-carol").is_some_and(|u| u["name"] == "Carol Weiss"))
-        .await;
+    wait_users(&cluster, follower, &alice, "carol added", |l| {
+        user(l, "u-carol").is_some_and(|u| u["name"] == "Carol Weiss")
+    })
+    .await;
     let (status, _, carol_session) = sign_in(cluster.node(follower), "carol", "carol-password").await;
     assert_eq!(status, StatusCode::OK);
     let carol = carol_session["access_token"].as_str().expect("token").to_owned();

@@ -94,7 +94,7 @@ impl TokenError {
 }
 
 /// The claims Meridian reads from an access token. Every field has a default so that a missing
-/// claim is reported by name (by the validation or by [`TokenVerifier::verify`]) rather than as
+/// claim is reported by name (by the validation or by the verifier) rather than as
 /// a parse error.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AccessClaims {
@@ -121,7 +121,7 @@ struct RawHeader {
 }
 
 /// Checks access tokens against one pinned algorithm and key source.
-pub struct TokenVerifier {
+pub(crate) struct TokenVerifier {
     algorithm: Algorithm,
     keys: Keys,
     validation: Validation,
@@ -143,7 +143,7 @@ pub struct KeyError(pub String);
 impl TokenVerifier {
     /// A verifier for `key`, accepting tokens of `issuer` (and `audience`, when given) whose
     /// `exp` / `nbf` hold within `leeway`.
-    pub fn new(
+    pub(crate) fn new(
         key: VerificationKey,
         issuer: &str,
         audience: Option<&str>,
@@ -177,12 +177,12 @@ impl TokenVerifier {
     }
 
     /// The pinned algorithm's name.
-    pub fn algorithm_name(&self) -> &'static str {
+    pub(crate) fn algorithm_name(&self) -> &'static str {
         algorithm_name(self.algorithm)
     }
 
     /// The claims of a valid access token.
-    pub async fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+    pub(crate) async fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let header = raw_header(token)?;
         if header.alg != self.algorithm_name() {
             return Err(TokenError::WrongAlgorithm { found: header.alg, pinned: self.algorithm_name() });
@@ -195,7 +195,7 @@ impl TokenVerifier {
                 // them is a bad signature.
                 let mut last = TokenError::BadSignature;
                 let mut found = None;
-                for key in candidates.iter() {
+                for key in &candidates {
                     match self.decode(token, key) {
                         Ok(claims) => {
                             found = Some(claims);
@@ -231,10 +231,9 @@ impl TokenVerifier {
                 ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
                 ErrorKind::InvalidAudience => TokenError::WrongAudience,
                 ErrorKind::MissingRequiredClaim(claim) => TokenError::MissingClaim(claim.clone()),
-                ErrorKind::InvalidAlgorithm => TokenError::WrongAlgorithm {
-                    found: "(other)".into(),
-                    pinned: self.algorithm_name(),
-                },
+                ErrorKind::InvalidAlgorithm => {
+                    TokenError::WrongAlgorithm { found: "(other)".into(), pinned: self.algorithm_name() }
+                }
                 // `roles` not a list, a claim of the wrong type...: not the contract's payload.
                 _ => TokenError::Malformed(e.to_string()),
             }

@@ -2,11 +2,11 @@
 //!
 //! Meridian keeps no passwords. The Auth service checks them and issues JWT access tokens
 //! (`sub` = user id, `roles`, `exp`/`nbf`, `type` = `access`), which Meridian verifies on every
-//! request ([`jwt`]); API clients send them as `Authorization: Bearer`, the pages as an HttpOnly
-//! cookie ([`cookies`]). [`SignedInUser`] is the extractor both use. The session routes
-//! ([`session`]) sign in through the Auth service, refresh and sign out; the users known to the
-//! panel are synced from the Auth service's user list by the leader ([`sync`]) and listed by
-//! [`users`]. The contract with the Auth service is `docs/auth.md`.
+//! request (`jwt`); API clients send them as `Authorization: Bearer`, the pages as an HttpOnly
+//! cookie (`cookies`). [`SignedInUser`] is the extractor both use. The session routes
+//! (`session`) sign in through the Auth service, refresh and sign out; the users known to the
+//! panel are synced from the Auth service's user list by the leader (`sync`) and listed by
+//! `users`. The contract with the Auth service is `docs/auth.md`.
 
 mod cookies;
 mod jwks;

@@ -121,7 +121,9 @@ async fn verify_grant(identity: &Identity, grant: &TokenGrant) -> Result<AccessC
     identity.verifier.verify(&grant.access_token).await.map_err(|e| {
         bad_gateway(
             "auth_misconfigured",
-            format!("the Auth service issued an access token this node does not accept: {e} (check [auth] in cluster.toml)"),
+            format!(
+                "the Auth service issued an access token this node does not accept: {e} (check [auth] in cluster.toml)"
+            ),
         )
     })
 }
@@ -211,7 +213,8 @@ pub(crate) async fn sign_in(
         code: "invalid_credentials",
         message: "wrong login or password".into(),
     };
-    let grant = identity.upstream.login(&request.login, &request.password).await.map_err(|e| upstream_error(e, refused))?;
+    let grant =
+        identity.upstream.login(&request.login, &request.password).await.map_err(|e| upstream_error(e, refused))?;
     let claims = verify_grant(identity, &grant).await?;
     let profile = profile_of(&state, &grant, &claims)?;
     let at = now_millis();
@@ -231,7 +234,11 @@ pub(crate) async fn sign_in(
 
 /// `POST /api/v1/session/refresh`: new tokens for the refresh token of the body, or of the
 /// refresh cookie when the body is empty. A refused refresh token clears the cookies.
-pub(crate) async fn refresh(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub(crate) async fn refresh(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let identity = identity(&state)?;
     require_same_origin(&headers)?;
     let token = if body.iter().all(u8::is_ascii_whitespace) {
@@ -268,7 +275,10 @@ pub(crate) async fn refresh(State(state): State<WebState>, headers: HeaderMap, b
     Ok(session_response(identity, &headers, grant, &claims, profile, last_sign_in))
 }
 
-fn clear_cookies(identity: &Identity, headers: &HeaderMap) -> AppendHeaders<[(axum::http::HeaderName, axum::http::HeaderValue); 2]> {
+fn clear_cookies(
+    identity: &Identity,
+    headers: &HeaderMap,
+) -> AppendHeaders<[(axum::http::HeaderName, axum::http::HeaderValue); 2]> {
     let cookie = &identity.cookie;
     AppendHeaders([
         (SET_COOKIE, cookie.clear(&cookie.name, headers)),
@@ -291,7 +301,13 @@ pub(crate) async fn me(State(state): State<WebState>, user: SignedInUser) -> Res
     let (profile, last_sign_in) = match stored {
         Some(stored) => (stored.profile, stored.last_sign_in),
         None => (
-            UserProfile { id: user.id.clone(), login: user.id.clone(), name: String::new(), email: String::new(), roles: Vec::new() },
+            UserProfile {
+                id: user.id.clone(),
+                login: user.id.clone(),
+                name: String::new(),
+                email: String::new(),
+                roles: Vec::new(),
+            },
             None,
         ),
     };

@@ -117,7 +117,8 @@ impl DevAuth {
     async fn wait_ready(&self) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if let Some(status) = self.proc.lock().expect("lock").as_mut().and_then(|r| r.child.try_wait().ok().flatten())
+            if let Some(status) =
+                self.proc.lock().expect("lock").as_mut().and_then(|r| r.child.try_wait().ok().flatten())
             {
                 panic!("meridian dev-auth exited with {status}\n{}", self.log());
             }

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use meridian_raft::MetaStore;
 use serde::Serialize;
 
@@ -14,6 +14,7 @@ mod api_auth;
 mod error;
 pub mod events;
 mod files;
+pub mod identity;
 pub mod metrics;
 mod placement;
 pub mod presign;
@@ -22,6 +23,8 @@ mod uploads;
 
 pub use api_auth::{ApiCaller, ServiceToken};
 pub use error::ApiError;
+pub use identity::sync::run_user_sync;
+pub use identity::{IdentityError, IdentitySettings, SignedInUser};
 
 /// What the web handlers share.
 #[derive(Clone)]
@@ -40,6 +43,9 @@ pub struct WebState {
     /// Becomes `true` when the node stops: long-lived responses (the event stream) end then, so
     /// the listener can drain. `None`: they end only when the client goes.
     stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Sign-in through the cinema's Auth service; `None` when `[auth]` is not configured (the
+    /// user routes then answer 503).
+    identity: Option<std::sync::Arc<identity::Identity>>,
 }
 
 impl WebState {
@@ -53,6 +59,7 @@ impl WebState {
             metrics: std::sync::Arc::default(),
             routing: None,
             stop: None,
+            identity: None,
         }
     }
 
@@ -83,6 +90,12 @@ impl WebState {
         self.stop = Some(stop);
         self
     }
+
+    /// Enables sign-in through the cinema's Auth service.
+    pub fn with_identity(mut self, settings: IdentitySettings) -> Result<Self, IdentityError> {
+        self.identity = Some(std::sync::Arc::new(identity::Identity::new(settings)?));
+        Ok(self)
+    }
 }
 
 /// The web router.
@@ -96,6 +109,10 @@ pub fn router(state: WebState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/events", get(events::events))
         .route(placement::ROUTE, get(placement::placement))
+        .route("/api/v1/session", post(identity::session::sign_in).delete(identity::session::sign_out))
+        .route("/api/v1/session/refresh", post(identity::session::refresh))
+        .route("/api/v1/me", get(identity::session::me))
+        .route("/api/v1/users", get(identity::users::list))
         .with_state(state)
 }
 

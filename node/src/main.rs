@@ -2,6 +2,7 @@
 
 mod cluster_cli;
 mod config;
+mod dev_auth;
 mod geo;
 mod keys;
 mod listeners;
@@ -61,6 +62,8 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         timeout_secs: u64,
     },
+    /// Run the STAND-IN Auth service (development and tests only) that `[auth]` points at.
+    DevAuth(dev_auth::DevAuthArgs),
 }
 
 #[derive(Subcommand)]
@@ -132,6 +135,7 @@ fn main() -> ExitCode {
             Command::Scrub { config, region, timeout_secs } => {
                 scrub_cli::run(&config, &region, std::time::Duration::from_secs(timeout_secs)).await
             }
+            Command::DevAuth(args) => dev_auth::run(args).await,
             Command::Cluster { command: ClusterCommand::Status { config } } => cluster_cli::status(&config).await,
             Command::Cluster { command: ClusterCommand::AddRegion { config, region } } => {
                 cluster_cli::add_region(&config, &region).await

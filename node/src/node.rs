@@ -68,6 +68,13 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         .map(|r| load_exchange::Peer { id: r.id, internal: r.internal.clone() })
         .collect();
 
+    let mut web_state =
+        meridian_admin::WebState::new(meta.clone(), region.name.clone(), Some(config.dev_key.access_key_id.clone()))
+            .with_service_tokens(config.api.service_tokens());
+    if let Some(auth) = &config.auth {
+        web_state = web_state.with_identity(auth.identity_settings(&config.base_dir)?).context("[auth]")?;
+    }
+
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(listeners::serve_axum(
         "internal",
@@ -84,22 +91,10 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         load_interval,
         shutdown.clone(),
     ));
-    tasks.spawn(listeners::serve_axum(
-        "web",
-        web,
-        meridian_admin::router(
-            meridian_admin::WebState::new(
-                meta.clone(),
-                region.name.clone(),
-                Some(config.dev_key.access_key_id.clone()),
-            )
-            .with_service_tokens(config.api.service_tokens())
-            .with_metrics(metrics.clone())
-            .with_routing(routing)
-            .with_stop_signal(shutdown.receiver()),
-        ),
-        shutdown.clone(),
-    ));
+    let web_state = web_state.with_metrics(metrics.clone()).with_routing(routing).with_stop_signal(shutdown.receiver());
+    tasks.spawn(listeners::serve_axum("web", web, meridian_admin::router(web_state.clone()), shutdown.clone()));
+    let stop = shutdown.clone();
+    tasks.spawn(meridian_admin::run_user_sync(web_state, async move { stop.wait().await }));
     tasks.spawn(workers::work_queue(gateway.clone(), shutdown.clone()));
     tasks.spawn(
         crate::replication::Replicator::new(gateway.clone(), &config, &region, board.clone()).run(shutdown.clone()),

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Actor, Cursor};
-use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, UnixMillis};
+use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, UnixMillis, UserProfile};
 use crate::types::NodeId;
 
 /// A change to the placement database. Every decision that depends on current state (does the
@@ -110,6 +110,24 @@ pub enum Command {
         /// The node.
         node: NodeId,
         /// When it found out.
+        at: UnixMillis,
+    },
+    /// Users seen at the Auth service (by a sync or a sign-in): created, or their profile
+    /// replaced; a user marked deleted comes back. Unchanged profiles keep their `updated` time.
+    UpsertUsers {
+        /// The profiles.
+        users: Vec<UserProfile>,
+        /// When they were seen (chosen by the proposer).
+        at: UnixMillis,
+        /// Set for a sign-in: also records `at` as the user's last sign-in.
+        sign_in: bool,
+    },
+    /// Users a sync no longer found at the Auth service: marked deleted at `at`, not removed.
+    /// Unknown or already deleted ids are left as they are.
+    MarkUsersDeleted {
+        /// The user ids.
+        ids: Vec<String>,
+        /// When the sync found them gone.
         at: UnixMillis,
     },
 }

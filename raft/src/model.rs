@@ -134,6 +134,39 @@ pub struct AccessKey {
     pub created: UnixMillis,
 }
 
+/// What the cinema's Auth service says about a person: the part of a [`User`] that a sync or
+/// a sign-in replaces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserProfile {
+    /// The Auth service's stable user id (the `sub` of the user's tokens).
+    pub id: String,
+    /// What the person signs in with; shown when picking whom to share with.
+    pub login: String,
+    /// Display name.
+    pub name: String,
+    /// E-mail address (may be empty).
+    pub email: String,
+    /// Roles at the Auth service; `admin` sees and manages everything in the panel.
+    pub roles: Vec<String>,
+}
+
+/// A person known to the panel. Synced from the Auth service and upserted at each sign-in, so
+/// shares can name users who have never signed in. Users removed upstream are kept, marked
+/// deleted, so shares and history that name them stay readable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// The upstream profile.
+    pub profile: UserProfile,
+    /// When the panel first learned of the user.
+    pub first_seen: UnixMillis,
+    /// When the profile last changed (or the user came back after a deletion).
+    pub updated: UnixMillis,
+    /// The last sign-in through this panel, if any.
+    pub last_sign_in: Option<UnixMillis>,
+    /// When a sync found the user gone upstream; `None` while the user exists.
+    pub deleted: Option<UnixMillis>,
+}
+
 /// Local work a node owes after applying the log. Written in the same atomic batch as the
 /// placement change that caused it, so a crash can never lose it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,7 +22,7 @@ use crate::event::{Cursor, Event};
 use crate::history::{EventRetention, EventsError};
 use crate::lease::{LeaseGrant, Leases};
 use crate::log_store::LogStore;
-use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, WorkItem};
+use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, User, WorkItem};
 use crate::network::{CallError, HttpNetwork, LEASE_PATH, PROPOSE_PATH, PeerClient, READ_INDEX_PATH};
 use crate::signing::RequestSigner;
 use crate::snapshot::SnapshotFiles;
@@ -566,6 +566,16 @@ impl MetaStore {
     /// An access key.
     pub fn access_key(&self, id: &str) -> Result<Option<AccessKey>, StoreError> {
         self.inner.tables.access_key(id)
+    }
+
+    /// A user known to the admin panel (deleted ones included).
+    pub fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        self.inner.tables.user(id)
+    }
+
+    /// Every user known to the admin panel, deleted ones included, in id order.
+    pub fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.inner.tables.users()
     }
 
     /// Whether some object version refers to this blob.

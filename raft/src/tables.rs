@@ -10,6 +10,7 @@
 //! | `u/` | upload id | [`MultipartUpload`] |
 //! | `k/` | access key id | [`AccessKey`] |
 //! | `x/` | blob id | bucket `/` key of the version that owns it |
+//! | `p/` | user id | [`User`] (people known to the admin panel) |
 //! | `m/` | `applied`, `membership` | Raft's view of the state machine |
 //! | `m/events` | | the event history's bookkeeping (see `history`) |
 //! | `e/` | big-endian log index, big-endian sub-position | retained [`Event`](crate::event::Event)s |
@@ -23,7 +24,7 @@ use openraft::{LogId, StoredMembership};
 use crate::codec::{decode, encode};
 use crate::error::StoreError;
 use crate::event::Cursor;
-use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, WorkItem};
+use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, User, WorkItem};
 use crate::types::{NodeId, RegionNode};
 
 pub(crate) const BUCKET: &[u8] = b"b/";
@@ -31,6 +32,7 @@ pub(crate) const OBJECT: &[u8] = b"o/";
 pub(crate) const UPLOAD: &[u8] = b"u/";
 pub(crate) const KEY: &[u8] = b"k/";
 pub(crate) const BLOB: &[u8] = b"x/";
+pub(crate) const USER: &[u8] = b"p/";
 pub(crate) const WORK: &[u8] = b"w/";
 pub(crate) const APPLIED: &[u8] = b"m/applied";
 pub(crate) const MEMBERSHIP: &[u8] = b"m/membership";
@@ -109,6 +111,15 @@ impl Tables {
 
     pub(crate) fn access_key(&self, id: &str) -> Result<Option<AccessKey>, StoreError> {
         self.get(&record_key(KEY, &[id]))
+    }
+
+    pub(crate) fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        self.get(&record_key(USER, &[id]))
+    }
+
+    /// Every user, deleted ones included, in id order.
+    pub(crate) fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.all(USER)
     }
 
     pub(crate) fn blob_is_referenced(&self, blob: &str) -> Result<bool, StoreError> {

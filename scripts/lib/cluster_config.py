@@ -6,6 +6,8 @@ Usage:
                                      id  name  role  s3_url  web_url  internal_addr  data_dir
     cluster_config.py env FILE       shell-sourceable exports (the content of run/cluster.env)
     cluster_config.py dev-key FILE   access_key_id <TAB> secret_access_key
+    cluster_config.py dev-auth FILE  host:port of the stand-in Auth service when [auth] points
+                                     at a loopback address (cluster-up starts it); else nothing
 
 URLs are client URLs: a wildcard listen host (0.0.0.0, ::) becomes the loopback address.
 data_dir is absolute: a relative one is resolved against the config file's directory,
@@ -117,7 +119,16 @@ def load(path: str) -> dict:
         raise ConfigError("[dev_key] needs non-empty access_key_id and secret_access_key")
     _no_control(akid, "[dev_key] access_key_id")
     _no_control(secret, "[dev_key] secret_access_key")
-    return {"path": os.path.abspath(path), "regions": regions, "dev_key": (akid, secret)}
+    auth = doc.get("auth")
+    dev_auth = None
+    if isinstance(auth, dict) and isinstance(auth.get("login_url"), str):
+        m = re.match(r"^http://(?P<addr>[^/]+)/", auth["login_url"])
+        if m:
+            addr = _client_addr(m.group("addr"), "[auth] login_url")
+            host = addr.rsplit(":", 1)[0]
+            if host.startswith("127.") or host == "[::1]":
+                dev_auth = addr
+    return {"path": os.path.abspath(path), "regions": regions, "dev_key": (akid, secret), "dev_auth": dev_auth}
 
 
 def cmd_regions(cfg: dict) -> None:
@@ -145,6 +156,8 @@ def cmd_env(cfg: dict) -> None:
         ("AWS_DEFAULT_REGION", first["name"]),
         ("AWS_ENDPOINT_URL", first["s3_url"]),
     ]
+    if cfg["dev_auth"]:
+        values.append(("MERIDIAN_DEV_AUTH_URL", "http://" + cfg["dev_auth"]))
     print("# Meridian dev cluster, written by scripts/cluster-up. Use: . run/cluster.env")
     for k, v in values:
         print(f"export {k}={shlex.quote(v)}")
@@ -154,7 +167,12 @@ def cmd_dev_key(cfg: dict) -> None:
     print("\t".join(cfg["dev_key"]))
 
 
-COMMANDS = {"regions": cmd_regions, "env": cmd_env, "dev-key": cmd_dev_key}
+def cmd_dev_auth(cfg: dict) -> None:
+    if cfg["dev_auth"]:
+        print(cfg["dev_auth"])
+
+
+COMMANDS = {"regions": cmd_regions, "env": cmd_env, "dev-key": cmd_dev_key, "dev-auth": cmd_dev_auth}
 
 
 def main(argv: list[str]) -> int:

@@ -13,6 +13,9 @@ CLUSTER_ENV="$RUN_DIR/cluster.env"
 CLUSTER_CONFIG_RECORD="$RUN_DIR/cluster.config"
 CLUSTER_CONFIG_HELPER="$MERIDIAN_ROOT/scripts/lib/cluster_config.py"
 DEFAULT_CONFIG="$MERIDIAN_ROOT/cluster.toml"
+# The stand-in Auth service (`meridian dev-auth`) that cluster-up starts when [auth] points at
+# loopback. Its pid file is outside PID_DIR, which holds node pids only.
+DEV_AUTH_PID="$RUN_DIR/dev-auth.pid"
 
 # Seconds to wait for a node to exit after SIGTERM before SIGKILL.
 : "${MERIDIAN_STOP_TIMEOUT:=15}"
@@ -232,4 +235,34 @@ recorded_config() {
 	else
 		printf '%s\n' "$DEFAULT_CONFIG"
 	fi
+}
+
+# dev_auth_addr CONFIG: host:port of the stand-in Auth service the config points at (empty when
+# [auth] is absent or not on loopback: then there is nothing for cluster-up to start).
+dev_auth_addr() {
+	python3 "$CLUSTER_CONFIG_HELPER" dev-auth "$1"
+}
+
+# live_dev_auth: prints the pid of the running stand-in Auth service started by cluster-up
+# (empty if none); removes a stale pid file.
+live_dev_auth() {
+	local pid cmdline
+	pid="$(read_pid "$DEV_AUTH_PID")"
+	[[ -n "$pid" ]] || return 0
+	if pid_alive "$pid" && cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" &&
+		[[ "$cmdline" == *" dev-auth "* ]]; then
+		printf '%s\n' "$pid"
+	else
+		rm -f "$DEV_AUTH_PID"
+	fi
+}
+
+# stop_dev_auth: stops the stand-in Auth service started by cluster-up, if it runs.
+stop_dev_auth() {
+	local pid
+	pid="$(live_dev_auth)"
+	[[ -n "$pid" ]] || return 0
+	info "stopping the stand-in Auth service (pid $pid)"
+	stop_node_pids "dev-auth=$pid"
+	rm -f "$DEV_AUTH_PID"
 }

@@ -251,6 +251,13 @@ impl TestCluster {
         cluster
     }
 
+    /// [`TestCluster::start_with`], with `extra` added to the generated config (whole TOML
+    /// tables, e.g. an `[auth]` section).
+    pub async fn start_with_extra(mut options: ClusterOptions, extra: &str) -> TestCluster {
+        options.extra_config.push_str(extra);
+        Self::start_with(options).await
+    }
+
     /// Starts the node of the next [`SPARE_REGIONS`] entry (node index `nodes.len()`) with a
     /// config listing every region so far plus it, as an operator would before
     /// `meridian cluster add-region`. It is not a member yet: this only waits until its web

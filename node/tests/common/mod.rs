@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod devauth;
 pub mod events;
 pub mod placement;
 pub mod sigv4;
@@ -73,6 +74,26 @@ struct Running {
 }
 
 impl Running {
+    /// Puts `child` under a watchdog that kills it when this test process goes away without
+    /// dropping it (statics), then removes `root` unless MERIDIAN_TEST_KEEP is set.
+    fn watch(child: Child, root: &Path) -> Running {
+        let cleanup =
+            if std::env::var_os("MERIDIAN_TEST_KEEP").is_some() { "" } else { r#"; sleep 1; rm -rf -- "$2""# };
+        let mut watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(format!(r#"while read -r _line; do :; done; kill -9 "$1" 2>/dev/null{cleanup}"#))
+            .arg("meridian-watchdog")
+            .arg(child.id().to_string())
+            .arg(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the watchdog shell");
+        let stdin = watchdog.stdin.take().expect("watchdog stdin");
+        Running { child, watchdog, _watchdog_stdin: stdin }
+    }
+
     /// Kills the watchdog first (so it can never fire at a recycled pid), then the node.
     fn kill9(mut self) -> std::process::ExitStatus {
         let _ = self.watchdog.kill();
@@ -115,6 +136,12 @@ impl TestNode {
 
     /// [`TestNode::start`] with non-default settings.
     pub async fn start_with(options: NodeOptions) -> TestNode {
+        Self::start_with_extra(options, "").await
+    }
+
+    /// [`TestNode::start_with`], with `extra` appended to the generated config (whole TOML
+    /// tables, e.g. an `[auth]` section).
+    pub async fn start_with_extra(options: NodeOptions, extra: &str) -> TestNode {
         let root = tempfile::Builder::new().prefix("meridian-test-").tempdir().expect("create temp dir");
         // A deep layout, so that a key such as `../../etc/passwd`, were it ever used as a path
         // relative to the data dir or the working dir, would still land inside `root` where the
@@ -158,7 +185,7 @@ web = "{web_addr}"
 internal = "{internal_addr}"
 data_dir = "data"
 role = "voter"
-"#
+{extra}"#
         );
         fs::write(&config_path, config).expect("write config");
 
@@ -200,23 +227,7 @@ role = "voter"
             .stderr(Stdio::from(log))
             .spawn()
             .expect("spawn the meridian binary");
-        // Fires only if this test process goes away without dropping the node (statics):
-        // kill the node, then remove its directory unless MERIDIAN_TEST_KEEP is set.
-        let cleanup =
-            if std::env::var_os("MERIDIAN_TEST_KEEP").is_some() { "" } else { r#"; sleep 1; rm -rf -- "$2""# };
-        let mut watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(format!(r#"while read -r _line; do :; done; kill -9 "$1" 2>/dev/null{cleanup}"#))
-            .arg("meridian-watchdog")
-            .arg(child.id().to_string())
-            .arg(self.root.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn the watchdog shell");
-        let stdin = watchdog.stdin.take().expect("watchdog stdin");
-        *guard = Some(Running { child, watchdog, _watchdog_stdin: stdin });
+        *guard = Some(Running::watch(child, self.root.path()));
     }
 
     /// Polls `GET /healthz` until 200, at most [`START_TIMEOUT`]; fails fast if the process exits.

@@ -8,8 +8,6 @@ mod common;
 
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use common::cluster::{REGIONS, shared_cluster};
 use common::placement::{placement, placement_url, wait_placement};
 use common::*;
@@ -78,37 +76,7 @@ async fn inline_and_multipart_objects_are_described() {
 
     // Multipart: the ETag of the parts, the whole size.
     let (part1, part2) = (random_bytes(5, 5 * MIB), random_bytes(6, 1024));
-    let upload =
-        ok(client.create_multipart_upload().bucket(&bucket).key("multi").send().await, "CreateMultipartUpload");
-    let id = upload.upload_id().expect("upload id");
-    let mut parts = Vec::new();
-    for (n, bytes) in [(1, &part1), (2, &part2)] {
-        let out = ok(
-            client
-                .upload_part()
-                .bucket(&bucket)
-                .key("multi")
-                .upload_id(id)
-                .part_number(n)
-                .body(ByteStream::from(bytes.clone()))
-                .send()
-                .await,
-            "UploadPart",
-        );
-        parts.push(CompletedPart::builder().part_number(n).set_e_tag(out.e_tag().map(str::to_owned)).build());
-    }
-    let done = CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
-    ok(
-        client
-            .complete_multipart_upload()
-            .bucket(&bucket)
-            .key("multi")
-            .upload_id(id)
-            .multipart_upload(done)
-            .send()
-            .await,
-        "CompleteMultipartUpload",
-    );
+    put_multipart(&client, &bucket, "multi", &[&part1, &part2]).await;
     let p = placement(&http, cluster.node(2), &bucket, "multi").await.expect("placement of a multipart object");
     assert_eq!(p.size, (part1.len() + part2.len()) as u64);
     assert_eq!(format!("\"{}\"", p.etag), multipart_etag(&[&part1, &part2]));

@@ -10,9 +10,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use common::cluster::{TestCluster, id_of};
 use common::placement::{Placement, placement, wait_placement};
 use common::*;
@@ -49,33 +46,6 @@ fn scrub_now(cluster: &TestCluster, i: usize) -> Vec<(String, u64)> {
 /// One field of a scrub report.
 fn field(report: &[(String, u64)], name: &str) -> u64 {
     report.iter().find(|(f, _)| f == name).map(|(_, v)| *v).unwrap_or_else(|| panic!("no {name} in {report:?}"))
-}
-
-/// Uploads `parts` as one multipart object.
-async fn put_multipart(client: &Client, bucket: &str, key: &str, parts: &[&[u8]]) {
-    let upload = ok(client.create_multipart_upload().bucket(bucket).key(key).send().await, "CreateMultipartUpload");
-    let id = upload.upload_id().expect("upload id");
-    let mut done = Vec::new();
-    for (n, bytes) in (1..).zip(parts) {
-        let out = ok(
-            client
-                .upload_part()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(id)
-                .part_number(n)
-                .body(ByteStream::from(bytes.to_vec()))
-                .send()
-                .await,
-            "UploadPart",
-        );
-        done.push(CompletedPart::builder().part_number(n).set_e_tag(out.e_tag().map(str::to_owned)).build());
-    }
-    let body = CompletedMultipartUpload::builder().set_parts(Some(done)).build();
-    ok(
-        client.complete_multipart_upload().bucket(bucket).key(key).upload_id(id).multipart_upload(body).send().await,
-        "CompleteMultipartUpload",
-    );
 }
 
 /// Flips every bit of `len` bytes at `offset` of a file, keeping its size.

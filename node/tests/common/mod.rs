@@ -813,6 +813,24 @@ pub async fn put(client: &Client, bucket: &str, key: &str, data: &[u8]) -> Strin
     out.e_tag().unwrap_or_default().to_owned()
 }
 
+/// Uploads `parts` as one multipart object (every part but the last must be at least 5 MiB).
+pub async fn put_multipart(client: &Client, bucket: &str, key: &str, parts: &[&[u8]]) {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let upload = ok(client.create_multipart_upload().bucket(bucket).key(key).send().await, "CreateMultipartUpload");
+    let id = upload.upload_id().expect("upload id");
+    let mut done = Vec::new();
+    for (n, bytes) in (1..).zip(parts) {
+        let part = client.upload_part().bucket(bucket).key(key).upload_id(id).part_number(n);
+        let out = ok(part.body(ByteStream::from(bytes.to_vec())).send().await, &format!("UploadPart {n}"));
+        done.push(CompletedPart::builder().part_number(n).set_e_tag(out.e_tag().map(str::to_owned)).build());
+    }
+    let body = CompletedMultipartUpload::builder().set_parts(Some(done)).build();
+    ok(
+        client.complete_multipart_upload().bucket(bucket).key(key).upload_id(id).multipart_upload(body).send().await,
+        "CompleteMultipartUpload",
+    );
+}
+
 pub async fn get_bytes(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
     let out = ok(client.get_object().bucket(bucket).key(key).send().await, &format!("GetObject {bucket}/{key}"));
     out.body.collect().await.unwrap_or_else(|e| panic!("reading the body of {bucket}/{key}: {e}")).into_bytes().to_vec()

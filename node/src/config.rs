@@ -119,9 +119,11 @@ pub(crate) struct RaftSection {
     /// `linearizable` (default): every read first catches up with the leader's commit index;
     /// `local`: reads of known keys are served from local state without a round trip.
     pub(crate) read_consistency: ReadConsistencySetting,
-    /// How long a read lease lasts, ms; 0 turns leases off (every linearizable read then asks the
-    /// leader). Unset: the election timeout's lower bound. A new leader holds back
-    /// acknowledgements this long after its election, so keep it at most that bound.
+    /// How long a read lease lasts, ms; unset or 0: no leases (every linearizable read asks the
+    /// leader for a read index). EXPERIMENTAL: the scheme as built holds back only a write's
+    /// acknowledgement, not its visibility, so a read on one node can see a write that a later
+    /// read on a lagging lease holder misses (see docs/architecture.md, "Read leases"). At most
+    /// the election timeout's lower bound.
     pub(crate) read_lease_ms: Option<u64>,
 }
 
@@ -856,7 +858,7 @@ impl ClusterConfig {
             election_max: Duration::from_millis(self.raft.election_timeout_max_ms),
             snapshot_every: self.raft.snapshot_every.max(1),
             commit_timeout: Duration::from_millis(self.raft.commit_timeout_ms.max(100)),
-            read_lease: Duration::from_millis(self.raft.read_lease_ms.unwrap_or(self.raft.election_timeout_min_ms)),
+            read_lease: Duration::from_millis(self.raft.read_lease_ms.unwrap_or(0)),
         }
     }
 

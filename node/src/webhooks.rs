@@ -60,7 +60,10 @@ pub(crate) async fn run(meta: MetaStore, subscriptions: Vec<WebhookConfig>, shut
     if subscriptions.is_empty() {
         return;
     }
-    let client = match reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build() {
+    // No redirects: a 301/302 would turn the POST into a body-less GET whose 200 would count the
+    // batch as delivered. A redirect is a failed delivery, retried and logged with its status.
+    let builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+    let client = match builder.redirect(reqwest::redirect::Policy::none()).build() {
         Ok(client) => client,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the webhook HTTP client; webhooks are off");

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
-use common::cluster::{TestCluster, shared_cluster};
+use common::cluster::{ClusterOptions, TestCluster, shared_cluster};
 use common::*;
 
 /// Inline (<= 16 KiB: bytes in the log entry) and blob-backed sizes.
@@ -262,7 +262,10 @@ async fn lease_counters(node: &TestNode) -> (Option<u64>, u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_follower_holding_a_read_lease_reads_without_asking_the_leader() {
-    let cluster = shared_cluster().await;
+    // Leases are experimental and off by default (see docs/architecture.md): this cluster turns
+    // them on.
+    let options = ClusterOptions { read_lease_ms: 400, ..ClusterOptions::default() };
+    let cluster = &TestCluster::start_with(options).await;
     let (leader, [follower, _]) = cluster.roles().await;
     let bucket = create_bucket(&cluster.node(leader).client(), "lease").await;
     let data = random_bytes(77, 1000);

@@ -43,6 +43,8 @@ pub struct ClusterOptions {
     pub commit_timeout_ms: u64,
     pub max_concurrent_pulls: usize,
     pub bandwidth_mib_per_sec: u64,
+    /// `[raft] read_lease_ms` (0: leases off, the default).
+    pub read_lease_ms: u64,
     /// Name, latitude, longitude of each node's region (node `i` gets `regions[i]`).
     pub regions: [(&'static str, f64, f64); 3],
     /// More TOML, written before the `[[region]]`s (e.g. `[geo]`, `[events]`, `[[api.service_token]]`).
@@ -59,6 +61,7 @@ impl Default for ClusterOptions {
             commit_timeout_ms: 10_000,
             max_concurrent_pulls: 4,
             bandwidth_mib_per_sec: 0,
+            read_lease_ms: 0,
             regions: REGIONS,
             extra_config: String::new(),
         }
@@ -112,6 +115,7 @@ pub fn cluster_config(options: &ClusterOptions, regions: &[RegionAddrs]) -> Stri
         commit_timeout_ms,
         max_concurrent_pulls,
         bandwidth_mib_per_sec,
+        read_lease_ms,
         regions: names,
         extra_config,
     } = options.clone();
@@ -132,6 +136,7 @@ election_timeout_min_ms = {election_timeout_min_ms}
 election_timeout_max_ms = {election_timeout_max_ms}
 snapshot_every = {snapshot_every}
 commit_timeout_ms = {commit_timeout_ms}
+read_lease_ms = {read_lease_ms}
 
 [replication]
 max_concurrent_pulls = {max_concurrent_pulls}

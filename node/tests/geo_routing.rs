@@ -383,8 +383,12 @@ async fn uploads_downloads_load_and_forwarding() {
     for _ in 0..3 {
         held.push(slow_download(&fra_url).await);
     }
-    let answer =
-        wait_route(&geo, "busy Frankfurt -> Amsterdam", FRA_CLIENT, &film_query, |a| chosen(a) == "amsterdam").await;
+    // Waits for the held downloads to show in Frankfurt's load too: the byte rate left by the
+    // download above can tip the choice to Amsterdam on its own, a moment before they do.
+    let answer = wait_route(&geo, "busy Frankfurt -> Amsterdam", FRA_CLIENT, &film_query, |a| {
+        chosen(a) == "amsterdam" && candidate(a, "frankfurt")["load"]["in_flight"].as_u64() >= Some(3)
+    })
+    .await;
     assert_eq!(answer["decision"]["outcome"], "near_tier_alternative", "{answer:#}");
     assert!(candidate(&answer, "frankfurt")["load"]["in_flight"].as_u64() >= Some(3), "{answer:#}");
     assert_eq!(candidate(&answer, "singapore")["near_tier"], false);

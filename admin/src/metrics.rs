@@ -362,25 +362,16 @@ fn write_raft(out: &mut String, state: &WebState) {
 fn write_peers(out: &mut String, routing: &crate::route::Routing) {
     let now = Instant::now();
     let views: Vec<_> = routing.sites.iter().map(|s| (s, routing.board.view(s.id, now))).collect();
-    header(out, "meridian_peer_up", "gauge", "1 when the node answered its last load poll recently, else 0.");
-    for (site, view) in &views {
-        let _ = writeln!(
-            out,
-            "meridian_peer_up{{peer=\"{}\",region=\"{}\"}} {}",
-            site.id,
-            site.region,
-            u8::from(view.health == Health::Up)
-        );
-    }
-    header(out, "meridian_peer_down", "gauge", "1 when the node's last load poll failed (never routed to).");
-    for (site, view) in &views {
-        let _ = writeln!(
-            out,
-            "meridian_peer_down{{peer=\"{}\",region=\"{}\"}} {}",
-            site.id,
-            site.region,
-            u8::from(view.health == Health::Down)
-        );
+    let states = [
+        ("meridian_peer_up", "1 when the node answered its last load poll recently, else 0.", Health::Up),
+        ("meridian_peer_down", "1 when the node's last load poll failed (never routed to).", Health::Down),
+    ];
+    for (name, help, health) in states {
+        header(out, name, "gauge", help);
+        for (site, view) in &views {
+            let value = u8::from(view.health == health);
+            let _ = writeln!(out, "{name}{{peer=\"{}\",region=\"{}\"}} {value}", site.id, site.region);
+        }
     }
     let loads = [
         ("meridian_peer_requests_in_flight", "S3 requests in flight, as last reported."),

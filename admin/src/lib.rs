@@ -14,6 +14,7 @@ mod api_auth;
 mod error;
 pub mod events;
 mod files;
+mod history;
 pub mod identity;
 pub mod metrics;
 mod placement;
@@ -113,6 +114,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/session/refresh", post(identity::session::refresh))
         .route("/api/v1/me", get(identity::session::me))
         .route("/api/v1/users", get(identity::users::list))
+        .route("/api/v1/history", get(history::history))
         .with_state(state)
 }
 

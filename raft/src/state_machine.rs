@@ -99,6 +99,7 @@ impl Changes<'_> {
     fn remove_object(&mut self, bucket: &str, key: &str, keep_blob: Option<&str>) -> Result<bool, StoreError> {
         let Some(old) = self.tables.object(bucket, key)? else { return Ok(false) };
         self.batch.remove(record_key(tables::OBJECT, &[bucket, key]));
+        self.batch.remove(record_key(tables::OWNER, &[bucket, key]));
         if old.inline.is_none() && keep_blob != Some(old.blob.as_str()) {
             self.batch.remove(record_key(tables::BLOB, &[&old.blob]));
             if old.holders.contains_key(&self.node) {
@@ -154,8 +155,20 @@ impl Changes<'_> {
                 if !allowed {
                     return Ok(Rejected(Rejection::PreconditionFailed));
                 }
-                self.remove_object(bucket, key, Some(&meta.blob))?;
+                // An overwrite keeps the owner (a user with a write share, or an S3 key, replaces
+                // the owner's file, it does not take it); a first write by a user makes them owner.
+                let owner = match self.tables.owner(bucket, key)? {
+                    Some(owner) => Some(owner),
+                    None => match &self.origin {
+                        Some((Some(Actor::User(id)), _)) => Some(id.clone()),
+                        _ => None,
+                    },
+                };
+                let replaced = self.remove_object(bucket, key, Some(&meta.blob))?;
                 self.put(record_key(tables::OBJECT, &[bucket, key]), meta)?;
+                if let Some(owner) = owner {
+                    self.put(record_key(tables::OWNER, &[bucket, key]), &owner)?;
+                }
                 if meta.inline.is_none() {
                     self.put(record_key(tables::BLOB, &[&meta.blob]), &format!("{bucket}/{key}"))?;
                     if !meta.holders.contains_key(&self.node) {
@@ -172,12 +185,11 @@ impl Changes<'_> {
                     Some(node) => self.region_of(node)?,
                     None => String::new(),
                 };
-                let kind = EventKind::ObjectCreated {
-                    bucket: bucket.clone(),
-                    key: key.clone(),
-                    size: meta.size,
-                    etag: meta.etag.clone(),
-                    region,
+                let (bucket, key, size, etag) = (bucket.clone(), key.clone(), meta.size, meta.etag.clone());
+                let kind = if replaced {
+                    EventKind::ObjectUpdated { bucket, key, size, etag, region }
+                } else {
+                    EventKind::ObjectCreated { bucket, key, size, etag, region }
                 };
                 self.emit(Some(meta.last_modified), kind)?;
                 Done
@@ -617,6 +629,31 @@ mod tests {
     }
 
     /// A node that does not hold a new blob owes a pull of it; the holder does not.
+    /// A first write by a signed-in user makes them the owner; an overwrite by anyone else is an
+    /// update that keeps the owner; a delete forgets it.
+    #[test]
+    fn users_own_what_they_create_and_overwrites_are_updates() {
+        use crate::event::Actor;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = state_machine(dir.path());
+        let bucket = Bucket { name: "b".into(), created: 5, region: "r".into() };
+        sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
+        let alice = Some(Actor::User("u-alice".into()));
+        let key = Some(Actor::AccessKey("KEY".into()));
+        sm.apply_entry(&entry(2, put("k", "dd01", 1).attributed(alice, 10))).expect("apply");
+        assert_eq!(sm.tables.owner("b", "k").expect("owner"), Some("u-alice".into()));
+        sm.apply_entry(&entry(3, put("k", "dd02", 1).attributed(key.clone(), 11))).expect("apply");
+        assert_eq!(sm.tables.owner("b", "k").expect("owner"), Some("u-alice".into()), "an overwrite keeps the owner");
+        sm.apply_entry(&entry(4, put("s3", "dd03", 1).attributed(key, 12))).expect("apply");
+        assert_eq!(sm.tables.owner("b", "s3").expect("owner"), None, "an S3 key owns nothing");
+        let delete = Command::DeleteObjects { bucket: "b".into(), keys: vec!["k".into()] };
+        sm.apply_entry(&entry(5, delete)).expect("apply");
+        assert_eq!(sm.tables.owner("b", "k").expect("owner"), None, "a delete forgets the owner");
+        let kinds: Vec<&str> =
+            crate::history::read(&sm.tables, None, 100, 5).expect("read").iter().map(|e| e.kind.name()).collect();
+        assert_eq!(kinds, ["BucketCreated", "ObjectCreated", "ObjectUpdated", "ObjectCreated", "ObjectDeleted"]);
+    }
+
     #[test]
     fn non_holders_owe_a_pull() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -708,6 +708,11 @@ impl MetaStore {
         crate::history::read(&self.inner.tables, after, limit, self.applied_index())
     }
 
+    /// The user who owns an object (wrote its first version while signed in), if any.
+    pub fn object_owner(&self, bucket: &str, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.tables.owner(bucket, key)
+    }
+
     /// The last event delivered to a webhook subscription, as recorded through Raft.
     pub fn webhook_delivered(&self, subscription: &str) -> Result<Option<Cursor>, StoreError> {
         self.inner.tables.delivered(subscription)

@@ -11,6 +11,7 @@
 //! | `k/` | access key id | [`AccessKey`] |
 //! | `x/` | blob id | bucket `/` key of the version that owns it |
 //! | `p/` | user id | [`User`] (people known to the admin panel) |
+//! | `n/` | bucket `/` key | user id of the object's owner (see `docs/admin.md`) |
 //! | `m/` | `applied`, `membership` | Raft's view of the state machine |
 //! | `m/events` | | the event history's bookkeeping (see `history`) |
 //! | `e/` | big-endian log index, big-endian sub-position | retained [`Event`](crate::event::Event)s |
@@ -33,6 +34,7 @@ pub(crate) const UPLOAD: &[u8] = b"u/";
 pub(crate) const KEY: &[u8] = b"k/";
 pub(crate) const BLOB: &[u8] = b"x/";
 pub(crate) const USER: &[u8] = b"p/";
+pub(crate) const OWNER: &[u8] = b"n/";
 pub(crate) const WORK: &[u8] = b"w/";
 pub(crate) const APPLIED: &[u8] = b"m/applied";
 pub(crate) const MEMBERSHIP: &[u8] = b"m/membership";
@@ -115,6 +117,11 @@ impl Tables {
 
     pub(crate) fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
         self.get(&record_key(USER, &[id]))
+    }
+
+    /// The user who owns an object, if a signed-in user wrote it (see `docs/admin.md`).
+    pub(crate) fn owner(&self, bucket: &str, key: &str) -> Result<Option<String>, StoreError> {
+        self.get(&record_key(OWNER, &[bucket, key]))
     }
 
     /// Every user, deleted ones included, in id order.

@@ -150,7 +150,9 @@ impl Filter {
         }
         if let Some(bucket) = &self.bucket {
             let (event_bucket, event_key) = match &event.kind {
-                EventKind::BucketCreated { bucket, .. } | EventKind::BucketDeleted { bucket } => (bucket.as_str(), None),
+                EventKind::BucketCreated { bucket, .. } | EventKind::BucketDeleted { bucket } => {
+                    (bucket.as_str(), None)
+                }
                 kind => match kind.object() {
                     Some((b, k)) => (b, Some(k)),
                     None => return false,

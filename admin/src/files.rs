@@ -18,9 +18,10 @@ use axum::response::{IntoResponse, Response};
 use meridian_geo::{Decision, Operation};
 use serde::{Deserialize, Serialize};
 
+use crate::files_api::may_access;
 use crate::presign::Presign;
 use crate::route::{ChosenNode, Located, chosen, decide, locate, object, routing, signing_key};
-use crate::{ApiCaller, ApiError, WebState};
+use crate::{ApiCaller, ApiError, SignedInUser, WebState};
 
 /// Query of `GET /api/v1/files/...`.
 #[derive(Debug, Deserialize)]
@@ -44,15 +45,29 @@ pub(crate) struct FileLink {
     decision: Decision,
 }
 
-/// `GET /api/v1/files/{bucket}/{*key}`.
+/// `GET /api/v1/files/{bucket}/{*key}`: for a service or key holder ([`ApiCaller`]), or for a
+/// signed-in user who may see the file ([`may_access`]; others get the same 404 as a missing
+/// file).
 pub(crate) async fn file(
     State(state): State<WebState>,
-    caller: ApiCaller,
+    caller: Result<ApiCaller, ApiError>,
+    user: Option<SignedInUser>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path((bucket, key)): Path<(String, String)>,
     Query(query): Query<FileQuery>,
 ) -> Result<Response, ApiError> {
+    let caller = match (caller, user) {
+        (Ok(caller), _) => caller,
+        (Err(_), Some(user)) => {
+            if !may_access(&state.meta, &user, &bucket, Some(&key))? {
+                return Err(ApiError::not_found(format!("no object {key:?} in bucket {bucket:?}")));
+            }
+            // Users have no S3 key: their links are signed with the system key, on their behalf.
+            ApiCaller::Service(user.actor())
+        }
+        (Err(refused), None) => return Err(refused),
+    };
     let routing = routing(&state)?;
     let client = locate(routing, peer, &headers, query.ip.as_deref())?;
     let meta = object(&state, &bucket, &key).await?;

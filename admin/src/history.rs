@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::WebState;
 use crate::error::ApiError;
 use crate::events::EventJson;
+use crate::files_api::may_access;
 use crate::identity::SignedInUser;
 
 /// Entries per page when the caller does not say.
@@ -167,14 +168,20 @@ impl Filter {
 }
 
 /// Whether `user` may see `event`: admins all; others what they did and what happened to the
-/// files they own now.
+/// buckets and files they own now (see [`may_access`]).
 fn visible(meta: &MetaStore, user: &SignedInUser, event: &Event) -> Result<bool, ApiError> {
     if user.is_admin() || matches!(&event.actor, Some(Actor::User(id)) if *id == user.id) {
         return Ok(true);
     }
-    let Some((bucket, key)) = event.kind.object() else { return Ok(false) };
-    let owner = meta.object_owner(bucket, key).map_err(|e| ApiError::internal("reading file owners", &e))?;
-    Ok(owner.as_deref() == Some(user.id.as_str()))
+    match &event.kind {
+        EventKind::BucketCreated { bucket, .. } | EventKind::BucketDeleted { bucket } => {
+            may_access(meta, user, bucket, None)
+        }
+        kind => match kind.object() {
+            Some((bucket, key)) => may_access(meta, user, bucket, Some(key)),
+            None => Ok(false),
+        },
+    }
 }
 
 /// `GET /api/v1/history`.

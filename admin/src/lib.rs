@@ -14,6 +14,7 @@ mod api_auth;
 mod error;
 pub mod events;
 mod files;
+mod files_api;
 mod history;
 pub mod identity;
 pub mod metrics;
@@ -106,7 +107,9 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/route", get(route::route))
         .route("/api/v1/uploads", axum::routing::post(uploads::create))
-        .route("/api/v1/files/{bucket}/{*key}", get(files::file))
+        .route("/api/v1/files", get(files_api::list))
+        .route("/api/v1/files/{bucket}/{*key}", get(files::file).delete(files_api::delete))
+        .route("/api/v1/buckets", post(files_api::create_bucket))
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/events", get(events::events))
         .route(placement::ROUTE, get(placement::placement))

@@ -117,6 +117,10 @@ impl Changes<'_> {
                     return Ok(Rejected(Rejection::BucketAlreadyOwnedByYou));
                 }
                 self.put(record_key(tables::BUCKET, &[&bucket.name]), bucket)?;
+                // A bucket a signed-in user creates is theirs, with every file in it.
+                if let Some((Some(Actor::User(id)), _)) = self.origin.clone() {
+                    self.put(record_key(tables::OWNER, &[&bucket.name]), &id)?;
+                }
                 let kind = EventKind::BucketCreated { bucket: bucket.name.clone(), region: bucket.region.clone() };
                 self.emit(Some(bucket.created), kind)?;
                 Done
@@ -129,6 +133,7 @@ impl Changes<'_> {
                     return Ok(Rejected(Rejection::BucketNotEmpty));
                 }
                 self.batch.remove(record_key(tables::BUCKET, &[name]));
+                self.batch.remove(record_key(tables::OWNER, &[name]));
                 self.emit(None, EventKind::BucketDeleted { bucket: name.clone() })?;
                 Done
             }
@@ -637,8 +642,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let sm = state_machine(dir.path());
         let bucket = Bucket { name: "b".into(), created: 5, region: "r".into() };
-        sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
         let alice = Some(Actor::User("u-alice".into()));
+        sm.apply_entry(&entry(1, Command::CreateBucket(bucket).attributed(alice.clone(), 9))).expect("apply");
+        assert_eq!(sm.tables.bucket_owner("b").expect("owner"), Some("u-alice".into()), "a user's bucket is theirs");
         let key = Some(Actor::AccessKey("KEY".into()));
         sm.apply_entry(&entry(2, put("k", "dd01", 1).attributed(alice, 10))).expect("apply");
         assert_eq!(sm.tables.owner("b", "k").expect("owner"), Some("u-alice".into()));

@@ -713,6 +713,11 @@ impl MetaStore {
         self.inner.tables.owner(bucket, key)
     }
 
+    /// The user who owns a bucket (created it while signed in), if any.
+    pub fn bucket_owner(&self, bucket: &str) -> Result<Option<String>, StoreError> {
+        self.inner.tables.bucket_owner(bucket)
+    }
+
     /// The last event delivered to a webhook subscription, as recorded through Raft.
     pub fn webhook_delivered(&self, subscription: &str) -> Result<Option<Cursor>, StoreError> {
         self.inner.tables.delivered(subscription)

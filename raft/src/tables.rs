@@ -11,7 +11,7 @@
 //! | `k/` | access key id | [`AccessKey`] |
 //! | `x/` | blob id | bucket `/` key of the version that owns it |
 //! | `p/` | user id | [`User`] (people known to the admin panel) |
-//! | `n/` | bucket `/` key | user id of the object's owner (see `docs/admin.md`) |
+//! | `n/` | bucket, or bucket `/` key | user id of the bucket's or object's owner (see `docs/admin.md`) |
 //! | `m/` | `applied`, `membership` | Raft's view of the state machine |
 //! | `m/events` | | the event history's bookkeeping (see `history`) |
 //! | `e/` | big-endian log index, big-endian sub-position | retained [`Event`](crate::event::Event)s |
@@ -122,6 +122,11 @@ impl Tables {
     /// The user who owns an object, if a signed-in user wrote it (see `docs/admin.md`).
     pub(crate) fn owner(&self, bucket: &str, key: &str) -> Result<Option<String>, StoreError> {
         self.get(&record_key(OWNER, &[bucket, key]))
+    }
+
+    /// The user who owns a bucket (created it while signed in), if any.
+    pub(crate) fn bucket_owner(&self, bucket: &str) -> Result<Option<String>, StoreError> {
+        self.get(&record_key(OWNER, &[bucket]))
     }
 
     /// Every user, deleted ones included, in id order.

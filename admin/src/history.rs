@@ -60,11 +60,24 @@ pub(crate) fn action_of(kind: &EventKind) -> &'static str {
         EventKind::ObjectReplicated { .. } => "replicate",
         EventKind::BucketCreated { .. } => "bucket_create",
         EventKind::BucketDeleted { .. } => "bucket_delete",
+        EventKind::ShareCreated { .. } => "share_create",
+        EventKind::ShareUsed { .. } => "share_use",
+        EventKind::ShareRevoked { .. } => "share_revoke",
     }
 }
 
 /// Every action the filter accepts (so a typo is a 400, not an always-empty answer).
-const ACTIONS: &[&str] = &["create", "update", "delete", "replicate", "bucket_create", "bucket_delete"];
+const ACTIONS: &[&str] = &[
+    "create",
+    "update",
+    "delete",
+    "replicate",
+    "bucket_create",
+    "bucket_delete",
+    "share_create",
+    "share_use",
+    "share_revoke",
+];
 
 /// One history entry: the event as the bus shows it, plus the history's action.
 #[derive(Serialize)]

@@ -148,6 +148,39 @@ pub enum EventKind {
         /// Region of the node that received the bytes.
         region: String,
     },
+    /// A file was shared.
+    ShareCreated {
+        /// The share's id.
+        share: String,
+        /// Bucket of the file.
+        bucket: String,
+        /// Key of the file.
+        key: String,
+        /// `public`, or `user:ID:read` / `user:ID:write`.
+        audience: String,
+        /// When it expires (Unix ms), if it does.
+        expires: Option<UnixMillis>,
+    },
+    /// A public link was used to download the file.
+    ShareUsed {
+        /// The share's id.
+        share: String,
+        /// Bucket of the file.
+        bucket: String,
+        /// Key of the file.
+        key: String,
+        /// The downloader's address.
+        client: String,
+    },
+    /// A share was revoked.
+    ShareRevoked {
+        /// The share's id.
+        share: String,
+        /// Bucket of the file.
+        bucket: String,
+        /// Key of the file.
+        key: String,
+    },
 }
 
 impl EventKind {
@@ -160,6 +193,9 @@ impl EventKind {
             Self::ObjectReplicated { .. } => "ObjectReplicated",
             Self::ObjectDeleted { .. } => "ObjectDeleted",
             Self::ObjectUpdated { .. } => "ObjectUpdated",
+            Self::ShareCreated { .. } => "ShareCreated",
+            Self::ShareUsed { .. } => "ShareUsed",
+            Self::ShareRevoked { .. } => "ShareRevoked",
         }
     }
 
@@ -169,7 +205,10 @@ impl EventKind {
             Self::ObjectCreated { bucket, key, .. }
             | Self::ObjectReplicated { bucket, key, .. }
             | Self::ObjectDeleted { bucket, key }
-            | Self::ObjectUpdated { bucket, key, .. } => Some((bucket, key)),
+            | Self::ObjectUpdated { bucket, key, .. }
+            | Self::ShareCreated { bucket, key, .. }
+            | Self::ShareUsed { bucket, key, .. }
+            | Self::ShareRevoked { bucket, key, .. } => Some((bucket, key)),
             Self::BucketCreated { .. } | Self::BucketDeleted { .. } => None,
         }
     }

@@ -15,7 +15,7 @@ use crate::command::{Command, CommandOutcome, Rejection, WriteCondition};
 use crate::error::StoreError;
 use crate::event::{Actor, EventKind};
 use crate::history::{self, EventRetention, HistoryWriter, NewEvent};
-use crate::model::{UnixMillis, User, WorkItem};
+use crate::model::{ShareAudience, SharePermission, UnixMillis, User, WorkItem};
 use crate::snapshot::SnapshotFiles;
 use crate::tables::{self, Tables, record_key};
 use crate::types::{NodeId, RegionNode, TypeConfig};
@@ -295,6 +295,68 @@ impl Changes<'_> {
                         self.put(record_key(tables::USER, &[id]), &user)?;
                     }
                 }
+                Done
+            }
+            Command::CreateShare(share) => {
+                if self.tables.share(&share.id)?.is_some() {
+                    return Ok(Rejected(Rejection::PreconditionFailed));
+                }
+                self.put(record_key(tables::SHARE, &[&share.id]), share)?;
+                let audience = match &share.audience {
+                    ShareAudience::Public { token_sha256, .. } => {
+                        self.put(record_key(tables::SHARE_TOKEN, &[token_sha256]), &share.id)?;
+                        "public".to_owned()
+                    }
+                    ShareAudience::User { user, permission } => {
+                        let permission = match permission {
+                            SharePermission::Read => "read",
+                            SharePermission::Write => "write",
+                        };
+                        format!("user:{user}:{permission}")
+                    }
+                };
+                let kind = EventKind::ShareCreated {
+                    share: share.id.clone(),
+                    bucket: share.bucket.clone(),
+                    key: share.key.clone(),
+                    audience,
+                    expires: share.expires,
+                };
+                self.emit(Some(share.created), kind)?;
+                Done
+            }
+            Command::RevokeShare { id, at } => {
+                let Some(mut share) = self.tables.share(id)?.filter(|s| s.revoked.is_none()) else {
+                    return Ok(Rejected(Rejection::NoSuchKey));
+                };
+                share.revoked = Some(*at);
+                self.put(record_key(tables::SHARE, &[id]), &share)?;
+                let kind = EventKind::ShareRevoked { share: id.clone(), bucket: share.bucket, key: share.key };
+                self.emit(Some(*at), kind)?;
+                Done
+            }
+            Command::UseShare { id, at, client } => {
+                let Some(mut share) = self.tables.share(id)? else {
+                    return Ok(Rejected(Rejection::NoSuchKey));
+                };
+                let exhausted = match &share.audience {
+                    ShareAudience::Public { max_downloads, .. } => {
+                        max_downloads.is_some_and(|max| share.downloads >= max)
+                    }
+                    ShareAudience::User { .. } => false,
+                };
+                if share.revoked.is_some() || share.expires.is_some_and(|e| e <= *at) || exhausted {
+                    return Ok(Rejected(Rejection::PreconditionFailed));
+                }
+                share.downloads += 1;
+                self.put(record_key(tables::SHARE, &[id]), &share)?;
+                let kind = EventKind::ShareUsed {
+                    share: id.clone(),
+                    bucket: share.bucket,
+                    key: share.key,
+                    client: client.clone(),
+                };
+                self.emit(Some(*at), kind)?;
                 Done
             }
             Command::ReplicaAdded { bucket, key, blob, node, at } => match self.tables.object(bucket, key)? {

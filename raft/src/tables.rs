@@ -12,6 +12,8 @@
 //! | `x/` | blob id | bucket `/` key of the version that owns it |
 //! | `p/` | user id | [`User`] (people known to the admin panel) |
 //! | `n/` | bucket, or bucket `/` key | user id of the bucket's or object's owner (see `docs/admin.md`) |
+//! | `h/` | share id | [`Share`] |
+//! | `t/` | hex SHA-256 of a public link's token | share id |
 //! | `m/` | `applied`, `membership` | Raft's view of the state machine |
 //! | `m/events` | | the event history's bookkeeping (see `history`) |
 //! | `e/` | big-endian log index, big-endian sub-position | retained [`Event`](crate::event::Event)s |
@@ -25,7 +27,7 @@ use openraft::{LogId, StoredMembership};
 use crate::codec::{decode, encode};
 use crate::error::StoreError;
 use crate::event::Cursor;
-use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, User, WorkItem};
+use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, Share, User, WorkItem};
 use crate::types::{NodeId, RegionNode};
 
 pub(crate) const BUCKET: &[u8] = b"b/";
@@ -35,6 +37,8 @@ pub(crate) const KEY: &[u8] = b"k/";
 pub(crate) const BLOB: &[u8] = b"x/";
 pub(crate) const USER: &[u8] = b"p/";
 pub(crate) const OWNER: &[u8] = b"n/";
+pub(crate) const SHARE: &[u8] = b"h/";
+pub(crate) const SHARE_TOKEN: &[u8] = b"t/";
 pub(crate) const WORK: &[u8] = b"w/";
 pub(crate) const APPLIED: &[u8] = b"m/applied";
 pub(crate) const MEMBERSHIP: &[u8] = b"m/membership";
@@ -127,6 +131,23 @@ impl Tables {
     /// The user who owns a bucket (created it while signed in), if any.
     pub(crate) fn bucket_owner(&self, bucket: &str) -> Result<Option<String>, StoreError> {
         self.get(&record_key(OWNER, &[bucket]))
+    }
+
+    pub(crate) fn share(&self, id: &str) -> Result<Option<Share>, StoreError> {
+        self.get(&record_key(SHARE, &[id]))
+    }
+
+    /// The share whose public link has this token hash (hex SHA-256).
+    pub(crate) fn share_by_token(&self, token_sha256: &str) -> Result<Option<Share>, StoreError> {
+        match self.get::<String>(&record_key(SHARE_TOKEN, &[token_sha256]))? {
+            Some(id) => self.share(&id),
+            None => Ok(None),
+        }
+    }
+
+    /// Every share, revoked ones included, in id order.
+    pub(crate) fn shares(&self) -> Result<Vec<Share>, StoreError> {
+        self.all(SHARE)
     }
 
     /// Every user, deleted ones included, in id order.

@@ -207,7 +207,7 @@ pub(crate) async fn create(
                 return Err(ApiError::bad_request("password and max_downloads are for public links only"));
             }
             let known = state.meta.user(target).map_err(|e| ApiError::internal("reading the user list", &e))?;
-            if !known.is_some_and(|u| u.deleted.is_none()) {
+            if known.is_none_or(|u| u.deleted.is_some()) {
                 return Err(ApiError::bad_request(format!("user: no user {target:?} in the user list")));
             }
             let permission = match body.permission.as_deref() {

@@ -18,10 +18,10 @@ use axum::response::{IntoResponse, Response};
 use meridian_geo::{Decision, Operation};
 use serde::{Deserialize, Serialize};
 
-use crate::files_api::may_access;
+use crate::files_api::{Requester, may_access};
 use crate::presign::Presign;
 use crate::route::{ChosenNode, Located, chosen, decide, locate, object, routing, signing_key};
-use crate::{ApiCaller, ApiError, SignedInUser, WebState};
+use crate::{ApiCaller, ApiError, WebState};
 
 /// Query of `GET /api/v1/files/...`.
 #[derive(Debug, Deserialize)]
@@ -50,25 +50,23 @@ pub(crate) struct FileLink {
 /// file).
 pub(crate) async fn file(
     State(state): State<WebState>,
-    caller: Result<ApiCaller, ApiError>,
-    user: Option<SignedInUser>,
+    requester: Requester,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path((bucket, key)): Path<(String, String)>,
     Query(query): Query<FileQuery>,
 ) -> Result<Response, ApiError> {
-    let caller = match (caller, user) {
-        (Ok(caller), _) => caller,
-        (Err(_), Some(user)) => {
+    let caller = match requester {
+        Requester::Machine(caller) => caller,
+        Requester::Person(user) => {
             if !may_access(&state.meta, &user, &bucket, Some(&key))?
-                && !crate::shares::shared_with(&state.meta, &user.id, &bucket, &key)?
+                && !crate::shares::shared_with(&state.meta, &user.id, &bucket, &key, false)?
             {
                 return Err(ApiError::not_found(format!("no object {key:?} in bucket {bucket:?}")));
             }
             // Users have no S3 key: their links are signed with the system key, on their behalf.
             ApiCaller::Service(user.actor())
         }
-        (Err(refused), None) => return Err(refused),
     };
     let routing = routing(&state)?;
     let client = locate(routing, peer, &headers, query.ip.as_deref())?;

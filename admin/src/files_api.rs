@@ -10,15 +10,17 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 use meridian_raft::model::{Bucket, ObjectMeta};
 use meridian_raft::{Actor, Command, CommandOutcome, MetaStore, Rejection};
 use serde::{Deserialize, Serialize};
 
-use crate::WebState;
 use crate::error::ApiError;
 use crate::identity::{SignedInUser, now_millis};
+use crate::{ApiCaller, WebState};
 
 /// Files per page when the caller does not say.
 const DEFAULT_LIMIT: usize = 100;
@@ -27,6 +29,37 @@ const MAX_LIMIT: usize = 1000;
 /// Most objects one listing looks at, so a user who owns few files in a large store gets a short
 /// page with a `next` rather than a request that walks everything.
 const SCAN_BUDGET: usize = 50_000;
+
+/// Who calls a route open to cinema services and people alike (downloads): a signed-in user
+/// when the request carries a JWT as Bearer or only the session cookie, else a machine caller.
+/// Deciding by the credential's shape first keeps a user's token from being logged as a refused
+/// service token.
+pub(crate) enum Requester {
+    /// An access key or service token.
+    Machine(ApiCaller),
+    /// A person signed in through the Auth service.
+    Person(SignedInUser),
+}
+
+impl FromRequestParts<WebState> for Requester {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Self::Rejection> {
+        let authorization = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+        // A JWT is three dot-separated parts; service tokens and Basic credentials are not.
+        let person = match authorization.map(|h| h.split_once(' ').unwrap_or((h, ""))) {
+            // Only the session cookie can identify the caller then; without sign-in configured,
+            // the machine path answers the 401.
+            None => state.identity.is_some(),
+            Some((scheme, token)) => scheme.eq_ignore_ascii_case("bearer") && token.trim().matches('.').count() == 2,
+        };
+        if person {
+            SignedInUser::from_request_parts(parts, state).await.map(Self::Person)
+        } else {
+            ApiCaller::from_request_parts(parts, state).await.map(Self::Machine)
+        }
+    }
+}
 
 /// Whether `user` may see and change `bucket/key` (`key` `None`: the bucket itself): admins
 /// always; others when they own the bucket or the file.

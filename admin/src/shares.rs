@@ -48,12 +48,20 @@ pub(crate) fn share_state(share: &Share, now: i64) -> &'static str {
     }
 }
 
-/// Whether a named-user share gives `user` at least read access to `bucket/key` right now.
-pub(crate) fn shared_with(meta: &MetaStore, user: &str, bucket: &str, key: &str) -> Result<bool, ApiError> {
+/// Whether an active named-user share gives `user` access to `bucket/key`: any permission, or,
+/// with `write`, a write permission (upload a new version).
+pub(crate) fn shared_with(
+    meta: &MetaStore,
+    user: &str,
+    bucket: &str,
+    key: &str,
+    write: bool,
+) -> Result<bool, ApiError> {
     let shares = meta.shares().map_err(|e| ApiError::internal("reading shares", &e))?;
     let now = now_millis();
     Ok(shares.iter().any(|s| {
-        matches!(&s.audience, ShareAudience::User { user: u, .. } if u == user)
+        matches!(&s.audience, ShareAudience::User { user: u, permission }
+            if u == user && (!write || *permission == SharePermission::Write))
             && s.bucket == bucket
             && s.key == key
             && share_state(s, now) == "active"

@@ -215,10 +215,21 @@ async fn public_and_user_shares_enforce_their_rules() {
     assert_eq!(status, 200, "a read share downloads (the client followed the presigned redirect): {link}");
     let (status, _) = api(&node, delete.clone(), &download, &bob, None).await;
     assert_eq!(status, 404, "a read share does not delete");
+    let upload = json!({ "bucket": bucket, "key": "film.mp4", "size": 7 });
+    let (status, _) = api(&node, post.clone(), "/api/v1/uploads", &bob, Some(upload.clone())).await;
+    assert_eq!(status, 404, "a read share does not upload a new version");
     let (status, _) = api(&node, delete, &format!("/api/v1/shares/{id}"), &alice, None).await;
     assert_eq!(status, 204);
     let (status, _) = api(&node, reqwest::Method::GET, &download, &bob, None).await;
     assert_eq!(status, 404, "revoked at once");
+
+    // A write share: bob uploads a new version (an update in the history).
+    share(&node, &alice, with(json!({ "user": "u-bob", "permission": "write" }))).await;
+    let (status, plan) = api(&node, post.clone(), "/api/v1/uploads", &bob, Some(upload)).await;
+    assert_eq!(status, 200, "{plan}");
+    let url = plan["put"]["url"].as_str().expect("a presigned PUT");
+    let resp = http_client().put(url).body(b"new cut".to_vec()).send().await.expect("PUT");
+    assert!(resp.status().is_success(), "presigned PUT: {}", resp.status());
 
     // All of it is in alice's history.
     let (_, history) =
@@ -226,7 +237,8 @@ async fn public_and_user_shares_enforce_their_rules() {
             .await;
     let entries = history["entries"].as_array().expect("entries");
     let count = |action: &str| entries.iter().filter(|e| e["action"] == action).count();
-    assert_eq!(count("share_create"), 5, "{history}");
+    assert_eq!(count("share_create"), 6, "{history}");
+    assert_eq!(count("update"), 1, "bob's new version: {history}");
     assert_eq!(count("share_revoke"), 2, "{history}");
     // Two limited downloads, one before revocation, at least one before expiry, one after the password.
     assert!(count("share_use") >= 5, "{history}");

@@ -247,3 +247,26 @@ pub(crate) async fn submit(
     }
     hand_out(&state, &share, peer, &headers).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The link's budget holds across clients, the client's across links, and both recover
+    /// when the window has passed.
+    #[test]
+    fn attempts_are_limited_per_link_and_per_client() {
+        let window = Duration::from_millis(200);
+        let attempts = Attempts::new(AttemptLimits { per_link: 2, per_client: 3, window });
+        let (a, b, c) = ([127, 0, 0, 1].into(), [127, 0, 0, 2].into(), [127, 0, 0, 3].into());
+        attempts.failed("link", a);
+        attempts.failed("link", b);
+        assert!(!attempts.allowed("link", c), "the link's budget is spent, whoever asks");
+        assert!(attempts.allowed("other", a), "another link, a client with budget left");
+        attempts.failed("other", a);
+        attempts.failed("third", a);
+        assert!(!attempts.allowed("fourth", a), "the client's budget is spent, whatever the link");
+        std::thread::sleep(window);
+        assert!(attempts.allowed("link", a), "the window has passed");
+    }
+}

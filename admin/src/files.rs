@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use meridian_geo::{Decision, Operation};
 use serde::{Deserialize, Serialize};
 
+use crate::files_api::{Requester, may_access};
 use crate::presign::Presign;
 use crate::route::{ChosenNode, Located, chosen, decide, locate, object, routing, signing_key};
 use crate::{ApiCaller, ApiError, WebState};
@@ -44,36 +45,33 @@ pub(crate) struct FileLink {
     decision: Decision,
 }
 
-/// `GET /api/v1/files/{bucket}/{*key}`.
+/// `GET /api/v1/files/{bucket}/{*key}`: for a service or key holder ([`ApiCaller`]), or for a
+/// signed-in user who may see the file ([`may_access`]; others get the same 404 as a missing
+/// file).
 pub(crate) async fn file(
     State(state): State<WebState>,
-    caller: ApiCaller,
+    requester: Requester,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path((bucket, key)): Path<(String, String)>,
     Query(query): Query<FileQuery>,
 ) -> Result<Response, ApiError> {
+    let caller = match requester {
+        Requester::Machine(caller) => caller,
+        Requester::Person(user) => {
+            if !may_access(&state.meta, &user, &bucket, Some(&key))?
+                && !crate::shares::shared_with(&state.meta, &user.id, &bucket, &key, false)?
+            {
+                return Err(ApiError::not_found(format!("no object {key:?} in bucket {bucket:?}")));
+            }
+            // Users have no S3 key: their links are signed with the system key, on their behalf.
+            ApiCaller::Service(user.actor())
+        }
+    };
     let routing = routing(&state)?;
     let client = locate(routing, peer, &headers, query.ip.as_deref())?;
-    let meta = object(&state, &bucket, &key).await?;
-    let decision = decide(&state, routing, Operation::Get, &client.position, Some(&meta));
-    let site = chosen(routing, &decision)?;
-    let (access_key, secret_key) = signing_key(&state, routing, &caller)?;
+    let (url, site, decision) = download_url(&state, &caller, &client, &bucket, &key).await?;
     let expires_in_secs = routing.presign.expiry.as_secs();
-    let url = Presign {
-        method: "GET",
-        endpoint: &site.s3_endpoint,
-        region: &site.region,
-        access_key: &access_key,
-        secret_key: &secret_key,
-        bucket: &bucket,
-        key: &key,
-        query: &[],
-        expires_secs: expires_in_secs,
-        now: SystemTime::now(),
-    }
-    .url()
-    .map_err(|e| ApiError::internal("presigning the download", &e))?;
     tracing::info!(caller = %caller.actor(), %bucket, %key, region = %site.region, "download link");
     let wants_json = headers
         .get(ACCEPT)
@@ -84,4 +82,35 @@ pub(crate) async fn file(
         return Ok(([(CACHE_CONTROL, "no-store")], Json(link)).into_response());
     }
     Ok((StatusCode::FOUND, [(LOCATION, url.as_str()), (CACHE_CONTROL, "no-store")]).into_response())
+}
+
+/// A presigned GET URL for `bucket/key` on the node geo routing picks for `client`, signed with
+/// the caller's key or the system key; with the node and why it was picked.
+pub(crate) async fn download_url<'a>(
+    state: &'a WebState,
+    caller: &ApiCaller,
+    client: &Located,
+    bucket: &str,
+    key: &str,
+) -> Result<(String, &'a crate::route::Site, Decision), ApiError> {
+    let routing = routing(state)?;
+    let meta = object(state, bucket, key).await?;
+    let decision = decide(state, routing, Operation::Get, &client.position, Some(&meta));
+    let site = chosen(routing, &decision)?;
+    let (access_key, secret_key) = signing_key(state, routing, caller)?;
+    let url = Presign {
+        method: "GET",
+        endpoint: &site.s3_endpoint,
+        region: &site.region,
+        access_key: &access_key,
+        secret_key: &secret_key,
+        bucket,
+        key,
+        query: &[],
+        expires_secs: routing.presign.expiry.as_secs(),
+        now: SystemTime::now(),
+    }
+    .url()
+    .map_err(|e| ApiError::internal("presigning the download", &e))?;
+    Ok((url, site, decision))
 }

@@ -14,17 +14,22 @@ mod api_auth;
 mod error;
 pub mod events;
 mod files;
+mod files_api;
+mod history;
 pub mod identity;
 pub mod metrics;
 mod placement;
 pub mod presign;
 pub mod route;
+mod share_page;
+mod shares;
 mod uploads;
 
 pub use api_auth::{ApiCaller, ServiceToken};
 pub use error::ApiError;
 pub use identity::sync::run_user_sync;
 pub use identity::{IdentityError, IdentitySettings, SignedInUser};
+pub use share_page::AttemptLimits;
 
 /// What the web handlers share.
 #[derive(Clone)]
@@ -46,6 +51,8 @@ pub struct WebState {
     /// Sign-in through the cinema's Auth service; `None` when `[auth]` is not configured (the
     /// user routes then answer 503).
     identity: Option<std::sync::Arc<identity::Identity>>,
+    /// Recent wrong share-link passwords, to limit guessing (see `share_page`).
+    share_attempts: std::sync::Arc<share_page::Attempts>,
 }
 
 impl WebState {
@@ -60,6 +67,7 @@ impl WebState {
             routing: None,
             stop: None,
             identity: None,
+            share_attempts: std::sync::Arc::new(share_page::Attempts::new(AttemptLimits::default())),
         }
     }
 
@@ -91,6 +99,13 @@ impl WebState {
         self
     }
 
+    /// Limits wrong share-link passwords to these (`[shares]` of `cluster.toml`).
+    #[must_use]
+    pub fn with_share_limits(mut self, limits: AttemptLimits) -> Self {
+        self.share_attempts = std::sync::Arc::new(share_page::Attempts::new(limits));
+        self
+    }
+
     /// Enables sign-in through the cinema's Auth service.
     pub fn with_identity(mut self, settings: IdentitySettings) -> Result<Self, IdentityError> {
         self.identity = Some(std::sync::Arc::new(identity::Identity::new(settings)?));
@@ -105,7 +120,9 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/route", get(route::route))
         .route("/api/v1/uploads", axum::routing::post(uploads::create))
-        .route("/api/v1/files/{bucket}/{*key}", get(files::file))
+        .route("/api/v1/files", get(files_api::list))
+        .route("/api/v1/files/{bucket}/{*key}", get(files::file).delete(files_api::delete))
+        .route("/api/v1/buckets", post(files_api::create_bucket))
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/events", get(events::events))
         .route(placement::ROUTE, get(placement::placement))
@@ -113,6 +130,10 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/session/refresh", post(identity::session::refresh))
         .route("/api/v1/me", get(identity::session::me))
         .route("/api/v1/users", get(identity::users::list))
+        .route("/api/v1/history", get(history::history))
+        .route("/api/v1/shares", get(shares::list).post(shares::create))
+        .route("/api/v1/shares/{id}", axum::routing::delete(shares::revoke))
+        .route("/s/{token}", get(share_page::open).post(share_page::submit))
         .with_state(state)
 }
 

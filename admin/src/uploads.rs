@@ -15,6 +15,7 @@ use axum::http::HeaderMap;
 use meridian_geo::{Decision, Operation};
 use serde::{Deserialize, Serialize};
 
+use crate::files_api::{Requester, may_access};
 use crate::presign::Presign;
 use crate::route::{ChosenNode, Located, Routing, Site, chosen, decide, locate, routing, signing_key};
 use crate::{ApiCaller, ApiError, WebState};
@@ -132,10 +133,12 @@ impl Signer<'_> {
     }
 }
 
-/// `POST /api/v1/uploads`.
+/// `POST /api/v1/uploads`: for a service or key holder, or for a signed-in user into a bucket or
+/// over a file they own, or over a file shared with them for writing (others: 404, as for a
+/// missing bucket).
 pub(crate) async fn create(
     State(state): State<WebState>,
-    caller: ApiCaller,
+    requester: Requester,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Json(request): Json<UploadRequest>,
@@ -147,6 +150,19 @@ pub(crate) async fn create(
     if request.size > MAX_OBJECT_SIZE {
         return Err(ApiError::bad_request(format!("size {} is over the 5 TiB limit of S3", request.size)));
     }
+    let caller = match requester {
+        Requester::Machine(caller) => caller,
+        Requester::Person(user) => {
+            let (bucket, key) = (&request.bucket, &request.key);
+            if !may_access(&state.meta, &user, bucket, Some(key))?
+                && !crate::shares::shared_with(&state.meta, &user.id, bucket, key, true)?
+            {
+                return Err(ApiError::not_found(format!("no bucket {bucket:?}")));
+            }
+            // Users have no S3 key: their URLs are signed with the system key, on their behalf.
+            ApiCaller::Service(user.actor())
+        }
+    };
     let bucket_known = state.meta.bucket(&request.bucket).map_err(|e| ApiError::internal("reading the bucket", &e))?;
     if bucket_known.is_none() {
         state.meta.read_barrier().await.map_err(|e| ApiError::unavailable(format!("cannot reach the leader: {e}")))?;

@@ -70,6 +70,9 @@ pub(crate) struct ClusterConfig {
     /// Sign-in through the cinema's Auth service; without it the user routes answer 503.
     #[serde(default)]
     pub(crate) auth: Option<AuthSection>,
+    /// Share links: how many wrong passwords are tolerated.
+    #[serde(default)]
+    pub(crate) shares: SharesSection,
     /// The regions, one node each, in the order scripts list them.
     pub(crate) region: Vec<RegionConfig>,
     /// Directory of the config file; relative paths are resolved against it.
@@ -240,6 +243,40 @@ pub(crate) struct ApiSection {
     /// Bearer tokens of the cinema's services (event consumers, the upload front end).
     #[serde(default)]
     pub(crate) service_token: Vec<ServiceTokenConfig>,
+}
+
+/// `[shares]`: limits on guessing a share link's password (per node; see docs/admin.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SharesSection {
+    /// Wrong passwords tolerated per link within the window, from anyone (at least 1).
+    pub(crate) password_attempts_per_link: u32,
+    /// Wrong passwords tolerated per client address within the window, over all links (at least 1).
+    pub(crate) password_attempts_per_client: u32,
+    /// The window, seconds (at least 1).
+    pub(crate) password_window_secs: u64,
+}
+
+impl Default for SharesSection {
+    fn default() -> Self {
+        let limits = meridian_admin::AttemptLimits::default();
+        Self {
+            password_attempts_per_link: limits.per_link,
+            password_attempts_per_client: limits.per_client,
+            password_window_secs: limits.window.as_secs(),
+        }
+    }
+}
+
+impl SharesSection {
+    /// The limits as the web listener applies them.
+    pub(crate) fn limits(&self) -> meridian_admin::AttemptLimits {
+        meridian_admin::AttemptLimits {
+            per_link: self.password_attempts_per_link,
+            per_client: self.password_attempts_per_client,
+            window: Duration::from_secs(self.password_window_secs),
+        }
+    }
 }
 
 /// `[events]`.
@@ -805,6 +842,17 @@ impl ClusterConfig {
     fn validate_events(&self, path: &Path) -> Result<(), ConfigError> {
         let invalid =
             |field: String, message: String| ConfigError::Invalid { path: path.to_path_buf(), field, message };
+        // [shares] is checked here too: one small section, the same kind of bounds.
+        let shares = &self.shares;
+        for (field, value) in [
+            ("shares.password_attempts_per_link", u64::from(shares.password_attempts_per_link)),
+            ("shares.password_attempts_per_client", u64::from(shares.password_attempts_per_client)),
+            ("shares.password_window_secs", shares.password_window_secs),
+        ] {
+            if value == 0 {
+                return Err(invalid(field.into(), "must be at least 1".into()));
+            }
+        }
         if self.events.retain == 0 {
             return Err(invalid("events.retain".into(), "must be at least 1".into()));
         }

@@ -80,6 +80,11 @@ const CASES: &[Case] = &[
         edit: |s| replace_nth(s, "election_timeout_min_ms = 400", "election_timeout_min_ms = 100", 0),
         expect: &["raft.election_timeout_min_ms"],
     },
+    Case {
+        name: "a zero share password window",
+        edit: |s| format!("{s}\n[shares]\npassword_window_secs = 0\n"),
+        expect: &["shares.password_window_secs"],
+    },
 ];
 
 /// Runs `meridian node --config CONFIG --region frankfurt` until it exits (bounded): its status

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Actor, Cursor};
-use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, UnixMillis, UserProfile};
+use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, Share, UnixMillis, UserProfile};
 use crate::types::NodeId;
 
 /// A change to the placement database. Every decision that depends on current state (does the
@@ -129,6 +129,26 @@ pub enum Command {
         ids: Vec<String>,
         /// When the sync found them gone.
         at: UnixMillis,
+    },
+    /// Create a share (its id and, for a link, its token hash are new).
+    CreateShare(Share),
+    /// Revoke a share at once. Already revoked or unknown: rejected (`NoSuchKey`).
+    RevokeShare {
+        /// The share's id.
+        id: String,
+        /// When.
+        at: UnixMillis,
+    },
+    /// A public link was used to download: counted, unless it was revoked, expired at `at` or
+    /// out of downloads meanwhile (rejected `PreconditionFailed`; unknown: `NoSuchKey`). Decided
+    /// while applying, so two nodes serving the last allowed download cannot both succeed.
+    UseShare {
+        /// The share's id.
+        id: String,
+        /// When.
+        at: UnixMillis,
+        /// The downloader's address, for the history.
+        client: String,
     },
 }
 

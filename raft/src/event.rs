@@ -72,14 +72,18 @@ pub enum Actor {
     AccessKey(String),
     /// A cinema service calling the web API with its bearer token (its configured name).
     Service(String),
+    /// A person signed in through the cinema's Auth service (their user id, the token's `sub`).
+    /// Last, so log entries and events stored before it existed still decode.
+    User(String),
 }
 
 impl fmt::Display for Actor {
-    /// `key:ID` or `service:NAME`: the form logs and event consumers see.
+    /// `key:ID`, `service:NAME` or `user:ID`: the form logs and event consumers see.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::AccessKey(id) => write!(f, "key:{id}"),
             Self::Service(name) => write!(f, "service:{name}"),
+            Self::User(id) => write!(f, "user:{id}"),
         }
     }
 }
@@ -129,6 +133,54 @@ pub enum EventKind {
         /// Object key.
         key: String,
     },
+    /// A new version replaced an existing object (PUT, copy or multipart completion over a key
+    /// that had a version): the history's "update", distinct from a first write. Same fields as
+    /// [`EventKind::ObjectCreated`].
+    ObjectUpdated {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Size in bytes of the new version.
+        size: u64,
+        /// ETag of the new version, without quotes.
+        etag: String,
+        /// Region of the node that received the bytes.
+        region: String,
+    },
+    /// A file was shared.
+    ShareCreated {
+        /// The share's id.
+        share: String,
+        /// Bucket of the file.
+        bucket: String,
+        /// Key of the file.
+        key: String,
+        /// `public`, or `user:ID:read` / `user:ID:write`.
+        audience: String,
+        /// When it expires (Unix ms), if it does.
+        expires: Option<UnixMillis>,
+    },
+    /// A public link was used to download the file.
+    ShareUsed {
+        /// The share's id.
+        share: String,
+        /// Bucket of the file.
+        bucket: String,
+        /// Key of the file.
+        key: String,
+        /// The downloader's address.
+        client: String,
+    },
+    /// A share was revoked.
+    ShareRevoked {
+        /// The share's id.
+        share: String,
+        /// Bucket of the file.
+        bucket: String,
+        /// Key of the file.
+        key: String,
+    },
 }
 
 impl EventKind {
@@ -140,6 +192,24 @@ impl EventKind {
             Self::ObjectCreated { .. } => "ObjectCreated",
             Self::ObjectReplicated { .. } => "ObjectReplicated",
             Self::ObjectDeleted { .. } => "ObjectDeleted",
+            Self::ObjectUpdated { .. } => "ObjectUpdated",
+            Self::ShareCreated { .. } => "ShareCreated",
+            Self::ShareUsed { .. } => "ShareUsed",
+            Self::ShareRevoked { .. } => "ShareRevoked",
+        }
+    }
+
+    /// The object the event is about, as (bucket, key); `None` for bucket events.
+    pub fn object(&self) -> Option<(&str, &str)> {
+        match self {
+            Self::ObjectCreated { bucket, key, .. }
+            | Self::ObjectReplicated { bucket, key, .. }
+            | Self::ObjectDeleted { bucket, key }
+            | Self::ObjectUpdated { bucket, key, .. }
+            | Self::ShareCreated { bucket, key, .. }
+            | Self::ShareUsed { bucket, key, .. }
+            | Self::ShareRevoked { bucket, key, .. } => Some((bucket, key)),
+            Self::BucketCreated { .. } | Self::BucketDeleted { .. } => None,
         }
     }
 }

@@ -167,6 +167,60 @@ pub struct User {
     pub deleted: Option<UnixMillis>,
 }
 
+/// What a named user may do with a file shared with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SharePermission {
+    /// See and download it.
+    Read,
+    /// Also upload a new version of it.
+    Write,
+}
+
+/// Who a share is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShareAudience {
+    /// Anyone with the link `/s/{token}`.
+    Public {
+        /// SHA-256 (hex) of the link's token: the token itself is never stored.
+        token_sha256: String,
+        /// argon2id PHC string of the link's password, when it has one.
+        password_hash: Option<String>,
+        /// Most downloads the link allows; `None`: no limit.
+        max_downloads: Option<u64>,
+    },
+    /// One user of the synced user list, signed in.
+    User {
+        /// The user's id.
+        user: String,
+        /// What they may do.
+        permission: SharePermission,
+    },
+}
+
+/// A file shared by its owner (or an admin). Replicated, so a link works on every node and a
+/// revocation holds everywhere as soon as it is applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Share {
+    /// Public id, for listing and revoking (random; not the link's token).
+    pub id: String,
+    /// Bucket of the file.
+    pub bucket: String,
+    /// Key of the file.
+    pub key: String,
+    /// The user who created it.
+    pub created_by: String,
+    /// When it was created.
+    pub created: UnixMillis,
+    /// When it stops working; `None`: never.
+    pub expires: Option<UnixMillis>,
+    /// When it was revoked; a revoked share never works again.
+    pub revoked: Option<UnixMillis>,
+    /// Downloads through the link so far (public links).
+    pub downloads: u64,
+    /// Who it is for.
+    pub audience: ShareAudience,
+}
+
 /// Local work a node owes after applying the log. Written in the same atomic batch as the
 /// placement change that caused it, so a crash can never lose it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ use crate::command::{Command, CommandOutcome, Rejection, WriteCondition};
 use crate::error::StoreError;
 use crate::event::{Actor, EventKind};
 use crate::history::{self, EventRetention, HistoryWriter, NewEvent};
-use crate::model::{UnixMillis, User, WorkItem};
+use crate::model::{ShareAudience, SharePermission, UnixMillis, User, WorkItem};
 use crate::snapshot::SnapshotFiles;
 use crate::tables::{self, Tables, record_key};
 use crate::types::{NodeId, RegionNode, TypeConfig};
@@ -99,6 +99,7 @@ impl Changes<'_> {
     fn remove_object(&mut self, bucket: &str, key: &str, keep_blob: Option<&str>) -> Result<bool, StoreError> {
         let Some(old) = self.tables.object(bucket, key)? else { return Ok(false) };
         self.batch.remove(record_key(tables::OBJECT, &[bucket, key]));
+        self.batch.remove(record_key(tables::OWNER, &[bucket, key]));
         if old.inline.is_none() && keep_blob != Some(old.blob.as_str()) {
             self.batch.remove(record_key(tables::BLOB, &[&old.blob]));
             if old.holders.contains_key(&self.node) {
@@ -116,6 +117,10 @@ impl Changes<'_> {
                     return Ok(Rejected(Rejection::BucketAlreadyOwnedByYou));
                 }
                 self.put(record_key(tables::BUCKET, &[&bucket.name]), bucket)?;
+                // A bucket a signed-in user creates is theirs, with every file in it.
+                if let Some((Some(Actor::User(id)), _)) = self.origin.clone() {
+                    self.put(record_key(tables::OWNER, &[&bucket.name]), &id)?;
+                }
                 let kind = EventKind::BucketCreated { bucket: bucket.name.clone(), region: bucket.region.clone() };
                 self.emit(Some(bucket.created), kind)?;
                 Done
@@ -128,6 +133,7 @@ impl Changes<'_> {
                     return Ok(Rejected(Rejection::BucketNotEmpty));
                 }
                 self.batch.remove(record_key(tables::BUCKET, &[name]));
+                self.batch.remove(record_key(tables::OWNER, &[name]));
                 self.emit(None, EventKind::BucketDeleted { bucket: name.clone() })?;
                 Done
             }
@@ -154,8 +160,20 @@ impl Changes<'_> {
                 if !allowed {
                     return Ok(Rejected(Rejection::PreconditionFailed));
                 }
-                self.remove_object(bucket, key, Some(&meta.blob))?;
+                // An overwrite keeps the owner (a user with a write share, or an S3 key, replaces
+                // the owner's file, it does not take it); a first write by a user makes them owner.
+                let owner = match self.tables.owner(bucket, key)? {
+                    Some(owner) => Some(owner),
+                    None => match &self.origin {
+                        Some((Some(Actor::User(id)), _)) => Some(id.clone()),
+                        _ => None,
+                    },
+                };
+                let replaced = self.remove_object(bucket, key, Some(&meta.blob))?;
                 self.put(record_key(tables::OBJECT, &[bucket, key]), meta)?;
+                if let Some(owner) = owner {
+                    self.put(record_key(tables::OWNER, &[bucket, key]), &owner)?;
+                }
                 if meta.inline.is_none() {
                     self.put(record_key(tables::BLOB, &[&meta.blob]), &format!("{bucket}/{key}"))?;
                     if !meta.holders.contains_key(&self.node) {
@@ -172,12 +190,11 @@ impl Changes<'_> {
                     Some(node) => self.region_of(node)?,
                     None => String::new(),
                 };
-                let kind = EventKind::ObjectCreated {
-                    bucket: bucket.clone(),
-                    key: key.clone(),
-                    size: meta.size,
-                    etag: meta.etag.clone(),
-                    region,
+                let (bucket, key, size, etag) = (bucket.clone(), key.clone(), meta.size, meta.etag.clone());
+                let kind = if replaced {
+                    EventKind::ObjectUpdated { bucket, key, size, etag, region }
+                } else {
+                    EventKind::ObjectCreated { bucket, key, size, etag, region }
                 };
                 self.emit(Some(meta.last_modified), kind)?;
                 Done
@@ -278,6 +295,68 @@ impl Changes<'_> {
                         self.put(record_key(tables::USER, &[id]), &user)?;
                     }
                 }
+                Done
+            }
+            Command::CreateShare(share) => {
+                if self.tables.share(&share.id)?.is_some() {
+                    return Ok(Rejected(Rejection::PreconditionFailed));
+                }
+                self.put(record_key(tables::SHARE, &[&share.id]), share)?;
+                let audience = match &share.audience {
+                    ShareAudience::Public { token_sha256, .. } => {
+                        self.put(record_key(tables::SHARE_TOKEN, &[token_sha256]), &share.id)?;
+                        "public".to_owned()
+                    }
+                    ShareAudience::User { user, permission } => {
+                        let permission = match permission {
+                            SharePermission::Read => "read",
+                            SharePermission::Write => "write",
+                        };
+                        format!("user:{user}:{permission}")
+                    }
+                };
+                let kind = EventKind::ShareCreated {
+                    share: share.id.clone(),
+                    bucket: share.bucket.clone(),
+                    key: share.key.clone(),
+                    audience,
+                    expires: share.expires,
+                };
+                self.emit(Some(share.created), kind)?;
+                Done
+            }
+            Command::RevokeShare { id, at } => {
+                let Some(mut share) = self.tables.share(id)?.filter(|s| s.revoked.is_none()) else {
+                    return Ok(Rejected(Rejection::NoSuchKey));
+                };
+                share.revoked = Some(*at);
+                self.put(record_key(tables::SHARE, &[id]), &share)?;
+                let kind = EventKind::ShareRevoked { share: id.clone(), bucket: share.bucket, key: share.key };
+                self.emit(Some(*at), kind)?;
+                Done
+            }
+            Command::UseShare { id, at, client } => {
+                let Some(mut share) = self.tables.share(id)? else {
+                    return Ok(Rejected(Rejection::NoSuchKey));
+                };
+                let exhausted = match &share.audience {
+                    ShareAudience::Public { max_downloads, .. } => {
+                        max_downloads.is_some_and(|max| share.downloads >= max)
+                    }
+                    ShareAudience::User { .. } => false,
+                };
+                if share.revoked.is_some() || share.expires.is_some_and(|e| e <= *at) || exhausted {
+                    return Ok(Rejected(Rejection::PreconditionFailed));
+                }
+                share.downloads += 1;
+                self.put(record_key(tables::SHARE, &[id]), &share)?;
+                let kind = EventKind::ShareUsed {
+                    share: id.clone(),
+                    bucket: share.bucket,
+                    key: share.key,
+                    client: client.clone(),
+                };
+                self.emit(Some(*at), kind)?;
                 Done
             }
             Command::ReplicaAdded { bucket, key, blob, node, at } => match self.tables.object(bucket, key)? {
@@ -617,6 +696,32 @@ mod tests {
     }
 
     /// A node that does not hold a new blob owes a pull of it; the holder does not.
+    /// A first write by a signed-in user makes them the owner; an overwrite by anyone else is an
+    /// update that keeps the owner; a delete forgets it.
+    #[test]
+    fn users_own_what_they_create_and_overwrites_are_updates() {
+        use crate::event::Actor;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = state_machine(dir.path());
+        let bucket = Bucket { name: "b".into(), created: 5, region: "r".into() };
+        let alice = Some(Actor::User("u-alice".into()));
+        sm.apply_entry(&entry(1, Command::CreateBucket(bucket).attributed(alice.clone(), 9))).expect("apply");
+        assert_eq!(sm.tables.bucket_owner("b").expect("owner"), Some("u-alice".into()), "a user's bucket is theirs");
+        let key = Some(Actor::AccessKey("KEY".into()));
+        sm.apply_entry(&entry(2, put("k", "dd01", 1).attributed(alice, 10))).expect("apply");
+        assert_eq!(sm.tables.owner("b", "k").expect("owner"), Some("u-alice".into()));
+        sm.apply_entry(&entry(3, put("k", "dd02", 1).attributed(key.clone(), 11))).expect("apply");
+        assert_eq!(sm.tables.owner("b", "k").expect("owner"), Some("u-alice".into()), "an overwrite keeps the owner");
+        sm.apply_entry(&entry(4, put("s3", "dd03", 1).attributed(key, 12))).expect("apply");
+        assert_eq!(sm.tables.owner("b", "s3").expect("owner"), None, "an S3 key owns nothing");
+        let delete = Command::DeleteObjects { bucket: "b".into(), keys: vec!["k".into()] };
+        sm.apply_entry(&entry(5, delete)).expect("apply");
+        assert_eq!(sm.tables.owner("b", "k").expect("owner"), None, "a delete forgets the owner");
+        let kinds: Vec<&str> =
+            crate::history::read(&sm.tables, None, 100, 5).expect("read").iter().map(|e| e.kind.name()).collect();
+        assert_eq!(kinds, ["BucketCreated", "ObjectCreated", "ObjectUpdated", "ObjectCreated", "ObjectDeleted"]);
+    }
+
     #[test]
     fn non_holders_owe_a_pull() {
         let dir = tempfile::tempdir().expect("tempdir");

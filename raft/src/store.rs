@@ -708,6 +708,31 @@ impl MetaStore {
         crate::history::read(&self.inner.tables, after, limit, self.applied_index())
     }
 
+    /// The user who owns an object (wrote its first version while signed in), if any.
+    pub fn object_owner(&self, bucket: &str, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.tables.owner(bucket, key)
+    }
+
+    /// The user who owns a bucket (created it while signed in), if any.
+    pub fn bucket_owner(&self, bucket: &str) -> Result<Option<String>, StoreError> {
+        self.inner.tables.bucket_owner(bucket)
+    }
+
+    /// A share by id.
+    pub fn share(&self, id: &str) -> Result<Option<crate::model::Share>, StoreError> {
+        self.inner.tables.share(id)
+    }
+
+    /// The share of a public link, by the hex SHA-256 of its token.
+    pub fn share_by_token(&self, token_sha256: &str) -> Result<Option<crate::model::Share>, StoreError> {
+        self.inner.tables.share_by_token(token_sha256)
+    }
+
+    /// Every share, revoked and expired ones included.
+    pub fn shares(&self) -> Result<Vec<crate::model::Share>, StoreError> {
+        self.inner.tables.shares()
+    }
+
     /// The last event delivered to a webhook subscription, as recorded through Raft.
     pub fn webhook_delivered(&self, subscription: &str) -> Result<Option<Cursor>, StoreError> {
         self.inner.tables.delivered(subscription)

@@ -11,6 +11,9 @@
 //! | `k/` | access key id | [`AccessKey`] |
 //! | `x/` | blob id | bucket `/` key of the version that owns it |
 //! | `p/` | user id | [`User`] (people known to the admin panel) |
+//! | `n/` | bucket, or bucket `/` key | user id of the bucket's or object's owner (see `docs/admin.md`) |
+//! | `h/` | share id | [`Share`] |
+//! | `t/` | hex SHA-256 of a public link's token | share id |
 //! | `m/` | `applied`, `membership` | Raft's view of the state machine |
 //! | `m/events` | | the event history's bookkeeping (see `history`) |
 //! | `e/` | big-endian log index, big-endian sub-position | retained [`Event`](crate::event::Event)s |
@@ -24,7 +27,7 @@ use openraft::{LogId, StoredMembership};
 use crate::codec::{decode, encode};
 use crate::error::StoreError;
 use crate::event::Cursor;
-use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, User, WorkItem};
+use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, Share, User, WorkItem};
 use crate::types::{NodeId, RegionNode};
 
 pub(crate) const BUCKET: &[u8] = b"b/";
@@ -33,6 +36,9 @@ pub(crate) const UPLOAD: &[u8] = b"u/";
 pub(crate) const KEY: &[u8] = b"k/";
 pub(crate) const BLOB: &[u8] = b"x/";
 pub(crate) const USER: &[u8] = b"p/";
+pub(crate) const OWNER: &[u8] = b"n/";
+pub(crate) const SHARE: &[u8] = b"h/";
+pub(crate) const SHARE_TOKEN: &[u8] = b"t/";
 pub(crate) const WORK: &[u8] = b"w/";
 pub(crate) const APPLIED: &[u8] = b"m/applied";
 pub(crate) const MEMBERSHIP: &[u8] = b"m/membership";
@@ -115,6 +121,33 @@ impl Tables {
 
     pub(crate) fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
         self.get(&record_key(USER, &[id]))
+    }
+
+    /// The user who owns an object, if a signed-in user wrote it (see `docs/admin.md`).
+    pub(crate) fn owner(&self, bucket: &str, key: &str) -> Result<Option<String>, StoreError> {
+        self.get(&record_key(OWNER, &[bucket, key]))
+    }
+
+    /// The user who owns a bucket (created it while signed in), if any.
+    pub(crate) fn bucket_owner(&self, bucket: &str) -> Result<Option<String>, StoreError> {
+        self.get(&record_key(OWNER, &[bucket]))
+    }
+
+    pub(crate) fn share(&self, id: &str) -> Result<Option<Share>, StoreError> {
+        self.get(&record_key(SHARE, &[id]))
+    }
+
+    /// The share whose public link has this token hash (hex SHA-256).
+    pub(crate) fn share_by_token(&self, token_sha256: &str) -> Result<Option<Share>, StoreError> {
+        match self.get::<String>(&record_key(SHARE_TOKEN, &[token_sha256]))? {
+            Some(id) => self.share(&id),
+            None => Ok(None),
+        }
+    }
+
+    /// Every share, revoked ones included, in id order.
+    pub(crate) fn shares(&self) -> Result<Vec<Share>, StoreError> {
+        self.all(SHARE)
     }
 
     /// Every user, deleted ones included, in id order.

@@ -8,7 +8,7 @@
 //! panel are synced from the Auth service's user list by the leader (`sync`) and listed by
 //! `users`. The contract with the Auth service is `docs/auth.md`.
 
-mod cookies;
+pub(crate) mod cookies;
 mod jwks;
 mod jwt;
 pub(crate) mod session;

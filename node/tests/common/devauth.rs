@@ -155,6 +155,22 @@ impl DevAuth {
         assert!(resp.status().is_success(), "PUT user {id}: {}", resp.status());
     }
 
+    /// Signs `login` in through the node at `web_url` (`POST /api/v1/session`, which asks this
+    /// stand-in) and returns the access token, for `Authorization: Bearer`.
+    pub async fn access_token(&self, web_url: &str, login: &str, password: &str) -> String {
+        let resp = self
+            .http
+            .post(format!("{web_url}/api/v1/session"))
+            .json(&serde_json::json!({ "login": login, "password": password }))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .expect("POST /api/v1/session");
+        assert!(resp.status().is_success(), "sign-in of {login}: {}", resp.status());
+        let body: serde_json::Value = resp.json().await.expect("session JSON");
+        body["access_token"].as_str().expect("access_token").to_owned()
+    }
+
     /// Deletes a user upstream (`DELETE /dev/v1/users/{id}`).
     pub async fn delete_user(&self, id: &str) {
         let resp = self

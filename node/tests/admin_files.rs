@@ -1,0 +1,131 @@
+//! Files of signed-in users against a real node and the stand-in Auth service: a user's bucket
+//! and what is in it are theirs (listed with replication state, downloadable through geo routing,
+//! deletable, in their history); another user sees none of it and gets the same 404 as for a
+//! missing file; admins see everything.
+
+mod common;
+
+use common::devauth::{AuthMode, DevAuth, auth_section, free_auth_addr};
+use common::{NodeOptions, TestNode, create_bucket, http_client, put, random_bytes};
+use serde_json::{Value, json};
+
+/// `METHOD {web}{path}` as the holder of `token`, with an optional JSON body: status and body.
+async fn call(node: &TestNode, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = http_client()
+        .request(method, format!("{}{path}", node.web_url()))
+        .bearer_auth(token)
+        .header("accept", "application/json");
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let resp = request.send().await.expect("web API request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(node: &TestNode, path: &str, token: &str) -> (u16, Value) {
+    call(node, reqwest::Method::GET, path, token, None).await
+}
+
+/// `(bucket, key)` of each file of a `GET /api/v1/files` page.
+fn names(page: &Value) -> Vec<(String, String)> {
+    let files = page["files"].as_array().unwrap_or_else(|| panic!("files in {page}"));
+    files
+        .iter()
+        .map(|f| (f["bucket"].as_str().expect("bucket").into(), f["key"].as_str().expect("key").into()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_see_download_and_delete_only_their_own_files() {
+    let addr = free_auth_addr();
+    let node = TestNode::start_with_extra(NodeOptions::default(), &auth_section(addr, AuthMode::Hs256, 1)).await;
+    let devauth = DevAuth::start(node.config_path(), false).await;
+    let _log = node.log_on_panic();
+    let web = node.web_url();
+    let admin = devauth.access_token(&web, "admin", "admin-password").await;
+    let alice = devauth.access_token(&web, "alice", "alice-password").await;
+    let bob = devauth.access_token(&web, "bob", "bob-password").await;
+    let post = reqwest::Method::POST;
+
+    // Alice's bucket.
+    let mine = common::unique_bucket("alice");
+    let (status, body) = call(&node, post.clone(), "/api/v1/buckets", &alice, Some(json!({ "name": mine }))).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["owner"], "u-alice");
+    let (status, body) = call(&node, post.clone(), "/api/v1/buckets", &bob, Some(json!({ "name": mine }))).await;
+    assert_eq!(status, 409, "a taken name: {body}");
+    for bad in [json!({ "name": "No_Caps" }), json!({ "name": "ab" }), json!({ "nom": "abc" }), json!("x")] {
+        let (status, body) = call(&node, post.clone(), "/api/v1/buckets", &alice, Some(bad.clone())).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+
+    // Files in it (written over S3, e.g. through a presigned upload) and one elsewhere.
+    let client = node.client();
+    let film = random_bytes(7, 300 * 1024);
+    put(&client, &mine, "film.mp4", &film).await;
+    put(&client, &mine, "notes.txt", b"small").await;
+    let other = create_bucket(&client, "admins").await;
+    put(&client, &other, "secret.txt", b"not alice's").await;
+
+    let (status, page) = get(&node, "/api/v1/files", &alice).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(names(&page), [(mine.clone(), "film.mp4".to_owned()), (mine.clone(), "notes.txt".to_owned())]);
+    let entry = &page["files"][0];
+    assert_eq!(entry["size"], 300 * 1024, "{entry}");
+    let regions = entry["regions"].as_array().expect("regions");
+    assert_eq!(regions.len(), 1, "one region in this cluster: {entry}");
+    assert_eq!(regions[0]["replicated"], true, "the receiving node holds it: {entry}");
+    assert!(page["next"].is_null());
+    let (_, page) = get(&node, "/api/v1/files?limit=1", &alice).await;
+    assert_eq!(names(&page).len(), 1);
+    let next = page["next"].as_str().expect("next").to_owned();
+    let (_, page) = get(&node, &format!("/api/v1/files?limit=1&after={next}"), &alice).await;
+    assert_eq!(names(&page), [(mine.clone(), "notes.txt".to_owned())], "the second page");
+
+    let (_, page) = get(&node, "/api/v1/files", &bob).await;
+    assert!(names(&page).is_empty(), "bob owns nothing: {page}");
+    let (_, page) = get(&node, "/api/v1/files", &admin).await;
+    let all = names(&page);
+    assert!(all.contains(&(other.clone(), "secret.txt".to_owned())) && all.len() >= 3, "an admin sees all: {page}");
+
+    // Download through geo routing: a presigned URL that needs no credentials.
+    let (status, link) = get(&node, &format!("/api/v1/files/{mine}/film.mp4"), &alice).await;
+    assert_eq!(status, 200, "{link}");
+    let url = link["url"].as_str().expect("url");
+    let bytes = http_client().get(url).send().await.expect("presigned GET").bytes().await.expect("body");
+    assert!(bytes.as_ref() == film.as_slice(), "downloaded bytes differ from the upload");
+    let (status, _) = get(&node, &format!("/api/v1/files/{other}/secret.txt"), &alice).await;
+    assert_eq!(status, 404, "another's file looks missing");
+    let (status, _) = get(&node, &format!("/api/v1/files/{mine}/film.mp4"), &bob).await;
+    assert_eq!(status, 404, "bob cannot download alice's file");
+
+    // Delete: not bob, alice yes.
+    let delete = reqwest::Method::DELETE;
+    let (status, _) = call(&node, delete.clone(), &format!("/api/v1/files/{mine}/notes.txt"), &bob, None).await;
+    assert_eq!(status, 404, "bob cannot delete alice's file");
+    let (status, body) = call(&node, delete.clone(), &format!("/api/v1/files/{mine}/notes.txt"), &alice, None).await;
+    assert_eq!(status, 204, "{body}");
+    let (status, _) = call(&node, delete, &format!("/api/v1/files/{mine}/notes.txt"), &alice, None).await;
+    assert_eq!(status, 404, "deleted already");
+    let (_, page) = get(&node, "/api/v1/files", &alice).await;
+    assert_eq!(names(&page), [(mine.clone(), "film.mp4".to_owned())]);
+
+    // Her history: her bucket, the files written into it, her delete under her name.
+    let (status, history) = get(&node, &format!("/api/v1/history?file={mine}"), &alice).await;
+    assert_eq!(status, 200, "{history}");
+    let seen: Vec<(String, String)> = history["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| (e["action"].as_str().expect("action").into(), e["actor"].as_str().unwrap_or("-").into()))
+        .collect();
+    let actions: Vec<&str> = seen.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions, ["bucket_create", "create", "create", "delete"], "{history}");
+    assert_eq!(seen[0].1, "user:u-alice");
+    assert_eq!(seen[3].1, "user:u-alice");
+    let (_, history) = get(&node, "/api/v1/history?user=u-alice", &admin).await;
+    assert_eq!(history["entries"].as_array().expect("entries").len(), 2, "admin filters by user: {history}");
+    let (_, history) = get(&node, &format!("/api/v1/history?file={mine}"), &bob).await;
+    assert!(history["entries"].as_array().expect("entries").is_empty(), "bob sees none of it: {history}");
+}

@@ -1,32 +1,60 @@
 //! Read leases: every node answers reads from its own state machine, linearizably, without a
 //! round trip to the leader while its lease holds.
 //!
-//! The scheme is a quorum lease in which every member may hold one:
+//! The scheme is a quorum lease (Moraru et al.) in which every member may hold one:
 //!
 //! - **Holding.** Each node renews its lease about four times per lease period. A follower notes
-//!   the time `t0`, asks the leader, and the leader records it as a holder until
-//!   `now + duration + margin` (its own clock) *before* taking a read index, which it returns.
-//!   The follower's lease then holds until `t0 + duration - margin` (its clock), for the leader and
-//!   term that granted it, and is usable once the node has applied the returned read index. The
-//!   leader leases itself the same way, from its own read index (a quorum heartbeat round).
-//! - **Writing.** The leader acknowledges a committed write only once every holder whose lease
-//!   has not run out has the entry in its log (Raft's matched index). A reader with a lease
-//!   therefore has every acknowledged write in its log; it waits until it has applied everything
-//!   in its log, then reads locally.
+//!   the time `t0`, asks the leader (sending its own lease duration, which must equal the
+//!   leader's), and the leader records it as a holder until `now + duration + margin` (its own
+//!   clock) *before* taking a read index, which it returns. The follower's lease then holds until
+//!   `t0 + duration - margin` (its clock), for the leader and term that granted it. The leader
+//!   leases itself from its own read index (a quorum heartbeat round).
+//! - **Visibility.** No entry becomes visible anywhere (applied on the leader, or applied on a
+//!   follower that learnt it is committed) before every holder whose grant has not run out has it
+//!   in its log. The leader keeps a `visible` log id = the largest of `min(commit index, matched
+//!   index of each unexpired holder)` it has computed; its state machine applies nothing above it
+//!   (see [`Leases::admit`]) and the commit index it sends in AppendEntries is capped at it (see
+//!   [`Leases::cap_commit`]), so followers apply nothing above it either. When it moves past a
+//!   capped commit index the leader sends a heartbeat at once, so followers apply promptly.
+//! - **Reading.** Everything visible is therefore in every holder's log: a holder waits until it
+//!   has applied its whole log (and the grant's read index), then reads locally. The leader waits
+//!   only for its own `visible` index.
+//! - **Lagging holders.** A holder stalls visibility at most until its grant runs out. The leader
+//!   refuses grants and renewals to a node whose matched index trails the commit index by more
+//!   than [`LAG_LIMIT`] entries (a learner catching up, a slow region), or that has held back a
+//!   committed entry for longer than a quarter lease: its last grant then lapses within one lease
+//!   period and writes proceed without it.
 //! - **Changing leaders.** A new leader does not know the leases its predecessor granted. Every
 //!   grant was made before the new leader's election (the old leader confirmed a quorum after
 //!   recording it, and a quorum that voted for the new term refuses the old one), and lasts at most
-//!   `duration` from then, so the new leader acknowledges no write during its first `duration`.
-//!   A lease also ends at once when its node sees another leader or term.
+//!   one lease from then, so the new leader makes nothing visible during its first
+//!   `max(duration, election_timeout_max) + margin`: grants carry the grantor's duration, which
+//!   every node checks against its own, and config validation keeps every duration at most the
+//!   election timeout, so this covers a predecessor configured differently. A lease also ends at
+//!   once when its node sees another leader or term.
 //!
 //! Clocks are only compared with themselves (monotonic `Instant`s); `margin` covers drift in rate
 //! between machines over one lease period.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use openraft::LogId;
+use tokio::sync::watch;
+
 use crate::types::NodeId;
+
+/// A node's request for a read lease.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct LeaseRequest {
+    /// The asking node.
+    pub holder: NodeId,
+    /// The asking node's lease duration, ms. The leader refuses a duration other than its own: a
+    /// later leader's wait only covers leases as long as its own settings allow (see module docs).
+    pub duration_ms: u64,
+}
 
 /// The leader's answer to a lease request.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
@@ -38,6 +66,39 @@ pub struct LeaseGrant {
     /// How long the lease may last, counted from when the holder asked, ms.
     pub valid_for_ms: u64,
 }
+
+/// Why a leader refused a lease.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum LeaseRefusal {
+    /// The leader has leases off.
+    #[error("read leases are off on the leader")]
+    Disabled,
+    /// The two nodes are configured with different lease durations.
+    #[error("lease duration {asked_ms} ms differs from the leader's {ours_ms} ms (raft.read_lease_ms)")]
+    DurationMismatch {
+        /// The holder's duration.
+        asked_ms: u64,
+        /// The leader's duration.
+        ours_ms: u64,
+    },
+    /// The holder's log trails the commit index too far (e.g. a learner catching up).
+    #[error("log too far behind: matched {matched:?}, committed {committed:?}")]
+    Lagging {
+        /// The holder's matched index, if any.
+        matched: Option<u64>,
+        /// The leader's commit index.
+        committed: Option<u64>,
+    },
+    /// The holder has kept a committed entry invisible for too long.
+    #[error("held back a committed entry for {for_ms} ms")]
+    Stalling {
+        /// For how long.
+        for_ms: u128,
+    },
+}
+
+/// Most entries a holder's log may trail the commit index when it is granted a lease.
+pub(crate) const LAG_LIMIT: u64 = 64;
 
 /// A lease this node holds.
 #[derive(Debug, Clone, Copy)]
@@ -52,30 +113,76 @@ struct Lease {
     min_applied: u64,
 }
 
-/// The leases held by this node and, when it leads, granted by it.
+/// Leader side: one holder of a lease.
+#[derive(Debug, Clone, Copy)]
+struct Holder {
+    /// When its grant runs out (this node's clock; later than the holder's own view).
+    until: Instant,
+    /// Since when it has held back visibility, and the commit index it lacked then. Reset when it
+    /// gets that index (so a holder that keeps up, a little behind, is not "stalling").
+    behind: Option<(Instant, u64)>,
+}
+
+/// Leader side: the grants of one term.
+#[derive(Debug, Default)]
+struct Granted {
+    /// The term the grants belong to.
+    term: u64,
+    /// Each holder.
+    holders: HashMap<NodeId, Holder>,
+}
+
+/// What [`Leases::advance`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Advance {
+    /// Whether the visible log id moved.
+    pub(crate) advanced: bool,
+    /// When to compute again even if nothing else changes: a lagging holder's grant runs out, or
+    /// the new-leader wait ends.
+    pub(crate) wake_at: Option<Instant>,
+}
+
+/// The leases held by this node and, when it leads, granted by it; and the visibility gate
+/// that keeps writes invisible until every holder has them.
 #[derive(Debug)]
 pub(crate) struct Leases {
-    /// How long a lease lasts; zero turns leases off.
+    /// How long a lease lasts; zero turns leases off (the gate still applies the new-leader wait).
     duration: Duration,
     /// Safety margin for clock rate drift and scheduling delays.
     margin: Duration,
+    /// How long a new leader keeps everything invisible: `max(duration, election_max) + margin`.
+    takeover: Duration,
     /// This node's own lease.
     own: Mutex<Option<Lease>>,
-    /// Leader side: the term the grants belong to, and each holder's expiry (this node's clock).
-    granted: Mutex<(u64, HashMap<NodeId, Instant>)>,
+    /// Leader side: the grants of the term this node leads.
+    granted: Mutex<Granted>,
     /// Leader side: the term this node leads and when it first saw itself leading it.
     leading_since: Mutex<Option<(u64, Instant)>>,
+    /// The last log id this node may make visible (apply, or announce as committed).
+    visible: watch::Sender<Option<LogId<NodeId>>>,
+    /// The highest index the state machine waits to apply, to wake the gate.
+    wanted: watch::Sender<u64>,
+    /// Set when an AppendEntries carried a commit index lowered to `visible`: followers then
+    /// need a heartbeat once it moves.
+    capped: AtomicBool,
 }
 
 impl Leases {
-    /// Leases of `duration` (zero: no leases, every read asks the leader).
-    pub(crate) fn new(duration: Duration) -> Self {
+    /// Leases of `duration` (zero: no leases, every read asks the leader), in a cluster whose
+    /// election timeout is at most `election_max`; `applied` is what this node has already
+    /// applied (visible before it started).
+    pub(crate) fn new(duration: Duration, election_max: Duration, applied: Option<LogId<NodeId>>) -> Self {
+        let margin = duration / 10 + Duration::from_millis(5);
         Self {
             duration,
-            margin: duration / 10 + Duration::from_millis(5),
+            margin,
+            takeover: duration.max(election_max) + margin,
             own: Mutex::new(None),
-            granted: Mutex::new((0, HashMap::new())),
+            granted: Mutex::new(Granted::default()),
             leading_since: Mutex::new(None),
+            visible: watch::Sender::new(applied),
+            wanted: watch::Sender::new(0),
+            capped: AtomicBool::new(false),
         }
     }
 
@@ -117,37 +224,183 @@ impl Leases {
         current.then(|| lease.valid_until.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero())
     }
 
-    /// Leader side: records `holder` as holding a lease granted in `term`, from now on.
-    pub(crate) fn grant(&self, term: u64, holder: NodeId) {
-        let mut granted = lock(&self.granted);
-        if granted.0 != term {
-            *granted = (term, HashMap::new());
+    /// Leader side: records `holder` as holding a lease granted in `term`, from `now` on, unless
+    /// it may not hold one. `matched` is its log as the leader knows it, `committed` the
+    /// leader's commit index.
+    pub(crate) fn grant(
+        &self,
+        term: u64,
+        holder: NodeId,
+        asked_duration: Duration,
+        matched: Option<LogId<NodeId>>,
+        committed: Option<LogId<NodeId>>,
+        now: Instant,
+    ) -> Result<(), LeaseRefusal> {
+        if !self.enabled() {
+            return Err(LeaseRefusal::Disabled);
         }
-        granted.1.insert(holder, Instant::now() + self.duration + self.margin);
+        if asked_duration != self.duration {
+            return Err(LeaseRefusal::DurationMismatch {
+                asked_ms: millis(asked_duration),
+                ours_ms: millis(self.duration),
+            });
+        }
+        let (matched, committed) = (matched.map(|l| l.index), committed.map(|l| l.index));
+        if committed.unwrap_or(0) > matched.unwrap_or(0) + LAG_LIMIT || (matched.is_none() && committed.is_some()) {
+            return Err(LeaseRefusal::Lagging { matched, committed });
+        }
+        let mut granted = lock(&self.granted);
+        if granted.term != term {
+            *granted = Granted { term, holders: HashMap::new() };
+        }
+        let entry = granted.holders.entry(holder).or_insert(Holder { until: now, behind: None });
+        if entry.behind.is_some_and(|(_, lacked)| matched.unwrap_or(0) >= lacked) {
+            // It got what it lacked (perhaps after its grant ran out and the gate stopped
+            // watching it): no longer stalling.
+            entry.behind = None;
+        }
+        if let Some((since, _)) = entry.behind
+            && now.saturating_duration_since(since) > self.renew_every()
+        {
+            // Not renewed: its grant runs out within one lease and stops holding writes back.
+            return Err(LeaseRefusal::Stalling { for_ms: now.saturating_duration_since(since).as_millis() });
+        }
+        entry.until = entry.until.max(now + self.duration + self.margin);
+        Ok(())
     }
 
     /// Leader side: the holders of a lease granted in `term` that has not run out, with expiry.
-    pub(crate) fn holders(&self, term: u64) -> Vec<(NodeId, Instant)> {
+    #[cfg(test)]
+    fn holders(&self, term: u64) -> Vec<(NodeId, Instant)> {
         let granted = lock(&self.granted);
         let now = Instant::now();
-        if granted.0 != term {
+        if granted.term != term {
             return Vec::new();
         }
-        granted.1.iter().filter(|(_, until)| **until > now).map(|(id, until)| (*id, *until)).collect()
+        granted.holders.iter().filter(|(_, h)| h.until > now).map(|(id, h)| (*id, h.until)).collect()
     }
 
-    /// Leader side: when this node may first acknowledge writes in `term` (see the module docs).
+    /// Leader side: when this node may first make entries visible in `term` (see module docs).
     pub(crate) fn writes_allowed_from(&self, term: u64) -> Instant {
         let mut since = lock(&self.leading_since);
         match *since {
-            Some((t, at)) if t == term => at + self.duration + self.margin,
+            Some((t, at)) if t == term => at + self.takeover,
             _ => {
                 let now = Instant::now();
                 *since = Some((term, now));
-                now + self.duration + self.margin
+                now + self.takeover
             }
         }
     }
+
+    /// Leader side: moves the visible log id up to `min(committed, matched of every unexpired
+    /// holder)` of `term`, never down. `alone`: no other node is a member, so none can hold a
+    /// lease (from this leader or an earlier one).
+    pub(crate) fn advance(
+        &self,
+        term: u64,
+        committed: Option<LogId<NodeId>>,
+        matched: impl Fn(NodeId) -> Option<LogId<NodeId>>,
+        alone: bool,
+        now: Instant,
+    ) -> Advance {
+        if !alone {
+            let allowed = self.writes_allowed_from(term);
+            if now < allowed {
+                return Advance { advanced: false, wake_at: Some(allowed) };
+            }
+        }
+        let mut candidate = committed;
+        let mut wake_at: Option<Instant> = None;
+        // Held across the publish, so a grant recorded meanwhile either counts here or sees the
+        // result (its read index is taken after recording it).
+        let mut granted = lock(&self.granted);
+        if granted.term == term {
+            for (id, holder) in granted.holders.iter_mut().filter(|(_, h)| h.until > now) {
+                let has = matched(*id);
+                if has >= committed {
+                    holder.behind = None;
+                    continue;
+                }
+                candidate = candidate.min(has);
+                wake_at = Some(wake_at.map_or(holder.until, |w| w.min(holder.until)));
+                let needed = committed.map_or(0, |l| l.index);
+                match holder.behind {
+                    Some((_, lacked)) if has.map_or(0, |l| l.index) < lacked => {}
+                    _ => holder.behind = Some((now, needed)),
+                }
+            }
+        }
+        let advanced = self.visible.send_if_modified(|visible| {
+            let moved = candidate > *visible;
+            if moved {
+                *visible = candidate;
+            }
+            moved
+        });
+        drop(granted);
+        Advance { advanced, wake_at }
+    }
+
+    /// Follower side: the leader announced `commit` (already capped at its visible log id), so
+    /// everything up to it may be visible here.
+    pub(crate) fn raise(&self, commit: Option<LogId<NodeId>>) {
+        self.visible.send_if_modified(|visible| {
+            let moved = commit > *visible;
+            if moved {
+                *visible = commit;
+            }
+            moved
+        });
+    }
+
+    /// The last log id this node may make visible.
+    pub(crate) fn visible(&self) -> Option<LogId<NodeId>> {
+        *self.visible.borrow()
+    }
+
+    /// The commit index to send in an AppendEntries: `committed`, capped at the visible log id.
+    pub(crate) fn cap_commit(&self, committed: Option<LogId<NodeId>>) -> Option<LogId<NodeId>> {
+        if committed <= self.visible() {
+            return committed;
+        }
+        // Flagged before the second look, so an advance published in between either is seen
+        // here or sees the flag and sends the heartbeat.
+        self.capped.store(true, Ordering::SeqCst);
+        committed.min(self.visible())
+    }
+
+    /// Whether an AppendEntries was capped since the last call (followers await a heartbeat).
+    pub(crate) fn take_capped(&self) -> bool {
+        self.capped.swap(false, Ordering::SeqCst)
+    }
+
+    /// State machine side: waits until entry `index` may be applied.
+    pub(crate) async fn admit(&self, index: u64) {
+        let mut visible = self.visible.subscribe();
+        if visible.borrow().is_some_and(|l| l.index >= index) {
+            return;
+        }
+        self.wanted.send_if_modified(|wanted| {
+            let more = index > *wanted;
+            if more {
+                *wanted = index;
+            }
+            more
+        });
+        // The sender lives in `self`, so this only ends when the index is visible.
+        let _ = visible.wait_for(|v| v.is_some_and(|l| l.index >= index)).await;
+    }
+
+    /// Changes when the state machine waits for an entry to become visible.
+    pub(crate) fn wanted(&self) -> watch::Receiver<u64> {
+        self.wanted.subscribe()
+    }
+}
+
+/// A duration in whole milliseconds, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (plain values only).
@@ -159,9 +412,22 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
+    const D: Duration = Duration::from_millis(200);
+
+    fn log_id(term: u64, index: u64) -> Option<LogId<NodeId>> {
+        Some(LogId::new(openraft::CommittedLeaderId::new(term, 1), index))
+    }
+
+    /// Leases of `D` whose new-leader wait for term 1 is already over.
+    fn leader() -> Leases {
+        let leases = Leases::new(D, Duration::from_millis(400), log_id(1, 5));
+        *lock(&leases.leading_since) = Some((1, Instant::now().checked_sub(Duration::from_secs(5)).unwrap()));
+        leases
+    }
+
     #[test]
     fn a_lease_holds_only_for_its_leader_and_term_and_until_it_runs_out() {
-        let leases = Leases::new(Duration::from_millis(200));
+        let leases = Leases::new(D, D, None);
         assert_eq!(leases.read_index(Some(1), 3), None, "no lease yet");
         leases.hold(1, 3, Instant::now(), 42, Duration::from_secs(9));
         assert_eq!(leases.read_index(Some(1), 3), Some(42));
@@ -178,28 +444,114 @@ mod tests {
 
     #[test]
     fn grants_belong_to_one_term_and_outlive_the_holders_view() {
-        let leases = Leases::new(Duration::from_millis(200));
-        leases.grant(5, 2);
+        let leases = leader();
+        let now = Instant::now();
+        leases.grant(5, 2, D, log_id(5, 10), log_id(5, 10), now).unwrap();
         let holders = leases.holders(5);
         assert_eq!(holders.len(), 1);
-        assert!(holders[0].1 >= Instant::now() + Duration::from_millis(200), "leader counts duration + margin");
+        assert!(holders[0].1 >= now + D, "leader counts duration + margin");
         assert!(leases.holders(6).is_empty(), "grants of another term do not count");
-        leases.grant(6, 3);
+        leases.grant(6, 3, D, log_id(6, 10), log_id(6, 10), now).unwrap();
         assert!(leases.holders(5).is_empty(), "a new term forgets the old grants");
     }
 
     #[test]
-    fn a_new_leader_waits_one_lease_before_acknowledging() {
-        let leases = Leases::new(Duration::from_millis(200));
+    fn a_new_leader_makes_nothing_visible_for_the_longer_of_a_lease_and_the_election_timeout() {
+        let leases = Leases::new(D, Duration::from_millis(400), log_id(1, 5));
         let first = leases.writes_allowed_from(7);
-        assert!(first >= Instant::now() + Duration::from_millis(200));
+        assert!(first >= Instant::now() + Duration::from_millis(400), "election_max counts when longer");
         assert_eq!(leases.writes_allowed_from(7), first, "the same term keeps its start");
         assert!(leases.writes_allowed_from(8) >= first, "a new term starts again");
+        let held = leases.advance(8, log_id(8, 9), |_| None, false, Instant::now());
+        assert_eq!(held, Advance { advanced: false, wake_at: Some(leases.writes_allowed_from(8)) });
+        assert_eq!(leases.visible(), log_id(1, 5), "nothing new is visible during the wait");
+        assert!(leases.advance(8, log_id(8, 9), |_| None, true, Instant::now()).advanced, "alone: no wait");
+        // Leases off: grants are refused, but a new leader still waits the election timeout.
+        let off = Leases::new(Duration::ZERO, Duration::from_millis(400), None);
+        assert!(off.writes_allowed_from(1) >= Instant::now() + Duration::from_millis(400));
+        assert_eq!(off.grant(1, 2, Duration::ZERO, None, None, Instant::now()), Err(LeaseRefusal::Disabled));
     }
 
     #[test]
-    fn zero_duration_turns_leases_off() {
-        assert!(!Leases::new(Duration::ZERO).enabled());
-        assert!(Leases::new(Duration::from_secs(1)).enabled());
+    fn visibility_waits_for_every_unexpired_holder_and_never_goes_back() {
+        let leases = leader();
+        let now = Instant::now();
+        leases.grant(1, 2, D, log_id(1, 8), log_id(1, 8), now).unwrap();
+        // Entry 9 committed (leader + node 3); holder 2 has only 8.
+        let matched = |id: NodeId| if id == 2 { log_id(1, 8) } else { log_id(1, 9) };
+        let step = leases.advance(1, log_id(1, 9), matched, false, now);
+        assert!(step.advanced, "5 -> 8");
+        assert_eq!(leases.visible(), log_id(1, 8), "9 stays invisible while holder 2 lacks it");
+        assert!(step.wake_at.is_some_and(|w| w >= now + D), "wakes when the grant runs out");
+        assert_eq!(leases.cap_commit(log_id(1, 9)), log_id(1, 8), "followers hear of 8 only");
+        assert!(leases.take_capped());
+        assert!(!leases.take_capped(), "reported once");
+        // Holder 2 catches up.
+        assert!(leases.advance(1, log_id(1, 9), |_| log_id(1, 9), false, now).advanced);
+        assert_eq!(leases.visible(), log_id(1, 9));
+        assert_eq!(leases.cap_commit(log_id(1, 9)), log_id(1, 9));
+        assert!(!leases.take_capped(), "nothing was capped");
+        // A new holder that lags does not take back what is visible.
+        leases.grant(1, 3, D, log_id(1, 7), log_id(1, 9), now).unwrap();
+        assert!(!leases.advance(1, log_id(1, 10), |id| if id == 3 { log_id(1, 7) } else { log_id(1, 10) }, false, now).advanced);
+        assert_eq!(leases.visible(), log_id(1, 9));
+        // Once its grant ran out, it holds nothing back.
+        let later = now + D * 2;
+        assert!(leases.advance(1, log_id(1, 10), |_| log_id(1, 7), false, later).advanced);
+        assert_eq!(leases.visible(), log_id(1, 10));
+    }
+
+    #[test]
+    fn a_follower_may_show_what_the_leader_announced() {
+        let leases = Leases::new(D, D, log_id(1, 5));
+        leases.raise(log_id(2, 9));
+        assert_eq!(leases.visible(), log_id(2, 9));
+        leases.raise(log_id(1, 7));
+        assert_eq!(leases.visible(), log_id(2, 9), "never back");
+    }
+
+    #[tokio::test]
+    async fn the_state_machine_waits_until_an_entry_is_visible() {
+        let leases = std::sync::Arc::new(leader());
+        leases.admit(5).await;
+        let mut wanted = leases.wanted();
+        let waiting = tokio::spawn({
+            let leases = leases.clone();
+            async move { leases.admit(7).await }
+        });
+        wanted.changed().await.unwrap();
+        assert_eq!(*wanted.borrow(), 7, "the gate hears what is awaited");
+        assert!(!waiting.is_finished());
+        leases.raise(log_id(1, 7));
+        tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn lagging_or_stalling_holders_and_other_durations_are_refused() {
+        let leases = leader();
+        let now = Instant::now();
+        assert!(matches!(
+            leases.grant(1, 2, D * 2, log_id(1, 9), log_id(1, 9), now),
+            Err(LeaseRefusal::DurationMismatch { asked_ms: 400, ours_ms: 200 })
+        ));
+        assert!(matches!(leases.grant(1, 2, D, None, log_id(1, 9), now), Err(LeaseRefusal::Lagging { .. })));
+        assert!(matches!(
+            leases.grant(1, 2, D, log_id(1, 9), log_id(1, 10 + LAG_LIMIT), now),
+            Err(LeaseRefusal::Lagging { .. })
+        ));
+        leases.grant(1, 2, D, log_id(1, 9), log_id(1, 9 + LAG_LIMIT), now).unwrap();
+        // Holder 2 keeps lacking entry 80 that committed at `now`.
+        leases.advance(1, log_id(1, 80), |_| log_id(1, 70), false, now);
+        let soon = now + D / 8;
+        leases.advance(1, log_id(1, 81), |_| log_id(1, 75), false, soon);
+        leases.grant(1, 2, D, log_id(1, 75), log_id(1, 81), soon).unwrap();
+        let late = now + D / 2;
+        assert!(matches!(leases.grant(1, 2, D, log_id(1, 79), log_id(1, 81), late), Err(LeaseRefusal::Stalling { .. })));
+        // Progress past the entry it lacked resets the clock: a holder that keeps up a little
+        // behind under steady writes keeps its lease.
+        leases.advance(1, log_id(1, 90), |_| log_id(1, 85), false, late);
+        leases.grant(1, 2, D, log_id(1, 85), log_id(1, 90), late).unwrap();
+        leases.advance(1, log_id(1, 90), |_| log_id(1, 90), false, late);
+        leases.grant(1, 2, D, log_id(1, 90), log_id(1, 90), late + D).unwrap();
     }
 }

@@ -28,7 +28,7 @@ pub use command::{Command, CommandOutcome, Rejection};
 pub use error::{ProposeError, StoreError};
 pub use event::{Actor, Cursor, Event, EventKind};
 pub use history::{EventRetention, EventsError};
-pub use lease::LeaseGrant;
+pub use lease::{LeaseGrant, LeaseRequest};
 pub use store::{ClusterStatus, MemberStatus, MetaStore, RaftTiming, StoreConfig};
 pub use tables::ObjectCursor;
 pub use types::{NodeId, RegionNode, TypeConfig};

@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
+use crate::lease::Leases;
 use crate::signing::RequestSigner;
 use crate::types::{NodeId, RegionNode, TypeConfig};
 
@@ -30,7 +31,7 @@ pub const SNAPSHOT_PATH: &str = "/internal/v1/raft/snapshot";
 pub const PROPOSE_PATH: &str = "/internal/v1/propose";
 /// Path where the leader answers read-index requests.
 pub const READ_INDEX_PATH: &str = "/internal/v1/read-index";
-/// Path where the leader grants read leases (body: the asking node's id).
+/// Path where the leader grants read leases (body: a [`crate::LeaseRequest`]).
 pub const LEASE_PATH: &str = "/internal/v1/lease";
 
 /// Path where a node reports its load and health (GET, bincode `meridian_geo::NodeLoad` reply; the
@@ -153,12 +154,14 @@ impl PeerClient {
 #[derive(Clone)]
 pub struct HttpNetwork {
     peers: PeerClient,
+    /// The visibility gate: caps the commit index sent to followers (see `lease`).
+    leases: Arc<Leases>,
 }
 
 impl HttpNetwork {
-    /// A network over the given client.
-    pub fn new(peers: PeerClient) -> Self {
-        Self { peers }
+    /// A network over the given client, announcing commits only as far as `leases` allows.
+    pub(crate) fn new(peers: PeerClient, leases: Arc<Leases>) -> Self {
+        Self { peers, leases }
     }
 }
 
@@ -167,6 +170,8 @@ pub struct PeerConnection {
     peers: PeerClient,
     target: NodeId,
     addr: String,
+    /// See [`HttpNetwork`].
+    leases: Arc<Leases>,
 }
 
 impl PeerConnection {
@@ -194,16 +199,19 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &RegionNode) -> Self::Network {
-        PeerConnection { peers: self.peers.clone(), target, addr: node.internal.clone() }
+        PeerConnection { peers: self.peers.clone(), target, addr: node.internal.clone(), leases: self.leases.clone() }
     }
 }
 
 impl RaftNetwork<TypeConfig> for PeerConnection {
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, RegionNode, RaftError<NodeId>>> {
+        // A follower applies what it hears is committed: it must not hear of an entry before
+        // every read-lease holder has it.
+        rpc.leader_commit = self.leases.cap_commit(rpc.leader_commit);
         self.rpc(APPEND_PATH, &rpc, &option).await
     }
 

@@ -36,6 +36,9 @@ pub(crate) struct StateMachine {
     pub(crate) incoming: Option<PathBuf>,
     /// How much event history to keep.
     pub(crate) retention: EventRetention,
+    /// The visibility gate: an entry is applied (made visible) only once every read-lease
+    /// holder has it (see `lease`).
+    pub(crate) leases: std::sync::Arc<crate::lease::Leases>,
 }
 
 /// Accumulates one entry's changes; applied atomically.
@@ -486,6 +489,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut owes_work = false;
         let mut last = None;
         for entry in entries {
+            self.leases.admit(entry.log_id.index).await;
             let (outcome, owes) = self.apply_entry(&entry).map_err(sm_error)?;
             owes_work |= owes;
             last = Some(entry.log_id.index);
@@ -550,6 +554,11 @@ mod tests {
             applied_tx: watch::channel(0).0,
             incoming: None,
             retention: EventRetention::default(),
+            leases: std::sync::Arc::new(crate::lease::Leases::new(
+                std::time::Duration::ZERO,
+                std::time::Duration::ZERO,
+                Some(LogId::new(openraft::CommittedLeaderId::new(1, 1), u64::MAX)),
+            )),
         }
     }
 

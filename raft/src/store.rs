@@ -20,7 +20,7 @@ use crate::durable::DurableDb;
 use crate::error::{ProposeError, StoreError};
 use crate::event::{Cursor, Event};
 use crate::history::{EventRetention, EventsError};
-use crate::lease::{LeaseGrant, Leases};
+use crate::lease::{LeaseGrant, LeaseRequest, Leases};
 use crate::log_store::LogStore;
 use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, User, WorkItem};
 use crate::network::{CallError, HttpNetwork, LEASE_PATH, PROPOSE_PATH, PeerClient, READ_INDEX_PATH};
@@ -44,7 +44,7 @@ pub struct RaftTiming {
     /// How long a proposal may wait for its commit before the client gets an error.
     pub commit_timeout: Duration,
     /// How long a read lease lasts (zero: no leases; every read asks the leader). A new leader
-    /// holds back acknowledgements this long after its election.
+    /// keeps new entries invisible for the longer of this and `election_max` after its election.
     pub read_lease: Duration,
 }
 
@@ -86,8 +86,10 @@ struct Inner {
     proposals: tokio::sync::mpsc::UnboundedSender<Proposal>,
     /// When this node last heard from a leader (AppendEntries), Unix ms; 0 = never.
     last_leader_contact: std::sync::atomic::AtomicI64,
-    /// Read leases held and granted (see `lease`).
-    leases: Leases,
+    /// Read leases held and granted, and the visibility gate (see `lease`); shared with the
+    /// state machine (which applies only visible entries) and the network (which announces
+    /// only visible commits).
+    leases: Arc<Leases>,
     /// Index of the last entry in this node's log (kept by the log store).
     appended: Arc<AtomicU64>,
     /// The last leadership confirmation (when it started, the read index it gave); see
@@ -172,6 +174,31 @@ async fn run_lease_keeper(store: std::sync::Weak<Inner>) {
     }
 }
 
+/// Leader side of the visibility gate (see `lease`): recomputes what may be visible whenever
+/// replication progresses (Raft metrics), the state machine waits for an entry, or a lagging
+/// holder's grant or the new-leader wait runs out; for as long as the store lives.
+async fn run_visibility_gate(
+    store: std::sync::Weak<Inner>,
+    mut metrics: watch::Receiver<openraft::RaftMetrics<NodeId, RegionNode>>,
+    mut wanted: watch::Receiver<u64>,
+) {
+    loop {
+        let Some(inner) = store.upgrade() else { return };
+        let wake_at = MetaStore { inner }.advance_visibility().await;
+        let timer = async {
+            match wake_at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            changed = wanted.changed() => if changed.is_err() { return },
+            () = timer => {}
+        }
+    }
+}
+
 fn fatal(e: impl std::fmt::Display) -> ProposeError {
     ProposeError::Fatal(e.to_string())
 }
@@ -185,8 +212,10 @@ impl MetaStore {
         let log_store = LogStore::open(&db)?;
         let appended = log_store.appended();
         let (work_tx, work) = watch::channel(0u64);
-        let applied_index = tables.applied()?.map_or(0, |l| l.index);
-        let (applied_tx, applied) = watch::channel(applied_index);
+        let applied_log_id = tables.applied()?;
+        let (applied_tx, applied) = watch::channel(applied_log_id.map_or(0, |l| l.index));
+        // What this node applied before was visible then; everything else waits for the gate.
+        let leases = Arc::new(Leases::new(config.timing.read_lease, config.timing.election_max, applied_log_id));
         let state_machine = StateMachine {
             node: config.node_id,
             tables: tables.clone(),
@@ -195,6 +224,7 @@ impl MetaStore {
             applied_tx,
             incoming: None,
             retention: config.events,
+            leases: leases.clone(),
         };
         let signer = Arc::new(RequestSigner::new(&config.secret));
         let peers = PeerClient::new(signer);
@@ -213,7 +243,7 @@ impl MetaStore {
         .validate()
         .map_err(|e| StoreError::Codec(format!("raft config: {e}")))?;
         let raft =
-            Raft::new(config.node_id, Arc::new(raft_config), HttpNetwork::new(peers.clone()), log_store, state_machine)
+            Raft::new(config.node_id, Arc::new(raft_config), HttpNetwork::new(peers.clone(), leases.clone()), log_store, state_machine)
                 .await
                 .map_err(|e| StoreError::Codec(format!("raft start: {e}")))?;
         let (proposals, queue) = tokio::sync::mpsc::unbounded_channel();
@@ -229,7 +259,7 @@ impl MetaStore {
                 commit_timeout: timing.commit_timeout,
                 last_leader_contact: std::sync::atomic::AtomicI64::new(0),
                 proposals,
-                leases: Leases::new(timing.read_lease),
+                leases,
                 appended,
                 last_confirmation: tokio::sync::Mutex::new(None),
                 lease_reads: AtomicU64::new(0),
@@ -237,6 +267,11 @@ impl MetaStore {
             }),
         };
         tokio::spawn(run_batcher(Arc::downgrade(&store.inner), queue));
+        tokio::spawn(run_visibility_gate(
+            Arc::downgrade(&store.inner),
+            store.inner.raft.metrics(),
+            store.inner.leases.wanted(),
+        ));
         if store.inner.leases.enabled() {
             tokio::spawn(run_lease_keeper(Arc::downgrade(&store.inner)));
         }
@@ -279,10 +314,8 @@ impl MetaStore {
         let mut backoff = Duration::from_millis(20);
         loop {
             let leader = match self.inner.raft.client_write(command.clone()).await {
-                Ok(response) => {
-                    self.await_lease_holders(response.log_id.index).await;
-                    return Ok(response.data);
-                }
+                // Applied, so visible: every read-lease holder has it (see `lease`).
+                Ok(response) => return Ok(response.data),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                     forward.leader_id.zip(forward.leader_node)
                 }
@@ -322,58 +355,49 @@ impl MetaStore {
     /// The leader's side of a forwarded proposal: commit it here and report its log index.
     pub async fn propose_as_leader(&self, command: Command) -> Result<(u64, CommandOutcome), String> {
         match self.inner.raft.client_write(command).await {
-            Ok(response) => {
-                self.await_lease_holders(response.log_id.index).await;
-                Ok((response.log_id.index, response.data))
-            }
+            Ok(response) => Ok((response.log_id.index, response.data)),
             Err(e) => Err(e.to_string()),
         }
     }
 
-    /// Leader side: holds back the acknowledgement of entry `index` until every read-lease
-    /// holder has it in its log or its lease ran out, and, in a new term, until the leases the
-    /// previous leader granted ran out (see `lease`). Bounded by one lease period.
-    async fn await_lease_holders(&self, index: u64) {
-        let leases = &self.inner.leases;
-        if !leases.enabled() {
-            return;
-        }
-        let mut metrics = self.inner.raft.metrics();
+    /// Leader side: moves the visible log id as far as every read-lease holder allows (see
+    /// `lease`), and tells the followers at once when it moved past a commit index they were
+    /// sent. Returns when to look again if nothing else changes.
+    async fn advance_visibility(&self) -> Option<Instant> {
         let (term, alone) = {
-            let m = metrics.borrow();
+            let m = self.inner.raft.metrics();
+            let m = m.borrow();
+            if m.current_leader != Some(self.inner.node_id) {
+                return None;
+            }
             let alone = m.membership_config.membership().nodes().all(|(id, _)| *id == self.inner.node_id);
             (m.current_term, alone)
         };
-        if alone {
-            // No other node can hold a lease, from this leader or an earlier one.
-            return;
+        let state = self.inner.raft.with_raft_state(|st| (st.committed, st.server_state)).await;
+        let Ok((committed, openraft::ServerState::Leader)) = state else { return None };
+        if committed.is_some_and(|c| c.leader_id.term > term) {
+            // Leading a newer term than the metrics said: its holders and wait are not known
+            // yet; the metrics change that follows brings this back.
+            return None;
         }
-        tokio::time::sleep_until(leases.writes_allowed_from(term).into()).await;
-        loop {
-            let lagging_until = {
-                let m = metrics.borrow_and_update();
-                let matched = |id: NodeId| {
-                    m.replication.as_ref().and_then(|r| r.get(&id).copied().flatten()).map_or(0, |l| l.index)
-                };
-                leases
-                    .holders(term)
-                    .into_iter()
-                    .filter(|(id, _)| *id != self.inner.node_id && matched(*id) < index)
-                    .map(|(_, until)| until)
-                    .max()
-            };
-            let Some(until) = lagging_until else { return };
-            tokio::select! {
-                changed = metrics.changed() => if changed.is_err() { return },
-                () = tokio::time::sleep_until(until.into()) => {}
+        let metrics = self.inner.raft.metrics().borrow().clone();
+        let matched = |id: NodeId| metrics.replication.as_ref().and_then(|r| r.get(&id).copied().flatten());
+        let advance = self.inner.leases.advance(term, committed, matched, alone, Instant::now());
+        if advance.advanced && self.inner.leases.take_capped() {
+            tracing::trace!(visible = ?self.inner.leases.visible(), "visible index moved; pushing it to followers");
+            if let Err(e) = self.inner.raft.trigger().heartbeat().await {
+                tracing::debug!(error = %e, "heartbeat after a visibility change failed");
             }
         }
+        advance.wake_at
     }
 
-    /// Leader side of a lease request from `holder`: records the grant, then confirms leadership
-    /// with a quorum and returns the term and the read index the holder must apply first.
-    pub async fn grant_lease(&self, holder: NodeId) -> Result<LeaseGrant, String> {
-        let term = {
+    /// Leader side of a lease request: records the grant, unless the holder may not hold one
+    /// (see `lease`), then confirms leadership with a quorum and returns the term and the read
+    /// index the holder must apply first.
+    pub async fn grant_lease(&self, request: LeaseRequest) -> Result<LeaseGrant, String> {
+        let holder = request.holder;
+        let (term, matched) = {
             let m = self.inner.raft.metrics().borrow().clone();
             if m.current_leader != Some(self.inner.node_id) {
                 return Err("not the leader".into());
@@ -381,16 +405,26 @@ impl MetaStore {
             if m.membership_config.membership().get_node(&holder).is_none() {
                 return Err(format!("node {holder} is not a member"));
             }
-            m.current_term
+            (m.current_term, m.replication.as_ref().and_then(|r| r.get(&holder).copied().flatten()))
         };
-        // Recorded before the read index: a write committed after this point waits for the
-        // holder, one committed before is covered by the read index.
-        self.inner.leases.grant(term, holder);
+        let committed = self.committed().await?;
+        // Recorded before the read index: an entry made visible after this point waits for the
+        // holder, one made visible before is covered by the read index.
         let granted_at = Instant::now();
+        let asked = Duration::from_millis(request.duration_ms);
+        if let Err(refusal) = self.inner.leases.grant(term, holder, asked, matched, committed, granted_at) {
+            tracing::debug!(holder, %refusal, "read lease refused");
+            return Err(refusal.to_string());
+        }
         let (read_index, valid_for) = match self.own_leader_lease(term) {
-            // No other leader can acknowledge anything while this node's own lease lasts, so a
-            // lease that ends no later is safe without a new quorum round.
-            Some(remaining) => (self.inner.appended.load(Ordering::Acquire), remaining),
+            // No other leader makes anything visible while this node's own lease lasts, so a
+            // lease that ends no later is safe without a new quorum round. The commit index is
+            // read after the grant was recorded, so it covers every visibility step that did
+            // not count the holder.
+            Some((remaining, since_confirmed)) => {
+                let committed = self.committed().await?.map_or(0, |l| l.index);
+                (since_confirmed.max(committed).max(self.visible_index()), remaining)
+            }
             None => (self.confirm_leadership(granted_at).await?, self.inner.leases.duration()),
         };
         if self.inner.raft.metrics().borrow().current_term != term {
@@ -400,9 +434,33 @@ impl MetaStore {
         Ok(LeaseGrant { term, read_index, valid_for_ms })
     }
 
-    /// What remains of this node's lease as the leader of `term`.
-    fn own_leader_lease(&self, term: u64) -> Option<Duration> {
-        self.inner.leases.remaining(Some(self.inner.node_id), term)
+    /// This node's commit index (Raft's, not yet necessarily visible).
+    async fn committed(&self) -> Result<Option<openraft::LogId<NodeId>>, String> {
+        self.inner.raft.with_raft_state(|st| st.committed).await.map_err(|e| e.to_string())
+    }
+
+    /// Follower side of AppendEntries (a heartbeat or entries): notes the leader's contact and the
+    /// commit index it announced (capped at what may be visible), then hands it to Raft.
+    pub async fn append_entries(
+        &self,
+        request: openraft::raft::AppendEntriesRequest<crate::TypeConfig>,
+    ) -> Result<openraft::raft::AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        self.note_leader_contact();
+        // Raised first: Raft hands the state machine these entries as soon as it takes them.
+        self.inner.leases.raise(request.leader_commit);
+        self.inner.raft.append_entries(request).await
+    }
+
+    /// This node's own lease as the leader of `term`: what remains of it, and the read index of
+    /// the quorum confirmation it rests on.
+    fn own_leader_lease(&self, term: u64) -> Option<(Duration, u64)> {
+        let me = Some(self.inner.node_id);
+        Some((self.inner.leases.remaining(me, term)?, self.inner.leases.read_index(me, term)?))
+    }
+
+    /// The index of the last entry this node may make visible.
+    fn visible_index(&self) -> u64 {
+        self.inner.leases.visible().map_or(0, |l| l.index)
     }
 
     /// Renews this node's read lease: from its own quorum confirmation when it leads, from the
@@ -424,8 +482,12 @@ impl MetaStore {
         }
         let Some(node) = self.member(leader) else { return };
         let wait = self.inner.leases.renew_every() * 2;
+        let request = LeaseRequest {
+            holder: self.inner.node_id,
+            duration_ms: u64::try_from(self.inner.leases.duration().as_millis()).unwrap_or(u64::MAX),
+        };
         let reply: Result<Result<LeaseGrant, String>, CallError> =
-            self.inner.peers.call(&node.internal, LEASE_PATH, &self.inner.node_id, wait).await;
+            self.inner.peers.call(&node.internal, LEASE_PATH, &request, wait).await;
         match reply {
             Ok(Ok(grant)) if grant.term == term => {
                 let valid_for = Duration::from_millis(grant.valid_for_ms);
@@ -437,24 +499,38 @@ impl MetaStore {
         }
     }
 
-    /// The read index to apply before a local read, if this node holds a read lease right now.
-    fn lease_read_index(&self) -> Option<u64> {
+    /// If this node holds a read lease right now: the index to apply before a local read, and
+    /// how long the lease still holds (the longest it makes sense to wait for that).
+    fn lease_read_target(&self) -> Option<(u64, Duration)> {
         let (leader, term) = {
             let m = self.inner.raft.metrics();
             let m = m.borrow();
             (m.current_leader, m.current_term)
         };
-        self.inner.leases.read_index(leader, term)
+        let granted_at = self.inner.leases.read_index(leader, term)?;
+        let remaining = self.inner.leases.remaining(leader, term)?;
+        let target = if leader == Some(self.inner.node_id) {
+            // This node decides what is visible: entries of earlier terms are covered by the
+            // confirmed read index, and nothing of this term is visible anywhere past its own
+            // visible index.
+            granted_at.max(self.visible_index())
+        } else {
+            // Everything visible anywhere is in this node's log (see `lease`): applying the
+            // whole log is enough, no round trip.
+            granted_at.max(self.inner.appended.load(Ordering::Acquire))
+        };
+        Some((target, remaining))
     }
 
     /// The leader's side of a read-index request: the index a reader must have applied to see
-    /// everything committed before the request arrived.
+    /// everything visible anywhere (in particular every acknowledged write) before the request
+    /// arrived.
     pub async fn read_index_as_leader(&self) -> Result<u64, String> {
         let term = self.inner.raft.metrics().borrow().current_term;
-        if self.own_leader_lease(term).is_some() {
-            // While this node's lease lasts no other leader acknowledges anything: everything
-            // acknowledged is in this node's log.
-            return Ok(self.inner.appended.load(Ordering::Acquire));
+        if let Some((_, confirmed)) = self.own_leader_lease(term) {
+            // While this node's lease lasts no other leader makes anything visible (see
+            // `lease`): the confirmed read index covers earlier terms, the visible index this one.
+            return Ok(confirmed.max(self.visible_index()));
         }
         self.confirm_leadership(Instant::now()).await
     }
@@ -472,7 +548,10 @@ impl MetaStore {
             return Ok(index);
         }
         let started = Instant::now();
-        let index = self.inner.raft.ensure_linearizable().await.map_err(|e| e.to_string())?.map_or(0, |l| l.index);
+        // Not `ensure_linearizable`: it also waits until this node applied the read index, which
+        // may wait for a lagging lease holder; the caller waits for what it needs itself.
+        let (read_log_id, _) = self.inner.raft.get_read_log_id().await.map_err(|e| e.to_string())?;
+        let index = read_log_id.map_or(0, |l| l.index);
         *last = Some((started, index));
         Ok(index)
     }
@@ -482,11 +561,10 @@ impl MetaStore {
     /// before is never missed.
     pub async fn read_barrier(&self) -> Result<(), ProposeError> {
         let timeout = self.inner.commit_timeout;
-        if let Some(granted_at) = self.lease_read_index() {
-            // Every acknowledged write is in this node's log (see `lease`): applying the whole
-            // log is enough, no round trip.
-            let target = granted_at.max(self.inner.appended.load(Ordering::Acquire));
-            if tokio::time::timeout(timeout, self.wait_applied(target)).await.is_ok() {
+        if let Some((target, remaining)) = self.lease_read_target() {
+            // Bounded by the lease: an entry a lagging holder keeps invisible is waited for at
+            // most that long, then the read asks the leader.
+            if tokio::time::timeout(remaining, self.wait_applied(target)).await.is_ok() {
                 self.inner.lease_reads.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
@@ -646,7 +724,7 @@ impl MetaStore {
     }
 
     /// Records that a leader's AppendEntries (a heartbeat or entries) just arrived.
-    pub fn note_leader_contact(&self) {
+    fn note_leader_contact(&self) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));

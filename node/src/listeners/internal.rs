@@ -123,10 +123,7 @@ fn reply<T: Serialize>(value: &T) -> Response {
 
 async fn append(State(state): State<Internal>, body: Bytes) -> Response {
     match decode(&body) {
-        Ok(request) => {
-            state.meta.note_leader_contact();
-            reply(&state.meta.raft().append_entries(request).await)
-        }
+        Ok(request) => reply(&state.meta.append_entries(request).await),
         Err(response) => response,
     }
 }
@@ -162,8 +159,8 @@ async fn read_index(State(state): State<Internal>) -> Response {
 }
 
 async fn grant_lease(State(state): State<Internal>, body: Bytes) -> Response {
-    match decode::<meridian_raft::NodeId>(&body) {
-        Ok(holder) => reply(&state.meta.grant_lease(holder).await),
+    match decode::<meridian_raft::LeaseRequest>(&body) {
+        Ok(request) => reply(&state.meta.grant_lease(request).await),
         Err(response) => response,
     }
 }

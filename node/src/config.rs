@@ -122,11 +122,11 @@ pub(crate) struct RaftSection {
     /// `linearizable` (default): every read first catches up with the leader's commit index;
     /// `local`: reads of known keys are served from local state without a round trip.
     pub(crate) read_consistency: ReadConsistencySetting,
-    /// How long a read lease lasts, ms; unset or 0: no leases (every linearizable read asks the
-    /// leader for a read index). EXPERIMENTAL: the scheme as built holds back only a write's
-    /// acknowledgement, not its visibility, so a read on one node can see a write that a later
-    /// read on a lagging lease holder misses (see docs/architecture.md, "Read leases"). At most
-    /// the election timeout's lower bound.
+    /// How long a read lease lasts, ms: while a node holds one, a linearizable read costs no
+    /// round trip (see docs/architecture.md, "Read leases"). Unset: `election_timeout_min_ms`;
+    /// 0: no leases (every linearizable read asks the leader for a read index). At most
+    /// `election_timeout_min_ms`, because a new leader only waits out leases up to its election
+    /// timeout; every node must use the same value (a leader refuses leases to other durations).
     pub(crate) read_lease_ms: Option<u64>,
 }
 
@@ -707,8 +707,9 @@ impl ClusterConfig {
             return Err(invalid(
                 "raft.read_lease_ms".into(),
                 format!(
-                    "{lease} is longer than raft.election_timeout_min_ms ({}): after a leader change, writes \
-                     would stall longer than the election itself",
+                    "{lease} is longer than raft.election_timeout_min_ms ({}): a new leader waits out the \
+                     leases of its predecessor for at most its election timeout, so a longer lease could \
+                     serve stale reads after a leader change",
                     raft.election_timeout_min_ms
                 ),
             ));
@@ -906,7 +907,7 @@ impl ClusterConfig {
             election_max: Duration::from_millis(self.raft.election_timeout_max_ms),
             snapshot_every: self.raft.snapshot_every.max(1),
             commit_timeout: Duration::from_millis(self.raft.commit_timeout_ms.max(100)),
-            read_lease: Duration::from_millis(self.raft.read_lease_ms.unwrap_or(0)),
+            read_lease: Duration::from_millis(self.raft.read_lease_ms.unwrap_or(self.raft.election_timeout_min_ms)),
         }
     }
 
@@ -1023,6 +1024,17 @@ service_token = "service-token-0123456789"
         let config = ClusterConfig::load(&path).expect("cluster.toml loads");
         assert_eq!(config.region.len(), 3);
         assert!(config.auth.is_some(), "the shipped cluster signs in through the stand-in");
+    }
+
+    #[test]
+    fn read_leases_default_to_the_election_timeout_and_may_not_exceed_it() {
+        let config = load_str(VALID).expect("valid");
+        assert_eq!(config.timing().read_lease, Duration::from_millis(config.raft.election_timeout_min_ms));
+        let off = load_str(&format!("{VALID}[raft]\nread_lease_ms = 0\n")).expect("leases off");
+        assert_eq!(off.timing().read_lease, Duration::ZERO);
+        let too_long = format!("{VALID}[raft]\nelection_timeout_min_ms = 400\nread_lease_ms = 401\n");
+        let message = load_str(&too_long).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("raft.read_lease_ms") && message.contains("400"), "{message}");
     }
 
     #[test]

@@ -262,10 +262,8 @@ async fn lease_counters(node: &TestNode) -> (Option<u64>, u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_follower_holding_a_read_lease_reads_without_asking_the_leader() {
-    // Leases are experimental and off by default (see docs/architecture.md): this cluster turns
-    // them on.
-    let options = ClusterOptions { read_lease_ms: 400, ..ClusterOptions::default() };
-    let cluster = &TestCluster::start_with(options).await;
+    // Leases are on by default (as long as the election timeout's lower bound).
+    let cluster = &TestCluster::start_with(ClusterOptions::default()).await;
     let (leader, [follower, _]) = cluster.roles().await;
     let bucket = create_bucket(&cluster.node(leader).client(), "lease").await;
     let data = random_bytes(77, 1000);
@@ -291,4 +289,92 @@ async fn a_follower_holding_a_read_lease_reads_without_asking_the_leader() {
         asked_after - asked_before
     );
     assert!(lease_after - lease_before >= READS * 9 / 10, "only {} reads under the lease", lease_after - lease_before);
+}
+
+/// The body of `key` as read through `client`.
+async fn get_text(client: &Client, bucket: &str, key: &str) -> String {
+    String::from_utf8(get_bytes(client, bucket, key).await).expect("UTF-8 body")
+}
+
+/// Waits (bounded) until `node` holds a read lease with at least `left` of it to run, and
+/// returns a time by which that lease has certainly not run out yet.
+async fn lease_with_at_least(node: &TestNode, left: Duration) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let asked = Instant::now();
+        if let (Some(ms), _, _) = lease_counters(node).await
+            && Duration::from_millis(ms) >= left
+        {
+            // The node measured `ms` after `asked`, so its lease lasts at least until this.
+            return asked + Duration::from_millis(ms);
+        }
+        assert!(Instant::now() < deadline, "node never held a read lease with {left:?} to run");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The quorum-lease rule with a lease holder that stops answering (SIGSTOP) while a write is in
+/// flight: the write commits with the other two nodes, but no read anywhere shows it before the
+/// frozen holder has it or its lease ran out (otherwise a later read on the holder, served
+/// from its lease, would miss what an earlier read saw); the write is then acknowledged within
+/// about one lease, not timed out, and later writes do not wait for the frozen node at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_stays_invisible_until_a_frozen_lease_holder_has_it_or_its_lease_ran_out() {
+    let options = ClusterOptions { commit_timeout_ms: 5_000, ..ClusterOptions::default() };
+    // The default lease: election_timeout_min_ms.
+    let lease = Duration::from_millis(options.election_timeout_min_ms);
+    let cluster = &TestCluster::start_with(options).await;
+    let (leader, [holder, other]) = cluster.roles().await;
+    let leader_client = cluster.node(leader).client();
+    let bucket = create_bucket(&leader_client, "quorum-lease").await;
+    put(&leader_client, &bucket, "k", b"v1").await;
+    for i in [holder, other] {
+        assert_eq!(get_text(&cluster.node(i).client(), &bucket, "k").await, "v1", "node {i} before the write");
+    }
+
+    let holder_lease_lasts_until = lease_with_at_least(cluster.node(holder), lease / 2).await;
+    let frozen = cluster.node(holder).freeze();
+    let write = tokio::spawn({
+        let (client, bucket) = (leader_client.clone(), bucket.clone());
+        async move {
+            let started = Instant::now();
+            let result = client.put_object().bucket(&bucket).key("k").body(b"v2".to_vec().into()).send().await;
+            (result.map(|_| ()).map_err(|e| format!("{:?}", service_err(&e))), started.elapsed())
+        }
+    });
+    // Read through the leader until the write shows: not before the holder's lease ran out.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen_at = loop {
+        let body = get_text(&leader_client, &bucket, "k").await;
+        let answered = Instant::now();
+        if body == "v2" {
+            break answered;
+        }
+        assert_eq!(body, "v1", "GET through the leader during the write");
+        assert!(answered < deadline, "the write never became visible on the leader");
+    };
+    assert!(
+        seen_at >= holder_lease_lasts_until,
+        "the leader showed the write {:?} before the frozen holder's lease ran out: a read on the holder \
+         under its lease would have missed it",
+        holder_lease_lasts_until - seen_at
+    );
+    let (result, took) = tokio::time::timeout(Duration::from_secs(10), write).await.expect("PUT ends").expect("task");
+    assert_eq!(result, Ok(()), "the PUT committed with two of three nodes");
+    assert!(took < lease * 3, "a frozen lease holder delayed the write by {took:?}, more than about one lease");
+    // Every read after the leader's sees it, the other lease holder's included.
+    assert_eq!(get_text(&cluster.node(other).client(), &bucket, "k").await, "v2", "node {other} after the leader");
+
+    // The frozen node holds no lease any more: writes no longer wait for it.
+    let started = Instant::now();
+    put(&leader_client, &bucket, "k", b"v3").await;
+    let next = started.elapsed();
+    assert!(next < lease / 2, "a write after the frozen holder's lease ran out still waited {next:?}");
+
+    // Thawed, the old holder answers with the write too (its lease ran out: it asks the leader).
+    drop(frozen);
+    assert_eq!(get_text(&cluster.node(holder).client(), &bucket, "k").await, "v3", "node {holder} after thawing");
+    // And it holds a lease again once it caught up.
+    lease_with_at_least(cluster.node(holder), Duration::from_millis(1)).await;
+    assert_eq!(get_text(&cluster.node(holder).client(), &bucket, "k").await, "v3", "node {holder} under a new lease");
 }

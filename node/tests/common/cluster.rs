@@ -43,8 +43,9 @@ pub struct ClusterOptions {
     pub commit_timeout_ms: u64,
     pub max_concurrent_pulls: usize,
     pub bandwidth_mib_per_sec: u64,
-    /// `[raft] read_lease_ms` (0: leases off, the default).
-    pub read_lease_ms: u64,
+    /// `[raft] read_lease_ms` (`Some(0)`: leases off); `None` leaves it out, so the node's
+    /// default applies (leases on, as long as the election timeout's lower bound).
+    pub read_lease_ms: Option<u64>,
     /// Name, latitude, longitude of each node's region (node `i` gets `regions[i]`).
     pub regions: [(&'static str, f64, f64); 3],
     /// More TOML, written before the `[[region]]`s (e.g. `[geo]`, `[events]`, `[[api.service_token]]`).
@@ -61,7 +62,7 @@ impl Default for ClusterOptions {
             commit_timeout_ms: 10_000,
             max_concurrent_pulls: 4,
             bandwidth_mib_per_sec: 0,
-            read_lease_ms: 0,
+            read_lease_ms: None,
             regions: REGIONS,
             extra_config: String::new(),
         }
@@ -136,7 +137,7 @@ election_timeout_min_ms = {election_timeout_min_ms}
 election_timeout_max_ms = {election_timeout_max_ms}
 snapshot_every = {snapshot_every}
 commit_timeout_ms = {commit_timeout_ms}
-read_lease_ms = {read_lease_ms}
+{read_lease_line}
 
 [replication]
 max_concurrent_pulls = {max_concurrent_pulls}
@@ -145,6 +146,7 @@ bandwidth_mib_per_sec = {bandwidth_mib_per_sec}
 {extra_config}
 "#,
         default_region = names[0].0,
+        read_lease_line = read_lease_ms.map(|ms| format!("read_lease_ms = {ms}")).unwrap_or_default(),
     );
     for (i, r) in regions.iter().enumerate() {
         let (name, lat, lon) = names.get(i).copied().unwrap_or_else(|| region_of(i));

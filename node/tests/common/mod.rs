@@ -264,6 +264,15 @@ role = "voter"
         self.proc.lock().expect("proc lock").as_ref().expect("node is not running").child.id()
     }
 
+    /// Freezes the process with SIGSTOP (connections to it hang, unanswered; its clocks run on)
+    /// until the returned guard is dropped, which sends SIGCONT, also when the test panics.
+    pub fn freeze(&self) -> Frozen {
+        let pid = self.pid();
+        let status = Command::new("kill").args(["-STOP", &pid.to_string()]).status().expect("run kill -STOP");
+        assert!(status.success(), "kill -STOP {pid} failed");
+        Frozen { pid }
+    }
+
     /// SIGKILL, no warning. Returns once the process is reaped.
     pub fn kill9(&self) {
         let running = self.proc.lock().expect("proc lock").take().expect("kill9: node is not running");
@@ -869,5 +878,17 @@ pub fn assert_bytes_eq(got: &[u8], want: &[u8], what: &str) {
             md5_hex(want),
             first_diff
         );
+    }
+}
+
+/// A node process frozen by [`TestNode::freeze`]; dropping it thaws the process (SIGCONT).
+pub struct Frozen {
+    /// The frozen process.
+    pid: u32,
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.pid.to_string()]).status();
     }
 }

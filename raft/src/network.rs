@@ -211,7 +211,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, RegionNode, RaftError<NodeId>>> {
         // A follower applies what it hears is committed: it must not hear of an entry before
         // every read-lease holder has it.
-        rpc.leader_commit = self.leases.cap_commit(rpc.leader_commit);
+        rpc.leader_commit = self.leases.cap_commit(rpc.leader_commit).await;
         self.rpc(APPEND_PATH, &rpc, &option).await
     }
 

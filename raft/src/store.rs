@@ -209,13 +209,24 @@ impl MetaStore {
         std::fs::create_dir_all(&config.dir)?;
         let db = DurableDb::open(&config.dir.join("meta"))?;
         let tables = Tables { tree: db.db().open_tree("state")? };
-        let log_store = LogStore::open(&db)?;
+        let mut log_store = LogStore::open(&db)?;
         let appended = log_store.appended();
         let (work_tx, work) = watch::channel(0u64);
         let applied_log_id = tables.applied()?;
         let (applied_tx, applied) = watch::channel(applied_log_id.map_or(0, |l| l.index));
-        // What this node applied before was visible then; everything else waits for the gate.
-        let leases = Arc::new(Leases::new(config.timing.read_lease, config.timing.election_max, applied_log_id));
+        // openraft re-applies the entries up to the commit index it saved inside `Raft::new`, before
+        // the gate runs, so those count as visible. On a follower that index came from a leader
+        // (capped at what was visible); on a leader it may be ahead of what was visible, which is
+        // safe for linearizable reads (a new leader's read index waits out old leases) but may
+        // show those entries to local reads and event readers here up to one lease early.
+        let saved_committed = openraft::storage::RaftLogStorage::read_committed(&mut log_store)
+            .await
+            .map_err(|e| StoreError::Codec(format!("saved commit index: {e}")))?;
+        let leases = Arc::new(Leases::new(
+            config.timing.read_lease,
+            config.timing.election_max,
+            applied_log_id.max(saved_committed),
+        ));
         let state_machine = StateMachine {
             node: config.node_id,
             tables: tables.clone(),
@@ -368,6 +379,10 @@ impl MetaStore {
             let m = self.inner.raft.metrics();
             let m = m.borrow();
             if m.current_leader != Some(self.inner.node_id) {
+                return None;
+            }
+            if m.last_log_index <= self.inner.leases.visible().map(|l| l.index) {
+                // Nothing waits to become visible (most metrics changes are heartbeat answers).
                 return None;
             }
             let alone = m.membership_config.membership().nodes().all(|(id, _)| *id == self.inner.node_id);

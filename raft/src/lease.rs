@@ -507,7 +507,11 @@ mod tests {
         assert!(!leases.take_capped(), "nothing was capped");
         // A new holder that lags does not take back what is visible.
         leases.grant(1, 3, D, log_id(1, 7), log_id(1, 9), now).unwrap();
-        assert!(!leases.advance(1, log_id(1, 10), |id| if id == 3 { log_id(1, 7) } else { log_id(1, 10) }, false, now).advanced);
+        assert!(
+            !leases
+                .advance(1, log_id(1, 10), |id| if id == 3 { log_id(1, 7) } else { log_id(1, 10) }, false, now)
+                .advanced
+        );
         assert_eq!(leases.visible(), log_id(1, 9));
         // Once its grant ran out, it holds nothing back.
         let later = now + D * 2;
@@ -560,7 +564,10 @@ mod tests {
         leases.advance(1, log_id(1, 81), |_| log_id(1, 75), false, soon);
         leases.grant(1, 2, D, log_id(1, 75), log_id(1, 81), soon).unwrap();
         let late = now + D / 2;
-        assert!(matches!(leases.grant(1, 2, D, log_id(1, 79), log_id(1, 81), late), Err(LeaseRefusal::Stalling { .. })));
+        assert!(matches!(
+            leases.grant(1, 2, D, log_id(1, 79), log_id(1, 81), late),
+            Err(LeaseRefusal::Stalling { .. })
+        ));
         // Progress past the entry it lacked resets the clock: a holder that keeps up a little
         // behind under steady writes keeps its lease.
         leases.advance(1, log_id(1, 90), |_| log_id(1, 85), false, late);

@@ -253,10 +253,15 @@ impl MetaStore {
         }
         .validate()
         .map_err(|e| StoreError::Codec(format!("raft config: {e}")))?;
-        let raft =
-            Raft::new(config.node_id, Arc::new(raft_config), HttpNetwork::new(peers.clone(), leases.clone()), log_store, state_machine)
-                .await
-                .map_err(|e| StoreError::Codec(format!("raft start: {e}")))?;
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            HttpNetwork::new(peers.clone(), leases.clone()),
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| StoreError::Codec(format!("raft start: {e}")))?;
         let (proposals, queue) = tokio::sync::mpsc::unbounded_channel();
         let store = Self {
             inner: Arc::new(Inner {

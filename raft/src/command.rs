@@ -97,8 +97,10 @@ pub enum Command {
         cursor: Cursor,
     },
     /// A node found its copy of an object's blob missing or corrupt (the scrub reports it
-    /// through this, after deleting the bad copy): it stops being listed as a holder and owes
-    /// itself a pull of the blob again.
+    /// through this, after moving a corrupt copy aside): it stops being listed as a holder and
+    /// owes itself a pull of the blob again. Refused (`PreconditionFailed`) when the node is the
+    /// only holder: unlisting the last copy would leave nothing to pull from, and its damaged
+    /// bytes are all that is left to recover from by hand.
     ReplicaLost {
         /// Bucket name.
         bucket: String,
@@ -149,6 +151,15 @@ pub enum Command {
         at: UnixMillis,
         /// The downloader's address, for the history.
         client: String,
+    },
+    /// Drop the retained events up to and including `through` (the oldest first, at most a
+    /// bounded number per entry). The leader proposes it from its `[events]` retention; the
+    /// history is trimmed only by this command, so every node keeps the same events whatever
+    /// its own configuration says. A cursor at or behind what is already trimmed changes nothing.
+    /// Last, so log entries and snapshots written before it existed still decode.
+    TrimEvents {
+        /// The newest event to drop.
+        through: Cursor,
     },
 }
 

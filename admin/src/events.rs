@@ -320,7 +320,6 @@ pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
     false
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

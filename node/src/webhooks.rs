@@ -246,6 +246,10 @@ impl Subscription {
             .await
             .map_err(|e| e.to_string())?;
         let status = response.status();
+        if status.is_redirection() {
+            let to = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?");
+            return Err(format!("receiver redirected ({status}) to {to}; fix the configured url"));
+        }
         if status.is_success() { Ok(()) } else { Err(format!("receiver answered {status}")) }
     }
 

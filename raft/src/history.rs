@@ -266,9 +266,9 @@ pub struct TrimTarget {
 pub(crate) fn trim_target(tables: &Tables, retention: EventRetention) -> Result<Option<TrimTarget>, StoreError> {
     let mut excess = load_state(tables)?.retained.saturating_sub(retention.max_events.max(1));
     let cutoff = match retention.max_age {
-        Some(age) => newest_time(tables)?.map(|newest| {
-            newest.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
-        }),
+        Some(age) => {
+            newest_time(tables)?.map(|newest| newest.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX)))
+        }
         None => None,
     };
     let mut target = None;

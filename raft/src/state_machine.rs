@@ -405,7 +405,10 @@ impl Changes<'_> {
                 }
                 // Tells consumers why the ObjectReplicated of the repair comes a second time.
                 let region = self.region_of(*node)?;
-                self.emit(Some(*at), EventKind::ObjectReplicaLost { bucket: bucket.clone(), key: key.clone(), region })?;
+                self.emit(
+                    Some(*at),
+                    EventKind::ObjectReplicaLost { bucket: bucket.clone(), key: key.clone(), region },
+                )?;
                 Done
             }
             Command::TrimEvents { through } => {
@@ -790,8 +793,10 @@ mod tests {
         let bucket = Bucket { name: "b".into(), created: 0, region: "r".into() };
         sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
         sm.apply_entry(&entry(2, put("k", "cc01", 1))).expect("apply");
-        let added = |node, at| Command::ReplicaAdded { bucket: "b".into(), key: "k".into(), blob: "cc01".into(), node, at };
-        let holders = || sm.tables.object("b", "k").expect("read").map(|o| o.holders.keys().copied().collect::<Vec<_>>());
+        let added =
+            |node, at| Command::ReplicaAdded { bucket: "b".into(), key: "k".into(), blob: "cc01".into(), node, at };
+        let holders =
+            || sm.tables.object("b", "k").expect("read").map(|o| o.holders.keys().copied().collect::<Vec<_>>());
         sm.apply_entry(&entry(3, added(2, 5))).expect("apply");
 
         // Another node's loss: placement changes here, but this node owes nothing.

@@ -72,7 +72,9 @@ pub enum ScrubError {
     #[error("cannot check the blob directory's marker: {0}")]
     Marker(#[source] std::io::Error),
     /// Most blobs listed here are missing: a directory emptied or swapped rather than lost blobs.
-    #[error("{missing} of the {checked} blobs listed here are missing; nothing was reported (is the blob directory the right one?)")]
+    #[error(
+        "{missing} of the {checked} blobs listed here are missing; nothing was reported (is the blob directory the right one?)"
+    )]
     MostMissing {
         /// Blobs found missing.
         missing: u64,

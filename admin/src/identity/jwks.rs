@@ -51,7 +51,7 @@ impl JwksCache {
         let mut last_attempt = self.last_attempt.lock().await;
         // Another request may have fetched (or failed to) while this one waited.
         if last_attempt.is_some_and(|at| at.elapsed() < MIN_REFETCH.min(self.refresh)) {
-            return self.from_cache(kid).await;
+            return self.last_fetched(kid).await;
         }
         *last_attempt = Some(Instant::now());
         match self.fetch().await {
@@ -65,13 +65,13 @@ impl JwksCache {
                 }
             }
         }
-        self.from_cache(kid).await
+        self.last_fetched(kid).await
     }
 
     /// The matching keys of the last set fetched, however old: stale keys are better than none
     /// while the Auth service is away. A key id the set does not have: the token was not signed
     /// by the Auth service (as far as anyone can tell until the next fetch is allowed).
-    async fn from_cache(&self, kid: Option<&str>) -> Result<Vec<DecodingKey>, TokenError> {
+    async fn last_fetched(&self, kid: Option<&str>) -> Result<Vec<DecodingKey>, TokenError> {
         let current = self.current.read().await;
         let Some(fetched) = current.as_ref() else {
             return Err(TokenError::KeysUnavailable("the last fetch failed moments ago".into()));

@@ -620,6 +620,16 @@ mod tests {
         }
     }
 
+    /// The work items this node owes, in order.
+    fn owed(sm: &StateMachine) -> Vec<WorkItem> {
+        sm.tables.work_items().expect("work").into_iter().map(|(_, w)| w).collect()
+    }
+
+    /// The kinds of the retained events up to `applied`, in order.
+    fn kinds(sm: &StateMachine, applied: u64) -> Vec<&'static str> {
+        crate::history::read(&sm.tables, None, 100, applied).expect("read").iter().map(|e| e.kind.name()).collect()
+    }
+
     fn put(key: &str, blob: &str, holder: NodeId) -> Command {
         Command::PutObject {
             bucket: "b".into(),
@@ -762,8 +772,7 @@ mod tests {
         let delete = Command::DeleteObjects { bucket: "b".into(), keys: vec!["k".into()] };
         sm.apply_entry(&entry(5, delete)).expect("apply");
         assert_eq!(sm.tables.owner("b", "k").expect("owner"), None, "a delete forgets the owner");
-        let kinds: Vec<&str> =
-            crate::history::read(&sm.tables, None, 100, 5).expect("read").iter().map(|e| e.kind.name()).collect();
+        let kinds = kinds(&sm, 5);
         assert_eq!(kinds, ["BucketCreated", "ObjectCreated", "ObjectUpdated", "ObjectCreated", "ObjectDeleted"]);
     }
 
@@ -775,7 +784,7 @@ mod tests {
         sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
         sm.apply_entry(&entry(2, put("mine", "bb01", 1))).expect("apply");
         sm.apply_entry(&entry(3, put("theirs", "bb02", 2))).expect("apply");
-        let work: Vec<WorkItem> = sm.tables.work_items().expect("work").into_iter().map(|(_, w)| w).collect();
+        let work = owed(&sm);
         assert_eq!(work, vec![WorkItem::Pull { bucket: "b".into(), key: "theirs".into(), blob: "bb02".into() }]);
     }
 
@@ -817,7 +826,7 @@ mod tests {
         assert_eq!((outcome, owes), (CommandOutcome::Done, true));
         assert_eq!(holders(), Some(vec![2]));
         let pull = WorkItem::Pull { bucket: "b".into(), key: "k".into(), blob: "cc01".into() };
-        let work: Vec<WorkItem> = sm.tables.work_items().expect("work").into_iter().map(|(_, w)| w).collect();
+        let work = owed(&sm);
         assert_eq!(work, vec![pull]);
         let (outcome, owes) = sm.apply_entry(&entry(8, lost("k", "cc01", 1))).expect("apply");
         assert_eq!((outcome, owes), (CommandOutcome::Done, false));
@@ -879,11 +888,10 @@ mod tests {
         let (outcome, _) = sm.apply_entry(&entry(5, Command::Batch(again))).expect("re-apply");
         assert!(matches!(outcome, CommandOutcome::Batch(ref o) if o.len() == 4), "{outcome:?}");
         assert_eq!(sm.tables.object("b", "k").expect("read").map(|o| o.blob), Some("aa0b".into()));
-        let work: Vec<WorkItem> = sm.tables.work_items().expect("work").into_iter().map(|(_, w)| w).collect();
+        let work = owed(&sm);
         let pull = |key: &str, blob: &str| WorkItem::Pull { bucket: "b".into(), key: key.into(), blob: blob.into() };
         assert_eq!(work, vec![WorkItem::DropBlob { blob: "aa0a".into() }, pull("p1", "aa01"), pull("p2", "aa02")]);
-        let kinds: Vec<&str> =
-            crate::history::read(&sm.tables, None, 100, 5).expect("read").iter().map(|e| e.kind.name()).collect();
+        let kinds = kinds(&sm, 5);
         assert_eq!(kinds, ["BucketCreated", "ObjectCreated", "ObjectUpdated", "ObjectCreated", "ObjectCreated"]);
     }
 

@@ -218,3 +218,23 @@ pub enum Rejection {
     #[error("at least one of the preconditions did not hold")]
     PreconditionFailed,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{decode, encode};
+    use crate::event::EventKind;
+
+    /// New commands and event kinds go last: log entries, snapshots and stored events written
+    /// before them keep decoding to what they were (bincode numbers variants by position).
+    #[test]
+    fn new_variants_keep_the_old_encodings() {
+        // `RevokeShare { id: "s", at: 5 }` as the previous version wrote it.
+        let old: Command = decode(&[16, 1, b's', 10]).expect("decodes");
+        assert_eq!(old, Command::RevokeShare { id: "s".into(), at: 5 });
+        let trim = encode(&Command::TrimEvents { through: Cursor { index: 1, sub: 0 } }).expect("encode");
+        assert_eq!(trim[0], 18, "TrimEvents is the last command");
+        let lost = EventKind::ObjectReplicaLost { bucket: String::new(), key: String::new(), region: String::new() };
+        assert_eq!(encode(&lost).expect("encode")[0], 9, "ObjectReplicaLost is the last event kind");
+    }
+}

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::header::{ACCEPT, CACHE_CONTROL, LOCATION};
+use axum::http::header::{CACHE_CONTROL, LOCATION};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use meridian_geo::{Decision, Operation};
@@ -73,11 +73,7 @@ pub(crate) async fn file(
     let (url, site, decision) = download_url(&state, &caller, &client, &bucket, &key).await?;
     let expires_in_secs = routing.presign.expiry.as_secs();
     tracing::info!(caller = %caller.actor(), %bucket, %key, region = %site.region, "download link");
-    let wants_json = headers
-        .get(ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.split(',').any(|t| t.trim().starts_with("application/json")));
-    if wants_json {
+    if crate::events::wants_json(&headers) {
         let link = FileLink { url, expires_in_secs, node: ChosenNode::from(site), client, decision };
         return Ok(([(CACHE_CONTROL, "no-store")], Json(link)).into_response());
     }

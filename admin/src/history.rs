@@ -63,6 +63,7 @@ pub(crate) fn action_of(kind: &EventKind) -> &'static str {
         EventKind::ShareCreated { .. } => "share_create",
         EventKind::ShareUsed { .. } => "share_use",
         EventKind::ShareRevoked { .. } => "share_revoke",
+        EventKind::ObjectReplicaLost { .. } => "replica_lost",
     }
 }
 
@@ -77,6 +78,7 @@ const ACTIONS: &[&str] = &[
     "share_create",
     "share_use",
     "share_revoke",
+    "replica_lost",
 ];
 
 /// One history entry: the event as the bus shows it, plus the history's action.

@@ -82,21 +82,11 @@ pub(crate) async fn placement(
         .strip_suffix(SUFFIX)
         .filter(|key| !key.is_empty())
         .ok_or_else(|| ApiError::not_found("no such route: use /api/v1/objects/{bucket}/{key}/placement"))?;
-    let read =
-        |state: &WebState| state.meta.object(&bucket, key).map_err(|e| ApiError::internal("reading placement", &e));
-    let object = match read(&state)? {
-        Some(object) => object,
-        None => {
-            // Unknown here may only mean "not applied here yet": a PUT acknowledged by another
-            // node must never be answered with a 404 (same rule as S3 reads).
-            state.meta.read_barrier().await.map_err(|e| {
-                ApiError::unavailable(format!("cannot confirm with the leader that the key is absent: {e}"))
-            })?;
-            match read(&state)? {
-                Some(object) => object,
-                None => return Err(absent(&state, &bucket, key)?),
-            }
-        }
+    // Unknown here may only mean "not applied here yet": a PUT acknowledged by another node must
+    // never be answered with a 404 (same rule as S3 reads).
+    let found = state.meta.read_confirmed(|m| m.object(&bucket, key)).await;
+    let Some(object) = found.map_err(|e| ApiError::read("placement", &e))? else {
+        return Err(absent(&state, &bucket, key)?);
     };
     tracing::debug!(actor = %caller.actor(), %bucket, %key, "placement asked");
     Ok(Json(describe(&state, bucket.clone(), key.to_owned(), object)))

@@ -163,12 +163,9 @@ pub(crate) async fn create(
             ApiCaller::Service(user.actor())
         }
     };
-    let bucket_known = state.meta.bucket(&request.bucket).map_err(|e| ApiError::internal("reading the bucket", &e))?;
-    if bucket_known.is_none() {
-        state.meta.read_barrier().await.map_err(|e| ApiError::unavailable(format!("cannot reach the leader: {e}")))?;
-        if state.meta.bucket(&request.bucket).map_err(|e| ApiError::internal("reading the bucket", &e))?.is_none() {
-            return Err(ApiError::not_found(format!("no bucket {:?}", request.bucket)));
-        }
+    let bucket = state.meta.read_confirmed(|m| m.bucket(&request.bucket)).await;
+    if bucket.map_err(|e| ApiError::read("the bucket", &e))?.is_none() {
+        return Err(ApiError::not_found(format!("no bucket {:?}", request.bucket)));
     }
     let client = locate(routing, peer, &headers, request.client_ip.as_deref())?;
     let decision = decide(&state, routing, Operation::Put, &client.position, None);

@@ -299,7 +299,7 @@ impl Default for EventsSection {
 }
 
 impl EventsSection {
-    /// The retention as the state machine applies it.
+    /// The retention the leader trims the history to (see `event_trim`).
     pub(crate) fn retention(&self) -> meridian_raft::EventRetention {
         meridian_raft::EventRetention {
             max_events: self.retain,

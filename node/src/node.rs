@@ -39,7 +39,6 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         cluster_name: config.cluster.name.clone(),
         secret: config.cluster.secret.clone(),
         timing: config.timing(),
-        events: config.events.retention(),
     })
     .await
     .context("cannot open the metadata store")?;
@@ -101,6 +100,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         crate::replication::Replicator::new(gateway.clone(), &config, &region, board.clone()).run(shutdown.clone()),
     );
     tasks.spawn(crate::webhooks::run(meta.clone(), config.events.webhook.clone(), shutdown.clone()));
+    tasks.spawn(crate::event_trim::run(meta.clone(), config.events.retention(), shutdown.clone()));
     tasks.spawn(workers::sweeps(
         gateway.clone(),
         Duration::from_secs(config.storage.multipart_max_age_secs),

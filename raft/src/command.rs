@@ -97,8 +97,10 @@ pub enum Command {
         cursor: Cursor,
     },
     /// A node found its copy of an object's blob missing or corrupt (the scrub reports it
-    /// through this, after deleting the bad copy): it stops being listed as a holder and owes
-    /// itself a pull of the blob again.
+    /// through this, after moving a corrupt copy aside): it stops being listed as a holder and
+    /// owes itself a pull of the blob again. Refused (`PreconditionFailed`) when the node is the
+    /// only holder: unlisting the last copy would leave nothing to pull from, and its damaged
+    /// bytes are all that is left to recover from by hand.
     ReplicaLost {
         /// Bucket name.
         bucket: String,
@@ -149,6 +151,15 @@ pub enum Command {
         at: UnixMillis,
         /// The downloader's address, for the history.
         client: String,
+    },
+    /// Drop the retained events up to and including `through` (the oldest first, at most a
+    /// bounded number per entry). The leader proposes it from its `[events]` retention; the
+    /// history is trimmed only by this command, so every node keeps the same events whatever
+    /// its own configuration says. A cursor at or behind what is already trimmed changes nothing.
+    /// Last, so log entries and snapshots written before it existed still decode.
+    TrimEvents {
+        /// The newest event to drop.
+        through: Cursor,
     },
 }
 
@@ -206,4 +217,24 @@ pub enum Rejection {
     /// A write condition did not hold.
     #[error("at least one of the preconditions did not hold")]
     PreconditionFailed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{decode, encode};
+    use crate::event::EventKind;
+
+    /// New commands and event kinds go last: log entries, snapshots and stored events written
+    /// before them keep decoding to what they were (bincode numbers variants by position).
+    #[test]
+    fn new_variants_keep_the_old_encodings() {
+        // `RevokeShare { id: "s", at: 5 }` as the previous version wrote it.
+        let old: Command = decode(&[16, 1, b's', 10]).expect("decodes");
+        assert_eq!(old, Command::RevokeShare { id: "s".into(), at: 5 });
+        let trim = encode(&Command::TrimEvents { through: Cursor { index: 1, sub: 0 } }).expect("encode");
+        assert_eq!(trim[0], 18, "TrimEvents is the last command");
+        let lost = EventKind::ObjectReplicaLost { bucket: String::new(), key: String::new(), region: String::new() };
+        assert_eq!(encode(&lost).expect("encode")[0], 9, "ObjectReplicaLost is the last event kind");
+    }
 }

@@ -181,6 +181,17 @@ pub enum EventKind {
         /// Key of the file.
         key: String,
     },
+    /// A region's copy of the object's current version was found missing or corrupt (by the
+    /// scrub) and that region is no longer listed as holding it; it pulls the object again, and
+    /// the `ObjectReplicated` that follows is that repair, not a second copy.
+    ObjectReplicaLost {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The region that lost its copy.
+        region: String,
+    },
 }
 
 impl EventKind {
@@ -196,6 +207,7 @@ impl EventKind {
             Self::ShareCreated { .. } => "ShareCreated",
             Self::ShareUsed { .. } => "ShareUsed",
             Self::ShareRevoked { .. } => "ShareRevoked",
+            Self::ObjectReplicaLost { .. } => "ObjectReplicaLost",
         }
     }
 
@@ -208,7 +220,8 @@ impl EventKind {
             | Self::ObjectUpdated { bucket, key, .. }
             | Self::ShareCreated { bucket, key, .. }
             | Self::ShareUsed { bucket, key, .. }
-            | Self::ShareRevoked { bucket, key, .. } => Some((bucket, key)),
+            | Self::ShareRevoked { bucket, key, .. }
+            | Self::ObjectReplicaLost { bucket, key, .. } => Some((bucket, key)),
             Self::BucketCreated { .. } | Self::BucketDeleted { .. } => None,
         }
     }

@@ -13,8 +13,8 @@ use tokio::sync::watch;
 
 use crate::command::{Command, CommandOutcome, Rejection, WriteCondition};
 use crate::error::StoreError;
-use crate::event::{Actor, EventKind};
-use crate::history::{self, EventRetention, HistoryWriter, NewEvent};
+use crate::event::{Actor, Cursor, EventKind};
+use crate::history::{self, HistoryWriter, NewEvent};
 use crate::model::{ShareAudience, SharePermission, UnixMillis, User, WorkItem};
 use crate::snapshot::SnapshotFiles;
 use crate::tables::{self, Tables, record_key};
@@ -34,8 +34,6 @@ pub(crate) struct StateMachine {
     pub(crate) applied_tx: watch::Sender<u64>,
     /// Path of the snapshot being received, between `begin_receiving_snapshot` and `install`.
     pub(crate) incoming: Option<PathBuf>,
-    /// How much event history to keep.
-    pub(crate) retention: EventRetention,
 }
 
 /// Accumulates one entry's changes; applied atomically.
@@ -53,6 +51,9 @@ struct Changes<'a> {
     events: Vec<NewEvent>,
     /// Region names by node id, read from the membership when an event first needs one.
     regions: Option<BTreeMap<NodeId, String>>,
+    /// The history trim the command being applied asks for ([`Command::TrimEvents`]); the caller
+    /// carries it out, since it owns the history's bookkeeping.
+    trim: Option<Cursor>,
 }
 
 impl Changes<'_> {
@@ -378,27 +379,59 @@ impl Changes<'_> {
                     Rejected(Rejection::NoSuchKey)
                 }
             },
-            Command::ReplicaLost { bucket, key, blob, node, at: _ } => {
+            Command::ReplicaLost { bucket, key, blob, node, at } => {
                 let Some(mut meta) = self.tables.object(bucket, key)?.filter(|m| &m.blob == blob) else {
                     // Superseded or deleted since the scrub looked: the overwrite or delete
                     // already owed the drop of this blob, and there is nothing to pull back.
                     return Ok(Rejected(Rejection::NoSuchKey));
                 };
-                // Reported twice (two passes before the pull finished): the first report
-                // already owed the pull.
-                if meta.holders.remove(node).is_none() {
+                if !meta.holders.contains_key(node) {
+                    // Reported twice (two passes before the pull finished): the first report
+                    // already owed the pull.
                     return Ok(Done);
                 }
+                if meta.holders.len() == 1 {
+                    // The last holder stays listed: with no holder, every pull of the object
+                    // fails and reads find no node, and whatever is left of its bytes (the
+                    // scrub quarantines them) is the only chance to recover it.
+                    return Ok(Rejected(Rejection::PreconditionFailed));
+                }
+                meta.holders.remove(node);
                 self.put(record_key(tables::OBJECT, &[bucket, key]), &meta)?;
                 // Same batch as the placement change: the node cannot be unlisted and forget
                 // to fetch the blob again. A later ReplicaAdded (from that pull) lists it again.
                 if *node == self.node {
                     self.owe(&WorkItem::Pull { bucket: bucket.clone(), key: key.clone(), blob: blob.clone() })?;
                 }
+                // Tells consumers why the ObjectReplicated of the repair comes a second time.
+                let region = self.region_of(*node)?;
+                self.emit(
+                    Some(*at),
+                    EventKind::ObjectReplicaLost { bucket: bucket.clone(), key: key.clone(), region },
+                )?;
+                Done
+            }
+            Command::TrimEvents { through } => {
+                self.trim = Some(*through);
                 Done
             }
         })
     }
+}
+
+/// The first free work item number of entry `index`, one past the highest still stored for it
+/// (the items its already applied commands owed). Reusing the number of an item a worker already
+/// completed is harmless: its key is gone.
+fn next_work_seq(tables: &Tables, index: u64) -> Result<u32, StoreError> {
+    let mut prefix = tables::WORK.to_vec();
+    prefix.extend_from_slice(&index.to_be_bytes());
+    let Some(item) = tables.tree.scan_prefix(&prefix).next_back() else { return Ok(0) };
+    let (key, _) = item?;
+    let seq = key
+        .get(prefix.len()..)
+        .and_then(|rest| <[u8; 4]>::try_from(rest).ok())
+        .ok_or_else(|| StoreError::Codec("malformed work item key".into()))?;
+    Ok(u32::from_be_bytes(seq).saturating_add(1))
 }
 
 /// Converts a store failure into openraft's error for the state machine.
@@ -422,23 +455,33 @@ impl StateMachine {
             origin: None,
             events: Vec::new(),
             regions: None,
+            trim: None,
         };
-        let mut history = HistoryWriter::begin(&self.tables, self.retention, entry.log_id.index)?;
+        let mut history = HistoryWriter::begin(&self.tables, entry.log_id.index)?;
         let outcome = match &entry.payload {
             EntryPayload::Blank => CommandOutcome::Done,
             EntryPayload::Normal(Command::Batch(commands)) => {
                 // Each command sees the ones before it: they are written one sled batch at a
-                // time. The applied index moves only with the last one, so a crash in between
-                // re-applies the whole entry, which converges to the same state (every command
-                // is idempotent when re-applied on top of itself). Events are different: a
-                // re-applied command may find nothing left to do, so the history notes which
-                // commands' events it already holds and skips those.
+                // time, and the history notes with each how many commands are done. The applied
+                // index moves only with the last one, so a crash in between re-applies the
+                // entry: the commands already done are skipped, since applying one again on top
+                // of the later ones would undo them (k->A re-applied over k->B).
+                if history.resumed() {
+                    // The work items the done commands owed are stored under this index.
+                    changes.work_added = next_work_seq(&self.tables, entry.log_id.index)?;
+                }
                 let mut outcomes = Vec::with_capacity(commands.len());
                 for (i, command) in commands.iter().enumerate() {
+                    if history.already_applied(i) {
+                        // Nobody waits for the outcomes of a crash re-apply: the proposer's
+                        // call ended with the crash.
+                        outcomes.push(CommandOutcome::Done);
+                        continue;
+                    }
                     outcomes.push(changes.apply(command)?);
-                    let events = std::mem::take(&mut changes.events);
-                    if !history.already_recorded(i) {
-                        history.add(events)?;
+                    history.add(std::mem::take(&mut changes.events))?;
+                    if let Some(through) = changes.trim.take() {
+                        history.trim_through(&self.tables, &mut changes.batch, through)?;
                     }
                     if i + 1 < commands.len() {
                         history.checkpoint(&mut changes.batch, i + 1)?;
@@ -450,6 +493,9 @@ impl StateMachine {
             EntryPayload::Normal(command) => {
                 let outcome = changes.apply(command)?;
                 history.add(std::mem::take(&mut changes.events))?;
+                if let Some(through) = changes.trim.take() {
+                    history.trim_through(&self.tables, &mut changes.batch, through)?;
+                }
                 outcome
             }
             EntryPayload::Membership(membership) => {
@@ -458,7 +504,7 @@ impl StateMachine {
                 CommandOutcome::Done
             }
         };
-        history.finish(&self.tables, &mut changes.batch)?;
+        history.finish(&mut changes.batch)?;
         changes.put(tables::APPLIED.to_vec(), &entry.log_id)?;
         let owes_work = changes.work_added > 0;
         self.tables.tree.apply_batch(changes.batch)?;
@@ -549,7 +595,6 @@ mod tests {
             work: watch::channel(0).0,
             applied_tx: watch::channel(0).0,
             incoming: None,
-            retention: EventRetention::default(),
         }
     }
 
@@ -573,6 +618,16 @@ mod tests {
             parts: Vec::new(),
             holders: [(holder, 0)].into(),
         }
+    }
+
+    /// The work items this node owes, in order.
+    fn owed(sm: &StateMachine) -> Vec<WorkItem> {
+        sm.tables.work_items().expect("work").into_iter().map(|(_, w)| w).collect()
+    }
+
+    /// The kinds of the retained events up to `applied`, in order.
+    fn kinds(sm: &StateMachine, applied: u64) -> Vec<&'static str> {
+        crate::history::read(&sm.tables, None, 100, applied).expect("read").iter().map(|e| e.kind.name()).collect()
     }
 
     fn put(key: &str, blob: &str, holder: NodeId) -> Command {
@@ -717,8 +772,7 @@ mod tests {
         let delete = Command::DeleteObjects { bucket: "b".into(), keys: vec!["k".into()] };
         sm.apply_entry(&entry(5, delete)).expect("apply");
         assert_eq!(sm.tables.owner("b", "k").expect("owner"), None, "a delete forgets the owner");
-        let kinds: Vec<&str> =
-            crate::history::read(&sm.tables, None, 100, 5).expect("read").iter().map(|e| e.kind.name()).collect();
+        let kinds = kinds(&sm, 5);
         assert_eq!(kinds, ["BucketCreated", "ObjectCreated", "ObjectUpdated", "ObjectCreated", "ObjectDeleted"]);
     }
 
@@ -730,7 +784,7 @@ mod tests {
         sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
         sm.apply_entry(&entry(2, put("mine", "bb01", 1))).expect("apply");
         sm.apply_entry(&entry(3, put("theirs", "bb02", 2))).expect("apply");
-        let work: Vec<WorkItem> = sm.tables.work_items().expect("work").into_iter().map(|(_, w)| w).collect();
+        let work = owed(&sm);
         assert_eq!(work, vec![WorkItem::Pull { bucket: "b".into(), key: "theirs".into(), blob: "bb02".into() }]);
     }
 
@@ -738,8 +792,9 @@ mod tests {
         Command::ReplicaLost { bucket: "b".into(), key: key.into(), blob: blob.into(), node, at: 7 }
     }
 
-    /// A lost replica unlists the node and owes that node (only) a pull, in the same entry;
-    /// the pull's ReplicaAdded lists it again; a report for a superseded version changes nothing.
+    /// A lost replica unlists the node and owes that node (only) a pull, in the same entry, with
+    /// an `ObjectReplicaLost` event that explains the `ObjectReplicated` of the repair; the last
+    /// holder is never unlisted; a report for a superseded version changes nothing.
     #[test]
     fn a_lost_replica_is_unlisted_and_pulled_again() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -747,36 +802,139 @@ mod tests {
         let bucket = Bucket { name: "b".into(), created: 0, region: "r".into() };
         sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
         sm.apply_entry(&entry(2, put("k", "cc01", 1))).expect("apply");
-        let added = Command::ReplicaAdded { bucket: "b".into(), key: "k".into(), blob: "cc01".into(), node: 2, at: 5 };
-        sm.apply_entry(&entry(3, added)).expect("apply");
+        let added =
+            |node, at| Command::ReplicaAdded { bucket: "b".into(), key: "k".into(), blob: "cc01".into(), node, at };
+        let holders =
+            || sm.tables.object("b", "k").expect("read").map(|o| o.holders.keys().copied().collect::<Vec<_>>());
+        sm.apply_entry(&entry(3, added(2, 5))).expect("apply");
 
         // Another node's loss: placement changes here, but this node owes nothing.
         let (outcome, owes) = sm.apply_entry(&entry(4, lost("k", "cc01", 2))).expect("apply");
         assert_eq!((outcome, owes), (CommandOutcome::Done, false));
-        let holders = sm.tables.object("b", "k").expect("read").map(|o| o.holders.keys().copied().collect::<Vec<_>>());
-        assert_eq!(holders, Some(vec![1]));
+        assert_eq!(holders(), Some(vec![1]));
 
-        // This node's loss: unlisted, and a pull owed in the same entry; a repeat is a no-op.
+        // The last holder stays listed, whatever it reports: nothing to pull from otherwise.
         let (outcome, owes) = sm.apply_entry(&entry(5, lost("k", "cc01", 1))).expect("apply");
+        assert_eq!((outcome, owes), (CommandOutcome::Rejected(Rejection::PreconditionFailed), false));
+        assert_eq!(holders(), Some(vec![1]));
+        assert!(sm.tables.work_items().expect("work").is_empty());
+
+        // With another holder back, this node's loss unlists it and owes a pull in the same
+        // entry; a repeat is a no-op.
+        sm.apply_entry(&entry(6, added(2, 6))).expect("apply");
+        let (outcome, owes) = sm.apply_entry(&entry(7, lost("k", "cc01", 1))).expect("apply");
         assert_eq!((outcome, owes), (CommandOutcome::Done, true));
-        assert_eq!(sm.tables.object("b", "k").expect("read").map(|o| o.holders.len()), Some(0));
+        assert_eq!(holders(), Some(vec![2]));
         let pull = WorkItem::Pull { bucket: "b".into(), key: "k".into(), blob: "cc01".into() };
-        let work: Vec<WorkItem> = sm.tables.work_items().expect("work").into_iter().map(|(_, w)| w).collect();
-        assert_eq!(work, vec![pull.clone()]);
-        let (outcome, owes) = sm.apply_entry(&entry(6, lost("k", "cc01", 1))).expect("apply");
+        let work = owed(&sm);
+        assert_eq!(work, vec![pull]);
+        let (outcome, owes) = sm.apply_entry(&entry(8, lost("k", "cc01", 1))).expect("apply");
         assert_eq!((outcome, owes), (CommandOutcome::Done, false));
 
         // The pull reports back: listed again.
-        let added = Command::ReplicaAdded { bucket: "b".into(), key: "k".into(), blob: "cc01".into(), node: 1, at: 9 };
-        sm.apply_entry(&entry(7, added)).expect("apply");
+        sm.apply_entry(&entry(9, added(1, 9))).expect("apply");
         assert_eq!(sm.tables.object("b", "k").expect("read").and_then(|o| o.holders.get(&1).copied()), Some(9));
 
+        // Every second ObjectReplicated of a region follows an ObjectReplicaLost of it.
+        let events: Vec<(String, String)> = crate::history::read(&sm.tables, None, 100, 9)
+            .expect("read")
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::ObjectReplicated { region, .. } => Some(("ObjectReplicated".into(), region)),
+                EventKind::ObjectReplicaLost { region, .. } => Some(("ObjectReplicaLost".into(), region)),
+                _ => None,
+            })
+            .collect();
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter().map(|(k, r)| ((*k).to_owned(), (*r).to_owned())).collect()
+        };
+        assert_eq!(
+            events,
+            pairs(&[
+                ("ObjectReplicated", "node-2"),
+                ("ObjectReplicaLost", "node-2"),
+                ("ObjectReplicated", "node-2"),
+                ("ObjectReplicaLost", "node-1"),
+                ("ObjectReplicated", "node-1"),
+            ])
+        );
+
         // Overwritten: a late report about the old blob neither unlists nor owes anything.
-        sm.apply_entry(&entry(8, put("k", "cc02", 2))).expect("apply");
+        sm.apply_entry(&entry(10, put("k", "cc02", 2))).expect("apply");
         let before = sm.tables.work_items().expect("work").len();
-        let (outcome, owes) = sm.apply_entry(&entry(9, lost("k", "cc01", 1))).expect("apply");
+        let (outcome, owes) = sm.apply_entry(&entry(11, lost("k", "cc01", 1))).expect("apply");
         assert_eq!((outcome, owes), (CommandOutcome::Rejected(Rejection::NoSuchKey), false));
         assert_eq!(sm.tables.work_items().expect("work").len(), before);
+    }
+
+    /// A batch entry interrupted between its commands' sled batches (here by a failing command,
+    /// as a crash would) and applied again skips the commands already applied: re-running
+    /// `k -> A` over the later `k -> B` would owe a drop of B, and the work items of the commands
+    /// still to come must not take the numbers of those already owed.
+    #[test]
+    fn a_reapplied_batch_skips_the_commands_already_applied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = state_machine(dir.path());
+        let bucket = Bucket { name: "b".into(), created: 0, region: "r".into() };
+        sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
+        let done = vec![put("k", "aa0a", 1), put("k", "aa0b", 1), put("p1", "aa01", 2)];
+        let mut interrupted = done.clone();
+        interrupted.push(Command::Batch(Vec::new()));
+        assert!(sm.apply_entry(&entry(5, Command::Batch(interrupted))).is_err(), "the fourth command fails");
+        assert_eq!(sm.tables.applied().expect("read").map(|l| l.index), Some(1), "the entry is not applied");
+
+        let mut again = done;
+        again.push(put("p2", "aa02", 2));
+        let (outcome, _) = sm.apply_entry(&entry(5, Command::Batch(again))).expect("re-apply");
+        assert!(matches!(outcome, CommandOutcome::Batch(ref o) if o.len() == 4), "{outcome:?}");
+        assert_eq!(sm.tables.object("b", "k").expect("read").map(|o| o.blob), Some("aa0b".into()));
+        let work = owed(&sm);
+        let pull = |key: &str, blob: &str| WorkItem::Pull { bucket: "b".into(), key: key.into(), blob: blob.into() };
+        assert_eq!(work, vec![WorkItem::DropBlob { blob: "aa0a".into() }, pull("p1", "aa01"), pull("p2", "aa02")]);
+        let kinds = kinds(&sm, 5);
+        assert_eq!(kinds, ["BucketCreated", "ObjectCreated", "ObjectUpdated", "ObjectCreated", "ObjectCreated"]);
+    }
+
+    /// Applying never trims the history by itself, however long it grows; `TrimEvents` does,
+    /// inside a batch too, and a cursor behind it is then refused. Events without a time keep
+    /// the newest time even once everything is trimmed.
+    #[test]
+    fn events_are_trimmed_only_by_the_trim_command() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = state_machine(dir.path());
+        let bucket = Bucket { name: "b".into(), created: 0, region: "r".into() };
+        sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
+        for i in 0..200u64 {
+            let mut command = put(&format!("k{i}"), &format!("ab{i:02x}"), 1);
+            if let Command::PutObject { meta, .. } = &mut command {
+                meta.last_modified = 1_000 + i64::try_from(i).expect("small");
+            }
+            sm.apply_entry(&entry(2 + i, command)).expect("apply");
+        }
+        let all = crate::history::read(&sm.tables, None, 1000, 300).expect("read");
+        assert_eq!(all.len(), 201, "nothing is trimmed without a TrimEvents entry");
+
+        let through = all[150].cursor;
+        let mut late = put("late", "abff", 1);
+        if let Command::PutObject { meta, .. } = &mut late {
+            meta.last_modified = 5_000;
+        }
+        let batch = Command::Batch(vec![Command::TrimEvents { through }, late]);
+        sm.apply_entry(&entry(300, batch)).expect("apply");
+        let left = crate::history::read(&sm.tables, None, 1000, 300).expect("read");
+        assert_eq!(left.first().map(|e| e.cursor), Some(all[151].cursor));
+        assert_eq!(left.len(), 51);
+        assert!(matches!(
+            crate::history::read(&sm.tables, Some(all[10].cursor), 10, 300),
+            Err(crate::history::EventsError::Gone { .. })
+        ));
+
+        sm.apply_entry(&entry(301, Command::TrimEvents { through: Cursor::after_entry(300) })).expect("apply");
+        assert!(crate::history::read(&sm.tables, None, 1000, 301).expect("read").is_empty());
+        let delete = Command::DeleteObjects { bucket: "b".into(), keys: vec!["late".into()] };
+        sm.apply_entry(&entry(302, delete)).expect("apply");
+        let deleted = crate::history::read(&sm.tables, None, 10, 302).expect("read");
+        assert_eq!(deleted.iter().map(|e| e.at).collect::<Vec<_>>(), [5_000], "the newest time, not 0");
     }
 
     fn profile(id: &str, name: &str) -> crate::model::UserProfile {

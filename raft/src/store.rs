@@ -19,7 +19,7 @@ use crate::command::{Command, CommandOutcome};
 use crate::durable::DurableDb;
 use crate::error::{ProposeError, StoreError};
 use crate::event::{Cursor, Event};
-use crate::history::{EventRetention, EventsError};
+use crate::history::{EventRetention, EventsError, TrimTarget};
 use crate::lease::{LeaseGrant, Leases};
 use crate::log_store::LogStore;
 use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, User, WorkItem};
@@ -63,8 +63,6 @@ pub struct StoreConfig {
     pub secret: String,
     /// Timing.
     pub timing: RaftTiming,
-    /// How much event history the state machine keeps.
-    pub events: EventRetention,
 }
 
 /// The replicated metadata store of one node. Cheap to clone.
@@ -194,7 +192,6 @@ impl MetaStore {
             work: work_tx,
             applied_tx,
             incoming: None,
-            retention: config.events,
         };
         let signer = Arc::new(RequestSigner::new(&config.secret));
         let peers = PeerClient::new(signer);
@@ -706,6 +703,12 @@ impl MetaStore {
     /// behind `after` were trimmed from the history.
     pub fn events_after(&self, after: Option<Cursor>, limit: usize) -> Result<Vec<Event>, EventsError> {
         crate::history::read(&self.inner.tables, after, limit, self.applied_index())
+    }
+
+    /// How far `retention` lets the event history go now (a bounded number of events at a
+    /// time), if at all: what the leader proposes with [`Command::TrimEvents`].
+    pub fn event_trim_target(&self, retention: EventRetention) -> Result<Option<TrimTarget>, StoreError> {
+        crate::history::trim_target(&self.inner.tables, retention)
     }
 
     /// The user who owns an object (wrote its first version while signed in), if any.

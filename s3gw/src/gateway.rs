@@ -110,11 +110,7 @@ impl Gateway {
             }
             return read(&self.meta).map_err(error::store);
         }
-        if let Some(found) = read(&self.meta).map_err(error::store)? {
-            return Ok(Some(found));
-        }
-        self.meta.read_barrier().await.map_err(error::propose)?;
-        read(&self.meta).map_err(error::store)
+        self.meta.read_confirmed(read).await.map_err(error::read)
     }
 
     /// The bucket, or NoSuchBucket.

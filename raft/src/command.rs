@@ -150,6 +150,21 @@ pub enum Command {
         /// The downloader's address, for the history.
         client: String,
     },
+    /// [`Command::Attributed`] plus the address of the client whose request caused the command,
+    /// for the history (S3 writes). A variant of its own, and the last one, because log entries
+    /// and snapshots are bincode, which is not self-describing: a field added to `Attributed`
+    /// would make every entry written before it undecodable, while a new variant leaves them
+    /// decoding as they did.
+    AttributedFrom {
+        /// Who asked for it, when known (see [`Command::Attributed`]).
+        actor: Option<Actor>,
+        /// When it was asked for, on the proposing node's clock.
+        at: UnixMillis,
+        /// The client's IP address as the receiving node saw it.
+        client: String,
+        /// The command itself (neither a batch nor another envelope).
+        command: Box<Command>,
+    },
 }
 
 impl Command {
@@ -157,6 +172,17 @@ impl Command {
     #[must_use]
     pub fn attributed(self, actor: Option<Actor>, at: UnixMillis) -> Self {
         Self::Attributed { actor, at, command: Box::new(self) }
+    }
+
+    /// Wraps the command with who asked for it, when, and from which address (see
+    /// [`Command::AttributedFrom`]); without an address, the plain [`Command::Attributed`], so
+    /// such entries stay readable by nodes that predate the address.
+    #[must_use]
+    pub fn attributed_from(self, actor: Option<Actor>, at: UnixMillis, client: Option<String>) -> Self {
+        match client {
+            Some(client) => Self::AttributedFrom { actor, at, client, command: Box::new(self) },
+            None => self.attributed(actor, at),
+        }
     }
 }
 

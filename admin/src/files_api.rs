@@ -9,10 +9,12 @@
 //! manage everything. Every change is proposed with the user as its actor, so it lands in the
 //! history under their name.
 
+use std::net::SocketAddr;
+
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use meridian_raft::model::{Bucket, ObjectMeta};
@@ -86,9 +88,25 @@ pub(crate) fn may_access(
     }
 }
 
-/// Proposes `command` on behalf of `user`, mapping refusals to the API's errors.
-async fn propose_as(state: &WebState, user: &SignedInUser, command: Command) -> Result<CommandOutcome, ApiError> {
-    let command = command.attributed(Some(Actor::User(user.id.clone())), now_millis());
+/// The address of the client of a panel request, for the history: the socket peer, or the
+/// address a trusted proxy forwarded (`[geo] trusted_proxies`) when geo routing is configured.
+pub(crate) fn client_address(state: &WebState, peer: SocketAddr, headers: &HeaderMap) -> String {
+    let ip = state
+        .routing
+        .as_ref()
+        .and_then(|routing| crate::route::locate(routing, peer, headers, None).ok())
+        .map_or_else(|| peer.ip().to_canonical(), |located| located.address.ip);
+    ip.to_string()
+}
+
+/// Proposes `command` on behalf of `user`, from `client`, mapping refusals to the API's errors.
+async fn propose_as(
+    state: &WebState,
+    user: &SignedInUser,
+    client: String,
+    command: Command,
+) -> Result<CommandOutcome, ApiError> {
+    let command = command.attributed_from(Some(Actor::User(user.id.clone())), now_millis(), Some(client));
     let outcome =
         state.meta.propose(command).await.map_err(|e| ApiError::unavailable(format!("cannot commit: {e}")))?;
     match outcome {
@@ -128,6 +146,8 @@ fn valid_bucket_name(name: &str) -> bool {
 pub(crate) async fn create_bucket(
     State(state): State<WebState>,
     user: SignedInUser,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<Json<NewBucket>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -137,7 +157,7 @@ pub(crate) async fn create_bucket(
         ));
     }
     let bucket = Bucket { name: body.name.clone(), created: now_millis(), region: state.region.clone() };
-    propose_as(&state, &user, Command::CreateBucket(bucket)).await?;
+    propose_as(&state, &user, client_address(&state, peer, &headers), Command::CreateBucket(bucket)).await?;
     tracing::info!(user = %user.actor(), bucket = %body.name, "bucket created");
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "bucket": body.name, "owner": user.id }))))
 }
@@ -260,6 +280,8 @@ fn entry(bucket: &str, key: String, meta: &ObjectMeta, owner: Option<String>, me
 pub(crate) async fn delete(
     State(state): State<WebState>,
     user: SignedInUser,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path((bucket, key)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let missing = || ApiError::not_found(format!("no file {key:?} in bucket {bucket:?}"));
@@ -267,7 +289,7 @@ pub(crate) async fn delete(
         return Err(missing());
     }
     let command = Command::DeleteObjects { bucket: bucket.clone(), keys: vec![key.clone()] };
-    match propose_as(&state, &user, command).await? {
+    match propose_as(&state, &user, client_address(&state, peer, &headers), command).await? {
         CommandOutcome::Deleted(keys) if !keys.is_empty() => {
             tracing::info!(user = %user.actor(), %bucket, %key, "file deleted");
             Ok(StatusCode::NO_CONTENT)

@@ -124,6 +124,9 @@ async fn users_see_download_and_delete_only_their_own_files() {
     assert_eq!(actions, ["bucket_create", "create", "create", "delete"], "{history}");
     assert_eq!(seen[0].1, "user:u-alice");
     assert_eq!(seen[3].1, "user:u-alice");
+    let clients: Vec<&str> =
+        history["entries"].as_array().expect("entries").iter().map(|e| e["client"].as_str().unwrap_or("-")).collect();
+    assert_eq!(clients, ["127.0.0.1"; 4], "panel and S3 changes record the client's address: {history}");
     let (_, history) = get(&node, "/api/v1/history?user=u-alice", &admin).await;
     assert_eq!(history["entries"].as_array().expect("entries").len(), 2, "admin filters by user: {history}");
     let (_, history) = get(&node, &format!("/api/v1/history?file={mine}"), &bob).await;

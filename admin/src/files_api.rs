@@ -14,9 +14,9 @@ use std::net::SocketAddr;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use meridian_raft::model::{Bucket, ObjectMeta};
 use meridian_raft::{Actor, Command, CommandOutcome, MetaStore, Rejection};
 use serde::{Deserialize, Serialize};
@@ -341,7 +341,8 @@ pub(crate) async fn file_detail(
     let members: Vec<(u64, String)> = state.meta.status().members.into_iter().map(|m| (m.id, m.region)).collect();
     let file = entry(bucket, key.to_owned(), &meta, owner, &members);
     let placement = crate::placement::describe(state, bucket.to_owned(), key.to_owned(), meta);
-    let page = history::read_page(&state.meta, user, &history::Filter::file(bucket, key), None, history::DEFAULT_LIMIT)?;
+    let page =
+        history::read_page(&state.meta, user, &history::Filter::file(bucket, key), None, history::DEFAULT_LIMIT)?;
     let shares = if may_manage {
         let now = now_millis();
         let all = state.meta.shares().map_err(|e| ApiError::internal("reading shares", &e))?;
@@ -349,13 +350,5 @@ pub(crate) async fn file_detail(
     } else {
         None
     };
-    Ok(FileDetail {
-        file,
-        placement,
-        history: page.entries,
-        history_next: page.next,
-        shares,
-        may_manage,
-        may_replace,
-    })
+    Ok(FileDetail { file, placement, history: page.entries, history_next: page.next, shares, may_manage, may_replace })
 }

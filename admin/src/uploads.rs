@@ -165,9 +165,7 @@ pub(crate) async fn create(
     // Who the URLs are for. Users and services have no S3 key: their URLs are signed with the
     // system key, naming them (`acting_for`); an access key holder's are signed with their key.
     let (caller, acting_for) = match requester {
-        Requester::Machine(ApiCaller::Service(name)) => {
-            (ApiCaller::Service(name.clone()), Some(Actor::Service(name)))
-        }
+        Requester::Machine(ApiCaller::Service(name)) => (ApiCaller::Service(name.clone()), Some(Actor::Service(name))),
         Requester::Machine(caller) => (caller, None),
         Requester::Person(user) => {
             let (bucket, key) = (&request.bucket, &request.key);

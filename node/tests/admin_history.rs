@@ -11,7 +11,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::devauth::{AuthMode, DevAuth, auth_section, free_auth_addr};
-use common::{ACCESS_KEY, MIB, NodeOptions, REGION, SECRET_KEY, TestNode, create_bucket, http_client, put, random_bytes};
+use common::{
+    ACCESS_KEY, MIB, NodeOptions, REGION, SECRET_KEY, TestNode, create_bucket, http_client, put, random_bytes,
+};
 use serde_json::{Value, json};
 
 /// `GET /api/v1/history?{query}` as the holder of `token`: status and JSON body.
@@ -169,7 +171,10 @@ fn who_and_where(body: &Value) -> Vec<(String, String, String, String)> {
 async fn presigned_uploads_are_the_users_and_s3_writes_carry_the_client_address() {
     let addr = free_auth_addr();
     // A 6 MiB file gets a multipart plan (parts of 5 MiB), so completion is covered too.
-    let extra = format!("{}\n[geo]\nmultipart_threshold_mib = 1\nmultipart_part_mib = 5\n", auth_section(addr, AuthMode::Hs256, 1));
+    let extra = format!(
+        "{}\n[geo]\nmultipart_threshold_mib = 1\nmultipart_part_mib = 5\n",
+        auth_section(addr, AuthMode::Hs256, 1)
+    );
     let node = TestNode::start_with_extra(NodeOptions::default(), &extra).await;
     let devauth = DevAuth::start(node.config_path(), false).await;
     let _log = node.log_on_panic();
@@ -259,14 +264,20 @@ async fn presigned_uploads_are_the_users_and_s3_writes_carry_the_client_address(
         ("keyed.txt", key_actor.as_str(), uploader.as_str()),
         ("sdk.txt", key_actor.as_str(), "127.0.0.1"),
     ];
-    let want: Vec<_> = want.iter().map(|(k, a, c)| ((*k).to_owned(), "create".to_owned(), (*a).to_owned(), (*c).to_owned())).collect();
+    let want: Vec<_> =
+        want.iter().map(|(k, a, c)| ((*k).to_owned(), "create".to_owned(), (*a).to_owned(), (*c).to_owned())).collect();
     assert_eq!(who_and_where(&body), want, "{body}");
 
     // Alice's own view: what she uploaded is hers (she owns the files she wrote first).
     let (_, body) = history(&node, Some(&alice), "user=u-alice&action=create").await;
     let keys: Vec<String> = who_and_where(&body).into_iter().map(|(k, ..)| k).collect();
     assert_eq!(keys, ["small.txt", "big.bin"], "{body}");
-    let resp = http_client().get(format!("{web}/api/v1/files?bucket={bucket}")).bearer_auth(&alice).send().await.expect("GET files");
+    let resp = http_client()
+        .get(format!("{web}/api/v1/files?bucket={bucket}"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("GET files");
     let files: Value = resp.json().await.expect("files JSON");
     let owners: Vec<(&str, &str)> = files["files"]
         .as_array()

@@ -317,7 +317,8 @@ mod tests {
         let kind = EventKind::ObjectDeleted { bucket: "b".into(), key: "k".into() };
         let cursor = Cursor { index: 3, sub: 1 };
         let actor = Some(Actor::AccessKey("K".into()));
-        let old = crate::codec::encode(&Old { cursor, at: 5, actor: actor.clone(), kind: kind.clone() }).expect("encode");
+        let old =
+            crate::codec::encode(&Old { cursor, at: 5, actor: actor.clone(), kind: kind.clone() }).expect("encode");
         let event = Event::decode_stored(&old).expect("an old event decodes");
         assert_eq!(event, Event { cursor, at: 5, actor: actor.clone(), kind: kind.clone(), client: None });
         let new = Event { cursor, at: 5, actor, kind, client: Some("192.0.2.7".into()) };

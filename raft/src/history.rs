@@ -310,7 +310,12 @@ mod tests {
     }
 
     fn deleted(key: &str, at: UnixMillis) -> NewEvent {
-        NewEvent { at, actor: None, kind: EventKind::ObjectDeleted { bucket: "b".into(), key: key.into() }, client: None }
+        NewEvent {
+            at,
+            actor: None,
+            kind: EventKind::ObjectDeleted { bucket: "b".into(), key: key.into() },
+            client: None,
+        }
     }
 
     /// Records one entry with these events, as `apply` does.

@@ -193,7 +193,10 @@ mod tests {
 
     #[test]
     fn the_named_actor_is_read_from_the_query() {
-        assert_eq!(named_actor(Some("X-Amz-Date=1&x-meridian-actor=user%3Au-7&uploadId=u")).as_deref(), Some("user:u-7"));
+        assert_eq!(
+            named_actor(Some("X-Amz-Date=1&x-meridian-actor=user%3Au-7&uploadId=u")).as_deref(),
+            Some("user:u-7")
+        );
         assert_eq!(named_actor(Some("X-Meridian-Actor=service:tix")).as_deref(), Some("service:tix"));
         assert_eq!(named_actor(Some("uploads&partNumber=1")), None);
         assert_eq!(named_actor(None), None);

@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use common::devauth::{AuthMode, DevAuth, auth_section, free_auth_addr};
 use common::{
     ACCESS_KEY, MIB, NodeOptions, REGION, SECRET_KEY, TestNode, create_bucket, http_client, put, random_bytes,
+    sha256_hex,
 };
 use serde_json::{Value, json};
 
@@ -127,6 +128,9 @@ async fn history_shows_file_changes_with_filters_pages_and_visibility() {
 /// SDK's 127.0.0.1, so the recorded address is seen to be the real client's.
 const UPLOADER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
 
+/// A service token of the cinema (its SHA-256 is in the node's `[[api.service_token]]`).
+const SERVICE_TOKEN: &str = "ticketing-service-token-0123456789abcdef";
+
 /// An HTTP client whose connections come from [`UPLOADER`].
 fn uploader() -> reqwest::Client {
     reqwest::Client::builder()
@@ -172,8 +176,9 @@ async fn presigned_uploads_are_the_users_and_s3_writes_carry_the_client_address(
     let addr = free_auth_addr();
     // A 6 MiB file gets a multipart plan (parts of 5 MiB), so completion is covered too.
     let extra = format!(
-        "{}\n[geo]\nmultipart_threshold_mib = 1\nmultipart_part_mib = 5\n",
-        auth_section(addr, AuthMode::Hs256, 1)
+        "{}\n[geo]\nmultipart_threshold_mib = 1\nmultipart_part_mib = 5\n\n[[api.service_token]]\nname = \"ticketing\"\nsha256 = \"{}\"\n",
+        auth_section(addr, AuthMode::Hs256, 1),
+        sha256_hex(SERVICE_TOKEN.as_bytes())
     );
     let node = TestNode::start_with_extra(NodeOptions::default(), &extra).await;
     let devauth = DevAuth::start(node.config_path(), false).await;
@@ -251,6 +256,12 @@ async fn presigned_uploads_are_the_users_and_s3_writes_carry_the_client_address(
     let resp = http.put(&own).body(b"by key".to_vec()).send().await.expect("PUT");
     assert!(resp.status().is_success(), "key-signed PUT: {}", resp.status());
 
+    // A service's upload is the service's.
+    let plan = plan_upload(&node, SERVICE_TOKEN, &bucket, "served.txt", 6).await;
+    let url = plan["put"]["url"].as_str().expect("a presigned PUT");
+    let resp = http.put(url).body(b"served".to_vec()).send().await.expect("PUT");
+    assert!(resp.status().is_success(), "service PUT: {}", resp.status());
+
     // And an SDK write, from 127.0.0.1.
     put(&node.client(), &bucket, "sdk.txt", b"sdk").await;
 
@@ -262,6 +273,7 @@ async fn presigned_uploads_are_the_users_and_s3_writes_carry_the_client_address(
         ("small.txt", "user:u-alice", uploader.as_str()),
         ("big.bin", "user:u-alice", uploader.as_str()),
         ("keyed.txt", key_actor.as_str(), uploader.as_str()),
+        ("served.txt", "service:ticketing", uploader.as_str()),
         ("sdk.txt", key_actor.as_str(), "127.0.0.1"),
     ];
     let want: Vec<_> =
@@ -285,5 +297,7 @@ async fn presigned_uploads_are_the_users_and_s3_writes_carry_the_client_address(
         .iter()
         .map(|f| (f["key"].as_str().expect("key"), f["owner"].as_str().unwrap_or("-")))
         .collect();
-    assert_eq!(owners, [("big.bin", "u-alice"), ("keyed.txt", "-"), ("sdk.txt", "-"), ("small.txt", "u-alice")]);
+    let want =
+        [("big.bin", "u-alice"), ("keyed.txt", "-"), ("sdk.txt", "-"), ("served.txt", "-"), ("small.txt", "u-alice")];
+    assert_eq!(owners, want, "{files}");
 }

@@ -233,3 +233,24 @@ pub enum Rejection {
     #[error("at least one of the preconditions did not hold")]
     PreconditionFailed,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Log entries written before `AttributedFrom` existed decode as they did: the envelope's
+    /// bytes (bincode: variant index, then fields) are fixed here, and the new variant comes last.
+    #[test]
+    fn envelopes_written_before_the_client_address_still_decode() {
+        let old_bytes = [10u8, 0, 10, 1, 1, b'b'];
+        let decoded: Command = crate::codec::decode(&old_bytes).expect("decodes");
+        assert_eq!(decoded, Command::DeleteBucket { name: "b".into() }.attributed(None, 5));
+        assert_eq!(crate::codec::encode(&decoded).expect("encodes"), old_bytes);
+        let from = Command::DeleteBucket { name: "b".into() }.attributed_from(None, 5, Some("192.0.2.1".into()));
+        let bytes = crate::codec::encode(&from).expect("encodes");
+        assert_eq!(bytes[0], 18, "AttributedFrom is the last variant");
+        assert_eq!(crate::codec::decode::<Command>(&bytes).expect("decodes"), from);
+        let plain = Command::DeleteBucket { name: "b".into() }.attributed_from(None, 5, None);
+        assert!(matches!(plain, Command::Attributed { .. }), "no address: the plain envelope");
+    }
+}

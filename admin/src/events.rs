@@ -70,10 +70,12 @@ pub struct EventJson {
     pub kind: &'static str,
     /// When it happened, Unix milliseconds (the proposing node's clock).
     pub time_ms: i64,
-    /// Who caused it (`key:ACCESS_KEY_ID`, `service:NAME`), when known.
+    /// Who caused it (`key:ACCESS_KEY_ID`, `service:NAME`, `user:ID`), when known.
     pub actor: Option<String>,
     /// The kind's fields (bucket, key, size, etag, region...).
     pub data: serde_json::Value,
+    /// The IP address of the client whose request caused it, when recorded (S3 writes).
+    pub client: Option<String>,
 }
 
 impl EventJson {
@@ -92,6 +94,7 @@ impl EventJson {
             time_ms: event.at,
             actor: event.actor.as_ref().map(ToString::to_string),
             data: data.unwrap_or(serde_json::Value::Null),
+            client: event.client.clone(),
         }
     }
 }

@@ -28,6 +28,9 @@ use crate::{ApiCaller, ApiError, WebState};
 pub(crate) struct FileQuery {
     /// The viewer's address, when the caller asks on its behalf.
     ip: Option<String>,
+    /// Present (`?detail`, `?detail=true`): the file's detail ([`crate::files_api::file_detail`])
+    /// instead of a download link; signed-in users only.
+    detail: Option<String>,
 }
 
 /// The JSON answer.
@@ -56,6 +59,17 @@ pub(crate) async fn file(
     Path((bucket, key)): Path<(String, String)>,
     Query(query): Query<FileQuery>,
 ) -> Result<Response, ApiError> {
+    match query.detail.as_deref() {
+        None | Some("false") => {}
+        Some("" | "true") => {
+            let Requester::Person(user) = requester else {
+                return Err(ApiError::forbidden("the file detail is for signed-in users; services use placement"));
+            };
+            let detail = crate::files_api::file_detail(&state, &user, &bucket, &key).await?;
+            return Ok(([(CACHE_CONTROL, "no-store")], Json(detail)).into_response());
+        }
+        Some(_) => return Err(ApiError::bad_request("detail takes no value, or true or false")),
+    }
     let caller = match requester {
         Requester::Machine(caller) => caller,
         Requester::Person(user) => {

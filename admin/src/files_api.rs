@@ -1,6 +1,7 @@
 //! The files of signed-in users: `POST /api/v1/buckets` (a bucket of one's own),
 //! `GET /api/v1/files` (what the caller may see, with per-region replication state) and
-//! `DELETE /api/v1/files/{bucket}/{*key}`. Downloads go through `files::file`, which takes a
+//! `DELETE /api/v1/files/{bucket}/{*key}` and the file detail ([`file_detail`], answered by
+//! `GET /api/v1/files/{bucket}/{*key}?detail`). Downloads go through `files::file`, which takes a
 //! signed-in user too and checks [`may_access`].
 //!
 //! Ownership (docs/admin.md): a bucket created by a signed-in user is theirs, and so is every
@@ -8,18 +9,23 @@
 //! manage everything. Every change is proposed with the user as its actor, so it lands in the
 //! history under their name.
 
+use std::net::SocketAddr;
+
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use meridian_raft::model::{Bucket, ObjectMeta};
 use meridian_raft::{Actor, Command, CommandOutcome, MetaStore, Rejection};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::history::{self, Entry as HistoryEntry};
 use crate::identity::{SignedInUser, now_millis};
+use crate::placement::Placement;
+use crate::shares::{ShareJson, shared_with};
 use crate::{ApiCaller, WebState};
 
 /// Files per page when the caller does not say.
@@ -82,9 +88,25 @@ pub(crate) fn may_access(
     }
 }
 
-/// Proposes `command` on behalf of `user`, mapping refusals to the API's errors.
-async fn propose_as(state: &WebState, user: &SignedInUser, command: Command) -> Result<CommandOutcome, ApiError> {
-    let command = command.attributed(Some(Actor::User(user.id.clone())), now_millis());
+/// The address of the client of a panel request, for the history: the socket peer, or the
+/// address a trusted proxy forwarded (`[geo] trusted_proxies`) when geo routing is configured.
+pub(crate) fn client_address(state: &WebState, peer: SocketAddr, headers: &HeaderMap) -> String {
+    let ip = state
+        .routing
+        .as_ref()
+        .and_then(|routing| crate::route::locate(routing, peer, headers, None).ok())
+        .map_or_else(|| peer.ip().to_canonical(), |located| located.address.ip);
+    ip.to_string()
+}
+
+/// Proposes `command` on behalf of `user`, from `client`, mapping refusals to the API's errors.
+async fn propose_as(
+    state: &WebState,
+    user: &SignedInUser,
+    client: String,
+    command: Command,
+) -> Result<CommandOutcome, ApiError> {
+    let command = command.attributed_from(Some(Actor::User(user.id.clone())), now_millis(), Some(client));
     let outcome =
         state.meta.propose(command).await.map_err(|e| ApiError::unavailable(format!("cannot commit: {e}")))?;
     match outcome {
@@ -124,6 +146,8 @@ fn valid_bucket_name(name: &str) -> bool {
 pub(crate) async fn create_bucket(
     State(state): State<WebState>,
     user: SignedInUser,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<Json<NewBucket>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -133,7 +157,7 @@ pub(crate) async fn create_bucket(
         ));
     }
     let bucket = Bucket { name: body.name.clone(), created: now_millis(), region: state.region.clone() };
-    propose_as(&state, &user, Command::CreateBucket(bucket)).await?;
+    propose_as(&state, &user, client_address(&state, peer, &headers), Command::CreateBucket(bucket)).await?;
     tracing::info!(user = %user.actor(), bucket = %body.name, "bucket created");
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "bucket": body.name, "owner": user.id }))))
 }
@@ -152,34 +176,34 @@ pub(crate) struct FilesQuery {
 
 /// Whether a region holds a copy of a file.
 #[derive(Debug, Serialize)]
-struct RegionCopy {
+pub(crate) struct RegionCopy {
     /// Region name.
-    region: String,
+    pub(crate) region: String,
     /// Whether its node holds the bytes of the current version.
-    replicated: bool,
+    pub(crate) replicated: bool,
     /// Since when, Unix ms.
-    since_ms: Option<i64>,
+    pub(crate) since_ms: Option<i64>,
 }
 
 /// One file of the listing.
 #[derive(Debug, Serialize)]
-struct FileEntry {
+pub(crate) struct FileEntry {
     /// Bucket name.
-    bucket: String,
+    pub(crate) bucket: String,
     /// Object key.
-    key: String,
+    pub(crate) key: String,
     /// Size in bytes.
-    size: u64,
+    pub(crate) size: u64,
     /// `Content-Type`, when the uploader gave one.
-    content_type: Option<String>,
+    pub(crate) content_type: Option<String>,
     /// ETag without quotes.
-    etag: String,
+    pub(crate) etag: String,
     /// When the current version was written, Unix ms.
-    modified_ms: i64,
+    pub(crate) modified_ms: i64,
     /// The owner's user id, if a user owns it.
-    owner: Option<String>,
+    pub(crate) owner: Option<String>,
     /// Replication state per region (inline small files are in every region at once).
-    regions: Vec<RegionCopy>,
+    pub(crate) regions: Vec<RegionCopy>,
 }
 
 /// A page of files.
@@ -256,6 +280,8 @@ fn entry(bucket: &str, key: String, meta: &ObjectMeta, owner: Option<String>, me
 pub(crate) async fn delete(
     State(state): State<WebState>,
     user: SignedInUser,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path((bucket, key)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let missing = || ApiError::not_found(format!("no file {key:?} in bucket {bucket:?}"));
@@ -263,11 +289,66 @@ pub(crate) async fn delete(
         return Err(missing());
     }
     let command = Command::DeleteObjects { bucket: bucket.clone(), keys: vec![key.clone()] };
-    match propose_as(&state, &user, command).await? {
+    match propose_as(&state, &user, client_address(&state, peer, &headers), command).await? {
         CommandOutcome::Deleted(keys) if !keys.is_empty() => {
             tracing::info!(user = %user.actor(), %bucket, %key, "file deleted");
             Ok(StatusCode::NO_CONTENT)
         }
         _ => Err(missing()),
     }
+}
+
+/// Everything the panel shows about one file: the answer of
+/// `GET /api/v1/files/{bucket}/{*key}?detail`, and what the file page renders.
+#[derive(Debug, Serialize)]
+pub(crate) struct FileDetail {
+    /// The file as the listing shows it: size, type, dates, owner, replication per region.
+    pub(crate) file: FileEntry,
+    /// Where its bytes are node by node, and which members still owe a copy (the answer of
+    /// `GET /api/v1/objects/{bucket}/{key}/placement`).
+    pub(crate) placement: Placement,
+    /// Its history as far as the caller may see it, oldest first: the first page of
+    /// `GET /api/v1/history?file=BUCKET/KEY`.
+    pub(crate) history: Vec<HistoryEntry>,
+    /// `after` for `GET /api/v1/history?file=BUCKET/KEY` to read on; `null`: that was all.
+    pub(crate) history_next: Option<String>,
+    /// Its shares (every state), for its owner and admins; `null` for a user it is only shared
+    /// with, who may not see who else has it.
+    pub(crate) shares: Option<Vec<ShareJson>>,
+    /// Whether the caller may delete and share it (its owner, an admin).
+    pub(crate) may_manage: bool,
+    /// Whether the caller may upload a new version (its owner, an admin, a `write` share).
+    pub(crate) may_replace: bool,
+}
+
+/// The detail of `bucket/key` for `user`: 404 (as for a missing file) unless they own it, are an
+/// admin, or have it shared with them.
+pub(crate) async fn file_detail(
+    state: &WebState,
+    user: &SignedInUser,
+    bucket: &str,
+    key: &str,
+) -> Result<FileDetail, ApiError> {
+    let missing = || ApiError::not_found(format!("no file {key:?} in bucket {bucket:?}"));
+    let may_manage = may_access(&state.meta, user, bucket, Some(key))?;
+    let may_replace = may_manage || shared_with(&state.meta, &user.id, bucket, key, true)?;
+    if !may_replace && !shared_with(&state.meta, &user.id, bucket, key, false)? {
+        return Err(missing());
+    }
+    let meta = crate::route::object(state, bucket, key).await?;
+    let read = |e: meridian_raft::StoreError| ApiError::internal("reading the file", &e);
+    let owner = state.meta.object_owner(bucket, key).map_err(read)?;
+    let members: Vec<(u64, String)> = state.meta.status().members.into_iter().map(|m| (m.id, m.region)).collect();
+    let file = entry(bucket, key.to_owned(), &meta, owner, &members);
+    let placement = crate::placement::describe(state, bucket.to_owned(), key.to_owned(), meta);
+    let page =
+        history::read_page(&state.meta, user, &history::Filter::file(bucket, key), None, history::DEFAULT_LIMIT)?;
+    let shares = if may_manage {
+        let now = now_millis();
+        let all = state.meta.shares().map_err(|e| ApiError::internal("reading shares", &e))?;
+        Some(all.iter().filter(|s| s.bucket == bucket && s.key == key).map(|s| ShareJson::new(s, now)).collect())
+    } else {
+        None
+    };
+    Ok(FileDetail { file, placement, history: page.entries, history_next: page.next, shares, may_manage, may_replace })
 }

@@ -23,7 +23,7 @@ use crate::files_api::may_access;
 use crate::identity::SignedInUser;
 
 /// Entries per page when the caller does not say.
-const DEFAULT_LIMIT: usize = 50;
+pub(crate) const DEFAULT_LIMIT: usize = 50;
 /// Most entries per page.
 const MAX_LIMIT: usize = 500;
 /// Events read from the store at a time while filtering.
@@ -82,8 +82,8 @@ const ACTIONS: &[&str] = &[
 ];
 
 /// One history entry: the event as the bus shows it, plus the history's action.
-#[derive(Serialize)]
-struct Entry {
+#[derive(Debug, Serialize)]
+pub(crate) struct Entry {
     /// `create`, `update`, `delete`, ... (see [`action_of`]).
     action: &'static str,
     /// The event itself: cursor, time, actor, type and details (`data`).
@@ -92,16 +92,17 @@ struct Entry {
 }
 
 /// A page of history.
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 pub(crate) struct Page {
     /// Matching entries, oldest first.
-    entries: Vec<Entry>,
+    pub(crate) entries: Vec<Entry>,
     /// Pass as `after` to go on; `null` once every retained event up to now was looked at.
-    next: Option<String>,
+    pub(crate) next: Option<String>,
 }
 
 /// The checked filters of a request.
-struct Filter {
+#[derive(Debug, Default)]
+pub(crate) struct Filter {
     /// See [`HistoryQuery::action`].
     action: Option<String>,
     /// See [`HistoryQuery::user`].
@@ -117,6 +118,11 @@ struct Filter {
 }
 
 impl Filter {
+    /// Everything that happened to one file.
+    pub(crate) fn file(bucket: &str, key: &str) -> Self {
+        Self { bucket: Some(bucket.to_owned()), key: Some(key.to_owned()), ..Self::default() }
+    }
+
     fn parse(query: &HistoryQuery) -> Result<Self, ApiError> {
         if let Some(action) = &query.action
             && !ACTIONS.contains(&action.as_str())
@@ -210,15 +216,30 @@ pub(crate) async fn history(
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_LIMIT}")));
     }
-    let mut after = match query.after.as_deref() {
+    let after = match query.after.as_deref() {
         Some(text) => Some(text.parse::<Cursor>().map_err(|e| ApiError::bad_request(e.to_string()))?),
         None => None,
     };
     let filter = Filter::parse(&query)?;
+    let page = read_page(&state.meta, &user, &filter, after, limit)?;
+    tracing::debug!(user = %user.actor(), entries = page.entries.len(), "history page");
+    Ok(Json(page))
+}
+
+/// Up to `limit` entries behind `after` that match `filter` and that `user` may see, looking
+/// at no more than [`SCAN_BUDGET`] events (see the module's doc): what `GET /api/v1/history`
+/// answers, and what the file detail and the panel's pages show.
+pub(crate) fn read_page(
+    meta: &MetaStore,
+    user: &SignedInUser,
+    filter: &Filter,
+    mut after: Option<Cursor>,
+    limit: usize,
+) -> Result<Page, ApiError> {
     let mut entries = Vec::new();
     let mut scanned = 0usize;
     let next = loop {
-        let chunk = match state.meta.events_after(after, READ_CHUNK) {
+        let chunk = match meta.events_after(after, READ_CHUNK) {
             Ok(chunk) => chunk,
             Err(EventsError::Gone { .. }) => {
                 return Err(ApiError {
@@ -234,7 +255,7 @@ pub(crate) async fn history(
         for event in &chunk {
             scanned += 1;
             after = Some(event.cursor);
-            if filter.matches(event) && visible(&state.meta, &user, event)? {
+            if filter.matches(event) && visible(meta, user, event)? {
                 entries.push(Entry { action: action_of(&event.kind), event: EventJson::new(event) });
                 if entries.len() >= limit {
                     page_full = true;
@@ -249,6 +270,6 @@ pub(crate) async fn history(
             break None;
         }
     };
-    tracing::debug!(user = %user.actor(), entries = entries.len(), scanned, "history page");
-    Ok(Json(Page { entries, next }))
+    tracing::trace!(user = %user.actor(), entries = entries.len(), scanned, "history read");
+    Ok(Page { entries, next })
 }

@@ -103,7 +103,7 @@ fn absent(state: &WebState, bucket: &str, key: &str) -> Result<ApiError, ApiErro
 }
 
 /// Builds the answer from the object's record and this node's view of the membership.
-fn describe(state: &WebState, bucket: String, key: String, object: ObjectMeta) -> Placement {
+pub(crate) fn describe(state: &WebState, bucket: String, key: String, object: ObjectMeta) -> Placement {
     let members: Vec<(NodeId, String)> =
         state.meta.status().members.into_iter().map(|member| (member.id, member.region)).collect();
     let region_of = |id: NodeId| members.iter().find(|(m, _)| *m == id).map(|(_, region)| region.clone());

@@ -122,7 +122,7 @@ pub(crate) struct ShareJson {
 }
 
 impl ShareJson {
-    fn new(share: &Share, now: i64) -> Self {
+    pub(crate) fn new(share: &Share, now: i64) -> Self {
         let (kind, user, permission, has_password, max_downloads) = match &share.audience {
             ShareAudience::Public { password_hash, max_downloads, .. } => {
                 ("public", None, None, password_hash.is_some(), *max_downloads)

@@ -43,7 +43,9 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     .await
     .context("cannot open the metadata store")?;
     let blobs = Arc::new(DiskBlobs::open(&data_dir).context("cannot open the blob store")?);
-    let gateway = Gateway::new(meta.clone(), blobs.clone(), region.name.clone(), config.read_consistency());
+    // The web API presigns with the system key on behalf of users and services, naming them.
+    let gateway = Gateway::new(meta.clone(), blobs.clone(), region.name.clone(), config.read_consistency())
+        .with_delegating_key(meridian_admin::presign::system_key(&config.cluster.secret).id);
 
     // Bind everything before initializing, so peers can reach us as soon as Raft starts.
     let s3 = listeners::bind("s3", &region.s3).await?;

@@ -104,6 +104,8 @@ pub(crate) struct NewEvent {
     pub(crate) actor: Option<Actor>,
     /// See [`Event::kind`].
     pub(crate) kind: EventKind,
+    /// See [`Event::client`].
+    pub(crate) client: Option<String>,
 }
 
 /// `e/` ++ big-endian index ++ big-endian sub: byte order is cursor order.
@@ -175,14 +177,14 @@ impl HistoryWriter {
 
     /// Gives the events their cursors, in order.
     pub(crate) fn add(&mut self, events: Vec<NewEvent>) -> Result<(), StoreError> {
-        for NewEvent { at, actor, kind } in events {
+        for NewEvent { at, actor, kind, client } in events {
             // u32::MAX is the "after the whole entry" cursor, never an event's.
             if self.next_sub == u32::MAX {
                 return Err(StoreError::Codec(format!("entry {} yields too many events", self.index)));
             }
             let cursor = Cursor { index: self.index, sub: self.next_sub };
             self.next_sub += 1;
-            self.pending.push(Event { cursor, at, actor, kind });
+            self.pending.push(Event { cursor, at, actor, kind, client });
         }
         Ok(())
     }
@@ -312,7 +314,7 @@ pub(crate) fn read(
         if !key.starts_with(tables::EVENT) {
             break;
         }
-        let event: Event = decode(&value)?;
+        let event = Event::decode_stored(&value)?;
         if event.cursor.index > applied {
             break;
         }
@@ -341,7 +343,7 @@ pub(crate) fn newest_time(tables: &Tables) -> Result<Option<UnixMillis>, StoreEr
     // A state machine written before NEWEST_AT existed: its newest retained event (every node
     // kept at least that one) until the next event records the key.
     match tables.tree.scan_prefix(tables::EVENT).next_back() {
-        Some(item) => Ok(Some(decode::<Event>(&item?.1)?.at)),
+        Some(item) => Ok(Some(Event::decode_stored(&item?.1)?.at)),
         None => Ok(None),
     }
 }
@@ -356,7 +358,12 @@ mod tests {
     }
 
     fn deleted(key: &str, at: UnixMillis) -> NewEvent {
-        NewEvent { at, actor: None, kind: EventKind::ObjectDeleted { bucket: "b".into(), key: key.into() } }
+        NewEvent {
+            at,
+            actor: None,
+            kind: EventKind::ObjectDeleted { bucket: "b".into(), key: key.into() },
+            client: None,
+        }
     }
 
     /// Records one entry with these events, as `apply` does.

@@ -27,7 +27,7 @@ pub mod types;
 
 pub use command::{Command, CommandOutcome, Rejection};
 pub use error::{ProposeError, StoreError};
-pub use event::{Actor, Cursor, Event, EventKind};
+pub use event::{ACTOR_QUERY_PARAM, Actor, Cursor, Event, EventKind};
 pub use history::{EventRetention, EventsError, TrimTarget};
 pub use lease::LeaseGrant;
 pub use read::ReadError;

@@ -36,6 +36,17 @@ pub(crate) struct StateMachine {
     pub(crate) incoming: Option<PathBuf>,
 }
 
+/// What an envelope says about the command it wraps.
+#[derive(Clone)]
+struct Origin {
+    /// Who asked for it.
+    actor: Option<Actor>,
+    /// When.
+    at: UnixMillis,
+    /// From which client address (S3 writes).
+    client: Option<String>,
+}
+
 /// Accumulates one entry's changes; applied atomically.
 struct Changes<'a> {
     tables: &'a Tables,
@@ -45,8 +56,9 @@ struct Changes<'a> {
     index: u64,
     /// Work items added by this entry, the second half of their keys.
     work_added: u32,
-    /// Who asked for the command being applied and when, from its [`Command::Attributed`].
-    origin: Option<(Option<Actor>, UnixMillis)>,
+    /// Who asked for the command being applied, when, and from which address, from its
+    /// [`Command::Attributed`] or [`Command::AttributedFrom`] envelope.
+    origin: Option<Origin>,
     /// Events of the command being applied, in order (the caller files them in the history).
     events: Vec<NewEvent>,
     /// Region names by node id, read from the membership when an event first needs one.
@@ -74,14 +86,14 @@ impl Changes<'_> {
     /// one, else the command's own (`own_time`), else the newest event's (so time never runs
     /// backwards in the stream).
     fn emit(&mut self, own_time: Option<UnixMillis>, kind: EventKind) -> Result<(), StoreError> {
-        let (actor, at) = match &self.origin {
-            Some((actor, at)) => (actor.clone(), *at),
+        let (actor, at, client) = match &self.origin {
+            Some(origin) => (origin.actor.clone(), origin.at, origin.client.clone()),
             None => match own_time {
-                Some(at) => (None, at),
-                None => (None, history::newest_time(self.tables)?.unwrap_or(0)),
+                Some(at) => (None, at, None),
+                None => (None, history::newest_time(self.tables)?.unwrap_or(0), None),
             },
         };
-        self.events.push(NewEvent { at, actor, kind });
+        self.events.push(NewEvent { at, actor, kind, client });
         Ok(())
     }
 
@@ -110,6 +122,17 @@ impl Changes<'_> {
         Ok(true)
     }
 
+    /// Applies the command of an envelope, its events carrying `origin`.
+    fn apply_attributed(&mut self, origin: Origin, command: &Command) -> Result<CommandOutcome, StoreError> {
+        if matches!(command, Command::Batch(_) | Command::Attributed { .. } | Command::AttributedFrom { .. }) {
+            return Err(StoreError::Codec("an attributed command wraps a batch or an envelope".into()));
+        }
+        self.origin = Some(origin);
+        let outcome = self.apply(command);
+        self.origin = None;
+        outcome
+    }
+
     fn apply(&mut self, command: &Command) -> Result<CommandOutcome, StoreError> {
         use CommandOutcome::{Deleted, Done, Rejected};
         Ok(match command {
@@ -119,7 +142,7 @@ impl Changes<'_> {
                 }
                 self.put(record_key(tables::BUCKET, &[&bucket.name]), bucket)?;
                 // A bucket a signed-in user creates is theirs, with every file in it.
-                if let Some((Some(Actor::User(id)), _)) = self.origin.clone() {
+                if let Some(Origin { actor: Some(Actor::User(id)), .. }) = self.origin.clone() {
                     self.put(record_key(tables::OWNER, &[&bucket.name]), &id)?;
                 }
                 let kind = EventKind::BucketCreated { bucket: bucket.name.clone(), region: bucket.region.clone() };
@@ -166,7 +189,7 @@ impl Changes<'_> {
                 let owner = match self.tables.owner(bucket, key)? {
                     Some(owner) => Some(owner),
                     None => match &self.origin {
-                        Some((Some(Actor::User(id)), _)) => Some(id.clone()),
+                        Some(Origin { actor: Some(Actor::User(id)), .. }) => Some(id.clone()),
                         _ => None,
                     },
                 };
@@ -247,13 +270,11 @@ impl Changes<'_> {
                 return Err(StoreError::Codec("nested command batch".into()));
             }
             Command::Attributed { actor, at, command } => {
-                if matches!(**command, Command::Batch(_) | Command::Attributed { .. }) {
-                    return Err(StoreError::Codec("an attributed command wraps a batch or an envelope".into()));
-                }
-                self.origin = Some((actor.clone(), *at));
-                let outcome = self.apply(command);
-                self.origin = None;
-                outcome?
+                self.apply_attributed(Origin { actor: actor.clone(), at: *at, client: None }, command)?
+            }
+            Command::AttributedFrom { actor, at, client, command } => {
+                let origin = Origin { actor: actor.clone(), at: *at, client: Some(client.clone()) };
+                self.apply_attributed(origin, command)?
             }
             Command::WebhookDelivered { subscription, cursor } => {
                 if self.tables.delivered(subscription)?.is_none_or(|current| current < *cursor) {
@@ -742,12 +763,31 @@ mod tests {
             }
         );
         assert_eq!(events[4].kind, EventKind::ObjectDeleted { bucket: "b".into(), key: "k2".into() });
+        assert!(events.iter().all(|e| e.client.is_none()), "no envelope here names a client");
 
         // Webhook cursors only move forward.
         let delivered = |cursor| Command::WebhookDelivered { subscription: "hook".into(), cursor };
         sm.apply_entry(&entry(7, delivered(Cursor { index: 3, sub: 1 }))).expect("apply");
         sm.apply_entry(&entry(8, delivered(Cursor { index: 2, sub: 0 }))).expect("apply");
         assert_eq!(sm.tables.delivered("hook").expect("read"), Some(Cursor { index: 3, sub: 1 }));
+
+        // An envelope with the client's address puts it on the command's events; a user actor
+        // in it owns what they write, as with the plain envelope.
+        let user = Some(Actor::User("u-1".into()));
+        let from = put("k4", "cc04", 1).attributed_from(user.clone(), 400, Some("192.0.2.9".into()));
+        assert!(matches!(from, Command::AttributedFrom { .. }));
+        sm.apply_entry(&entry(9, from)).expect("apply");
+        let last = crate::history::read(&sm.tables, Some(Cursor::after_entry(8)), 10, 9).expect("read");
+        assert_eq!(last.len(), 1);
+        assert_eq!((last[0].client.as_deref(), last[0].actor.clone(), last[0].at), (Some("192.0.2.9"), user, 400));
+        assert_eq!(sm.tables.owner("b", "k4").expect("owner"), Some("u-1".into()));
+        let nested = Command::AttributedFrom {
+            actor: None,
+            at: 1,
+            client: "192.0.2.9".into(),
+            command: Box::new(put("k5", "cc05", 1).attributed(None, 1)),
+        };
+        assert!(sm.apply_entry(&entry(10, nested)).is_err(), "an envelope in an envelope is refused");
     }
 
     /// A node that does not hold a new blob owes a pull of it; the holder does not.

@@ -10,7 +10,7 @@ use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 
 use meridian_admin::metrics::{S3Metrics, S3Op};
-use meridian_s3gw::{AccessPolicy, Gateway, KeyStoreAuth};
+use meridian_s3gw::{AccessPolicy, ClientAddr, Gateway, KeyStoreAuth};
 
 use crate::load::MeteredBody;
 use crate::shutdown::Shutdown;
@@ -87,6 +87,8 @@ pub(crate) async fn serve(
         let (service, metrics) = (service.clone(), metrics.clone());
         let handler = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             merge_repeated_content_encoding(request.headers_mut());
+            // The gateway records where writes come from (the history's client address).
+            request.extensions_mut().insert(ClientAddr(peer.ip().to_canonical()));
             let close_after = expects_continue_without_body(request.headers());
             let op = S3Op::classify(request.method(), request.uri().path(), request.uri().query());
             let content_length = request

@@ -18,6 +18,7 @@ mod files_api;
 mod history;
 pub mod identity;
 pub mod metrics;
+mod pages;
 mod placement;
 pub mod presign;
 pub mod route;
@@ -134,6 +135,8 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/shares", get(shares::list).post(shares::create))
         .route("/api/v1/shares/{id}", axum::routing::delete(shares::revoke))
         .route("/s/{token}", get(share_page::open).post(share_page::submit))
+        .merge(pages::router(state.clone()))
+        .fallback(pages::not_found)
         .with_state(state)
 }
 

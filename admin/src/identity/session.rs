@@ -166,9 +166,9 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// The signed-in user's id.
-    pub(crate) fn user_id(&self) -> &str {
-        &self.claims.sub
+    /// The new access token (the pages put it in the request they are serving).
+    pub(crate) fn access_token(&self) -> &str {
+        &self.grant.access_token
     }
 }
 

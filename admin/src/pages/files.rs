@@ -391,11 +391,15 @@ async fn file_view(
     let file = format!("{bucket}/{key}");
     let history_query = HistoryQuery { file: Some(file.clone()), limit: Some(FILE_HISTORY), ..HistoryQuery::default() };
     let history = history_rows(state, read_history(state, &page.user, &history_query)?.entries);
-    let owner = state
-        .meta
-        .object_owner(bucket, key)
-        .map_err(|e| ApiError::internal("reading owners", &e))?
-        .map_or_else(|| "no owner (written with an S3 key)".to_owned(), |id| user_label(state, &id));
+    let read_owner = |e: meridian_raft::StoreError| ApiError::internal("reading owners", &e);
+    // A file written into a user's bucket by an S3 client or upload link is the bucket owner's.
+    let owner = match state.meta.object_owner(bucket, key).map_err(read_owner)? {
+        Some(id) => user_label(state, &id),
+        None => match state.meta.bucket_owner(bucket).map_err(read_owner)? {
+            Some(id) => format!("{} (owns the bucket)", user_label(state, &id)),
+            None => "nobody: written with an S3 key (administrators only)".to_owned(),
+        },
+    };
     Ok(FilePage {
         chrome: page.chrome(key.to_owned(), "files"),
         notice,

@@ -57,6 +57,9 @@ pub(crate) struct HistoryRow {
 /// The event fields worth a column of their own, or not worth showing.
 const SHOWN_ELSEWHERE: [&str; 3] = ["bucket", "key", "etag"];
 
+/// Event fields holding a time (Unix ms), shown as one.
+const TIME_FIELDS: [&str; 3] = ["expires", "at", "time"];
+
 /// Rows of a history table from the API's entries.
 pub(crate) fn history_rows(state: &WebState, entries: Vec<Entry>) -> Vec<HistoryRow> {
     entries
@@ -74,6 +77,9 @@ pub(crate) fn history_rows(state: &WebState, entries: Vec<Entry>) -> Vec<History
                         .filter_map(|(name, value)| {
                             let text = match value {
                                 serde_json::Value::Number(n) if name == "size" => format::size(n.as_u64()?),
+                                serde_json::Value::Number(n) if TIME_FIELDS.contains(&name.as_str()) || name.ends_with("_ms") => {
+                                    format::time(n.as_i64()?)
+                                }
                                 serde_json::Value::String(s) => s.clone(),
                                 serde_json::Value::Number(n) => n.to_string(),
                                 serde_json::Value::Bool(b) => b.to_string(),

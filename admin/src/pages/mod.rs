@@ -104,6 +104,41 @@ pub(crate) struct ErrorPage {
     pub(crate) hint: &'static str,
 }
 
+/// A page of a public share link (`/s/{token}`): the panel's style, no navigation (the visitor
+/// is not signed in).
+#[derive(Template)]
+#[template(path = "link.html")]
+pub(crate) struct LinkPage<'a> {
+    /// The layout.
+    chrome: Chrome,
+    /// What to say.
+    message: &'a str,
+    /// The password form: the link's token and the form's CSRF token; `None` for a message only.
+    form: Option<(&'a str, &'a str)>,
+    /// Why the last password was refused.
+    error: Option<&'a str>,
+}
+
+fn stranger(title: &str) -> Chrome {
+    Chrome { title: title.to_owned(), section: "", user: None, csrf: String::new(), expires_at: 0 }
+}
+
+/// A share link's message page (not found, expired, used up...).
+pub(crate) fn link_message(status: StatusCode, title: &str, message: &str) -> Response {
+    render(status, &LinkPage { chrome: stranger(title), message, form: None, error: None })
+}
+
+/// A share link's password form, posting back to `/s/{token}` with `csrf`.
+pub(crate) fn link_password(status: StatusCode, token: &str, csrf: &str, error: Option<&str>) -> Response {
+    let page = LinkPage {
+        chrome: stranger("Shared file"),
+        message: "This file is protected by a password.",
+        form: Some((token, csrf)),
+        error,
+    };
+    render(status, &page)
+}
+
 /// Why a page is not shown.
 #[derive(Debug)]
 pub(crate) enum PageError {

@@ -155,6 +155,8 @@ impl FromRequestParts<WebState> for PageUser {
                 let next = parts.uri.path_and_query().map_or("/files", |p| p.as_str()).to_owned();
                 return Err(PageError::SignIn { next });
             }
+            // The session cookie on a post from another origin: the forms' own refusal.
+            Err(error) if error.status == StatusCode::FORBIDDEN => return Err(PageError::Csrf),
             Err(error) => return Err(PageError::Api(error)),
         };
         let stored = state.meta.user(&user.id).ok().flatten();

@@ -133,13 +133,22 @@ async fn sign_in_upload_share_and_download_in_a_browser() {
     alice.wait_text("Copied", Duration::from_secs(5)).await;
     alice.screenshot("06-file-link-created").await;
 
-    // History, "Shared with me", the delete confirmation and an error page.
+    // Share it with bob, who may replace it.
+    let file_page = format!("{web}/file/{bucket}/trailers/premiere-teaser.bin");
+    alice.goto(&file_page).await;
+    alice.execute(
+        "document.querySelector('#share-user select[name=user]').value = arguments[0];\
+         document.querySelector('#share-user select[name=permission]').value = 'write';",
+        json!(["u-bob"]),
+    )
+    .await;
+    alice.find("#share-user button[type=submit]").await.click().await;
+    alice.wait_text("Shared with Bob", Duration::from_secs(10)).await;
+
+    // History and an error page.
     alice.goto(&format!("{web}/history")).await;
     alice.wait_text("share create", Duration::from_secs(5)).await;
     alice.screenshot("07-history").await;
-    alice.goto(&format!("{web}/shared")).await;
-    alice.wait_text("Shared with me", Duration::from_secs(5)).await;
-    alice.screenshot("08-shared-with-me").await;
     alice.goto(&format!("{web}/file/{bucket}/no-such-file.bin")).await;
     alice.wait_text("Not found", Duration::from_secs(5)).await;
     alice.screenshot("09-not-found").await;
@@ -161,9 +170,30 @@ async fn sign_in_upload_share_and_download_in_a_browser() {
     let bytes = downloaded(&downloads, Duration::from_secs(60)).await;
     assert_bytes_eq(&bytes, &film, "the file downloaded through the public link");
 
+    // Bob sees it under "Shared with me" and uploads a new version from there.
+    let bob = driver.browser("bob", &work.path().join("bob-downloads")).await;
+    bob.goto(&format!("{web}/shared")).await;
+    sign_in(&bob, "bob", "bob-password").await;
+    bob.wait_url("shared with me", |u| u.ends_with("/shared")).await;
+    bob.wait_text("trailers/premiere-teaser.bin", Duration::from_secs(5)).await;
+    bob.screenshot("08-shared-with-me").await;
+    let version = random_bytes(7, 100 * 1024);
+    let version_path = work.path().join("teaser-v2.bin");
+    std::fs::write(&version_path, &version).expect("write the new version");
+    bob.find("form[data-upload] input[name=file]").await.type_text(&version_path.display().to_string()).await;
+    bob.find("form[data-upload] button[type=submit]").await.click().await;
+    bob.wait_url("back after the replace", |u| u.contains("notice=uploaded")).await;
+    bob.wait_text("Uploaded", Duration::from_secs(5)).await;
+    bob.screenshot("13-shared-replaced").await;
+    alice.goto(&file_page).await;
+    alice.wait_text("100.0 KiB", Duration::from_secs(10)).await;
+    alice.wait_text("update", Duration::from_secs(5)).await;
+    bob.close().await;
+
     // Delete through the confirmation step.
     alice.goto(&format!("{web}/files?bucket={bucket}")).await;
     alice.find("table.files a.danger").await.click().await;
+    alice.wait_text("100.0 KiB", Duration::from_secs(5)).await;
     alice.wait_text("Delete this file?", Duration::from_secs(5)).await;
     alice.screenshot("12-delete-confirm").await;
     alice.find("#delete button[type=submit]").await.click().await;

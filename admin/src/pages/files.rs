@@ -94,7 +94,7 @@ pub(crate) struct FilesParams {
 
 /// The sentence of a notice code (codes, not text, travel in the URL: nobody can make the
 /// page say something else by sending a link).
-fn notice_text(code: &str, name: &str) -> Option<String> {
+pub(super) fn notice_text(code: &str, name: &str) -> Option<String> {
     match code {
         "uploaded" => Some(format!("Uploaded {name}.")),
         "deleted" => Some(format!("Deleted {name}.")),
@@ -423,15 +423,15 @@ async fn file_view(
     })
 }
 
-/// Query of a file's page.
+/// Query of a file's page (and of "Shared with me").
 #[derive(Deserialize)]
 pub(crate) struct FileParams {
     /// What was just done (see [`notice_text`]).
     #[serde(default)]
-    notice: String,
+    pub(super) notice: String,
     /// To whom.
     #[serde(default)]
-    name: String,
+    pub(super) name: String,
 }
 
 /// `GET /file/{bucket}/{*key}`.

@@ -46,8 +46,10 @@ pub(crate) struct HistoryRow {
     pub(super) code: &'static str,
     /// Who.
     pub(super) actor: String,
-    /// The file or bucket, if any.
-    pub(super) file: Option<String>,
+    /// The bucket, if any.
+    pub(super) bucket: Option<String>,
+    /// The file's key, if any.
+    pub(super) key: Option<String>,
     /// Its page, for a file.
     pub(super) href: Option<String>,
     /// The rest: size, region, client address, share...
@@ -96,7 +98,8 @@ pub(crate) fn history_rows(state: &WebState, entries: Vec<Entry>) -> Vec<History
                 action: entry.action.replace('_', " "),
                 code: entry.action,
                 actor: actor_label(state, entry.event.actor.as_deref()),
-                file: bucket.map(|b| key.map_or_else(|| b.to_owned(), |k| format!("{b}/{k}"))),
+                bucket: bucket.map(str::to_owned),
+                key: key.map(str::to_owned),
                 href: bucket.zip(key).map(|(b, k)| file_href(b, k)),
                 details,
             }
@@ -251,12 +254,18 @@ pub(crate) struct SharedRow {
 pub(crate) struct SharedPage {
     /// The layout.
     chrome: Chrome,
+    /// What was just done (a new version uploaded).
+    notice: Option<String>,
     /// The active shares naming the viewer.
     rows: Vec<SharedRow>,
 }
 
 /// `GET /shared`.
-pub(crate) async fn shared_with_me(State(state): State<WebState>, page: PageUser) -> Result<Response, PageError> {
+pub(crate) async fn shared_with_me(
+    State(state): State<WebState>,
+    page: PageUser,
+    Query(params): Query<super::files::FileParams>,
+) -> Result<Response, PageError> {
     let rows = list_shares(&state, &page.user, true)?
         .into_iter()
         .map(|s| SharedRow {
@@ -268,5 +277,6 @@ pub(crate) async fn shared_with_me(State(state): State<WebState>, page: PageUser
             key: s.key,
         })
         .collect();
-    Ok(render(StatusCode::OK, &SharedPage { chrome: page.chrome("Shared with me", "shared"), rows }))
+    let notice = super::files::notice_text(&params.notice, &params.name);
+    Ok(render(StatusCode::OK, &SharedPage { chrome: page.chrome("Shared with me", "shared"), notice, rows }))
 }

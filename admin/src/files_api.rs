@@ -287,7 +287,12 @@ pub(crate) async fn delete(
 }
 
 /// Deletes `bucket/key` as `user` (the API and the delete page): 404 when they may not see it.
-pub(crate) async fn delete_file(state: &WebState, user: &SignedInUser, bucket: &str, key: &str) -> Result<(), ApiError> {
+pub(crate) async fn delete_file(
+    state: &WebState,
+    user: &SignedInUser,
+    bucket: &str,
+    key: &str,
+) -> Result<(), ApiError> {
     let missing = || ApiError::not_found(format!("no file {key:?} in bucket {bucket:?}"));
     if !may_access(&state.meta, user, bucket, Some(key))? {
         return Err(missing());

@@ -112,9 +112,7 @@ fn unusable(share: Option<&Share>) -> Option<Response> {
         return Some(page(StatusCode::NOT_FOUND, "Link not found", "This link does not exist or was revoked."));
     };
     match share_state(share, now_millis()) {
-        "revoked" => {
-            Some(page(StatusCode::NOT_FOUND, "Link not found", "This link does not exist or was revoked."))
-        }
+        "revoked" => Some(page(StatusCode::NOT_FOUND, "Link not found", "This link does not exist or was revoked.")),
         "expired" => Some(page(StatusCode::GONE, "Link expired", "This link has expired.")),
         "exhausted" => Some(page(StatusCode::GONE, "Link used up", "This link has no downloads left.")),
         _ => None,
@@ -168,7 +166,9 @@ pub(crate) async fn open(
     if let Some(refusal) = unusable(share.as_ref()) {
         return Ok(refusal);
     }
-    let Some(share) = share else { return Ok(page(StatusCode::NOT_FOUND, "Link not found", "This link does not exist or was revoked.")) };
+    let Some(share) = share else {
+        return Ok(page(StatusCode::NOT_FOUND, "Link not found", "This link does not exist or was revoked."));
+    };
     if matches!(&share.audience, ShareAudience::Public { password_hash: Some(_), .. }) {
         return Ok(password_form(StatusCode::OK, &token, None));
     }
@@ -196,7 +196,9 @@ pub(crate) async fn submit(
     if let Some(refusal) = unusable(share.as_ref()) {
         return Ok(refusal);
     }
-    let Some(share) = share else { return Ok(page(StatusCode::NOT_FOUND, "Link not found", "This link does not exist or was revoked.")) };
+    let Some(share) = share else {
+        return Ok(page(StatusCode::NOT_FOUND, "Link not found", "This link does not exist or was revoked."));
+    };
     let ShareAudience::Public { password_hash: Some(hash), .. } = &share.audience else {
         return hand_out(&state, &share, peer, &headers).await;
     };

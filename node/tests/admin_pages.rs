@@ -129,14 +129,19 @@ async fn pages_sign_in_guard_forms_and_hide_other_users_files() {
     assert!(file.html.contains("class=\"action create\""), "its history");
 
     // Shares from the file's page: guarded; a public link shown once; a share with bob.
-    let public = [("bucket", bucket.as_str()), ("key", key), ("kind", "public"), ("password", "pw"), ("max_downloads", "2")];
+    let public =
+        [("bucket", bucket.as_str()), ("key", key), ("kind", "public"), ("password", "pw"), ("max_downloads", "2")];
     assert_form_guarded(&alice, "/shares", &public).await;
     let link = alice.post("/shares", &with_csrf(&csrf, &public)).await;
     assert_eq!(link.status, 201, "{}", link.html);
-    let url = field(&link.html, "share-url").or_else(|| {
-        link.html.split("id=\"share-url\"").next().and_then(|h| h.rsplit("value=\"").next()).map(|v| v.to_owned())
-    });
-    let url = url.expect("the link").split('"').next().expect("value").to_owned();
+    // `<input type="text" readonly value="URL" id="share-url" ...>`
+    let url = link
+        .html
+        .split("readonly value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the link, shown once")
+        .to_owned();
     assert!(url.starts_with(&format!("{web}/s/")), "a whole link: {url}");
     let opened = PageClient::new(&web).get(url.trim_start_matches(&web)).await;
     assert_eq!(opened.status, 200, "the link asks for its password");
@@ -147,13 +152,18 @@ async fn pages_sign_in_guard_forms_and_hide_other_users_files() {
 
     let bob = PageClient::new(&web);
     bob.sign_in("bob", "bob-password").await;
-    let to_bob = [("bucket", bucket.as_str()), ("key", key), ("kind", "user"), ("user", "u-bob"), ("permission", "read")];
+    let to_bob =
+        [("bucket", bucket.as_str()), ("key", key), ("kind", "user"), ("user", "u-bob"), ("permission", "read")];
     assert_form_guarded(&alice, "/shares", &to_bob).await;
     assert!(bob.get("/shared").await.html.contains("Nobody has shared"), "refused forms shared nothing");
     let shared = alice.post("/shares", &with_csrf(&csrf, &to_bob)).await;
     assert_eq!(shared.status, 303, "{}", shared.html);
     let bob_shared = bob.get("/shared").await;
-    assert!(bob_shared.html.contains("&#60;b&#62;premiere") && bob_shared.html.contains("Alice Martin"), "{}", bob_shared.html);
+    assert!(
+        bob_shared.html.contains("&#60;b&#62;premiere") && bob_shared.html.contains("Alice Martin"),
+        "{}",
+        bob_shared.html
+    );
 
     // Another user's file is a 404 page, on every page and form that names it.
     let theirs = bob.get(&file_path).await;
@@ -212,7 +222,9 @@ async fn pages_sign_in_guard_forms_and_hide_other_users_files() {
     assert!(bob.get(&format!("/history?file={many}")).await.html.contains("Nothing in the history here"), "not bob's");
 
     // Delete: a confirmation page, a guarded form, then gone.
-    let confirm = alice.get(&format!("/files/delete?bucket={bucket}&key={}", "reels/%3Cb%3Epremiere%3C/b%3E%20%26%20co.bin")).await;
+    let confirm = alice
+        .get(&format!("/files/delete?bucket={bucket}&key={}", "reels/%3Cb%3Epremiere%3C/b%3E%20%26%20co.bin"))
+        .await;
     assert_eq!(confirm.status, 200);
     assert!(confirm.html.contains("Delete this file?") && confirm.html.contains("id=\"delete\""));
     assert_form_guarded(&alice, "/files/delete", &delete).await;

@@ -136,12 +136,13 @@ async fn sign_in_upload_share_and_download_in_a_browser() {
     // Share it with bob, who may replace it.
     let file_page = format!("{web}/file/{bucket}/trailers/premiere-teaser.bin");
     alice.goto(&file_page).await;
-    alice.execute(
-        "document.querySelector('#share-user select[name=user]').value = arguments[0];\
+    alice
+        .execute(
+            "document.querySelector('#share-user select[name=user]').value = arguments[0];\
          document.querySelector('#share-user select[name=permission]').value = 'write';",
-        json!(["u-bob"]),
-    )
-    .await;
+            json!(["u-bob"]),
+        )
+        .await;
     alice.find("#share-user button[type=submit]").await.click().await;
     alice.wait_text("Shared with Bob", Duration::from_secs(10)).await;
 

@@ -177,12 +177,8 @@ impl Session {
 pub(crate) fn session_cookies(identity: &Identity, headers: &HeaderMap, session: &Session) -> [HeaderValue; 2] {
     let now = now_secs();
     let cookie = &identity.cookie;
-    let access = cookie.set(
-        &cookie.name,
-        &session.grant.access_token,
-        Some(session.claims.exp.saturating_sub(now)),
-        headers,
-    );
+    let access =
+        cookie.set(&cookie.name, &session.grant.access_token, Some(session.claims.exp.saturating_sub(now)), headers);
     let refresh = cookie.set(
         &cookie.refresh_name(),
         &session.grant.refresh_token,
@@ -338,10 +334,7 @@ pub(crate) async fn refresh(
 /// `Set-Cookie` values that delete both session cookies.
 pub(crate) fn clear_cookies(identity: &Identity, headers: &HeaderMap) -> [(HeaderName, HeaderValue); 2] {
     let cookie = &identity.cookie;
-    [
-        (SET_COOKIE, cookie.clear(&cookie.name, headers)),
-        (SET_COOKIE, cookie.clear(&cookie.refresh_name(), headers)),
-    ]
+    [(SET_COOKIE, cookie.clear(&cookie.name, headers)), (SET_COOKIE, cookie.clear(&cookie.refresh_name(), headers))]
 }
 
 /// `DELETE /api/v1/session`: clears both cookies. Tokens are stateless: an access token copied

@@ -131,7 +131,9 @@ pub(crate) async fn my_files(
                 .regions
                 .into_iter()
                 .map(|r| RegionCell {
-                    since: r.since_ms.map_or_else(|| "waiting for a copy".to_owned(), |ms| format!("since {}", format::time(ms))),
+                    since: r
+                        .since_ms
+                        .map_or_else(|| "waiting for a copy".to_owned(), |ms| format!("since {}", format::time(ms))),
                     region: r.region,
                     replicated: r.replicated,
                 })
@@ -140,9 +142,8 @@ pub(crate) async fn my_files(
             key: f.key,
         })
         .collect();
-    let next = listing
-        .next
-        .map(|after| format!("/files?{}", format::query(&[("bucket", &params.bucket), ("after", &after)])));
+    let next =
+        listing.next.map(|after| format!("/files?{}", format::query(&[("bucket", &params.bucket), ("after", &after)])));
     let view = FilesPage {
         chrome: page.chrome("My files", "files"),
         notice: notice_text(&params.notice, &params.name),
@@ -205,7 +206,9 @@ fn visible_object(
     bucket: &str,
     key: &str,
 ) -> Result<meridian_raft::model::ObjectMeta, PageError> {
-    let missing = || PageError::Api(ApiError::not_found(format!("There is no file {key:?} in bucket {bucket:?} that you can see.")));
+    let missing = || {
+        PageError::Api(ApiError::not_found(format!("There is no file {key:?} in bucket {bucket:?} that you can see.")))
+    };
     if !may_access(&state.meta, &page.user, bucket, Some(key))? {
         return Err(missing());
     }

@@ -79,7 +79,9 @@ pub(crate) fn history_rows(state: &WebState, entries: Vec<Entry>) -> Vec<History
                         .filter_map(|(name, value)| {
                             let text = match value {
                                 serde_json::Value::Number(n) if name == "size" => format::size(n.as_u64()?),
-                                serde_json::Value::Number(n) if TIME_FIELDS.contains(&name.as_str()) || name.ends_with("_ms") => {
+                                serde_json::Value::Number(n)
+                                    if TIME_FIELDS.contains(&name.as_str()) || name.ends_with("_ms") =>
+                                {
                                     format::time(n.as_i64()?)
                                 }
                                 serde_json::Value::String(s) => s.clone(),
@@ -204,7 +206,8 @@ pub(crate) async fn history(
         pairs.push(("after", after));
         format!("/history?{}", format::query(&pairs))
     };
-    let mut actions = vec![Choice { value: String::new(), label: "any action".to_owned(), selected: params.action.is_empty() }];
+    let mut actions =
+        vec![Choice { value: String::new(), label: "any action".to_owned(), selected: params.action.is_empty() }];
     actions.extend(ACTIONS.iter().map(|a| Choice {
         value: (*a).to_owned(),
         label: a.replace('_', " "),
@@ -214,7 +217,11 @@ pub(crate) async fn history(
     let known = state.meta.users().map_err(|e| ApiError::internal("reading the user list", &e))?;
     users.extend(known.into_iter().map(|u| Choice {
         selected: params.user == u.profile.id,
-        label: if u.profile.name.is_empty() { u.profile.login } else { format!("{} ({})", u.profile.name, u.profile.login) },
+        label: if u.profile.name.is_empty() {
+            u.profile.login
+        } else {
+            format!("{} ({})", u.profile.name, u.profile.login)
+        },
         value: u.profile.id,
     }));
     let view = HistoryPage {

@@ -58,7 +58,9 @@ pub(crate) async fn page_layer(State(state): State<WebState>, mut request: Reque
                 }
                 // The Auth service is away: the current token may still do; if not, the
                 // page sends the user to sign in.
-                Err(error) => tracing::warn!(code = error.code, message = %error.message, "page session refresh failed"),
+                Err(error) => {
+                    tracing::warn!(code = error.code, message = %error.message, "page session refresh failed");
+                }
             }
         }
     }
@@ -92,7 +94,10 @@ const SECURITY_HEADERS: [(&str, &str); 4] = [
 fn csrf_cookie(state: &WebState, headers: &HeaderMap, token: &str) -> HeaderValue {
     match state.identity.as_ref() {
         Some(identity) => {
-            let strict = crate::identity::CookieSettings { same_site: crate::identity::SameSite::Strict, ..identity.cookie.clone() };
+            let strict = crate::identity::CookieSettings {
+                same_site: crate::identity::SameSite::Strict,
+                ..identity.cookie.clone()
+            };
             strict.set(csrf::COOKIE, token, None, headers)
         }
         None => HeaderValue::from_str(&format!("{}={token}; Path=/; HttpOnly; SameSite=Strict", csrf::COOKIE))

@@ -120,17 +120,17 @@ impl Driver {
                 },
             },
         }}});
-        let resp = self.http.post(format!("{}/session", self.url)).json(&capabilities).send().await.expect("POST /session");
+        let resp =
+            self.http.post(format!("{}/session", self.url)).json(&capabilities).send().await.expect("POST /session");
         let body: Value = resp.json().await.expect("session JSON");
         let id = body["value"]["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no WebDriver session: {body}\n{}", self.log()))
             .to_owned();
-        let browser = Browser { base: format!("{}/session/{id}", self.url), http: self.http.clone(), name: name.to_owned() };
+        let browser =
+            Browser { base: format!("{}/session/{id}", self.url), http: self.http.clone(), name: name.to_owned() };
         // Headless Chromium saves downloads only when told where (the prefs are not always read).
-        browser
-            .cdp("Browser.setDownloadBehavior", json!({ "behavior": "allow", "downloadPath": downloads }))
-            .await;
+        browser.cdp("Browser.setDownloadBehavior", json!({ "behavior": "allow", "downloadPath": downloads })).await;
         browser
     }
 }
@@ -270,7 +270,10 @@ impl Browser {
     /// A PNG of the whole page, saved as `target/test-artifacts/screenshots/NAME.png`.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let shot = self
-            .cdp("Page.captureScreenshot", json!({ "format": "png", "captureBeyondViewport": true, "fromSurface": true }))
+            .cdp(
+                "Page.captureScreenshot",
+                json!({ "format": "png", "captureBeyondViewport": true, "fromSurface": true }),
+            )
             .await;
         let png = base64::engine::general_purpose::STANDARD
             .decode(shot["data"].as_str().expect("screenshot data"))
@@ -307,7 +310,12 @@ impl Element<'_> {
 
     /// Its visible text.
     pub async fn text(&self) -> String {
-        self.browser.call(reqwest::Method::GET, &format!("/element/{}/text", self.id), None).await.as_str().unwrap_or_default().to_owned()
+        self.browser
+            .call(reqwest::Method::GET, &format!("/element/{}/text", self.id), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// A DOM property, e.g. `value`.

@@ -253,7 +253,11 @@ async fn pages_sign_in_guard_forms_and_hide_other_users_files() {
     assert!(alice.cookie("meridian_session").is_none() && alice.cookie("meridian_session_refresh").is_none());
     assert_eq!(alice.get("/files").await.status, 303);
 
-    // Error pages for unknown paths; the API keeps answering JSON.
+    // A form's target opened as a page leads back to the files; unknown paths are 404 pages;
+    // the API keeps answering JSON.
+    for path in ["/shares", "/shares/revoke", "/files/buckets", "/signout"] {
+        assert_eq!(alice.get(path).await.location.as_deref(), Some("/files"), "GET {path}");
+    }
     let missing = alice.get("/no/such/page").await;
     assert_eq!(missing.status, 404);
     assert!(missing.html.contains("There is no page at this address"));

@@ -215,7 +215,9 @@ pub(crate) async fn history(
     }));
     let mut users = vec![Choice { value: String::new(), label: "anyone".to_owned(), selected: params.user.is_empty() }];
     let known = state.meta.users().map_err(|e| ApiError::internal("reading the user list", &e))?;
-    users.extend(known.into_iter().map(|u| Choice {
+    // As `/api/v1/users`: users deleted upstream are listed to admins only.
+    let admin = page.user.is_admin();
+    users.extend(known.into_iter().filter(|u| admin || u.deleted.is_none()).map(|u| Choice {
         selected: params.user == u.profile.id,
         label: if u.profile.name.is_empty() {
             u.profile.login

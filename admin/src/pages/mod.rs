@@ -29,18 +29,24 @@ pub(crate) fn router(state: WebState) -> Router<WebState> {
     Router::new()
         .route("/", get(session::home))
         .route("/signin", get(session::sign_in_page).post(session::sign_in))
-        .route("/signout", post(session::sign_out))
+        .route("/signout", get(to_files).post(session::sign_out))
         .route("/files", get(files::my_files))
-        .route("/files/buckets", post(files::create_bucket))
+        .route("/files/buckets", get(to_files).post(files::create_bucket))
         .route("/files/delete", get(files::confirm_delete).post(files::delete))
         .route("/file/{bucket}/{*key}", get(files::file_page))
-        .route("/shares", post(files::create_share))
-        .route("/shares/revoke", post(files::revoke_share))
+        .route("/shares", get(to_files).post(files::create_share))
+        .route("/shares/revoke", get(to_files).post(files::revoke_share))
         .route("/history", get(lists::history))
         .route("/shared", get(lists::shared_with_me))
         .route("/static/panel.css", get(stylesheet))
         .route("/static/panel.js", get(script))
         .layer(axum::middleware::from_fn_with_state(state, session::page_layer))
+}
+
+/// `GET` of a form's target (a bookmark, or the address bar after a post): to "My files", rather
+/// than a bare 405.
+async fn to_files() -> Response {
+    see_other("/files")
 }
 
 /// What the layout around every page shows: the title, the section of the navigation, the

@@ -37,7 +37,9 @@ pub(crate) async fn page_layer(State(state): State<WebState>, mut request: Reque
             token
         }
     };
-    if let Some(identity) = state.identity.as_ref() {
+    // Stylesheet and script need no session; the page that loads them refreshed it already.
+    let page = !request.uri().path().starts_with("/static/");
+    if let Some(identity) = state.identity.as_ref().filter(|_| page) {
         let headers = request.headers();
         let access = cookies::read(headers, &identity.cookie.name);
         let expiring = access

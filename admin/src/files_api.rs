@@ -142,6 +142,24 @@ fn valid_bucket_name(name: &str) -> bool {
         && !name.contains("..")
 }
 
+/// Creates bucket `name`, owned by `user`, asked from `client` (the API and the "My files" page).
+pub(crate) async fn create_bucket_as(
+    state: &WebState,
+    user: &SignedInUser,
+    client: String,
+    name: &str,
+) -> Result<(), ApiError> {
+    if !valid_bucket_name(name) {
+        return Err(ApiError::bad_request(
+            "name: 3 to 63 of a-z, 0-9, '-' and '.', starting and ending with a letter or digit",
+        ));
+    }
+    let bucket = Bucket { name: name.to_owned(), created: now_millis(), region: state.region.clone() };
+    propose_as(state, user, client, Command::CreateBucket(bucket)).await?;
+    tracing::info!(user = %user.actor(), bucket = %name, "bucket created");
+    Ok(())
+}
+
 /// `POST /api/v1/buckets`: a bucket owned by the caller.
 pub(crate) async fn create_bucket(
     State(state): State<WebState>,
@@ -151,27 +169,20 @@ pub(crate) async fn create_bucket(
     body: Result<Json<NewBucket>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    if !valid_bucket_name(&body.name) {
-        return Err(ApiError::bad_request(
-            "name: 3 to 63 of a-z, 0-9, '-' and '.', starting and ending with a letter or digit",
-        ));
-    }
-    let bucket = Bucket { name: body.name.clone(), created: now_millis(), region: state.region.clone() };
-    propose_as(&state, &user, client_address(&state, peer, &headers), Command::CreateBucket(bucket)).await?;
-    tracing::info!(user = %user.actor(), bucket = %body.name, "bucket created");
+    create_bucket_as(&state, &user, client_address(&state, peer, &headers), &body.name).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "bucket": body.name, "owner": user.id }))))
 }
 
 /// The query string of `GET /api/v1/files`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FilesQuery {
     /// Only this bucket.
-    bucket: Option<String>,
+    pub(crate) bucket: Option<String>,
     /// Start behind this file, `BUCKET/KEY` (the `next` of the previous page).
-    after: Option<String>,
+    pub(crate) after: Option<String>,
     /// Most files in the page (1..=1000, default 100).
-    limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
 }
 
 /// Whether a region holds a copy of a file.
@@ -210,9 +221,9 @@ pub(crate) struct FileEntry {
 #[derive(Debug, Serialize)]
 pub(crate) struct FilesPage {
     /// Files in bucket, then key order.
-    files: Vec<FileEntry>,
+    pub(crate) files: Vec<FileEntry>,
     /// Pass as `after` to go on; `null` at the end.
-    next: Option<String>,
+    pub(crate) next: Option<String>,
 }
 
 /// `GET /api/v1/files`.
@@ -222,6 +233,12 @@ pub(crate) async fn list(
     query: Result<Query<FilesQuery>, QueryRejection>,
 ) -> Result<Json<FilesPage>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    list_files(&state, &user, &query).map(Json)
+}
+
+/// The files `user` may see (the API and the "My files" page): in bucket, then key order,
+/// from behind `query.after`.
+pub(crate) fn list_files(state: &WebState, user: &SignedInUser, query: &FilesQuery) -> Result<FilesPage, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_LIMIT}")));
@@ -237,7 +254,7 @@ pub(crate) async fn list(
     buckets.retain(|b| after.is_none_or(|(after_bucket, _)| b.name.as_str() >= after_bucket));
     let (mut files, mut scanned, mut next) = (Vec::new(), 0usize, None);
     'buckets: for bucket in buckets {
-        let whole_bucket = may_access(&state.meta, &user, &bucket.name, None)?;
+        let whole_bucket = may_access(&state.meta, user, &bucket.name, None)?;
         let start = after.filter(|(b, _)| *b == bucket.name).map(|(_, key)| key);
         let mut cursor = state.meta.objects(&bucket.name, "", start);
         while let Some((key, meta)) = cursor.next_object().map_err(read)? {
@@ -252,7 +269,20 @@ pub(crate) async fn list(
             }
         }
     }
-    Ok(Json(FilesPage { files, next }))
+    Ok(FilesPage { files, next })
+}
+
+/// The buckets `user` owns (all of them for an admin): where the "My files" page offers to
+/// upload.
+pub(crate) fn own_buckets(state: &WebState, user: &SignedInUser) -> Result<Vec<String>, ApiError> {
+    let buckets = state.meta.buckets().map_err(|e| ApiError::internal("listing buckets", &e))?;
+    let mut names = Vec::new();
+    for bucket in buckets {
+        if may_access(&state.meta, user, &bucket.name, None)? {
+            names.push(bucket.name);
+        }
+    }
+    Ok(names)
 }
 
 fn entry(bucket: &str, key: String, meta: &ObjectMeta, owner: Option<String>, members: &[(u64, String)]) -> FileEntry {
@@ -284,15 +314,29 @@ pub(crate) async fn delete(
     headers: HeaderMap,
     Path((bucket, key)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
+    delete_file(&state, &user, client_address(&state, peer, &headers), &bucket, &key)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
+}
+
+/// Deletes `bucket/key` as `user`, asked from `client` (the API and the delete page): 404 when
+/// they may not see it.
+pub(crate) async fn delete_file(
+    state: &WebState,
+    user: &SignedInUser,
+    client: String,
+    bucket: &str,
+    key: &str,
+) -> Result<(), ApiError> {
     let missing = || ApiError::not_found(format!("no file {key:?} in bucket {bucket:?}"));
-    if !may_access(&state.meta, &user, &bucket, Some(&key))? {
+    if !may_access(&state.meta, user, bucket, Some(key))? {
         return Err(missing());
     }
-    let command = Command::DeleteObjects { bucket: bucket.clone(), keys: vec![key.clone()] };
-    match propose_as(&state, &user, client_address(&state, peer, &headers), command).await? {
+    let command = Command::DeleteObjects { bucket: bucket.to_owned(), keys: vec![key.to_owned()] };
+    match propose_as(state, user, client, command).await? {
         CommandOutcome::Deleted(keys) if !keys.is_empty() => {
             tracing::info!(user = %user.actor(), %bucket, %key, "file deleted");
-            Ok(StatusCode::NO_CONTENT)
+            Ok(())
         }
         _ => Err(missing()),
     }

@@ -32,23 +32,23 @@ const READ_CHUNK: usize = 1000;
 const SCAN_BUDGET: usize = 20_000;
 
 /// The query string of `GET /api/v1/history`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HistoryQuery {
     /// Only this action (see [`action_of`]), e.g. `update`.
-    action: Option<String>,
+    pub(crate) action: Option<String>,
     /// Only what this actor did: `user:ID`, `key:ID`, `service:NAME`, or a bare id/name.
-    user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Only this file, `BUCKET/KEY`; or a whole bucket, `BUCKET`.
-    file: Option<String>,
+    pub(crate) file: Option<String>,
     /// Only entries at or after this time (Unix ms).
-    from_ms: Option<i64>,
+    pub(crate) from_ms: Option<i64>,
     /// Only entries before this time (Unix ms).
-    to_ms: Option<i64>,
+    pub(crate) to_ms: Option<i64>,
     /// Start behind this cursor (the `next` of the previous page).
-    after: Option<String>,
+    pub(crate) after: Option<String>,
     /// Most entries in the page (1..=500, default 50).
-    limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
 }
 
 /// The history's name for what an event did: what the filter `action=` takes.
@@ -68,7 +68,7 @@ pub(crate) fn action_of(kind: &EventKind) -> &'static str {
 }
 
 /// Every action the filter accepts (so a typo is a 400, not an always-empty answer).
-const ACTIONS: &[&str] = &[
+pub(crate) const ACTIONS: &[&str] = &[
     "create",
     "update",
     "delete",
@@ -85,10 +85,10 @@ const ACTIONS: &[&str] = &[
 #[derive(Debug, Serialize)]
 pub(crate) struct Entry {
     /// `create`, `update`, `delete`, ... (see [`action_of`]).
-    action: &'static str,
+    pub(crate) action: &'static str,
     /// The event itself: cursor, time, actor, type and details (`data`).
     #[serde(flatten)]
-    event: EventJson,
+    pub(crate) event: EventJson,
 }
 
 /// A page of history.
@@ -212,6 +212,11 @@ pub(crate) async fn history(
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    read_history(&state, &user, &query).map(Json)
+}
+
+/// One page of the history as `user` may see it (the API, the history page and a file's page).
+pub(crate) fn read_history(state: &WebState, user: &SignedInUser, query: &HistoryQuery) -> Result<Page, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_LIMIT}")));
@@ -220,10 +225,10 @@ pub(crate) async fn history(
         Some(text) => Some(text.parse::<Cursor>().map_err(|e| ApiError::bad_request(e.to_string()))?),
         None => None,
     };
-    let filter = Filter::parse(&query)?;
-    let page = read_page(&state.meta, &user, &filter, after, limit)?;
+    let filter = Filter::parse(query)?;
+    let page = read_page(&state.meta, user, &filter, after, limit)?;
     tracing::debug!(user = %user.actor(), entries = page.entries.len(), "history page");
-    Ok(Json(page))
+    Ok(page)
 }
 
 /// Up to `limit` entries behind `after` that match `filter` and that `user` may see, looking

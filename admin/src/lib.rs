@@ -19,6 +19,7 @@ mod history;
 pub mod identity;
 pub mod metrics;
 mod openapi;
+mod pages;
 mod placement;
 pub mod presign;
 pub mod route;
@@ -136,6 +137,8 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/shares/{id}", axum::routing::delete(shares::revoke))
         .route("/s/{token}", get(share_page::open).post(share_page::submit))
         .route("/api/v1/openapi.json", get(openapi::document))
+        .merge(pages::router(state.clone()))
+        .fallback(pages::not_found)
         .with_state(state)
 }
 

@@ -20,7 +20,7 @@ use axum::Form;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use meridian_raft::model::{Share, ShareAudience};
 use meridian_raft::{Command, CommandOutcome};
 use serde::Deserialize;
@@ -101,28 +101,20 @@ impl Attempts {
     }
 }
 
-/// A small HTML page.
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} · Meridian</title>\
-         <meta name=\"viewport\" content=\"width=device-width\"><style>body{{font-family:system-ui,sans-serif;\
-         max-width:28rem;margin:4rem auto;padding:0 1rem;color:#222}}input,button{{font-size:1rem;padding:.4rem}}\
-         .error{{color:#a00}}</style></head><body><h1>{title}</h1>{body}</body></html>"
-    );
-    (status, [(CACHE_CONTROL, "no-store")], Html(html)).into_response()
+/// A page of the link, in the panel's style, saying `message`.
+fn page(status: StatusCode, title: &str, message: &str) -> Response {
+    crate::pages::link_message(status, title, message)
 }
 
 /// The 404 / 410 pages, or `None` when the link can be used.
 fn unusable(share: Option<&Share>) -> Option<Response> {
     let Some(share) = share else {
-        return Some(page(StatusCode::NOT_FOUND, "Link not found", "<p>This link does not exist or was revoked.</p>"));
+        return Some(page(StatusCode::NOT_FOUND, "Link not found", "This link does not exist or was revoked."));
     };
     match share_state(share, now_millis()) {
-        "revoked" => {
-            Some(page(StatusCode::NOT_FOUND, "Link not found", "<p>This link does not exist or was revoked.</p>"))
-        }
-        "expired" => Some(page(StatusCode::GONE, "Link expired", "<p>This link has expired.</p>")),
-        "exhausted" => Some(page(StatusCode::GONE, "Link used up", "<p>This link has no downloads left.</p>")),
+        "revoked" => Some(page(StatusCode::NOT_FOUND, "Link not found", "This link does not exist or was revoked.")),
+        "expired" => Some(page(StatusCode::GONE, "Link expired", "This link has expired.")),
+        "exhausted" => Some(page(StatusCode::GONE, "Link used up", "This link has no downloads left.")),
         _ => None,
     }
 }
@@ -130,13 +122,7 @@ fn unusable(share: Option<&Share>) -> Option<Response> {
 /// The password form, with a fresh CSRF token in the form and its cookie.
 fn password_form(status: StatusCode, token: &str, message: Option<&str>) -> Response {
     let csrf = hex::encode(rand::random::<[u8; 16]>());
-    let error = message.map(|m| format!("<p class=\"error\">{m}</p>")).unwrap_or_default();
-    let body = format!(
-        "<p>This file is protected by a password.</p>{error}<form method=\"post\" action=\"/s/{token}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><label>Password \
-         <input type=\"password\" name=\"password\" autofocus required></label> <button>Download</button></form>"
-    );
-    let mut response = page(status, "Shared file", &body);
+    let mut response = crate::pages::link_password(status, token, &csrf, message);
     let cookie = format!("{CSRF_COOKIE}={csrf}; Path=/s/; HttpOnly; SameSite=Strict");
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(SET_COOKIE, value);
@@ -157,7 +143,7 @@ async fn hand_out(
     match state.meta.propose(command).await.map_err(|e| ApiError::unavailable(format!("cannot commit: {e}")))? {
         CommandOutcome::Done => {}
         // Revoked, expired or used up by someone else meanwhile.
-        _ => return Ok(page(StatusCode::GONE, "Link used up", "<p>This link can no longer be used.</p>")),
+        _ => return Ok(page(StatusCode::GONE, "Link used up", "This link can no longer be used.")),
     }
     let caller = ApiCaller::Service(format!("share:{}", share.id));
     let (url, site, _) = download_url(state, &caller, &client, &share.bucket, &share.key).await?;
@@ -180,7 +166,9 @@ pub(crate) async fn open(
     if let Some(refusal) = unusable(share.as_ref()) {
         return Ok(refusal);
     }
-    let Some(share) = share else { return Ok(page(StatusCode::NOT_FOUND, "Link not found", "")) };
+    let Some(share) = share else {
+        return Ok(page(StatusCode::NOT_FOUND, "Link not found", "This link does not exist or was revoked."));
+    };
     if matches!(&share.audience, ShareAudience::Public { password_hash: Some(_), .. }) {
         return Ok(password_form(StatusCode::OK, &token, None));
     }
@@ -208,7 +196,9 @@ pub(crate) async fn submit(
     if let Some(refusal) = unusable(share.as_ref()) {
         return Ok(refusal);
     }
-    let Some(share) = share else { return Ok(page(StatusCode::NOT_FOUND, "Link not found", "")) };
+    let Some(share) = share else {
+        return Ok(page(StatusCode::NOT_FOUND, "Link not found", "This link does not exist or was revoked."));
+    };
     let ShareAudience::Public { password_hash: Some(hash), .. } = &share.audience else {
         return hand_out(&state, &share, peer, &headers).await;
     };
@@ -218,7 +208,7 @@ pub(crate) async fn submit(
         || !bool::from(cookie.as_bytes().ct_eq(form.csrf.as_bytes()))
     {
         tracing::warn!(share = %share.id, client = %peer.ip(), "share password form refused: CSRF token missing or wrong");
-        return Ok(page(StatusCode::FORBIDDEN, "Form expired", "<p>Reload the link and try again.</p>"));
+        return Ok(page(StatusCode::FORBIDDEN, "Form expired", "Reload the link and try again."));
     }
     let client = routing(&state).and_then(|r| locate(r, peer, &headers, None)).map_or(peer.ip(), |c| c.address.ip);
     if !state.share_attempts.allowed(&share.id, client) {
@@ -226,7 +216,7 @@ pub(crate) async fn submit(
         return Ok(page(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many attempts",
-            "<p>Too many wrong passwords. Wait a few minutes and try again.</p>",
+            "Too many wrong passwords. Wait a few minutes and try again.",
         ));
     }
     let (hash, password) = (hash.clone(), form.password);

@@ -69,56 +69,56 @@ pub(crate) fn shared_with(
 }
 
 /// The body of `POST /api/v1/shares`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewShare {
     /// Bucket of the file.
-    bucket: String,
+    pub(crate) bucket: String,
     /// Key of the file.
-    key: String,
+    pub(crate) key: String,
     /// Share with this user id (from `/api/v1/users`); absent: a public link.
-    user: Option<String>,
+    pub(crate) user: Option<String>,
     /// For a user share: `read` (default) or `write`.
-    permission: Option<String>,
+    pub(crate) permission: Option<String>,
     /// Stops working after this many seconds; absent: never.
-    expires_in_secs: Option<u64>,
+    pub(crate) expires_in_secs: Option<u64>,
     /// Public link only: a password to ask for.
-    password: Option<String>,
+    pub(crate) password: Option<String>,
     /// Public link only: most downloads.
-    max_downloads: Option<u64>,
+    pub(crate) max_downloads: Option<u64>,
 }
 
 /// A share as the API shows it (never its token or hashes).
 #[derive(Debug, Serialize)]
 pub(crate) struct ShareJson {
     /// Id, for `DELETE /api/v1/shares/{id}`.
-    id: String,
+    pub(crate) id: String,
     /// Bucket of the file.
-    bucket: String,
+    pub(crate) bucket: String,
     /// Key of the file.
-    key: String,
+    pub(crate) key: String,
     /// `public` or `user`.
-    kind: &'static str,
+    pub(crate) kind: &'static str,
     /// For a user share: the user.
-    user: Option<String>,
+    pub(crate) user: Option<String>,
     /// For a user share: `read` or `write`.
-    permission: Option<&'static str>,
+    pub(crate) permission: Option<&'static str>,
     /// Whether the link asks for a password.
-    has_password: bool,
+    pub(crate) has_password: bool,
     /// The link's download limit.
-    max_downloads: Option<u64>,
+    pub(crate) max_downloads: Option<u64>,
     /// Downloads so far.
-    downloads: u64,
+    pub(crate) downloads: u64,
     /// Who created it.
-    created_by: String,
+    pub(crate) created_by: String,
     /// When, Unix ms.
-    created_ms: i64,
+    pub(crate) created_ms: i64,
     /// When it expires, Unix ms.
-    expires_ms: Option<i64>,
+    pub(crate) expires_ms: Option<i64>,
     /// When it was revoked, Unix ms.
-    revoked_ms: Option<i64>,
+    pub(crate) revoked_ms: Option<i64>,
     /// `active`, `expired`, `exhausted` or `revoked`.
-    state: &'static str,
+    pub(crate) state: &'static str,
 }
 
 impl ShareJson {
@@ -158,9 +158,9 @@ impl ShareJson {
 #[derive(Debug, Serialize)]
 pub(crate) struct Created {
     /// The share.
-    share: ShareJson,
+    pub(crate) share: ShareJson,
     /// The link's path, `/s/{token}` (public links).
-    url: Option<String>,
+    pub(crate) url: Option<String>,
 }
 
 /// Random bytes as unpadded base64url.
@@ -193,8 +193,13 @@ pub(crate) async fn create(
     body: Result<Json<NewShare>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    create_share(&state, &user, body).await.map(|created| (StatusCode::CREATED, Json(created)))
+}
+
+/// Creates the share `body` describes as `user` (the API and a file's page).
+pub(crate) async fn create_share(state: &WebState, user: &SignedInUser, body: NewShare) -> Result<Created, ApiError> {
     let missing = || ApiError::not_found(format!("no file {:?} in bucket {:?}", body.key, body.bucket));
-    if !may_access(&state.meta, &user, &body.bucket, Some(&body.key))? {
+    if !may_access(&state.meta, user, &body.bucket, Some(&body.key))? {
         return Err(missing());
     }
     if state.meta.object(&body.bucket, &body.key).map_err(|e| ApiError::internal("reading the file", &e))?.is_none() {
@@ -265,7 +270,7 @@ pub(crate) async fn create(
     }
     tracing::info!(user = %user.actor(), share = %share.id, bucket = %share.bucket, key = %share.key, "share created");
     let url = token.map(|t| format!("/s/{t}"));
-    Ok((StatusCode::CREATED, Json(Created { share: ShareJson::new(&share, now), url })))
+    Ok(Created { share: ShareJson::new(&share, now), url })
 }
 
 /// The query string of `GET /api/v1/shares`.
@@ -284,12 +289,19 @@ pub(crate) async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let selected = list_shares(&state, &user, query.with_me == Some(true))?;
+    Ok(Json(serde_json::json!({ "shares": selected })))
+}
+
+/// The shares `user` created (an admin: everyone's), or with `with_me` the active ones that
+/// name `user` (the API, a file's page and the "Shared with me" page).
+pub(crate) fn list_shares(state: &WebState, user: &SignedInUser, with_me: bool) -> Result<Vec<ShareJson>, ApiError> {
     let shares = state.meta.shares().map_err(|e| ApiError::internal("reading shares", &e))?;
     let now = now_millis();
-    let selected: Vec<ShareJson> = shares
+    Ok(shares
         .iter()
         .filter(|s| {
-            if query.with_me == Some(true) {
+            if with_me {
                 matches!(&s.audience, ShareAudience::User { user: u, .. } if *u == user.id)
                     && share_state(s, now) == "active"
             } else {
@@ -297,8 +309,7 @@ pub(crate) async fn list(
             }
         })
         .map(|s| ShareJson::new(s, now))
-        .collect();
-    Ok(Json(serde_json::json!({ "shares": selected })))
+        .collect())
 }
 
 /// `DELETE /api/v1/shares/{id}`: revoke at once (its creator, the file's owner, or an admin).
@@ -307,17 +318,23 @@ pub(crate) async fn revoke(
     user: SignedInUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    revoke_share(&state, &user, &id).await.map(|()| StatusCode::NO_CONTENT)
+}
+
+/// Revokes share `id` as `user` (the API and a file's page): 404 when they may not see it.
+pub(crate) async fn revoke_share(state: &WebState, user: &SignedInUser, id: &str) -> Result<(), ApiError> {
     let missing = || ApiError::not_found(format!("no share {id:?}"));
-    let share = state.meta.share(&id).map_err(|e| ApiError::internal("reading shares", &e))?.ok_or_else(missing)?;
-    if share.created_by != user.id && !may_access(&state.meta, &user, &share.bucket, Some(&share.key))? {
+    let share = state.meta.share(id).map_err(|e| ApiError::internal("reading shares", &e))?.ok_or_else(missing)?;
+    if share.created_by != user.id && !may_access(&state.meta, user, &share.bucket, Some(&share.key))? {
         return Err(missing());
     }
     let now = now_millis();
-    let command = Command::RevokeShare { id: id.clone(), at: now }.attributed(Some(Actor::User(user.id.clone())), now);
+    let command =
+        Command::RevokeShare { id: id.to_owned(), at: now }.attributed(Some(Actor::User(user.id.clone())), now);
     match state.meta.propose(command).await.map_err(|e| ApiError::unavailable(format!("cannot commit: {e}")))? {
         CommandOutcome::Done => {
             tracing::info!(user = %user.actor(), share = %id, "share revoked");
-            Ok(StatusCode::NO_CONTENT)
+            Ok(())
         }
         CommandOutcome::Rejected(Rejection::NoSuchKey) => Err(missing()),
         other => Err(ApiError::internal("revoking the share", &format!("{other:?}"))),

@@ -83,7 +83,11 @@ pub(crate) fn may_access(
 }
 
 /// Proposes `command` on behalf of `user`, mapping refusals to the API's errors.
-async fn propose_as(state: &WebState, user: &SignedInUser, command: Command) -> Result<CommandOutcome, ApiError> {
+pub(crate) async fn propose_as(
+    state: &WebState,
+    user: &SignedInUser,
+    command: Command,
+) -> Result<CommandOutcome, ApiError> {
     let command = command.attributed(Some(Actor::User(user.id.clone())), now_millis());
     let outcome =
         state.meta.propose(command).await.map_err(|e| ApiError::unavailable(format!("cannot commit: {e}")))?;
@@ -94,6 +98,8 @@ async fn propose_as(state: &WebState, user: &SignedInUser, command: Command) -> 
             message: "the bucket exists already".into(),
         }),
         CommandOutcome::Rejected(Rejection::NoSuchBucket) => Err(ApiError::not_found("no such bucket")),
+        // A file or share gone by the time the command was applied; callers name it.
+        CommandOutcome::Rejected(Rejection::NoSuchKey) => Err(ApiError::not_found("not found")),
         CommandOutcome::Rejected(other) => {
             Err(ApiError { status: StatusCode::CONFLICT, code: "conflict", message: other.to_string() })
         }

@@ -30,5 +30,5 @@ pub use event::{Actor, Cursor, Event, EventKind};
 pub use history::{EventRetention, EventsError};
 pub use lease::LeaseGrant;
 pub use store::{ClusterStatus, MemberStatus, MetaStore, RaftTiming, StoreConfig};
-pub use tables::ObjectCursor;
+pub use tables::{ObjectCursor, SharePage};
 pub use types::{NodeId, RegionNode, TypeConfig};

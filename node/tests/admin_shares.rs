@@ -368,10 +368,18 @@ async fn shares_die_with_their_file_and_are_listed_by_file() {
     let (status, bad) = api(&node, get.clone(), "/api/v1/shares?limit=0", &alice, None).await;
     assert_eq!((status, bad["error"].as_str()), (400, Some("bad_request")), "{bad}");
 
-    // Delete, the bucket too (over S3), and let bob re-create both.
-    let (status, _) = api(&node, delete, &download, &alice, None).await;
+    // Delete, and write a new file at the key: the old shares do not come back.
+    let (status, _) = api(&node, delete.clone(), &download, &alice, None).await;
     assert_eq!(status, 204);
     assert_eq!(open(&node, &visitor, &link).await.0, 404, "the link died with the file");
+    put(&node.client(), &bucket, "report.pdf", b"alice's next report").await;
+    assert_eq!(open(&node, &visitor, &link).await.0, 404, "a new file at the key is not reachable by the link");
+    assert_eq!(api(&node, get.clone(), &download, &bob, None).await.0, 404, "nor by bob's old share");
+    assert_eq!(api(&node, post.clone(), "/api/v1/uploads", &bob, Some(upload.clone())).await.0, 404, "nor written");
+
+    // Delete it and the bucket (over S3), and let bob re-create both.
+    let (status, _) = api(&node, delete, &download, &alice, None).await;
+    assert_eq!(status, 204);
     node.client().delete_bucket().bucket(&bucket).send().await.expect("DeleteBucket");
     let (status, body) = api(&node, post.clone(), "/api/v1/buckets", &bob, Some(json!({ "name": bucket }))).await;
     assert_eq!(status, 201, "{body}");

@@ -270,19 +270,42 @@ fn error_page(error: &ApiError) -> Response {
     }
 }
 
-/// The share behind a token, or the page that answers instead: 404 unknown or revoked, 410
-/// expired or used up.
-fn usable(state: &WebState, token: &str) -> Result<Share, Response> {
+/// Why a link cannot be used; each is answered by its page.
+#[derive(Debug)]
+enum Unusable {
+    /// Unknown or revoked: 404.
+    NotFound,
+    /// Past its expiry: 410.
+    Expired,
+    /// Out of downloads: 410.
+    Exhausted,
+    /// The store could not be read.
+    Failed(ApiError),
+}
+
+impl IntoResponse for Unusable {
+    fn into_response(self) -> Response {
+        match self {
+            Self::NotFound => not_found(),
+            Self::Expired => page(StatusCode::GONE, "Link expired", "<p>This link has expired.</p>"),
+            Self::Exhausted => page(StatusCode::GONE, "Link used up", "<p>This link has no downloads left.</p>"),
+            Self::Failed(e) => error_page(&e),
+        }
+    }
+}
+
+/// The share behind a token, if it can be used now.
+fn usable(state: &WebState, token: &str) -> Result<Share, Unusable> {
     let share = state
         .meta
         .share_by_token(&token_hash(token))
-        .map_err(|e| error_page(&ApiError::internal("reading shares", &e)))?;
-    let Some(share) = share else { return Err(not_found()) };
+        .map_err(|e| Unusable::Failed(ApiError::internal("reading shares", &e)))?
+        .ok_or(Unusable::NotFound)?;
     match share.state(now_millis()) {
         ShareState::Active => Ok(share),
-        ShareState::Revoked => Err(not_found()),
-        ShareState::Expired => Err(page(StatusCode::GONE, "Link expired", "<p>This link has expired.</p>")),
-        ShareState::Exhausted => Err(page(StatusCode::GONE, "Link used up", "<p>This link has no downloads left.</p>")),
+        ShareState::Revoked => Err(Unusable::NotFound),
+        ShareState::Expired => Err(Unusable::Expired),
+        ShareState::Exhausted => Err(Unusable::Exhausted),
     }
 }
 
@@ -369,7 +392,7 @@ pub(crate) async fn open(
 ) -> Response {
     let share = match usable(&state, &token) {
         Ok(share) => share,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     match needs_page(&share) {
         Some(password) => link_form(&state, &headers, StatusCode::OK, &token, password, None),
@@ -382,7 +405,7 @@ pub(crate) async fn open(
 pub(crate) async fn peek(State(state): State<WebState>, Path(token): Path<String>) -> Response {
     match usable(&state, &token) {
         Ok(_) => (StatusCode::OK, [(CACHE_CONTROL, "no-store")]).into_response(),
-        Err(refusal) => refusal,
+        Err(refusal) => refusal.into_response(),
     }
 }
 
@@ -405,7 +428,7 @@ pub(crate) async fn submit(
 ) -> Response {
     let share = match usable(&state, &token) {
         Ok(share) => share,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     let Ok(Form(form)) = form else {
         return page(StatusCode::BAD_REQUEST, "Form not understood", "<p>Reload the link and try again.</p>");

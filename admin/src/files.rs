@@ -8,9 +8,10 @@
 //! get a key.
 
 use std::net::SocketAddr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION};
 use axum::http::{HeaderMap, StatusCode};
@@ -18,9 +19,10 @@ use axum::response::{IntoResponse, Response};
 use meridian_geo::{Decision, Operation};
 use serde::{Deserialize, Serialize};
 
-use crate::files_api::{Requester, may_access};
+use crate::files_api::Requester;
 use crate::presign::Presign;
 use crate::route::{ChosenNode, Located, chosen, decide, locate, object, routing, signing_key};
+use crate::shares::{Access, authorize_person};
 use crate::{ApiCaller, ApiError, WebState};
 
 /// Query of `GET /api/v1/files/...`.
@@ -49,16 +51,17 @@ pub(crate) struct FileLink {
 }
 
 /// `GET /api/v1/files/{bucket}/{*key}`: for a service or key holder ([`ApiCaller`]), or for a
-/// signed-in user who may see the file ([`may_access`]; others get the same 404 as a missing
-/// file).
+/// signed-in user who may see the file ([`authorize_person`]; others get the same 404 as a
+/// missing file). Through a share, the URL lives `[shares] presign_secs`, not `[geo]`'s.
 pub(crate) async fn file(
     State(state): State<WebState>,
     requester: Requester,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path((bucket, key)): Path<(String, String)>,
-    Query(query): Query<FileQuery>,
+    query: Result<Query<FileQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     match query.detail.as_deref() {
         None | Some("false") => {}
         Some("" | "true") => {
@@ -70,22 +73,23 @@ pub(crate) async fn file(
         }
         Some(_) => return Err(ApiError::bad_request("detail takes no value, or true or false")),
     }
-    let caller = match requester {
-        Requester::Machine(caller) => caller,
+    let routing = routing(&state)?;
+    let (caller, expiry) = match requester {
+        Requester::Machine(caller) => (caller, routing.presign.expiry),
         Requester::Person(user) => {
-            if !may_access(&state.meta, &user, &bucket, Some(&key))?
-                && !crate::shares::shared_with(&state.meta, &user.id, &bucket, &key, false)?
-            {
-                return Err(ApiError::not_found(format!("no object {key:?} in bucket {bucket:?}")));
-            }
+            let access = authorize_person(&state.meta, &user, &bucket, &key, false)?;
+            // A URL handed out through a share outlives a revocation by at most its short life.
+            let expiry = match access {
+                Access::Owner => routing.presign.expiry,
+                Access::Shared => state.share_links.presign_expiry(),
+            };
             // Users have no S3 key: their links are signed with the system key, on their behalf.
-            ApiCaller::Service(user.actor())
+            (ApiCaller::Service(user.actor()), expiry)
         }
     };
-    let routing = routing(&state)?;
     let client = locate(routing, peer, &headers, query.ip.as_deref())?;
-    let (url, site, decision) = download_url(&state, &caller, &client, &bucket, &key).await?;
-    let expires_in_secs = routing.presign.expiry.as_secs();
+    let (url, site, decision) = download_url(&state, &caller, &client, &bucket, &key, expiry).await?;
+    let expires_in_secs = expiry.as_secs();
     tracing::info!(caller = %caller.actor(), %bucket, %key, region = %site.region, "download link");
     if crate::events::wants_json(&headers) {
         let link = FileLink { url, expires_in_secs, node: ChosenNode::from(site), client, decision };
@@ -94,14 +98,16 @@ pub(crate) async fn file(
     Ok((StatusCode::FOUND, [(LOCATION, url.as_str()), (CACHE_CONTROL, "no-store")]).into_response())
 }
 
-/// A presigned GET URL for `bucket/key` on the node geo routing picks for `client`, signed with
-/// the caller's key or the system key; with the node and why it was picked.
+/// A presigned GET URL valid for `expiry`, for `bucket/key` on the node geo routing picks for
+/// `client`, signed with the caller's key or the system key; with the node and why it was picked.
+/// Fails (404, 503) before anything is counted or handed out when the file or a node is missing.
 pub(crate) async fn download_url<'a>(
     state: &'a WebState,
     caller: &ApiCaller,
     client: &Located,
     bucket: &str,
     key: &str,
+    expiry: Duration,
 ) -> Result<(String, &'a crate::route::Site, Decision), ApiError> {
     let routing = routing(state)?;
     let meta = object(state, bucket, key).await?;
@@ -117,7 +123,7 @@ pub(crate) async fn download_url<'a>(
         bucket,
         key,
         query: &[],
-        expires_secs: routing.presign.expiry.as_secs(),
+        expires_secs: expiry.as_secs(),
         now: SystemTime::now(),
     }
     .url()

@@ -25,7 +25,7 @@ use crate::error::ApiError;
 use crate::history::{self, Entry as HistoryEntry};
 use crate::identity::{SignedInUser, now_millis};
 use crate::placement::Placement;
-use crate::shares::{ShareJson, shared_with};
+use crate::shares::{Access, Listing, ShareJson, authorize_person, list_shares};
 use crate::{ApiCaller, WebState};
 
 /// Files per page when the caller does not say.
@@ -100,7 +100,7 @@ pub(crate) fn client_address(state: &WebState, peer: SocketAddr, headers: &Heade
 }
 
 /// Proposes `command` on behalf of `user`, from `client`, mapping refusals to the API's errors.
-async fn propose_as(
+pub(crate) async fn propose_as(
     state: &WebState,
     user: &SignedInUser,
     client: String,
@@ -116,6 +116,8 @@ async fn propose_as(
             message: "the bucket exists already".into(),
         }),
         CommandOutcome::Rejected(Rejection::NoSuchBucket) => Err(ApiError::not_found("no such bucket")),
+        // A file or share gone by the time the command was applied; callers name it.
+        CommandOutcome::Rejected(Rejection::NoSuchKey) => Err(ApiError::not_found("not found")),
         CommandOutcome::Rejected(other) => {
             Err(ApiError { status: StatusCode::CONFLICT, code: "conflict", message: other.to_string() })
         }
@@ -365,6 +367,9 @@ pub(crate) struct FileDetail {
     pub(crate) may_replace: bool,
 }
 
+/// Most shares the file detail lists.
+const SHARES_IN_DETAIL: usize = 500;
+
 /// The detail of `bucket/key` for `user`: 404 (as for a missing file) unless they own it, are an
 /// admin, or have it shared with them.
 pub(crate) async fn file_detail(
@@ -373,12 +378,11 @@ pub(crate) async fn file_detail(
     bucket: &str,
     key: &str,
 ) -> Result<FileDetail, ApiError> {
-    let missing = || ApiError::not_found(format!("no file {key:?} in bucket {bucket:?}"));
-    let may_manage = may_access(&state.meta, user, bucket, Some(key))?;
-    let may_replace = may_manage || shared_with(&state.meta, &user.id, bucket, key, true)?;
-    if !may_replace && !shared_with(&state.meta, &user.id, bucket, key, false)? {
-        return Err(missing());
-    }
+    let may_manage = match authorize_person(&state.meta, user, bucket, key, false)? {
+        Access::Owner => true,
+        Access::Shared => false,
+    };
+    let may_replace = may_manage || authorize_person(&state.meta, user, bucket, key, true).is_ok();
     let meta = crate::route::object(state, bucket, key).await?;
     let read = |e: meridian_raft::StoreError| ApiError::internal("reading the file", &e);
     let owner = state.meta.object_owner(bucket, key).map_err(read)?;
@@ -387,10 +391,9 @@ pub(crate) async fn file_detail(
     let placement = crate::placement::describe(state, bucket.to_owned(), key.to_owned(), meta);
     let page =
         history::read_page(&state.meta, user, &history::Filter::file(bucket, key), None, history::DEFAULT_LIMIT)?;
+    // The first page of the file's shares; `GET /api/v1/shares?file=` pages through them all.
     let shares = if may_manage {
-        let now = now_millis();
-        let all = state.meta.shares().map_err(|e| ApiError::internal("reading shares", &e))?;
-        Some(all.iter().filter(|s| s.bucket == bucket && s.key == key).map(|s| ShareJson::new(s, now)).collect())
+        Some(list_shares(state, user, Listing::OfFile { bucket, key }, None, SHARES_IN_DETAIL)?.shares)
     } else {
         None
     };

@@ -13,15 +13,17 @@ use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use meridian_geo::{Decision, Operation};
 use meridian_raft::{ACTOR_QUERY_PARAM, Actor};
 use serde::{Deserialize, Serialize};
 
-use crate::files_api::{Requester, may_access};
+use crate::files_api::Requester;
 use crate::presign::Presign;
 use crate::route::{ChosenNode, Located, Routing, Site, chosen, decide, locate, routing, signing_key};
+use crate::shares::authorize_person;
 use crate::{ApiCaller, ApiError, WebState};
 
 /// Largest object S3 accepts.
@@ -153,8 +155,9 @@ pub(crate) async fn create(
     requester: Requester,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Json(request): Json<UploadRequest>,
+    request: Result<Json<UploadRequest>, JsonRejection>,
 ) -> Result<Json<UploadPlan>, ApiError> {
+    let Json(request) = request.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let routing = routing(&state)?;
     if request.key.is_empty() || request.key.len() > 1024 {
         return Err(ApiError::bad_request("key must be 1 to 1024 bytes"));
@@ -168,12 +171,7 @@ pub(crate) async fn create(
         Requester::Machine(ApiCaller::Service(name)) => (ApiCaller::Service(name.clone()), Some(Actor::Service(name))),
         Requester::Machine(caller) => (caller, None),
         Requester::Person(user) => {
-            let (bucket, key) = (&request.bucket, &request.key);
-            if !may_access(&state.meta, &user, bucket, Some(key))?
-                && !crate::shares::shared_with(&state.meta, &user.id, bucket, key, true)?
-            {
-                return Err(ApiError::not_found(format!("no bucket {bucket:?}")));
-            }
+            authorize_person(&state.meta, &user, &request.bucket, &request.key, true)?;
             (ApiCaller::Service(user.actor()), Some(Actor::User(user.id)))
         }
     };

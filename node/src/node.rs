@@ -72,7 +72,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     let mut web_state =
         meridian_admin::WebState::new(meta.clone(), region.name.clone(), Some(config.dev_key.access_key_id.clone()))
             .with_service_tokens(config.api.service_tokens())
-            .with_share_limits(config.shares.limits());
+            .with_share_settings(config.shares.settings());
     if let Some(auth) = &config.auth {
         web_state = web_state.with_identity(auth.identity_settings(&config.base_dir)?).context("[auth]")?;
     }

@@ -32,5 +32,5 @@ pub use history::{EventRetention, EventsError, TrimTarget};
 pub use lease::LeaseGrant;
 pub use read::ReadError;
 pub use store::{ClusterStatus, MemberStatus, MetaStore, RaftTiming, StoreConfig};
-pub use tables::ObjectCursor;
+pub use tables::{ObjectCursor, SharePage};
 pub use types::{NodeId, RegionNode, TypeConfig};

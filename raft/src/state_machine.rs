@@ -15,7 +15,7 @@ use crate::command::{Command, CommandOutcome, Rejection, WriteCondition};
 use crate::error::StoreError;
 use crate::event::{Actor, Cursor, EventKind};
 use crate::history::{self, HistoryWriter, NewEvent};
-use crate::model::{ShareAudience, SharePermission, UnixMillis, User, WorkItem};
+use crate::model::{Share, ShareAudience, ShareState, UnixMillis, User, WorkItem};
 use crate::snapshot::SnapshotFiles;
 use crate::tables::{self, Tables, record_key};
 use crate::types::{NodeId, RegionNode, TypeConfig};
@@ -133,6 +133,49 @@ impl Changes<'_> {
         outcome
     }
 
+    /// The time of the command being applied when it carries none of its own: the envelope's,
+    /// else the newest in the history (deterministic either way).
+    fn command_time(&self) -> Result<UnixMillis, StoreError> {
+        match &self.origin {
+            Some(origin) => Ok(origin.at),
+            None => Ok(history::newest_time(self.tables)?.unwrap_or(0)),
+        }
+    }
+
+    /// Indexes a new share by file, by the user it names and by its creator (see `tables`).
+    fn index_share(&mut self, share: &Share) -> Result<(), StoreError> {
+        let id = &share.id;
+        self.put(record_key(tables::SHARE_BY_OBJECT, &[&share.bucket, &share.key, id]), id)?;
+        self.put(record_key(tables::SHARE_BY_CREATOR, &[&share.created_by, id]), id)?;
+        if let ShareAudience::User { user, .. } = &share.audience {
+            self.put(record_key(tables::SHARE_BY_USER, &[user, &share.bucket, &share.key, id]), id)?;
+        }
+        Ok(())
+    }
+
+    /// Revokes the shares of a file that is going away (deleted, or its bucket deleted), so a
+    /// later file at the same key, maybe someone else's, is never reachable through them; and
+    /// drops them from the file and user indexes, which describe the file as it is now. The
+    /// creator keeps seeing them, revoked.
+    fn revoke_shares_of(&mut self, shares: Vec<Share>) -> Result<(), StoreError> {
+        let at = self.command_time()?;
+        for mut share in shares {
+            let id = share.id.clone();
+            self.batch.remove(record_key(tables::SHARE_BY_OBJECT, &[&share.bucket, &share.key, &id]));
+            if let ShareAudience::User { user, .. } = &share.audience {
+                self.batch.remove(record_key(tables::SHARE_BY_USER, &[user, &share.bucket, &share.key, &id]));
+            }
+            if share.revoked.is_some() {
+                continue;
+            }
+            share.revoked = Some(at);
+            self.put(record_key(tables::SHARE, &[&id]), &share)?;
+            let kind = EventKind::ShareRevoked { share: id, bucket: share.bucket, key: share.key };
+            self.emit(Some(at), kind)?;
+        }
+        Ok(())
+    }
+
     fn apply(&mut self, command: &Command) -> Result<CommandOutcome, StoreError> {
         use CommandOutcome::{Deleted, Done, Rejected};
         Ok(match command {
@@ -158,6 +201,12 @@ impl Changes<'_> {
                 }
                 self.batch.remove(record_key(tables::BUCKET, &[name]));
                 self.batch.remove(record_key(tables::OWNER, &[name]));
+                // Deleting each file revoked its shares already; this catches those left from
+                // before that rule (not in the file index, hence the scan: bucket deletes are
+                // rare), so a bucket re-created by someone else starts clean.
+                let mut leftover = self.tables.shares()?;
+                leftover.retain(|s| s.bucket == *name && s.revoked.is_none());
+                self.revoke_shares_of(leftover)?;
                 self.emit(None, EventKind::BucketDeleted { bucket: name.clone() })?;
                 Done
             }
@@ -231,6 +280,9 @@ impl Changes<'_> {
                 for key in keys {
                     if self.remove_object(bucket, key, None)? {
                         self.emit(None, EventKind::ObjectDeleted { bucket: bucket.clone(), key: key.clone() })?;
+                        // A delete ends the file's shares; an overwrite (PutObject) keeps them.
+                        let shares = self.tables.shares_of_object(bucket, key)?;
+                        self.revoke_shares_of(shares)?;
                         deleted.push(key.clone());
                     }
                 }
@@ -323,19 +375,19 @@ impl Changes<'_> {
                 if self.tables.share(&share.id)?.is_some() {
                     return Ok(Rejected(Rejection::PreconditionFailed));
                 }
+                // The file may have been deleted since the proposer looked: a share of nothing
+                // would come back to life with the next file at that key.
+                if self.tables.object(&share.bucket, &share.key)?.is_none() {
+                    return Ok(Rejected(Rejection::NoSuchKey));
+                }
                 self.put(record_key(tables::SHARE, &[&share.id]), share)?;
+                self.index_share(share)?;
                 let audience = match &share.audience {
                     ShareAudience::Public { token_sha256, .. } => {
                         self.put(record_key(tables::SHARE_TOKEN, &[token_sha256]), &share.id)?;
                         "public".to_owned()
                     }
-                    ShareAudience::User { user, permission } => {
-                        let permission = match permission {
-                            SharePermission::Read => "read",
-                            SharePermission::Write => "write",
-                        };
-                        format!("user:{user}:{permission}")
-                    }
+                    ShareAudience::User { user, permission } => format!("user:{user}:{permission}"),
                 };
                 let kind = EventKind::ShareCreated {
                     share: share.id.clone(),
@@ -361,13 +413,10 @@ impl Changes<'_> {
                 let Some(mut share) = self.tables.share(id)? else {
                     return Ok(Rejected(Rejection::NoSuchKey));
                 };
-                let exhausted = match &share.audience {
-                    ShareAudience::Public { max_downloads, .. } => {
-                        max_downloads.is_some_and(|max| share.downloads >= max)
-                    }
-                    ShareAudience::User { .. } => false,
-                };
-                if share.revoked.is_some() || share.expires.is_some_and(|e| e <= *at) || exhausted {
+                // Judged no earlier than the newest time already in the history, so a proposer
+                // whose clock runs behind cannot stretch a link past its expiry.
+                let now = history::newest_time(self.tables)?.map_or(*at, |newest| newest.max(*at));
+                if share.state(now) != ShareState::Active {
                     return Ok(Rejected(Rejection::PreconditionFailed));
                 }
                 share.downloads += 1;
@@ -790,7 +839,6 @@ mod tests {
         assert!(sm.apply_entry(&entry(10, nested)).is_err(), "an envelope in an envelope is refused");
     }
 
-    /// A node that does not hold a new blob owes a pull of it; the holder does not.
     /// A first write by a signed-in user makes them the owner; an overwrite by anyone else is an
     /// update that keeps the owner; a delete forgets it.
     #[test]
@@ -816,6 +864,7 @@ mod tests {
         assert_eq!(kinds, ["BucketCreated", "ObjectCreated", "ObjectUpdated", "ObjectCreated", "ObjectDeleted"]);
     }
 
+    /// A node that does not hold a new blob owes a pull of it; the holder does not.
     #[test]
     fn non_holders_owe_a_pull() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -826,6 +875,95 @@ mod tests {
         sm.apply_entry(&entry(3, put("theirs", "bb02", 2))).expect("apply");
         let work = owed(&sm);
         assert_eq!(work, vec![WorkItem::Pull { bucket: "b".into(), key: "theirs".into(), blob: "bb02".into() }]);
+    }
+
+    fn share(id: &str, key: &str, audience: ShareAudience) -> Command {
+        Command::CreateShare(Share {
+            id: id.into(),
+            bucket: "b".into(),
+            key: key.into(),
+            created_by: "u-alice".into(),
+            created: 10,
+            expires: Some(1_000),
+            revoked: None,
+            downloads: 0,
+            audience,
+        })
+    }
+
+    fn public(token: &str) -> ShareAudience {
+        ShareAudience::Public { token_sha256: token.into(), password_hash: None, max_downloads: Some(2) }
+    }
+
+    /// Shares die with their file: a delete (not an overwrite) revokes them and drops them from
+    /// the file and user indexes, so a new file at the key starts with none; a share of a
+    /// missing file is refused; a bucket delete revokes what is left; uses are judged at the
+    /// newest time in the history, not an older proposer clock.
+    #[test]
+    fn shares_die_with_their_file() {
+        use crate::model::SharePermission;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = state_machine(dir.path());
+        let bucket = Bucket { name: "b".into(), created: 0, region: "r".into() };
+        sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
+        let (outcome, _) = sm.apply_entry(&entry(2, share("s0", "k", public("t0")))).expect("apply");
+        assert_eq!(outcome, CommandOutcome::Rejected(Rejection::NoSuchKey), "no file, no share");
+        sm.apply_entry(&entry(3, put("k", "ee01", 1).attributed(None, 20))).expect("apply");
+        sm.apply_entry(&entry(4, put("k/sub", "ee02", 1).attributed(None, 21))).expect("apply");
+        let carol = ShareAudience::User { user: "u-carol".into(), permission: SharePermission::Write };
+        for (i, command) in
+            [share("s1", "k", public("t1")), share("s2", "k", carol), share("s3", "k/sub", public("t3"))]
+                .into_iter()
+                .enumerate()
+        {
+            let (outcome, _) = sm.apply_entry(&entry(5 + i as u64, command)).expect("apply");
+            assert_eq!(outcome, CommandOutcome::Done);
+        }
+        let ids = |shares: Vec<Share>| shares.into_iter().map(|s| s.id).collect::<Vec<_>>();
+        assert_eq!(ids(sm.tables.shares_of_object("b", "k").expect("read")), ["s1", "s2"], "not k/sub's");
+        assert_eq!(ids(sm.tables.user_shares_of("u-carol", "b", "k").expect("read")), ["s2"]);
+        assert_eq!(ids(sm.tables.shares_created_by("u-alice", None, 10).expect("read").shares), ["s1", "s2", "s3"]);
+
+        // An overwrite keeps them.
+        sm.apply_entry(&entry(8, put("k", "ee03", 1).attributed(None, 30))).expect("apply");
+        assert_eq!(sm.tables.shares_of_object("b", "k").expect("read").len(), 2, "an overwrite keeps shares");
+
+        // A use at a time before the newest event is judged at the newest event's time.
+        let use_at = |at| Command::UseShare { id: "s1".into(), at, client: "c".into() };
+        sm.apply_entry(&entry(9, put("late", "ee04", 1).attributed(None, 1_500))).expect("apply");
+        let (outcome, _) = sm.apply_entry(&entry(10, use_at(900))).expect("apply");
+        assert_eq!(outcome, CommandOutcome::Rejected(Rejection::PreconditionFailed), "expired at the cluster's time");
+
+        // A delete revokes them and empties the indexes; the creator still lists them.
+        let delete = Command::DeleteObjects { bucket: "b".into(), keys: vec!["k".into()] };
+        sm.apply_entry(&entry(11, delete.attributed(None, 1_600))).expect("apply");
+        assert!(sm.tables.shares_of_object("b", "k").expect("read").is_empty());
+        assert!(sm.tables.user_shares_of("u-carol", "b", "k").expect("read").is_empty());
+        let s1 = sm.tables.share_by_token("t1").expect("read").expect("s1 kept");
+        assert_eq!(s1.revoked, Some(1_600));
+        sm.apply_entry(&entry(12, put("k", "ee05", 1).attributed(None, 1_700))).expect("apply");
+        assert!(sm.tables.shares_of_object("b", "k").expect("read").is_empty(), "a new file starts without shares");
+        assert_eq!(sm.tables.share("s3").expect("read").and_then(|s| s.revoked), None, "k/sub untouched");
+
+        // Emptied and deleted, the bucket takes its remaining shares with it, including one
+        // recorded before the indexes existed (written here straight into `h/`).
+        let delete =
+            Command::DeleteObjects { bucket: "b".into(), keys: vec!["k".into(), "k/sub".into(), "late".into()] };
+        sm.apply_entry(&entry(13, delete.attributed(None, 1_800))).expect("apply");
+        assert!(sm.tables.share("s3").expect("read").is_some_and(|s| s.revoked.is_some()));
+        let Command::CreateShare(legacy) = share("s4", "gone", public("t4")) else { unreachable!() };
+        sm.tables
+            .tree
+            .insert(record_key(tables::SHARE, &["s4"]), Tables::value(&legacy).expect("encode"))
+            .expect("insert");
+        sm.apply_entry(&entry(14, Command::DeleteBucket { name: "b".into() }.attributed(None, 1_900))).expect("apply");
+        assert_eq!(sm.tables.share("s4").expect("read").and_then(|s| s.revoked), Some(1_900));
+        let revoked = crate::history::read(&sm.tables, None, 100, 14)
+            .expect("read")
+            .iter()
+            .filter(|e| e.kind.name() == "ShareRevoked")
+            .count();
+        assert_eq!(revoked, 4, "one ShareRevoked per share");
     }
 
     fn lost(key: &str, blob: &str, node: NodeId) -> Command {

@@ -731,9 +731,45 @@ impl MetaStore {
         self.inner.tables.share_by_token(token_sha256)
     }
 
-    /// Every share, revoked and expired ones included.
-    pub fn shares(&self) -> Result<Vec<crate::model::Share>, StoreError> {
-        self.inner.tables.shares()
+    /// A page of every share, in id order (`after`: the previous page's `next`).
+    pub fn shares_page(&self, after: Option<&str>, limit: usize) -> Result<crate::SharePage, StoreError> {
+        self.inner.tables.shares_page(after, limit)
+    }
+
+    /// A page of the shares `user` created, in id order.
+    pub fn shares_created_by(
+        &self,
+        user: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::SharePage, StoreError> {
+        self.inner.tables.shares_created_by(user, after, limit)
+    }
+
+    /// A page of the named-user shares naming `user`, in file order.
+    pub fn shares_with_user(
+        &self,
+        user: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::SharePage, StoreError> {
+        self.inner.tables.shares_with_user(user, after, limit)
+    }
+
+    /// A page of the shares of the file `bucket/key` as it is now, in id order.
+    pub fn shares_of_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::SharePage, StoreError> {
+        self.inner.tables.shares_of_object_page(bucket, key, after, limit)
+    }
+
+    /// The named-user shares of `bucket/key` naming `user` (an index read, not a scan).
+    pub fn user_shares_of(&self, user: &str, bucket: &str, key: &str) -> Result<Vec<crate::model::Share>, StoreError> {
+        self.inner.tables.user_shares_of(user, bucket, key)
     }
 
     /// The last event delivered to a webhook subscription, as recorded through Raft.

@@ -20,7 +20,7 @@ use crate::files_api::{
 };
 use crate::history::{HistoryQuery, read_history};
 use crate::placement::placement_of;
-use crate::shares::{NewShare, list_shares};
+use crate::shares::{Listing, NewShare, list_shares};
 
 /// Files per page of "My files".
 const PAGE_SIZE: usize = 50;
@@ -108,6 +108,9 @@ pub(super) fn notice_text(code: &str, name: &str) -> Option<String> {
         _ => None,
     }
 }
+
+/// Most shares a page lists (a file's page, "Shared with me"); the API pages through the rest.
+pub(crate) const SHARES_ON_A_PAGE: usize = 500;
 
 /// `GET /files`.
 pub(crate) async fn my_files(
@@ -355,15 +358,15 @@ async fn file_view(
         since: "waiting for its copy".to_owned(),
     }));
     let now = crate::identity::now_millis();
-    let shares = list_shares(state, &page.user, false)?
+    let shares = list_shares(state, &page.user, Listing::OfFile { bucket, key }, None, SHARES_ON_A_PAGE)?
+        .shares
         .into_iter()
-        .filter(|s| s.bucket == bucket && s.key == key)
         .map(|s| ShareRow {
             audience: match &s.user {
                 Some(user) => user_label(state, user),
                 None => "Public link".to_owned(),
             },
-            terms: match s.permission {
+            terms: match s.permission.as_deref() {
                 Some("write") => "may download and replace".to_owned(),
                 Some(_) => "may download".to_owned(),
                 None => {
@@ -507,6 +510,7 @@ fn origin(headers: &HeaderMap) -> String {
 pub(crate) async fn create_share(
     State(state): State<WebState>,
     page: PageUser,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     CsrfForm(form): CsrfForm<ShareForm>,
 ) -> Result<Response, PageError> {
@@ -524,7 +528,8 @@ pub(crate) async fn create_share(
         password: Some(form.password.clone()).filter(|p| public && !p.is_empty()),
         max_downloads: if public { number("download limit", &form.max_downloads)? } else { None },
     };
-    let created = crate::shares::create_share(&state, &page.user, request).await?;
+    let created =
+        crate::shares::create_share(&state, &page.user, client_address(&state, peer, &headers), request).await?;
     match created.url {
         Some(path) => {
             let url = format!("{}{path}", origin(&headers));
@@ -555,8 +560,10 @@ pub(crate) struct RevokeForm {
 pub(crate) async fn revoke_share(
     State(state): State<WebState>,
     page: PageUser,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     CsrfForm(form): CsrfForm<RevokeForm>,
 ) -> Result<Response, PageError> {
-    crate::shares::revoke_share(&state, &page.user, &form.id).await?;
+    crate::shares::revoke_share(&state, &page.user, client_address(&state, peer, &headers), &form.id).await?;
     Ok(see_other(&format!("{}?notice=revoked", file_href(&form.bucket, &form.key))))
 }

@@ -11,7 +11,7 @@ use super::{Chrome, PageError, PageUser, render};
 use crate::WebState;
 use crate::error::ApiError;
 use crate::history::{ACTIONS, Entry, HistoryQuery, read_history};
-use crate::shares::list_shares;
+use crate::shares::{Listing, list_shares};
 
 /// Entries per page of the history page.
 const PAGE_SIZE: usize = 50;
@@ -275,11 +275,12 @@ pub(crate) async fn shared_with_me(
     page: PageUser,
     Query(params): Query<super::files::FileParams>,
 ) -> Result<Response, PageError> {
-    let rows = list_shares(&state, &page.user, true)?
+    let rows = list_shares(&state, &page.user, Listing::WithMe, None, super::files::SHARES_ON_A_PAGE)?
+        .shares
         .into_iter()
         .map(|s| SharedRow {
             from: user_label(&state, &s.created_by),
-            write: s.permission == Some("write"),
+            write: s.permission.as_deref() == Some("write"),
             expires: s.expires_ms.map_or_else(|| "never".to_owned(), format::time),
             download: download_href(&s.bucket, &s.key),
             bucket: s.bucket,

@@ -119,8 +119,10 @@ pub(crate) struct LinkPage<'a> {
     chrome: Chrome,
     /// What to say.
     message: &'a str,
-    /// The password form: the link's token and the form's CSRF token; `None` for a message only.
+    /// The link's form: the link's token and the form's CSRF token; `None` for a message only.
     form: Option<(&'a str, &'a str)>,
+    /// Whether the form asks for the link's password.
+    password: bool,
     /// Why the last password was refused.
     error: Option<&'a str>,
 }
@@ -131,17 +133,18 @@ fn stranger(title: &str) -> Chrome {
 
 /// A share link's message page (not found, expired, used up...).
 pub(crate) fn link_message(status: StatusCode, title: &str, message: &str) -> Response {
-    render(status, &LinkPage { chrome: stranger(title), message, form: None, error: None })
+    render(status, &LinkPage { chrome: stranger(title), message, form: None, password: false, error: None })
 }
 
-/// A share link's password form, posting back to `/s/{token}` with `csrf`.
-pub(crate) fn link_password(status: StatusCode, token: &str, csrf: &str, error: Option<&str>) -> Response {
-    let page = LinkPage {
-        chrome: stranger("Shared file"),
-        message: "This file is protected by a password.",
-        form: Some((token, csrf)),
-        error,
+/// A share link's form, posting back to `/s/{token}` with `csrf`: a password field when
+/// `password`, else only the download button of a link with a download limit.
+pub(crate) fn link_form(status: StatusCode, token: &str, csrf: &str, password: bool, error: Option<&str>) -> Response {
+    let message = if password {
+        "This file is protected by a password."
+    } else {
+        "This link allows a limited number of downloads."
     };
+    let page = LinkPage { chrome: stranger("Shared file"), message, form: Some((token, csrf)), password, error };
     render(status, &page)
 }
 

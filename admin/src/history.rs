@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use crate::WebState;
 use crate::error::ApiError;
 use crate::events::EventJson;
-use crate::files_api::may_access;
 use crate::identity::SignedInUser;
 
 /// Entries per page when the caller does not say.
@@ -188,18 +187,31 @@ impl Filter {
     }
 }
 
-/// Whether `user` may see `event`: admins all; others what they did and what happened to the
-/// buckets and files they own now (see [`may_access`]).
+/// Whether `user` may see `event`: admins all; others what they did, and what happened to the
+/// buckets and files they own now since their ownership began (as [`crate::files_api::may_access`] decides): a previous
+/// owner's past at the same name (a deleted bucket or file re-created by someone else) stays
+/// theirs.
 fn visible(meta: &MetaStore, user: &SignedInUser, event: &Event) -> Result<bool, ApiError> {
     if user.is_admin() || matches!(&event.actor, Some(Actor::User(id)) if *id == user.id) {
         return Ok(true);
     }
-    match &event.kind {
-        EventKind::BucketCreated { bucket, .. } | EventKind::BucketDeleted { bucket } => {
-            may_access(meta, user, bucket, None)
+    let read = |e: meridian_raft::StoreError| ApiError::internal("reading owners", &e);
+    // Ownership recorded before its start was kept counts from the beginning, as it did.
+    let owns_since = |bucket: &str, key: Option<&str>| -> Result<bool, ApiError> {
+        let owner = match key {
+            Some(key) => meta.object_owner(bucket, key),
+            None => meta.bucket_owner(bucket),
         }
+        .map_err(read)?;
+        if owner.as_deref() != Some(user.id.as_str()) {
+            return Ok(false);
+        }
+        Ok(meta.owned_since(bucket, key).map_err(read)?.is_none_or(|since| event.cursor.index >= since))
+    };
+    match &event.kind {
+        EventKind::BucketCreated { bucket, .. } | EventKind::BucketDeleted { bucket } => owns_since(bucket, None),
         kind => match kind.object() {
-            Some((bucket, key)) => may_access(meta, user, bucket, Some(key)),
+            Some((bucket, key)) => Ok(owns_since(bucket, None)? || owns_since(bucket, Some(key))?),
             None => Ok(false),
         },
     }

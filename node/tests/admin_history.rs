@@ -301,3 +301,61 @@ async fn presigned_uploads_are_the_users_and_s3_writes_carry_the_client_address(
         [("big.bin", "u-alice"), ("keyed.txt", "-"), ("sdk.txt", "-"), ("served.txt", "-"), ("small.txt", "u-alice")];
     assert_eq!(owners, want, "{files}");
 }
+
+/// A bucket deleted and created again under the same name by someone else: its new owner sees
+/// what happened since their bucket exists, not the previous owner's past at that name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_owner_does_not_see_the_previous_owners_past() {
+    let addr = free_auth_addr();
+    let node = TestNode::start_with_extra(NodeOptions::default(), &auth_section(addr, AuthMode::Hs256, 1)).await;
+    let devauth = DevAuth::start(node.config_path(), false).await;
+    let _log = node.log_on_panic();
+    let web = node.web_url();
+    let alice = devauth.access_token(&web, "alice", "alice-password").await;
+    let bob = devauth.access_token(&web, "bob", "bob-password").await;
+    let bucket = common::unique_bucket("owners");
+    let create_as = |token: String| {
+        let (web, bucket) = (web.clone(), bucket.clone());
+        async move {
+            let resp = http_client()
+                .post(format!("{web}/api/v1/buckets"))
+                .bearer_auth(&token)
+                .json(&json!({ "name": bucket }))
+                .send()
+                .await
+                .expect("POST /api/v1/buckets");
+            assert_eq!(resp.status().as_u16(), 201);
+        }
+    };
+    let upload = |token: String, body: &'static [u8]| {
+        let (node, bucket) = (&node, bucket.clone());
+        async move {
+            let plan = plan_upload(node, &token, &bucket, "cut.mp4", body.len()).await;
+            let url = plan["put"]["url"].as_str().expect("a presigned PUT").to_owned();
+            let resp = uploader().put(&url).body(body.to_vec()).send().await.expect("PUT");
+            assert!(resp.status().is_success(), "presigned PUT: {}", resp.status());
+        }
+    };
+
+    // Alice's bucket and file, then an operator empties and deletes the bucket over S3.
+    create_as(alice.clone()).await;
+    upload(alice.clone(), b"alice's cut").await;
+    let client = node.client();
+    client.delete_object().bucket(&bucket).key("cut.mp4").send().await.expect("DeleteObject");
+    client.delete_bucket().bucket(&bucket).send().await.expect("DeleteBucket");
+    // Bob takes the name and writes the same key.
+    create_as(bob.clone()).await;
+    upload(bob.clone(), b"bob's cut").await;
+
+    let file = format!("file={bucket}/cut.mp4");
+    let (status, body) = history(&node, Some(&bob), &file).await;
+    assert_eq!(status, 200, "{body}");
+    let seen = who_and_where(&body).into_iter().map(|(_, action, actor, _)| (action, actor)).collect::<Vec<_>>();
+    assert_eq!(seen, [("create".to_owned(), "user:u-bob".to_owned())], "bob sees only his own file's past");
+    let (_, body) = history(&node, Some(&bob), &format!("file={bucket}")).await;
+    assert_eq!(actions(&body), ["bucket_create", "create"], "nor the previous bucket's: {body}");
+
+    // Alice keeps what she did herself.
+    let (_, body) = history(&node, Some(&alice), &format!("file={bucket}")).await;
+    assert_eq!(actions(&body), ["bucket_create", "create"], "{body}");
+}

@@ -113,6 +113,7 @@ impl Changes<'_> {
         let Some(old) = self.tables.object(bucket, key)? else { return Ok(false) };
         self.batch.remove(record_key(tables::OBJECT, &[bucket, key]));
         self.batch.remove(record_key(tables::OWNER, &[bucket, key]));
+        self.batch.remove(record_key(tables::OWNED_SINCE, &[bucket, key]));
         if old.inline.is_none() && keep_blob != Some(old.blob.as_str()) {
             self.batch.remove(record_key(tables::BLOB, &[&old.blob]));
             if old.holders.contains_key(&self.node) {
@@ -187,6 +188,8 @@ impl Changes<'_> {
                 // A bucket a signed-in user creates is theirs, with every file in it.
                 if let Some(Origin { actor: Some(Actor::User(id)), .. }) = self.origin.clone() {
                     self.put(record_key(tables::OWNER, &[&bucket.name]), &id)?;
+                    let since = self.index;
+                    self.put(record_key(tables::OWNED_SINCE, &[&bucket.name]), &since)?;
                 }
                 let kind = EventKind::BucketCreated { bucket: bucket.name.clone(), region: bucket.region.clone() };
                 self.emit(Some(bucket.created), kind)?;
@@ -201,6 +204,7 @@ impl Changes<'_> {
                 }
                 self.batch.remove(record_key(tables::BUCKET, &[name]));
                 self.batch.remove(record_key(tables::OWNER, &[name]));
+                self.batch.remove(record_key(tables::OWNED_SINCE, &[name]));
                 // Deleting each file revoked its shares already; this catches those left from
                 // before that rule (not in the file index, hence the scan: bucket deletes are
                 // rare), so a bucket re-created by someone else starts clean.
@@ -235,17 +239,21 @@ impl Changes<'_> {
                 }
                 // An overwrite keeps the owner (a user with a write share, or an S3 key, replaces
                 // the owner's file, it does not take it); a first write by a user makes them owner.
+                // Ownership keeps its start across overwrites; a new owner's starts here.
                 let owner = match self.tables.owner(bucket, key)? {
-                    Some(owner) => Some(owner),
+                    Some(owner) => Some((owner, self.tables.owned_since(bucket, Some(key))?)),
                     None => match &self.origin {
-                        Some(Origin { actor: Some(Actor::User(id)), .. }) => Some(id.clone()),
+                        Some(Origin { actor: Some(Actor::User(id)), .. }) => Some((id.clone(), Some(self.index))),
                         _ => None,
                     },
                 };
                 let replaced = self.remove_object(bucket, key, Some(&meta.blob))?;
                 self.put(record_key(tables::OBJECT, &[bucket, key]), meta)?;
-                if let Some(owner) = owner {
+                if let Some((owner, since)) = owner {
                     self.put(record_key(tables::OWNER, &[bucket, key]), &owner)?;
+                    if let Some(since) = since {
+                        self.put(record_key(tables::OWNED_SINCE, &[bucket, key]), &since)?;
+                    }
                 }
                 if meta.inline.is_none() {
                     self.put(record_key(tables::BLOB, &[&meta.blob]), &format!("{bucket}/{key}"))?;

@@ -716,6 +716,13 @@ impl MetaStore {
         self.inner.tables.owner(bucket, key)
     }
 
+    /// The log index at which the current ownership of `bucket` (`key: None`) or `bucket/key`
+    /// began: the history shows an owner what happened since, not a previous owner's past.
+    /// `None` without an owner, or for ownership recorded before this index was kept.
+    pub fn owned_since(&self, bucket: &str, key: Option<&str>) -> Result<Option<u64>, StoreError> {
+        self.inner.tables.owned_since(bucket, key)
+    }
+
     /// The user who owns a bucket (created it while signed in), if any.
     pub fn bucket_owner(&self, bucket: &str) -> Result<Option<String>, StoreError> {
         self.inner.tables.bucket_owner(bucket)

@@ -40,6 +40,9 @@ pub(crate) const KEY: &[u8] = b"k/";
 pub(crate) const BLOB: &[u8] = b"x/";
 pub(crate) const USER: &[u8] = b"p/";
 pub(crate) const OWNER: &[u8] = b"n/";
+/// `v/BUCKET` and `v/BUCKET/KEY`: the log index at which the current owner's ownership began.
+/// The history shows an owner only what happened since (not a previous owner's past).
+pub(crate) const OWNED_SINCE: &[u8] = b"v/";
 pub(crate) const SHARE: &[u8] = b"h/";
 pub(crate) const SHARE_TOKEN: &[u8] = b"t/";
 pub(crate) const SHARE_BY_OBJECT: &[u8] = b"i/";
@@ -132,6 +135,15 @@ impl Tables {
     /// The user who owns an object, if a signed-in user wrote it (see `docs/admin.md`).
     pub(crate) fn owner(&self, bucket: &str, key: &str) -> Result<Option<String>, StoreError> {
         self.get(&record_key(OWNER, &[bucket, key]))
+    }
+
+    /// The log index at which the current ownership of `bucket` (`key: None`) or of
+    /// `bucket/key` began; `None` for no owner, or one recorded before this existed.
+    pub(crate) fn owned_since(&self, bucket: &str, key: Option<&str>) -> Result<Option<u64>, StoreError> {
+        match key {
+            Some(key) => self.get(&record_key(OWNED_SINCE, &[bucket, key])),
+            None => self.get(&record_key(OWNED_SINCE, &[bucket])),
+        }
     }
 
     /// The user who owns a bucket (created it while signed in), if any.

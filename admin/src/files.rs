@@ -17,9 +17,11 @@ use axum::http::header::{CACHE_CONTROL, LOCATION};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use meridian_geo::{Decision, Operation};
+use meridian_raft::{Actor, Command, CommandOutcome};
 use serde::{Deserialize, Serialize};
 
 use crate::files_api::Requester;
+use crate::identity::now_millis;
 use crate::presign::Presign;
 use crate::route::{ChosenNode, Located, chosen, decide, locate, object, routing, signing_key};
 use crate::shares::{Access, authorize_person};
@@ -74,21 +76,32 @@ pub(crate) async fn file(
         Some(_) => return Err(ApiError::bad_request("detail takes no value, or true or false")),
     }
     let routing = routing(&state)?;
-    let (caller, expiry) = match requester {
-        Requester::Machine(caller) => (caller, routing.presign.expiry),
+    // `used`: the share a user downloads through, and who they are, for the history.
+    let (caller, expiry, used) = match requester {
+        Requester::Machine(caller) => (caller, routing.presign.expiry, None),
         Requester::Person(user) => {
             let access = authorize_person(&state.meta, &user, &bucket, &key, false)?;
-            // A URL handed out through a share outlives a revocation by at most its short life.
-            let expiry = match access {
-                Access::Owner => routing.presign.expiry,
-                Access::Shared => state.share_links.presign_expiry(),
-            };
             // Users have no S3 key: their links are signed with the system key, on their behalf.
-            (ApiCaller::Service(user.actor()), expiry)
+            let caller = ApiCaller::Service(user.actor());
+            match access {
+                Access::Owner => (caller, routing.presign.expiry, None),
+                // A URL handed out through a share outlives a revocation by at most its short life.
+                Access::Shared { share } => (caller, state.share_links.presign_expiry(), Some((share, user))),
+            }
         }
     };
     let client = locate(routing, peer, &headers, query.ip.as_deref())?;
     let (url, site, decision) = download_url(&state, &caller, &client, &bucket, &key, expiry).await?;
+    if let Some((share, user)) = used {
+        // Only once the link can be served: the history's `share_use`, by this user, from here.
+        let command = Command::UseShare { id: share, at: now_millis(), client: client.address.ip.to_string() };
+        let command = command.attributed(Some(Actor::User(user.id.clone())), now_millis());
+        match state.meta.propose(command).await.map_err(|e| ApiError::unavailable(format!("cannot commit: {e}")))? {
+            CommandOutcome::Done => {}
+            // Revoked or expired meanwhile.
+            _ => return Err(ApiError::not_found(format!("no file {key:?} in bucket {bucket:?}"))),
+        }
+    }
     let expires_in_secs = expiry.as_secs();
     tracing::info!(caller = %caller.actor(), %bucket, %key, region = %site.region, "download link");
     if crate::events::wants_json(&headers) {

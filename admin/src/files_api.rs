@@ -380,7 +380,7 @@ pub(crate) async fn file_detail(
 ) -> Result<FileDetail, ApiError> {
     let may_manage = match authorize_person(&state.meta, user, bucket, key, false)? {
         Access::Owner => true,
-        Access::Shared => false,
+        Access::Shared { .. } => false,
     };
     let may_replace = may_manage || authorize_person(&state.meta, user, bucket, key, true).is_ok();
     let meta = crate::route::object(state, bucket, key).await?;

@@ -40,12 +40,15 @@ pub(crate) fn token_hash(token: &str) -> String {
 
 /// How a signed-in user reaches a file: as its owner (or an admin), or through an active
 /// named-user share.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Access {
     /// Owns the file or its bucket, or is an admin.
     Owner,
     /// Through a share naming them.
-    Shared,
+    Shared {
+        /// The share that grants it (its downloads are recorded as uses of it).
+        share: String,
+    },
 }
 
 /// The one permission check for a person acting on a file: the owner or an admin, else an
@@ -63,12 +66,15 @@ pub(crate) fn authorize_person(
     }
     let shares = meta.user_shares_of(&user.id, bucket, key).map_err(|e| ApiError::internal("reading shares", &e))?;
     let now = now_millis();
-    let granted = shares.iter().any(|s| {
+    let granted = shares.iter().find(|s| {
         s.state(now) == ShareState::Active
             && matches!(&s.audience, ShareAudience::User { permission, .. }
                 if !write || *permission == SharePermission::Write)
     });
-    if granted { Ok(Access::Shared) } else { Err(ApiError::not_found(format!("no file {key:?} in bucket {bucket:?}"))) }
+    match granted {
+        Some(share) => Ok(Access::Shared { share: share.id.clone() }),
+        None => Err(ApiError::not_found(format!("no file {key:?} in bucket {bucket:?}"))),
+    }
 }
 
 /// The body of `POST /api/v1/shares`.

@@ -265,7 +265,8 @@ pub struct Event {
     /// What happened.
     pub kind: EventKind,
     /// The IP address of the client whose request caused it, when the command says (S3 writes).
-    /// Last, and absent from events stored before it existed: see [`Event::decode_stored`].
+    /// Last, and absent from events stored before it existed: older events decode through a
+    /// fallback that leaves it `None`.
     pub client: Option<String>,
 }
 

@@ -252,7 +252,8 @@ impl HistoryWriter {
     }
 }
 
-/// How far the leader may trim the history now (see [`trim_target`]).
+/// How far the leader may trim the history now (computed from the `[events]` retention and the
+/// retained events).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrimTarget {
     /// The newest event to drop: what [`Command::TrimEvents`] carries.

@@ -14,9 +14,9 @@ use std::net::SocketAddr;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
 use meridian_raft::model::{Bucket, ObjectMeta};
 use meridian_raft::{Actor, Command, CommandOutcome, MetaStore, Rejection};
 use serde::{Deserialize, Serialize};
@@ -90,13 +90,23 @@ pub(crate) fn may_access(
 
 /// The address of the client of a panel request, for the history: the socket peer, or the
 /// address a trusted proxy forwarded (`[geo] trusted_proxies`) when geo routing is configured.
-pub(crate) fn client_address(state: &WebState, peer: SocketAddr, headers: &HeaderMap) -> String {
-    let ip = state
-        .routing
-        .as_ref()
-        .and_then(|routing| crate::route::locate(routing, peer, headers, None).ok())
-        .map_or_else(|| peer.ip().to_canonical(), |located| located.address.ip);
-    ip.to_string()
+/// An extractor, so every handler that changes something records it the same way.
+pub(crate) struct ClientAddress(pub(crate) String);
+
+impl FromRequestParts<WebState> for ClientAddress {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Self::Rejection> {
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::internal("reading the client's address", &e))?;
+        let ip = state
+            .routing
+            .as_ref()
+            .and_then(|routing| crate::route::locate(routing, peer, &parts.headers, None).ok())
+            .map_or_else(|| peer.ip().to_canonical(), |located| located.address.ip);
+        Ok(Self(ip.to_string()))
+    }
 }
 
 /// Proposes `command` on behalf of `user`, from `client`, mapping refusals to the API's errors.
@@ -166,12 +176,11 @@ pub(crate) async fn create_bucket_as(
 pub(crate) async fn create_bucket(
     State(state): State<WebState>,
     user: SignedInUser,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    client: ClientAddress,
     body: Result<Json<NewBucket>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    create_bucket_as(&state, &user, client_address(&state, peer, &headers), &body.name).await?;
+    create_bucket_as(&state, &user, client.0, &body.name).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "bucket": body.name, "owner": user.id }))))
 }
 
@@ -312,13 +321,10 @@ fn entry(bucket: &str, key: String, meta: &ObjectMeta, owner: Option<String>, me
 pub(crate) async fn delete(
     State(state): State<WebState>,
     user: SignedInUser,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    client: ClientAddress,
     Path((bucket, key)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    delete_file(&state, &user, client_address(&state, peer, &headers), &bucket, &key)
-        .await
-        .map(|()| StatusCode::NO_CONTENT)
+    delete_file(&state, &user, client.0, &bucket, &key).await.map(|()| StatusCode::NO_CONTENT)
 }
 
 /// Deletes `bucket/key` as `user`, asked from `client` (the API and the delete page): 404 when

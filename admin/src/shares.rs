@@ -5,13 +5,11 @@
 //! is 256 random bits, handed out once at creation and stored only as its SHA-256; its password,
 //! if any, only as an argon2id hash. The link itself is served by `share_page`.
 
-use std::net::SocketAddr;
-
 use argon2::password_hash::{PasswordHasher as _, SaltString};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use base64::Engine as _;
 use meridian_raft::model::{Share, ShareAudience, SharePermission, ShareState};
 use meridian_raft::{Command, MetaStore};
@@ -20,7 +18,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::WebState;
 use crate::error::ApiError;
-use crate::files_api::{client_address, may_access, propose_as};
+use crate::files_api::{ClientAddress, may_access, propose_as};
 use crate::identity::{SignedInUser, now_millis};
 use crate::route::object;
 
@@ -195,14 +193,11 @@ async fn hash_password(password: String) -> Result<String, ApiError> {
 pub(crate) async fn create(
     State(state): State<WebState>,
     user: SignedInUser,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    client: ClientAddress,
     body: Result<Json<NewShare>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    create_share(&state, &user, client_address(&state, peer, &headers), body)
-        .await
-        .map(|created| (StatusCode::CREATED, Json(created)))
+    create_share(&state, &user, client.0, body).await.map(|created| (StatusCode::CREATED, Json(created)))
 }
 
 /// Creates the share `body` describes as `user`, asked from `client` (the API and a file's page).
@@ -388,11 +383,10 @@ pub(crate) fn list_shares(
 pub(crate) async fn revoke(
     State(state): State<WebState>,
     user: SignedInUser,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    client: ClientAddress,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    revoke_share(&state, &user, client_address(&state, peer, &headers), &id).await.map(|()| StatusCode::NO_CONTENT)
+    revoke_share(&state, &user, client.0, &id).await.map(|()| StatusCode::NO_CONTENT)
 }
 
 /// Revokes share `id` as `user`, asked from `client` (the API and a file's page): 404 when they

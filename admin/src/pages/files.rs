@@ -2,9 +2,7 @@
 //! (placement per region, replace, its shares and history), on top of the API's functions.
 
 use askama::Template;
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
@@ -15,9 +13,7 @@ use super::lists::{HistoryRow, history_rows, user_label};
 use super::{Chrome, PageError, PageUser, render, see_other};
 use crate::WebState;
 use crate::error::ApiError;
-use crate::files_api::{
-    FilesQuery, client_address, create_bucket_as, delete_file, list_files, may_access, own_buckets,
-};
+use crate::files_api::{ClientAddress, FilesQuery, create_bucket_as, delete_file, list_files, may_access, own_buckets};
 use crate::history::{HistoryQuery, read_history};
 use crate::placement::placement_of;
 use crate::shares::{Listing, NewShare, list_shares};
@@ -174,12 +170,11 @@ pub(crate) struct BucketForm {
 pub(crate) async fn create_bucket(
     State(state): State<WebState>,
     page: PageUser,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    client: ClientAddress,
     CsrfForm(form): CsrfForm<BucketForm>,
 ) -> Result<Response, PageError> {
     let name = form.name.trim();
-    create_bucket_as(&state, &page.user, client_address(&state, peer, &headers), name).await?;
+    create_bucket_as(&state, &page.user, client.0, name).await?;
     Ok(see_other(&format!("/files?{}", format::query(&[("notice", "bucket"), ("name", name), ("bucket", name)]))))
 }
 
@@ -245,11 +240,10 @@ pub(crate) async fn confirm_delete(
 pub(crate) async fn delete(
     State(state): State<WebState>,
     page: PageUser,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    client: ClientAddress,
     CsrfForm(file): CsrfForm<FileRef>,
 ) -> Result<Response, PageError> {
-    delete_file(&state, &page.user, client_address(&state, peer, &headers), &file.bucket, &file.key).await?;
+    delete_file(&state, &page.user, client.0, &file.bucket, &file.key).await?;
     let name = format!("{}/{}", file.bucket, file.key);
     Ok(see_other(&format!("/files?{}", format::query(&[("notice", "deleted"), ("name", &name)]))))
 }
@@ -510,7 +504,7 @@ fn origin(headers: &HeaderMap) -> String {
 pub(crate) async fn create_share(
     State(state): State<WebState>,
     page: PageUser,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddress,
     headers: HeaderMap,
     CsrfForm(form): CsrfForm<ShareForm>,
 ) -> Result<Response, PageError> {
@@ -528,8 +522,7 @@ pub(crate) async fn create_share(
         password: Some(form.password.clone()).filter(|p| public && !p.is_empty()),
         max_downloads: if public { number("download limit", &form.max_downloads)? } else { None },
     };
-    let created =
-        crate::shares::create_share(&state, &page.user, client_address(&state, peer, &headers), request).await?;
+    let created = crate::shares::create_share(&state, &page.user, client.0, request).await?;
     match created.url {
         Some(path) => {
             let url = format!("{}{path}", origin(&headers));
@@ -560,10 +553,9 @@ pub(crate) struct RevokeForm {
 pub(crate) async fn revoke_share(
     State(state): State<WebState>,
     page: PageUser,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    client: ClientAddress,
     CsrfForm(form): CsrfForm<RevokeForm>,
 ) -> Result<Response, PageError> {
-    crate::shares::revoke_share(&state, &page.user, client_address(&state, peer, &headers), &form.id).await?;
+    crate::shares::revoke_share(&state, &page.user, client.0, &form.id).await?;
     Ok(see_other(&format!("{}?notice=revoked", file_href(&form.bucket, &form.key))))
 }

@@ -314,6 +314,8 @@ async fn public_and_user_shares_enforce_their_rules() {
     assert!(count("share_use") >= 5, "{history}");
     let used = entries.iter().find(|e| e["action"] == "share_use").expect("a use");
     assert_eq!(used["data"]["client"], "127.0.0.1", "the client address: {used}");
+    let created = entries.iter().find(|e| e["action"] == "share_create").expect("a share created");
+    assert_eq!(created["client"], "127.0.0.1", "the creator's address: {created}");
     // Bob's download through his read share is a use of it, by him.
     let by_bob = entries.iter().filter(|e| e["action"] == "share_use" && e["actor"] == "user:u-bob").count();
     assert_eq!(by_bob, 1, "the named user's download: {history}");

@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::devauth::{AuthMode, DevAuth, auth_section, free_auth_addr};
-use common::{NodeOptions, TestNode, create_bucket, http_client, put, random_bytes};
+use common::devauth::{AuthMode, SeededTokens, auth_section, node_with_seeded_users};
+use common::{TestNode, create_bucket, http_client, put, random_bytes};
 use serde_json::{Value, json};
 
 /// `METHOD {web}{path}` as the holder of `token`, with an optional JSON body: status and body.
@@ -38,14 +38,10 @@ fn names(page: &Value) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_see_download_and_delete_only_their_own_files() {
-    let addr = free_auth_addr();
-    let node = TestNode::start_with_extra(NodeOptions::default(), &auth_section(addr, AuthMode::Hs256, 1)).await;
-    let devauth = DevAuth::start(node.config_path(), false).await;
+    let (node, _devauth, SeededTokens { admin, alice, bob }) =
+        node_with_seeded_users(|addr| auth_section(addr, AuthMode::Hs256, 1)).await;
     let _log = node.log_on_panic();
     let web = node.web_url();
-    let admin = devauth.access_token(&web, "admin", "admin-password").await;
-    let alice = devauth.access_token(&web, "alice", "alice-password").await;
-    let bob = devauth.access_token(&web, "bob", "bob-password").await;
     let post = reqwest::Method::POST;
 
     // Alice's bucket.

@@ -10,7 +10,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::devauth::{AuthMode, DevAuth, auth_section, free_auth_addr};
+use common::devauth::{AuthMode, DevAuth, SeededTokens, auth_section, free_auth_addr, node_with_seeded_users};
 use common::{
     ACCESS_KEY, MIB, NodeOptions, REGION, SECRET_KEY, TestNode, create_bucket, http_client, put, random_bytes,
     sha256_hex,
@@ -306,13 +306,10 @@ async fn presigned_uploads_are_the_users_and_s3_writes_carry_the_client_address(
 /// what happened since their bucket exists, not the previous owner's past at that name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_owner_does_not_see_the_previous_owners_past() {
-    let addr = free_auth_addr();
-    let node = TestNode::start_with_extra(NodeOptions::default(), &auth_section(addr, AuthMode::Hs256, 1)).await;
-    let devauth = DevAuth::start(node.config_path(), false).await;
+    let (node, _devauth, SeededTokens { alice, bob, .. }) =
+        node_with_seeded_users(|addr| auth_section(addr, AuthMode::Hs256, 1)).await;
     let _log = node.log_on_panic();
     let web = node.web_url();
-    let alice = devauth.access_token(&web, "alice", "alice-password").await;
-    let bob = devauth.access_token(&web, "bob", "bob-password").await;
     let bucket = common::unique_bucket("owners");
     let create_as = |token: String| {
         let (web, bucket) = (web.clone(), bucket.clone());

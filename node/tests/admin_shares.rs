@@ -9,8 +9,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use common::cluster::{ClusterOptions, TestCluster};
-use common::devauth::{AuthMode, DevAuth, auth_section, free_auth_addr};
-use common::{NodeOptions, POLL, TestNode, http_client, put, random_bytes};
+use common::devauth::{AuthMode, DevAuth, SeededTokens, auth_section, free_auth_addr, node_with_seeded_users};
+use common::{POLL, TestNode, http_client, put, random_bytes};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 
@@ -126,13 +126,9 @@ async fn submit(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_and_user_shares_enforce_their_rules() {
-    let addr = free_auth_addr();
-    let node = TestNode::start_with_extra(NodeOptions::default(), &config(addr)).await;
-    let devauth = DevAuth::start(node.config_path(), false).await;
+    let (node, _devauth, SeededTokens { alice, bob, .. }) = node_with_seeded_users(config).await;
     let _log = node.log_on_panic();
     let web = node.web_url();
-    let alice = devauth.access_token(&web, "alice", "alice-password").await;
-    let bob = devauth.access_token(&web, "bob", "bob-password").await;
     let (post, delete) = (reqwest::Method::POST, reqwest::Method::DELETE);
 
     let bucket = common::unique_bucket("shares");
@@ -327,14 +323,9 @@ async fn public_and_user_shares_enforce_their_rules() {
 /// admin made on their file, and the list pages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shares_die_with_their_file_and_are_listed_by_file() {
-    let addr = free_auth_addr();
-    let node = TestNode::start_with_extra(NodeOptions::default(), &config(addr)).await;
-    let devauth = DevAuth::start(node.config_path(), false).await;
+    let (node, _devauth, SeededTokens { admin, alice, bob }) = node_with_seeded_users(config).await;
     let _log = node.log_on_panic();
     let web = node.web_url();
-    let alice = devauth.access_token(&web, "alice", "alice-password").await;
-    let bob = devauth.access_token(&web, "bob", "bob-password").await;
-    let admin = devauth.access_token(&web, "admin", "admin-password").await;
     let (get, post, delete) = (reqwest::Method::GET, reqwest::Method::POST, reqwest::Method::DELETE);
     let visitor = browser(Ipv4Addr::LOCALHOST);
 

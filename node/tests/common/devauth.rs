@@ -197,3 +197,30 @@ impl Drop for DevAuth {
         }
     }
 }
+
+/// Access tokens of the stand-in's seeded users, signed in through a node.
+pub struct SeededTokens {
+    /// `admin` (role admin).
+    pub admin: String,
+    /// `alice` (role user).
+    pub alice: String,
+    /// `bob` (role user).
+    pub bob: String,
+}
+
+/// One node whose `[auth]` points at a running stand-in (`extra(addr)` is the node's extra
+/// config, given the stand-in's address), and the seeded users signed in through it: the start
+/// of every test of the panel's API.
+pub async fn node_with_seeded_users(
+    extra: impl FnOnce(SocketAddr) -> String,
+) -> (super::TestNode, DevAuth, SeededTokens) {
+    let node = super::TestNode::start_with_extra(super::NodeOptions::default(), &extra(free_auth_addr())).await;
+    let devauth = DevAuth::start(node.config_path(), false).await;
+    let web = node.web_url();
+    let tokens = SeededTokens {
+        admin: devauth.access_token(&web, "admin", "admin-password").await,
+        alice: devauth.access_token(&web, "alice", "alice-password").await,
+        bob: devauth.access_token(&web, "bob", "bob-password").await,
+    };
+    (node, devauth, tokens)
+}

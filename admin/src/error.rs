@@ -80,3 +80,10 @@ impl IntoResponse for ApiError {
         }
     }
 }
+
+/// The page size a listing asked for (`limit`), `default` when absent; a 400 outside 1..=`max`.
+/// One rule for every paged route of the API.
+pub(crate) fn page_limit(asked: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+    let limit = asked.unwrap_or(default);
+    if (1..=max).contains(&limit) { Ok(limit) } else { Err(ApiError::bad_request(format!("limit must be 1 to {max}"))) }
+}

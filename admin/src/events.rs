@@ -139,10 +139,7 @@ pub(crate) async fn events(
     let wants_json = wants_json(&headers);
     tracing::debug!(actor = %caller.actor(), after = ?after.map(|c| c.to_string()), json = wants_json, "event consumer");
     if wants_json {
-        let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::bad_request(format!("limit must be within 1..={MAX_LIMIT}")).into());
-        }
+        let limit = crate::error::page_limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
         let wait = Duration::from_secs(query.wait_secs.unwrap_or(0)).min(MAX_WAIT);
         return json_page(&state, after, limit, wait).await;
     }

@@ -250,10 +250,7 @@ pub(crate) async fn list(
 /// The files `user` may see (the API and the "My files" page): in bucket, then key order,
 /// from behind `query.after`.
 pub(crate) fn list_files(state: &WebState, user: &SignedInUser, query: &FilesQuery) -> Result<FilesPage, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_LIMIT}")));
-    }
+    let limit = crate::error::page_limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let after = match query.after.as_deref() {
         None => None,
         Some(after) => Some(after.split_once('/').ok_or_else(|| ApiError::bad_request("after must be BUCKET/KEY"))?),

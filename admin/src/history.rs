@@ -229,10 +229,7 @@ pub(crate) async fn history(
 
 /// One page of the history as `user` may see it (the API, the history page and a file's page).
 pub(crate) fn read_history(state: &WebState, user: &SignedInUser, query: &HistoryQuery) -> Result<Page, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_LIMIT}")));
-    }
+    let limit = crate::error::page_limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let after = match query.after.as_deref() {
         Some(text) => Some(text.parse::<Cursor>().map_err(|e| ApiError::bad_request(e.to_string()))?),
         None => None,

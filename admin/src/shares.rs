@@ -315,10 +315,7 @@ pub(crate) async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<SharesPage>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_LIMIT}")));
-    }
+    let limit = crate::error::page_limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let listing = match (&query.file, query.with_me == Some(true)) {
         (Some(_), true) => return Err(ApiError::bad_request("with_me and file do not go together")),
         (Some(file), false) => {

@@ -52,6 +52,14 @@ impl ApiError {
         tracing::error!(%error, context, "web API request failed");
         Self { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message: format!("{context} failed") }
     }
+    /// A confirmed read of `what` ([`meridian_raft::MetaStore::read_confirmed`]) that failed: 500
+    /// for the local store, 503 when the leader could not confirm that it is absent.
+    pub fn read(what: &str, error: &meridian_raft::ReadError) -> Self {
+        match error {
+            meridian_raft::ReadError::Store(e) => Self::internal(&format!("reading {what}"), e),
+            meridian_raft::ReadError::Unconfirmed(_) => Self::unavailable(format!("{what}: {error}")),
+        }
+    }
 }
 
 /// The JSON body of an [`ApiError`].
@@ -71,4 +79,11 @@ impl IntoResponse for ApiError {
             (self.status, body).into_response()
         }
     }
+}
+
+/// The page size a listing asked for (`limit`), `default` when absent; a 400 outside 1..=`max`.
+/// One rule for every paged route of the API.
+pub(crate) fn page_limit(asked: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+    let limit = asked.unwrap_or(default);
+    if (1..=max).contains(&limit) { Ok(limit) } else { Err(ApiError::bad_request(format!("limit must be 1 to {max}"))) }
 }

@@ -70,10 +70,12 @@ pub struct EventJson {
     pub kind: &'static str,
     /// When it happened, Unix milliseconds (the proposing node's clock).
     pub time_ms: i64,
-    /// Who caused it (`key:ACCESS_KEY_ID`, `service:NAME`), when known.
+    /// Who caused it (`key:ACCESS_KEY_ID`, `service:NAME`, `user:ID`), when known.
     pub actor: Option<String>,
     /// The kind's fields (bucket, key, size, etag, region...).
     pub data: serde_json::Value,
+    /// The IP address of the client whose request caused it, when recorded (S3 writes).
+    pub client: Option<String>,
 }
 
 impl EventJson {
@@ -92,6 +94,7 @@ impl EventJson {
             time_ms: event.at,
             actor: event.actor.as_ref().map(ToString::to_string),
             data: data.unwrap_or(serde_json::Value::Null),
+            client: event.client.clone(),
         }
     }
 }
@@ -133,16 +136,10 @@ pub(crate) async fn events(
         Some(text) => Some(text.trim().parse::<Cursor>().map_err(|e| ApiError::bad_request(e.to_string()))?),
         None => None,
     };
-    let wants_json = headers
-        .get(ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("application/json") && !accept.contains("text/event-stream"));
+    let wants_json = wants_json(&headers);
     tracing::debug!(actor = %caller.actor(), after = ?after.map(|c| c.to_string()), json = wants_json, "event consumer");
     if wants_json {
-        let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::bad_request(format!("limit must be within 1..={MAX_LIMIT}")).into());
-        }
+        let limit = crate::error::page_limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
         let wait = Duration::from_secs(query.wait_secs.unwrap_or(0)).min(MAX_WAIT);
         return json_page(&state, after, limit, wait).await;
     }
@@ -300,5 +297,51 @@ impl Feed {
                 }
             }
         }
+    }
+}
+
+/// Whether the client asked for JSON: `Accept` lists `application/json` ahead of
+/// `text/event-stream` (or without it). The order decides, not quality values: clients
+/// of these endpoints send one type, and a browser's `*/*` gets the endpoint's default (the
+/// event stream, the redirect). One rule for every endpoint that answers either way.
+pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
+    for value in headers.get_all(ACCEPT) {
+        let Ok(value) = value.to_str() else { continue };
+        for range in value.split(',') {
+            let media = range.split(';').next().unwrap_or_default().trim();
+            if media.eq_ignore_ascii_case("application/json") {
+                return true;
+            }
+            if media.eq_ignore_ascii_case("text/event-stream") {
+                return false;
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first of JSON and the event stream named in `Accept` wins, in any header line.
+    #[test]
+    fn wants_json_takes_the_first_of_json_and_event_stream() {
+        let with = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append(ACCEPT, v.parse().expect("header"));
+            }
+            wants_json(&headers)
+        };
+        assert!(with(&["application/json"]));
+        assert!(with(&["application/json; charset=utf-8"]));
+        assert!(with(&["text/html, Application/JSON;q=0.9"]));
+        assert!(with(&["application/json, text/event-stream"]));
+        assert!(!with(&["text/event-stream, application/json"]));
+        assert!(!with(&["text/event-stream", "application/json"]));
+        assert!(!with(&["*/*"]));
+        assert!(!with(&[]));
+        assert!(!with(&["application/jsonl"]));
     }
 }

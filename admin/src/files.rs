@@ -8,19 +8,23 @@
 //! get a key.
 
 use std::net::SocketAddr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::header::{ACCEPT, CACHE_CONTROL, LOCATION};
+use axum::http::header::{CACHE_CONTROL, LOCATION};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use meridian_geo::{Decision, Operation};
+use meridian_raft::{Actor, Command, CommandOutcome};
 use serde::{Deserialize, Serialize};
 
-use crate::files_api::{Requester, may_access};
+use crate::files_api::Requester;
+use crate::identity::now_millis;
 use crate::presign::Presign;
 use crate::route::{ChosenNode, Located, chosen, decide, locate, object, routing, signing_key};
+use crate::shares::{Access, authorize_person};
 use crate::{ApiCaller, ApiError, WebState};
 
 /// Query of `GET /api/v1/files/...`.
@@ -28,6 +32,9 @@ use crate::{ApiCaller, ApiError, WebState};
 pub(crate) struct FileQuery {
     /// The viewer's address, when the caller asks on its behalf.
     ip: Option<String>,
+    /// Present (`?detail`, `?detail=true`): the file's detail ([`crate::files_api::file_detail`])
+    /// instead of a download link; signed-in users only.
+    detail: Option<String>,
 }
 
 /// The JSON answer.
@@ -46,52 +53,74 @@ pub(crate) struct FileLink {
 }
 
 /// `GET /api/v1/files/{bucket}/{*key}`: for a service or key holder ([`ApiCaller`]), or for a
-/// signed-in user who may see the file ([`may_access`]; others get the same 404 as a missing
-/// file).
+/// signed-in user who may see the file ([`authorize_person`]; others get the same 404 as a
+/// missing file). Through a share, the URL lives `[shares] presign_secs`, not `[geo]`'s.
 pub(crate) async fn file(
     State(state): State<WebState>,
     requester: Requester,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path((bucket, key)): Path<(String, String)>,
-    Query(query): Query<FileQuery>,
+    query: Result<Query<FileQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let caller = match requester {
-        Requester::Machine(caller) => caller,
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    match query.detail.as_deref() {
+        None | Some("false") => {}
+        Some("" | "true") => {
+            let Requester::Person(user) = requester else {
+                return Err(ApiError::forbidden("the file detail is for signed-in users; services use placement"));
+            };
+            let detail = crate::files_api::file_detail(&state, &user, &bucket, &key).await?;
+            return Ok(([(CACHE_CONTROL, "no-store")], Json(detail)).into_response());
+        }
+        Some(_) => return Err(ApiError::bad_request("detail takes no value, or true or false")),
+    }
+    let routing = routing(&state)?;
+    // `used`: the share a user downloads through, and who they are, for the history.
+    let (caller, expiry, used) = match requester {
+        Requester::Machine(caller) => (caller, routing.presign.expiry, None),
         Requester::Person(user) => {
-            if !may_access(&state.meta, &user, &bucket, Some(&key))?
-                && !crate::shares::shared_with(&state.meta, &user.id, &bucket, &key, false)?
-            {
-                return Err(ApiError::not_found(format!("no object {key:?} in bucket {bucket:?}")));
-            }
+            let access = authorize_person(&state.meta, &user, &bucket, &key, false)?;
             // Users have no S3 key: their links are signed with the system key, on their behalf.
-            ApiCaller::Service(user.actor())
+            let caller = ApiCaller::Service(user.actor());
+            match access {
+                Access::Owner => (caller, routing.presign.expiry, None),
+                // A URL handed out through a share outlives a revocation by at most its short life.
+                Access::Shared { share } => (caller, state.share_links.presign_expiry(), Some((share, user))),
+            }
         }
     };
-    let routing = routing(&state)?;
     let client = locate(routing, peer, &headers, query.ip.as_deref())?;
-    let (url, site, decision) = download_url(&state, &caller, &client, &bucket, &key).await?;
-    let expires_in_secs = routing.presign.expiry.as_secs();
+    let (url, site, decision) = download_url(&state, &caller, &client, &bucket, &key, expiry).await?;
+    if let Some((share, user)) = used {
+        // Only once the link can be served: the history's `share_use`, by this user, from here.
+        let command = Command::UseShare { id: share, at: now_millis(), client: client.address.ip.to_string() };
+        let command = command.attributed(Some(Actor::User(user.id.clone())), now_millis());
+        match state.meta.propose(command).await.map_err(|e| ApiError::unavailable(format!("cannot commit: {e}")))? {
+            CommandOutcome::Done => {}
+            // Revoked or expired meanwhile.
+            _ => return Err(ApiError::not_found(format!("no file {key:?} in bucket {bucket:?}"))),
+        }
+    }
+    let expires_in_secs = expiry.as_secs();
     tracing::info!(caller = %caller.actor(), %bucket, %key, region = %site.region, "download link");
-    let wants_json = headers
-        .get(ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.split(',').any(|t| t.trim().starts_with("application/json")));
-    if wants_json {
+    if crate::events::wants_json(&headers) {
         let link = FileLink { url, expires_in_secs, node: ChosenNode::from(site), client, decision };
         return Ok(([(CACHE_CONTROL, "no-store")], Json(link)).into_response());
     }
     Ok((StatusCode::FOUND, [(LOCATION, url.as_str()), (CACHE_CONTROL, "no-store")]).into_response())
 }
 
-/// A presigned GET URL for `bucket/key` on the node geo routing picks for `client`, signed with
-/// the caller's key or the system key; with the node and why it was picked.
+/// A presigned GET URL valid for `expiry`, for `bucket/key` on the node geo routing picks for
+/// `client`, signed with the caller's key or the system key; with the node and why it was picked.
+/// Fails (404, 503) before anything is counted or handed out when the file or a node is missing.
 pub(crate) async fn download_url<'a>(
     state: &'a WebState,
     caller: &ApiCaller,
     client: &Located,
     bucket: &str,
     key: &str,
+    expiry: Duration,
 ) -> Result<(String, &'a crate::route::Site, Decision), ApiError> {
     let routing = routing(state)?;
     let meta = object(state, bucket, key).await?;
@@ -107,7 +136,7 @@ pub(crate) async fn download_url<'a>(
         bucket,
         key,
         query: &[],
-        expires_secs: routing.presign.expiry.as_secs(),
+        expires_secs: expiry.as_secs(),
         now: SystemTime::now(),
     }
     .url()

@@ -19,11 +19,10 @@ use serde::{Deserialize, Serialize};
 use crate::WebState;
 use crate::error::ApiError;
 use crate::events::EventJson;
-use crate::files_api::may_access;
 use crate::identity::SignedInUser;
 
 /// Entries per page when the caller does not say.
-const DEFAULT_LIMIT: usize = 50;
+pub(crate) const DEFAULT_LIMIT: usize = 50;
 /// Most entries per page.
 const MAX_LIMIT: usize = 500;
 /// Events read from the store at a time while filtering.
@@ -32,23 +31,23 @@ const READ_CHUNK: usize = 1000;
 const SCAN_BUDGET: usize = 20_000;
 
 /// The query string of `GET /api/v1/history`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HistoryQuery {
     /// Only this action (see [`action_of`]), e.g. `update`.
-    action: Option<String>,
+    pub(crate) action: Option<String>,
     /// Only what this actor did: `user:ID`, `key:ID`, `service:NAME`, or a bare id/name.
-    user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Only this file, `BUCKET/KEY`; or a whole bucket, `BUCKET`.
-    file: Option<String>,
+    pub(crate) file: Option<String>,
     /// Only entries at or after this time (Unix ms).
-    from_ms: Option<i64>,
+    pub(crate) from_ms: Option<i64>,
     /// Only entries before this time (Unix ms).
-    to_ms: Option<i64>,
+    pub(crate) to_ms: Option<i64>,
     /// Start behind this cursor (the `next` of the previous page).
-    after: Option<String>,
+    pub(crate) after: Option<String>,
     /// Most entries in the page (1..=500, default 50).
-    limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
 }
 
 /// The history's name for what an event did: what the filter `action=` takes.
@@ -63,11 +62,12 @@ pub(crate) fn action_of(kind: &EventKind) -> &'static str {
         EventKind::ShareCreated { .. } => "share_create",
         EventKind::ShareUsed { .. } => "share_use",
         EventKind::ShareRevoked { .. } => "share_revoke",
+        EventKind::ObjectReplicaLost { .. } => "replica_lost",
     }
 }
 
 /// Every action the filter accepts (so a typo is a 400, not an always-empty answer).
-const ACTIONS: &[&str] = &[
+pub(crate) const ACTIONS: &[&str] = &[
     "create",
     "update",
     "delete",
@@ -77,29 +77,31 @@ const ACTIONS: &[&str] = &[
     "share_create",
     "share_use",
     "share_revoke",
+    "replica_lost",
 ];
 
 /// One history entry: the event as the bus shows it, plus the history's action.
-#[derive(Serialize)]
-struct Entry {
+#[derive(Debug, Serialize)]
+pub(crate) struct Entry {
     /// `create`, `update`, `delete`, ... (see [`action_of`]).
-    action: &'static str,
+    pub(crate) action: &'static str,
     /// The event itself: cursor, time, actor, type and details (`data`).
     #[serde(flatten)]
-    event: EventJson,
+    pub(crate) event: EventJson,
 }
 
 /// A page of history.
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 pub(crate) struct Page {
     /// Matching entries, oldest first.
-    entries: Vec<Entry>,
+    pub(crate) entries: Vec<Entry>,
     /// Pass as `after` to go on; `null` once every retained event up to now was looked at.
-    next: Option<String>,
+    pub(crate) next: Option<String>,
 }
 
 /// The checked filters of a request.
-struct Filter {
+#[derive(Debug, Default)]
+pub(crate) struct Filter {
     /// See [`HistoryQuery::action`].
     action: Option<String>,
     /// See [`HistoryQuery::user`].
@@ -115,6 +117,11 @@ struct Filter {
 }
 
 impl Filter {
+    /// Everything that happened to one file.
+    pub(crate) fn file(bucket: &str, key: &str) -> Self {
+        Self { bucket: Some(bucket.to_owned()), key: Some(key.to_owned()), ..Self::default() }
+    }
+
     fn parse(query: &HistoryQuery) -> Result<Self, ApiError> {
         if let Some(action) = &query.action
             && !ACTIONS.contains(&action.as_str())
@@ -180,18 +187,31 @@ impl Filter {
     }
 }
 
-/// Whether `user` may see `event`: admins all; others what they did and what happened to the
-/// buckets and files they own now (see [`may_access`]).
+/// Whether `user` may see `event`: admins all; others what they did, and what happened to the
+/// buckets and files they own now since their ownership began (as [`crate::files_api::may_access`] decides): a previous
+/// owner's past at the same name (a deleted bucket or file re-created by someone else) stays
+/// theirs.
 fn visible(meta: &MetaStore, user: &SignedInUser, event: &Event) -> Result<bool, ApiError> {
     if user.is_admin() || matches!(&event.actor, Some(Actor::User(id)) if *id == user.id) {
         return Ok(true);
     }
-    match &event.kind {
-        EventKind::BucketCreated { bucket, .. } | EventKind::BucketDeleted { bucket } => {
-            may_access(meta, user, bucket, None)
+    let read = |e: meridian_raft::StoreError| ApiError::internal("reading owners", &e);
+    // Ownership recorded before its start was kept counts from the beginning, as it did.
+    let owns_since = |bucket: &str, key: Option<&str>| -> Result<bool, ApiError> {
+        let owner = match key {
+            Some(key) => meta.object_owner(bucket, key),
+            None => meta.bucket_owner(bucket),
         }
+        .map_err(read)?;
+        if owner.as_deref() != Some(user.id.as_str()) {
+            return Ok(false);
+        }
+        Ok(meta.owned_since(bucket, key).map_err(read)?.is_none_or(|since| event.cursor.index >= since))
+    };
+    match &event.kind {
+        EventKind::BucketCreated { bucket, .. } | EventKind::BucketDeleted { bucket } => owns_since(bucket, None),
         kind => match kind.object() {
-            Some((bucket, key)) => may_access(meta, user, bucket, Some(key)),
+            Some((bucket, key)) => Ok(owns_since(bucket, None)? || owns_since(bucket, Some(key))?),
             None => Ok(false),
         },
     }
@@ -204,19 +224,36 @@ pub(crate) async fn history(
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_LIMIT}")));
-    }
-    let mut after = match query.after.as_deref() {
+    read_history(&state, &user, &query).map(Json)
+}
+
+/// One page of the history as `user` may see it (the API, the history page and a file's page).
+pub(crate) fn read_history(state: &WebState, user: &SignedInUser, query: &HistoryQuery) -> Result<Page, ApiError> {
+    let limit = crate::error::page_limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let after = match query.after.as_deref() {
         Some(text) => Some(text.parse::<Cursor>().map_err(|e| ApiError::bad_request(e.to_string()))?),
         None => None,
     };
-    let filter = Filter::parse(&query)?;
+    let filter = Filter::parse(query)?;
+    let page = read_page(&state.meta, user, &filter, after, limit)?;
+    tracing::debug!(user = %user.actor(), entries = page.entries.len(), "history page");
+    Ok(page)
+}
+
+/// Up to `limit` entries behind `after` that match `filter` and that `user` may see, looking
+/// at no more than [`SCAN_BUDGET`] events (see the module's doc): what `GET /api/v1/history`
+/// answers, and what the file detail and the panel's pages show.
+pub(crate) fn read_page(
+    meta: &MetaStore,
+    user: &SignedInUser,
+    filter: &Filter,
+    mut after: Option<Cursor>,
+    limit: usize,
+) -> Result<Page, ApiError> {
     let mut entries = Vec::new();
     let mut scanned = 0usize;
     let next = loop {
-        let chunk = match state.meta.events_after(after, READ_CHUNK) {
+        let chunk = match meta.events_after(after, READ_CHUNK) {
             Ok(chunk) => chunk,
             Err(EventsError::Gone { .. }) => {
                 return Err(ApiError {
@@ -232,7 +269,7 @@ pub(crate) async fn history(
         for event in &chunk {
             scanned += 1;
             after = Some(event.cursor);
-            if filter.matches(event) && visible(&state.meta, &user, event)? {
+            if filter.matches(event) && visible(meta, user, event)? {
                 entries.push(Entry { action: action_of(&event.kind), event: EventJson::new(event) });
                 if entries.len() >= limit {
                     page_full = true;
@@ -247,6 +284,6 @@ pub(crate) async fn history(
             break None;
         }
     };
-    tracing::debug!(user = %user.actor(), entries = entries.len(), scanned, "history page");
-    Ok(Json(Page { entries, next }))
+    tracing::trace!(user = %user.actor(), entries = entries.len(), scanned, "history read");
+    Ok(Page { entries, next })
 }

@@ -18,6 +18,8 @@ mod files_api;
 mod history;
 pub mod identity;
 pub mod metrics;
+mod openapi;
+mod pages;
 mod placement;
 pub mod presign;
 pub mod route;
@@ -29,7 +31,7 @@ pub use api_auth::{ApiCaller, ServiceToken};
 pub use error::ApiError;
 pub use identity::sync::run_user_sync;
 pub use identity::{IdentityError, IdentitySettings, SignedInUser};
-pub use share_page::AttemptLimits;
+pub use share_page::{AttemptLimits, ShareSettings};
 
 /// What the web handlers share.
 #[derive(Clone)]
@@ -51,8 +53,9 @@ pub struct WebState {
     /// Sign-in through the cinema's Auth service; `None` when `[auth]` is not configured (the
     /// user routes then answer 503).
     identity: Option<std::sync::Arc<identity::Identity>>,
-    /// Recent wrong share-link passwords, to limit guessing (see `share_page`).
-    share_attempts: std::sync::Arc<share_page::Attempts>,
+    /// Share links: password attempts, the argon2 permits and how long handed-out URLs live
+    /// (see `share_page`).
+    share_links: std::sync::Arc<share_page::ShareLinks>,
 }
 
 impl WebState {
@@ -67,7 +70,7 @@ impl WebState {
             routing: None,
             stop: None,
             identity: None,
-            share_attempts: std::sync::Arc::new(share_page::Attempts::new(AttemptLimits::default())),
+            share_links: std::sync::Arc::new(share_page::ShareLinks::new(ShareSettings::default())),
         }
     }
 
@@ -99,10 +102,10 @@ impl WebState {
         self
     }
 
-    /// Limits wrong share-link passwords to these (`[shares]` of `cluster.toml`).
+    /// Share links as `[shares]` of `cluster.toml` says: password limits, URL lifetime.
     #[must_use]
-    pub fn with_share_limits(mut self, limits: AttemptLimits) -> Self {
-        self.share_attempts = std::sync::Arc::new(share_page::Attempts::new(limits));
+    pub fn with_share_settings(mut self, settings: ShareSettings) -> Self {
+        self.share_links = std::sync::Arc::new(share_page::ShareLinks::new(settings));
         self
     }
 
@@ -133,7 +136,10 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/history", get(history::history))
         .route("/api/v1/shares", get(shares::list).post(shares::create))
         .route("/api/v1/shares/{id}", axum::routing::delete(shares::revoke))
-        .route("/s/{token}", get(share_page::open).post(share_page::submit))
+        .route("/s/{token}", get(share_page::open).head(share_page::peek).post(share_page::submit))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .merge(pages::router(state.clone()))
+        .fallback(pages::not_found)
         .with_state(state)
 }
 

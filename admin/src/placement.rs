@@ -26,50 +26,50 @@ const SUFFIX: &str = "/placement";
 #[derive(Debug, Serialize)]
 pub(crate) struct Placement {
     /// Bucket name.
-    bucket: String,
+    pub(crate) bucket: String,
     /// Object key.
-    key: String,
+    pub(crate) key: String,
     /// Size in bytes.
-    size: u64,
+    pub(crate) size: u64,
     /// ETag without quotes: hex MD5, or `md5-of-part-md5s-N` for multipart objects.
-    etag: String,
+    pub(crate) etag: String,
     /// When this version was written, RFC 3339.
-    last_modified: String,
+    pub(crate) last_modified: String,
     /// The same, as Unix milliseconds.
-    last_modified_ms: UnixMillis,
+    pub(crate) last_modified_ms: UnixMillis,
     /// True for small objects whose bytes travel in the Raft log: every member holds them as
     /// soon as it applies the write, and no blob file exists.
-    inline: bool,
+    pub(crate) inline: bool,
     /// The blob id (the file name under each holder's `blobs/`), for operators; none when inline.
-    blob: Option<String>,
+    pub(crate) blob: Option<String>,
     /// Nodes holding the bytes, by node id.
-    holders: Vec<Holder>,
+    pub(crate) holders: Vec<Holder>,
     /// Members that do not hold the bytes yet (their replicator owes a pull), by node id.
-    pending: Vec<Member>,
+    pub(crate) pending: Vec<Member>,
     /// True when every member holds the bytes.
-    replicated: bool,
+    pub(crate) replicated: bool,
 }
 
 /// A node holding an object's bytes.
 #[derive(Debug, Serialize)]
 pub(crate) struct Holder {
     /// Raft node id.
-    node_id: NodeId,
+    pub(crate) node_id: NodeId,
     /// Its region; `null` for a node no longer in the membership.
-    region: Option<String>,
+    pub(crate) region: Option<String>,
     /// When it got the bytes, RFC 3339 (for inline objects: when they were written).
-    since: String,
+    pub(crate) since: String,
     /// The same, as Unix milliseconds.
-    since_ms: UnixMillis,
+    pub(crate) since_ms: UnixMillis,
 }
 
 /// A member that does not hold an object's bytes yet.
 #[derive(Debug, Serialize)]
 pub(crate) struct Member {
     /// Raft node id.
-    node_id: NodeId,
+    pub(crate) node_id: NodeId,
     /// Its region.
-    region: String,
+    pub(crate) region: String,
 }
 
 /// Answers the placement of one object, or a 404 once the leader confirmed it does not exist.
@@ -82,24 +82,20 @@ pub(crate) async fn placement(
         .strip_suffix(SUFFIX)
         .filter(|key| !key.is_empty())
         .ok_or_else(|| ApiError::not_found("no such route: use /api/v1/objects/{bucket}/{key}/placement"))?;
-    let read =
-        |state: &WebState| state.meta.object(&bucket, key).map_err(|e| ApiError::internal("reading placement", &e));
-    let object = match read(&state)? {
-        Some(object) => object,
-        None => {
-            // Unknown here may only mean "not applied here yet": a PUT acknowledged by another
-            // node must never be answered with a 404 (same rule as S3 reads).
-            state.meta.read_barrier().await.map_err(|e| {
-                ApiError::unavailable(format!("cannot confirm with the leader that the key is absent: {e}"))
-            })?;
-            match read(&state)? {
-                Some(object) => object,
-                None => return Err(absent(&state, &bucket, key)?),
-            }
-        }
-    };
     tracing::debug!(actor = %caller.actor(), %bucket, %key, "placement asked");
-    Ok(Json(describe(&state, bucket.clone(), key.to_owned(), object)))
+    placement_of(&state, &bucket, key).await.map(Json)
+}
+
+/// Where `bucket/key`'s bytes are (the API and a file's page), or a 404 once the leader
+/// confirmed it does not exist.
+pub(crate) async fn placement_of(state: &WebState, bucket: &str, key: &str) -> Result<Placement, ApiError> {
+    // Unknown here may only mean "not applied here yet": a PUT acknowledged by another node must
+    // never be answered with a 404 (same rule as S3 reads).
+    let found = state.meta.read_confirmed(|m| m.object(bucket, key)).await;
+    let Some(object) = found.map_err(|e| ApiError::read("placement", &e))? else {
+        return Err(absent(state, bucket, key)?);
+    };
+    Ok(describe(state, bucket.to_owned(), key.to_owned(), object))
 }
 
 /// The 404 for a key that does not exist, saying whether the bucket does.
@@ -113,7 +109,7 @@ fn absent(state: &WebState, bucket: &str, key: &str) -> Result<ApiError, ApiErro
 }
 
 /// Builds the answer from the object's record and this node's view of the membership.
-fn describe(state: &WebState, bucket: String, key: String, object: ObjectMeta) -> Placement {
+pub(crate) fn describe(state: &WebState, bucket: String, key: String, object: ObjectMeta) -> Placement {
     let members: Vec<(NodeId, String)> =
         state.meta.status().members.into_iter().map(|member| (member.id, member.region)).collect();
     let region_of = |id: NodeId| members.iter().find(|(m, _)| *m == id).map(|(_, region)| region.clone());
@@ -148,7 +144,7 @@ fn describe(state: &WebState, bucket: String, key: String, object: ObjectMeta) -
 }
 
 /// Unix milliseconds as RFC 3339 (UTC); the raw number when out of range.
-fn rfc3339(ms: UnixMillis) -> String {
+pub(crate) fn rfc3339(ms: UnixMillis) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())

@@ -12,7 +12,6 @@
 
 use std::time::SystemTime;
 
-use hmac::{Hmac, KeyInit, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 
@@ -107,12 +106,9 @@ fn encode(text: &str) -> String {
     utf8_percent_encode(text, UNRESERVED).to_string()
 }
 
-/// HMAC-SHA256.
+/// HMAC-SHA256 of one message, as SigV4 chains them.
 fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
-    // HMAC takes keys of any length; new_from_slice cannot fail for it.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
-    mac.update(message);
-    mac.finalize().into_bytes().into()
+    meridian_raft::signing::hmac_sha256(key, &[message])
 }
 
 /// `(yyyymmdd, yyyymmddThhmmssZ)` of a UTC time, as SigV4 writes them.

@@ -111,13 +111,10 @@ pub(crate) fn locate(
 /// The current version of an object, catching up with the leader before calling it missing (a
 /// file uploaded through another region a moment ago may not be applied here yet).
 pub(crate) async fn object(state: &WebState, bucket: &str, key: &str) -> Result<ObjectMeta, ApiError> {
-    let read =
-        |state: &WebState| state.meta.object(bucket, key).map_err(|e| ApiError::internal("reading the object", &e));
-    if let Some(found) = read(state)? {
-        return Ok(found);
-    }
-    state.meta.read_barrier().await.map_err(|e| ApiError::unavailable(format!("cannot reach the leader: {e}")))?;
-    read(state)?.ok_or_else(|| ApiError::not_found(format!("no object {key:?} in bucket {bucket:?}")))
+    let found = state.meta.read_confirmed(|m| m.object(bucket, key)).await;
+    found
+        .map_err(|e| ApiError::read("the object", &e))?
+        .ok_or_else(|| ApiError::not_found(format!("no object {key:?} in bucket {bucket:?}")))
 }
 
 /// Plans `op` for `client`; `object` is the object to download (its holders matter).

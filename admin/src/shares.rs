@@ -11,128 +11,131 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use base64::Engine as _;
-use meridian_raft::model::{Share, ShareAudience, SharePermission};
-use meridian_raft::{Actor, Command, CommandOutcome, MetaStore, Rejection};
+use meridian_raft::model::{Share, ShareAudience, SharePermission, ShareState};
+use meridian_raft::{Command, MetaStore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::WebState;
 use crate::error::ApiError;
-use crate::files_api::may_access;
+use crate::files_api::{ClientAddress, may_access, propose_as};
 use crate::identity::{SignedInUser, now_millis};
+use crate::route::object;
 
 /// Longest expiry a share may be given: ten years.
 const MAX_EXPIRY_SECS: u64 = 10 * 365 * 24 * 3600;
 /// Longest link password accepted (argon2 takes any length; this bounds the work per attempt).
-const MAX_PASSWORD_LEN: usize = 256;
+pub(crate) const MAX_PASSWORD_LEN: usize = 256;
+/// Shares per page of `GET /api/v1/shares` when the caller does not say.
+const DEFAULT_LIMIT: usize = 100;
+/// Most shares per page.
+const MAX_LIMIT: usize = 500;
 
 /// The hex SHA-256 of a link token: how the store knows it.
 pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Where the share stands now.
-pub(crate) fn share_state(share: &Share, now: i64) -> &'static str {
-    let exhausted = match &share.audience {
-        ShareAudience::Public { max_downloads, .. } => max_downloads.is_some_and(|max| share.downloads >= max),
-        ShareAudience::User { .. } => false,
-    };
-    if share.revoked.is_some() {
-        "revoked"
-    } else if share.expires.is_some_and(|e| e <= now) {
-        "expired"
-    } else if exhausted {
-        "exhausted"
-    } else {
-        "active"
-    }
+/// How a signed-in user reaches a file: as its owner (or an admin), or through an active
+/// named-user share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Owns the file or its bucket, or is an admin.
+    Owner,
+    /// Through a share naming them.
+    Shared {
+        /// The share that grants it (its downloads are recorded as uses of it).
+        share: String,
+    },
 }
 
-/// Whether an active named-user share gives `user` access to `bucket/key`: any permission, or,
-/// with `write`, a write permission (upload a new version).
-pub(crate) fn shared_with(
+/// The one permission check for a person acting on a file: the owner or an admin, else an
+/// active share naming them (for `write`, a write share). Anything else is the same 404 as a
+/// missing file, so the answer does not tell other users' files apart.
+pub(crate) fn authorize_person(
     meta: &MetaStore,
-    user: &str,
+    user: &SignedInUser,
     bucket: &str,
     key: &str,
     write: bool,
-) -> Result<bool, ApiError> {
-    let shares = meta.shares().map_err(|e| ApiError::internal("reading shares", &e))?;
+) -> Result<Access, ApiError> {
+    if may_access(meta, user, bucket, Some(key))? {
+        return Ok(Access::Owner);
+    }
+    let shares = meta.user_shares_of(&user.id, bucket, key).map_err(|e| ApiError::internal("reading shares", &e))?;
     let now = now_millis();
-    Ok(shares.iter().any(|s| {
-        matches!(&s.audience, ShareAudience::User { user: u, permission }
-            if u == user && (!write || *permission == SharePermission::Write))
-            && s.bucket == bucket
-            && s.key == key
-            && share_state(s, now) == "active"
-    }))
+    let granted = shares.iter().find(|s| {
+        s.state(now) == ShareState::Active
+            && matches!(&s.audience, ShareAudience::User { permission, .. }
+                if !write || *permission == SharePermission::Write)
+    });
+    match granted {
+        Some(share) => Ok(Access::Shared { share: share.id.clone() }),
+        None => Err(ApiError::not_found(format!("no file {key:?} in bucket {bucket:?}"))),
+    }
 }
 
 /// The body of `POST /api/v1/shares`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewShare {
     /// Bucket of the file.
-    bucket: String,
+    pub(crate) bucket: String,
     /// Key of the file.
-    key: String,
+    pub(crate) key: String,
     /// Share with this user id (from `/api/v1/users`); absent: a public link.
-    user: Option<String>,
+    pub(crate) user: Option<String>,
     /// For a user share: `read` (default) or `write`.
-    permission: Option<String>,
+    pub(crate) permission: Option<String>,
     /// Stops working after this many seconds; absent: never.
-    expires_in_secs: Option<u64>,
+    pub(crate) expires_in_secs: Option<u64>,
     /// Public link only: a password to ask for.
-    password: Option<String>,
+    pub(crate) password: Option<String>,
     /// Public link only: most downloads.
-    max_downloads: Option<u64>,
+    pub(crate) max_downloads: Option<u64>,
 }
 
 /// A share as the API shows it (never its token or hashes).
 #[derive(Debug, Serialize)]
 pub(crate) struct ShareJson {
     /// Id, for `DELETE /api/v1/shares/{id}`.
-    id: String,
+    pub(crate) id: String,
     /// Bucket of the file.
-    bucket: String,
+    pub(crate) bucket: String,
     /// Key of the file.
-    key: String,
+    pub(crate) key: String,
     /// `public` or `user`.
-    kind: &'static str,
+    pub(crate) kind: &'static str,
     /// For a user share: the user.
-    user: Option<String>,
+    pub(crate) user: Option<String>,
     /// For a user share: `read` or `write`.
-    permission: Option<&'static str>,
+    pub(crate) permission: Option<String>,
     /// Whether the link asks for a password.
-    has_password: bool,
+    pub(crate) has_password: bool,
     /// The link's download limit.
-    max_downloads: Option<u64>,
+    pub(crate) max_downloads: Option<u64>,
     /// Downloads so far.
-    downloads: u64,
+    pub(crate) downloads: u64,
     /// Who created it.
-    created_by: String,
+    pub(crate) created_by: String,
     /// When, Unix ms.
-    created_ms: i64,
+    pub(crate) created_ms: i64,
     /// When it expires, Unix ms.
-    expires_ms: Option<i64>,
+    pub(crate) expires_ms: Option<i64>,
     /// When it was revoked, Unix ms.
-    revoked_ms: Option<i64>,
+    pub(crate) revoked_ms: Option<i64>,
     /// `active`, `expired`, `exhausted` or `revoked`.
-    state: &'static str,
+    pub(crate) state: &'static str,
 }
 
 impl ShareJson {
-    fn new(share: &Share, now: i64) -> Self {
+    pub(crate) fn new(share: &Share, now: i64) -> Self {
         let (kind, user, permission, has_password, max_downloads) = match &share.audience {
             ShareAudience::Public { password_hash, max_downloads, .. } => {
                 ("public", None, None, password_hash.is_some(), *max_downloads)
             }
             ShareAudience::User { user, permission } => {
-                let permission = match permission {
-                    SharePermission::Read => "read",
-                    SharePermission::Write => "write",
-                };
-                ("user", Some(user.clone()), Some(permission), false, None)
+                ("user", Some(user.clone()), Some(permission.to_string()), false, None)
             }
         };
         Self {
@@ -149,7 +152,7 @@ impl ShareJson {
             created_ms: share.created,
             expires_ms: share.expires,
             revoked_ms: share.revoked,
-            state: share_state(share, now),
+            state: share.state(now).as_str(),
         }
     }
 }
@@ -158,9 +161,9 @@ impl ShareJson {
 #[derive(Debug, Serialize)]
 pub(crate) struct Created {
     /// The share.
-    share: ShareJson,
+    pub(crate) share: ShareJson,
     /// The link's path, `/s/{token}` (public links).
-    url: Option<String>,
+    pub(crate) url: Option<String>,
 }
 
 /// Random bytes as unpadded base64url.
@@ -190,16 +193,29 @@ async fn hash_password(password: String) -> Result<String, ApiError> {
 pub(crate) async fn create(
     State(state): State<WebState>,
     user: SignedInUser,
+    client: ClientAddress,
     body: Result<Json<NewShare>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    create_share(&state, &user, client.0, body).await.map(|created| (StatusCode::CREATED, Json(created)))
+}
+
+/// Creates the share `body` describes as `user`, asked from `client` (the API and a file's page).
+pub(crate) async fn create_share(
+    state: &WebState,
+    user: &SignedInUser,
+    client: String,
+    body: NewShare,
+) -> Result<Created, ApiError> {
     let missing = || ApiError::not_found(format!("no file {:?} in bucket {:?}", body.key, body.bucket));
-    if !may_access(&state.meta, &user, &body.bucket, Some(&body.key))? {
+    if !may_access(&state.meta, user, &body.bucket, Some(&body.key))? {
         return Err(missing());
     }
-    if state.meta.object(&body.bucket, &body.key).map_err(|e| ApiError::internal("reading the file", &e))?.is_none() {
-        return Err(missing());
-    }
+    // Through a read barrier when it is not here yet: a file uploaded a moment ago in another
+    // region can be shared at once. Apply checks again (it may be deleted meanwhile).
+    object(state, &body.bucket, &body.key)
+        .await
+        .map_err(|e| if e.status == StatusCode::NOT_FOUND { missing() } else { e })?;
     let now = now_millis();
     let expires = match body.expires_in_secs {
         None => None,
@@ -258,68 +274,136 @@ pub(crate) async fn create(
         downloads: 0,
         audience,
     };
-    let command = Command::CreateShare(share.clone()).attributed(Some(Actor::User(user.id.clone())), now);
-    match state.meta.propose(command).await.map_err(|e| ApiError::unavailable(format!("cannot commit: {e}")))? {
-        CommandOutcome::Done => {}
-        other => return Err(ApiError::internal("creating the share", &format!("{other:?}"))),
-    }
+    // A file deleted meanwhile is refused in apply (NoSuchKey): the same 404.
+    propose_as(state, user, client, Command::CreateShare(share.clone()))
+        .await
+        .map_err(|e| if e.status == StatusCode::NOT_FOUND { missing() } else { e })?;
     tracing::info!(user = %user.actor(), share = %share.id, bucket = %share.bucket, key = %share.key, "share created");
     let url = token.map(|t| format!("/s/{t}"));
-    Ok((StatusCode::CREATED, Json(Created { share: ShareJson::new(&share, now), url })))
+    Ok(Created { share: ShareJson::new(&share, now), url })
 }
 
 /// The query string of `GET /api/v1/shares`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
-    /// `true`: the shares made with the caller by others, instead of the caller's own.
+    /// `true`: the active shares made with the caller by others, instead of the caller's own.
     with_me: Option<bool>,
+    /// `BUCKET/KEY`: every share of that file (its owner or an admin), whoever made it.
+    file: Option<String>,
+    /// The `next` of the previous page.
+    after: Option<String>,
+    /// Most shares in the page (1..=500, default 100).
+    limit: Option<usize>,
 }
 
-/// `GET /api/v1/shares`: the caller's shares (an admin: everyone's), or `?with_me=true` the
-/// active ones that name the caller.
+/// A page of shares.
+#[derive(Debug, Serialize)]
+pub(crate) struct SharesPage {
+    /// The shares, in the order of the listing (see docs/admin.md).
+    pub(crate) shares: Vec<ShareJson>,
+    /// Pass as `after` to go on; `null` at the end.
+    pub(crate) next: Option<String>,
+}
+
+/// `GET /api/v1/shares`: the caller's shares (an admin: everyone's), `?with_me=true` the active
+/// ones that name the caller, or `?file=BUCKET/KEY` all shares of a file the caller may manage.
+/// Paged through indexes: no request reads the whole share table.
 pub(crate) async fn list(
     State(state): State<WebState>,
     user: SignedInUser,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SharesPage>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let shares = state.meta.shares().map_err(|e| ApiError::internal("reading shares", &e))?;
-    let now = now_millis();
-    let selected: Vec<ShareJson> = shares
-        .iter()
-        .filter(|s| {
-            if query.with_me == Some(true) {
-                matches!(&s.audience, ShareAudience::User { user: u, .. } if *u == user.id)
-                    && share_state(s, now) == "active"
-            } else {
-                user.is_admin() || s.created_by == user.id
+    let limit = crate::error::page_limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let listing = match (&query.file, query.with_me == Some(true)) {
+        (Some(_), true) => return Err(ApiError::bad_request("with_me and file do not go together")),
+        (Some(file), false) => {
+            let (bucket, key) = file.split_once('/').ok_or_else(|| ApiError::bad_request("file must be BUCKET/KEY"))?;
+            Listing::OfFile { bucket, key }
+        }
+        (None, true) => Listing::WithMe,
+        (None, false) => Listing::Mine,
+    };
+    list_shares(&state, &user, listing, query.after.as_deref(), limit).map(Json)
+}
+
+/// Which shares a listing shows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Listing<'a> {
+    /// The caller's own (an admin: everyone's).
+    Mine,
+    /// The active shares that name the caller.
+    WithMe,
+    /// Every share of one file the caller may manage, whoever made it.
+    OfFile {
+        /// The file's bucket.
+        bucket: &'a str,
+        /// The file's key.
+        key: &'a str,
+    },
+}
+
+/// A page of the shares `listing` asks for, as `user` may see them (the API, a file's page and
+/// the "Shared with me" page). Paged through indexes: no request reads the whole share table.
+pub(crate) fn list_shares(
+    state: &WebState,
+    user: &SignedInUser,
+    listing: Listing<'_>,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<SharesPage, ApiError> {
+    let read = |e: meridian_raft::StoreError| ApiError::internal("reading shares", &e);
+    let page = match listing {
+        Listing::OfFile { bucket, key } => {
+            if !may_access(&state.meta, user, bucket, Some(key))? {
+                return Err(ApiError::not_found(format!("no file {key:?} in bucket {bucket:?}")));
             }
-        })
+            state.meta.shares_of_object(bucket, key, after, limit).map_err(read)?
+        }
+        Listing::WithMe => state.meta.shares_with_user(&user.id, after, limit).map_err(read)?,
+        Listing::Mine if user.is_admin() => state.meta.shares_page(after, limit).map_err(read)?,
+        Listing::Mine => state.meta.shares_created_by(&user.id, after, limit).map_err(read)?,
+    };
+    let now = now_millis();
+    let with_me = matches!(listing, Listing::WithMe);
+    let shares = page
+        .shares
+        .iter()
+        .filter(|s| !with_me || s.state(now) == ShareState::Active)
         .map(|s| ShareJson::new(s, now))
         .collect();
-    Ok(Json(serde_json::json!({ "shares": selected })))
+    Ok(SharesPage { shares, next: page.next })
 }
 
 /// `DELETE /api/v1/shares/{id}`: revoke at once (its creator, the file's owner, or an admin).
 pub(crate) async fn revoke(
     State(state): State<WebState>,
     user: SignedInUser,
+    client: ClientAddress,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    revoke_share(&state, &user, client.0, &id).await.map(|()| StatusCode::NO_CONTENT)
+}
+
+/// Revokes share `id` as `user`, asked from `client` (the API and a file's page): 404 when they
+/// may not see it.
+pub(crate) async fn revoke_share(
+    state: &WebState,
+    user: &SignedInUser,
+    client: String,
+    id: &str,
+) -> Result<(), ApiError> {
     let missing = || ApiError::not_found(format!("no share {id:?}"));
-    let share = state.meta.share(&id).map_err(|e| ApiError::internal("reading shares", &e))?.ok_or_else(missing)?;
-    if share.created_by != user.id && !may_access(&state.meta, &user, &share.bucket, Some(&share.key))? {
+    let share = state.meta.share(id).map_err(|e| ApiError::internal("reading shares", &e))?.ok_or_else(missing)?;
+    if share.created_by != user.id && !may_access(&state.meta, user, &share.bucket, Some(&share.key))? {
         return Err(missing());
     }
-    let now = now_millis();
-    let command = Command::RevokeShare { id: id.clone(), at: now }.attributed(Some(Actor::User(user.id.clone())), now);
-    match state.meta.propose(command).await.map_err(|e| ApiError::unavailable(format!("cannot commit: {e}")))? {
-        CommandOutcome::Done => {
-            tracing::info!(user = %user.actor(), share = %id, "share revoked");
-            Ok(StatusCode::NO_CONTENT)
-        }
-        CommandOutcome::Rejected(Rejection::NoSuchKey) => Err(missing()),
-        other => Err(ApiError::internal("revoking the share", &format!("{other:?}"))),
-    }
+    let command = Command::RevokeShare { id: id.to_owned(), at: now_millis() };
+    // Already revoked (NoSuchKey in apply): the same 404 as an unknown id.
+    propose_as(state, user, client, command)
+        .await
+        .map_err(|e| if e.status == StatusCode::NOT_FOUND { missing() } else { e })?;
+    tracing::info!(user = %user.actor(), share = %id, "share revoked");
+    Ok(())
 }

@@ -5,19 +5,25 @@
 //! server starts the multipart upload on the chosen node itself (parts must go to the node that
 //! started the upload), then hands out one presigned URL per part, and the URLs to complete or
 //! abort it. Every URL expires after `[geo] presign_expiry_secs`.
+//!
+//! URLs for signed-in users and services are signed with the system key and name who they are
+//! for ([`ACTOR_QUERY_PARAM`]), so the write is in the history under that user or service.
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use meridian_geo::{Decision, Operation};
+use meridian_raft::{ACTOR_QUERY_PARAM, Actor};
 use serde::{Deserialize, Serialize};
 
-use crate::files_api::{Requester, may_access};
+use crate::files_api::Requester;
 use crate::presign::Presign;
 use crate::route::{ChosenNode, Located, Routing, Site, chosen, decide, locate, routing, signing_key};
+use crate::shares::authorize_person;
 use crate::{ApiCaller, ApiError, WebState};
 
 /// Largest object S3 accepts.
@@ -112,10 +118,18 @@ struct Signer<'a> {
     key: &'a str,
     /// Validity.
     expires_secs: u64,
+    /// The user or service the URLs are signed for, with the system key: named in each URL
+    /// ([`ACTOR_QUERY_PARAM`], covered by the signature) so the history records them as the
+    /// writer rather than the system key.
+    acting_for: Option<Actor>,
 }
 
 impl Signer<'_> {
     fn url(&self, method: &'static str, query: &[(&str, String)]) -> Result<String, ApiError> {
+        let mut query = query.to_vec();
+        if let Some(actor) = &self.acting_for {
+            query.push((ACTOR_QUERY_PARAM, actor.to_string()));
+        }
         Presign {
             method,
             endpoint: &self.site.s3_endpoint,
@@ -124,7 +138,7 @@ impl Signer<'_> {
             secret_key: self.secret_key,
             bucket: self.bucket,
             key: self.key,
-            query,
+            query: &query,
             expires_secs: self.expires_secs,
             now: SystemTime::now(),
         }
@@ -141,8 +155,9 @@ pub(crate) async fn create(
     requester: Requester,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Json(request): Json<UploadRequest>,
+    request: Result<Json<UploadRequest>, JsonRejection>,
 ) -> Result<Json<UploadPlan>, ApiError> {
+    let Json(request) = request.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let routing = routing(&state)?;
     if request.key.is_empty() || request.key.len() > 1024 {
         return Err(ApiError::bad_request("key must be 1 to 1024 bytes"));
@@ -150,25 +165,19 @@ pub(crate) async fn create(
     if request.size > MAX_OBJECT_SIZE {
         return Err(ApiError::bad_request(format!("size {} is over the 5 TiB limit of S3", request.size)));
     }
-    let caller = match requester {
-        Requester::Machine(caller) => caller,
+    // Who the URLs are for. Users and services have no S3 key: their URLs are signed with the
+    // system key, naming them (`acting_for`); an access key holder's are signed with their key.
+    let (caller, acting_for) = match requester {
+        Requester::Machine(ApiCaller::Service(name)) => (ApiCaller::Service(name.clone()), Some(Actor::Service(name))),
+        Requester::Machine(caller) => (caller, None),
         Requester::Person(user) => {
-            let (bucket, key) = (&request.bucket, &request.key);
-            if !may_access(&state.meta, &user, bucket, Some(key))?
-                && !crate::shares::shared_with(&state.meta, &user.id, bucket, key, true)?
-            {
-                return Err(ApiError::not_found(format!("no bucket {bucket:?}")));
-            }
-            // Users have no S3 key: their URLs are signed with the system key, on their behalf.
-            ApiCaller::Service(user.actor())
+            authorize_person(&state.meta, &user, &request.bucket, &request.key, true)?;
+            (ApiCaller::Service(user.actor()), Some(Actor::User(user.id)))
         }
     };
-    let bucket_known = state.meta.bucket(&request.bucket).map_err(|e| ApiError::internal("reading the bucket", &e))?;
-    if bucket_known.is_none() {
-        state.meta.read_barrier().await.map_err(|e| ApiError::unavailable(format!("cannot reach the leader: {e}")))?;
-        if state.meta.bucket(&request.bucket).map_err(|e| ApiError::internal("reading the bucket", &e))?.is_none() {
-            return Err(ApiError::not_found(format!("no bucket {:?}", request.bucket)));
-        }
+    let bucket = state.meta.read_confirmed(|m| m.bucket(&request.bucket)).await;
+    if bucket.map_err(|e| ApiError::read("the bucket", &e))?.is_none() {
+        return Err(ApiError::not_found(format!("no bucket {:?}", request.bucket)));
     }
     let client = locate(routing, peer, &headers, request.client_ip.as_deref())?;
     let decision = decide(&state, routing, Operation::Put, &client.position, None);
@@ -181,6 +190,7 @@ pub(crate) async fn create(
         bucket: &request.bucket,
         key: &request.key,
         expires_secs: routing.presign.expiry.as_secs(),
+        acting_for: acting_for.filter(|_| routing.presign.system_key.as_ref().is_some_and(|k| k.id == access_key)),
     };
     let mut extra_headers = std::collections::BTreeMap::new();
     if let Some(content_type) = &request.content_type {
@@ -194,7 +204,7 @@ pub(crate) async fn create(
         (None, Some(multipart_plan(routing, &signer, request.size, request.content_type.as_deref()).await?))
     };
     tracing::info!(
-        caller = %caller.actor(),
+        caller = %signer.acting_for.as_ref().map_or_else(|| caller.actor(), ToString::to_string),
         bucket = %request.bucket,
         key = %request.key,
         size = request.size,

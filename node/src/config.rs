@@ -245,36 +245,46 @@ pub(crate) struct ApiSection {
     pub(crate) service_token: Vec<ServiceTokenConfig>,
 }
 
-/// `[shares]`: limits on guessing a share link's password (per node; see docs/admin.md).
+/// `[shares]`: limits on guessing a share link's password (per node), and how long the URLs
+/// handed out through shares live (see docs/admin.md).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct SharesSection {
-    /// Wrong passwords tolerated per link within the window, from anyone (at least 1).
+    /// Wrong passwords tolerated per link within the window, from anyone (1 to 10,000).
     pub(crate) password_attempts_per_link: u32,
-    /// Wrong passwords tolerated per client address within the window, over all links (at least 1).
+    /// Wrong passwords tolerated per client (IPv4 address or IPv6 /64) within the window, over
+    /// all links (1 to 10,000).
     pub(crate) password_attempts_per_client: u32,
-    /// The window, seconds (at least 1).
+    /// The window, seconds (1 to one day).
     pub(crate) password_window_secs: u64,
+    /// Life of a presigned URL handed out through a share, seconds (5 to 3600): the most a URL
+    /// outlives a revocation, so kept short (the download itself may take longer: S3 checks the
+    /// expiry when the request starts).
+    pub(crate) presign_secs: u64,
 }
 
 impl Default for SharesSection {
     fn default() -> Self {
-        let limits = meridian_admin::AttemptLimits::default();
+        let defaults = meridian_admin::ShareSettings::default();
         Self {
-            password_attempts_per_link: limits.per_link,
-            password_attempts_per_client: limits.per_client,
-            password_window_secs: limits.window.as_secs(),
+            password_attempts_per_link: defaults.attempts.per_link,
+            password_attempts_per_client: defaults.attempts.per_client,
+            password_window_secs: defaults.attempts.window.as_secs(),
+            presign_secs: defaults.presign.as_secs(),
         }
     }
 }
 
 impl SharesSection {
-    /// The limits as the web listener applies them.
-    pub(crate) fn limits(&self) -> meridian_admin::AttemptLimits {
-        meridian_admin::AttemptLimits {
-            per_link: self.password_attempts_per_link,
-            per_client: self.password_attempts_per_client,
-            window: Duration::from_secs(self.password_window_secs),
+    /// The settings as the web listener applies them.
+    pub(crate) fn settings(&self) -> meridian_admin::ShareSettings {
+        meridian_admin::ShareSettings {
+            attempts: meridian_admin::AttemptLimits {
+                per_link: self.password_attempts_per_link,
+                per_client: self.password_attempts_per_client,
+                window: Duration::from_secs(self.password_window_secs),
+            },
+            presign: Duration::from_secs(self.presign_secs),
         }
     }
 }
@@ -299,7 +309,7 @@ impl Default for EventsSection {
 }
 
 impl EventsSection {
-    /// The retention as the state machine applies it.
+    /// The retention the leader trims the history to (see `event_trim`).
     pub(crate) fn retention(&self) -> meridian_raft::EventRetention {
         meridian_raft::EventRetention {
             max_events: self.retain,
@@ -777,6 +787,7 @@ impl ClusterConfig {
         }
         self.validate_geo(&invalid)?;
         self.validate_events(path)?;
+        self.validate_shares(path)?;
         if let Some(auth) = &self.auth {
             auth.validate(&self.base_dir).map_err(|(field, message)| invalid(format!("auth.{field}"), message))?;
         }
@@ -840,20 +851,28 @@ impl ClusterConfig {
         resolve(&self.base_dir, path)
     }
 
+    fn validate_shares(&self, path: &Path) -> Result<(), ConfigError> {
+        let shares = &self.shares;
+        for (field, value, min, max) in [
+            ("password_attempts_per_link", u64::from(shares.password_attempts_per_link), 1, 10_000),
+            ("password_attempts_per_client", u64::from(shares.password_attempts_per_client), 1, 10_000),
+            ("password_window_secs", shares.password_window_secs, 1, 86_400),
+            ("presign_secs", shares.presign_secs, 5, 3600),
+        ] {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    field: format!("shares.{field}"),
+                    message: format!("must be {min} to {max}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn validate_events(&self, path: &Path) -> Result<(), ConfigError> {
         let invalid =
             |field: String, message: String| ConfigError::Invalid { path: path.to_path_buf(), field, message };
-        // [shares] is checked here too: one small section, the same kind of bounds.
-        let shares = &self.shares;
-        for (field, value) in [
-            ("shares.password_attempts_per_link", u64::from(shares.password_attempts_per_link)),
-            ("shares.password_attempts_per_client", u64::from(shares.password_attempts_per_client)),
-            ("shares.password_window_secs", shares.password_window_secs),
-        ] {
-            if value == 0 {
-                return Err(invalid(field.into(), "must be at least 1".into()));
-            }
-        }
         if self.events.retain == 0 {
             return Err(invalid("events.retain".into(), "must be at least 1".into()));
         }

@@ -3,6 +3,7 @@
 mod cluster_cli;
 mod config;
 mod dev_auth;
+mod event_trim;
 mod geo;
 mod keys;
 mod listeners;

@@ -39,12 +39,13 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         cluster_name: config.cluster.name.clone(),
         secret: config.cluster.secret.clone(),
         timing: config.timing(),
-        events: config.events.retention(),
     })
     .await
     .context("cannot open the metadata store")?;
     let blobs = Arc::new(DiskBlobs::open(&data_dir).context("cannot open the blob store")?);
-    let gateway = Gateway::new(meta.clone(), blobs.clone(), region.name.clone(), config.read_consistency());
+    // The web API presigns with the system key on behalf of users and services, naming them.
+    let gateway = Gateway::new(meta.clone(), blobs.clone(), region.name.clone(), config.read_consistency())
+        .with_delegating_key(meridian_admin::presign::system_key(&config.cluster.secret).id);
 
     // Bind everything before initializing, so peers can reach us as soon as Raft starts.
     let s3 = listeners::bind("s3", &region.s3).await?;
@@ -71,7 +72,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     let mut web_state =
         meridian_admin::WebState::new(meta.clone(), region.name.clone(), Some(config.dev_key.access_key_id.clone()))
             .with_service_tokens(config.api.service_tokens())
-            .with_share_limits(config.shares.limits());
+            .with_share_settings(config.shares.settings());
     if let Some(auth) = &config.auth {
         web_state = web_state.with_identity(auth.identity_settings(&config.base_dir)?).context("[auth]")?;
     }
@@ -101,6 +102,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         crate::replication::Replicator::new(gateway.clone(), &config, &region, board.clone()).run(shutdown.clone()),
     );
     tasks.spawn(crate::webhooks::run(meta.clone(), config.events.webhook.clone(), shutdown.clone()));
+    tasks.spawn(crate::event_trim::run(meta.clone(), config.events.retention(), shutdown.clone()));
     tasks.spawn(workers::sweeps(
         gateway.clone(),
         Duration::from_secs(config.storage.multipart_max_age_secs),

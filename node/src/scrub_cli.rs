@@ -24,14 +24,22 @@ pub(crate) async fn run(config_path: &Path, region: &str, timeout: Duration) -> 
         .await
         .with_context(|| format!("asking {region} ({}) for a scrub pass", node.internal))?;
     let report = reply.map_err(|e| anyhow::anyhow!(e)).with_context(|| format!("the scrub pass on {region} failed"))?;
-    let ScrubReport { checked, bytes, missing, corrupt, unlisted, errors } = report;
-    println!("region:   {region}");
-    println!("checked:  {checked}");
-    println!("bytes:    {bytes}");
-    println!("missing:  {missing}");
-    println!("corrupt:  {corrupt}");
-    println!("unlisted: {unlisted}");
-    println!("errors:   {errors}");
+    let ScrubReport { checked, bytes, missing, unconfirmed, corrupt, unlisted, last_copy, errors } = report;
+    println!("region:      {region}");
+    println!("checked:     {checked}");
+    println!("bytes:       {bytes}");
+    println!("missing:     {missing}");
+    println!("unconfirmed: {unconfirmed}");
+    println!("corrupt:     {corrupt}");
+    println!("unlisted:    {unlisted}");
+    println!("last_copy:   {last_copy}");
+    println!("errors:      {errors}");
+    if last_copy > 0 {
+        anyhow::bail!(
+            "{last_copy} object(s) on {region} have a missing or corrupt copy and no other copy anywhere; \
+             see its log (corrupt bytes are kept as blobs/*/*.corrupt)"
+        );
+    }
     if errors > 0 {
         anyhow::bail!("{errors} blob(s) on {region} could not be checked or repaired; see its log");
     }

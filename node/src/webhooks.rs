@@ -17,11 +17,9 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, KeyInit, Mac};
 use meridian_admin::events::EventJson;
 use meridian_raft::{Command, Cursor, Event, EventsError, MetaStore};
 use serde::Serialize;
-use sha2::Sha256;
 
 use crate::config::WebhookConfig;
 use crate::shutdown::Shutdown;
@@ -111,6 +109,18 @@ impl Subscription {
     /// Delivers from the recorded cursor on, batch after batch, until leadership or the node goes.
     async fn deliver_while_leading(&self, shutdown: &Shutdown) -> Pause {
         let name = self.config.name.as_str();
+        // A new leader may not have applied the last WebhookDelivered entries of the previous
+        // one yet: reading the cursor before a read index would deliver more again than needed
+        // (and, behind the trimmed history, report events as lost that were delivered).
+        while let Err(e) = self.meta.read_barrier().await {
+            tracing::warn!(subscription = name, error = %e, "cannot catch up before reading the delivered cursor");
+            if let Some(pause) = self.pause(STORE_RETRY, shutdown).await {
+                return pause;
+            }
+            if !self.meta.is_leader() {
+                return Pause::NotLeader;
+            }
+        }
         let mut cursor = loop {
             match self.meta.webhook_delivered(name) {
                 Ok(cursor) => break cursor,
@@ -236,6 +246,10 @@ impl Subscription {
             .await
             .map_err(|e| e.to_string())?;
         let status = response.status();
+        if status.is_redirection() {
+            let to = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?");
+            return Err(format!("receiver redirected ({status}) to {to}; fix the configured url"));
+        }
         if status.is_success() { Ok(()) } else { Err(format!("receiver answered {status}")) }
     }
 
@@ -250,12 +264,8 @@ impl Subscription {
 
 /// Hex HMAC-SHA256 of `TIMESTAMP.BODY` keyed with the subscription secret.
 fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    // new_from_slice accepts keys of any length for HMAC.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!());
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
+    let timestamp = timestamp.to_string();
+    hex::encode(meridian_raft::signing::hmac_sha256(secret.as_bytes(), &[timestamp.as_bytes(), b".", body]))
 }
 
 #[cfg(test)]

@@ -1,12 +1,12 @@
 //! Files of signed-in users against a real node and the stand-in Auth service: a user's bucket
 //! and what is in it are theirs (listed with replication state, downloadable through geo routing,
-//! deletable, in their history); another user sees none of it and gets the same 404 as for a
-//! missing file; admins see everything.
+//! deletable, in their history, with a detail of placement, history and shares); another user
+//! sees none of it and gets the same 404 as for a missing file; admins see everything.
 
 mod common;
 
-use common::devauth::{AuthMode, DevAuth, auth_section, free_auth_addr};
-use common::{NodeOptions, TestNode, create_bucket, http_client, put, random_bytes};
+use common::devauth::{AuthMode, SeededTokens, auth_section, node_with_seeded_users};
+use common::{TestNode, create_bucket, http_client, put, random_bytes};
 use serde_json::{Value, json};
 
 /// `METHOD {web}{path}` as the holder of `token`, with an optional JSON body: status and body.
@@ -38,14 +38,10 @@ fn names(page: &Value) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_see_download_and_delete_only_their_own_files() {
-    let addr = free_auth_addr();
-    let node = TestNode::start_with_extra(NodeOptions::default(), &auth_section(addr, AuthMode::Hs256, 1)).await;
-    let devauth = DevAuth::start(node.config_path(), false).await;
+    let (node, _devauth, SeededTokens { admin, alice, bob }) =
+        node_with_seeded_users(|addr| auth_section(addr, AuthMode::Hs256, 1)).await;
     let _log = node.log_on_panic();
     let web = node.web_url();
-    let admin = devauth.access_token(&web, "admin", "admin-password").await;
-    let alice = devauth.access_token(&web, "alice", "alice-password").await;
-    let bob = devauth.access_token(&web, "bob", "bob-password").await;
     let post = reqwest::Method::POST;
 
     // Alice's bucket.
@@ -124,8 +120,52 @@ async fn users_see_download_and_delete_only_their_own_files() {
     assert_eq!(actions, ["bucket_create", "create", "create", "delete"], "{history}");
     assert_eq!(seen[0].1, "user:u-alice");
     assert_eq!(seen[3].1, "user:u-alice");
+    let clients: Vec<&str> =
+        history["entries"].as_array().expect("entries").iter().map(|e| e["client"].as_str().unwrap_or("-")).collect();
+    assert_eq!(clients, ["127.0.0.1"; 4], "panel and S3 changes record the client's address: {history}");
     let (_, history) = get(&node, "/api/v1/history?user=u-alice", &admin).await;
     assert_eq!(history["entries"].as_array().expect("entries").len(), 2, "admin filters by user: {history}");
     let (_, history) = get(&node, &format!("/api/v1/history?file={mine}"), &bob).await;
     assert!(history["entries"].as_array().expect("entries").is_empty(), "bob sees none of it: {history}");
+
+    // The file detail: the file, where its bytes are, its history and its shares.
+    let detail_path = format!("/api/v1/files/{mine}/film.mp4?detail");
+    let (status, _) = get(&node, &detail_path, &bob).await;
+    assert_eq!(status, 404, "not bob's, not shared with him");
+    let share = json!({ "bucket": mine, "key": "film.mp4", "user": "u-bob" });
+    let (status, body) = call(&node, post, "/api/v1/shares", &alice, Some(share)).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, detail) = get(&node, &detail_path, &alice).await;
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["file"]["key"], "film.mp4", "{detail}");
+    assert_eq!(detail["file"]["size"], 300 * 1024, "{detail}");
+    assert_eq!(detail["file"]["regions"][0]["replicated"], true, "{detail}");
+    assert_eq!(detail["placement"]["replicated"], true, "{detail}");
+    assert_eq!(detail["placement"]["holders"][0]["region"], common::REGION, "{detail}");
+    let actions: Vec<&str> =
+        detail["history"].as_array().expect("history").iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(actions, ["create", "share_create"], "only this file's history: {detail}");
+    assert!(detail["history_next"].is_null(), "{detail}");
+    let shares = detail["shares"].as_array().expect("the owner sees the shares");
+    assert_eq!(shares.len(), 1, "{detail}");
+    assert_eq!(shares[0]["user"], "u-bob");
+    assert_eq!((detail["may_manage"].as_bool(), detail["may_replace"].as_bool()), (Some(true), Some(true)));
+    let (status, shared) = get(&node, &detail_path, &bob).await;
+    assert_eq!(status, 200, "shared with bob: {shared}");
+    assert!(shared["shares"].is_null(), "bob does not see who else has it: {shared}");
+    assert_eq!((shared["may_manage"].as_bool(), shared["may_replace"].as_bool()), (Some(false), Some(false)));
+    assert_eq!(shared["placement"]["key"], "film.mp4");
+    let (status, _) = get(&node, &detail_path, &admin).await;
+    assert_eq!(status, 200, "admins see every file");
+    let (status, body) = get(&node, &format!("/api/v1/files/{mine}/film.mp4?detail=maybe"), &alice).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")), "{body}");
+    let (status, _) = get(&node, &format!("/api/v1/files/{mine}/notes.txt?detail"), &alice).await;
+    assert_eq!(status, 404, "a deleted file has no detail");
+    let resp = http_client()
+        .get(format!("{web}{detail_path}"))
+        .basic_auth(common::ACCESS_KEY, Some(common::SECRET_KEY))
+        .send()
+        .await
+        .expect("GET detail with a key");
+    assert_eq!(resp.status().as_u16(), 403, "the detail is for people; machines have placement");
 }

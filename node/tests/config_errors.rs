@@ -85,6 +85,11 @@ const CASES: &[Case] = &[
         edit: |s| format!("{s}\n[shares]\npassword_window_secs = 0\n"),
         expect: &["shares.password_window_secs"],
     },
+    Case {
+        name: "share URLs living over an hour",
+        edit: |s| format!("{s}\n[shares]\npresign_secs = 7200\n"),
+        expect: &["shares.presign_secs", "5 to 3600"],
+    },
 ];
 
 /// Runs `meridian node --config CONFIG --region frankfurt` until it exits (bounded): its status

@@ -97,8 +97,10 @@ pub enum Command {
         cursor: Cursor,
     },
     /// A node found its copy of an object's blob missing or corrupt (the scrub reports it
-    /// through this, after deleting the bad copy): it stops being listed as a holder and owes
-    /// itself a pull of the blob again.
+    /// through this, after moving a corrupt copy aside): it stops being listed as a holder and
+    /// owes itself a pull of the blob again. Refused (`PreconditionFailed`) when the node is the
+    /// only holder: unlisting the last copy would leave nothing to pull from, and its damaged
+    /// bytes are all that is left to recover from by hand.
     ReplicaLost {
         /// Bucket name.
         bucket: String,
@@ -150,6 +152,30 @@ pub enum Command {
         /// The downloader's address, for the history.
         client: String,
     },
+    /// Drop the retained events up to and including `through` (the oldest first, at most a
+    /// bounded number per entry). The leader proposes it from its `[events]` retention; the
+    /// history is trimmed only by this command, so every node keeps the same events whatever
+    /// its own configuration says. A cursor at or behind what is already trimmed changes nothing.
+    /// After the older variants, so log entries and snapshots written before it still decode.
+    TrimEvents {
+        /// The newest event to drop.
+        through: Cursor,
+    },
+    /// [`Command::Attributed`] plus the address of the client whose request caused the command,
+    /// for the history (S3 writes). A variant of its own, and the last one, because log entries
+    /// and snapshots are bincode, which is not self-describing: a field added to `Attributed`
+    /// would make every entry written before it undecodable, while a new variant leaves them
+    /// decoding as they did.
+    AttributedFrom {
+        /// Who asked for it, when known (see [`Command::Attributed`]).
+        actor: Option<Actor>,
+        /// When it was asked for, on the proposing node's clock.
+        at: UnixMillis,
+        /// The client's IP address as the receiving node saw it.
+        client: String,
+        /// The command itself (neither a batch nor another envelope).
+        command: Box<Command>,
+    },
 }
 
 impl Command {
@@ -157,6 +183,17 @@ impl Command {
     #[must_use]
     pub fn attributed(self, actor: Option<Actor>, at: UnixMillis) -> Self {
         Self::Attributed { actor, at, command: Box::new(self) }
+    }
+
+    /// Wraps the command with who asked for it, when, and from which address (see
+    /// [`Command::AttributedFrom`]); without an address, the plain [`Command::Attributed`], so
+    /// such entries stay readable by nodes that predate the address.
+    #[must_use]
+    pub fn attributed_from(self, actor: Option<Actor>, at: UnixMillis, client: Option<String>) -> Self {
+        match client {
+            Some(client) => Self::AttributedFrom { actor, at, client, command: Box::new(self) },
+            None => self.attributed(actor, at),
+        }
     }
 }
 
@@ -206,4 +243,40 @@ pub enum Rejection {
     /// A write condition did not hold.
     #[error("at least one of the preconditions did not hold")]
     PreconditionFailed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{decode, encode};
+    use crate::event::EventKind;
+
+    /// New commands and event kinds go last: log entries, snapshots and stored events written
+    /// before them keep decoding to what they were (bincode numbers variants by position).
+    #[test]
+    fn new_variants_keep_the_old_encodings() {
+        // `RevokeShare { id: "s", at: 5 }` as the previous version wrote it.
+        let old: Command = decode(&[16, 1, b's', 10]).expect("decodes");
+        assert_eq!(old, Command::RevokeShare { id: "s".into(), at: 5 });
+        let trim = encode(&Command::TrimEvents { through: Cursor { index: 1, sub: 0 } }).expect("encode");
+        assert_eq!(trim[0], 18, "TrimEvents comes after every older command");
+        let lost = EventKind::ObjectReplicaLost { bucket: String::new(), key: String::new(), region: String::new() };
+        assert_eq!(encode(&lost).expect("encode")[0], 9, "ObjectReplicaLost is the last event kind");
+    }
+
+    /// Log entries written before `AttributedFrom` existed decode as they did: the envelope's
+    /// bytes (bincode: variant index, then fields) are fixed here, and the new variant comes last.
+    #[test]
+    fn envelopes_written_before_the_client_address_still_decode() {
+        let old_bytes = [10u8, 0, 10, 1, 1, b'b'];
+        let decoded: Command = crate::codec::decode(&old_bytes).expect("decodes");
+        assert_eq!(decoded, Command::DeleteBucket { name: "b".into() }.attributed(None, 5));
+        assert_eq!(crate::codec::encode(&decoded).expect("encodes"), old_bytes);
+        let from = Command::DeleteBucket { name: "b".into() }.attributed_from(None, 5, Some("192.0.2.1".into()));
+        let bytes = crate::codec::encode(&from).expect("encodes");
+        assert_eq!(bytes[0], 19, "AttributedFrom is the last variant");
+        assert_eq!(crate::codec::decode::<Command>(&bytes).expect("decodes"), from);
+        let plain = Command::DeleteBucket { name: "b".into() }.attributed_from(None, 5, None);
+        assert!(matches!(plain, Command::Attributed { .. }), "no address: the plain envelope");
+    }
 }

@@ -88,6 +88,31 @@ impl fmt::Display for Actor {
     }
 }
 
+/// The query parameter of a presigned URL, signed with the system key, that names the actor the
+/// web API signed it for (`user:ID` or `service:NAME`): the S3 gateway records that actor, not the
+/// system key, for what the request changes. Covered by the URL's signature, so it cannot be
+/// added or altered without the system key's secret.
+pub const ACTOR_QUERY_PARAM: &str = "x-meridian-actor";
+
+/// A string that is not an actor.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not an actor (key:ID, service:NAME or user:ID)")]
+pub struct BadActor(String);
+
+impl FromStr for Actor {
+    type Err = BadActor;
+
+    /// The [`Display`](fmt::Display) form back: `key:ID`, `service:NAME` or `user:ID`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            Some(("key", id)) if !id.is_empty() => Ok(Self::AccessKey(id.to_owned())),
+            Some(("service", name)) if !name.is_empty() => Ok(Self::Service(name.to_owned())),
+            Some(("user", id)) if !id.is_empty() => Ok(Self::User(id.to_owned())),
+            _ => Err(BadActor(s.to_owned())),
+        }
+    }
+}
+
 /// What happened. New kinds (shares, history) are added as variants at the end; consumers ignore
 /// types they do not know.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,6 +206,17 @@ pub enum EventKind {
         /// Key of the file.
         key: String,
     },
+    /// A region's copy of the object's current version was found missing or corrupt (by the
+    /// scrub) and that region is no longer listed as holding it; it pulls the object again, and
+    /// the `ObjectReplicated` that follows is that repair, not a second copy.
+    ObjectReplicaLost {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The region that lost its copy.
+        region: String,
+    },
 }
 
 impl EventKind {
@@ -196,6 +232,7 @@ impl EventKind {
             Self::ShareCreated { .. } => "ShareCreated",
             Self::ShareUsed { .. } => "ShareUsed",
             Self::ShareRevoked { .. } => "ShareRevoked",
+            Self::ObjectReplicaLost { .. } => "ObjectReplicaLost",
         }
     }
 
@@ -208,7 +245,8 @@ impl EventKind {
             | Self::ObjectUpdated { bucket, key, .. }
             | Self::ShareCreated { bucket, key, .. }
             | Self::ShareUsed { bucket, key, .. }
-            | Self::ShareRevoked { bucket, key, .. } => Some((bucket, key)),
+            | Self::ShareRevoked { bucket, key, .. }
+            | Self::ObjectReplicaLost { bucket, key, .. } => Some((bucket, key)),
             Self::BucketCreated { .. } | Self::BucketDeleted { .. } => None,
         }
     }
@@ -226,6 +264,32 @@ pub struct Event {
     pub actor: Option<Actor>,
     /// What happened.
     pub kind: EventKind,
+    /// The IP address of the client whose request caused it, when the command says (S3 writes).
+    /// Last, and absent from events stored before it existed: older events decode through a
+    /// fallback that leaves it `None`.
+    pub client: Option<String>,
+}
+
+/// An [`Event`] as stored before events carried a client address.
+#[derive(Deserialize)]
+struct EventWithoutClient {
+    cursor: Cursor,
+    at: UnixMillis,
+    actor: Option<Actor>,
+    kind: EventKind,
+}
+
+impl Event {
+    /// Decodes a stored event, of either shape. The store's encoding (bincode) is not
+    /// self-describing, so an older event simply ends before `client`: decoding it as the current
+    /// shape fails at the end of its bytes, and it is then read as the older shape.
+    pub(crate) fn decode_stored(bytes: &[u8]) -> Result<Self, crate::error::StoreError> {
+        crate::codec::decode::<Self>(bytes).or_else(|current| {
+            crate::codec::decode::<EventWithoutClient>(bytes)
+                .map(|old| Self { cursor: old.cursor, at: old.at, actor: old.actor, kind: old.kind, client: None })
+                .map_err(|_| current)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -242,6 +306,38 @@ mod tests {
         for bad in ["", ".", "1.", ".1", "+1", "1.+2", "a", "1.2.3", "1.4294967295", "-1"] {
             assert!(bad.parse::<Cursor>().is_err(), "{bad:?} must not parse");
         }
+    }
+
+    #[test]
+    fn actors_parse_back_from_their_display_form() {
+        for actor in [Actor::AccessKey("K1".into()), Actor::Service("tickets".into()), Actor::User("u-7".into())] {
+            assert_eq!(actor.to_string().parse::<Actor>().ok(), Some(actor));
+        }
+        for bad in ["", "user:", "u-7", "root:x", ":x"] {
+            assert!(bad.parse::<Actor>().is_err(), "{bad:?} must not parse");
+        }
+    }
+
+    /// Events stored before `client` existed still decode (and ones with it round-trip).
+    #[test]
+    fn events_stored_without_a_client_still_decode() {
+        #[derive(Serialize)]
+        struct Old {
+            cursor: Cursor,
+            at: UnixMillis,
+            actor: Option<Actor>,
+            kind: EventKind,
+        }
+        let kind = EventKind::ObjectDeleted { bucket: "b".into(), key: "k".into() };
+        let cursor = Cursor { index: 3, sub: 1 };
+        let actor = Some(Actor::AccessKey("K".into()));
+        let old =
+            crate::codec::encode(&Old { cursor, at: 5, actor: actor.clone(), kind: kind.clone() }).expect("encode");
+        let event = Event::decode_stored(&old).expect("an old event decodes");
+        assert_eq!(event, Event { cursor, at: 5, actor: actor.clone(), kind: kind.clone(), client: None });
+        let new = Event { cursor, at: 5, actor, kind, client: Some("192.0.2.7".into()) };
+        let bytes = crate::codec::encode(&new).expect("encode");
+        assert_eq!(Event::decode_stored(&bytes).expect("decodes"), new);
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! The retained event history: the events `apply` derives, kept in the state machine under `e/`
-//! in the same atomic sled batch as the change that caused them, bounded by a retention policy
-//! and trimmed as entries apply. It travels in snapshots like every other record, so a consumer
-//! that was away can catch up long after the Raft log was purged.
+//! in the same atomic sled batch as the change that caused them. It travels in snapshots like
+//! every other record, so a consumer that was away can catch up long after the Raft log was
+//! purged.
+//!
+//! It is bounded by a retention policy, but trimmed only by [`Command::TrimEvents`] entries: the
+//! leader works out from its `[events]` settings how far the history may go ([`trim_target`])
+//! and proposes that. Trimming while applying by each node's own settings would let two nodes
+//! that applied the same log hold different histories (one answers a cursor, the other 410).
 //!
 //! Its bookkeeping record (`m/events`, [`HistoryState`]) says how many events are kept, the
 //! newest one trimmed (a consumer whose cursor is older missed events: it gets
@@ -15,17 +20,24 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::decode;
+#[cfg(doc)]
+use crate::command::Command;
 use crate::error::StoreError;
 use crate::event::{Actor, Cursor, Event, EventKind};
 use crate::model::UnixMillis;
 use crate::tables::{self, Tables};
 
-/// At most this many old events are removed while applying one entry, so lowering the retention
-/// of a big history never stalls `apply`; the rest goes with the following entries.
-const TRIM_PER_ENTRY: usize = 4096;
+/// At most this many old events are removed by one trim command, so lowering the retention of a
+/// big history never stalls `apply`; the leader proposes the rest in the following ones.
+pub(crate) const TRIM_PER_ENTRY: usize = 4096;
 
-/// How much event history the state machine keeps (`[events]` of `cluster.toml`). Every node
-/// should use the same values, so that every node answers the same cursors.
+/// Key of the time of the newest event ever recorded (trimming never moves it back): events of
+/// commands that carry no time of their own take it, so time never runs backwards in the stream.
+const NEWEST_AT: &[u8] = b"m/newest_event_at";
+
+/// How much event history to keep (`[events]` of `cluster.toml`). Only the leader's values
+/// matter: it proposes the trims (see the module docs), so a node configured differently still
+/// holds the same history as every other.
 #[derive(Debug, Clone, Copy)]
 pub struct EventRetention {
     /// Most events kept (at least 1).
@@ -92,6 +104,8 @@ pub(crate) struct NewEvent {
     pub(crate) actor: Option<Actor>,
     /// See [`Event::kind`].
     pub(crate) kind: EventKind,
+    /// See [`Event::client`].
+    pub(crate) client: Option<String>,
 }
 
 /// `e/` ++ big-endian index ++ big-endian sub: byte order is cursor order.
@@ -118,8 +132,6 @@ fn load_state(tables: &Tables) -> Result<HistoryState, StoreError> {
 
 /// The events of one log entry on their way into the history.
 pub(crate) struct HistoryWriter {
-    /// The limits to trim to.
-    retention: EventRetention,
     /// The bookkeeping as read at the start of the entry, updated as it goes.
     state: HistoryState,
     /// The entry's log index.
@@ -130,13 +142,16 @@ pub(crate) struct HistoryWriter {
     commands_done: u32,
     /// Events of the entry not yet put into a sled batch.
     pending: Vec<Event>,
+    /// Time of the newest event recorded, to be written to [`NEWEST_AT`] (set once the entry
+    /// records one).
+    newest_at: Option<UnixMillis>,
     /// Whether `state` must be written back.
     dirty: bool,
 }
 
 impl HistoryWriter {
     /// Starts recording the events of entry `index`; resumes a batch entry a crash interrupted.
-    pub(crate) fn begin(tables: &Tables, retention: EventRetention, index: u64) -> Result<Self, StoreError> {
+    pub(crate) fn begin(tables: &Tables, index: u64) -> Result<Self, StoreError> {
         let mut state = load_state(tables)?;
         let (mut next_sub, mut commands_done, mut dirty) = (0, 0, false);
         if let Some(partial) = state.partial.take() {
@@ -145,25 +160,31 @@ impl HistoryWriter {
                 (next_sub, commands_done) = (partial.next_sub, partial.commands_done);
             }
         }
-        Ok(Self { retention, state, index, next_sub, commands_done, pending: Vec::new(), dirty })
+        Ok(Self { state, index, next_sub, commands_done, pending: Vec::new(), newest_at: None, dirty })
     }
 
-    /// Whether the events of the batch's command at `position` are stored already (the entry is
-    /// being re-applied after a crash): they are then not recorded again.
-    pub(crate) fn already_recorded(&self, position: usize) -> bool {
+    /// Whether the batch's command at `position` is applied already, its state changes and its
+    /// events stored (the entry is being re-applied after a crash): it is then skipped, since
+    /// applying it again on top of the later commands of the batch would undo them.
+    pub(crate) fn already_applied(&self, position: usize) -> bool {
         u32::try_from(position).is_ok_and(|p| p < self.commands_done)
+    }
+
+    /// Whether this entry is a batch entry resumed after a crash (some commands already applied).
+    pub(crate) fn resumed(&self) -> bool {
+        self.commands_done > 0
     }
 
     /// Gives the events their cursors, in order.
     pub(crate) fn add(&mut self, events: Vec<NewEvent>) -> Result<(), StoreError> {
-        for NewEvent { at, actor, kind } in events {
+        for NewEvent { at, actor, kind, client } in events {
             // u32::MAX is the "after the whole entry" cursor, never an event's.
             if self.next_sub == u32::MAX {
                 return Err(StoreError::Codec(format!("entry {} yields too many events", self.index)));
             }
             let cursor = Cursor { index: self.index, sub: self.next_sub };
             self.next_sub += 1;
-            self.pending.push(Event { cursor, at, actor, kind });
+            self.pending.push(Event { cursor, at, actor, kind, client });
         }
         Ok(())
     }
@@ -175,6 +196,10 @@ impl HistoryWriter {
         for event in self.pending.drain(..) {
             batch.insert(event_key(event.cursor), Tables::value(&event)?);
             self.state.retained += 1;
+            self.newest_at = Some(event.at);
+        }
+        if let Some(at) = self.newest_at {
+            batch.insert(NEWEST_AT, Tables::value(&at)?);
         }
         self.dirty = true;
         Ok(())
@@ -195,12 +220,9 @@ impl HistoryWriter {
         Ok(())
     }
 
-    /// Trims the history to the retention, then puts the entry's remaining events and the
-    /// bookkeeping into `batch`: the entry's final batch, the one that moves the applied index.
-    pub(crate) fn finish(mut self, tables: &Tables, batch: &mut sled::Batch) -> Result<(), StoreError> {
-        if !self.pending.is_empty() {
-            self.trim(tables, batch)?;
-        }
+    /// Puts the entry's remaining events and the bookkeeping into `batch`: the entry's final
+    /// batch, the one that moves the applied index.
+    pub(crate) fn finish(mut self, batch: &mut sled::Batch) -> Result<(), StoreError> {
         self.write_pending(batch)?;
         if self.dirty {
             batch.insert(tables::EVENTS_STATE, Tables::value(&self.state)?);
@@ -208,45 +230,67 @@ impl HistoryWriter {
         Ok(())
     }
 
-    /// Removes the oldest events beyond the count and age limits: first stored ones, then, if
-    /// the limit is smaller than this entry's own events, the first of those.
-    fn trim(&mut self, tables: &Tables, batch: &mut sled::Batch) -> Result<(), StoreError> {
-        let total = self.state.retained + self.pending.len() as u64;
-        let mut excess = total.saturating_sub(self.retention.max_events.max(1));
-        let newest = self.pending.iter().map(|e| e.at).max().unwrap_or(UnixMillis::MIN);
-        let cutoff =
-            self.retention.max_age.map(|age| newest.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX)));
-        let mut removed = 0usize;
-        let mut exhausted = true;
-        for item in tables.tree.scan_prefix(tables::EVENT) {
-            let (key, value) = item?;
-            let too_old = || -> Result<bool, StoreError> {
-                Ok(match cutoff {
-                    Some(cutoff) => decode::<Event>(&value)?.at < cutoff,
-                    None => false,
-                })
-            };
-            if removed >= TRIM_PER_ENTRY || !(excess > 0 || too_old()?) {
-                exhausted = false;
-                break;
-            }
+    /// Applies [`Command::TrimEvents`]: removes stored events up to and including `through`,
+    /// oldest first, at most [`TRIM_PER_ENTRY`] of them. Only what the tree holds counts, so
+    /// every node that applied the same log removes the same events.
+    pub(crate) fn trim_through(
+        &mut self,
+        tables: &Tables,
+        batch: &mut sled::Batch,
+        through: Cursor,
+    ) -> Result<(), StoreError> {
+        let range = tables::EVENT.to_vec()..=event_key(through);
+        for item in tables.tree.range(range).take(TRIM_PER_ENTRY) {
+            let (key, _) = item?;
+            // Keys come in cursor order, all behind anything trimmed before: this only moves on.
             self.state.trimmed_through = Some(cursor_of_key(&key)?);
-            batch.remove(key);
-            excess = excess.saturating_sub(1);
             self.state.retained = self.state.retained.saturating_sub(1);
-            removed += 1;
-        }
-        if exhausted && excess > 0 {
-            let drop = usize::try_from(excess).unwrap_or(usize::MAX).min(self.pending.len());
-            if let Some(last) = self.pending.drain(..drop).next_back() {
-                self.state.trimmed_through = Some(last.cursor);
-            }
-        }
-        if removed > 0 || self.state.trimmed_through.is_some() {
+            batch.remove(key);
             self.dirty = true;
         }
         Ok(())
     }
+}
+
+/// How far the leader may trim the history now (computed from the `[events]` retention and the
+/// retained events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrimTarget {
+    /// The newest event to drop: what [`Command::TrimEvents`] carries.
+    pub through: Cursor,
+    /// Set when the retention lets go of more than one trim entry removes: propose again at once.
+    pub more: bool,
+}
+
+/// How far `retention` lets the history go now (at most [`TRIM_PER_ENTRY`] events from the
+/// oldest), if at all: what the leader proposes as [`Command::TrimEvents`]. Ages are measured
+/// back from the newest event's time, so an idle cluster keeps its history however long it
+/// stays idle.
+pub(crate) fn trim_target(tables: &Tables, retention: EventRetention) -> Result<Option<TrimTarget>, StoreError> {
+    let mut excess = load_state(tables)?.retained.saturating_sub(retention.max_events.max(1));
+    let cutoff = match retention.max_age {
+        Some(age) => {
+            newest_time(tables)?.map(|newest| newest.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX)))
+        }
+        None => None,
+    };
+    let mut target = None;
+    for (n, item) in tables.tree.scan_prefix(tables::EVENT).enumerate() {
+        let (key, value) = item?;
+        let too_old = match cutoff {
+            Some(cutoff) => decode::<Event>(&value)?.at < cutoff,
+            None => false,
+        };
+        if excess == 0 && !too_old {
+            break;
+        }
+        if n == TRIM_PER_ENTRY {
+            return Ok(target.map(|through| TrimTarget { through, more: true }));
+        }
+        excess = excess.saturating_sub(1);
+        target = Some(cursor_of_key(&key)?);
+    }
+    Ok(target.map(|through| TrimTarget { through, more: false }))
 }
 
 /// Reads up to `limit` retained events behind `after` (from the oldest retained one when
@@ -271,7 +315,7 @@ pub(crate) fn read(
         if !key.starts_with(tables::EVENT) {
             break;
         }
-        let event: Event = decode(&value)?;
+        let event = Event::decode_stored(&value)?;
         if event.cursor.index > applied {
             break;
         }
@@ -291,10 +335,16 @@ pub(crate) fn read(
     Ok(events)
 }
 
-/// The time of the newest retained event, for events whose command carries no time.
+/// The time of the newest event recorded, for events whose command carries no time. Kept apart
+/// from the events themselves, so trimming never changes it.
 pub(crate) fn newest_time(tables: &Tables) -> Result<Option<UnixMillis>, StoreError> {
+    if let Some(at) = tables.get(NEWEST_AT)? {
+        return Ok(Some(at));
+    }
+    // A state machine written before NEWEST_AT existed: its newest retained event (every node
+    // kept at least that one) until the next event records the key.
     match tables.tree.scan_prefix(tables::EVENT).next_back() {
-        Some(item) => Ok(Some(decode::<Event>(&item?.1)?.at)),
+        Some(item) => Ok(Some(Event::decode_stored(&item?.1)?.at)),
         None => Ok(None),
     }
 }
@@ -309,15 +359,29 @@ mod tests {
     }
 
     fn deleted(key: &str, at: UnixMillis) -> NewEvent {
-        NewEvent { at, actor: None, kind: EventKind::ObjectDeleted { bucket: "b".into(), key: key.into() } }
+        NewEvent {
+            at,
+            actor: None,
+            kind: EventKind::ObjectDeleted { bucket: "b".into(), key: key.into() },
+            client: None,
+        }
     }
 
     /// Records one entry with these events, as `apply` does.
-    fn record(tables: &Tables, retention: EventRetention, index: u64, events: Vec<NewEvent>) {
-        let mut writer = HistoryWriter::begin(tables, retention, index).expect("begin");
+    fn record(tables: &Tables, index: u64, events: Vec<NewEvent>) {
+        let mut writer = HistoryWriter::begin(tables, index).expect("begin");
         writer.add(events).expect("add");
         let mut batch = sled::Batch::default();
-        writer.finish(tables, &mut batch).expect("finish");
+        writer.finish(&mut batch).expect("finish");
+        tables.tree.apply_batch(batch).expect("apply");
+    }
+
+    /// Applies a `TrimEvents { through }` entry at `index`, as `apply` does.
+    fn trim(tables: &Tables, index: u64, through: Cursor) {
+        let mut writer = HistoryWriter::begin(tables, index).expect("begin");
+        let mut batch = sled::Batch::default();
+        writer.trim_through(tables, &mut batch, through).expect("trim");
+        writer.finish(&mut batch).expect("finish");
         tables.tree.apply_batch(batch).expect("apply");
     }
 
@@ -329,9 +393,8 @@ mod tests {
     fn events_read_back_in_order_behind_the_cursor_and_up_to_applied() {
         let dir = tempfile::tempdir().expect("tempdir");
         let t = tables(dir.path());
-        let keep = EventRetention::default();
-        record(&t, keep, 3, vec![deleted("a", 1), deleted("b", 1)]);
-        record(&t, keep, 5, vec![deleted("c", 2)]);
+        record(&t, 3, vec![deleted("a", 1), deleted("b", 1)]);
+        record(&t, 5, vec![deleted("c", 2)]);
         let all = |after| read(&t, after, 100, 5).expect("read");
         assert_eq!(cursors(&all(None)), ["3.0", "3.1", "5.0"]);
         assert_eq!(cursors(&all(Some(Cursor::after_entry(0)))), ["3.0", "3.1", "5.0"]);
@@ -342,14 +405,21 @@ mod tests {
         assert_eq!(cursors(&read(&t, None, 100, 4).expect("read")), ["3.0", "3.1"], "stops at the applied index");
     }
 
+    /// Recording never trims, whatever the retention; the target keeps the newest `max_events`
+    /// and a trim through it refuses cursors behind it.
     #[test]
     fn trimming_keeps_the_newest_and_refuses_cursors_behind_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let t = tables(dir.path());
         let keep3 = EventRetention { max_events: 3, max_age: None };
         for index in 1..=4 {
-            record(&t, keep3, index, vec![deleted("k", 0)]);
+            record(&t, index, vec![deleted("k", 0)]);
         }
+        assert_eq!(cursors(&read(&t, None, 100, 10).expect("read")), ["1.0", "2.0", "3.0", "4.0"], "no trim yet");
+        let target = trim_target(&t, keep3).expect("target");
+        assert_eq!(target, Some(TrimTarget { through: Cursor { index: 1, sub: 0 }, more: false }));
+        trim(&t, 5, Cursor { index: 1, sub: 0 });
+        assert_eq!(trim_target(&t, keep3).expect("target"), None, "nothing more to trim");
         assert_eq!(cursors(&read(&t, None, 100, 10).expect("read")), ["2.0", "3.0", "4.0"]);
         assert_eq!(
             cursors(&read(&t, Some(Cursor { index: 1, sub: 0 }), 100, 10).expect("exact resume")),
@@ -362,9 +432,16 @@ mod tests {
             }
             other => panic!("expected Gone, got {other:?}"),
         }
-        // An entry with more events than the limit keeps only its last ones.
-        record(&t, keep3, 5, (0..5).map(|i| deleted(&i.to_string(), 0)).collect());
-        assert_eq!(cursors(&read(&t, None, 100, 10).expect("read")), ["5.2", "5.3", "5.4"]);
+        // A stale trim (behind what is trimmed) changes nothing.
+        let before = load_state(&t).expect("state");
+        trim(&t, 6, Cursor { index: 1, sub: 0 });
+        assert_eq!(load_state(&t).expect("state"), before);
+        // An entry with more events than the limit: the target keeps only its last ones.
+        record(&t, 7, (0..5).map(|i| deleted(&i.to_string(), 0)).collect());
+        let target = trim_target(&t, keep3).expect("target").expect("something to trim").through;
+        assert_eq!(target, Cursor { index: 7, sub: 1 });
+        trim(&t, 8, target);
+        assert_eq!(cursors(&read(&t, None, 100, 10).expect("read")), ["7.2", "7.3", "7.4"]);
         assert_eq!(load_state(&t).expect("state").retained, 3);
     }
 
@@ -373,10 +450,27 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let t = tables(dir.path());
         let ten_secs = EventRetention { max_events: 100, max_age: Some(Duration::from_secs(10)) };
-        record(&t, ten_secs, 1, vec![deleted("old", 1_000)]);
-        record(&t, ten_secs, 2, vec![deleted("mid", 9_000)]);
-        record(&t, ten_secs, 3, vec![deleted("new", 15_000)]);
+        record(&t, 1, vec![deleted("old", 1_000)]);
+        record(&t, 2, vec![deleted("mid", 9_000)]);
+        record(&t, 3, vec![deleted("new", 15_000)]);
+        let target = trim_target(&t, ten_secs).expect("target").map(|t| t.through);
+        assert_eq!(target, Some(Cursor { index: 1, sub: 0 }));
+        trim(&t, 4, Cursor { index: 1, sub: 0 });
         assert_eq!(cursors(&read(&t, None, 100, 10).expect("read")), ["2.0", "3.0"]);
+    }
+
+    /// The time events without one of their own take is the newest recorded, even once every
+    /// event is trimmed: trimming must not make time run backwards.
+    #[test]
+    fn newest_time_survives_trimming() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = tables(dir.path());
+        assert_eq!(newest_time(&t).expect("newest"), None);
+        record(&t, 1, vec![deleted("a", 5_000), deleted("b", 7_000)]);
+        assert_eq!(newest_time(&t).expect("newest"), Some(7_000));
+        trim(&t, 2, Cursor::after_entry(1));
+        assert!(read(&t, None, 100, 10).expect("read").is_empty(), "everything trimmed");
+        assert_eq!(newest_time(&t).expect("newest"), Some(7_000));
     }
 
     /// A batch entry interrupted between its sled batches and applied again records each event
@@ -385,21 +479,20 @@ mod tests {
     fn a_reapplied_batch_entry_neither_duplicates_nor_renumbers() {
         let dir = tempfile::tempdir().expect("tempdir");
         let t = tables(dir.path());
-        let keep = EventRetention::default();
         // First attempt: command 0 yields two events and its batch is applied; then a "crash".
-        let mut writer = HistoryWriter::begin(&t, keep, 7).expect("begin");
+        let mut writer = HistoryWriter::begin(&t, 7).expect("begin");
         writer.add(vec![deleted("a", 1), deleted("b", 1)]).expect("add");
         let mut batch = sled::Batch::default();
         writer.checkpoint(&mut batch, 1).expect("checkpoint");
         t.tree.apply_batch(batch).expect("apply");
-        // Second attempt: command 0 now yields nothing new (its keys are gone) and is skipped
-        // anyway; command 1 yields one event.
-        let mut writer = HistoryWriter::begin(&t, keep, 7).expect("begin");
-        assert!(writer.already_recorded(0));
-        assert!(!writer.already_recorded(1));
+        // Second attempt: command 0 is skipped; command 1 yields one event.
+        let mut writer = HistoryWriter::begin(&t, 7).expect("begin");
+        assert!(writer.resumed());
+        assert!(writer.already_applied(0));
+        assert!(!writer.already_applied(1));
         writer.add(vec![deleted("c", 1)]).expect("add");
         let mut batch = sled::Batch::default();
-        writer.finish(&t, &mut batch).expect("finish");
+        writer.finish(&mut batch).expect("finish");
         t.tree.apply_batch(batch).expect("apply");
         let events = read(&t, None, 100, 7).expect("read");
         assert_eq!(cursors(&events), ["7.0", "7.1", "7.2"]);

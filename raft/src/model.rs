@@ -176,6 +176,43 @@ pub enum SharePermission {
     Write,
 }
 
+impl std::fmt::Display for SharePermission {
+    /// `read` or `write`: the one spelling the API, the history and the logs use.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Read => "read",
+            Self::Write => "write",
+        })
+    }
+}
+
+/// Where a share stands at some instant. One definition, used by apply (which decides whether
+/// a use is allowed) and by the pages and API (which show it), so they cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareState {
+    /// Usable.
+    Active,
+    /// Past its expiry.
+    Expired,
+    /// A public link that used up its downloads.
+    Exhausted,
+    /// Revoked (by a person, or because its file or bucket was deleted).
+    Revoked,
+}
+
+impl ShareState {
+    /// The lower-case name the API shows.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Exhausted => "exhausted",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
 /// Who a share is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ShareAudience {
@@ -244,4 +281,24 @@ pub enum WorkItem {
         /// The upload id.
         upload: String,
     },
+}
+
+impl Share {
+    /// Where the share stands at `at`: revoked wins over expired, which wins over exhausted.
+    #[must_use]
+    pub fn state(&self, at: UnixMillis) -> ShareState {
+        let exhausted = match &self.audience {
+            ShareAudience::Public { max_downloads, .. } => max_downloads.is_some_and(|max| self.downloads >= max),
+            ShareAudience::User { .. } => false,
+        };
+        if self.revoked.is_some() {
+            ShareState::Revoked
+        } else if self.expires.is_some_and(|e| e <= at) {
+            ShareState::Expired
+        } else if exhausted {
+            ShareState::Exhausted
+        } else {
+            ShareState::Active
+        }
+    }
 }

@@ -34,6 +34,22 @@ pub struct RequestSigner {
     key: Vec<u8>,
 }
 
+/// HMAC-SHA256 keyed with `key`, ready for input.
+fn keyed(key: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes keys of any length: new_from_slice cannot fail for it.
+    <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
+}
+
+/// HMAC-SHA256, keyed with `key`, of the concatenation of `parts`: the one MAC of Meridian
+/// (internal requests, webhook deliveries, SigV4 presigning).
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = keyed(key);
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
 /// The current Unix time in seconds.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -48,8 +64,7 @@ impl RequestSigner {
     }
 
     fn mac(&self, method: &str, path: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
-        // new_from_slice accepts keys of any length for HMAC.
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
+        let mut mac = keyed(&self.key);
         let body_hash = hex::encode(Sha256::digest(body));
         mac.update(format!("{method}\n{path}\n{timestamp}\n{body_hash}").as_bytes());
         mac

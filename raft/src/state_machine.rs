@@ -13,9 +13,9 @@ use tokio::sync::watch;
 
 use crate::command::{Command, CommandOutcome, Rejection, WriteCondition};
 use crate::error::StoreError;
-use crate::event::{Actor, EventKind};
-use crate::history::{self, EventRetention, HistoryWriter, NewEvent};
-use crate::model::{ShareAudience, SharePermission, UnixMillis, User, WorkItem};
+use crate::event::{Actor, Cursor, EventKind};
+use crate::history::{self, HistoryWriter, NewEvent};
+use crate::model::{Share, ShareAudience, ShareState, UnixMillis, User, WorkItem};
 use crate::snapshot::SnapshotFiles;
 use crate::tables::{self, Tables, record_key};
 use crate::types::{NodeId, RegionNode, TypeConfig};
@@ -34,11 +34,20 @@ pub(crate) struct StateMachine {
     pub(crate) applied_tx: watch::Sender<u64>,
     /// Path of the snapshot being received, between `begin_receiving_snapshot` and `install`.
     pub(crate) incoming: Option<PathBuf>,
-    /// How much event history to keep.
-    pub(crate) retention: EventRetention,
     /// The visibility gate: an entry is applied (made visible) only once every read-lease
     /// holder has it (see `lease`).
     pub(crate) leases: std::sync::Arc<crate::lease::Leases>,
+}
+
+/// What an envelope says about the command it wraps.
+#[derive(Clone)]
+struct Origin {
+    /// Who asked for it.
+    actor: Option<Actor>,
+    /// When.
+    at: UnixMillis,
+    /// From which client address (S3 writes).
+    client: Option<String>,
 }
 
 /// Accumulates one entry's changes; applied atomically.
@@ -50,12 +59,16 @@ struct Changes<'a> {
     index: u64,
     /// Work items added by this entry, the second half of their keys.
     work_added: u32,
-    /// Who asked for the command being applied and when, from its [`Command::Attributed`].
-    origin: Option<(Option<Actor>, UnixMillis)>,
+    /// Who asked for the command being applied, when, and from which address, from its
+    /// [`Command::Attributed`] or [`Command::AttributedFrom`] envelope.
+    origin: Option<Origin>,
     /// Events of the command being applied, in order (the caller files them in the history).
     events: Vec<NewEvent>,
     /// Region names by node id, read from the membership when an event first needs one.
     regions: Option<BTreeMap<NodeId, String>>,
+    /// The history trim the command being applied asks for ([`Command::TrimEvents`]); the caller
+    /// carries it out, since it owns the history's bookkeeping.
+    trim: Option<Cursor>,
 }
 
 impl Changes<'_> {
@@ -76,14 +89,14 @@ impl Changes<'_> {
     /// one, else the command's own (`own_time`), else the newest event's (so time never runs
     /// backwards in the stream).
     fn emit(&mut self, own_time: Option<UnixMillis>, kind: EventKind) -> Result<(), StoreError> {
-        let (actor, at) = match &self.origin {
-            Some((actor, at)) => (actor.clone(), *at),
+        let (actor, at, client) = match &self.origin {
+            Some(origin) => (origin.actor.clone(), origin.at, origin.client.clone()),
             None => match own_time {
-                Some(at) => (None, at),
-                None => (None, history::newest_time(self.tables)?.unwrap_or(0)),
+                Some(at) => (None, at, None),
+                None => (None, history::newest_time(self.tables)?.unwrap_or(0), None),
             },
         };
-        self.events.push(NewEvent { at, actor, kind });
+        self.events.push(NewEvent { at, actor, kind, client });
         Ok(())
     }
 
@@ -103,6 +116,7 @@ impl Changes<'_> {
         let Some(old) = self.tables.object(bucket, key)? else { return Ok(false) };
         self.batch.remove(record_key(tables::OBJECT, &[bucket, key]));
         self.batch.remove(record_key(tables::OWNER, &[bucket, key]));
+        self.batch.remove(record_key(tables::OWNED_SINCE, &[bucket, key]));
         if old.inline.is_none() && keep_blob != Some(old.blob.as_str()) {
             self.batch.remove(record_key(tables::BLOB, &[&old.blob]));
             if old.holders.contains_key(&self.node) {
@@ -110,6 +124,60 @@ impl Changes<'_> {
             }
         }
         Ok(true)
+    }
+
+    /// Applies the command of an envelope, its events carrying `origin`.
+    fn apply_attributed(&mut self, origin: Origin, command: &Command) -> Result<CommandOutcome, StoreError> {
+        if matches!(command, Command::Batch(_) | Command::Attributed { .. } | Command::AttributedFrom { .. }) {
+            return Err(StoreError::Codec("an attributed command wraps a batch or an envelope".into()));
+        }
+        self.origin = Some(origin);
+        let outcome = self.apply(command);
+        self.origin = None;
+        outcome
+    }
+
+    /// The time of the command being applied when it carries none of its own: the envelope's,
+    /// else the newest in the history (deterministic either way).
+    fn command_time(&self) -> Result<UnixMillis, StoreError> {
+        match &self.origin {
+            Some(origin) => Ok(origin.at),
+            None => Ok(history::newest_time(self.tables)?.unwrap_or(0)),
+        }
+    }
+
+    /// Indexes a new share by file, by the user it names and by its creator (see `tables`).
+    fn index_share(&mut self, share: &Share) -> Result<(), StoreError> {
+        let id = &share.id;
+        self.put(record_key(tables::SHARE_BY_OBJECT, &[&share.bucket, &share.key, id]), id)?;
+        self.put(record_key(tables::SHARE_BY_CREATOR, &[&share.created_by, id]), id)?;
+        if let ShareAudience::User { user, .. } = &share.audience {
+            self.put(record_key(tables::SHARE_BY_USER, &[user, &share.bucket, &share.key, id]), id)?;
+        }
+        Ok(())
+    }
+
+    /// Revokes the shares of a file that is going away (deleted, or its bucket deleted), so a
+    /// later file at the same key, maybe someone else's, is never reachable through them; and
+    /// drops them from the file and user indexes, which describe the file as it is now. The
+    /// creator keeps seeing them, revoked.
+    fn revoke_shares_of(&mut self, shares: Vec<Share>) -> Result<(), StoreError> {
+        let at = self.command_time()?;
+        for mut share in shares {
+            let id = share.id.clone();
+            self.batch.remove(record_key(tables::SHARE_BY_OBJECT, &[&share.bucket, &share.key, &id]));
+            if let ShareAudience::User { user, .. } = &share.audience {
+                self.batch.remove(record_key(tables::SHARE_BY_USER, &[user, &share.bucket, &share.key, &id]));
+            }
+            if share.revoked.is_some() {
+                continue;
+            }
+            share.revoked = Some(at);
+            self.put(record_key(tables::SHARE, &[&id]), &share)?;
+            let kind = EventKind::ShareRevoked { share: id, bucket: share.bucket, key: share.key };
+            self.emit(Some(at), kind)?;
+        }
+        Ok(())
     }
 
     fn apply(&mut self, command: &Command) -> Result<CommandOutcome, StoreError> {
@@ -121,8 +189,10 @@ impl Changes<'_> {
                 }
                 self.put(record_key(tables::BUCKET, &[&bucket.name]), bucket)?;
                 // A bucket a signed-in user creates is theirs, with every file in it.
-                if let Some((Some(Actor::User(id)), _)) = self.origin.clone() {
+                if let Some(Origin { actor: Some(Actor::User(id)), .. }) = self.origin.clone() {
                     self.put(record_key(tables::OWNER, &[&bucket.name]), &id)?;
+                    let since = self.index;
+                    self.put(record_key(tables::OWNED_SINCE, &[&bucket.name]), &since)?;
                 }
                 let kind = EventKind::BucketCreated { bucket: bucket.name.clone(), region: bucket.region.clone() };
                 self.emit(Some(bucket.created), kind)?;
@@ -137,6 +207,13 @@ impl Changes<'_> {
                 }
                 self.batch.remove(record_key(tables::BUCKET, &[name]));
                 self.batch.remove(record_key(tables::OWNER, &[name]));
+                self.batch.remove(record_key(tables::OWNED_SINCE, &[name]));
+                // Deleting each file revoked its shares already; this catches those left from
+                // before that rule (not in the file index, hence the scan: bucket deletes are
+                // rare), so a bucket re-created by someone else starts clean.
+                let mut leftover = self.tables.shares()?;
+                leftover.retain(|s| s.bucket == *name && s.revoked.is_none());
+                self.revoke_shares_of(leftover)?;
                 self.emit(None, EventKind::BucketDeleted { bucket: name.clone() })?;
                 Done
             }
@@ -165,17 +242,21 @@ impl Changes<'_> {
                 }
                 // An overwrite keeps the owner (a user with a write share, or an S3 key, replaces
                 // the owner's file, it does not take it); a first write by a user makes them owner.
+                // Ownership keeps its start across overwrites; a new owner's starts here.
                 let owner = match self.tables.owner(bucket, key)? {
-                    Some(owner) => Some(owner),
+                    Some(owner) => Some((owner, self.tables.owned_since(bucket, Some(key))?)),
                     None => match &self.origin {
-                        Some((Some(Actor::User(id)), _)) => Some(id.clone()),
+                        Some(Origin { actor: Some(Actor::User(id)), .. }) => Some((id.clone(), Some(self.index))),
                         _ => None,
                     },
                 };
                 let replaced = self.remove_object(bucket, key, Some(&meta.blob))?;
                 self.put(record_key(tables::OBJECT, &[bucket, key]), meta)?;
-                if let Some(owner) = owner {
+                if let Some((owner, since)) = owner {
                     self.put(record_key(tables::OWNER, &[bucket, key]), &owner)?;
+                    if let Some(since) = since {
+                        self.put(record_key(tables::OWNED_SINCE, &[bucket, key]), &since)?;
+                    }
                 }
                 if meta.inline.is_none() {
                     self.put(record_key(tables::BLOB, &[&meta.blob]), &format!("{bucket}/{key}"))?;
@@ -210,6 +291,9 @@ impl Changes<'_> {
                 for key in keys {
                     if self.remove_object(bucket, key, None)? {
                         self.emit(None, EventKind::ObjectDeleted { bucket: bucket.clone(), key: key.clone() })?;
+                        // A delete ends the file's shares; an overwrite (PutObject) keeps them.
+                        let shares = self.tables.shares_of_object(bucket, key)?;
+                        self.revoke_shares_of(shares)?;
                         deleted.push(key.clone());
                     }
                 }
@@ -249,13 +333,11 @@ impl Changes<'_> {
                 return Err(StoreError::Codec("nested command batch".into()));
             }
             Command::Attributed { actor, at, command } => {
-                if matches!(**command, Command::Batch(_) | Command::Attributed { .. }) {
-                    return Err(StoreError::Codec("an attributed command wraps a batch or an envelope".into()));
-                }
-                self.origin = Some((actor.clone(), *at));
-                let outcome = self.apply(command);
-                self.origin = None;
-                outcome?
+                self.apply_attributed(Origin { actor: actor.clone(), at: *at, client: None }, command)?
+            }
+            Command::AttributedFrom { actor, at, client, command } => {
+                let origin = Origin { actor: actor.clone(), at: *at, client: Some(client.clone()) };
+                self.apply_attributed(origin, command)?
             }
             Command::WebhookDelivered { subscription, cursor } => {
                 if self.tables.delivered(subscription)?.is_none_or(|current| current < *cursor) {
@@ -304,19 +386,19 @@ impl Changes<'_> {
                 if self.tables.share(&share.id)?.is_some() {
                     return Ok(Rejected(Rejection::PreconditionFailed));
                 }
+                // The file may have been deleted since the proposer looked: a share of nothing
+                // would come back to life with the next file at that key.
+                if self.tables.object(&share.bucket, &share.key)?.is_none() {
+                    return Ok(Rejected(Rejection::NoSuchKey));
+                }
                 self.put(record_key(tables::SHARE, &[&share.id]), share)?;
+                self.index_share(share)?;
                 let audience = match &share.audience {
                     ShareAudience::Public { token_sha256, .. } => {
                         self.put(record_key(tables::SHARE_TOKEN, &[token_sha256]), &share.id)?;
                         "public".to_owned()
                     }
-                    ShareAudience::User { user, permission } => {
-                        let permission = match permission {
-                            SharePermission::Read => "read",
-                            SharePermission::Write => "write",
-                        };
-                        format!("user:{user}:{permission}")
-                    }
+                    ShareAudience::User { user, permission } => format!("user:{user}:{permission}"),
                 };
                 let kind = EventKind::ShareCreated {
                     share: share.id.clone(),
@@ -342,13 +424,10 @@ impl Changes<'_> {
                 let Some(mut share) = self.tables.share(id)? else {
                     return Ok(Rejected(Rejection::NoSuchKey));
                 };
-                let exhausted = match &share.audience {
-                    ShareAudience::Public { max_downloads, .. } => {
-                        max_downloads.is_some_and(|max| share.downloads >= max)
-                    }
-                    ShareAudience::User { .. } => false,
-                };
-                if share.revoked.is_some() || share.expires.is_some_and(|e| e <= *at) || exhausted {
+                // Judged no earlier than the newest time already in the history, so a proposer
+                // whose clock runs behind cannot stretch a link past its expiry.
+                let now = history::newest_time(self.tables)?.map_or(*at, |newest| newest.max(*at));
+                if share.state(now) != ShareState::Active {
                     return Ok(Rejected(Rejection::PreconditionFailed));
                 }
                 share.downloads += 1;
@@ -381,27 +460,59 @@ impl Changes<'_> {
                     Rejected(Rejection::NoSuchKey)
                 }
             },
-            Command::ReplicaLost { bucket, key, blob, node, at: _ } => {
+            Command::ReplicaLost { bucket, key, blob, node, at } => {
                 let Some(mut meta) = self.tables.object(bucket, key)?.filter(|m| &m.blob == blob) else {
                     // Superseded or deleted since the scrub looked: the overwrite or delete
                     // already owed the drop of this blob, and there is nothing to pull back.
                     return Ok(Rejected(Rejection::NoSuchKey));
                 };
-                // Reported twice (two passes before the pull finished): the first report
-                // already owed the pull.
-                if meta.holders.remove(node).is_none() {
+                if !meta.holders.contains_key(node) {
+                    // Reported twice (two passes before the pull finished): the first report
+                    // already owed the pull.
                     return Ok(Done);
                 }
+                if meta.holders.len() == 1 {
+                    // The last holder stays listed: with no holder, every pull of the object
+                    // fails and reads find no node, and whatever is left of its bytes (the
+                    // scrub quarantines them) is the only chance to recover it.
+                    return Ok(Rejected(Rejection::PreconditionFailed));
+                }
+                meta.holders.remove(node);
                 self.put(record_key(tables::OBJECT, &[bucket, key]), &meta)?;
                 // Same batch as the placement change: the node cannot be unlisted and forget
                 // to fetch the blob again. A later ReplicaAdded (from that pull) lists it again.
                 if *node == self.node {
                     self.owe(&WorkItem::Pull { bucket: bucket.clone(), key: key.clone(), blob: blob.clone() })?;
                 }
+                // Tells consumers why the ObjectReplicated of the repair comes a second time.
+                let region = self.region_of(*node)?;
+                self.emit(
+                    Some(*at),
+                    EventKind::ObjectReplicaLost { bucket: bucket.clone(), key: key.clone(), region },
+                )?;
+                Done
+            }
+            Command::TrimEvents { through } => {
+                self.trim = Some(*through);
                 Done
             }
         })
     }
+}
+
+/// The first free work item number of entry `index`, one past the highest still stored for it
+/// (the items its already applied commands owed). Reusing the number of an item a worker already
+/// completed is harmless: its key is gone.
+fn next_work_seq(tables: &Tables, index: u64) -> Result<u32, StoreError> {
+    let mut prefix = tables::WORK.to_vec();
+    prefix.extend_from_slice(&index.to_be_bytes());
+    let Some(item) = tables.tree.scan_prefix(&prefix).next_back() else { return Ok(0) };
+    let (key, _) = item?;
+    let seq = key
+        .get(prefix.len()..)
+        .and_then(|rest| <[u8; 4]>::try_from(rest).ok())
+        .ok_or_else(|| StoreError::Codec("malformed work item key".into()))?;
+    Ok(u32::from_be_bytes(seq).saturating_add(1))
 }
 
 /// Converts a store failure into openraft's error for the state machine.
@@ -425,23 +536,33 @@ impl StateMachine {
             origin: None,
             events: Vec::new(),
             regions: None,
+            trim: None,
         };
-        let mut history = HistoryWriter::begin(&self.tables, self.retention, entry.log_id.index)?;
+        let mut history = HistoryWriter::begin(&self.tables, entry.log_id.index)?;
         let outcome = match &entry.payload {
             EntryPayload::Blank => CommandOutcome::Done,
             EntryPayload::Normal(Command::Batch(commands)) => {
                 // Each command sees the ones before it: they are written one sled batch at a
-                // time. The applied index moves only with the last one, so a crash in between
-                // re-applies the whole entry, which converges to the same state (every command
-                // is idempotent when re-applied on top of itself). Events are different: a
-                // re-applied command may find nothing left to do, so the history notes which
-                // commands' events it already holds and skips those.
+                // time, and the history notes with each how many commands are done. The applied
+                // index moves only with the last one, so a crash in between re-applies the
+                // entry: the commands already done are skipped, since applying one again on top
+                // of the later ones would undo them (k->A re-applied over k->B).
+                if history.resumed() {
+                    // The work items the done commands owed are stored under this index.
+                    changes.work_added = next_work_seq(&self.tables, entry.log_id.index)?;
+                }
                 let mut outcomes = Vec::with_capacity(commands.len());
                 for (i, command) in commands.iter().enumerate() {
+                    if history.already_applied(i) {
+                        // Nobody waits for the outcomes of a crash re-apply: the proposer's
+                        // call ended with the crash.
+                        outcomes.push(CommandOutcome::Done);
+                        continue;
+                    }
                     outcomes.push(changes.apply(command)?);
-                    let events = std::mem::take(&mut changes.events);
-                    if !history.already_recorded(i) {
-                        history.add(events)?;
+                    history.add(std::mem::take(&mut changes.events))?;
+                    if let Some(through) = changes.trim.take() {
+                        history.trim_through(&self.tables, &mut changes.batch, through)?;
                     }
                     if i + 1 < commands.len() {
                         history.checkpoint(&mut changes.batch, i + 1)?;
@@ -453,6 +574,9 @@ impl StateMachine {
             EntryPayload::Normal(command) => {
                 let outcome = changes.apply(command)?;
                 history.add(std::mem::take(&mut changes.events))?;
+                if let Some(through) = changes.trim.take() {
+                    history.trim_through(&self.tables, &mut changes.batch, through)?;
+                }
                 outcome
             }
             EntryPayload::Membership(membership) => {
@@ -461,7 +585,7 @@ impl StateMachine {
                 CommandOutcome::Done
             }
         };
-        history.finish(&self.tables, &mut changes.batch)?;
+        history.finish(&mut changes.batch)?;
         changes.put(tables::APPLIED.to_vec(), &entry.log_id)?;
         let owes_work = changes.work_added > 0;
         self.tables.tree.apply_batch(changes.batch)?;
@@ -553,7 +677,6 @@ mod tests {
             work: watch::channel(0).0,
             applied_tx: watch::channel(0).0,
             incoming: None,
-            retention: EventRetention::default(),
             leases: std::sync::Arc::new(crate::lease::Leases::new(
                 std::time::Duration::ZERO,
                 std::time::Duration::ZERO,
@@ -582,6 +705,16 @@ mod tests {
             parts: Vec::new(),
             holders: [(holder, 0)].into(),
         }
+    }
+
+    /// The work items this node owes, in order.
+    fn owed(sm: &StateMachine) -> Vec<WorkItem> {
+        sm.tables.work_items().expect("work").into_iter().map(|(_, w)| w).collect()
+    }
+
+    /// The kinds of the retained events up to `applied`, in order.
+    fn kinds(sm: &StateMachine, applied: u64) -> Vec<&'static str> {
+        crate::history::read(&sm.tables, None, 100, applied).expect("read").iter().map(|e| e.kind.name()).collect()
     }
 
     fn put(key: &str, blob: &str, holder: NodeId) -> Command {
@@ -696,15 +829,33 @@ mod tests {
             }
         );
         assert_eq!(events[4].kind, EventKind::ObjectDeleted { bucket: "b".into(), key: "k2".into() });
+        assert!(events.iter().all(|e| e.client.is_none()), "no envelope here names a client");
 
         // Webhook cursors only move forward.
         let delivered = |cursor| Command::WebhookDelivered { subscription: "hook".into(), cursor };
         sm.apply_entry(&entry(7, delivered(Cursor { index: 3, sub: 1 }))).expect("apply");
         sm.apply_entry(&entry(8, delivered(Cursor { index: 2, sub: 0 }))).expect("apply");
         assert_eq!(sm.tables.delivered("hook").expect("read"), Some(Cursor { index: 3, sub: 1 }));
+
+        // An envelope with the client's address puts it on the command's events; a user actor
+        // in it owns what they write, as with the plain envelope.
+        let user = Some(Actor::User("u-1".into()));
+        let from = put("k4", "cc04", 1).attributed_from(user.clone(), 400, Some("192.0.2.9".into()));
+        assert!(matches!(from, Command::AttributedFrom { .. }));
+        sm.apply_entry(&entry(9, from)).expect("apply");
+        let last = crate::history::read(&sm.tables, Some(Cursor::after_entry(8)), 10, 9).expect("read");
+        assert_eq!(last.len(), 1);
+        assert_eq!((last[0].client.as_deref(), last[0].actor.clone(), last[0].at), (Some("192.0.2.9"), user, 400));
+        assert_eq!(sm.tables.owner("b", "k4").expect("owner"), Some("u-1".into()));
+        let nested = Command::AttributedFrom {
+            actor: None,
+            at: 1,
+            client: "192.0.2.9".into(),
+            command: Box::new(put("k5", "cc05", 1).attributed(None, 1)),
+        };
+        assert!(sm.apply_entry(&entry(10, nested)).is_err(), "an envelope in an envelope is refused");
     }
 
-    /// A node that does not hold a new blob owes a pull of it; the holder does not.
     /// A first write by a signed-in user makes them the owner; an overwrite by anyone else is an
     /// update that keeps the owner; a delete forgets it.
     #[test]
@@ -726,11 +877,11 @@ mod tests {
         let delete = Command::DeleteObjects { bucket: "b".into(), keys: vec!["k".into()] };
         sm.apply_entry(&entry(5, delete)).expect("apply");
         assert_eq!(sm.tables.owner("b", "k").expect("owner"), None, "a delete forgets the owner");
-        let kinds: Vec<&str> =
-            crate::history::read(&sm.tables, None, 100, 5).expect("read").iter().map(|e| e.kind.name()).collect();
+        let kinds = kinds(&sm, 5);
         assert_eq!(kinds, ["BucketCreated", "ObjectCreated", "ObjectUpdated", "ObjectCreated", "ObjectDeleted"]);
     }
 
+    /// A node that does not hold a new blob owes a pull of it; the holder does not.
     #[test]
     fn non_holders_owe_a_pull() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -739,16 +890,106 @@ mod tests {
         sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
         sm.apply_entry(&entry(2, put("mine", "bb01", 1))).expect("apply");
         sm.apply_entry(&entry(3, put("theirs", "bb02", 2))).expect("apply");
-        let work: Vec<WorkItem> = sm.tables.work_items().expect("work").into_iter().map(|(_, w)| w).collect();
+        let work = owed(&sm);
         assert_eq!(work, vec![WorkItem::Pull { bucket: "b".into(), key: "theirs".into(), blob: "bb02".into() }]);
+    }
+
+    fn share(id: &str, key: &str, audience: ShareAudience) -> Command {
+        Command::CreateShare(Share {
+            id: id.into(),
+            bucket: "b".into(),
+            key: key.into(),
+            created_by: "u-alice".into(),
+            created: 10,
+            expires: Some(1_000),
+            revoked: None,
+            downloads: 0,
+            audience,
+        })
+    }
+
+    fn public(token: &str) -> ShareAudience {
+        ShareAudience::Public { token_sha256: token.into(), password_hash: None, max_downloads: Some(2) }
+    }
+
+    /// Shares die with their file: a delete (not an overwrite) revokes them and drops them from
+    /// the file and user indexes, so a new file at the key starts with none; a share of a
+    /// missing file is refused; a bucket delete revokes what is left; uses are judged at the
+    /// newest time in the history, not an older proposer clock.
+    #[test]
+    fn shares_die_with_their_file() {
+        use crate::model::SharePermission;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = state_machine(dir.path());
+        let bucket = Bucket { name: "b".into(), created: 0, region: "r".into() };
+        sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
+        let (outcome, _) = sm.apply_entry(&entry(2, share("s0", "k", public("t0")))).expect("apply");
+        assert_eq!(outcome, CommandOutcome::Rejected(Rejection::NoSuchKey), "no file, no share");
+        sm.apply_entry(&entry(3, put("k", "ee01", 1).attributed(None, 20))).expect("apply");
+        sm.apply_entry(&entry(4, put("k/sub", "ee02", 1).attributed(None, 21))).expect("apply");
+        let carol = ShareAudience::User { user: "u-carol".into(), permission: SharePermission::Write };
+        for (i, command) in
+            [share("s1", "k", public("t1")), share("s2", "k", carol), share("s3", "k/sub", public("t3"))]
+                .into_iter()
+                .enumerate()
+        {
+            let (outcome, _) = sm.apply_entry(&entry(5 + i as u64, command)).expect("apply");
+            assert_eq!(outcome, CommandOutcome::Done);
+        }
+        let ids = |shares: Vec<Share>| shares.into_iter().map(|s| s.id).collect::<Vec<_>>();
+        assert_eq!(ids(sm.tables.shares_of_object("b", "k").expect("read")), ["s1", "s2"], "not k/sub's");
+        assert_eq!(ids(sm.tables.user_shares_of("u-carol", "b", "k").expect("read")), ["s2"]);
+        assert_eq!(ids(sm.tables.shares_created_by("u-alice", None, 10).expect("read").shares), ["s1", "s2", "s3"]);
+
+        // An overwrite keeps them.
+        sm.apply_entry(&entry(8, put("k", "ee03", 1).attributed(None, 30))).expect("apply");
+        assert_eq!(sm.tables.shares_of_object("b", "k").expect("read").len(), 2, "an overwrite keeps shares");
+
+        // A use at a time before the newest event is judged at the newest event's time.
+        let use_at = |at| Command::UseShare { id: "s1".into(), at, client: "c".into() };
+        sm.apply_entry(&entry(9, put("late", "ee04", 1).attributed(None, 1_500))).expect("apply");
+        let (outcome, _) = sm.apply_entry(&entry(10, use_at(900))).expect("apply");
+        assert_eq!(outcome, CommandOutcome::Rejected(Rejection::PreconditionFailed), "expired at the cluster's time");
+
+        // A delete revokes them and empties the indexes; the creator still lists them.
+        let delete = Command::DeleteObjects { bucket: "b".into(), keys: vec!["k".into()] };
+        sm.apply_entry(&entry(11, delete.attributed(None, 1_600))).expect("apply");
+        assert!(sm.tables.shares_of_object("b", "k").expect("read").is_empty());
+        assert!(sm.tables.user_shares_of("u-carol", "b", "k").expect("read").is_empty());
+        let s1 = sm.tables.share_by_token("t1").expect("read").expect("s1 kept");
+        assert_eq!(s1.revoked, Some(1_600));
+        sm.apply_entry(&entry(12, put("k", "ee05", 1).attributed(None, 1_700))).expect("apply");
+        assert!(sm.tables.shares_of_object("b", "k").expect("read").is_empty(), "a new file starts without shares");
+        assert_eq!(sm.tables.share("s3").expect("read").and_then(|s| s.revoked), None, "k/sub untouched");
+
+        // Emptied and deleted, the bucket takes its remaining shares with it, including one
+        // recorded before the indexes existed (written here straight into `h/`).
+        let delete =
+            Command::DeleteObjects { bucket: "b".into(), keys: vec!["k".into(), "k/sub".into(), "late".into()] };
+        sm.apply_entry(&entry(13, delete.attributed(None, 1_800))).expect("apply");
+        assert!(sm.tables.share("s3").expect("read").is_some_and(|s| s.revoked.is_some()));
+        let Command::CreateShare(legacy) = share("s4", "gone", public("t4")) else { unreachable!() };
+        sm.tables
+            .tree
+            .insert(record_key(tables::SHARE, &["s4"]), Tables::value(&legacy).expect("encode"))
+            .expect("insert");
+        sm.apply_entry(&entry(14, Command::DeleteBucket { name: "b".into() }.attributed(None, 1_900))).expect("apply");
+        assert_eq!(sm.tables.share("s4").expect("read").and_then(|s| s.revoked), Some(1_900));
+        let revoked = crate::history::read(&sm.tables, None, 100, 14)
+            .expect("read")
+            .iter()
+            .filter(|e| e.kind.name() == "ShareRevoked")
+            .count();
+        assert_eq!(revoked, 4, "one ShareRevoked per share");
     }
 
     fn lost(key: &str, blob: &str, node: NodeId) -> Command {
         Command::ReplicaLost { bucket: "b".into(), key: key.into(), blob: blob.into(), node, at: 7 }
     }
 
-    /// A lost replica unlists the node and owes that node (only) a pull, in the same entry;
-    /// the pull's ReplicaAdded lists it again; a report for a superseded version changes nothing.
+    /// A lost replica unlists the node and owes that node (only) a pull, in the same entry, with
+    /// an `ObjectReplicaLost` event that explains the `ObjectReplicated` of the repair; the last
+    /// holder is never unlisted; a report for a superseded version changes nothing.
     #[test]
     fn a_lost_replica_is_unlisted_and_pulled_again() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -756,36 +997,139 @@ mod tests {
         let bucket = Bucket { name: "b".into(), created: 0, region: "r".into() };
         sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
         sm.apply_entry(&entry(2, put("k", "cc01", 1))).expect("apply");
-        let added = Command::ReplicaAdded { bucket: "b".into(), key: "k".into(), blob: "cc01".into(), node: 2, at: 5 };
-        sm.apply_entry(&entry(3, added)).expect("apply");
+        let added =
+            |node, at| Command::ReplicaAdded { bucket: "b".into(), key: "k".into(), blob: "cc01".into(), node, at };
+        let holders =
+            || sm.tables.object("b", "k").expect("read").map(|o| o.holders.keys().copied().collect::<Vec<_>>());
+        sm.apply_entry(&entry(3, added(2, 5))).expect("apply");
 
         // Another node's loss: placement changes here, but this node owes nothing.
         let (outcome, owes) = sm.apply_entry(&entry(4, lost("k", "cc01", 2))).expect("apply");
         assert_eq!((outcome, owes), (CommandOutcome::Done, false));
-        let holders = sm.tables.object("b", "k").expect("read").map(|o| o.holders.keys().copied().collect::<Vec<_>>());
-        assert_eq!(holders, Some(vec![1]));
+        assert_eq!(holders(), Some(vec![1]));
 
-        // This node's loss: unlisted, and a pull owed in the same entry; a repeat is a no-op.
+        // The last holder stays listed, whatever it reports: nothing to pull from otherwise.
         let (outcome, owes) = sm.apply_entry(&entry(5, lost("k", "cc01", 1))).expect("apply");
+        assert_eq!((outcome, owes), (CommandOutcome::Rejected(Rejection::PreconditionFailed), false));
+        assert_eq!(holders(), Some(vec![1]));
+        assert!(sm.tables.work_items().expect("work").is_empty());
+
+        // With another holder back, this node's loss unlists it and owes a pull in the same
+        // entry; a repeat is a no-op.
+        sm.apply_entry(&entry(6, added(2, 6))).expect("apply");
+        let (outcome, owes) = sm.apply_entry(&entry(7, lost("k", "cc01", 1))).expect("apply");
         assert_eq!((outcome, owes), (CommandOutcome::Done, true));
-        assert_eq!(sm.tables.object("b", "k").expect("read").map(|o| o.holders.len()), Some(0));
+        assert_eq!(holders(), Some(vec![2]));
         let pull = WorkItem::Pull { bucket: "b".into(), key: "k".into(), blob: "cc01".into() };
-        let work: Vec<WorkItem> = sm.tables.work_items().expect("work").into_iter().map(|(_, w)| w).collect();
-        assert_eq!(work, vec![pull.clone()]);
-        let (outcome, owes) = sm.apply_entry(&entry(6, lost("k", "cc01", 1))).expect("apply");
+        let work = owed(&sm);
+        assert_eq!(work, vec![pull]);
+        let (outcome, owes) = sm.apply_entry(&entry(8, lost("k", "cc01", 1))).expect("apply");
         assert_eq!((outcome, owes), (CommandOutcome::Done, false));
 
         // The pull reports back: listed again.
-        let added = Command::ReplicaAdded { bucket: "b".into(), key: "k".into(), blob: "cc01".into(), node: 1, at: 9 };
-        sm.apply_entry(&entry(7, added)).expect("apply");
+        sm.apply_entry(&entry(9, added(1, 9))).expect("apply");
         assert_eq!(sm.tables.object("b", "k").expect("read").and_then(|o| o.holders.get(&1).copied()), Some(9));
 
+        // Every second ObjectReplicated of a region follows an ObjectReplicaLost of it.
+        let events: Vec<(String, String)> = crate::history::read(&sm.tables, None, 100, 9)
+            .expect("read")
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::ObjectReplicated { region, .. } => Some(("ObjectReplicated".into(), region)),
+                EventKind::ObjectReplicaLost { region, .. } => Some(("ObjectReplicaLost".into(), region)),
+                _ => None,
+            })
+            .collect();
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter().map(|(k, r)| ((*k).to_owned(), (*r).to_owned())).collect()
+        };
+        assert_eq!(
+            events,
+            pairs(&[
+                ("ObjectReplicated", "node-2"),
+                ("ObjectReplicaLost", "node-2"),
+                ("ObjectReplicated", "node-2"),
+                ("ObjectReplicaLost", "node-1"),
+                ("ObjectReplicated", "node-1"),
+            ])
+        );
+
         // Overwritten: a late report about the old blob neither unlists nor owes anything.
-        sm.apply_entry(&entry(8, put("k", "cc02", 2))).expect("apply");
+        sm.apply_entry(&entry(10, put("k", "cc02", 2))).expect("apply");
         let before = sm.tables.work_items().expect("work").len();
-        let (outcome, owes) = sm.apply_entry(&entry(9, lost("k", "cc01", 1))).expect("apply");
+        let (outcome, owes) = sm.apply_entry(&entry(11, lost("k", "cc01", 1))).expect("apply");
         assert_eq!((outcome, owes), (CommandOutcome::Rejected(Rejection::NoSuchKey), false));
         assert_eq!(sm.tables.work_items().expect("work").len(), before);
+    }
+
+    /// A batch entry interrupted between its commands' sled batches (here by a failing command,
+    /// as a crash would) and applied again skips the commands already applied: re-running
+    /// `k -> A` over the later `k -> B` would owe a drop of B, and the work items of the commands
+    /// still to come must not take the numbers of those already owed.
+    #[test]
+    fn a_reapplied_batch_skips_the_commands_already_applied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = state_machine(dir.path());
+        let bucket = Bucket { name: "b".into(), created: 0, region: "r".into() };
+        sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
+        let done = vec![put("k", "aa0a", 1), put("k", "aa0b", 1), put("p1", "aa01", 2)];
+        let mut interrupted = done.clone();
+        interrupted.push(Command::Batch(Vec::new()));
+        assert!(sm.apply_entry(&entry(5, Command::Batch(interrupted))).is_err(), "the fourth command fails");
+        assert_eq!(sm.tables.applied().expect("read").map(|l| l.index), Some(1), "the entry is not applied");
+
+        let mut again = done;
+        again.push(put("p2", "aa02", 2));
+        let (outcome, _) = sm.apply_entry(&entry(5, Command::Batch(again))).expect("re-apply");
+        assert!(matches!(outcome, CommandOutcome::Batch(ref o) if o.len() == 4), "{outcome:?}");
+        assert_eq!(sm.tables.object("b", "k").expect("read").map(|o| o.blob), Some("aa0b".into()));
+        let work = owed(&sm);
+        let pull = |key: &str, blob: &str| WorkItem::Pull { bucket: "b".into(), key: key.into(), blob: blob.into() };
+        assert_eq!(work, vec![WorkItem::DropBlob { blob: "aa0a".into() }, pull("p1", "aa01"), pull("p2", "aa02")]);
+        let kinds = kinds(&sm, 5);
+        assert_eq!(kinds, ["BucketCreated", "ObjectCreated", "ObjectUpdated", "ObjectCreated", "ObjectCreated"]);
+    }
+
+    /// Applying never trims the history by itself, however long it grows; `TrimEvents` does,
+    /// inside a batch too, and a cursor behind it is then refused. Events without a time keep
+    /// the newest time even once everything is trimmed.
+    #[test]
+    fn events_are_trimmed_only_by_the_trim_command() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = state_machine(dir.path());
+        let bucket = Bucket { name: "b".into(), created: 0, region: "r".into() };
+        sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
+        for i in 0..200u64 {
+            let mut command = put(&format!("k{i}"), &format!("ab{i:02x}"), 1);
+            if let Command::PutObject { meta, .. } = &mut command {
+                meta.last_modified = 1_000 + i64::try_from(i).expect("small");
+            }
+            sm.apply_entry(&entry(2 + i, command)).expect("apply");
+        }
+        let all = crate::history::read(&sm.tables, None, 1000, 300).expect("read");
+        assert_eq!(all.len(), 201, "nothing is trimmed without a TrimEvents entry");
+
+        let through = all[150].cursor;
+        let mut late = put("late", "abff", 1);
+        if let Command::PutObject { meta, .. } = &mut late {
+            meta.last_modified = 5_000;
+        }
+        let batch = Command::Batch(vec![Command::TrimEvents { through }, late]);
+        sm.apply_entry(&entry(300, batch)).expect("apply");
+        let left = crate::history::read(&sm.tables, None, 1000, 300).expect("read");
+        assert_eq!(left.first().map(|e| e.cursor), Some(all[151].cursor));
+        assert_eq!(left.len(), 51);
+        assert!(matches!(
+            crate::history::read(&sm.tables, Some(all[10].cursor), 10, 300),
+            Err(crate::history::EventsError::Gone { .. })
+        ));
+
+        sm.apply_entry(&entry(301, Command::TrimEvents { through: Cursor::after_entry(300) })).expect("apply");
+        assert!(crate::history::read(&sm.tables, None, 1000, 301).expect("read").is_empty());
+        let delete = Command::DeleteObjects { bucket: "b".into(), keys: vec!["late".into()] };
+        sm.apply_entry(&entry(302, delete)).expect("apply");
+        let deleted = crate::history::read(&sm.tables, None, 10, 302).expect("read");
+        assert_eq!(deleted.iter().map(|e| e.at).collect::<Vec<_>>(), [5_000], "the newest time, not 0");
     }
 
     fn profile(id: &str, name: &str) -> crate::model::UserProfile {

@@ -19,7 +19,7 @@ use crate::command::{Command, CommandOutcome};
 use crate::durable::DurableDb;
 use crate::error::{ProposeError, StoreError};
 use crate::event::{Cursor, Event};
-use crate::history::{EventRetention, EventsError};
+use crate::history::{EventRetention, EventsError, TrimTarget};
 use crate::lease::{LeaseGrant, LeaseRequest, Leases};
 use crate::log_store::LogStore;
 use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, User, WorkItem};
@@ -63,8 +63,6 @@ pub struct StoreConfig {
     pub secret: String,
     /// Timing.
     pub timing: RaftTiming,
-    /// How much event history the state machine keeps.
-    pub events: EventRetention,
 }
 
 /// The replicated metadata store of one node. Cheap to clone.
@@ -234,7 +232,6 @@ impl MetaStore {
             work: work_tx,
             applied_tx,
             incoming: None,
-            retention: config.events,
             leases: leases.clone(),
         };
         let signer = Arc::new(RequestSigner::new(&config.secret));
@@ -806,9 +803,22 @@ impl MetaStore {
         crate::history::read(&self.inner.tables, after, limit, self.applied_index())
     }
 
+    /// How far `retention` lets the event history go now (a bounded number of events at a
+    /// time), if at all: what the leader proposes with [`Command::TrimEvents`].
+    pub fn event_trim_target(&self, retention: EventRetention) -> Result<Option<TrimTarget>, StoreError> {
+        crate::history::trim_target(&self.inner.tables, retention)
+    }
+
     /// The user who owns an object (wrote its first version while signed in), if any.
     pub fn object_owner(&self, bucket: &str, key: &str) -> Result<Option<String>, StoreError> {
         self.inner.tables.owner(bucket, key)
+    }
+
+    /// The log index at which the current ownership of `bucket` (`key: None`) or `bucket/key`
+    /// began: the history shows an owner what happened since, not a previous owner's past.
+    /// `None` without an owner, or for ownership recorded before this index was kept.
+    pub fn owned_since(&self, bucket: &str, key: Option<&str>) -> Result<Option<u64>, StoreError> {
+        self.inner.tables.owned_since(bucket, key)
     }
 
     /// The user who owns a bucket (created it while signed in), if any.
@@ -826,9 +836,45 @@ impl MetaStore {
         self.inner.tables.share_by_token(token_sha256)
     }
 
-    /// Every share, revoked and expired ones included.
-    pub fn shares(&self) -> Result<Vec<crate::model::Share>, StoreError> {
-        self.inner.tables.shares()
+    /// A page of every share, in id order (`after`: the previous page's `next`).
+    pub fn shares_page(&self, after: Option<&str>, limit: usize) -> Result<crate::SharePage, StoreError> {
+        self.inner.tables.shares_page(after, limit)
+    }
+
+    /// A page of the shares `user` created, in id order.
+    pub fn shares_created_by(
+        &self,
+        user: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::SharePage, StoreError> {
+        self.inner.tables.shares_created_by(user, after, limit)
+    }
+
+    /// A page of the named-user shares naming `user`, in file order.
+    pub fn shares_with_user(
+        &self,
+        user: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::SharePage, StoreError> {
+        self.inner.tables.shares_with_user(user, after, limit)
+    }
+
+    /// A page of the shares of the file `bucket/key` as it is now, in id order.
+    pub fn shares_of_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::SharePage, StoreError> {
+        self.inner.tables.shares_of_object_page(bucket, key, after, limit)
+    }
+
+    /// The named-user shares of `bucket/key` naming `user` (an index read, not a scan).
+    pub fn user_shares_of(&self, user: &str, bucket: &str, key: &str) -> Result<Vec<crate::model::Share>, StoreError> {
+        self.inner.tables.user_shares_of(user, bucket, key)
     }
 
     /// The last event delivered to a webhook subscription, as recorded through Raft.

@@ -14,6 +14,9 @@
 //! | `n/` | bucket, or bucket `/` key | user id of the bucket's or object's owner (see `docs/admin.md`) |
 //! | `h/` | share id | [`Share`] |
 //! | `t/` | hex SHA-256 of a public link's token | share id |
+//! | `i/` | bucket `/` key `/` share id | share id: the shares of the file as it is now (a delete revokes them and drops these) |
+//! | `j/` | user `/` bucket `/` key `/` share id | share id: named-user shares, by the user they name (same life as `i/`) |
+//! | `c/` | creator `/` share id | share id: shares by the user who made them |
 //! | `m/` | `applied`, `membership` | Raft's view of the state machine |
 //! | `m/events` | | the event history's bookkeeping (see `history`) |
 //! | `e/` | big-endian log index, big-endian sub-position | retained [`Event`](crate::event::Event)s |
@@ -27,7 +30,7 @@ use openraft::{LogId, StoredMembership};
 use crate::codec::{decode, encode};
 use crate::error::StoreError;
 use crate::event::Cursor;
-use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, Share, User, WorkItem};
+use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, Share, ShareAudience, User, WorkItem};
 use crate::types::{NodeId, RegionNode};
 
 pub(crate) const BUCKET: &[u8] = b"b/";
@@ -37,8 +40,14 @@ pub(crate) const KEY: &[u8] = b"k/";
 pub(crate) const BLOB: &[u8] = b"x/";
 pub(crate) const USER: &[u8] = b"p/";
 pub(crate) const OWNER: &[u8] = b"n/";
+/// `v/BUCKET` and `v/BUCKET/KEY`: the log index at which the current owner's ownership began.
+/// The history shows an owner only what happened since (not a previous owner's past).
+pub(crate) const OWNED_SINCE: &[u8] = b"v/";
 pub(crate) const SHARE: &[u8] = b"h/";
 pub(crate) const SHARE_TOKEN: &[u8] = b"t/";
+pub(crate) const SHARE_BY_OBJECT: &[u8] = b"i/";
+pub(crate) const SHARE_BY_USER: &[u8] = b"j/";
+pub(crate) const SHARE_BY_CREATOR: &[u8] = b"c/";
 pub(crate) const WORK: &[u8] = b"w/";
 pub(crate) const APPLIED: &[u8] = b"m/applied";
 pub(crate) const MEMBERSHIP: &[u8] = b"m/membership";
@@ -128,6 +137,15 @@ impl Tables {
         self.get(&record_key(OWNER, &[bucket, key]))
     }
 
+    /// The log index at which the current ownership of `bucket` (`key: None`) or of
+    /// `bucket/key` began; `None` for no owner, or one recorded before this existed.
+    pub(crate) fn owned_since(&self, bucket: &str, key: Option<&str>) -> Result<Option<u64>, StoreError> {
+        match key {
+            Some(key) => self.get(&record_key(OWNED_SINCE, &[bucket, key])),
+            None => self.get(&record_key(OWNED_SINCE, &[bucket])),
+        }
+    }
+
     /// The user who owns a bucket (created it while signed in), if any.
     pub(crate) fn bucket_owner(&self, bucket: &str) -> Result<Option<String>, StoreError> {
         self.get(&record_key(OWNER, &[bucket]))
@@ -148,6 +166,117 @@ impl Tables {
     /// Every share, revoked ones included, in id order.
     pub(crate) fn shares(&self) -> Result<Vec<Share>, StoreError> {
         self.all(SHARE)
+    }
+
+    /// Up to `limit` shares whose index key starts with `prefix`, in index order, beginning
+    /// behind `prefix ++ after`. `exact`: only entries directly under `prefix` (the rest of the
+    /// key is the share id), which keeps `i/b/k/` from matching the shares of `k/sub`. `keep`
+    /// re-checks the loaded share, so a user id or key that happens to contain `/` can never
+    /// borrow another's entries.
+    fn share_index(
+        &self,
+        prefix: Vec<u8>,
+        after: Option<&str>,
+        limit: usize,
+        exact: bool,
+        keep: impl Fn(&Share) -> bool,
+    ) -> Result<SharePage, StoreError> {
+        let start = match after {
+            Some(after) => Bound::Excluded([prefix.as_slice(), after.as_bytes()].concat()),
+            None => Bound::Included(prefix.clone()),
+        };
+        let mut page = SharePage { shares: Vec::new(), next: None };
+        for item in self.tree.range((start, Bound::Unbounded)) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let rest = &key[prefix.len()..];
+            if exact && rest.contains(&b'/') {
+                continue;
+            }
+            // `h/` holds the shares themselves; the indexes hold their ids.
+            let share = if prefix.starts_with(SHARE) {
+                Some(decode::<Share>(&value)?)
+            } else {
+                self.share(&decode::<String>(&value)?)?
+            };
+            if let Some(share) = share.filter(|s| keep(s)) {
+                page.shares.push(share);
+            }
+            if page.shares.len() >= limit {
+                page.next = Some(String::from_utf8_lossy(rest).into_owned());
+                break;
+            }
+        }
+        Ok(page)
+    }
+
+    /// Every share of the file `bucket/key` as it is now (a delete revoked and unindexed those of
+    /// an earlier file at the same key).
+    pub(crate) fn shares_of_object(&self, bucket: &str, key: &str) -> Result<Vec<Share>, StoreError> {
+        self.shares_of_object_page(bucket, key, None, usize::MAX).map(|p| p.shares)
+    }
+
+    /// A page of the shares of `bucket/key`, in id order; `after` is a share id.
+    pub(crate) fn shares_of_object_page(
+        &self,
+        bucket: &str,
+        key: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SharePage, StoreError> {
+        let mut prefix = record_key(SHARE_BY_OBJECT, &[bucket, key]);
+        prefix.push(b'/');
+        self.share_index(prefix, after, limit, true, |s| s.bucket == bucket && s.key == key)
+    }
+
+    /// The named-user shares of `bucket/key` that name `user`.
+    pub(crate) fn user_shares_of(&self, user: &str, bucket: &str, key: &str) -> Result<Vec<Share>, StoreError> {
+        let mut prefix = record_key(SHARE_BY_USER, &[user, bucket, key]);
+        prefix.push(b'/');
+        self.share_index(prefix, None, usize::MAX, true, |s| {
+            s.bucket == bucket
+                && s.key == key
+                && matches!(&s.audience, ShareAudience::User { user: u, .. } if u == user)
+        })
+        .map(|p| p.shares)
+    }
+
+    /// A page of the named-user shares that name `user`, in bucket, key, id order; `after` is
+    /// the `next` of the previous page.
+    pub(crate) fn shares_with_user(
+        &self,
+        user: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SharePage, StoreError> {
+        let mut prefix = record_key(SHARE_BY_USER, &[user]);
+        prefix.push(b'/');
+        self.share_index(
+            prefix,
+            after,
+            limit,
+            false,
+            |s| matches!(&s.audience, ShareAudience::User { user: u, .. } if u == user),
+        )
+    }
+
+    /// A page of the shares `user` created, in id order; `after` is a share id.
+    pub(crate) fn shares_created_by(
+        &self,
+        user: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SharePage, StoreError> {
+        let mut prefix = record_key(SHARE_BY_CREATOR, &[user]);
+        prefix.push(b'/');
+        self.share_index(prefix, after, limit, true, |s| s.created_by == user)
+    }
+
+    /// A page of every share, in id order; `after` is a share id.
+    pub(crate) fn shares_page(&self, after: Option<&str>, limit: usize) -> Result<SharePage, StoreError> {
+        self.share_index(SHARE.to_vec(), after, limit, true, |_| true)
     }
 
     /// Every user, deleted ones included, in id order.
@@ -208,6 +337,15 @@ impl Tables {
         cursor.iter = Some(cursor.tree.range((start, Bound::Unbounded)));
         cursor
     }
+}
+
+/// One page of shares read through an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharePage {
+    /// The shares, in the index's order.
+    pub shares: Vec<Share>,
+    /// Where the next page starts (pass it back as `after`); `None` at the end.
+    pub next: Option<String>,
 }
 
 /// An ordered walk over one bucket's objects (see [`crate::MetaStore::objects`]). It reads the

@@ -24,14 +24,9 @@ impl KeyStoreAuth {
 #[async_trait::async_trait]
 impl S3Auth for KeyStoreAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        let lookup = |m: &MetaStore| m.access_key(access_key);
-        let mut found = lookup(&self.meta).map_err(crate::error::store)?;
-        if found.is_none() {
-            // A key created through another node a moment ago may not be applied here yet.
-            self.meta.read_barrier().await.map_err(crate::error::propose)?;
-            found = lookup(&self.meta).map_err(crate::error::store)?;
-        }
-        match found {
+        // A key created through another node a moment ago may not be applied here yet.
+        let found = self.meta.read_confirmed(|m| m.access_key(access_key)).await;
+        match found.map_err(crate::error::read)? {
             Some(key) => Ok(SecretKey::from(key.secret)),
             None => {
                 tracing::info!(access_key, "request with an unknown access key");

@@ -1,7 +1,9 @@
 //! The local blob store: object bytes on this node's disk, named by internal id.
 //!
-//! Layout under the data dir: `blobs/<2 hex>/<32 hex>` for committed blobs, `tmp/` for writes in
-//! progress, `parts/<upload id>/` for multipart parts. Object keys never reach the filesystem;
+//! Layout under the data dir: `blobs/<2 hex>/<32 hex>` for committed blobs (and
+//! `<32 hex>.corrupt` for copies the scrub quarantined), `blobs/.meridian-blobs` (the marker that
+//! says the directory is the one this node filled), `tmp/` for writes in progress,
+//! `parts/<upload id>/` for multipart parts. Object keys never reach the filesystem;
 //! a blob becomes visible only by `rename` after its bytes are fsynced, and the rename itself is
 //! made durable by fsyncing the directory.
 
@@ -81,6 +83,19 @@ pub(crate) async fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir).await?.sync_all().await
 }
 
+/// [`sync_dir`] outside the runtime (opening the store).
+fn sync_dir_blocking(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// The marker file in `blobs/`, written when the directory is created: a scrub pass that does not
+/// find it is looking at another directory (a volume not mounted, a directory emptied by mistake)
+/// and must not report every blob as lost.
+const MARKER: &str = ".meridian-blobs";
+
+/// What a quarantined copy's file name ends with.
+const QUARANTINE_SUFFIX: &str = ".corrupt";
+
 /// [`BlobStore`] on a local directory.
 pub struct DiskBlobs {
     root: PathBuf,
@@ -91,7 +106,15 @@ impl DiskBlobs {
     /// left by writes that a crash interrupted.
     pub fn open(data_dir: &Path) -> io::Result<Self> {
         let store = Self { root: data_dir.to_path_buf() };
-        std::fs::create_dir_all(store.root.join("blobs"))?;
+        let blobs = store.root.join("blobs");
+        std::fs::create_dir_all(&blobs)?;
+        let marker = blobs.join(MARKER);
+        if !marker.exists() {
+            // A new directory, or one from before the marker existed. A volume that is not
+            // mounted gets one too; the scrub's "most blobs missing" check covers that case.
+            std::fs::write(&marker, b"meridian blob directory\n")?;
+            sync_dir_blocking(&blobs)?;
+        }
         std::fs::create_dir_all(store.parts_root())?;
         let tmp = store.root.join("tmp");
         if tmp.exists() {
@@ -113,6 +136,37 @@ impl DiskBlobs {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad blob id {id:?}")));
         }
         Ok(self.root.join("blobs").join(&id[..2]).join(id))
+    }
+
+    /// Whether `blobs/` still holds the marker written when it was created: if not, it is not
+    /// the directory this node filled (unmounted, replaced, emptied).
+    pub async fn has_marker(&self) -> io::Result<bool> {
+        tokio::fs::try_exists(self.root.join("blobs").join(MARKER)).await
+    }
+
+    /// Moves a bad copy aside (`<id>.corrupt` next to it), so it is never served nor taken for
+    /// a good copy, while its bytes stay for whoever wants to recover what is left of them.
+    /// Returns where it went.
+    pub async fn quarantine(&self, id: &str) -> io::Result<PathBuf> {
+        let path = self.path_of(id)?;
+        let mut aside = path.clone().into_os_string();
+        aside.push(QUARANTINE_SUFFIX);
+        let aside = PathBuf::from(aside);
+        tokio::fs::rename(&path, &aside).await?;
+        if let Some(dir) = aside.parent() {
+            sync_dir(dir).await?;
+        }
+        Ok(aside)
+    }
+
+    /// Deletes a quarantined copy, once a good one is on its way; absent is fine.
+    pub async fn discard_quarantined(&self, id: &str) -> io::Result<()> {
+        let mut aside = self.path_of(id)?.into_os_string();
+        aside.push(QUARANTINE_SUFFIX);
+        match tokio::fs::remove_file(PathBuf::from(aside)).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Where multipart parts live.
@@ -180,10 +234,20 @@ impl BlobStore for DiskBlobs {
         tokio::task::spawn_blocking(move || {
             let mut found = Vec::new();
             for shard in std::fs::read_dir(root)? {
-                for entry in std::fs::read_dir(shard?.path())? {
+                let shard = shard?;
+                // The marker, and anything else that is not a shard directory.
+                if !shard.file_type()?.is_dir() {
+                    continue;
+                }
+                for entry in std::fs::read_dir(shard.path())? {
                     let entry = entry?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    // Quarantined copies are not blobs: the orphan sweep must leave them alone.
+                    if !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        continue;
+                    }
                     let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
-                    found.push((entry.file_name().to_string_lossy().into_owned(), age));
+                    found.push((name, age));
                 }
             }
             Ok(found)

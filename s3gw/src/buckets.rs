@@ -11,19 +11,20 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::convert::timestamp;
 use crate::error;
-use crate::gateway::{Gateway, actor_of, now_millis};
+use crate::gateway::{Gateway, now_millis};
 
 impl Gateway {
     pub(crate) async fn create_bucket_op(
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let origin = self.origin_of(&req);
         let name = req.input.bucket;
         if !s3s::path::check_bucket_name(&name) {
             return Err(s3_error!(InvalidBucketName));
         }
         let bucket = Bucket { name: name.clone(), created: now_millis(), region: self.region.clone() };
-        self.commit_as(actor_of(req.credentials.as_ref()), Command::CreateBucket(bucket)).await?;
+        self.commit_as(origin, Command::CreateBucket(bucket)).await?;
         tracing::info!(bucket = %name, "bucket created");
         Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
     }
@@ -32,11 +33,12 @@ impl Gateway {
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        let origin = self.origin_of(&req);
         let name = req.input.bucket;
         // Make sure we see every object written anywhere before judging emptiness here; the
         // state machine checks again when the command applies.
         self.meta.read_barrier().await.map_err(error::propose)?;
-        self.commit_as(actor_of(req.credentials.as_ref()), Command::DeleteBucket { name: name.clone() }).await?;
+        self.commit_as(origin, Command::DeleteBucket { name: name.clone() }).await?;
         tracing::info!(bucket = %name, "bucket deleted");
         Ok(S3Response::new(DeleteBucketOutput {}))
     }

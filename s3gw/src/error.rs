@@ -1,6 +1,6 @@
 //! How the gateway's failures become S3 errors.
 
-use meridian_raft::{ProposeError, Rejection, StoreError};
+use meridian_raft::{ProposeError, ReadError, Rejection, StoreError};
 use s3s::{S3Error, S3ErrorCode, s3_error};
 
 /// An unexpected failure: logged with its cause, reported as InternalError.
@@ -23,6 +23,14 @@ pub(crate) fn propose(e: ProposeError) -> S3Error {
             tracing::warn!(error = %other, "write not committed");
             s3_error!(ServiceUnavailable, "the metadata store cannot commit writes right now: {other}")
         }
+    }
+}
+
+/// A confirmed read failed: the store, or no read index to confirm an absence with.
+pub(crate) fn read(e: ReadError) -> S3Error {
+    match e {
+        ReadError::Store(e) => store(e),
+        ReadError::Unconfirmed(e) => propose(e),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use meridian_raft::model::{Bucket, ObjectMeta, UnixMillis};
-use meridian_raft::{Actor, Command, CommandOutcome, MetaStore};
+use meridian_raft::{ACTOR_QUERY_PARAM, Actor, Command, CommandOutcome, MetaStore};
 use s3s::{S3Result, s3_error};
 
 use crate::blob::DiskBlobs;
@@ -20,6 +20,24 @@ pub struct Gateway {
     pub(crate) region: String,
     /// How reads see writes made through other nodes.
     pub(crate) consistency: ReadConsistency,
+    /// The access key id whose requests may name another actor ([`ACTOR_QUERY_PARAM`]): the
+    /// system key the web API presigns with on behalf of users and services. `None`: no key may.
+    pub(crate) delegating_key: Option<String>,
+}
+
+/// The address of the client of an S3 request, as the listener saw it. The node puts it in each
+/// request's extensions (s3s hands them to the operations), so the history can say where a
+/// write came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+/// Who made an S3 request and from where: what the history records for what it changes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Origin {
+    /// The access key that signed it, or the user or service a system-key URL was signed for.
+    pub(crate) actor: Option<Actor>,
+    /// The client's address.
+    pub(crate) client: Option<String>,
 }
 
 /// How reads see writes acknowledged by other nodes.
@@ -44,15 +62,49 @@ pub(crate) fn now_millis() -> UnixMillis {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Who signed an S3 request: the actor the event bus reports for what it changed.
-pub(crate) fn actor_of(credentials: Option<&s3s::auth::Credentials>) -> Option<Actor> {
-    credentials.map(|c| Actor::AccessKey(c.access_key.clone()))
+/// The value of the [`ACTOR_QUERY_PARAM`] of a request's query string, percent-decoded.
+fn named_actor(query: Option<&str>) -> Option<String> {
+    let value = query?.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        name.eq_ignore_ascii_case(ACTOR_QUERY_PARAM).then_some(value)
+    })?;
+    Some(percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned())
 }
 
 impl Gateway {
     /// A gateway over the given stores.
     pub fn new(meta: MetaStore, blobs: Arc<DiskBlobs>, region: String, consistency: ReadConsistency) -> Self {
-        Self { meta, blobs, region, consistency }
+        Self { meta, blobs, region, consistency, delegating_key: None }
+    }
+
+    /// Lets requests signed with `access_key_id` (the system key) name the actor they act for.
+    #[must_use]
+    pub fn with_delegating_key(mut self, access_key_id: String) -> Self {
+        self.delegating_key = Some(access_key_id);
+        self
+    }
+
+    /// Who made `req` and from where. The actor is the signing access key, except for a
+    /// request signed with the delegating key that names a user or service
+    /// ([`ACTOR_QUERY_PARAM`]): the signature covers the query, so only the web API, which holds
+    /// that key, can have written the name.
+    pub(crate) fn origin_of<T>(&self, req: &s3s::S3Request<T>) -> Origin {
+        let client = req.extensions.get::<ClientAddr>().map(|addr| addr.0.to_string());
+        let Some(credentials) = req.credentials.as_ref() else { return Origin { actor: None, client } };
+        let signer = Actor::AccessKey(credentials.access_key.clone());
+        let Some(named) = named_actor(req.uri.query()) else { return Origin { actor: Some(signer), client } };
+        if self.delegating_key.as_deref() != Some(credentials.access_key.as_str()) {
+            tracing::debug!(key = %credentials.access_key, named = %named, "actor named by a key that may not; ignored");
+            return Origin { actor: Some(signer), client };
+        }
+        let actor = match named.parse::<Actor>() {
+            Ok(actor @ (Actor::User(_) | Actor::Service(_))) => actor,
+            _ => {
+                tracing::warn!(named = %named, "system-key request names no user or service; recorded as the key");
+                signer
+            }
+        };
+        Origin { actor: Some(actor), client }
     }
 
     /// The metadata store (for the node's background workers).
@@ -65,9 +117,9 @@ impl Gateway {
         &self.blobs
     }
 
-    /// Proposes a command on behalf of `actor` (see [`Command::Attributed`]), now.
-    pub(crate) async fn commit_as(&self, actor: Option<Actor>, command: Command) -> S3Result<CommandOutcome> {
-        self.commit(command.attributed(actor, now_millis())).await
+    /// Proposes a command on behalf of `origin` (see [`Command::AttributedFrom`]), now.
+    pub(crate) async fn commit_as(&self, origin: Origin, command: Command) -> S3Result<CommandOutcome> {
+        self.commit(command.attributed_from(origin.actor, now_millis(), origin.client)).await
     }
 
     /// Proposes a command and turns a refusal into its S3 error.
@@ -110,11 +162,7 @@ impl Gateway {
             }
             return read(&self.meta).map_err(error::store);
         }
-        if let Some(found) = read(&self.meta).map_err(error::store)? {
-            return Ok(Some(found));
-        }
-        self.meta.read_barrier().await.map_err(error::propose)?;
-        read(&self.meta).map_err(error::store)
+        self.meta.read_confirmed(read).await.map_err(error::read)
     }
 
     /// The bucket, or NoSuchBucket.
@@ -132,5 +180,21 @@ impl Gateway {
             return Err(s3_error!(NoSuchBucket));
         }
         Err(s3_error!(NoSuchKey))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::named_actor;
+
+    #[test]
+    fn the_named_actor_is_read_from_the_query() {
+        assert_eq!(
+            named_actor(Some("X-Amz-Date=1&x-meridian-actor=user%3Au-7&uploadId=u")).as_deref(),
+            Some("user:u-7")
+        );
+        assert_eq!(named_actor(Some("X-Meridian-Actor=service:tix")).as_deref(), Some("service:tix"));
+        assert_eq!(named_actor(Some("uploads&partNumber=1")), None);
+        assert_eq!(named_actor(None), None);
     }
 }

@@ -24,7 +24,7 @@ mod service;
 mod tagging;
 
 pub use auth::{AccessPolicy, KeyStoreAuth};
-pub use gateway::{Gateway, ReadConsistency};
+pub use gateway::{ClientAddr, Gateway, ReadConsistency};
 pub use housekeeping::HousekeepingError;
 pub use replica::{PullError, PullOutcome, Throttle};
 pub use scrub::{ScrubError, ScrubReport, Scrubber};

@@ -22,7 +22,7 @@ use crate::blob::{BlobStore, new_id, sync_dir};
 use crate::conditions::copy_source_preconditions;
 use crate::convert::{HeaderFields, declared_checksums, parse_tagging_header, set_checksums, timestamp};
 use crate::error;
-use crate::gateway::{Gateway, actor_of, now_millis};
+use crate::gateway::{Gateway, now_millis};
 use crate::ingest::{Declared, Ingested, ingest};
 use crate::objects::check_key;
 
@@ -319,6 +319,7 @@ impl Gateway {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let origin = self.origin_of(&req);
         let input = req.input;
         let (upload, dir) = self.upload_here(&input.bucket, &input.key, &input.upload_id).await?;
         let requested = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
@@ -383,8 +384,8 @@ impl Gateway {
         meta.tags = upload.tags.clone();
         meta.parts =
             chosen.iter().map(|r| PartSummary { number: r.number, size: r.size, etag: r.etag.clone() }).collect();
-        let (actor, upload_id) = (actor_of(req.credentials.as_ref()), Some(input.upload_id.clone()));
-        self.commit_new_version(&input.bucket, &input.key, meta, WriteCondition::None, upload_id, actor).await?;
+        let upload_id = Some(input.upload_id.clone());
+        self.commit_new_version(&input.bucket, &input.key, meta, WriteCondition::None, upload_id, origin).await?;
         tracing::info!(bucket = %input.bucket, key = %input.key, size, parts = chosen.len(), "multipart upload completed");
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             location: Some(format!("/{}/{}", input.bucket, input.key)),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use meridian_raft::command::WriteCondition;
 use meridian_raft::model::{ContentHeaders, ObjectMeta};
-use meridian_raft::{Actor, Command, CommandOutcome};
+use meridian_raft::{Command, CommandOutcome};
 use s3s::dto::{
     CopyObjectInput, CopyObjectOutput, CopyObjectResult, CopySource, DeleteObjectInput, DeleteObjectOutput,
     DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, ETag, ETagCondition, GetObjectInput, GetObjectOutput,
@@ -18,7 +18,7 @@ use crate::blob::{BlobStore, new_id};
 use crate::conditions::{copy_source_preconditions, read_preconditions};
 use crate::convert::{HeaderFields, declared_checksums, parse_tagging_header, set_checksums, timestamp, user_metadata};
 use crate::error;
-use crate::gateway::{Gateway, actor_of, now_millis};
+use crate::gateway::{Gateway, Origin, now_millis};
 use crate::ingest::{Declared, Received, ingest};
 
 /// S3's limit on key length, in bytes of UTF-8.
@@ -57,7 +57,7 @@ struct Described {
 }
 
 impl Gateway {
-    /// Commits a version whose blob this node just wrote, on behalf of `actor`. On a definite
+    /// Commits a version whose blob this node just wrote, on behalf of `origin`. On a definite
     /// refusal the blob is deleted at once; when the outcome is unknown (timeout, lost leader) it
     /// is left for the orphan sweep, because the entry may still commit.
     pub(crate) async fn commit_new_version(
@@ -67,13 +67,13 @@ impl Gateway {
         meta: ObjectMeta,
         condition: WriteCondition,
         completes_upload: Option<String>,
-        actor: Option<Actor>,
+        origin: Origin,
     ) -> S3Result<()> {
         let blob = meta.blob.clone();
         let at = meta.last_modified;
         let command =
             Command::PutObject { bucket: bucket.to_owned(), key: key.to_owned(), meta, condition, completes_upload }
-                .attributed(actor, at);
+                .attributed_from(origin.actor, at, origin.client);
         match self.meta.propose(command).await {
             Ok(CommandOutcome::Rejected(rejection)) => {
                 if blob.is_empty() {
@@ -107,6 +107,7 @@ impl Gateway {
     }
 
     pub(crate) async fn put_object_op(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        let origin = self.origin_of(&req);
         let input = req.input;
         check_key(&input.key)?;
         self.bucket(&input.bucket).await?;
@@ -146,8 +147,7 @@ impl Gateway {
         };
         meta.tags = tags;
         meta.checksums.clone_from(&checksums);
-        let actor = actor_of(req.credentials.as_ref());
-        self.commit_new_version(&input.bucket, &input.key, meta, condition, None, actor).await?;
+        self.commit_new_version(&input.bucket, &input.key, meta, condition, None, origin).await?;
         tracing::debug!(bucket = %input.bucket, key = %input.key, size, "object stored");
         let mut output =
             PutObjectOutput { e_tag: Some(ETag::Strong(etag)), size: i64::try_from(size).ok(), ..Default::default() };
@@ -321,10 +321,11 @@ impl Gateway {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let origin = self.origin_of(&req);
         let input = req.input;
         self.bucket(&input.bucket).await?;
         let command = Command::DeleteObjects { bucket: input.bucket, keys: vec![input.key] };
-        self.commit_as(actor_of(req.credentials.as_ref()), command).await?;
+        self.commit_as(origin, command).await?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
     }
 
@@ -332,6 +333,7 @@ impl Gateway {
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let origin = self.origin_of(&req);
         let input = req.input;
         self.bucket(&input.bucket).await?;
         let keys: Vec<String> = input.delete.objects.into_iter().map(|o| o.key).collect();
@@ -342,7 +344,7 @@ impl Gateway {
             check_key(key)?;
         }
         let command = Command::DeleteObjects { bucket: input.bucket, keys: keys.clone() };
-        self.commit_as(actor_of(req.credentials.as_ref()), command).await?;
+        self.commit_as(origin, command).await?;
         // S3 reports every requested key as deleted, existing or not; quiet mode reports none.
         let quiet = input.delete.quiet.unwrap_or(false);
         let deleted = if quiet {
@@ -361,6 +363,7 @@ impl Gateway {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let origin = self.origin_of(&req);
         let input = req.input;
         check_key(&input.key)?;
         let CopySource::Bucket { bucket: src_bucket, key: src_key, .. } = &input.copy_source else {
@@ -412,8 +415,7 @@ impl Gateway {
         meta.checksums = source.checksums.clone();
         meta.parts = source.parts.clone();
         let last_modified = meta.last_modified;
-        let actor = actor_of(req.credentials.as_ref());
-        self.commit_new_version(&input.bucket, &input.key, meta, WriteCondition::None, None, actor).await?;
+        self.commit_new_version(&input.bucket, &input.key, meta, WriteCondition::None, None, origin).await?;
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(ETag::Strong(source.etag)),

@@ -72,10 +72,18 @@ impl CookieSettings {
     }
 
     fn is_secure(&self, headers: &HeaderMap) -> bool {
-        match self.secure {
-            CookieSecure::Always => true,
-            CookieSecure::Never => false,
-            CookieSecure::Auto => headers
+        self.secure.applies(headers)
+    }
+}
+
+impl CookieSecure {
+    /// Whether a cookie set in answer to a request with these headers gets `Secure` (also used
+    /// by the share links' CSRF cookie, which exists without sign-in configured).
+    pub(crate) fn applies(self, headers: &HeaderMap) -> bool {
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::Auto => headers
                 .get("x-forwarded-proto")
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https")),

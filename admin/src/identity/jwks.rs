@@ -10,8 +10,10 @@ use tokio::sync::{Mutex, RwLock};
 
 use super::jwt::TokenError;
 
-/// A token naming an unknown key id makes the cache fetch again, but not more often than this,
-/// so a stream of forged `kid`s cannot turn this node into a flood against the Auth service.
+/// A token naming an unknown key id makes the cache fetch again, but not more often than this
+/// after the last attempt (successful or not), so a stream of forged `kid`s, or tokens arriving
+/// while the Auth service is down, cannot turn this node into a flood against it nor queue every
+/// sign-in behind one fetch after another.
 const MIN_REFETCH: Duration = Duration::from_secs(10);
 
 /// The cached key set.
@@ -23,8 +25,9 @@ pub(crate) struct JwksCache {
     http: reqwest::Client,
     /// The last set fetched, if any.
     current: RwLock<Option<Fetched>>,
-    /// Held while fetching, so concurrent requests wait for one fetch instead of each starting one.
-    fetching: Mutex<()>,
+    /// When the last fetch was attempted, whatever came of it. Held while fetching, so concurrent
+    /// requests wait for one fetch instead of each starting one.
+    last_attempt: Mutex<Option<Instant>>,
 }
 
 /// One fetched key set.
@@ -37,7 +40,7 @@ struct Fetched {
 
 impl JwksCache {
     pub(crate) fn new(url: String, refresh: Duration, http: reqwest::Client) -> Self {
-        Self { url, refresh, http, current: RwLock::new(None), fetching: Mutex::new(()) }
+        Self { url, refresh, http, current: RwLock::new(None), last_attempt: Mutex::new(None) }
     }
 
     /// The keys to try for a token whose header names `kid` (all of them when it names none).
@@ -45,26 +48,35 @@ impl JwksCache {
         if let Some(keys) = self.cached(kid, self.refresh).await {
             return Ok(keys);
         }
-        let _fetching = self.fetching.lock().await;
-        // Another request may have fetched while this one waited.
-        if let Some(keys) = self.cached(kid, MIN_REFETCH.min(self.refresh)).await {
-            return Ok(keys);
+        let mut last_attempt = self.last_attempt.lock().await;
+        // Another request may have fetched (or failed to) while this one waited.
+        if last_attempt.is_some_and(|at| at.elapsed() < MIN_REFETCH.min(self.refresh)) {
+            return self.last_fetched(kid).await;
         }
+        *last_attempt = Some(Instant::now());
         match self.fetch().await {
             Ok(keys) => {
                 *self.current.write().await = Some(Fetched { keys: Arc::new(keys), at: Instant::now() });
             }
             Err(reason) => {
                 tracing::warn!(url = %self.url, %reason, "fetching the Auth service's JWKS failed");
-                // Stale keys are better than none while the Auth service is briefly away.
-                let current = self.current.read().await;
-                let Some(fetched) = current.as_ref() else { return Err(TokenError::KeysUnavailable(reason)) };
-                return Ok(select(&fetched.keys, kid));
+                if self.current.read().await.is_none() {
+                    return Err(TokenError::KeysUnavailable(reason));
+                }
             }
         }
+        self.last_fetched(kid).await
+    }
+
+    /// The matching keys of the last set fetched, however old: stale keys are better than none
+    /// while the Auth service is away. A key id the set does not have: the token was not signed
+    /// by the Auth service (as far as anyone can tell until the next fetch is allowed).
+    async fn last_fetched(&self, kid: Option<&str>) -> Result<Vec<DecodingKey>, TokenError> {
         let current = self.current.read().await;
-        let keys = current.as_ref().map(|f| select(&f.keys, kid)).unwrap_or_default();
-        // A key id the fresh set does not have: the token was not signed by the Auth service.
+        let Some(fetched) = current.as_ref() else {
+            return Err(TokenError::KeysUnavailable("the last fetch failed moments ago".into()));
+        };
+        let keys = select(&fetched.keys, kid);
         if keys.is_empty() { Err(TokenError::BadSignature) } else { Ok(keys) }
     }
 
@@ -100,4 +112,72 @@ impl JwksCache {
 /// The keys with id `kid`, or every key when `kid` is `None`.
 fn select(keys: &[(Option<String>, DecodingKey)], kid: Option<&str>) -> Vec<DecodingKey> {
     keys.iter().filter(|(id, _)| kid.is_none() || id.as_deref() == kid).map(|(_, key)| key.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::response::IntoResponse as _;
+
+    use super::*;
+
+    /// The public key of `node/tests/fixtures/devauth-rs256.pem`, as a JWK modulus.
+    const MODULUS: &str = "yy0sTq8Ckbf_QQXtzT4ugb0yZMU708qCnJ2ZHNP4fOGE3cPQ0nTd_3Eb_G9mRDJWMW1qQJBoXMjZviuFBu2sB3og-dg3B5fbBIOKZmlAlI8i7enCbyn0USSCHhBatwEU7F_bwyZUBN_dBUogYa7Al8EtWbYuYSd5XbIAsUWCgqjQvxQU0A4rBVczNOwP53l2Gc_JPMrcQMK_rmWrklvgAi2t0-VaStckDUxakZwTQBh2Lm77_9P49R_BhPe1Bfmo6X3JTSaNIF0U4Ak7stUiAfhao2bWkZu4QY9XMxEN3z_Yssy2YgmcLFgDKkOVUuiTtcAFUPGbZLQrDwYQEIuTyQ";
+
+    /// A JWKS endpoint on loopback that counts its requests; it answers the key set while `up`,
+    /// 503 otherwise.
+    async fn jwks_server(up: bool) -> (String, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let set = serde_json::json!({ "keys": [{ "kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig", "n": MODULUS, "e": "AQAB" }] });
+        let app = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let set = set.clone();
+                async move {
+                    if up {
+                        axum::Json(set).into_response()
+                    } else {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}/jwks"), hits)
+    }
+
+    /// Unknown key ids fetch the set again at most once per MIN_REFETCH, and are refused from
+    /// the cache in between; a known one is served from the cache.
+    #[tokio::test]
+    async fn unknown_kids_refetch_at_most_once_per_period() {
+        let (url, hits) = jwks_server(true).await;
+        let cache = JwksCache::new(url, Duration::from_secs(3600), reqwest::Client::new());
+        assert_eq!(cache.keys_for(Some("k1")).await.map(|k| k.len()).ok(), Some(1));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        for i in 0..20 {
+            let kid = format!("forged-{i}");
+            assert!(matches!(cache.keys_for(Some(&kid)).await, Err(TokenError::BadSignature)), "{kid}");
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "forged kids right after a fetch fetch nothing");
+        assert_eq!(cache.keys_for(Some("k1")).await.map(|k| k.len()).ok(), Some(1));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    /// While the Auth service is down, a stream of tokens makes one fetch attempt per period,
+    /// not one each.
+    #[tokio::test]
+    async fn failed_fetches_are_not_repeated_for_every_token() {
+        let (url, hits) = jwks_server(false).await;
+        let cache = JwksCache::new(url, Duration::from_secs(3600), reqwest::Client::new());
+        for i in 0..20 {
+            let kid = format!("kid-{i}");
+            assert!(matches!(cache.keys_for(Some(&kid)).await, Err(TokenError::KeysUnavailable(_))), "{kid}");
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
 }

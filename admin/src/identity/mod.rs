@@ -10,9 +10,9 @@
 
 pub(crate) mod cookies;
 mod jwks;
-mod jwt;
+pub(crate) mod jwt;
 pub(crate) mod session;
-mod signed_in;
+pub(crate) mod signed_in;
 pub(crate) mod sync;
 mod upstream;
 pub(crate) mod users;

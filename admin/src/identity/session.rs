@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::header::SET_COOKIE;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse, Response};
 use meridian_raft::Command;
 use meridian_raft::model::UserProfile;
@@ -152,26 +152,52 @@ fn profile_of(state: &WebState, grant: &TokenGrant, claims: &AccessClaims) -> Re
     })
 }
 
-/// The answer of a sign-in or refresh: the body and both cookies.
-fn session_response(
-    identity: &Identity,
-    headers: &HeaderMap,
+/// A session the Auth service just granted, checked by this node: what sign-in and refresh
+/// hand to the API's JSON answer or to the pages' redirect.
+pub(crate) struct Session {
+    /// The tokens as the Auth service issued them.
     grant: TokenGrant,
-    claims: &AccessClaims,
+    /// The verified claims of the access token.
+    claims: AccessClaims,
+    /// Who signed in.
     profile: UserProfile,
+    /// The sign-in time recorded in the user list, when known.
     last_sign_in: Option<i64>,
-) -> Response {
+}
+
+impl Session {
+    /// The new access token (the pages put it in the request they are serving).
+    pub(crate) fn access_token(&self) -> &str {
+        &self.grant.access_token
+    }
+}
+
+/// The two `Set-Cookie` values of a session: the access token, living as long as it does, and
+/// the refresh token.
+pub(crate) fn session_cookies(identity: &Identity, headers: &HeaderMap, session: &Session) -> [HeaderValue; 2] {
     let now = now_secs();
-    let refresh_expires_at =
-        grant.refresh_expires_in.map(|s| now + s).or_else(|| unverified_expiry(&grant.refresh_token));
     let cookie = &identity.cookie;
-    let access_cookie = cookie.set(&cookie.name, &grant.access_token, Some(claims.exp.saturating_sub(now)), headers);
-    let refresh_cookie = cookie.set(
+    let access =
+        cookie.set(&cookie.name, &session.grant.access_token, Some(session.claims.exp.saturating_sub(now)), headers);
+    let refresh = cookie.set(
         &cookie.refresh_name(),
-        &grant.refresh_token,
-        refresh_expires_at.map(|at| at.saturating_sub(now)),
+        &session.grant.refresh_token,
+        refresh_expires_at(&session.grant).map(|at| at.saturating_sub(now)),
         headers,
     );
+    [access, refresh]
+}
+
+/// When the refresh token expires: as the Auth service said, else its JWT `exp`.
+fn refresh_expires_at(grant: &TokenGrant) -> Option<u64> {
+    grant.refresh_expires_in.map(|s| now_secs() + s).or_else(|| unverified_expiry(&grant.refresh_token))
+}
+
+/// The answer of a sign-in or refresh: the body and both cookies.
+fn session_response(identity: &Identity, headers: &HeaderMap, session: Session) -> Response {
+    let [access_cookie, refresh_cookie] = session_cookies(identity, headers, &session);
+    let Session { grant, claims, profile, last_sign_in } = session;
+    let refresh_expires_at = refresh_expires_at(&grant);
     let body = SessionBody {
         user: Me {
             admin: claims.roles.iter().any(|r| r == "admin"),
@@ -192,20 +218,18 @@ fn session_response(
     (AppendHeaders([(SET_COOKIE, access_cookie), (SET_COOKIE, refresh_cookie)]), Json(body)).into_response()
 }
 
-/// `POST /api/v1/session`: login and password to the Auth service; tokens back, cookies set,
-/// and the user upserted into the replicated user list.
-pub(crate) async fn sign_in(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    body: Result<Json<SignInRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let identity = identity(&state)?;
-    require_same_origin(&headers)?;
-    let Json(request) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    if request.login.is_empty() || request.login.len() > MAX_LOGIN {
+/// Signs `login` in at the Auth service, checks the token it issues and upserts the user into
+/// the replicated user list (with the sign-in time). Shared by the API and the sign-in page.
+pub(crate) async fn open_session(
+    state: &WebState,
+    identity: &Identity,
+    login: &str,
+    password: &str,
+) -> Result<Session, ApiError> {
+    if login.is_empty() || login.len() > MAX_LOGIN {
         return Err(ApiError::bad_request(format!("login must be 1 to {MAX_LOGIN} bytes")));
     }
-    if request.password.len() > MAX_PASSWORD {
+    if password.len() > MAX_PASSWORD {
         return Err(ApiError::bad_request(format!("password must be at most {MAX_PASSWORD} bytes")));
     }
     let refused = ApiError {
@@ -213,10 +237,9 @@ pub(crate) async fn sign_in(
         code: "invalid_credentials",
         message: "wrong login or password".into(),
     };
-    let grant =
-        identity.upstream.login(&request.login, &request.password).await.map_err(|e| upstream_error(e, refused))?;
+    let grant = identity.upstream.login(login, password).await.map_err(|e| upstream_error(e, refused))?;
     let claims = verify_grant(identity, &grant).await?;
-    let profile = profile_of(&state, &grant, &claims)?;
+    let profile = profile_of(state, &grant, &claims)?;
     let at = now_millis();
     // The sign-in stands even if the cluster cannot commit right now: the user list is for
     // sharing, and the next sync catches up.
@@ -229,7 +252,51 @@ pub(crate) async fn sign_in(
         }
     };
     tracing::info!(user = %profile.id, login = %profile.login, admin = claims.roles.iter().any(|r| r == "admin"), "signed in");
-    Ok(session_response(identity, &headers, grant, &claims, profile, last_sign_in))
+    Ok(Session { grant, claims, profile, last_sign_in })
+}
+
+/// `POST /api/v1/session`: login and password to the Auth service; tokens back, cookies set,
+/// and the user upserted into the replicated user list.
+pub(crate) async fn sign_in(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    body: Result<Json<SignInRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let identity = identity(&state)?;
+    require_same_origin(&headers)?;
+    let Json(request) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let session = open_session(&state, identity, &request.login, &request.password).await?;
+    Ok(session_response(identity, &headers, session))
+}
+
+/// The code of the error [`renew_session`] answers when the Auth service refuses the refresh
+/// token: the caller must sign in again (and its cookies are stale).
+pub(crate) const REFRESH_REFUSED: &str = "refresh_refused";
+
+/// New tokens for `refresh_token` from the Auth service, checked by this node. Shared by the
+/// API and the pages (which refresh on their own when the access token is about to expire).
+pub(crate) async fn renew_session(
+    state: &WebState,
+    identity: &Identity,
+    refresh_token: &str,
+) -> Result<Session, ApiError> {
+    let grant = match identity.upstream.refresh(refresh_token).await {
+        Ok(grant) => grant,
+        Err(UpstreamError::Refused(detail)) => {
+            tracing::info!(%detail, "refresh refused by the Auth service");
+            return Err(ApiError {
+                status: StatusCode::UNAUTHORIZED,
+                code: REFRESH_REFUSED,
+                message: format!("the refresh token was refused; sign in again ({detail})"),
+            });
+        }
+        Err(other) => return Err(bad_gateway("auth_unavailable", other.to_string())),
+    };
+    let claims = verify_grant(identity, &grant).await?;
+    let profile = profile_of(state, &grant, &claims)?;
+    let last_sign_in = state.meta.user(&claims.sub).ok().flatten().and_then(|u| u.last_sign_in);
+    tracing::debug!(user = %claims.sub, "session refreshed");
+    Ok(Session { grant, claims, profile, last_sign_in })
 }
 
 /// `POST /api/v1/session/refresh`: new tokens for the refresh token of the body, or of the
@@ -255,35 +322,19 @@ pub(crate) async fn refresh(
             message: "no refresh token: send {\"refresh_token\": ...} or the refresh cookie".into(),
         });
     };
-    let grant = match identity.upstream.refresh(&token).await {
-        Ok(grant) => grant,
-        Err(UpstreamError::Refused(detail)) => {
-            tracing::info!(%detail, "refresh refused by the Auth service");
-            let error = ApiError {
-                status: StatusCode::UNAUTHORIZED,
-                code: "refresh_refused",
-                message: format!("the refresh token was refused; sign in again ({detail})"),
-            };
-            return Ok((clear_cookies(identity, &headers), error).into_response());
+    match renew_session(&state, identity, &token).await {
+        Ok(session) => Ok(session_response(identity, &headers, session)),
+        Err(error) if error.code == REFRESH_REFUSED => {
+            Ok((AppendHeaders(clear_cookies(identity, &headers)), error).into_response())
         }
-        Err(other) => return Err(bad_gateway("auth_unavailable", other.to_string())),
-    };
-    let claims = verify_grant(identity, &grant).await?;
-    let profile = profile_of(&state, &grant, &claims)?;
-    let last_sign_in = state.meta.user(&claims.sub).ok().flatten().and_then(|u| u.last_sign_in);
-    tracing::debug!(user = %claims.sub, "session refreshed");
-    Ok(session_response(identity, &headers, grant, &claims, profile, last_sign_in))
+        Err(error) => Err(error),
+    }
 }
 
-fn clear_cookies(
-    identity: &Identity,
-    headers: &HeaderMap,
-) -> AppendHeaders<[(axum::http::HeaderName, axum::http::HeaderValue); 2]> {
+/// `Set-Cookie` values that delete both session cookies.
+pub(crate) fn clear_cookies(identity: &Identity, headers: &HeaderMap) -> [(HeaderName, HeaderValue); 2] {
     let cookie = &identity.cookie;
-    AppendHeaders([
-        (SET_COOKIE, cookie.clear(&cookie.name, headers)),
-        (SET_COOKIE, cookie.clear(&cookie.refresh_name(), headers)),
-    ])
+    [(SET_COOKIE, cookie.clear(&cookie.name, headers)), (SET_COOKIE, cookie.clear(&cookie.refresh_name(), headers))]
 }
 
 /// `DELETE /api/v1/session`: clears both cookies. Tokens are stateless: an access token copied
@@ -291,7 +342,7 @@ fn clear_cookies(
 pub(crate) async fn sign_out(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let identity = identity(&state)?;
     require_same_origin(&headers)?;
-    Ok((StatusCode::NO_CONTENT, clear_cookies(identity, &headers)).into_response())
+    Ok((StatusCode::NO_CONTENT, AppendHeaders(clear_cookies(identity, &headers))).into_response())
 }
 
 /// `GET /api/v1/me`: who the token belongs to.

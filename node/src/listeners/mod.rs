@@ -2,6 +2,7 @@
 //! (Raft RPC and calls between nodes). Every accepted socket gets TCP_NODELAY: a response
 //! written as headers then body would otherwise wait for the peer's delayed ACK.
 
+mod cors;
 pub(crate) mod internal;
 pub(crate) mod s3;
 

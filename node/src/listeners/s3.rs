@@ -10,7 +10,7 @@ use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 
 use meridian_admin::metrics::{S3Metrics, S3Op};
-use meridian_s3gw::{AccessPolicy, Gateway, KeyStoreAuth};
+use meridian_s3gw::{AccessPolicy, ClientAddr, Gateway, KeyStoreAuth};
 
 use crate::load::MeteredBody;
 use crate::shutdown::Shutdown;
@@ -87,6 +87,9 @@ pub(crate) async fn serve(
         let (service, metrics) = (service.clone(), metrics.clone());
         let handler = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             merge_repeated_content_encoding(request.headers_mut());
+            // The gateway records where writes come from (the history's client address).
+            request.extensions_mut().insert(ClientAddr(peer.ip().to_canonical()));
+            let cors = super::cors::classify(request.method(), request.uri().query(), request.headers());
             let close_after = expects_continue_without_body(request.headers());
             let op = S3Op::classify(request.method(), request.uri().path(), request.uri().query());
             let content_length = request
@@ -97,9 +100,16 @@ pub(crate) async fn serve(
                 .unwrap_or(0);
             // Dropped with the response body (or here, on an error): the request is over.
             let mut guard = metrics.start(op, content_length);
-            let response = hyper::service::Service::call(&service, request);
+            let preflight = (cors == super::cors::Cors::Preflight).then(|| super::cors::preflight(request.headers()));
+            let service = service.clone();
             async move {
-                let mut response = response.await?;
+                let mut response = match preflight {
+                    Some(answer) => answer.map(|()| s3s::Body::empty()),
+                    None => hyper::service::Service::call(&service, request).await?,
+                };
+                if cors == super::cors::Cors::Simple {
+                    super::cors::allow(response.headers_mut());
+                }
                 guard.responded(response.status().as_u16());
                 if close_after {
                     response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));

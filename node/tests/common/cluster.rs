@@ -399,9 +399,14 @@ impl TestCluster {
     }
 
     /// Every committed blob file of node `i` (`<data_dir>/blobs/<2 hex>/<32 hex>`); panics on a
-    /// file under `blobs/` that does not follow that layout.
+    /// file under `blobs/` that does not follow that layout (but the directory's marker and the
+    /// scrub's quarantined `*.corrupt` copies).
     pub fn blob_files(&self, i: usize) -> Vec<PathBuf> {
-        let files = all_files(&self.blobs_dir(i));
+        let marker = self.blobs_dir(i).join(BLOBS_MARKER);
+        let files: Vec<PathBuf> = all_files(&self.blobs_dir(i))
+            .into_iter()
+            .filter(|f| *f != marker && f.extension().is_none_or(|x| x != "corrupt"))
+            .collect();
         for f in &files {
             assert!(is_blob_path(f), "node {i}: unexpected file under blobs/: {}", f.display());
         }
@@ -426,6 +431,9 @@ impl TestCluster {
         out
     }
 }
+
+/// The file a node writes in its `blobs/` when it creates it (the scrub checks it is still there).
+pub const BLOBS_MARKER: &str = ".meridian-blobs";
 
 /// Whether `path` looks like `.../blobs/<2 hex>/<32 hex>` with the file name starting with its
 /// directory's name.

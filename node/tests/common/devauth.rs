@@ -36,7 +36,24 @@ pub enum AuthMode {
 }
 
 /// A free loopback address for the stand-in.
+///
+/// The port is written into a node's config before the stand-in binds it, so it must not be
+/// taken meanwhile. Ports from `bind(0)` (every test node's) and the local ports of outgoing
+/// connections come from Linux's ephemeral range (32768 and up); this picks below it, starting
+/// at a point that differs per call, and checks the port is free.
 pub fn free_auth_addr() -> SocketAddr {
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seed = std::process::id().wrapping_mul(7_919).wrapping_add(call.wrapping_mul(104_729));
+    for step in 0..SPAN {
+        let port = u16::try_from(LOW + (seed.wrapping_add(step.wrapping_mul(97))) % SPAN).expect("below 32768");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
     free_loopback_ports::<1>()[0]
 }
 
@@ -196,4 +213,31 @@ impl Drop for DevAuth {
             running.kill9();
         }
     }
+}
+
+/// Access tokens of the stand-in's seeded users, signed in through a node.
+pub struct SeededTokens {
+    /// `admin` (role admin).
+    pub admin: String,
+    /// `alice` (role user).
+    pub alice: String,
+    /// `bob` (role user).
+    pub bob: String,
+}
+
+/// One node whose `[auth]` points at a running stand-in (`extra(addr)` is the node's extra
+/// config, given the stand-in's address), and the seeded users signed in through it: the start
+/// of every test of the panel's API.
+pub async fn node_with_seeded_users(
+    extra: impl FnOnce(SocketAddr) -> String,
+) -> (super::TestNode, DevAuth, SeededTokens) {
+    let node = super::TestNode::start_with_extra(super::NodeOptions::default(), &extra(free_auth_addr())).await;
+    let devauth = DevAuth::start(node.config_path(), false).await;
+    let web = node.web_url();
+    let tokens = SeededTokens {
+        admin: devauth.access_token(&web, "admin", "admin-password").await,
+        alice: devauth.access_token(&web, "alice", "alice-password").await,
+        bob: devauth.access_token(&web, "bob", "bob-password").await,
+    };
+    (node, devauth, tokens)
 }

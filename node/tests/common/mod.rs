@@ -7,8 +7,10 @@
 pub mod cluster;
 pub mod devauth;
 pub mod events;
+pub mod pages;
 pub mod placement;
 pub mod sigv4;
+pub mod webdriver;
 
 use std::collections::VecDeque;
 use std::fmt::Debug;

@@ -93,6 +93,9 @@ struct Inner {
     /// The last leadership confirmation (when it started, the read index it gave); see
     /// [`MetaStore::confirm_leadership`].
     last_confirmation: tokio::sync::Mutex<Option<(Instant, u64)>>,
+    /// When the last leadership confirmation started, for status: with openraft's periodic
+    /// heartbeat off (see [`run_heartbeat`]) its own quorum-ack metric only moves with writes.
+    last_confirmed_at: std::sync::Mutex<Option<Instant>>,
     /// Read barriers passed under a lease (no round trip), for status and tests.
     lease_reads: AtomicU64,
     /// Read barriers that asked the leader for a read index.
@@ -172,6 +175,35 @@ async fn run_lease_keeper(store: std::sync::Weak<Inner>) {
     }
 }
 
+/// The leader's heartbeat, sent beside the replication streams rather than on them, every
+/// `every`, for as long as the store lives.
+///
+/// openraft 0.9 keeps one AppendEntries in flight per follower, and its own periodic heartbeat is
+/// one of them: a write that reaches the leader while a heartbeat is on the wire waits for it to
+/// come back, up to a whole round trip (across regions 100 ms apart, with a 300 ms heartbeat, a
+/// third of all writes). So openraft's periodic heartbeat is off (`enable_heartbeat: false`) and
+/// this task sends it the way openraft confirms leadership for a read index: an AppendEntries
+/// without entries to every voter at once, each on its own request. openraft handles the answers
+/// (a higher vote deposes this leader), and every follower that accepts one restarts its election
+/// timer. Learners, which never start elections, hear of new commits from the streams.
+async fn run_heartbeat(store: std::sync::Weak<Inner>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(inner) = store.upgrade() else { return };
+        let store = MetaStore { inner };
+        if store.inner.raft.metrics().borrow().current_leader != Some(store.inner.node_id) {
+            continue;
+        }
+        // A round ends with a quorum's answers or after `every` (openraft's timeout for these
+        // requests is the heartbeat interval), so ticks are at most that late.
+        if let Err(e) = store.confirm_leadership(Instant::now()).await {
+            tracing::debug!(error = %e, "heartbeat round failed");
+        }
+    }
+}
+
 /// Leader side of the visibility gate (see `lease`): recomputes what may be visible whenever
 /// replication progresses (Raft metrics), the state machine waits for an entry, or a lagging
 /// holder's grant or the new-leader wait runs out; for as long as the store lives.
@@ -246,6 +278,8 @@ impl MetaStore {
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(timing.snapshot_every),
             max_in_snapshot_log_to_keep: 1000,
             install_snapshot_timeout: 10_000,
+            // Sent beside the replication streams instead (see `run_heartbeat`).
+            enable_heartbeat: false,
             ..Default::default()
         }
         .validate()
@@ -275,6 +309,7 @@ impl MetaStore {
                 leases,
                 appended,
                 last_confirmation: tokio::sync::Mutex::new(None),
+                last_confirmed_at: std::sync::Mutex::new(None),
                 lease_reads: AtomicU64::new(0),
                 read_index_reads: AtomicU64::new(0),
             }),
@@ -285,6 +320,7 @@ impl MetaStore {
             store.inner.raft.metrics(),
             store.inner.leases.wanted(),
         ));
+        tokio::spawn(run_heartbeat(Arc::downgrade(&store.inner), timing.heartbeat));
         if store.inner.leases.enabled() {
             tokio::spawn(run_lease_keeper(Arc::downgrade(&store.inner)));
         }
@@ -402,6 +438,14 @@ impl MetaStore {
         let advance = self.inner.leases.advance(term, committed, matched, alone, Instant::now());
         if advance.advanced && self.inner.leases.take_capped() {
             tracing::trace!(visible = ?self.inner.leases.visible(), "visible index moved; pushing it to followers");
+            // Voters hear of it at once beside their replication streams (a stream may have a
+            // capped AppendEntries in flight for a round trip); learners through their streams.
+            let voters = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = voters.confirm_leadership(Instant::now()).await {
+                    tracing::debug!(error = %e, "announcing a visibility change failed");
+                }
+            });
             if let Err(e) = self.inner.raft.trigger().heartbeat().await {
                 tracing::debug!(error = %e, "heartbeat after a visibility change failed");
             }
@@ -570,6 +614,7 @@ impl MetaStore {
         let (read_log_id, _) = self.inner.raft.get_read_log_id().await.map_err(|e| e.to_string())?;
         let index = read_log_id.map_or(0, |l| l.index);
         *last = Some((started, index));
+        *self.inner.last_confirmed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(started);
         Ok(index)
     }
 
@@ -773,7 +818,9 @@ impl MetaStore {
             snapshot_index: metrics.snapshot.map(|l| l.index),
             purged_index: metrics.purged.map(|l| l.index),
             last_leader_contact_ms: (contact > 0).then_some(contact),
-            millis_since_quorum_ack: metrics.millis_since_quorum_ack,
+            millis_since_quorum_ack: (metrics.current_leader == Some(self.inner.node_id))
+                .then(|| self.millis_since_quorum_ack(metrics.millis_since_quorum_ack))
+                .flatten(),
             read_lease_ms: self
                 .inner
                 .leases
@@ -782,6 +829,17 @@ impl MetaStore {
             lease_reads: self.inner.lease_reads.load(Ordering::Relaxed),
             read_index_reads: self.inner.read_index_reads.load(Ordering::Relaxed),
             members,
+        }
+    }
+
+    /// Milliseconds since a quorum last acknowledged this node as leader: through replication
+    /// (`from_raft`, openraft's figure) or a heartbeat round, whichever is later.
+    fn millis_since_quorum_ack(&self, from_raft: Option<u64>) -> Option<u64> {
+        let confirmed = *self.inner.last_confirmed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let by_heartbeat = confirmed.map(|at| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX));
+        match (from_raft, by_heartbeat) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 

@@ -1,7 +1,8 @@
 //! Leader failover on a three-node cluster: a write loop through a follower keeps going while the
 //! leader is `kill -9`ed and later restarted; no acknowledged write is lost on any node, nothing
 //! appears that was never sent, a new leader is elected within a bound, and the old leader
-//! catches up after its restart.
+//! catches up after its restart. And without failures, a leader without writes to send keeps its
+//! followers from electing another.
 
 mod common;
 
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
-use common::cluster::{TestCluster, id_of};
+use common::cluster::{ClusterOptions, TestCluster, id_of};
 use common::*;
 
 const TOTAL_PUTS: usize = 300;
@@ -260,4 +261,36 @@ async fn acknowledged_writes_through_a_follower_survive_a_leader_kill_and_restar
         acked_keys.len(),
         listings[0].len() - acked_keys.len()
     );
+}
+
+/// The node turns openraft's periodic heartbeat off (on the replication stream it held writes back
+/// for a round trip) and sends its own beside the streams; without that, the followers of an idle
+/// leader would elect a new one every election timeout.
+#[tokio::test]
+async fn an_idle_leader_keeps_its_followers() {
+    // Leases off: a leader renewing its own read lease confirms its leadership with a quorum
+    // round, which is a heartbeat too; this test is about the heartbeat alone.
+    let options = ClusterOptions { read_lease_ms: Some(0), ..ClusterOptions::default() };
+    let cluster = &TestCluster::start_with(options).await;
+    let leader = cluster.leader().await;
+    let term = cluster.health(leader).await.expect("leader health").term;
+    // Four times the longest election timeout: a follower that stopped hearing from the leader
+    // would have started an election (a new term) several times over.
+    let watch_for = Duration::from_millis(cluster.options.election_timeout_max_ms * 4);
+    let end = Instant::now() + watch_for;
+    let mut looks = 0;
+    while Instant::now() < end {
+        for (i, health) in cluster.healths(&[0, 1, 2]).await {
+            let health = health.unwrap_or_else(|e| panic!("node {i}: {e}"));
+            assert_eq!(
+                (health.term, health.leader),
+                (term, Some(id_of(leader))),
+                "node {i} changed term or leader while the cluster was idle:\n{}",
+                cluster.log_report()
+            );
+        }
+        looks += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(looks >= 10, "only {looks} looks in {watch_for:?}");
 }

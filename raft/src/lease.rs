@@ -164,8 +164,12 @@ pub(crate) struct Leases {
     leading_since: Mutex<Option<(u64, Instant)>>,
     /// The last log id this node may make visible (apply, or announce as committed).
     visible: watch::Sender<Option<LogId<NodeId>>>,
-    /// The highest index the state machine waits to apply, to wake the gate.
-    wanted: watch::Sender<u64>,
+    /// The highest committed log id waiting to become visible: an entry the state machine waits
+    /// to apply, or a commit index an AppendEntries waits to announce. Raft hands out only
+    /// committed ids there, so the gate learns the commit index from it without asking Raft
+    /// (a round trip to its core on every replication step cost about a fifth of the leader's
+    /// CPU per write).
+    wanted: watch::Sender<Option<LogId<NodeId>>>,
     /// Set when an AppendEntries carried a commit index lowered to `visible`: followers then
     /// need a heartbeat once it moves.
     capped: AtomicBool,
@@ -185,7 +189,7 @@ impl Leases {
             granted: Mutex::new(Granted::default()),
             leading_since: Mutex::new(None),
             visible: watch::Sender::new(applied),
-            wanted: watch::Sender::new(0),
+            wanted: watch::Sender::new(None),
             capped: AtomicBool::new(false),
         }
     }
@@ -374,6 +378,7 @@ impl Leases {
             return committed;
         }
         let mut visible = self.visible.subscribe();
+        self.want(committed);
         let _ = tokio::time::timeout(CAP_PATIENCE, visible.wait_for(|v| *v >= committed)).await;
         if committed <= self.visible() {
             return committed;
@@ -389,25 +394,31 @@ impl Leases {
         self.capped.swap(false, Ordering::SeqCst)
     }
 
-    /// State machine side: waits until entry `index` may be applied.
-    pub(crate) async fn admit(&self, index: u64) {
+    /// State machine side: waits until committed entry `log_id` may be applied.
+    pub(crate) async fn admit(&self, log_id: LogId<NodeId>) {
+        let index = log_id.index;
         let mut visible = self.visible.subscribe();
         if visible.borrow().is_some_and(|l| l.index >= index) {
             return;
         }
-        self.wanted.send_if_modified(|wanted| {
-            let more = index > *wanted;
-            if more {
-                *wanted = index;
-            }
-            more
-        });
+        self.want(Some(log_id));
         // The sender lives in `self`, so this only ends when the index is visible.
         let _ = visible.wait_for(|v| v.is_some_and(|l| l.index >= index)).await;
     }
 
-    /// Changes when the state machine waits for an entry to become visible.
-    pub(crate) fn wanted(&self) -> watch::Receiver<u64> {
+    /// Notes that committed `log_id` waits to become visible (see `wanted`).
+    fn want(&self, log_id: Option<LogId<NodeId>>) {
+        self.wanted.send_if_modified(|wanted| {
+            let more = log_id > *wanted;
+            if more {
+                *wanted = log_id;
+            }
+            more
+        });
+    }
+
+    /// The highest committed log id waiting to become visible, and its changes.
+    pub(crate) fn wanted(&self) -> watch::Receiver<Option<LogId<NodeId>>> {
         self.wanted.subscribe()
     }
 }
@@ -531,14 +542,14 @@ mod tests {
     #[tokio::test]
     async fn the_state_machine_waits_until_an_entry_is_visible() {
         let leases = std::sync::Arc::new(leader());
-        leases.admit(5).await;
+        leases.admit(log_id(1, 5).unwrap()).await;
         let mut wanted = leases.wanted();
         let waiting = tokio::spawn({
             let leases = leases.clone();
-            async move { leases.admit(7).await }
+            async move { leases.admit(log_id(1, 7).unwrap()).await }
         });
         wanted.changed().await.unwrap();
-        assert_eq!(*wanted.borrow(), 7, "the gate hears what is awaited");
+        assert_eq!(*wanted.borrow(), log_id(1, 7), "the gate hears what is awaited");
         assert!(!waiting.is_finished());
         leases.raise(log_id(1, 7));
         tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();

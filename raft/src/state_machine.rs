@@ -613,7 +613,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut owes_work = false;
         let mut last = None;
         for entry in entries {
-            self.leases.admit(entry.log_id.index).await;
+            self.leases.admit(entry.log_id).await;
             let (outcome, owes) = self.apply_entry(&entry).map_err(sm_error)?;
             owes_work |= owes;
             last = Some(entry.log_id.index);

@@ -210,7 +210,7 @@ async fn run_heartbeat(store: std::sync::Weak<Inner>, every: Duration) {
 async fn run_visibility_gate(
     store: std::sync::Weak<Inner>,
     mut metrics: watch::Receiver<openraft::RaftMetrics<NodeId, RegionNode>>,
-    mut wanted: watch::Receiver<u64>,
+    mut wanted: watch::Receiver<Option<openraft::LogId<NodeId>>>,
 ) {
     loop {
         let Some(inner) = store.upgrade() else { return };
@@ -413,28 +413,29 @@ impl MetaStore {
     /// `lease`), and tells the followers at once when it moved past a commit index they were
     /// sent. Returns when to look again if nothing else changes.
     async fn advance_visibility(&self) -> Option<Instant> {
-        let (term, alone) = {
+        // Committed (Raft hands out only committed ids to wait for), so no need to ask Raft.
+        let committed = *self.inner.leases.wanted().borrow();
+        if committed <= self.inner.leases.visible() {
+            // Nothing waits to become visible (most metrics changes are heartbeat answers).
+            return None;
+        }
+        let (term, alone, matched) = {
             let m = self.inner.raft.metrics();
             let m = m.borrow();
-            if m.current_leader != Some(self.inner.node_id) {
-                return None;
-            }
-            if m.last_log_index <= self.inner.leases.visible().map(|l| l.index) {
-                // Nothing waits to become visible (most metrics changes are heartbeat answers).
+            if m.current_leader != Some(self.inner.node_id) || m.state != openraft::ServerState::Leader {
                 return None;
             }
             let alone = m.membership_config.membership().nodes().all(|(id, _)| *id == self.inner.node_id);
-            (m.current_term, alone)
+            let matched: Vec<(NodeId, Option<openraft::LogId<NodeId>>)> =
+                m.replication.as_ref().map(|r| r.iter().map(|(id, l)| (*id, *l)).collect()).unwrap_or_default();
+            (m.current_term, alone, matched)
         };
-        let state = self.inner.raft.with_raft_state(|st| (st.committed, st.server_state)).await;
-        let Ok((committed, openraft::ServerState::Leader)) = state else { return None };
         if committed.is_some_and(|c| c.leader_id.term > term) {
             // Leading a newer term than the metrics said: its holders and wait are not known
             // yet; the metrics change that follows brings this back.
             return None;
         }
-        let metrics = self.inner.raft.metrics().borrow().clone();
-        let matched = |id: NodeId| metrics.replication.as_ref().and_then(|r| r.get(&id).copied().flatten());
+        let matched = |id: NodeId| matched.iter().find(|(m, _)| *m == id).and_then(|(_, l)| *l);
         let advance = self.inner.leases.advance(term, committed, matched, alone, Instant::now());
         if advance.advanced && self.inner.leases.take_capped() {
             tracing::trace!(visible = ?self.inner.leases.visible(), "visible index moved; pushing it to followers");

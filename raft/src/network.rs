@@ -7,7 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -40,6 +42,16 @@ pub const LOAD_PATH: &str = "/internal/v1/load";
 
 /// Path prefix where a node serves the blobs it holds (`{BLOB_PATH}/{id}`, GET, optional Range).
 pub const BLOB_PATH: &str = "/internal/v1/blobs";
+
+/// Largest body the internal listener accepts: the server refuses more (413), and the client
+/// never sends more (see [`MAX_APPEND_BODY`]).
+pub const MAX_RPC_BODY: usize = 64 * 1024 * 1024;
+
+/// Largest AppendEntries body sent. openraft batches up to 300 entries per call, and one entry
+/// can carry many small objects inline, so a follower catching up after some downtime could be
+/// sent more than any limit; a larger body is split (openraft retries with fewer entries). A
+/// quarter of what the listener takes leaves room for one very large entry.
+pub const MAX_APPEND_BODY: usize = MAX_RPC_BODY / 4;
 
 /// Encodes an RPC body or reply.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, crate::StoreError> {
@@ -90,6 +102,17 @@ impl PeerClient {
         timeout: Duration,
     ) -> Result<Resp, CallError> {
         let body = encode(request).map_err(|e| CallError::Failed(e.to_string()))?;
+        self.call_encoded(addr, path, body, timeout).await
+    }
+
+    /// Like [`PeerClient::call`], with the body already encoded.
+    pub async fn call_encoded<Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
         let mut builder = self.http.post(format!("http://{addr}{path}")).timeout(timeout);
         for (name, value) in self.signer.headers("POST", path, &body) {
             builder = builder.header(name, value);
@@ -186,8 +209,23 @@ impl PeerConnection {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        let body = encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.send(path, body, option).await
+    }
+
+    /// Sends an encoded RPC and decodes its reply.
+    async fn send<Resp, E>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, RegionNode, RaftError<NodeId, E>>>
+    where
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
         let reply: Result<Resp, RaftError<NodeId, E>> =
-            self.peers.call(&self.addr, path, request, option.hard_ttl()).await.map_err(|e| match e {
+            self.peers.call_encoded(&self.addr, path, body, option.hard_ttl()).await.map_err(|e| match e {
                 CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
                 CallError::Failed(message) => RPCError::Network(NetworkError::new(&std::io::Error::other(message))),
             })?;
@@ -212,7 +250,14 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         // A follower applies what it hears is committed: it must not hear of an entry before
         // every read-lease holder has it.
         rpc.leader_commit = self.leases.cap_commit(rpc.leader_commit).await;
-        self.rpc(APPEND_PATH, &rpc, &option).await
+        let body = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        if body.len() > MAX_APPEND_BODY && rpc.entries.len() > 1 {
+            // Ask openraft for fewer entries, in proportion, rounded down.
+            let fit = rpc.entries.len() * MAX_APPEND_BODY / body.len();
+            tracing::debug!(target = self.target, bytes = body.len(), entries = rpc.entries.len(), fit, "AppendEntries too large; splitting");
+            return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(fit.max(1) as u64)));
+        }
+        self.send(APPEND_PATH, body, &option).await
     }
 
     async fn install_snapshot(
@@ -230,5 +275,58 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, RegionNode, RaftError<NodeId>>> {
         self.rpc(VOTE_PATH, &rpc, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Command;
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Vote};
+
+    /// An entry of about `bytes` bytes encoded.
+    fn entry(index: u64, bytes: usize) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Command::DeleteBucket { name: "x".repeat(bytes) }),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_append_larger_than_a_request_may_carry_asks_raft_for_fewer_entries() {
+        let leases = Arc::new(Leases::new(Duration::ZERO, Duration::ZERO, None));
+        let mut connection = PeerConnection {
+            peers: PeerClient::new(Arc::new(RequestSigner::new("secret"))),
+            target: 2,
+            // Nothing listens there: a request that is sent fails as unreachable.
+            addr: "127.0.0.1:9".into(),
+            leases,
+        };
+        let each = 1024 * 1024;
+        let entries = MAX_APPEND_BODY / each + 8;
+        let request = AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: None,
+            leader_commit: None,
+            entries: (1..=entries as u64).map(|i| entry(i, each)).collect(),
+        };
+        let option = RPCOption::new(Duration::from_secs(1));
+        match connection.append_entries(request, option.clone()).await {
+            Err(RPCError::PayloadTooLarge(too_large)) => {
+                let hint = too_large.entries_hint() as usize;
+                assert!(hint > 0 && hint < entries, "hint {hint} of {entries}");
+                assert!(hint * each <= MAX_APPEND_BODY, "{hint} entries of {each} bytes do not fit");
+            }
+            other => panic!("expected PayloadTooLarge, got {other:?}"),
+        }
+        // One entry is sent whatever its size (the listener takes up to four times the limit).
+        let single = AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: None,
+            leader_commit: None,
+            entries: vec![entry(1, MAX_APPEND_BODY + 1)],
+        };
+        let sent = connection.append_entries(single, option).await;
+        assert!(matches!(sent, Err(RPCError::Unreachable(_))), "{sent:?}");
     }
 }

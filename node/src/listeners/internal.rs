@@ -50,8 +50,9 @@ pub(crate) enum MembershipChange {
     },
 }
 
-/// Largest internal request body (a snapshot chunk is a few MiB).
-const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Largest internal request body (a snapshot chunk is a few MiB; AppendEntries are split below
+/// a quarter of it).
+const MAX_BODY: usize = meridian_raft::network::MAX_RPC_BODY;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -87,6 +88,10 @@ pub(crate) fn router(
         .route(SCRUB_PATH, post(scrub))
         .route(&format!("{BLOB_PATH}/{{id}}"), get(serve_blob))
         .layer(middleware::from_fn_with_state(state.clone(), verify_signature))
+        // The signature check above has read and bounded the body already; without this the
+        // handlers' `Bytes` would refuse anything over axum's default 2 MiB (an AppendEntries
+        // to a follower catching up: 413, again and again, so it never caught up).
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 

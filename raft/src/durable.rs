@@ -30,9 +30,17 @@ impl DurableDb {
     }
 
     /// Returns once everything written to the database so far is on stable storage.
+    ///
+    /// Both steps run on one blocking thread: sled's `flush_async` would hand the flush to sled's
+    /// own thread pool, whose every job wakes all of its idle threads (seven), and the sync would
+    /// then need a second hand-off.
     pub(crate) async fn flush(&self) -> std::io::Result<()> {
-        self.db.flush_async().await.map_err(std::io::Error::other)?;
-        let file = self.file.clone();
-        tokio::task::spawn_blocking(move || file.sync_data()).await.map_err(std::io::Error::other)?
+        let (db, file) = (self.db.clone(), self.file.clone());
+        tokio::task::spawn_blocking(move || {
+            db.flush().map_err(std::io::Error::other)?;
+            file.sync_data()
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 }

@@ -9,15 +9,35 @@ use anyhow::Context;
 /// fixes at 100 for user space on every mainstream architecture.
 const USER_HZ: f64 = 100.0;
 
-/// User plus system CPU seconds used so far by the processes `pids` (all their threads).
-pub fn seconds(pids: &[u32]) -> anyhow::Result<f64> {
-    let mut ticks = 0_u64;
-    for pid in pids {
-        let path = format!("/proc/{pid}/stat");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-        ticks += stat_ticks(&text).with_context(|| format!("{path} is not in the expected format"))?;
+/// User plus system CPU seconds used so far by each of the processes `pids` (all their
+/// threads), in the same order.
+pub fn seconds_each(pids: &[u32]) -> anyhow::Result<Vec<f64>> {
+    pids.iter()
+        .map(|pid| {
+            let path = format!("/proc/{pid}/stat");
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+            let ticks = stat_ticks(&text).with_context(|| format!("{path} is not in the expected format"))?;
+            Ok(ticks as f64 / USER_HZ)
+        })
+        .collect()
+}
+
+/// CPU used by a set of processes during a workload.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuUsed {
+    /// All of them together, seconds.
+    pub total: f64,
+    /// The busiest one alone, seconds: what bounds throughput when every process has cores of
+    /// its own (a cluster on separate machines), rather than sharing them.
+    pub busiest: f64,
+}
+
+impl CpuUsed {
+    /// What each process used between two [`seconds_each`] readings of the same pids.
+    pub fn between(before: &[f64], after: &[f64]) -> Self {
+        let used = || before.iter().zip(after).map(|(b, a)| a - b);
+        Self { total: used().sum(), busiest: used().fold(0.0, f64::max) }
     }
-    Ok(ticks as f64 / USER_HZ)
 }
 
 /// `utime + stime` of one `/proc/<pid>/stat` line. The command name (field 2) is in
@@ -44,9 +64,15 @@ mod tests {
     }
 
     #[test]
+    fn the_busiest_process_and_the_total_are_told_apart() {
+        let used = CpuUsed::between(&[1.0, 5.0, 2.0], &[1.5, 7.0, 2.25]);
+        assert_eq!(used, CpuUsed { total: 2.75, busiest: 2.0 });
+    }
+
+    #[test]
     fn this_process_has_a_cpu_time() {
         let me = std::process::id();
-        assert!(seconds(&[me]).is_ok_and(|s| s >= 0.0));
-        assert!(seconds(&[u32::MAX]).is_err());
+        assert!(seconds_each(&[me]).is_ok_and(|s| s.len() == 1 && s[0] >= 0.0));
+        assert!(seconds_each(&[u32::MAX]).is_err());
     }
 }

@@ -249,10 +249,10 @@ impl Output<'_> {
         if self.server_pids.is_empty() {
             return workload.await;
         }
-        let before = cpu::seconds(self.server_pids);
+        let before = cpu::seconds_each(self.server_pids);
         let mut outcome = workload.await;
-        match (before, cpu::seconds(self.server_pids)) {
-            (Ok(before), Ok(after)) => outcome.server_cpu_seconds = Some(after - before),
+        match (before, cpu::seconds_each(self.server_pids)) {
+            (Ok(before), Ok(after)) => outcome.server_cpu = Some(cpu::CpuUsed::between(&before, &after)),
             (Err(e), _) | (_, Err(e)) => eprintln!("  server CPU not measured: {e:#}"),
         }
         outcome
@@ -287,7 +287,7 @@ fn json_line(label: &str, o: &Outcome) -> String {
             "{{\"system\":{},\"workload\":{},\"object_size\":{},\"concurrency\":{},",
             "\"ops\":{},\"errors\":{},\"timed_out\":{},\"seconds\":{:.6},\"ops_per_sec\":{:.3},",
             "\"mb_per_sec\":{:.3},\"mean_ms\":{:.3},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3},",
-            "\"server_cpu_ms_per_op\":{}}}"
+            "\"server_cpu_ms_per_op\":{},\"busiest_server_cpu_ms_per_op\":{}}}"
         ),
         json_string(label),
         json_string(&o.spec.name),
@@ -304,6 +304,7 @@ fn json_line(label: &str, o: &Outcome) -> String {
         p99,
         max,
         o.server_cpu_ms_per_op().map_or_else(|| "null".to_owned(), |ms| format!("{ms:.4}")),
+        o.busiest_server_cpu_ms_per_op().map_or_else(|| "null".to_owned(), |ms| format!("{ms:.4}")),
     )
 }
 
@@ -381,7 +382,7 @@ mod tests {
             first_error: None,
             wall: Duration::from_millis(500),
             timed_out: false,
-            server_cpu_seconds: Some(0.01),
+            server_cpu: Some(cpu::CpuUsed { total: 0.01, busiest: 0.004 }),
         };
         let line = json_line("meridian", &outcome);
         for field in [
@@ -394,6 +395,7 @@ mod tests {
             "\"p50_ms\":2.000",
             "\"p99_ms\":4.000",
             "\"server_cpu_ms_per_op\":5.0000",
+            "\"busiest_server_cpu_ms_per_op\":2.0000",
         ] {
             assert!(line.contains(field), "{field} missing in {line}");
         }

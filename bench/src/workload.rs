@@ -110,8 +110,8 @@ pub struct Outcome {
     pub wall: Duration,
     /// Whether the deadline stopped the workload before `count` operations.
     pub timed_out: bool,
-    /// CPU seconds the server processes used during the workload, when their pids were given.
-    pub server_cpu_seconds: Option<f64>,
+    /// CPU the server processes used during the workload, when their pids were given.
+    pub server_cpu: Option<crate::cpu::CpuUsed>,
 }
 
 impl Outcome {
@@ -125,10 +125,20 @@ impl Outcome {
         stats::megabytes_per_second(self.bytes, self.wall)
     }
 
-    /// Server CPU milliseconds per successful operation, when measured.
+    /// Server CPU milliseconds per successful operation, all processes together, when measured.
     pub fn server_cpu_ms_per_op(&self) -> Option<f64> {
+        self.per_op(self.server_cpu?.total)
+    }
+
+    /// Server CPU milliseconds per successful operation of the busiest process, when measured.
+    pub fn busiest_server_cpu_ms_per_op(&self) -> Option<f64> {
+        self.per_op(self.server_cpu?.busiest)
+    }
+
+    /// `seconds` in milliseconds per successful operation (none without operations).
+    fn per_op(&self, seconds: f64) -> Option<f64> {
         let ops = self.succeeded.len();
-        self.server_cpu_seconds.filter(|_| ops > 0).map(|s| s * 1000.0 / ops as f64)
+        (ops > 0).then(|| seconds * 1000.0 / ops as f64)
     }
 
     /// Latency percentiles of the successful operations.
@@ -375,7 +385,7 @@ where
         first_error: None,
         wall: Duration::ZERO,
         timed_out: false,
-        server_cpu_seconds: None,
+        server_cpu: None,
     };
     while let Some(joined) = workers.join_next().await {
         match joined {

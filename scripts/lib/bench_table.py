@@ -67,6 +67,7 @@ ROWS = [
     ("put_small", "p50_ms", "PUT p50", " ms", False),
     ("put_small", "p99_ms", "PUT p99", " ms", False),
     ("put_small", "server_cpu_ms_per_op", "PUT server CPU per op", " ms", False),
+    ("put_small", "busiest_server_cpu_ms_per_op", "PUT CPU per op of the busiest server process", " ms", False),
     ("get_small", "ops_per_sec", "GET ops/s", "", True),
     ("get_small", "p50_ms", "GET p50", " ms", False),
     ("get_small", "p99_ms", "GET p99", " ms", False),

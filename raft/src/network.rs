@@ -254,7 +254,13 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         if body.len() > MAX_APPEND_BODY && rpc.entries.len() > 1 {
             // Ask openraft for fewer entries, in proportion, rounded down.
             let fit = rpc.entries.len() * MAX_APPEND_BODY / body.len();
-            tracing::debug!(target = self.target, bytes = body.len(), entries = rpc.entries.len(), fit, "AppendEntries too large; splitting");
+            tracing::debug!(
+                target = self.target,
+                bytes = body.len(),
+                entries = rpc.entries.len(),
+                fit,
+                "AppendEntries too large; splitting"
+            );
             return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(fit.max(1) as u64)));
         }
         self.send(APPEND_PATH, body, &option).await

@@ -179,6 +179,16 @@ pub enum Command {
 }
 
 impl Command {
+    /// Bytes of object data the command carries inline (its bulk in a log entry).
+    pub(crate) fn inline_bytes(&self) -> usize {
+        match self {
+            Self::PutObject { meta, .. } => meta.inline.as_ref().map_or(0, Vec::len),
+            Self::Attributed { command, .. } | Self::AttributedFrom { command, .. } => command.inline_bytes(),
+            Self::Batch(commands) => commands.iter().map(Self::inline_bytes).sum(),
+            _ => 0,
+        }
+    }
+
     /// Wraps the command with who asked for it and when (see [`Command::Attributed`]).
     #[must_use]
     pub fn attributed(self, actor: Option<Actor>, at: UnixMillis) -> Self {

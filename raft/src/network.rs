@@ -47,11 +47,15 @@ pub const BLOB_PATH: &str = "/internal/v1/blobs";
 /// never sends more (see [`MAX_APPEND_BODY`]).
 pub const MAX_RPC_BODY: usize = 64 * 1024 * 1024;
 
-/// Largest AppendEntries body sent. openraft batches up to 300 entries per call, and one entry
-/// can carry many small objects inline, so a follower catching up after some downtime could be
-/// sent more than any limit; a larger body is split (openraft retries with fewer entries). A
-/// quarter of what the listener takes leaves room for one very large entry.
-pub const MAX_APPEND_BODY: usize = MAX_RPC_BODY / 4;
+/// Largest AppendEntries body sent with more than one entry. openraft batches up to 300 entries
+/// per call, and one entry can carry many small objects inline, so a follower catching up after
+/// some downtime could be sent tens of MiB at once; a larger body is split (openraft retries
+/// with fewer entries). The size is set by time, not memory: openraft 0.9 gives every
+/// AppendEntries one heartbeat interval (300 ms by default) to complete, round trip included,
+/// and a call that times out is retried as it was, so a body that cannot cross a WAN link in
+/// that time would stall its follower for good. A single entry is always sent; the proposal
+/// batcher keeps entries below [`crate::store::MAX_BATCH_BYTES`].
+pub const MAX_APPEND_BODY: usize = 1024 * 1024;
 
 /// Encodes an RPC body or reply.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, crate::StoreError> {
@@ -308,8 +312,8 @@ mod tests {
             addr: "127.0.0.1:9".into(),
             leases,
         };
-        let each = 1024 * 1024;
-        let entries = MAX_APPEND_BODY / each + 8;
+        let each = 64 * 1024;
+        let entries = MAX_APPEND_BODY / each * 3;
         let request = AppendEntriesRequest {
             vote: Vote::new_committed(1, 1),
             prev_log_id: None,
@@ -325,7 +329,7 @@ mod tests {
             }
             other => panic!("expected PayloadTooLarge, got {other:?}"),
         }
-        // One entry is sent whatever its size (the listener takes up to four times the limit).
+        // One entry is sent whatever its size (the listener takes far more than the limit).
         let single = AppendEntriesRequest {
             vote: Vote::new_committed(1, 1),
             prev_log_id: None,

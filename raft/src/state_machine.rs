@@ -727,6 +727,21 @@ mod tests {
         }
     }
 
+    /// The proposal batcher closes a batch by the object bytes it carries inline: they count
+    /// through envelopes and nested batches; blob-backed objects weigh nothing.
+    #[test]
+    fn inline_bytes_count_through_envelopes_and_batches() {
+        let mut small = put("s", "", 1);
+        if let Command::PutObject { meta, .. } = &mut small {
+            meta.inline = Some(vec![7; 100]);
+        }
+        let attributed = small.clone().attributed_from(None, 1, Some("192.0.2.1".into()));
+        let batch = Command::Batch(vec![attributed, put("big", "blob-1", 1), small.clone()]);
+        assert_eq!(small.inline_bytes(), 100);
+        assert_eq!(batch.inline_bytes(), 200);
+        assert_eq!(Command::DeleteBucket { name: "b".into() }.inline_bytes(), 0);
+    }
+
     /// The applied index must read back exactly (bincode is not self-describing: writing an
     /// `Option<LogId>` and reading a `LogId` once decoded garbage, and a restarted node
     /// re-applied its whole log).

@@ -93,9 +93,10 @@ struct Inner {
     /// The last leadership confirmation (when it started, the read index it gave); see
     /// [`MetaStore::confirm_leadership`].
     last_confirmation: tokio::sync::Mutex<Option<(Instant, u64)>>,
-    /// When the last leadership confirmation started, for status: with openraft's periodic
-    /// heartbeat off (see [`run_heartbeat`]) its own quorum-ack metric only moves with writes.
-    last_confirmed_at: std::sync::Mutex<Option<Instant>>,
+    /// The term and start of the last leadership confirmation, for status: with openraft's
+    /// periodic heartbeat off (see [`run_heartbeat`]) its own quorum-ack metric only moves with
+    /// writes. The term keeps a node leading again from showing a confirmation of its last term.
+    last_confirmed_at: std::sync::Mutex<Option<(u64, Instant)>>,
     /// Read barriers passed under a lease (no round trip), for status and tests.
     lease_reads: AtomicU64,
     /// Read barriers that asked the leader for a read index.
@@ -111,16 +112,25 @@ struct Proposal {
 /// Most commands one log entry carries.
 const MAX_BATCH: usize = 256;
 
+/// Most inline object bytes one log entry carries (a batch closes once it holds this much):
+/// an entry must cross a WAN link within one AppendEntries timeout (see
+/// [`crate::network::MAX_APPEND_BODY`]). 256 objects of 16 KiB would be 4 MiB.
+pub(crate) const MAX_BATCH_BYTES: usize = 512 * 1024;
+
 /// Proposes queued commands, one log entry at a time: everything that queued up while the
 /// previous entry was being committed goes into the next one. openraft 0.9 flushes each append
 /// before it takes the next, so without this every concurrent write would pay its own disk
 /// flush; with it, N concurrent writes share one.
 async fn run_batcher(store: std::sync::Weak<Inner>, mut queue: tokio::sync::mpsc::UnboundedReceiver<Proposal>) {
     while let Some(first) = queue.recv().await {
+        let mut bytes = first.command.inline_bytes();
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
             match queue.try_recv() {
-                Ok(next) => batch.push(next),
+                Ok(next) => {
+                    bytes += next.command.inline_bytes();
+                    batch.push(next);
+                }
                 Err(_) => break,
             }
         }
@@ -185,16 +195,33 @@ async fn run_lease_keeper(store: std::sync::Weak<Inner>) {
 /// this task sends it the way openraft confirms leadership for a read index: an AppendEntries
 /// without entries to every voter at once, each on its own request. openraft handles the answers
 /// (a higher vote deposes this leader), and every follower that accepts one restarts its election
-/// timer. Learners, which never start elections, hear of new commits from the streams.
+/// timer.
+///
+/// Learners get none of those: they never start elections, and hear of new commit indexes from
+/// their streams. But a commit index lost on the way (a timed-out AppendEntries, a learner
+/// restarting) would only be sent again with the next write, so while the membership has
+/// learners, every [`LEARNER_HEARTBEAT_EVERY`]th tick also sends openraft's own heartbeat down
+/// every stream.
 async fn run_heartbeat(store: std::sync::Weak<Inner>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    for tick in 0_u64.. {
         ticks.tick().await;
         let Some(inner) = store.upgrade() else { return };
         let store = MetaStore { inner };
-        if store.inner.raft.metrics().borrow().current_leader != Some(store.inner.node_id) {
-            continue;
+        let has_learners = {
+            let m = store.inner.raft.metrics();
+            let m = m.borrow();
+            if m.current_leader != Some(store.inner.node_id) {
+                continue;
+            }
+            m.membership_config.membership().learner_ids().next().is_some()
+        };
+        if has_learners
+            && tick.is_multiple_of(LEARNER_HEARTBEAT_EVERY)
+            && let Err(e) = store.inner.raft.trigger().heartbeat().await
+        {
+            tracing::debug!(error = %e, "stream heartbeat failed");
         }
         // A round ends with a quorum's answers or after `every` (openraft's timeout for these
         // requests is the heartbeat interval), so ticks are at most that late.
@@ -203,6 +230,10 @@ async fn run_heartbeat(store: std::sync::Weak<Inner>, every: Duration) {
         }
     }
 }
+
+/// How many heartbeat ticks apart the stream heartbeats for learners go (see [`run_heartbeat`]):
+/// rarely, because each one holds its stream for a round trip, voters' streams included.
+const LEARNER_HEARTBEAT_EVERY: u64 = 4;
 
 /// Leader side of the visibility gate (see `lease`): recomputes what may be visible whenever
 /// replication progresses (Raft metrics), the state machine waits for an entry, or a lagging
@@ -610,12 +641,13 @@ impl MetaStore {
             return Ok(index);
         }
         let started = Instant::now();
+        let term = self.inner.raft.metrics().borrow().current_term;
         // Not `ensure_linearizable`: it also waits until this node applied the read index, which
         // may wait for a lagging lease holder; the caller waits for what it needs itself.
         let (read_log_id, _) = self.inner.raft.get_read_log_id().await.map_err(|e| e.to_string())?;
         let index = read_log_id.map_or(0, |l| l.index);
         *last = Some((started, index));
-        *self.inner.last_confirmed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(started);
+        *self.inner.last_confirmed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((term, started));
         Ok(index)
     }
 
@@ -820,7 +852,7 @@ impl MetaStore {
             purged_index: metrics.purged.map(|l| l.index),
             last_leader_contact_ms: (contact > 0).then_some(contact),
             millis_since_quorum_ack: (metrics.current_leader == Some(self.inner.node_id))
-                .then(|| self.millis_since_quorum_ack(metrics.millis_since_quorum_ack))
+                .then(|| self.millis_since_quorum_ack(metrics.current_term, metrics.millis_since_quorum_ack))
                 .flatten(),
             read_lease_ms: self
                 .inner
@@ -833,11 +865,13 @@ impl MetaStore {
         }
     }
 
-    /// Milliseconds since a quorum last acknowledged this node as leader: through replication
-    /// (`from_raft`, openraft's figure) or a heartbeat round, whichever is later.
-    fn millis_since_quorum_ack(&self, from_raft: Option<u64>) -> Option<u64> {
+    /// Milliseconds since a quorum last acknowledged this node as leader of `term`: through
+    /// replication (`from_raft`, openraft's figure) or a heartbeat round, whichever is later.
+    fn millis_since_quorum_ack(&self, term: u64, from_raft: Option<u64>) -> Option<u64> {
         let confirmed = *self.inner.last_confirmed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let by_heartbeat = confirmed.map(|at| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX));
+        let by_heartbeat = confirmed
+            .filter(|(of, _)| *of == term)
+            .map(|(_, at)| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX));
         match (from_raft, by_heartbeat) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

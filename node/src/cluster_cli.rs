@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use meridian_raft::ClusterStatus;
 use meridian_raft::network::PeerClient;
-use meridian_raft::signing::RequestSigner;
 
 use crate::config::{ClusterConfig, Role};
 use crate::listeners::internal::{MEMBERSHIP_PATH, MembershipChange};
@@ -67,11 +66,11 @@ pub(crate) async fn status(config_path: &Path) -> anyhow::Result<()> {
 
 /// Sends a membership change to whichever node leads (only the leader accepts it).
 async fn change(config: &ClusterConfig, change: &MembershipChange) -> anyhow::Result<()> {
-    let peers = PeerClient::new(Arc::new(RequestSigner::new(&config.cluster.secret)));
+    let peers = PeerClient::new(Arc::new(crate::listeners::internal::signer(config)));
     let mut errors = Vec::new();
     for region in &config.region {
         let reply: Result<Result<(), String>, _> =
-            peers.call(&region.internal, MEMBERSHIP_PATH, change, Duration::from_secs(120)).await;
+            peers.call(region.id, &region.internal, MEMBERSHIP_PATH, change, Duration::from_secs(120)).await;
         match reply {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(e)) => errors.push(format!("{}: {e}", region.name)),

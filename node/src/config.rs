@@ -73,6 +73,12 @@ pub(crate) struct ClusterConfig {
     /// Share links: how many wrong passwords are tolerated.
     #[serde(default)]
     pub(crate) shares: SharesSection,
+    /// Timeouts and connection caps of the three listeners.
+    #[serde(default)]
+    pub(crate) limits: LimitsSection,
+    /// Signatures of requests between nodes.
+    #[serde(default)]
+    pub(crate) internal_rpc: InternalRpcSection,
     /// The regions, one node each, in the order scripts list them.
     pub(crate) region: Vec<RegionConfig>,
     /// Directory of the config file; relative paths are resolved against it.
@@ -151,6 +157,56 @@ impl Default for RaftSection {
             read_consistency: ReadConsistencySetting::Linearizable,
             read_lease_ms: None,
         }
+    }
+}
+
+/// `[limits]`: what one client can hold of a listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LimitsSection {
+    /// Time a client has to send a request's headers (also how long an idle keep-alive
+    /// connection stays open): bounds slowloris connections.
+    pub(crate) header_read_timeout_ms: u64,
+    /// A connection on which no byte moves for this long, while it waits on the client (a
+    /// stalled body, an unread response), is closed. Time a handler spends working is not idle.
+    pub(crate) idle_timeout_ms: u64,
+    /// Most open connections on the S3 listener; further clients wait to be accepted.
+    pub(crate) max_connections_s3: usize,
+    /// Most open connections on the web listener.
+    pub(crate) max_connections_web: usize,
+    /// Most open connections on the internal listener (peers and the CLI only).
+    pub(crate) max_connections_internal: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections_s3: 4096,
+            max_connections_web: 4096,
+            max_connections_internal: 256,
+        }
+    }
+}
+
+/// `[internal_rpc]`: signatures of requests between nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct InternalRpcSection {
+    /// Also send and accept the signature of releases before scheme v2, which does not name
+    /// the destination node or the cluster and has no nonce (replayable within 30 s to any
+    /// node). Only for a rolling upgrade from such a release: turn it off once every node runs
+    /// this one.
+    pub(crate) legacy_signatures: bool,
+    /// Nonces of accepted requests a node remembers for the replay window; when full, the
+    /// oldest goes and requests as old are refused.
+    pub(crate) nonce_cache_entries: usize,
+}
+
+impl Default for InternalRpcSection {
+    fn default() -> Self {
+        Self { legacy_signatures: false, nonce_cache_entries: 100_000 }
     }
 }
 
@@ -786,6 +842,7 @@ impl ClusterConfig {
             }
         }
         self.validate_geo(&invalid)?;
+        self.validate_limits(&invalid)?;
         self.validate_events(path)?;
         self.validate_shares(path)?;
         if let Some(auth) = &self.auth {
@@ -841,6 +898,25 @@ impl ClusterConfig {
         for (name, ok, message) in checks {
             if !ok {
                 return Err(invalid(format!("geo.{name}"), message.into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks `[limits]` and `[internal_rpc]`.
+    fn validate_limits(&self, invalid: &dyn Fn(String, String) -> ConfigError) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let checks: [(&str, u64, u64, u64); 6] = [
+            ("limits.header_read_timeout_ms", l.header_read_timeout_ms, 100, 600_000),
+            ("limits.idle_timeout_ms", l.idle_timeout_ms, 100, 3_600_000),
+            ("limits.max_connections_s3", l.max_connections_s3 as u64, 1, 1_000_000),
+            ("limits.max_connections_web", l.max_connections_web as u64, 1, 1_000_000),
+            ("limits.max_connections_internal", l.max_connections_internal as u64, 1, 1_000_000),
+            ("internal_rpc.nonce_cache_entries", self.internal_rpc.nonce_cache_entries as u64, 16, 100_000_000),
+        ];
+        for (field, value, min, max) in checks {
+            if !(min..=max).contains(&value) {
+                return Err(invalid(field.into(), format!("{value} is not within {min}..={max}")));
             }
         }
         Ok(())
@@ -1091,6 +1167,13 @@ service_token = "service-token-0123456789"
             (format!("{VALID}{WEBHOOK}max_batch = 0\n"), "events.webhook[0].max_batch"),
             (VALID.replace("name = \"a\"", "name = \"a\"\ninternal_bind = \"x\""), "region[0].internal_bind"),
             (VALID.replace("name = \"a\"", "name = \"a\"\ninternal_bind = \"127.0.0.1:1\""), "region[0].internal_bind"),
+            (format!("{VALID}[limits]\nheader_read_timeout_ms = 0\n"), "limits.header_read_timeout_ms"),
+            (format!("{VALID}[limits]\nidle_timeout_ms = 5\n"), "limits.idle_timeout_ms"),
+            (format!("{VALID}[limits]\nmax_connections_s3 = 0\n"), "limits.max_connections_s3"),
+            (format!("{VALID}[limits]\nmax_connections_web = 0\n"), "limits.max_connections_web"),
+            (format!("{VALID}[limits]\nmax_connections_internal = 0\n"), "limits.max_connections_internal"),
+            (format!("{VALID}[internal_rpc]\nnonce_cache_entries = 1\n"), "internal_rpc.nonce_cache_entries"),
+            (format!("{VALID}[internal_rpc]\nlegacy_signatures = \"yes\"\n"), "legacy_signatures"),
         ];
         for (text, field) in cases {
             let message = load_str(&text).err().map(|e| e.to_string()).unwrap_or_default();

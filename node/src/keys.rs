@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use meridian_raft::model::AccessKey;
 use meridian_raft::network::PeerClient;
-use meridian_raft::signing::RequestSigner;
 use rand::RngCore as _;
 
 use crate::config::ClusterConfig;
@@ -35,11 +34,11 @@ pub(crate) async fn create(config_path: &Path, name: &str) -> anyhow::Result<()>
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0)),
     };
-    let peers = PeerClient::new(Arc::new(RequestSigner::new(&config.cluster.secret)));
+    let peers = PeerClient::new(Arc::new(crate::listeners::internal::signer(&config)));
     let mut last_error = None;
     for region in &config.region {
         let reply: Result<Result<(), String>, _> =
-            peers.call(&region.internal, KEYS_PATH, &key, Duration::from_secs(15)).await;
+            peers.call(region.id, &region.internal, KEYS_PATH, &key, Duration::from_secs(15)).await;
         match reply {
             Ok(Ok(())) => {
                 println!("name:              {}", key.name);

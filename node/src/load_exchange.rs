@@ -42,7 +42,7 @@ pub(crate) async fn run(
         board.record(self_id, meter.current(), Instant::now());
         let polls = peers.iter().map(|peer| {
             let client = &client;
-            async move { (peer, client.get::<NodeLoad>(&peer.internal, LOAD_PATH, interval).await) }
+            async move { (peer, client.get::<NodeLoad>(peer.id, &peer.internal, LOAD_PATH, interval).await) }
         });
         for (peer, result) in futures::future::join_all(polls).await {
             match result {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use meridian_geo::LoadBoard;
 use meridian_raft::model::AccessKey;
-use meridian_raft::signing::RequestSigner;
+use meridian_raft::signing::ReplayGuard;
 use meridian_raft::{Command, MetaStore, StoreConfig};
 use meridian_s3gw::blob::DiskBlobs;
 use meridian_s3gw::{Gateway, Scrubber};
@@ -38,6 +38,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         dir: data_dir.clone(),
         cluster_name: config.cluster.name.clone(),
         secret: config.cluster.secret.clone(),
+        legacy_signatures: config.internal_rpc.legacy_signatures,
         timing: config.timing(),
     })
     .await
@@ -51,7 +52,9 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     let s3 = listeners::bind("s3", &region.s3).await?;
     let web = listeners::bind("web", &region.web).await?;
     let internal = listeners::bind("internal", ClusterConfig::internal_bind(&region)).await?;
-    let signer = Arc::new(RequestSigner::new(&config.cluster.secret));
+    let signer = Arc::new(listeners::internal::signer(&config));
+    let replay = Arc::new(ReplayGuard::new(config.internal_rpc.nonce_cache_entries));
+    let limits = |max| listeners::ConnLimits::from_config(&config.limits, max);
     let scrub_rate = config.storage.scrub_bandwidth_mib_per_sec.saturating_mul(1024 * 1024);
     let scrubber = Arc::new(Scrubber::new(gateway.clone(), scrub_rate));
 
@@ -81,7 +84,8 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     tasks.spawn(listeners::serve_axum(
         "internal",
         internal,
-        listeners::internal::router(meta.clone(), blobs, signer, meter.clone(), scrubber.clone()),
+        limits(config.limits.max_connections_internal),
+        listeners::internal::router(meta.clone(), blobs, signer, replay, meter.clone(), scrubber.clone()),
         shutdown.clone(),
     ));
     tasks.spawn(load_exchange::run(
@@ -94,7 +98,13 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         shutdown.clone(),
     ));
     let web_state = web_state.with_metrics(metrics.clone()).with_routing(routing).with_stop_signal(shutdown.receiver());
-    tasks.spawn(listeners::serve_axum("web", web, meridian_admin::router(web_state.clone()), shutdown.clone()));
+    tasks.spawn(listeners::serve_axum(
+        "web",
+        web,
+        limits(config.limits.max_connections_web),
+        meridian_admin::router(web_state.clone()),
+        shutdown.clone(),
+    ));
     let stop = shutdown.clone();
     tasks.spawn(meridian_admin::run_user_sync(web_state, async move { stop.wait().await }));
     tasks.spawn(workers::work_queue(gateway.clone(), shutdown.clone()));
@@ -130,8 +140,15 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         tasks.spawn(ensure_keys(meta.clone(), vec![dev_key, system_key], shutdown.clone()));
     }
 
-    let s3_result =
-        listeners::s3::serve(s3, gateway, config.cluster.s3_domain.clone(), metrics.s3.clone(), shutdown.clone()).await;
+    let s3_result = listeners::s3::serve(
+        s3,
+        limits(config.limits.max_connections_s3),
+        gateway,
+        config.cluster.s3_domain.clone(),
+        metrics.s3.clone(),
+        shutdown.clone(),
+    )
+    .await;
     // The S3 listener returns once the stop signal came and its requests drained.
     while tasks.join_next().await.is_some() {}
     meta.shutdown().await.context("stopping the metadata store")?;

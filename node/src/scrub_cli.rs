@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use meridian_raft::network::PeerClient;
-use meridian_raft::signing::RequestSigner;
 use meridian_s3gw::ScrubReport;
 
 use crate::config::ClusterConfig;
@@ -18,9 +17,9 @@ use crate::listeners::internal::SCRUB_PATH;
 pub(crate) async fn run(config_path: &Path, region: &str, timeout: Duration) -> anyhow::Result<()> {
     let config = ClusterConfig::load(config_path)?;
     let node = config.region(region).with_context(|| format!("no [[region]] named {region:?}"))?;
-    let peers = PeerClient::new(Arc::new(RequestSigner::new(&config.cluster.secret)));
+    let peers = PeerClient::new(Arc::new(crate::listeners::internal::signer(&config)));
     let reply: Result<ScrubReport, String> = peers
-        .call(&node.internal, SCRUB_PATH, &(), timeout)
+        .call(node.id, &node.internal, SCRUB_PATH, &(), timeout)
         .await
         .with_context(|| format!("asking {region} ({}) for a scrub pass", node.internal))?;
     let report = reply.map_err(|e| anyhow::anyhow!(e)).with_context(|| format!("the scrub pass on {region} failed"))?;

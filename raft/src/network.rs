@@ -62,9 +62,9 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, crate::StoreError> {
     codec::encode(value)
 }
 
-/// Decodes an RPC body or reply.
+/// Decodes an RPC body or reply (untrusted bytes: what decoding may allocate is bounded).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, crate::StoreError> {
-    codec::decode(bytes)
+    codec::decode_untrusted(bytes)
 }
 
 /// Why a call to a peer failed.
@@ -97,42 +97,46 @@ impl PeerClient {
         Self { http, signer }
     }
 
-    /// POSTs a bincode body to `http://{addr}{path}` and decodes the bincode reply.
+    /// POSTs a bincode body to node `to` at `http://{addr}{path}` and decodes the bincode reply.
+    /// The request is signed for `to` alone: any other node refuses it.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
+        to: NodeId,
         addr: &str,
         path: &str,
         request: &Req,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
         let body = encode(request).map_err(|e| CallError::Failed(e.to_string()))?;
-        self.call_encoded(addr, path, body, timeout).await
+        self.call_encoded(to, addr, path, body, timeout).await
     }
 
     /// Like [`PeerClient::call`], with the body already encoded.
     pub async fn call_encoded<Resp: DeserializeOwned>(
         &self,
+        to: NodeId,
         addr: &str,
         path: &str,
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
         let mut builder = self.http.post(format!("http://{addr}{path}")).timeout(timeout);
-        for (name, value) in self.signer.headers("POST", path, &body) {
+        for (name, value) in self.signer.headers("POST", path, to, &body) {
             builder = builder.header(name, value);
         }
         Self::finish(builder.body(body)).await
     }
 
-    /// GETs `http://{addr}{path}` (signed, no body) and decodes the bincode reply.
+    /// GETs `http://{addr}{path}` of node `to` (signed, no body) and decodes the bincode reply.
     pub async fn get<Resp: DeserializeOwned>(
         &self,
+        to: NodeId,
         addr: &str,
         path: &str,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
         let mut builder = self.http.get(format!("http://{addr}{path}")).timeout(timeout);
-        for (name, value) in self.signer.headers("GET", path, b"") {
+        for (name, value) in self.signer.headers("GET", path, to, b"") {
             builder = builder.header(name, value);
         }
         Self::finish(builder).await
@@ -151,9 +155,10 @@ impl PeerClient {
         decode(&bytes).map_err(|e| CallError::Failed(e.to_string()))
     }
 
-    /// Streams a blob (or a byte range of it) from the node at `addr`.
+    /// Streams a blob (or a byte range of it) from node `from` at `addr`.
     pub async fn fetch_blob(
         &self,
+        from: NodeId,
         addr: &str,
         blob: &str,
         range: Option<std::ops::Range<u64>>,
@@ -161,7 +166,7 @@ impl PeerClient {
         use futures::TryStreamExt as _;
         let path = format!("{BLOB_PATH}/{blob}");
         let mut builder = self.http.get(format!("http://{addr}{path}"));
-        for (name, value) in self.signer.headers("GET", &path, b"") {
+        for (name, value) in self.signer.headers("GET", &path, from, b"") {
             builder = builder.header(name, value);
         }
         if let Some(range) = range.filter(|r| r.end > r.start) {
@@ -229,10 +234,12 @@ impl PeerConnection {
         E: std::error::Error + DeserializeOwned,
     {
         let reply: Result<Resp, RaftError<NodeId, E>> =
-            self.peers.call_encoded(&self.addr, path, body, option.hard_ttl()).await.map_err(|e| match e {
-                CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
-                CallError::Failed(message) => RPCError::Network(NetworkError::new(&std::io::Error::other(message))),
-            })?;
+            self.peers.call_encoded(self.target, &self.addr, path, body, option.hard_ttl()).await.map_err(
+                |e| match e {
+                    CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
+                    CallError::Failed(message) => RPCError::Network(NetworkError::new(&std::io::Error::other(message))),
+                },
+            )?;
         reply.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -306,7 +313,7 @@ mod tests {
     async fn an_append_larger_than_a_request_may_carry_asks_raft_for_fewer_entries() {
         let leases = Arc::new(Leases::new(Duration::ZERO, Duration::ZERO, None));
         let mut connection = PeerConnection {
-            peers: PeerClient::new(Arc::new(RequestSigner::new("secret"))),
+            peers: PeerClient::new(Arc::new(RequestSigner::new("secret", "test"))),
             target: 2,
             // Nothing listens there: a request that is sent fails as unreachable.
             addr: "127.0.0.1:9".into(),

@@ -61,6 +61,8 @@ pub struct StoreConfig {
     pub cluster_name: String,
     /// The cluster secret that signs internal requests.
     pub secret: String,
+    /// Also send and accept the previous release's request signature (rolling upgrade).
+    pub legacy_signatures: bool,
     /// Timing.
     pub timing: RaftTiming,
 }
@@ -297,7 +299,8 @@ impl MetaStore {
             incoming: None,
             leases: leases.clone(),
         };
-        let signer = Arc::new(RequestSigner::new(&config.secret));
+        let signer =
+            Arc::new(RequestSigner::new(&config.secret, &config.cluster_name).with_legacy(config.legacy_signatures));
         let peers = PeerClient::new(signer);
         let timing = &config.timing;
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
@@ -424,7 +427,7 @@ impl MetaStore {
         let reply: Result<(u64, CommandOutcome), String> = self
             .inner
             .peers
-            .call(&node.internal, PROPOSE_PATH, command, self.inner.commit_timeout)
+            .call(leader, &node.internal, PROPOSE_PATH, command, self.inner.commit_timeout)
             .await
             .map_err(|e| forward_error(leader, node, &e))?;
         let (index, outcome) = reply.map_err(|reason| ProposeError::Forward { leader, node: node.clone(), reason })?;
@@ -580,7 +583,7 @@ impl MetaStore {
             duration_ms: u64::try_from(self.inner.leases.duration().as_millis()).unwrap_or(u64::MAX),
         };
         let reply: Result<Result<LeaseGrant, String>, CallError> =
-            self.inner.peers.call(&node.internal, LEASE_PATH, &request, wait).await;
+            self.inner.peers.call(leader, &node.internal, LEASE_PATH, &request, wait).await;
         match reply {
             Ok(Ok(grant)) if grant.term == term => {
                 let valid_for = Duration::from_millis(grant.valid_for_ms);
@@ -673,7 +676,7 @@ impl MetaStore {
                     Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(forward))) => {
                         if let (Some(leader), Some(node)) = (forward.leader_id, forward.leader_node) {
                             let reply: Result<Result<u64, String>, CallError> =
-                                self.inner.peers.call(&node.internal, READ_INDEX_PATH, &(), timeout).await;
+                                self.inner.peers.call(leader, &node.internal, READ_INDEX_PATH, &(), timeout).await;
                             if let Ok(Ok(index)) = reply {
                                 return self.wait_applied(index).await;
                             }

@@ -164,7 +164,7 @@ impl Gateway {
         let me = self.meta.node_id();
         for holder in object.holders.keys().filter(|h| **h != me) {
             let Some(node) = self.meta.member(*holder) else { continue };
-            match self.meta.peers().fetch_blob(&node.internal, &object.blob, Some(range.clone())).await {
+            match self.meta.peers().fetch_blob(*holder, &node.internal, &object.blob, Some(range.clone())).await {
                 Ok(stream) => {
                     tracing::debug!(blob = %object.blob, holder, "streaming from a holder");
                     return Ok(StreamingBlob::wrap(stream));

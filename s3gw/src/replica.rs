@@ -263,7 +263,7 @@ impl Gateway {
         let mut failures = Vec::new();
         for &holder in holders_by_preference.iter().filter(|h| **h != me && object.holders.contains_key(h)) {
             let Some(node) = self.meta.member(holder) else { continue };
-            let stream = match self.meta.peers().fetch_blob(&node.internal, &object.blob, None).await {
+            let stream = match self.meta.peers().fetch_blob(holder, &node.internal, &object.blob, None).await {
                 Ok(stream) => Box::pin(stream),
                 Err(e) => {
                     failures.push(format!("{}: {e}", node.region));

@@ -1,6 +1,8 @@
 //! The internal listener: Raft RPC and calls between nodes. Every request must carry a valid
-//! HMAC signature of the cluster secret (see `meridian_raft::signing`); anything else gets 401
-//! before a handler runs.
+//! HMAC signature of the cluster secret, made for this node of this cluster, with a nonce not
+//! seen before (see `meridian_raft::signing`); anything else gets 401 before a handler runs,
+//! and before its body is read: an unsigned client cannot make the node buffer anything.
+//! Each route takes a body of at most its own size (413 beyond).
 
 use std::sync::Arc;
 
@@ -17,7 +19,7 @@ use meridian_raft::model::AccessKey;
 use meridian_raft::network::{
     self, APPEND_PATH, BLOB_PATH, LEASE_PATH, LOAD_PATH, PROPOSE_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH,
 };
-use meridian_raft::signing::{RequestSigner, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use meridian_raft::signing::{ReplayGuard, RequestSigner, SignatureError};
 use meridian_raft::{Command, MetaStore};
 use meridian_s3gw::Scrubber;
 use meridian_s3gw::blob::{BlobStore, DiskBlobs};
@@ -53,6 +55,26 @@ pub(crate) enum MembershipChange {
 /// Largest internal request body (a snapshot chunk is a few MiB; AppendEntries are split below
 /// a quarter of it).
 const MAX_BODY: usize = meridian_raft::network::MAX_RPC_BODY;
+/// Largest body of a key or membership change (one record).
+const MAX_RECORD_BODY: usize = 1024 * 1024;
+/// Largest body of every other route (votes, leases, read index, load, scrub, blob reads: a
+/// few bytes or none).
+const MAX_SMALL_BODY: usize = 64 * 1024;
+
+/// The largest body the route at `path` takes: only the routes that carry log entries,
+/// snapshot chunks and commands take large ones.
+fn body_limit(path: &str) -> usize {
+    match path {
+        APPEND_PATH | SNAPSHOT_PATH | PROPOSE_PATH => MAX_BODY,
+        KEYS_PATH | MEMBERSHIP_PATH => MAX_RECORD_BODY,
+        _ => MAX_SMALL_BODY,
+    }
+}
+
+/// The request signer of a cluster's config, for nodes and the CLI alike.
+pub(crate) fn signer(config: &crate::config::ClusterConfig) -> RequestSigner {
+    RequestSigner::new(&config.cluster.secret, &config.cluster.name).with_legacy(config.internal_rpc.legacy_signatures)
+}
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -60,6 +82,10 @@ struct Internal {
     meta: MetaStore,
     blobs: Arc<DiskBlobs>,
     signer: Arc<RequestSigner>,
+    /// This node's id: requests must be signed for it.
+    node_id: u64,
+    /// Nonces already accepted (replays are refused).
+    replay: Arc<ReplayGuard>,
     /// This node's load, polled by its peers.
     load: Arc<crate::load::LoadMeter>,
     /// Runs on-demand scrub passes (one at a time with the periodic ones).
@@ -71,10 +97,12 @@ pub(crate) fn router(
     meta: MetaStore,
     blobs: Arc<DiskBlobs>,
     signer: Arc<RequestSigner>,
+    replay: Arc<ReplayGuard>,
     load: Arc<crate::load::LoadMeter>,
     scrubber: Arc<Scrubber>,
 ) -> Router {
-    let state = Internal { meta, blobs, signer, load, scrubber };
+    let node_id = meta.node_id();
+    let state = Internal { meta, blobs, signer, node_id, replay, load, scrubber };
     Router::new()
         .route(APPEND_PATH, post(append))
         .route(VOTE_PATH, post(vote))
@@ -95,19 +123,38 @@ pub(crate) fn router(
         .with_state(state)
 }
 
-/// Refuses requests whose signature is missing, forged or stale.
+/// Refuses requests whose signature is missing, forged, stale, made for another node or
+/// cluster, or replayed, from the headers alone; then reads the body (within the route's limit)
+/// and checks it is the signed one.
 async fn verify_signature(State(state): State<Internal>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
-        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+    let path = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str());
+    let refuse = |e: SignatureError| {
+        tracing::warn!(%path, method = %parts.method, error = %e, "refused an internal request");
+        (StatusCode::UNAUTHORIZED, e.to_string()).into_response()
     };
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let path = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str());
-    if let Err(e) =
-        state.signer.verify(parts.method.as_str(), path, header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER), &bytes)
+    let pending = match state.signer.check_headers(state.node_id, parts.method.as_str(), path, header) {
+        Ok(pending) => pending,
+        Err(e) => return refuse(e),
+    };
+    if let Some((nonce, timestamp)) = pending.nonce()
+        && let Err(e) = state.replay.check(nonce, timestamp)
     {
-        tracing::warn!(%path, error = %e, "refused an internal request");
-        return (StatusCode::UNAUTHORIZED, e.to_string()).into_response();
+        return refuse(e);
+    }
+    let limit = body_limit(parts.uri.path());
+    let declared = header(http::header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        tracing::warn!(%path, ?declared, limit, "refused an internal request body over the route's limit");
+        return (StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {limit} bytes")).into_response();
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {limit} bytes or cut short"))
+            .into_response();
+    };
+    if let Err(e) = pending.verify_body(&bytes) {
+        return refuse(e);
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }

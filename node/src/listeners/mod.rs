@@ -1,16 +1,33 @@
 //! The node's three listeners: S3 (s3s alone at the root), web (admin crate), internal
 //! (Raft RPC and calls between nodes). Every accepted socket gets TCP_NODELAY: a response
 //! written as headers then body would otherwise wait for the peer's delayed ACK.
+//!
+//! All three share one accept loop ([`serve`]) that keeps a client from holding the listener:
+//! a cap on open connections (further clients wait in the kernel's backlog), a deadline for a
+//! request's headers (slowloris; it also closes idle keep-alive connections), and an idle
+//! timeout for connections that wait on the client without a byte moving (a stalled body, an
+//! unread response). Time a handler spends working is never idle.
 
 mod cors;
 pub(crate) mod internal;
 pub(crate) mod s3;
 
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
-use tokio::net::TcpListener;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::shutdown::Shutdown;
 
 /// Binds a listener, naming the address in the error.
 pub(crate) async fn bind(what: &str, addr: &str) -> anyhow::Result<TcpListener> {
@@ -18,24 +35,321 @@ pub(crate) async fn bind(what: &str, addr: &str) -> anyhow::Result<TcpListener> 
     TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for the {what} listener"))
 }
 
-/// Serves an axum router until shutdown, with TCP_NODELAY on every connection.
+/// What one listener allows its clients (from `[limits]`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnLimits {
+    /// Time a client has to send a request's headers.
+    pub(crate) header_read_timeout: Duration,
+    /// Time a connection may wait on its client with no byte moving.
+    pub(crate) idle_timeout: Duration,
+    /// Most connections open at once.
+    pub(crate) max_connections: usize,
+}
+
+impl ConnLimits {
+    /// The limits of `[limits]` with this listener's connection cap.
+    pub(crate) fn from_config(limits: &crate::config::LimitsSection, max_connections: usize) -> Self {
+        Self {
+            header_read_timeout: Duration::from_millis(limits.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(limits.idle_timeout_ms),
+            max_connections,
+        }
+    }
+}
+
+/// What a connection's watchdog knows of it.
+struct Activity {
+    /// When the connection was accepted; `last_io_ms` counts from here.
+    start: Instant,
+    /// Milliseconds after `start` of the last byte read or written.
+    last_io_ms: AtomicU64,
+    /// Requests whose response is not ready yet.
+    busy: AtomicUsize,
+    /// Request bodies whose last read found no data (waiting on the client).
+    bodies_waiting: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last_io_ms: AtomicU64::new(0),
+            busy: AtomicUsize::new(0),
+            bodies_waiting: AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_io_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// When the connection became idle, if nothing moves from now on.
+    fn last_io(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_io_ms.load(Ordering::Relaxed))
+    }
+
+    /// A handler is working on a request and is not waiting for its body: the silence is ours.
+    fn server_working(&self) -> bool {
+        self.busy.load(Ordering::Relaxed) > 0 && self.bodies_waiting.load(Ordering::Relaxed) == 0
+    }
+}
+
+/// A socket that records when bytes move, for the idle watchdog.
+struct Watched {
+    /// The socket.
+    inner: TcpStream,
+    /// Shared with the watchdog.
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.activity.touch();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, data);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// A request body that tells the watchdog when the handler waits for the client's bytes.
+pub(crate) struct WatchedBody {
+    /// hyper's body.
+    inner: Incoming,
+    /// Shared with the watchdog.
+    activity: Arc<Activity>,
+    /// Whether this body counts in `bodies_waiting` now.
+    waiting: bool,
+}
+
+impl WatchedBody {
+    fn set_waiting(&mut self, waiting: bool) {
+        if waiting != self.waiting {
+            self.waiting = waiting;
+            if waiting {
+                self.activity.bodies_waiting.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.activity.bodies_waiting.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for WatchedBody {
+    fn drop(&mut self) {
+        self.set_waiting(false);
+    }
+}
+
+impl http_body::Body for WatchedBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        this.set_waiting(polled.is_pending());
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Counts a request as being worked on until its response is ready (or the request is
+/// dropped).
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn new(activity: &Arc<Activity>) -> Self {
+        activity.busy.fetch_add(1, Ordering::Relaxed);
+        Self(activity.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves HTTP/1 connections on `listener` until shutdown, within `limits`; `service_for`
+/// makes the service of each connection from its peer's address. In-flight requests then get
+/// at most `drain` to finish.
+pub(crate) async fn serve<F, S, B>(
+    what: &'static str,
+    listener: TcpListener,
+    limits: ConnLimits,
+    shutdown: Shutdown,
+    drain: Duration,
+    service_for: F,
+) where
+    F: Fn(SocketAddr) -> S,
+    S: hyper::service::Service<http::Request<WatchedBody>, Response = http::Response<B>> + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(
+        listener = what,
+        address = %local,
+        max_connections = limits.max_connections,
+        header_read_timeout_ms = limits.header_read_timeout.as_millis(),
+        idle_timeout_ms = limits.idle_timeout.as_millis(),
+        "listening"
+    );
+    let mut http = ConnBuilder::new(TokioExecutor::new());
+    http.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        // A slot first: at the cap, new clients wait in the backlog instead of taking memory.
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                tracing::warn!(listener = what, max_connections = limits.max_connections, "connection limit reached");
+                tokio::select! {
+                    permit = slots.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                    () = shutdown.wait() => break,
+                }
+            }
+        };
+        let (socket, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(listener = what, error = %e, "accept failed");
+                    // Out of file descriptors and the like: give the system a moment.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.wait() => break,
+        };
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
+        let activity = Arc::new(Activity::new());
+        let service = Arc::new(service_for(peer));
+        let watched = activity.clone();
+        let handler = hyper::service::service_fn(move |request: http::Request<Incoming>| {
+            let busy = Busy::new(&watched);
+            let request = request.map(|inner| WatchedBody { inner, activity: watched.clone(), waiting: false });
+            let response = service.call(request);
+            async move {
+                let response = response.await;
+                drop(busy);
+                response
+            }
+        });
+        let io = Watched { inner: socket, activity: activity.clone() };
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(io), handler).into_owned());
+        let idle_timeout = limits.idle_timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            tokio::pin!(conn);
+            // Ends with the connection; every turn sleeps until the idle deadline, which each
+            // turn moves at least `idle_timeout` ahead of the last one, or closes.
+            loop {
+                let deadline = activity.last_io() + idle_timeout;
+                tokio::select! {
+                    result = &mut conn => {
+                        if let Err(e) = result {
+                            tracing::debug!(listener = what, %peer, error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    () = tokio::time::sleep_until(deadline.into()) => {
+                        if activity.server_working() {
+                            // Our own silence: idle time counts from the end of the work.
+                            activity.touch();
+                        } else if activity.last_io().elapsed() >= idle_timeout {
+                            tracing::debug!(listener = what, %peer, "closing an idle connection");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!(listener = what, "listener drained"),
+        () = tokio::time::sleep(drain) => tracing::warn!(listener = what, "requests still running after {drain:?}; stopping anyway"),
+    }
+}
+
+/// How long in-flight web and internal requests may take to finish once the node is stopping.
+const AXUM_DRAIN: Duration = Duration::from_secs(20);
+
+/// Serves an axum router until shutdown, within `limits`; handlers may extract the peer's
+/// address as `ConnectInfo<SocketAddr>`.
 pub(crate) async fn serve_axum(
     what: &'static str,
     listener: TcpListener,
+    limits: ConnLimits,
     router: axum::Router,
-    shutdown: crate::shutdown::Shutdown,
+    shutdown: Shutdown,
 ) {
-    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    tracing::info!(listener = what, address = %local, "listening");
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await;
-    if let Err(e) = served {
-        tracing::error!(listener = what, error = %e, "listener failed");
-    }
+    use hyper::service::Service as _;
+    serve(what, listener, limits, shutdown, AXUM_DRAIN, move |peer| {
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        hyper::service::service_fn(move |mut request: http::Request<WatchedBody>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            service.call(request)
+        })
+    })
+    .await;
 }

@@ -4,14 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 
 use meridian_admin::metrics::{S3Metrics, S3Op};
 use meridian_s3gw::{AccessPolicy, ClientAddr, Gateway, KeyStoreAuth};
 
+use super::{ConnLimits, WatchedBody};
 use crate::load::MeteredBody;
 use crate::shutdown::Shutdown;
 
@@ -53,6 +52,7 @@ fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
 /// `metrics` (in flight until its response body is done, bytes, latency, status).
 pub(crate) async fn serve(
     listener: TcpListener,
+    limits: ConnLimits,
     gateway: Gateway,
     domain: Option<String>,
     metrics: Arc<S3Metrics>,
@@ -67,25 +67,9 @@ pub(crate) async fn serve(
     }
     let service = builder.build();
 
-    tracing::info!(listener = "s3", address = %listener.local_addr()?, "listening");
-    let http = ConnBuilder::new(TokioExecutor::new());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (socket, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            () = shutdown.wait() => break,
-        };
-        if let Err(e) = socket.set_nodelay(true) {
-            tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
-        }
+    super::serve("s3", listener, limits, shutdown, DRAIN, move |peer| {
         let (service, metrics) = (service.clone(), metrics.clone());
-        let handler = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        hyper::service::service_fn(move |mut request: hyper::Request<WatchedBody>| {
             merge_repeated_content_encoding(request.headers_mut());
             // The gateway records where writes come from (the history's client address).
             request.extensions_mut().insert(ClientAddr(peer.ip().to_canonical()));
@@ -105,7 +89,7 @@ pub(crate) async fn serve(
             async move {
                 let mut response = match preflight {
                     Some(answer) => answer.map(|()| s3s::Body::empty()),
-                    None => hyper::service::Service::call(&service, request).await?,
+                    None => service.call(request.map(s3s::Body::http_body)).await?,
                 };
                 if cors == super::cors::Cors::Simple {
                     super::cors::allow(response.headers_mut());
@@ -116,18 +100,8 @@ pub(crate) async fn serve(
                 }
                 Ok::<_, s3s::HttpError>(response.map(|body| MeteredBody::new(body, guard)))
             }
-        });
-        let conn = http.serve_connection(TokioIo::new(socket), handler);
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "s3 connection ended with an error");
-            }
-        });
-    }
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("s3 listener drained"),
-        () = tokio::time::sleep(DRAIN) => tracing::warn!("s3 requests still running after {DRAIN:?}; stopping anyway"),
-    }
+        })
+    })
+    .await;
     Ok(())
 }

@@ -1133,6 +1133,20 @@ service_token = "service-token-0123456789"
     }
 
     #[test]
+    fn listener_limits_and_internal_rpc_have_safe_defaults() {
+        let config = load_str(VALID).expect("valid");
+        let l = &config.limits;
+        assert_eq!((l.header_read_timeout_ms, l.idle_timeout_ms), (10_000, 60_000));
+        assert_eq!((l.max_connections_s3, l.max_connections_web, l.max_connections_internal), (4096, 4096, 256));
+        assert!(!config.internal_rpc.legacy_signatures, "the replayable signature is off unless asked for");
+        let set =
+            load_str(&format!("{VALID}[limits]\nmax_connections_s3 = 8\n[internal_rpc]\nlegacy_signatures = true\n"))
+                .expect("valid with limits");
+        assert_eq!(set.limits.max_connections_s3, 8);
+        assert!(set.internal_rpc.legacy_signatures);
+    }
+
+    #[test]
     fn internal_bind_defaults_to_the_advertised_address() {
         let config = load_str(VALID).expect("valid");
         assert_eq!(ClusterConfig::internal_bind(&config.region[0]), "127.0.0.1:3");

@@ -309,6 +309,73 @@ mod tests {
         }
     }
 
+    /// Tries every RPC body type the internal listener decodes, and the replies clients decode.
+    fn decode_all(bytes: &[u8]) {
+        let _ = decode::<AppendEntriesRequest<TypeConfig>>(bytes);
+        let _ = decode::<VoteRequest<NodeId>>(bytes);
+        let _ = decode::<InstallSnapshotRequest<TypeConfig>>(bytes);
+        let _ = decode::<Command>(bytes);
+        let _ = decode::<crate::LeaseRequest>(bytes);
+        let _ = decode::<crate::model::AccessKey>(bytes);
+        let _ = decode::<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>>(bytes);
+        let _ = decode::<Result<(u64, crate::CommandOutcome), String>>(bytes);
+        let _ = decode::<Vec<String>>(bytes);
+    }
+
+    #[test]
+    fn a_length_prefix_claiming_more_than_the_limit_is_refused_without_allocating_it() {
+        // A byte vector claiming 2^62 bytes: bincode would allocate the claimed length first.
+        let mut body = vec![0xFD];
+        body.extend_from_slice(&(1u64 << 62).to_le_bytes());
+        assert!(decode::<Vec<u8>>(&body).is_err());
+        assert!(decode::<String>(&body).is_err());
+        assert!(decode::<Command>(&[0x00, 0xFD, 0, 0, 0, 0, 0, 0, 0, 0x40]).is_err());
+        // Just over the limit is refused too; what a real body carries decodes.
+        let mut body = vec![0xFC];
+        body.extend_from_slice(&u32::try_from(4 * MAX_RPC_BODY + 1).expect("fits").to_le_bytes());
+        assert!(decode::<Vec<u8>>(&body).is_err());
+        let real = encode(&vec![7u8; 1000]).expect("encode");
+        assert_eq!(decode::<Vec<u8>>(&real).expect("decode"), vec![7u8; 1000]);
+    }
+
+    proptest::proptest! {
+        /// Garbage bodies never panic the decoder (nor abort it on a huge allocation).
+        #[test]
+        fn garbage_bodies_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            decode_all(&bytes);
+        }
+
+        /// Nor do garbage bodies that start like real ones (a valid prefix, then anything).
+        #[test]
+        fn truncated_and_mutated_bodies_never_panic(
+            cut in 0usize..200,
+            flip in 0usize..200,
+            byte in proptest::prelude::any::<u8>(),
+        ) {
+            let vote = encode(&VoteRequest::new(Vote::new(3, 1), Some(LogId::new(CommittedLeaderId::new(3, 1), 9))))
+                .expect("encode");
+            let append = encode(&AppendEntriesRequest::<TypeConfig> {
+                vote: Vote::new_committed(1, 1),
+                prev_log_id: None,
+                leader_commit: None,
+                entries: vec![entry(1, 10), entry(2, 20)],
+            })
+            .expect("encode");
+            for real in [vote, append] {
+                let mut bytes = real[..cut.min(real.len())].to_vec();
+                if let Some(b) = bytes.get_mut(flip) {
+                    *b = byte;
+                }
+                decode_all(&bytes);
+                let mut mutated = real.clone();
+                if let Some(b) = mutated.get_mut(flip) {
+                    *b = byte;
+                }
+                decode_all(&mutated);
+            }
+        }
+    }
+
     #[tokio::test]
     async fn an_append_larger_than_a_request_may_carry_asks_raft_for_fewer_entries() {
         let leases = Arc::new(Leases::new(Duration::ZERO, Duration::ZERO, None));

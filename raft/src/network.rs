@@ -90,7 +90,10 @@ impl PeerClient {
     pub fn new(signer: Arc<RequestSigner>) -> Self {
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Below the peers' header-read timeout (10 s by default), which also closes idle
+            // keep-alive connections: the client lets go first, so it never sends a request on
+            // a connection the server is closing at that moment.
+            .pool_idle_timeout(Duration::from_secs(4))
             .connect_timeout(Duration::from_secs(2))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());

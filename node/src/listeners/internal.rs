@@ -153,8 +153,12 @@ async fn verify_signature(State(state): State<Internal>, request: Request, next:
         return (StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {limit} bytes or cut short"))
             .into_response();
     };
+    let legacy = pending.is_legacy();
     if let Err(e) = pending.verify_body(&bytes) {
         return refuse(e);
+    }
+    if legacy {
+        tracing::debug!(%path, "accepted a request signed with the previous scheme (legacy_signatures)");
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }

@@ -29,6 +29,9 @@ use tokio::sync::Semaphore;
 
 use crate::shutdown::Shutdown;
 
+/// Least time between two warnings that a listener is at its connection cap.
+const CAP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Binds a listener, naming the address in the error.
 pub(crate) async fn bind(what: &str, addr: &str) -> anyhow::Result<TcpListener> {
     let addr: SocketAddr = addr.parse().with_context(|| format!("{what} address {addr:?}"))?;
@@ -252,12 +255,21 @@ pub(crate) async fn serve<F, S, B>(
     http.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    // Under a flood the cap is hit at every accept: one warning per interval is enough.
+    let mut last_warned: Option<Instant> = None;
     loop {
         // A slot first: at the cap, new clients wait in the backlog instead of taking memory.
         let permit = match slots.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                tracing::warn!(listener = what, max_connections = limits.max_connections, "connection limit reached");
+                if last_warned.is_none_or(|at| at.elapsed() >= CAP_WARNING_INTERVAL) {
+                    last_warned = Some(Instant::now());
+                    tracing::warn!(
+                        listener = what,
+                        max_connections = limits.max_connections,
+                        "connection limit reached; new clients wait to be accepted"
+                    );
+                }
                 tokio::select! {
                     permit = slots.clone().acquire_owned() => match permit {
                         Ok(permit) => permit,

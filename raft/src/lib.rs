@@ -26,6 +26,9 @@ mod store;
 mod tables;
 pub mod types;
 
+#[cfg(test)]
+mod untrusted_bytes_tests;
+
 pub use command::{Command, CommandOutcome, Rejection};
 pub use error::{ProposeError, StoreError};
 pub use event::{ACTOR_QUERY_PARAM, Actor, Cursor, Event, EventKind};

@@ -153,6 +153,9 @@ async fn a_presigned_put_cannot_copy_another_users_file() {
     assert!(exists(&node, &alices, "stolen.txt").await);
 }
 
+/// One tampered use of a URL: what it tries, the headers it adds, the body it sends.
+type Attempt = (&'static str, &'static [(&'static str, &'static str)], &'static [u8]);
+
 /// A presigned PUT signs the size and type the API promised; headers that would be stored with
 /// the object are refused unless signed.
 #[tokio::test(flavor = "multi_thread")]
@@ -165,7 +168,7 @@ async fn a_presigned_put_holds_to_the_promised_size_type_and_metadata() {
             .await;
     assert_eq!(typed["headers"]["content-type"], "text/plain", "{typed}");
     let url = typed["put"]["url"].as_str().expect("a presigned PUT");
-    let attempts: [(&str, &[(&str, &str)], &[u8]); 7] = [
+    let attempts: [Attempt; 7] = [
         ("a larger body", &[("content-type", "text/plain")], b"123456"),
         ("a smaller body", &[("content-type", "text/plain")], b"1234"),
         ("another type", &[("content-type", "text/html")], b"12345"),

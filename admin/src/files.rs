@@ -24,8 +24,9 @@ use crate::files_api::Requester;
 use crate::identity::now_millis;
 use crate::presign::Presign;
 use crate::route::{ChosenNode, Located, chosen, decide, locate, object, routing, signing_key};
-use crate::shares::{Access, authorize_person};
+use crate::shares::authorize_person;
 use crate::{ApiCaller, ApiError, WebState};
+use meridian_raft::access::PersonAccess;
 
 /// Query of `GET /api/v1/files/...`.
 #[derive(Debug, Deserialize)]
@@ -84,9 +85,9 @@ pub(crate) async fn file(
             // Users have no S3 key: their links are signed with the system key, on their behalf.
             let caller = ApiCaller::Service(user.actor());
             match access {
-                Access::Owner => (caller, routing.presign.expiry, None),
+                PersonAccess::Owner => (caller, routing.presign.expiry, None),
                 // A URL handed out through a share outlives a revocation by at most its short life.
-                Access::Shared { share } => (caller, state.share_links.presign_expiry(), Some((share, user))),
+                PersonAccess::Shared { share } => (caller, state.share_links.presign_expiry(), Some((share, user))),
             }
         }
     };
@@ -127,6 +128,9 @@ pub(crate) async fn download_url<'a>(
     let decision = decide(state, routing, Operation::Get, &client.position, Some(&meta));
     let site = chosen(routing, &decision)?;
     let (access_key, secret_key) = signing_key(state, routing, caller)?;
+    // A browser that opens the link saves the file instead of rendering it: an uploaded HTML
+    // page must not run on the S3 listener's origin.
+    let query = [("response-content-disposition", attachment(key))];
     let url = Presign {
         method: "GET",
         endpoint: &site.s3_endpoint,
@@ -135,11 +139,45 @@ pub(crate) async fn download_url<'a>(
         secret_key: &secret_key,
         bucket,
         key,
-        query: &[],
+        query: &query,
+        headers: &[],
         expires_secs: expiry.as_secs(),
         now: SystemTime::now(),
     }
     .url()
     .map_err(|e| ApiError::internal("presigning the download", &e))?;
     Ok((url, site, decision))
+}
+
+/// `attachment; filename*=UTF-8''NAME` (RFC 6266) for the last segment of `key`.
+fn attachment(key: &str) -> String {
+    /// RFC 5987 `attr-char`: what may stand unencoded in `filename*`.
+    const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'!')
+        .remove(b'#')
+        .remove(b'$')
+        .remove(b'&')
+        .remove(b'+')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'^')
+        .remove(b'_')
+        .remove(b'`')
+        .remove(b'|')
+        .remove(b'~');
+    let name = key.rsplit('/').find(|segment| !segment.is_empty()).unwrap_or("download");
+    format!("attachment; filename*=UTF-8''{}", percent_encoding::utf8_percent_encode(name, ATTR_CHAR))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attachment;
+
+    #[test]
+    fn attachment_names_the_last_segment_encoded() {
+        assert_eq!(attachment("films/trailer.mp4"), "attachment; filename*=UTF-8''trailer.mp4");
+        assert_eq!(attachment("a/b c\"\r\n.html"), "attachment; filename*=UTF-8''b%20c%22%0D%0A.html");
+        assert_eq!(attachment("dir/"), "attachment; filename*=UTF-8''dir");
+        assert_eq!(attachment("/"), "attachment; filename*=UTF-8''download");
+    }
 }

@@ -25,8 +25,9 @@ use crate::error::ApiError;
 use crate::history::{self, Entry as HistoryEntry};
 use crate::identity::{SignedInUser, now_millis};
 use crate::placement::Placement;
-use crate::shares::{Access, Listing, ShareJson, authorize_person, list_shares};
+use crate::shares::{Listing, ShareJson, authorize_person, list_shares};
 use crate::{ApiCaller, WebState};
+use meridian_raft::access::PersonAccess;
 
 /// Files per page when the caller does not say.
 const DEFAULT_LIMIT: usize = 100;
@@ -68,24 +69,14 @@ impl FromRequestParts<WebState> for Requester {
 }
 
 /// Whether `user` may see and change `bucket/key` (`key` `None`: the bucket itself): admins
-/// always; others when they own the bucket or the file.
+/// always; others when they own the bucket or the file ([`meridian_raft::access`]).
 pub(crate) fn may_access(
     meta: &MetaStore,
     user: &SignedInUser,
     bucket: &str,
     key: Option<&str>,
 ) -> Result<bool, ApiError> {
-    if user.is_admin() {
-        return Ok(true);
-    }
-    let read = |e: meridian_raft::StoreError| ApiError::internal("reading owners", &e);
-    if meta.bucket_owner(bucket).map_err(read)?.as_deref() == Some(user.id.as_str()) {
-        return Ok(true);
-    }
-    match key {
-        Some(key) => Ok(meta.object_owner(bucket, key).map_err(read)?.as_deref() == Some(user.id.as_str())),
-        None => Ok(false),
-    }
+    meta.person_owns(user.person(), bucket, key).map_err(|e| ApiError::internal("reading owners", &e))
 }
 
 /// The address of the client of a panel request, for the history: the socket peer, or the
@@ -144,16 +135,6 @@ pub(crate) struct NewBucket {
     name: String,
 }
 
-/// S3's bucket naming rules, the part that matters for path-style addressing.
-fn valid_bucket_name(name: &str) -> bool {
-    let edge_ok = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    (3..=63).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && edge_ok(name.as_bytes().first())
-        && edge_ok(name.as_bytes().last())
-        && !name.contains("..")
-}
-
 /// Creates bucket `name`, owned by `user`, asked from `client` (the API and the "My files" page).
 pub(crate) async fn create_bucket_as(
     state: &WebState,
@@ -161,7 +142,7 @@ pub(crate) async fn create_bucket_as(
     client: String,
     name: &str,
 ) -> Result<(), ApiError> {
-    if !valid_bucket_name(name) {
+    if !meridian_raft::model::valid_bucket_name(name) {
         return Err(ApiError::bad_request(
             "name: 3 to 63 of a-z, 0-9, '-' and '.', starting and ending with a letter or digit",
         ));
@@ -382,8 +363,8 @@ pub(crate) async fn file_detail(
     key: &str,
 ) -> Result<FileDetail, ApiError> {
     let may_manage = match authorize_person(&state.meta, user, bucket, key, false)? {
-        Access::Owner => true,
-        Access::Shared { .. } => false,
+        PersonAccess::Owner => true,
+        PersonAccess::Shared { .. } => false,
     };
     let may_replace = may_manage || authorize_person(&state.meta, user, bucket, key, true).is_ok();
     let meta = crate::route::object(state, bucket, key).await?;

@@ -2,8 +2,10 @@
 //! the routing API hands them out so a client talks S3 straight to the chosen node without
 //! holding a key.
 //!
-//! Only `host` is signed and the payload is `UNSIGNED-PAYLOAD`, so a client may add headers
-//! such as `Content-Type` and stream a body of any size.
+//! The payload is `UNSIGNED-PAYLOAD`. `host` is always signed, and so is every header in
+//! [`Presign::headers`]: the client must send each with exactly the signed value. The web API
+//! signs what it promised that way (an upload's `content-length` and `content-type`), and the
+//! S3 listeners refuse a system-key URL that leaves stored headers or the size unsigned.
 //!
 //! The URLs are signed either with the caller's own access key, or with the cluster's
 //! *system key* ([`system_key`]): a key derived from the cluster secret with HMAC, so every
@@ -50,6 +52,9 @@ pub struct Presign<'a> {
     pub key: &'a str,
     /// Extra query parameters, e.g. `("uploadId", id)`, `("partNumber", "3")`, `("uploads", "")`.
     pub query: &'a [(&'a str, String)],
+    /// Headers signed besides `host`, lower-case names with their exact values, e.g.
+    /// `("content-length", "1024")`.
+    pub headers: &'a [(&'a str, String)],
     /// Validity, seconds. Not bounded here (tests sign out-of-range URLs to see them refused);
     /// S3 listeners refuse more than [`MAX_EXPIRY_SECS`], and `cluster.toml` bounds the web
     /// API's own expiry.
@@ -74,12 +79,17 @@ impl Presign<'_> {
             path.push('/');
             path.extend(utf8_percent_encode(self.key, UNRESERVED_AND_SLASH));
         }
+        let mut signed: Vec<(&str, &str)> = vec![("host", host)];
+        signed.extend(self.headers.iter().map(|(name, value)| (*name, value.trim())));
+        signed.sort_unstable();
+        let signed_names = signed.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(";");
+        let canonical_headers: String = signed.iter().map(|(name, value)| format!("{name}:{value}\n")).collect();
         let mut params: Vec<(String, String)> = vec![
             ("X-Amz-Algorithm".into(), "AWS4-HMAC-SHA256".into()),
             ("X-Amz-Credential".into(), format!("{}/{scope}", self.access_key)),
             ("X-Amz-Date".into(), stamp.clone()),
             ("X-Amz-Expires".into(), self.expires_secs.to_string()),
-            ("X-Amz-SignedHeaders".into(), "host".into()),
+            ("X-Amz-SignedHeaders".into(), signed_names.clone()),
         ];
         params.extend(self.query.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         let mut encoded: Vec<String> = params.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
@@ -87,7 +97,8 @@ impl Presign<'_> {
         // since '=' sorts below every character allowed in an encoded name.
         encoded.sort();
         let query = encoded.join("&");
-        let canonical_request = format!("{}\n{path}\n{query}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD", self.method);
+        let canonical_request =
+            format!("{}\n{path}\n{query}\n{canonical_headers}\n{signed_names}\nUNSIGNED-PAYLOAD", self.method);
         let string_to_sign = format!(
             "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
             hex::encode(Sha256::digest(canonical_request.as_bytes()))
@@ -162,6 +173,7 @@ mod tests {
             bucket: "",
             key: "",
             query: &[],
+            headers: &[],
             expires_secs: 86_400,
             now,
         };
@@ -186,6 +198,7 @@ mod tests {
             bucket: "films",
             key: "a b/ü+c",
             query: &[("uploadId", "x/y".into()), ("partNumber", "3".into())],
+            headers: &[],
             expires_secs: 60,
             now: UNIX_EPOCH,
         }
@@ -211,6 +224,7 @@ mod tests {
             bucket: "b",
             key: "k",
             query: &[],
+            headers: &[],
             expires_secs: 60,
             now: UNIX_EPOCH,
         };

@@ -11,6 +11,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use base64::Engine as _;
+use meridian_raft::access::PersonAccess;
 use meridian_raft::model::{Share, ShareAudience, SharePermission, ShareState};
 use meridian_raft::{Command, MetaStore};
 use serde::{Deserialize, Serialize};
@@ -36,43 +37,20 @@ pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// How a signed-in user reaches a file: as its owner (or an admin), or through an active
-/// named-user share.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Access {
-    /// Owns the file or its bucket, or is an admin.
-    Owner,
-    /// Through a share naming them.
-    Shared {
-        /// The share that grants it (its downloads are recorded as uses of it).
-        share: String,
-    },
-}
-
-/// The one permission check for a person acting on a file: the owner or an admin, else an
-/// active share naming them (for `write`, a write share). Anything else is the same 404 as a
-/// missing file, so the answer does not tell other users' files apart.
+/// The one permission check for a person acting on a file ([`meridian_raft::access`]): the
+/// owner or an admin, else an active share naming them (for `write`, a write share). Anything
+/// else is the same 404 as a missing file, so the answer does not tell other users' files apart.
 pub(crate) fn authorize_person(
     meta: &MetaStore,
     user: &SignedInUser,
     bucket: &str,
     key: &str,
     write: bool,
-) -> Result<Access, ApiError> {
-    if may_access(meta, user, bucket, Some(key))? {
-        return Ok(Access::Owner);
-    }
-    let shares = meta.user_shares_of(&user.id, bucket, key).map_err(|e| ApiError::internal("reading shares", &e))?;
-    let now = now_millis();
-    let granted = shares.iter().find(|s| {
-        s.state(now) == ShareState::Active
-            && matches!(&s.audience, ShareAudience::User { permission, .. }
-                if !write || *permission == SharePermission::Write)
-    });
-    match granted {
-        Some(share) => Ok(Access::Shared { share: share.id.clone() }),
-        None => Err(ApiError::not_found(format!("no file {key:?} in bucket {bucket:?}"))),
-    }
+) -> Result<PersonAccess, ApiError> {
+    let access = meta.person_access(user.person(), bucket, key, write, now_millis());
+    access
+        .map_err(|e| ApiError::internal("reading shares", &e))?
+        .ok_or_else(|| ApiError::not_found(format!("no file {key:?} in bucket {bucket:?}")))
 }
 
 /// The body of `POST /api/v1/shares`.

@@ -41,7 +41,7 @@ pub(crate) struct UploadRequest {
     key: String,
     /// Size of the file, bytes; decides between one PUT and a multipart plan.
     size: u64,
-    /// `Content-Type` the object will have.
+    /// `Content-Type` the object will have (signed into the URLs).
     content_type: Option<String>,
     /// The uploader's address, when the caller asks on its behalf.
     client_ip: Option<String>,
@@ -90,7 +90,9 @@ pub(crate) struct UploadPlan {
     node: ChosenNode,
     /// Seconds every URL stays valid.
     expires_in_secs: u64,
-    /// Headers to send with the PUT (or with each part): the content type, when one was given.
+    /// Headers to send with the PUT, exactly as given, and no others that S3 stores: the content
+    /// type when one was named (signed, like the body's size, which must be exactly `size`
+    /// bytes). Parts carry none; their sizes are signed.
     headers: std::collections::BTreeMap<String, String>,
     /// One presigned PUT, for files up to the threshold.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,7 +127,13 @@ struct Signer<'a> {
 }
 
 impl Signer<'_> {
-    fn url(&self, method: &'static str, query: &[(&str, String)]) -> Result<String, ApiError> {
+    /// A presigned URL for `method` with `query`, binding the `headers` the client must send.
+    fn url(
+        &self,
+        method: &'static str,
+        query: &[(&str, String)],
+        headers: &[(&str, String)],
+    ) -> Result<String, ApiError> {
         let mut query = query.to_vec();
         if let Some(actor) = &self.acting_for {
             query.push((ACTOR_QUERY_PARAM, actor.to_string()));
@@ -139,6 +147,7 @@ impl Signer<'_> {
             bucket: self.bucket,
             key: self.key,
             query: &query,
+            headers,
             expires_secs: self.expires_secs,
             now: SystemTime::now(),
         }
@@ -192,16 +201,21 @@ pub(crate) async fn create(
         expires_secs: routing.presign.expiry.as_secs(),
         acting_for: acting_for.filter(|_| routing.presign.system_key.as_ref().is_some_and(|k| k.id == access_key)),
     };
-    let mut extra_headers = std::collections::BTreeMap::new();
-    if let Some(content_type) = &request.content_type {
-        extra_headers.insert("content-type".to_owned(), content_type.clone());
+    // The URLs sign what this API promises: the size (the body must be exactly that long) and
+    // the content type, if one was named; any other stored header is refused by the S3 listener.
+    let content_type = request.content_type.clone();
+    if content_type.as_ref().is_some_and(|t| t.is_empty() || t.len() > 256 || t.chars().any(char::is_control)) {
+        return Err(ApiError::bad_request("content_type must be 1 to 256 printable characters"));
     }
+    let type_header = content_type.iter().map(|t| ("content-type", t.clone()));
+    let mut extra_headers = std::collections::BTreeMap::new();
     let (put, multipart) = if request.size <= routing.presign.multipart_threshold {
-        (Some(SignedRequest { method: "PUT", url: signer.url("PUT", &[])? }), None)
+        extra_headers.extend(type_header.clone().map(|(name, value)| (name.to_owned(), value)));
+        let signed: Vec<_> = std::iter::once(("content-length", request.size.to_string())).chain(type_header).collect();
+        (Some(SignedRequest { method: "PUT", url: signer.url("PUT", &[], &signed)? }), None)
     } else {
         // The object's content type is fixed when the upload starts; parts carry none.
-        extra_headers.clear();
-        (None, Some(multipart_plan(routing, &signer, request.size, request.content_type.as_deref()).await?))
+        (None, Some(multipart_plan(routing, &signer, request.size, content_type.as_deref()).await?))
     };
     tracing::info!(
         caller = %signer.acting_for.as_ref().map_or_else(|| caller.actor(), ToString::to_string),
@@ -231,7 +245,8 @@ async fn multipart_plan(
     content_type: Option<&str>,
 ) -> Result<MultipartPlan, ApiError> {
     let part_size = routing.presign.part_size.max(size.div_ceil(MAX_PARTS));
-    let create_url = signer.url("POST", &[("uploads", String::new())])?;
+    let signed: Vec<_> = content_type.iter().map(|t| ("content-type", (*t).to_owned())).collect();
+    let create_url = signer.url("POST", &[("uploads", String::new())], &signed)?;
     let mut create = routing.http.post(&create_url);
     if let Some(content_type) = content_type {
         create = create.header("content-type", content_type);
@@ -252,14 +267,15 @@ async fn multipart_plan(
     while offset < size {
         let len = part_size.min(size - offset);
         let query = [("partNumber", number.to_string()), ("uploadId", upload_id.clone())];
-        parts.push(PartUrl { part_number: number, size: len, url: signer.url("PUT", &query)? });
+        let signed = [("content-length", len.to_string())];
+        parts.push(PartUrl { part_number: number, size: len, url: signer.url("PUT", &query, &signed)? });
         offset += len;
         number += 1;
     }
     let id = [("uploadId", upload_id.clone())];
     Ok(MultipartPlan {
-        complete: SignedRequest { method: "POST", url: signer.url("POST", &id)? },
-        abort: SignedRequest { method: "DELETE", url: signer.url("DELETE", &id)? },
+        complete: SignedRequest { method: "POST", url: signer.url("POST", &id, &[])? },
+        abort: SignedRequest { method: "DELETE", url: signer.url("DELETE", &id, &[])? },
         upload_id,
         part_size,
         parts,

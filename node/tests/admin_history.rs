@@ -248,6 +248,7 @@ async fn presigned_uploads_are_the_users_and_s3_writes_carry_the_client_address(
         bucket: &bucket,
         key: "keyed.txt",
         query: &named,
+        headers: &[],
         expires_secs: 60,
         now: SystemTime::now(),
     }

@@ -257,6 +257,7 @@ async fn presign_expiry_over_seven_days_is_refused() {
             bucket: &bucket,
             key: "k",
             query: &[],
+            headers: &[],
             expires_secs,
             now: SystemTime::now(),
         }

@@ -7,6 +7,7 @@
 //! The crate hides sled and openraft behind [`MetaStore`]: the rest of Meridian proposes
 //! [`Command`]s and reads plain data ([`model`]), and never touches the engine underneath.
 
+pub mod access;
 mod codec;
 pub mod command;
 mod durable;
@@ -24,6 +25,9 @@ mod state_machine;
 mod store;
 mod tables;
 pub mod types;
+
+#[cfg(test)]
+mod untrusted_bytes_tests;
 
 pub use command::{Command, CommandOutcome, Rejection};
 pub use error::{ProposeError, StoreError};

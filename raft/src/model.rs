@@ -22,6 +22,20 @@ pub struct Bucket {
     pub region: String,
 }
 
+/// S3's bucket naming rules, the part that matters for path-style addressing: 3 to 63 of
+/// `a-z`, `0-9`, `-` and `.`, starting and ending with a letter or digit, no `..`. The web API
+/// and the S3 gateway check it before creating a bucket; the store itself only relies on the
+/// weaker rule that a name has no `/` (see `tables`), which every name passing this has.
+#[must_use]
+pub fn valid_bucket_name(name: &str) -> bool {
+    let edge_ok = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    (3..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && edge_ok(name.as_bytes().first())
+        && edge_ok(name.as_bytes().last())
+        && !name.contains("..")
+}
+
 /// The id of a blob in a node's blob store: 128 random bits, hex. Blobs are immutable; an
 /// overwrite gets a new id.
 pub type BlobId = String;

@@ -167,16 +167,29 @@ fn owe_pulls_after_install(tables: &Tables, node: NodeId, index: u64) -> Result<
     Ok(())
 }
 
+/// Largest part (one record's key or value) a snapshot may hold. Records are small (an inline
+/// object is at most 16 KiB of bytes plus its metadata); the bound keeps a damaged or hostile
+/// snapshot from making the node allocate what its length prefix claims.
+const MAX_PART_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Reads one length-prefixed part, or `None` at a clean end of file.
-fn read_part(input: &mut impl Read) -> Result<Option<Vec<u8>>, StoreError> {
+pub(crate) fn read_part(input: &mut impl Read) -> Result<Option<Vec<u8>>, StoreError> {
     let mut len = [0u8; 4];
     match input.read_exact(&mut len) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e.into()),
     }
-    let mut part = vec![0u8; u32::from_be_bytes(len) as usize];
-    input.read_exact(&mut part)?;
+    let len = u64::from(u32::from_be_bytes(len));
+    if len > MAX_PART_BYTES {
+        return Err(StoreError::Codec(format!("snapshot part of {len} bytes is over the {MAX_PART_BYTES} limit")));
+    }
+    // Grows with what is really there, so a truncated file never costs its claimed length.
+    let mut part = Vec::new();
+    input.take(len).read_to_end(&mut part)?;
+    if part.len() as u64 != len {
+        return Err(StoreError::Codec("truncated snapshot".into()));
+    }
     Ok(Some(part))
 }
 

@@ -184,6 +184,10 @@ impl Changes<'_> {
         use CommandOutcome::{Deleted, Done, Rejected};
         Ok(match command {
             Command::CreateBucket(bucket) => {
+                // A name with `/` would alias other records' keys: no such bucket can exist.
+                if !tables::addressable(&bucket.name) {
+                    return Ok(Rejected(Rejection::NoSuchBucket));
+                }
                 if self.tables.bucket(&bucket.name)?.is_some() {
                     return Ok(Rejected(Rejection::BucketAlreadyOwnedByYou));
                 }

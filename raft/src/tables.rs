@@ -67,6 +67,15 @@ pub(crate) fn record_key(prefix: &[u8], parts: &[&str]) -> Vec<u8> {
     key
 }
 
+/// Whether `bucket` can name a bucket in a record key: one non-empty segment, no `/`. Keys
+/// join bucket and object key with `/`, so this is what keeps `bucket "b/x", key "y"` from
+/// aliasing `bucket "b", key "x/y"`. Every read that takes a bucket name checks it, whatever
+/// its caller validated (the S3 path parser and the web API apply S3's full naming rules on
+/// top: [`crate::model::valid_bucket_name`]).
+pub(crate) fn addressable(bucket: &str) -> bool {
+    !bucket.is_empty() && !bucket.contains('/')
+}
+
 /// Read access to the state machine's records. Cheap to clone (sled trees are shared handles).
 #[derive(Clone)]
 pub(crate) struct Tables {
@@ -93,6 +102,9 @@ impl Tables {
     }
 
     pub(crate) fn bucket(&self, name: &str) -> Result<Option<Bucket>, StoreError> {
+        if !addressable(name) {
+            return Ok(None);
+        }
         self.get(&record_key(BUCKET, &[name]))
     }
 
@@ -101,6 +113,9 @@ impl Tables {
     }
 
     pub(crate) fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        if !addressable(bucket) {
+            return Ok(None);
+        }
         self.get(&record_key(OBJECT, &[bucket, key]))
     }
 
@@ -134,12 +149,18 @@ impl Tables {
 
     /// The user who owns an object, if a signed-in user wrote it (see `docs/admin.md`).
     pub(crate) fn owner(&self, bucket: &str, key: &str) -> Result<Option<String>, StoreError> {
+        if !addressable(bucket) {
+            return Ok(None);
+        }
         self.get(&record_key(OWNER, &[bucket, key]))
     }
 
     /// The log index at which the current ownership of `bucket` (`key: None`) or of
     /// `bucket/key` began; `None` for no owner, or one recorded before this existed.
     pub(crate) fn owned_since(&self, bucket: &str, key: Option<&str>) -> Result<Option<u64>, StoreError> {
+        if !addressable(bucket) {
+            return Ok(None);
+        }
         match key {
             Some(key) => self.get(&record_key(OWNED_SINCE, &[bucket, key])),
             None => self.get(&record_key(OWNED_SINCE, &[bucket])),
@@ -148,6 +169,9 @@ impl Tables {
 
     /// The user who owns a bucket (created it while signed in), if any.
     pub(crate) fn bucket_owner(&self, bucket: &str) -> Result<Option<String>, StoreError> {
+        if !addressable(bucket) {
+            return Ok(None);
+        }
         self.get(&record_key(OWNER, &[bucket]))
     }
 
@@ -226,6 +250,9 @@ impl Tables {
         after: Option<&str>,
         limit: usize,
     ) -> Result<SharePage, StoreError> {
+        if !addressable(bucket) {
+            return Ok(SharePage { shares: Vec::new(), next: None });
+        }
         let mut prefix = record_key(SHARE_BY_OBJECT, &[bucket, key]);
         prefix.push(b'/');
         self.share_index(prefix, after, limit, true, |s| s.bucket == bucket && s.key == key)
@@ -233,6 +260,9 @@ impl Tables {
 
     /// The named-user shares of `bucket/key` that name `user`.
     pub(crate) fn user_shares_of(&self, user: &str, bucket: &str, key: &str) -> Result<Vec<Share>, StoreError> {
+        if !addressable(bucket) {
+            return Ok(Vec::new());
+        }
         let mut prefix = record_key(SHARE_BY_USER, &[user, bucket, key]);
         prefix.push(b'/');
         self.share_index(prefix, None, usize::MAX, true, |s| {
@@ -328,6 +358,9 @@ impl Tables {
             bucket_prefix,
             iter: None,
         };
+        if !addressable(bucket) {
+            return cursor; // no iterator: an empty walk
+        }
         let start = match after {
             Some(after) if after.as_bytes() >= prefix.as_bytes() => {
                 Bound::Excluded([cursor.bucket_prefix.as_slice(), after.as_bytes()].concat())

@@ -1,13 +1,9 @@
-//! Who may call the S3 API: SigV4 secrets come from the replicated key store, and every
-//! request must be signed.
+//! Who is calling the S3 API: SigV4 secrets come from the replicated key store. What each caller
+//! may then do is [`crate::access`].
 
 use meridian_raft::MetaStore;
-use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{S3Result, s3_error};
-
-/// Longest lifetime of a presigned URL, as S3 allows: 7 days.
-const MAX_PRESIGNED_EXPIRY_SECS: u64 = 7 * 24 * 3600;
 
 /// Looks access keys up in the metadata store.
 pub struct KeyStoreAuth {
@@ -33,27 +29,5 @@ impl S3Auth for KeyStoreAuth {
                 Err(s3_error!(AccessDenied, "The AWS access key Id you provided does not exist in our records."))
             }
         }
-    }
-}
-
-/// Refuses anonymous requests and presigned URLs that would live longer than S3 allows.
-pub struct AccessPolicy;
-
-#[async_trait::async_trait]
-impl S3Access for AccessPolicy {
-    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        if cx.credentials().is_none() {
-            return Err(s3_error!(AccessDenied, "Requests must be signed."));
-        }
-        let expires = cx
-            .uri()
-            .query()
-            .into_iter()
-            .flat_map(|q| q.split('&'))
-            .find_map(|pair| pair.strip_prefix("X-Amz-Expires=").and_then(|v| v.parse::<u64>().ok()));
-        if expires.is_some_and(|secs| secs > MAX_PRESIGNED_EXPIRY_SECS) {
-            return Err(s3_error!(AccessDenied, "Presigned URLs may not be valid for more than 7 days."));
-        }
-        Ok(())
     }
 }

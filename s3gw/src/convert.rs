@@ -40,10 +40,21 @@ pub(crate) struct HeaderFields {
     pub(crate) metadata: Option<std::collections::HashMap<String, String>>,
 }
 
+/// Most bytes of user metadata (`x-amz-meta-*` names and values) one object may carry, as S3
+/// allows. Every node keeps it in the log and the state table, so it must stay small.
+const MAX_USER_METADATA_BYTES: usize = 2 * 1024;
+
 impl HeaderFields {
-    /// The headers to store.
-    pub(crate) fn into_stored(self) -> ContentHeaders {
-        ContentHeaders {
+    /// The headers to store, or MetadataTooLarge past S3's 2 KiB of user metadata.
+    pub(crate) fn into_stored(self) -> S3Result<ContentHeaders> {
+        let user_bytes: usize = self.metadata.iter().flatten().map(|(name, value)| name.len() + value.len()).sum();
+        if user_bytes > MAX_USER_METADATA_BYTES {
+            return Err(s3_error!(
+                MetadataTooLarge,
+                "Your metadata headers exceed the maximum allowed metadata size ({user_bytes} > {MAX_USER_METADATA_BYTES} bytes)."
+            ));
+        }
+        Ok(ContentHeaders {
             content_type: self.content_type,
             content_disposition: self.content_disposition,
             content_encoding: stored_encoding(self.content_encoding),
@@ -51,7 +62,7 @@ impl HeaderFields {
             cache_control: self.cache_control,
             expires: self.expires.as_ref().map(millis),
             user: self.metadata.map(|m| m.into_iter().collect::<BTreeMap<_, _>>()).unwrap_or_default(),
-        }
+        })
     }
 }
 

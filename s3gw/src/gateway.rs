@@ -63,7 +63,7 @@ pub(crate) fn now_millis() -> UnixMillis {
 }
 
 /// The value of the [`ACTOR_QUERY_PARAM`] of a request's query string, percent-decoded.
-fn named_actor(query: Option<&str>) -> Option<String> {
+pub(crate) fn named_actor(query: Option<&str>) -> Option<String> {
     let value = query?.split('&').find_map(|pair| {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         name.eq_ignore_ascii_case(ACTOR_QUERY_PARAM).then_some(value)

@@ -6,6 +6,7 @@
 //! its own module (`buckets`, `objects`, `listing`, `multipart`, `tagging`); `service` maps
 //! the S3 trait onto them.
 
+mod access;
 mod auth;
 pub mod blob;
 mod buckets;
@@ -23,7 +24,8 @@ mod scrub;
 mod service;
 mod tagging;
 
-pub use auth::{AccessPolicy, KeyStoreAuth};
+pub use access::AccessPolicy;
+pub use auth::KeyStoreAuth;
 pub use gateway::{ClientAddr, Gateway, ReadConsistency};
 pub use housekeeping::HousekeepingError;
 pub use replica::{PullError, PullOutcome, Throttle};

@@ -148,7 +148,7 @@ impl Gateway {
                 expires: input.expires,
                 metadata: input.metadata,
             }
-            .into_stored(),
+            .into_stored()?,
             tags,
             checksum_algorithm: input.checksum_algorithm.as_ref().map(|a| a.as_str().to_owned()),
         };

@@ -128,7 +128,7 @@ impl Gateway {
             expires: input.expires,
             metadata: input.metadata,
         }
-        .into_stored();
+        .into_stored()?;
 
         let ingested = ingest(&*self.blobs, input.body, declared, req.trailing_headers).await?;
         let etag = ingested.etag();
@@ -283,7 +283,8 @@ impl Gateway {
         if with_checksums {
             set_checksums!(output, &object.checksums);
         }
-        S3Response::new(output)
+        apply_response_overrides(&mut output, input);
+        no_sniff(S3Response::new(output))
     }
 
     pub(crate) async fn head_object_op(
@@ -314,7 +315,7 @@ impl Gateway {
         if checksum_wanted {
             set_checksums!(output, &object.checksums);
         }
-        Ok(S3Response::new(output))
+        Ok(no_sniff(S3Response::new(output)))
     }
 
     pub(crate) async fn delete_object_op(
@@ -392,7 +393,7 @@ impl Gateway {
                 expires: input.expires,
                 metadata: input.metadata,
             }
-            .into_stored()
+            .into_stored()?
         } else {
             source.headers.clone()
         };
@@ -425,4 +426,35 @@ impl Gateway {
             ..Default::default()
         }))
     }
+}
+
+/// The `response-*` query parameters of a signed GET replace the stored headers in the answer
+/// (S3's response header overrides): the web API's download links ask for
+/// `Content-Disposition: attachment` this way.
+fn apply_response_overrides(output: &mut GetObjectOutput, input: &GetObjectInput) {
+    if let Some(disposition) = &input.response_content_disposition {
+        output.content_disposition = Some(disposition.clone());
+    }
+    if let Some(content_type) = input.response_content_type.as_deref().and_then(|c| c.parse().ok()) {
+        output.content_type = Some(content_type);
+    }
+    if let Some(cache_control) = &input.response_cache_control {
+        output.cache_control = Some(cache_control.clone());
+    }
+    if let Some(encoding) = &input.response_content_encoding {
+        output.content_encoding = Some(encoding.clone());
+    }
+    if let Some(language) = &input.response_content_language {
+        output.content_language = Some(language.clone());
+    }
+    if let Some(expires) = &input.response_expires {
+        output.expires = Some(expires.clone());
+    }
+}
+
+/// Adds `X-Content-Type-Options: nosniff`, so a browser never guesses a type that would make it
+/// run a stored file (say, HTML sent as `text/plain`) on the S3 listener's origin.
+fn no_sniff<T>(mut response: S3Response<T>) -> S3Response<T> {
+    response.headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, http::HeaderValue::from_static("nosniff"));
+    response
 }

@@ -43,6 +43,11 @@ impl SignedInUser {
         self.roles.iter().any(|r| r == "admin")
     }
 
+    /// The user as the store's access rule sees them ([`meridian_raft::access`]).
+    pub fn person(&self) -> meridian_raft::access::Person<'_> {
+        meridian_raft::access::Person { id: &self.id, admin: self.is_admin() }
+    }
+
     /// A short name for logs and history entries, e.g. `user:u-alice`.
     pub fn actor(&self) -> String {
         format!("user:{}", self.id)

@@ -59,9 +59,10 @@ pub(crate) async fn serve(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let meta = gateway.meta().clone();
+    let access = AccessPolicy::new(&gateway);
     let mut builder = S3ServiceBuilder::new(gateway);
     builder.set_auth(KeyStoreAuth::new(meta));
-    builder.set_access(AccessPolicy);
+    builder.set_access(access);
     if let Some(domain) = domain {
         builder.set_host(s3s::host::SingleDomain::new(&domain)?);
     }

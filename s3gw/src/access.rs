@@ -1,0 +1,235 @@
+//! Who may run which S3 operation: every request is signed with SigV4, and each credential does
+//! only what it was issued for.
+//!
+//! s3s calls [`AccessPolicy::check`] once a request's signature is verified and its operation is
+//! known, before the body is read; the per-operation hooks (`copy_object`, `upload_part_copy`)
+//! run once the input is parsed, to authorize the other object such a request names.
+//!
+//! **The system key** (see `admin::presign::system_key`) signs the URLs the web API hands to
+//! panel users and services. Its secret never leaves the nodes, but the URLs do, and a presigned
+//! URL signs only what is in its query and its signed headers: a client holding one could add
+//! `x-amz-copy-source` (turning a PUT into a copy of someone else's file), `x-amz-meta-*`, or a
+//! body of any size. So a system-key request must be a presigned URL for one of the operations
+//! the web API hands out, and every header that the gateway would store with the object, and the
+//! body's size, must be covered by its signature: exactly what the web API promised.
+
+use meridian_raft::MetaStore;
+use meridian_raft::access::Person;
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::Credentials;
+use s3s::dto::{CopyObjectInput, CopySource, UploadPartCopyInput};
+use s3s::{S3Request, S3Result, s3_error};
+
+use crate::error;
+use crate::gateway::{Gateway, now_millis};
+
+/// Longest lifetime of a presigned URL, as S3 allows: 7 days.
+const MAX_PRESIGNED_EXPIRY_SECS: u64 = 7 * 24 * 3600;
+
+/// The operations the web API presigns with the system key: uploads (single and multipart)
+/// and downloads, nothing else.
+const SYSTEM_KEY_OPERATIONS: &[&str] = &[
+    "PutObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+    "GetObject",
+    "HeadObject",
+];
+
+/// The operations that write a new version of their object (a user's URL for them is checked
+/// against the user's write access again when used).
+const WRITE_OPERATIONS: &[&str] = &["PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"];
+
+/// Request headers a system-key request may carry unsigned: they frame or protect the body and
+/// change nothing that is stored.
+const HARMLESS_AMZ_HEADERS: &[&str] =
+    &["x-amz-content-sha256", "x-amz-date", "x-amz-user-agent", "x-amz-decoded-content-length", "x-amz-trailer"];
+
+/// Headers the gateway stores with an object: on a system-key request each must be signed.
+const STORED_HEADERS: &[&str] =
+    &["content-type", "content-disposition", "content-encoding", "content-language", "cache-control", "expires"];
+
+/// Decides, for every S3 request, whether its credential may run it.
+pub struct AccessPolicy {
+    /// The metadata store: the owners and shares a user's URL is checked against.
+    meta: MetaStore,
+    /// The system key's id, whose requests are held to what the web API hands out.
+    system_key: Option<String>,
+}
+
+impl AccessPolicy {
+    /// The policy of a gateway (the system key is its delegating key).
+    pub fn new(gateway: &Gateway) -> Self {
+        Self { meta: gateway.meta.clone(), system_key: gateway.delegating_key.clone() }
+    }
+
+    fn is_system_key(&self, credentials: &Credentials) -> bool {
+        self.system_key.as_deref() == Some(credentials.access_key.as_str())
+    }
+
+    /// A request signed with the system key: see the module doc.
+    fn check_system_key_request(&self, cx: &S3AccessContext<'_>) -> S3Result<()> {
+        let op = cx.s3_op().name();
+        let query = QueryParams(cx.uri().query().unwrap_or_default());
+        if query.get("X-Amz-Signature").is_none() {
+            return Err(s3_error!(AccessDenied, "The system key only signs URLs handed out by the web API."));
+        }
+        if !SYSTEM_KEY_OPERATIONS.contains(&op) {
+            tracing::warn!(op, "system-key URL used for an operation the web API never hands out");
+            return Err(s3_error!(AccessDenied, "This URL does not allow {op}."));
+        }
+        let signed = query.get("X-Amz-SignedHeaders").unwrap_or_default().to_ascii_lowercase();
+        let signed: Vec<&str> = signed.split(';').collect();
+        for name in cx.headers().keys().map(http::HeaderName::as_str) {
+            let stored = STORED_HEADERS.contains(&name)
+                || (name.starts_with("x-amz-")
+                    && !HARMLESS_AMZ_HEADERS.contains(&name)
+                    && !name.starts_with("x-amz-checksum-")
+                    && name != "x-amz-sdk-checksum-algorithm");
+            if stored && !signed.contains(&name) {
+                tracing::warn!(op, header = name, "unsigned header on a system-key URL");
+                return Err(s3_error!(AccessDenied, "This URL does not allow the header {name}."));
+            }
+        }
+        // The declared size is part of the promise: the body can be neither larger nor smaller.
+        if matches!(op, "PutObject" | "UploadPart") && !signed.contains(&"content-length") {
+            return Err(s3_error!(AccessDenied, "This URL does not sign the size of the upload."));
+        }
+        Ok(())
+    }
+
+    /// A user's upload URL is used while the user may still write the file: a share revoked
+    /// between handing out the URL and using it stops the upload.
+    fn check_acting_user_may_write(&self, cx: &S3AccessContext<'_>) -> S3Result<()> {
+        let op = cx.s3_op().name();
+        if !WRITE_OPERATIONS.contains(&op) {
+            return Ok(());
+        }
+        let Some(user) = crate::gateway::named_actor(cx.uri().query())
+            .and_then(|actor| actor.strip_prefix("user:").map(str::to_owned))
+        else {
+            return Ok(());
+        };
+        let s3s::path::S3Path::Object { bucket, key } = cx.s3_path() else { return Ok(()) };
+        let stored_admin = self
+            .meta
+            .user(&user)
+            .map_err(error::store)?
+            .is_some_and(|u| u.deleted.is_none() && u.profile.roles.iter().any(|r| r == "admin"));
+        let person = Person { id: &user, admin: stored_admin };
+        let access = self.meta.person_access(person, bucket, key, true, now_millis()).map_err(error::store)?;
+        if access.is_none() {
+            tracing::warn!(%user, %bucket, %key, op, "upload URL used after the user lost write access");
+            return Err(s3_error!(AccessDenied, "You may no longer write this file."));
+        }
+        Ok(())
+    }
+
+    /// The other object a copy names is read for the caller: the key may read it like a GET.
+    fn authorize_copy_source(&self, credentials: Option<&Credentials>, source: &CopySource) -> S3Result<()> {
+        let Some(credentials) = credentials else {
+            return Err(s3_error!(AccessDenied, "Requests must be signed."));
+        };
+        if self.is_system_key(credentials) {
+            return Err(s3_error!(AccessDenied, "This URL does not allow copying."));
+        }
+        let CopySource::Bucket { bucket, key, .. } = source else {
+            return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
+        };
+        tracing::debug!(key = %credentials.access_key, %bucket, %key, "copy source authorized");
+        Ok(())
+    }
+}
+
+/// A raw query string, read parameter by parameter (names compared as sent).
+struct QueryParams<'a>(&'a str);
+
+impl<'a> QueryParams<'a> {
+    /// The percent-decoded value of the first parameter called `name`.
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.split('&').find_map(|pair| {
+            let (n, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (n == name).then(|| percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned())
+        })
+    }
+
+    /// Whether a parameter called `name` is present.
+    fn has(&self, name: &str) -> bool {
+        self.0.split('&').any(|pair| pair.split_once('=').map_or(pair, |(n, _)| n) == name)
+    }
+}
+
+/// Whether a request is signed with AWS Signature Version 2 (an `Authorization: AWS id:sig`
+/// header, or `AWSAccessKeyId`/`Signature` query parameters): SigV2 signs with SHA-1, leaves the
+/// body and most headers unsigned, and lets presigned URLs live for any time.
+fn signed_with_v2(headers: &http::HeaderMap, query: Option<&str>) -> bool {
+    let header_v2 = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("AWS ") || v.starts_with("aws "));
+    let query = QueryParams(query.unwrap_or_default());
+    header_v2 || query.has("AWSAccessKeyId") || (query.has("Signature") && !query.has("X-Amz-Signature"))
+}
+
+#[async_trait::async_trait]
+impl S3Access for AccessPolicy {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        if signed_with_v2(cx.headers(), cx.uri().query()) {
+            return Err(s3_error!(
+                AccessDenied,
+                "AWS Signature Version 2 is not accepted: sign requests with Signature Version 4."
+            ));
+        }
+        let Some(credentials) = cx.credentials() else {
+            return Err(s3_error!(AccessDenied, "Requests must be signed."));
+        };
+        let expires = QueryParams(cx.uri().query().unwrap_or_default()).get("X-Amz-Expires");
+        if expires.and_then(|v| v.parse::<u64>().ok()).is_some_and(|secs| secs > MAX_PRESIGNED_EXPIRY_SECS) {
+            return Err(s3_error!(AccessDenied, "Presigned URLs may not be valid for more than 7 days."));
+        }
+        if self.is_system_key(credentials) {
+            self.check_system_key_request(cx)?;
+            self.check_acting_user_may_write(cx)?;
+        }
+        Ok(())
+    }
+
+    async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
+        self.authorize_copy_source(req.credentials.as_ref(), &req.input.copy_source)
+    }
+
+    async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
+        self.authorize_copy_source(req.credentials.as_ref(), &req.input.copy_source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigv2_is_recognised_in_headers_and_query() {
+        let mut headers = http::HeaderMap::new();
+        assert!(!signed_with_v2(&headers, Some("X-Amz-Signature=abc&X-Amz-Credential=k")));
+        assert!(signed_with_v2(&headers, Some("AWSAccessKeyId=K&Expires=1&Signature=x")));
+        assert!(signed_with_v2(&headers, Some("Signature=x&Expires=1")));
+        headers.insert(http::header::AUTHORIZATION, http::HeaderValue::from_static("AWS K:c2lnbmF0dXJl"));
+        assert!(signed_with_v2(&headers, None));
+        headers.insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=K/20260101/r/s3/aws4_request"),
+        );
+        assert!(!signed_with_v2(&headers, None));
+    }
+
+    #[test]
+    fn query_params_are_decoded_and_matched_whole() {
+        let q = QueryParams("X-Amz-SignedHeaders=content-length%3Bhost&uploads&X-Amz-Signature=");
+        assert_eq!(q.get("X-Amz-SignedHeaders").as_deref(), Some("content-length;host"));
+        assert!(q.has("uploads"));
+        assert_eq!(q.get("X-Amz-Signature").as_deref(), Some(""));
+        assert_eq!(q.get("X-Amz-Signed"), None);
+    }
+}

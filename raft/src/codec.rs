@@ -29,20 +29,6 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     bincode::serde::encode_to_vec(value, CONFIG).map_err(|e| StoreError::Codec(e.to_string()))
 }
 
-/// Most bytes one decode of bytes off the wire may claim for its strings, byte vectors and
-/// containers. bincode allocates a `Vec<u8>` of the length a prefix claims before it reads the
-/// bytes, so without a limit ten garbage bytes claiming an exabyte abort the process. Four
-/// times the largest RPC body, so no genuine body comes near it.
-const UNTRUSTED_LIMIT: usize = 4 * crate::network::MAX_RPC_BODY;
-
-/// Decodes bytes from another node or a client (RPC bodies and replies), bounding what the
-/// decoding may allocate (see [`UNTRUSTED_LIMIT`]).
-pub(crate) fn decode_untrusted<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    bincode::serde::decode_from_slice(bytes, CONFIG.with_limit::<UNTRUSTED_LIMIT>())
-        .map(|(value, _read)| value)
-        .map_err(|e| StoreError::Codec(e.to_string()))
-}
-
 /// Decodes a value written by [`encode`].
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     bincode::serde::decode_from_slice(bytes, DECODE_CONFIG)

@@ -168,7 +168,8 @@ pub(crate) struct LimitsSection {
     /// connection stays open): bounds slowloris connections.
     pub(crate) header_read_timeout_ms: u64,
     /// A connection on which no byte moves for this long, while it waits on the client (a
-    /// stalled body, an unread response), is closed. Time a handler spends working is not idle.
+    /// stalled body, an unread response), is closed. The server's own silence (a handler
+    /// working, a long poll, an event stream between events) is not idle.
     pub(crate) idle_timeout_ms: u64,
     /// Most open connections on the S3 listener; further clients wait to be accepted.
     pub(crate) max_connections_s3: usize,

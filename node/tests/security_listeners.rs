@@ -21,6 +21,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use aws_sdk_s3::presigning::PresigningConfig;
 use common::cluster::{CLUSTER_NAME, CLUSTER_SECRET, TestCluster, id_of};
 use common::sigv4::hmac_sha256;
 use common::*;
@@ -295,6 +296,69 @@ async fn a_stalled_body_is_closed_after_the_idle_timeout() {
         Err(_) => panic!("a stalled body kept its connection open for {waited:?}"),
     }
     assert!(waited >= Duration::from_millis(900), "closed after {waited:?}, before the idle timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_download_the_client_does_not_read_is_closed_after_the_idle_timeout() {
+    let node = TestNode::start_with_extra(NodeOptions::default(), "\n[limits]\nidle_timeout_ms = 1000\n").await;
+    let _log = node.log_on_panic();
+    let client = node.client();
+    let bucket = create_bucket(&client, "slowread").await;
+    const SIZE: usize = 64 * MIB;
+    put(&client, &bucket, "big", &random_bytes(7, SIZE)).await;
+    let url = client
+        .get_object()
+        .bucket(&bucket)
+        .key("big")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).expect("presign config"))
+        .await
+        .expect("presign")
+        .uri()
+        .to_owned();
+    let path = url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned())).expect("path");
+    let mut stream = TcpStream::connect(node.s3_addr).await.expect("connect");
+    let head = format!("GET {path} HTTP/1.1\r\nhost: {}\r\n\r\n", node.s3_addr);
+    stream.write_all(head.as_bytes()).await.expect("write request");
+    // Read nothing until the socket buffers are full and the node has waited the idle timeout
+    // for us; this wait is the attack, not a guess at timing.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut got = 0usize;
+    let mut buf = vec![0u8; MIB];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Bounded: at most the response plus its head, or the deadline.
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => got += n,
+            Err(_) => panic!("the connection neither sent nor closed for 5 s after {got} bytes"),
+        }
+    }
+    assert!(got > 0, "the node sent nothing");
+    assert!(got < SIZE, "the whole {SIZE}-byte response arrived ({got} bytes): the unread download was not cut off");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_servers_own_silence_is_not_idle() {
+    let node = TestNode::start_with_extra(NodeOptions::default(), "\n[limits]\nidle_timeout_ms = 1000\n").await;
+    let _log = node.log_on_panic();
+    let client = node.client();
+    let bucket = create_bucket(&client, "silence").await;
+    let start = common::events::page(&node, "limit=1000").await.next;
+    // An event stream with nothing to say for more than the idle timeout stays open...
+    let mut stream = common::events::SseStream::open(&node, Some(&start), None).await;
+    match stream.next(Duration::from_millis(2500)).await {
+        Err(e) if e.starts_with("no SSE event") => {}
+        other => panic!("the quiet event stream ended or broke: {other:?}"),
+    }
+    // ...and a long poll (the handler waits 3 s) is answered.
+    let started = Instant::now();
+    let (status, body) = common::events::get_json(&node, &format!("after={start}&wait_secs=3")).await;
+    assert_eq!(status, 200, "long poll: {body}");
+    eprintln!("long poll answered after {:?}", started.elapsed());
+    // The stream still delivers.
+    put(&client, &bucket, "k", b"data").await;
+    let event = stream.next_event(Duration::from_secs(10)).await;
+    assert_eq!(event.key(), "k");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

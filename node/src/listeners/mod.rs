@@ -5,8 +5,9 @@
 //! All three share one accept loop ([`serve`]) that keeps a client from holding the listener:
 //! a cap on open connections (further clients wait in the kernel's backlog), a deadline for a
 //! request's headers (slowloris; it also closes idle keep-alive connections), and an idle
-//! timeout for connections that wait on the client without a byte moving (a stalled body, an
-//! unread response). Time a handler spends working is never idle.
+//! timeout for connections that wait on the client without a byte moving (a request body that
+//! stalls, a response the client does not read). The server's own silence (a handler working,
+//! a long poll, an event stream between events) is never idle.
 
 mod cors;
 pub(crate) mod internal;
@@ -15,7 +16,7 @@ pub(crate) mod s3;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -66,10 +67,10 @@ struct Activity {
     start: Instant,
     /// Milliseconds after `start` of the last byte read or written.
     last_io_ms: AtomicU64,
-    /// Requests whose response is not ready yet.
-    busy: AtomicUsize,
     /// Request bodies whose last read found no data (waiting on the client).
     bodies_waiting: AtomicUsize,
+    /// The last write found the socket full (the client does not read).
+    write_blocked: AtomicBool,
 }
 
 impl Activity {
@@ -77,8 +78,8 @@ impl Activity {
         Self {
             start: Instant::now(),
             last_io_ms: AtomicU64::new(0),
-            busy: AtomicUsize::new(0),
             bodies_waiting: AtomicUsize::new(0),
+            write_blocked: AtomicBool::new(false),
         }
     }
 
@@ -92,9 +93,18 @@ impl Activity {
         self.start + Duration::from_millis(self.last_io_ms.load(Ordering::Relaxed))
     }
 
-    /// A handler is working on a request and is not waiting for its body: the silence is ours.
-    fn server_working(&self) -> bool {
-        self.busy.load(Ordering::Relaxed) > 0 && self.bodies_waiting.load(Ordering::Relaxed) == 0
+    /// The connection cannot go on until the client sends or reads: a silence that is theirs.
+    /// (Waiting for a request's headers is the header-read timeout's business.)
+    fn waiting_on_client(&self) -> bool {
+        self.bodies_waiting.load(Ordering::Relaxed) > 0 || self.write_blocked.load(Ordering::Relaxed)
+    }
+
+    /// Records the outcome of a write: blocked (the client's window is full) or bytes out.
+    fn wrote(&self, polled: &Poll<std::io::Result<usize>>) {
+        self.write_blocked.store(polled.is_pending(), Ordering::Relaxed);
+        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) {
+            self.touch();
+        }
     }
 }
 
@@ -122,9 +132,7 @@ impl AsyncWrite for Watched {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_write(cx, data);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
-        }
+        this.activity.wrote(&polled);
         polled
     }
 
@@ -135,9 +143,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
-        }
+        this.activity.wrote(&polled);
         polled
     }
 
@@ -203,23 +209,6 @@ impl http_body::Body for WatchedBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// Counts a request as being worked on until its response is ready (or the request is
-/// dropped).
-struct Busy(Arc<Activity>);
-
-impl Busy {
-    fn new(activity: &Arc<Activity>) -> Self {
-        activity.busy.fetch_add(1, Ordering::Relaxed);
-        Self(activity.clone())
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0.busy.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -298,14 +287,7 @@ pub(crate) async fn serve<F, S, B>(
         let service = Arc::new(service_for(peer));
         let watched = activity.clone();
         let handler = hyper::service::service_fn(move |request: http::Request<Incoming>| {
-            let busy = Busy::new(&watched);
-            let request = request.map(|inner| WatchedBody { inner, activity: watched.clone(), waiting: false });
-            let response = service.call(request);
-            async move {
-                let response = response.await;
-                drop(busy);
-                response
-            }
+            service.call(request.map(|inner| WatchedBody { inner, activity: watched.clone(), waiting: false }))
         });
         let io = Watched { inner: socket, activity: activity.clone() };
         let conn = graceful.watch(http.serve_connection(TokioIo::new(io), handler).into_owned());
@@ -325,8 +307,8 @@ pub(crate) async fn serve<F, S, B>(
                         break;
                     }
                     () = tokio::time::sleep_until(deadline.into()) => {
-                        if activity.server_working() {
-                            // Our own silence: idle time counts from the end of the work.
+                        if !activity.waiting_on_client() {
+                            // Our own silence (or the header timeout's case): count from now.
                             activity.touch();
                         } else if activity.last_io().elapsed() >= idle_timeout {
                             tracing::debug!(listener = what, %peer, "closing an idle connection");

@@ -17,6 +17,7 @@ mod files;
 mod files_api;
 mod history;
 pub mod identity;
+mod keys_api;
 pub mod metrics;
 mod openapi;
 mod pages;
@@ -138,6 +139,10 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/shares/{id}", axum::routing::delete(shares::revoke))
         .route("/s/{token}", get(share_page::open).head(share_page::peek).post(share_page::submit))
         .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/v1/keys", get(keys_api::list))
+        .route("/api/v1/keys/{id}", axum::routing::delete(keys_api::delete))
+        .route("/api/v1/keys/{id}/disable", post(keys_api::disable))
+        .route("/api/v1/keys/{id}/enable", post(keys_api::enable))
         .merge(pages::router(state.clone()))
         .fallback(pages::not_found)
         .with_state(state)

@@ -177,6 +177,13 @@ async fn admins_revoke_keys_on_the_web_api_and_no_one_else_can() {
     assert_eq!(status, 404, "deleted already: {body}");
     assert!(body["message"].as_str().is_some_and(|m| m.contains(&id)), "the key is named: {body}");
     assert_eq!(api(&node, post, "/api/v1/keys/NOSUCHKEY/disable", Some(&admin)).await.0, 404);
+
+    // Even the dev key of the config can be revoked, and the node stays ready for its clients.
+    let dev_key = format!("/api/v1/keys/{ACCESS_KEY}");
+    assert_eq!(api(&node, reqwest::Method::DELETE, &dev_key, Some(&admin)).await.0, 204);
+    assert_eq!(list_buckets_error(&node.client()).await.as_deref(), Some("AccessDenied"));
+    let health = http_client().get(format!("{}/healthz", node.web_url())).send().await.expect("healthz");
+    assert_eq!(health.status().as_u16(), 200, "deleting the dev key must not take the node out of service");
 }
 
 /// The system key is derived from the cluster secret: after the secret is rotated, the old

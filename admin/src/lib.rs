@@ -17,6 +17,7 @@ mod files;
 mod files_api;
 mod history;
 pub mod identity;
+mod keys_api;
 pub mod metrics;
 mod openapi;
 mod pages;
@@ -41,6 +42,9 @@ pub struct WebState {
     /// An access key that must be in the store before the node reports ready (the dev key of
     /// `cluster.toml`), so clients started on "ready" can sign requests at once.
     required_key: Option<String>,
+    /// Set once `required_key` was seen: readiness waits for the key at start only, so an
+    /// admin deleting the dev key later does not take every node out of its load balancer.
+    required_key_seen: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Bearer tokens of the cinema's services allowed on the JSON API (see [`ApiCaller`]).
     service_tokens: std::sync::Arc<[ServiceToken]>,
     /// Counters shown by `/metrics` (the S3 listener's are fed by the node).
@@ -65,6 +69,7 @@ impl WebState {
             meta,
             region,
             required_key,
+            required_key_seen: std::sync::Arc::default(),
             service_tokens: std::sync::Arc::new([]),
             metrics: std::sync::Arc::default(),
             routing: None,
@@ -138,6 +143,10 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/shares/{id}", axum::routing::delete(shares::revoke))
         .route("/s/{token}", get(share_page::open).head(share_page::peek).post(share_page::submit))
         .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/v1/keys", get(keys_api::list))
+        .route("/api/v1/keys/{id}", axum::routing::delete(keys_api::delete))
+        .route("/api/v1/keys/{id}/disable", post(keys_api::disable))
+        .route("/api/v1/keys/{id}/enable", post(keys_api::enable))
         .merge(pages::router(state.clone()))
         .fallback(pages::not_found)
         .with_state(state)
@@ -161,7 +170,14 @@ async fn healthz(State(state): State<WebState>) -> impl IntoResponse {
     let node_id = state.meta.node_id();
     let member = metrics.membership_config.membership().get_node(&node_id).is_some();
     let key_ready = match &state.required_key {
-        Some(id) => matches!(state.meta.access_key(id), Ok(Some(_))),
+        Some(_) if state.required_key_seen.load(std::sync::atomic::Ordering::Relaxed) => true,
+        Some(id) => {
+            let seen = matches!(state.meta.access_key(id), Ok(Some(_)));
+            if seen {
+                state.required_key_seen.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            seen
+        }
         None => true,
     };
     let ready = metrics.current_leader.is_some() && member && key_ready;

@@ -11,6 +11,7 @@ use meridian_raft::MetaStore;
 use serde::Serialize;
 
 mod api_auth;
+mod attempts;
 mod error;
 pub mod events;
 mod files;
@@ -28,10 +29,11 @@ mod shares;
 mod uploads;
 
 pub use api_auth::{ApiCaller, ServiceToken};
+pub use attempts::AttemptLimits;
 pub use error::ApiError;
 pub use identity::sync::run_user_sync;
 pub use identity::{IdentityError, IdentitySettings, SignedInUser};
-pub use share_page::{AttemptLimits, ShareSettings};
+pub use share_page::ShareSettings;
 
 /// What the web handlers share.
 #[derive(Clone)]

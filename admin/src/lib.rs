@@ -5,7 +5,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use meridian_raft::MetaStore;
 use serde::Serialize;
@@ -58,6 +58,9 @@ pub struct WebState {
     /// Share links: password attempts, the argon2 permits and how long handed-out URLs live
     /// (see `share_page`).
     share_links: std::sync::Arc<share_page::ShareLinks>,
+    /// Whether `/metrics` and `/api/v1/cluster` answer anyone; else they need an [`ApiCaller`]
+    /// (they describe members, addresses and load).
+    status_open: bool,
 }
 
 impl WebState {
@@ -73,6 +76,7 @@ impl WebState {
             stop: None,
             identity: None,
             share_links: std::sync::Arc::new(share_page::ShareLinks::new(ShareSettings::default())),
+            status_open: false,
         }
     }
 
@@ -108,6 +112,14 @@ impl WebState {
     #[must_use]
     pub fn with_share_settings(mut self, settings: ShareSettings) -> Self {
         self.share_links = std::sync::Arc::new(share_page::ShareLinks::new(settings));
+        self
+    }
+
+    /// Lets anyone read `/metrics` and `/api/v1/cluster` (`[api] status_access`); by default
+    /// they need a service token or an access key.
+    #[must_use]
+    pub fn with_open_status(mut self, open: bool) -> Self {
+        self.status_open = open;
         self
     }
 
@@ -181,6 +193,18 @@ async fn healthz(State(state): State<WebState>) -> impl IntoResponse {
 
 /// `GET /api/v1/cluster`: this node's view of the cluster (leader, term, indexes, members, and,
 /// on the leader, how far each member is replicated).
-async fn cluster(State(state): State<WebState>) -> impl IntoResponse {
-    Json(serde_json::json!({ "region": state.region, "status": state.meta.status() }))
+async fn cluster(State(state): State<WebState>, caller: Result<ApiCaller, ApiError>) -> Result<Response, ApiError> {
+    may_read_status(&state, caller)?;
+    Ok(Json(serde_json::json!({ "region": state.region, "status": state.meta.status() })).into_response())
+}
+
+/// The status routes are open, or the caller is authenticated (401 otherwise, saying how).
+pub(crate) fn may_read_status(state: &WebState, caller: Result<ApiCaller, ApiError>) -> Result<(), ApiError> {
+    if state.status_open {
+        return Ok(());
+    }
+    caller.map(drop).map_err(|error| {
+        tracing::info!(reason = %error.message, "status route refused: no token");
+        error
+    })
 }

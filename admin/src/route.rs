@@ -4,9 +4,10 @@
 //! The routing routes (`/api/v1/route`, `/api/v1/uploads`, `/api/v1/files/...`) all need an
 //! authenticated caller ([`ApiCaller`]): they reveal where objects are and hand out presigned
 //! URLs. Such a caller may name the client it asks for (`ip=`): the cinema's services ask on
-//! behalf of viewers whose requests they received. Without it, the caller's own address is
-//! used: the socket peer, or the `Forwarded` / `X-Forwarded-For` address when the peer is a
-//! trusted proxy.
+//! behalf of viewers whose requests they received. A signed-in person may not (`files`,
+//! `uploads` ignore it for them): their own address is what routing and the history see.
+//! Without it, the caller's own address is used: the socket peer, or the address in
+//! `[geo] forwarded_header` when the peer is a trusted proxy.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

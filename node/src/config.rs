@@ -478,6 +478,14 @@ pub(crate) struct AuthSection {
     pub(crate) cookie_secure: CookieSecureSetting,
     /// `lax` or `strict`.
     pub(crate) cookie_same_site: SameSiteSetting,
+    /// Sign-in attempts refused by the Auth service tolerated per login within
+    /// `sign_in_window_secs`, from anyone (1 to 10,000); then 429.
+    pub(crate) sign_in_attempts_per_login: u32,
+    /// Sign-in attempts refused tolerated per client (IPv4 address or IPv6 /64) within the
+    /// window, over all logins (1 to 10,000).
+    pub(crate) sign_in_attempts_per_client: u32,
+    /// The window of the sign-in limits, seconds (1 to one day).
+    pub(crate) sign_in_window_secs: u64,
 }
 
 impl Default for AuthSection {
@@ -501,6 +509,9 @@ impl Default for AuthSection {
             cookie_name: "meridian_session".into(),
             cookie_secure: CookieSecureSetting::Auto,
             cookie_same_site: SameSiteSetting::Lax,
+            sign_in_attempts_per_login: 10,
+            sign_in_attempts_per_client: 30,
+            sign_in_window_secs: 300,
         }
     }
 }
@@ -606,6 +617,15 @@ impl AuthSection {
         if self.jwks_refresh_secs < 10 {
             return invalid("jwks_refresh_secs", "must be at least 10".into());
         }
+        for (field, value, max) in [
+            ("sign_in_attempts_per_login", u64::from(self.sign_in_attempts_per_login), 10_000),
+            ("sign_in_attempts_per_client", u64::from(self.sign_in_attempts_per_client), 10_000),
+            ("sign_in_window_secs", self.sign_in_window_secs, 86_400),
+        ] {
+            if !(1..=max).contains(&value) {
+                return invalid(field, format!("must be 1 to {max}"));
+            }
+        }
         if self.cookie_name.is_empty()
             || !self.cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
@@ -655,6 +675,11 @@ impl AuthSection {
                     SameSiteSetting::Lax => SameSite::Lax,
                     SameSiteSetting::Strict => SameSite::Strict,
                 },
+            },
+            sign_in_attempts: meridian_admin::AttemptLimits {
+                per_link: self.sign_in_attempts_per_login,
+                per_client: self.sign_in_attempts_per_client,
+                window: Duration::from_secs(self.sign_in_window_secs),
             },
         })
     }

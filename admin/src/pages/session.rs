@@ -5,8 +5,10 @@
 //! `renew_session`): the pages only turn their answers into cookies and redirects.
 
 use askama::Template;
-use axum::extract::{FromRequestParts, Query, Request, State};
-use axum::http::header::{COOKIE, SET_COOKIE};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
+use axum::http::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -16,7 +18,10 @@ use serde::Deserialize;
 use super::csrf::{self, CsrfForm};
 use super::{Chrome, HeaderUser, PageError, render, see_other};
 use crate::WebState;
-use crate::identity::session::{REFRESH_REFUSED, clear_cookies, open_session, renew_session, session_cookies};
+use crate::identity::session::{
+    REFRESH_REFUSED, SignInError, TOO_MANY_ATTEMPTS, clear_cookies, client_of, open_session, renew_session,
+    session_cookies,
+};
 use crate::identity::signed_in::identity;
 use crate::identity::{SignedInUser, cookies, now_secs};
 
@@ -277,13 +282,15 @@ pub(crate) struct SignInForm {
 /// goes on to `next`. A refusal shows the form again with a message and the login kept.
 pub(crate) async fn sign_in(
     State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     axum::Extension(token): axum::Extension<csrf::Token>,
     CsrfForm(form): CsrfForm<SignInForm>,
 ) -> Result<Response, PageError> {
     let identity = identity(&state)?;
     let next = safe_next(form.next.as_deref());
-    match open_session(&state, identity, form.login.trim(), &form.password).await {
+    let client = client_of(&state, peer, &headers);
+    match open_session(&state, identity, form.login.trim(), &form.password, client).await {
         Ok(session) => {
             let mut response = see_other(&next);
             for cookie in session_cookies(identity, &headers, &session) {
@@ -291,16 +298,32 @@ pub(crate) async fn sign_in(
             }
             Ok(response)
         }
-        Err(error) => {
-            let message = match error.code {
-                "invalid_credentials" => "Wrong login or password. Check both and try again.".to_owned(),
-                "bad_request" => format!("Check what you entered: {}.", error.message),
+        Err(SignInError { error, retry_after_secs }) => {
+            let message = match (error.code, retry_after_secs) {
+                (TOO_MANY_ATTEMPTS, Some(secs)) => {
+                    format!("Too many failed sign-ins. Wait {} and try again.", wait_text(secs))
+                }
+                ("invalid_credentials", _) => "Wrong login or password. Check both and try again.".to_owned(),
+                ("bad_request", _) => format!("Check what you entered: {}.", error.message),
                 _ => "The sign-in service did not answer properly. Try again in a moment.".to_owned(),
             };
             tracing::info!(code = error.code, "sign-in page: refused");
             let page = SignInPage { chrome: sign_in_chrome(token.0), next, login: form.login, error: Some(message) };
-            Ok(render(error.status, &page))
+            let mut response = render(error.status, &page);
+            if let Some(secs) = retry_after_secs {
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+            }
+            Ok(response)
         }
+    }
+}
+
+/// "42 seconds" or "5 minutes": a wait as a person reads it.
+fn wait_text(secs: u64) -> String {
+    match secs {
+        0..=1 => "a second".to_owned(),
+        2..=90 => format!("{secs} seconds"),
+        _ => format!("{} minutes", secs.div_ceil(60)),
     }
 }
 

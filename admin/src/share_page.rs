@@ -262,8 +262,21 @@ impl IntoResponse for Unusable {
     }
 }
 
+/// Shortest and longest link token taken from a path (tokens are 32 random bytes, base64url,
+/// 43 characters; the bounds leave room for other lengths without reading garbage).
+const TOKEN_LEN: std::ops::RangeInclusive<usize> = 16..=128;
+
+/// Whether `token` has the shape of a link token: base64url, of a sane length. Anything else
+/// is a 404 without touching the store.
+fn well_formed_token(token: &str) -> bool {
+    TOKEN_LEN.contains(&token.len()) && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// The share behind a token, if it can be used now.
 fn usable(state: &WebState, token: &str) -> Result<Share, Unusable> {
+    if !well_formed_token(token) {
+        return Err(Unusable::NotFound);
+    }
     let share = state
         .meta
         .share_by_token(&token_hash(token))
@@ -459,4 +472,34 @@ pub(crate) async fn submit(
     }
     links.attempts.release(&reservation);
     hand_out(&state, &share, peer, &headers).await
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any path segment is judged without panicking; only base64url of a sane length
+        /// passes, and every token a link is created with does.
+        #[test]
+        fn link_tokens_are_parsed_safely(text in any::<String>(), bytes in prop::collection::vec(any::<u8>(), 32)) {
+            if well_formed_token(&text) {
+                prop_assert!(TOKEN_LEN.contains(&text.len()));
+                prop_assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            }
+            let issued = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
+            prop_assert!(well_formed_token(&issued), "{issued}");
+        }
+    }
+
+    #[test]
+    fn garbage_tokens_are_refused() {
+        for token in ["", "short", "a/b", "../../etc/passwd", "%2e%2e", &"a".repeat(129), "tok\u{0}en-0123456789abcdef"]
+        {
+            assert!(!well_formed_token(token), "{token:?}");
+        }
+    }
 }

@@ -203,8 +203,7 @@ pub(crate) fn may_read_status(state: &WebState, caller: Result<ApiCaller, ApiErr
     if state.status_open {
         return Ok(());
     }
-    caller.map(drop).map_err(|error| {
+    caller.map(drop).inspect_err(|error| {
         tracing::info!(reason = %error.message, "status route refused: no token");
-        error
     })
 }

@@ -5,12 +5,13 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use meridian_raft::MetaStore;
 use serde::Serialize;
 
 mod api_auth;
+mod attempts;
 mod error;
 pub mod events;
 mod files;
@@ -29,10 +30,11 @@ mod shares;
 mod uploads;
 
 pub use api_auth::{ApiCaller, ServiceToken};
+pub use attempts::AttemptLimits;
 pub use error::ApiError;
 pub use identity::sync::run_user_sync;
 pub use identity::{IdentityError, IdentitySettings, SignedInUser};
-pub use share_page::{AttemptLimits, ShareSettings};
+pub use share_page::ShareSettings;
 
 /// What the web handlers share.
 #[derive(Clone)]
@@ -60,6 +62,9 @@ pub struct WebState {
     /// Share links: password attempts, the argon2 permits and how long handed-out URLs live
     /// (see `share_page`).
     share_links: std::sync::Arc<share_page::ShareLinks>,
+    /// Whether `/metrics` and `/api/v1/cluster` answer anyone; else they need an [`ApiCaller`]
+    /// (they describe members, addresses and load).
+    status_open: bool,
 }
 
 impl WebState {
@@ -76,6 +81,7 @@ impl WebState {
             stop: None,
             identity: None,
             share_links: std::sync::Arc::new(share_page::ShareLinks::new(ShareSettings::default())),
+            status_open: false,
         }
     }
 
@@ -111,6 +117,14 @@ impl WebState {
     #[must_use]
     pub fn with_share_settings(mut self, settings: ShareSettings) -> Self {
         self.share_links = std::sync::Arc::new(share_page::ShareLinks::new(settings));
+        self
+    }
+
+    /// Lets anyone read `/metrics` and `/api/v1/cluster` (`[api] status_access`); by default
+    /// they need a service token or an access key.
+    #[must_use]
+    pub fn with_open_status(mut self, open: bool) -> Self {
+        self.status_open = open;
         self
     }
 
@@ -195,6 +209,17 @@ async fn healthz(State(state): State<WebState>) -> impl IntoResponse {
 
 /// `GET /api/v1/cluster`: this node's view of the cluster (leader, term, indexes, members, and,
 /// on the leader, how far each member is replicated).
-async fn cluster(State(state): State<WebState>) -> impl IntoResponse {
-    Json(serde_json::json!({ "region": state.region, "status": state.meta.status() }))
+async fn cluster(State(state): State<WebState>, caller: Result<ApiCaller, ApiError>) -> Result<Response, ApiError> {
+    may_read_status(&state, caller)?;
+    Ok(Json(serde_json::json!({ "region": state.region, "status": state.meta.status() })).into_response())
+}
+
+/// The status routes are open, or the caller is authenticated (401 otherwise, saying how).
+pub(crate) fn may_read_status(state: &WebState, caller: Result<ApiCaller, ApiError>) -> Result<(), ApiError> {
+    if state.status_open {
+        return Ok(());
+    }
+    caller.map(drop).inspect_err(|error| {
+        tracing::info!(reason = %error.message, "status route refused: no token");
+    })
 }

@@ -219,6 +219,9 @@ pub(crate) struct GeoSection {
     pub(crate) mmdb: Vec<PathBuf>,
     /// Reverse proxies (CIDR) whose `Forwarded` / `X-Forwarded-For` headers are believed.
     pub(crate) trusted_proxies: Vec<String>,
+    /// The one header the trusted proxies write: `x-forwarded-for` or `forwarded`. The other is
+    /// ignored, since a proxy passes it through as the client wrote it.
+    pub(crate) forwarded_header: String,
     /// Downloads: holders within this many km of the nearest holder share the load.
     pub(crate) near_tier_km: f64,
     /// How often each node polls its peers' load and health.
@@ -241,6 +244,7 @@ impl Default for GeoSection {
             cidr: Vec::new(),
             mmdb: Vec::new(),
             trusted_proxies: Vec::new(),
+            forwarded_header: meridian_geo::ForwardedHeader::default().name().to_owned(),
             near_tier_km: 1500.0,
             load_interval_ms: 1000,
             load_stale_intervals: 3,
@@ -259,6 +263,34 @@ pub(crate) struct ApiSection {
     /// Bearer tokens of the cinema's services (event consumers, the upload front end).
     #[serde(default)]
     pub(crate) service_token: Vec<ServiceTokenConfig>,
+    /// Who may read `/metrics` and `/api/v1/cluster` (they describe the cluster's members,
+    /// addresses and load).
+    #[serde(default)]
+    pub(crate) status_access: StatusAccess,
+}
+
+/// `[api] status_access`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum StatusAccess {
+    /// Open when the node's web listener binds a loopback address, else `token`.
+    #[default]
+    Auto,
+    /// Anyone who reaches the web listener.
+    Open,
+    /// Only callers with a service token or an access key (as on the rest of the JSON API).
+    Token,
+}
+
+impl ApiSection {
+    /// Whether the status routes are open to anyone on a web listener bound to `web`.
+    pub(crate) fn status_open(&self, web: &str) -> bool {
+        match self.status_access {
+            StatusAccess::Open => true,
+            StatusAccess::Token => false,
+            StatusAccess::Auto => web.parse::<SocketAddr>().is_ok_and(|addr| addr.ip().is_loopback()),
+        }
+    }
 }
 
 /// `[shares]`: limits on guessing a share link's password (per node), and how long the URLs
@@ -277,6 +309,17 @@ pub(crate) struct SharesSection {
     /// outlives a revocation, so kept short (the download itself may take longer: S3 checks the
     /// expiry when the request starts).
     pub(crate) presign_secs: u64,
+    /// Downloads through links tolerated per link within `uses_window_secs`, from anyone (1 to
+    /// 100,000: each is remembered for the window).
+    pub(crate) uses_per_link: u32,
+    /// Downloads tolerated per client (IPv4 address or IPv6 /64) within the window, over all
+    /// links (1 to 100,000).
+    pub(crate) uses_per_client: u32,
+    /// The window of the download limits, seconds (1 to one day).
+    pub(crate) uses_window_secs: u64,
+    /// How often downloads of links without a limit are committed as one count per link,
+    /// milliseconds (50 to 60,000): what a node that stops may leave uncounted.
+    pub(crate) flush_ms: u64,
 }
 
 impl Default for SharesSection {
@@ -287,6 +330,10 @@ impl Default for SharesSection {
             password_attempts_per_client: defaults.attempts.per_client,
             password_window_secs: defaults.attempts.window.as_secs(),
             presign_secs: defaults.presign.as_secs(),
+            uses_per_link: defaults.uses.per_link,
+            uses_per_client: defaults.uses.per_client,
+            uses_window_secs: defaults.uses.window.as_secs(),
+            flush_ms: u64::try_from(defaults.flush_every.as_millis()).unwrap_or(1000),
         }
     }
 }
@@ -301,6 +348,12 @@ impl SharesSection {
                 window: Duration::from_secs(self.password_window_secs),
             },
             presign: Duration::from_secs(self.presign_secs),
+            uses: meridian_admin::AttemptLimits {
+                per_link: self.uses_per_link,
+                per_client: self.uses_per_client,
+                window: Duration::from_secs(self.uses_window_secs),
+            },
+            flush_every: Duration::from_millis(self.flush_ms),
         }
     }
 }
@@ -441,6 +494,14 @@ pub(crate) struct AuthSection {
     pub(crate) cookie_secure: CookieSecureSetting,
     /// `lax` or `strict`.
     pub(crate) cookie_same_site: SameSiteSetting,
+    /// Sign-in attempts refused by the Auth service tolerated per login within
+    /// `sign_in_window_secs`, from anyone (1 to 10,000); then 429.
+    pub(crate) sign_in_attempts_per_login: u32,
+    /// Sign-in attempts refused tolerated per client (IPv4 address or IPv6 /64) within the
+    /// window, over all logins (1 to 10,000).
+    pub(crate) sign_in_attempts_per_client: u32,
+    /// The window of the sign-in limits, seconds (1 to one day).
+    pub(crate) sign_in_window_secs: u64,
 }
 
 impl Default for AuthSection {
@@ -464,6 +525,9 @@ impl Default for AuthSection {
             cookie_name: "meridian_session".into(),
             cookie_secure: CookieSecureSetting::Auto,
             cookie_same_site: SameSiteSetting::Lax,
+            sign_in_attempts_per_login: 10,
+            sign_in_attempts_per_client: 30,
+            sign_in_window_secs: 300,
         }
     }
 }
@@ -569,6 +633,15 @@ impl AuthSection {
         if self.jwks_refresh_secs < 10 {
             return invalid("jwks_refresh_secs", "must be at least 10".into());
         }
+        for (field, value, max) in [
+            ("sign_in_attempts_per_login", u64::from(self.sign_in_attempts_per_login), 10_000),
+            ("sign_in_attempts_per_client", u64::from(self.sign_in_attempts_per_client), 10_000),
+            ("sign_in_window_secs", self.sign_in_window_secs, 86_400),
+        ] {
+            if !(1..=max).contains(&value) {
+                return invalid(field, format!("must be 1 to {max}"));
+            }
+        }
         if self.cookie_name.is_empty()
             || !self.cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
@@ -618,6 +691,11 @@ impl AuthSection {
                     SameSiteSetting::Lax => SameSite::Lax,
                     SameSiteSetting::Strict => SameSite::Strict,
                 },
+            },
+            sign_in_attempts: meridian_admin::AttemptLimits {
+                per_link: self.sign_in_attempts_per_login,
+                per_client: self.sign_in_attempts_per_client,
+                window: Duration::from_secs(self.sign_in_window_secs),
             },
         })
     }
@@ -873,6 +951,9 @@ impl ClusterConfig {
                 return Err(invalid(format!("geo.trusted_proxies[{i}]"), e.to_string()));
             }
         }
+        if meridian_geo::ForwardedHeader::from_name(&geo.forwarded_header).is_none() {
+            return Err(invalid("geo.forwarded_header".into(), "must be \"x-forwarded-for\" or \"forwarded\"".into()));
+        }
         for (i, path) in geo.mmdb.iter().enumerate() {
             let resolved = self.resolve(path);
             if !resolved.is_file() {
@@ -918,6 +999,10 @@ impl ClusterConfig {
             ("password_attempts_per_client", u64::from(shares.password_attempts_per_client), 1, 10_000),
             ("password_window_secs", shares.password_window_secs, 1, 86_400),
             ("presign_secs", shares.presign_secs, 5, 3600),
+            ("uses_per_link", u64::from(shares.uses_per_link), 1, 100_000),
+            ("uses_per_client", u64::from(shares.uses_per_client), 1, 100_000),
+            ("uses_window_secs", shares.uses_window_secs, 1, 86_400),
+            ("flush_ms", shares.flush_ms, 50, 60_000),
         ] {
             if !(min..=max).contains(&value) {
                 return Err(ConfigError::Invalid {
@@ -1126,6 +1211,24 @@ service_token = "service-token-0123456789"
         assert_eq!(ClusterConfig::node_of(&config.region[0]).internal, "127.0.0.1:3", "peers dial `internal`");
     }
 
+    /// The status routes are open on a loopback web listener and need a token elsewhere,
+    /// unless `[api] status_access` says otherwise.
+    #[test]
+    fn status_routes_are_open_only_on_loopback_by_default() {
+        let config = load_str(VALID).expect("valid");
+        assert_eq!(config.api.status_access, StatusAccess::Auto);
+        assert!(config.api.status_open("127.0.0.1:8080"));
+        assert!(config.api.status_open("[::1]:8080"));
+        assert!(!config.api.status_open("0.0.0.0:8080"));
+        assert!(!config.api.status_open("192.0.2.10:8080"));
+        let open = load_str(&format!("{VALID}[api]\nstatus_access = \"open\"\n")).expect("valid");
+        assert!(open.api.status_open("0.0.0.0:8080"));
+        let token = load_str(&format!("{VALID}[api]\nstatus_access = \"token\"\n")).expect("valid");
+        assert!(!token.api.status_open("127.0.0.1:8080"));
+        let bad = load_str(&format!("{VALID}[api]\nstatus_access = \"maybe\"\n")).err().map(|e| e.to_string());
+        assert!(bad.is_some_and(|e| e.contains("status_access")), "a bad value names the field");
+    }
+
     #[test]
     fn errors_name_the_field() {
         assert!(load_str(VALID).is_ok());
@@ -1138,6 +1241,9 @@ service_token = "service-token-0123456789"
             (VALID.replace("name = \"a\"", "name = \"a\"\nbogus = 1"), "bogus"),
             (format!("{VALID}[geo]\ntrusted_proxies = [\"10.0.0.1\"]\n"), "geo.trusted_proxies[0]"),
             (format!("{VALID}[geo]\nmmdb = [\"missing.mmdb\"]\n"), "geo.mmdb[0]"),
+            (format!("{VALID}[geo]\nforwarded_header = \"x-real-ip\"\n"), "geo.forwarded_header"),
+            (format!("{VALID}[shares]\nuses_per_client = 0\n"), "shares.uses_per_client"),
+            (format!("{VALID}[shares]\nflush_ms = 10\n"), "shares.flush_ms"),
             (format!("{VALID}[geo]\nnear_tier_km = -1.0\n"), "geo.near_tier_km"),
             (format!("{VALID}[geo]\npresign_expiry_secs = 0\n"), "geo.presign_expiry_secs"),
             (format!("{VALID}[geo]\nmultipart_part_mib = 1\n"), "geo.multipart_part_mib"),

@@ -76,7 +76,8 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         config.dev_key.as_ref().map(|k| k.access_key_id.clone()),
     )
     .with_service_tokens(config.api.service_tokens())
-    .with_share_settings(config.shares.settings());
+    .with_share_settings(config.shares.settings())
+    .with_open_status(config.api.status_open(&region.web));
     if let Some(auth) = &config.auth {
         web_state = web_state.with_identity(auth.identity_settings(&config.base_dir)?).context("[auth]")?;
     }

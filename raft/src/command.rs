@@ -200,6 +200,21 @@ pub enum Command {
         /// The access key id.
         id: String,
     },
+    /// Downloads through a public link without a download limit, counted on one node since its
+    /// last flush: added to the link's count, with one event for all of them (anonymous visitors
+    /// would otherwise cost one log entry and one event each). Counted even if the link was
+    /// revoked or expired meanwhile: the downloads were handed out before that. Unknown:
+    /// rejected (`NoSuchKey`). After the older variants, so everything written before it still decodes.
+    CountShareUses {
+        /// The share's id.
+        id: String,
+        /// When the count was flushed.
+        at: UnixMillis,
+        /// How many downloads.
+        count: u64,
+        /// The latest downloader's address, for the history.
+        client: String,
+    },
 }
 
 impl Command {
@@ -312,6 +327,12 @@ mod tests {
         assert_eq!(crate::codec::decode::<Command>(&bytes).expect("decodes"), from);
         let delete = crate::codec::encode(&Command::DeleteAccessKey { id: "k".into() }).expect("encodes");
         assert_eq!(delete[0], 22, "the access key commands come after AttributedFrom");
+        let counted = Command::CountShareUses { id: "s".into(), at: 1, count: 2, client: "c".into() };
+        assert_eq!(
+            crate::codec::encode(&counted).expect("encodes")[0],
+            23,
+            "CountShareUses comes after the access key commands"
+        );
         let plain = Command::DeleteBucket { name: "b".into() }.attributed_from(None, 5, None);
         assert!(matches!(plain, Command::Attributed { .. }), "no address: the plain envelope");
     }

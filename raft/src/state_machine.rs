@@ -452,6 +452,18 @@ impl Changes<'_> {
                 self.emit(Some(*at), kind)?;
                 Done
             }
+            Command::CountShareUses { id, at, count, client } => {
+                let Some(mut share) = self.tables.share(id)? else {
+                    return Ok(Rejected(Rejection::NoSuchKey));
+                };
+                share.downloads = share.downloads.saturating_add(*count);
+                self.put(record_key(tables::SHARE, &[id]), &share)?;
+                let client =
+                    if *count > 1 { format!("{client} and {} more downloads", count - 1) } else { client.clone() };
+                let kind = EventKind::ShareUsed { share: id.clone(), bucket: share.bucket, key: share.key, client };
+                self.emit(Some(*at), kind)?;
+                Done
+            }
             Command::ReplicaAdded { bucket, key, blob, node, at } => match self.tables.object(bucket, key)? {
                 Some(mut meta) if &meta.blob == blob => {
                     let new_region = meta.holders.insert(*node, *at).is_none();
@@ -1037,6 +1049,29 @@ mod tests {
 
     fn public(token: &str) -> ShareAudience {
         ShareAudience::Public { token_sha256: token.into(), password_hash: None, max_downloads: Some(2) }
+    }
+
+    /// Downloads counted on a node arrive as one count: added to the link's downloads, with
+    /// one event for all of them; an unknown link is refused.
+    #[test]
+    fn counted_share_uses_add_up_with_one_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = state_machine(dir.path());
+        let bucket = Bucket { name: "b".into(), created: 0, region: "r".into() };
+        sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
+        sm.apply_entry(&entry(2, put("k", "ef01", 1).attributed(None, 20))).expect("apply");
+        let unlimited = ShareAudience::Public { token_sha256: "t".into(), password_hash: None, max_downloads: None };
+        sm.apply_entry(&entry(3, share("s1", "k", unlimited))).expect("apply");
+        let count =
+            |id: &str, count| Command::CountShareUses { id: id.into(), at: 30, count, client: "192.0.2.1".into() };
+        let (outcome, _) = sm.apply_entry(&entry(4, count("s1", 40))).expect("apply");
+        assert_eq!(outcome, CommandOutcome::Done);
+        let (outcome, _) = sm.apply_entry(&entry(5, count("nope", 1))).expect("apply");
+        assert_eq!(outcome, CommandOutcome::Rejected(Rejection::NoSuchKey));
+        assert_eq!(sm.tables.share("s1").expect("read").map(|s| s.downloads), Some(40));
+        let used = crate::history::read(&sm.tables, None, 100, 5).expect("read");
+        let used: Vec<_> = used.iter().filter(|e| e.kind.name() == "ShareUsed").collect();
+        assert_eq!(used.len(), 1, "one event for the whole count");
     }
 
     /// Shares die with their file: a delete (not an overwrite) revokes them and drops them from

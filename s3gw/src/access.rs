@@ -106,13 +106,24 @@ fn need(op: &str) -> Need {
     match op {
         "ListBuckets" | "CreateBucket" => Need::Nothing,
         "GetObject" | "HeadObject" | "GetObjectTagging" | "GetObjectAttributes" | "ListParts" => Need::ReadObject,
-        "PutObject" | "CopyObject" | "CreateMultipartUpload" | "UploadPart" | "UploadPartCopy"
-        | "CompleteMultipartUpload" | "AbortMultipartUpload" | "PutObjectTagging" | "DeleteObjectTagging" => {
-            Need::WriteObject
-        }
+        "PutObject"
+        | "CopyObject"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "UploadPartCopy"
+        | "CompleteMultipartUpload"
+        | "AbortMultipartUpload"
+        | "PutObjectTagging"
+        | "DeleteObjectTagging" => Need::WriteObject,
         "DeleteObject" => Need::OwnObject,
-        "ListObjects" | "ListObjectsV2" | "ListObjectVersions" | "ListMultipartUploads" | "HeadBucket"
-        | "GetBucketLocation" | "DeleteBucket" | "DeleteObjects" => Need::OwnBucket,
+        "ListObjects"
+        | "ListObjectsV2"
+        | "ListObjectVersions"
+        | "ListMultipartUploads"
+        | "HeadBucket"
+        | "GetBucketLocation"
+        | "DeleteBucket"
+        | "DeleteObjects" => Need::OwnBucket,
         _ => Need::Refused,
     }
 }

@@ -58,7 +58,8 @@ impl Gateway {
         self.sync_for_read().await?;
         let mut buckets = self.meta.buckets().map_err(error::store)?;
         // A user's key lists the user's buckets only.
-        if let Some(person) = req.extensions.get::<crate::access::KeyScope>().and_then(crate::access::KeyScope::person) {
+        if let Some(person) = req.extensions.get::<crate::access::KeyScope>().and_then(crate::access::KeyScope::person)
+        {
             let mut owned = Vec::with_capacity(buckets.len());
             for bucket in buckets {
                 if self.meta.person_owns(person, &bucket.name, None).map_err(error::store)? {

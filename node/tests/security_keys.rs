@@ -364,3 +364,134 @@ fn shipped_secrets_are_refused_on_a_non_loopback_listener() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A key that belongs to a user acts as that user on S3: it reaches the user's buckets and
+/// files and what is shared with them, and nothing else. Above all, CopyObject and
+/// UploadPartCopy authorize their source for the key's user, so a copy cannot read what a GET
+/// could not. A service's key (the dev key) still reaches everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_key_reaches_only_what_its_user_may() {
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let (node, _devauth, SeededTokens { alice, bob, .. }) =
+        node_with_seeded_users(|addr| auth_section(addr, AuthMode::Hs256, 1)).await;
+    let _log = node.log_on_panic();
+    let api = |method: reqwest::Method, path: String, token: String, body: Value| {
+        let web = node.web_url();
+        async move {
+            let resp = http_client()
+                .request(method, format!("{web}{path}"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("web API request");
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let post = reqwest::Method::POST;
+    // Bob's bucket and secret, and a file of alice's in a bucket of her own, made in the panel.
+    let bobs = common::unique_bucket("bob");
+    let alices = common::unique_bucket("alice");
+    for (bucket, token) in [(&bobs, &bob), (&alices, &alice)] {
+        let (status, body) =
+            api(post.clone(), "/api/v1/buckets".into(), token.clone(), json!({ "name": bucket })).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let dev = node.client();
+    put(&dev, &bobs, "secret.txt", b"bob's secret").await;
+    put(&dev, &alices, "mine.txt", b"alice's own").await;
+
+    let (id, secret) = create_key(node.config_path(), "alice-laptop", Some("user:u-alice"));
+    let key = node.client_with_keys(&id, &secret);
+    let denied = |what: &str, code: Option<String>| {
+        assert_eq!(code.as_deref(), Some("AccessDenied"), "{what} with alice's key");
+    };
+    let code = |e: &dyn ProvideCode| e.code_of();
+    denied("GET bob's file", code(&key.get_object().bucket(&bobs).key("secret.txt").send().await));
+    denied("LIST bob's bucket", code(&key.list_objects_v2().bucket(&bobs).send().await));
+    denied(
+        "PUT into bob's bucket",
+        code(&key.put_object().bucket(&bobs).key("x").body(ByteStream::from_static(b"x")).send().await),
+    );
+    denied("DELETE bob's file", code(&key.delete_object().bucket(&bobs).key("secret.txt").send().await));
+    let copy = key.copy_object().bucket(&alices).key("stolen.txt").copy_source(format!("{bobs}/secret.txt"));
+    denied("CopyObject from bob's file", code(&copy.send().await));
+    let upload = key.create_multipart_upload().bucket(&alices).key("stolen.bin").send().await.expect("start upload");
+    let upload_id = upload.upload_id().expect("upload id");
+    let part_copy = key
+        .upload_part_copy()
+        .bucket(&alices)
+        .key("stolen.bin")
+        .upload_id(upload_id)
+        .part_number(1)
+        .copy_source(format!("{bobs}/secret.txt"));
+    denied("UploadPartCopy from bob's file", code(&part_copy.send().await));
+    let head = dev.head_object().bucket(&alices).key("stolen.txt").send().await;
+    assert!(head.is_err(), "nothing was copied");
+
+    // Her own files and buckets work as with any key.
+    let own = key.copy_object().bucket(&alices).key("copy.txt").copy_source(format!("{alices}/mine.txt"));
+    own.send().await.expect("a copy of her own file");
+    let own_part = key
+        .upload_part_copy()
+        .bucket(&alices)
+        .key("stolen.bin")
+        .upload_id(upload_id)
+        .part_number(1)
+        .copy_source(format!("{alices}/mine.txt"))
+        .send()
+        .await
+        .expect("a part copied from her own file");
+    let part = CompletedPart::builder()
+        .part_number(1)
+        .set_e_tag(own_part.copy_part_result().and_then(|r| r.e_tag().map(str::to_owned)))
+        .build();
+    key.complete_multipart_upload()
+        .bucket(&alices)
+        .key("stolen.bin")
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().parts(part).build())
+        .send()
+        .await
+        .expect("complete");
+    let listed = key.list_buckets().send().await.expect("ListBuckets");
+    let names: Vec<&str> = listed.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!(names, [alices.as_str()], "alice's key lists alice's buckets only");
+    // A bucket made with her key is hers in the panel too.
+    let made = common::unique_bucket("made");
+    key.create_bucket().bucket(&made).send().await.expect("CreateBucket");
+    let plan = json!({ "bucket": made, "key": "through-the-panel.txt", "size": 1 });
+    let (status, body) = api(post.clone(), "/api/v1/uploads".into(), alice.clone(), plan).await;
+    assert_eq!(status, 200, "alice owns the bucket her key made: {body}");
+
+    // Shared with her: now she may read and copy it.
+    let share = json!({ "bucket": bobs, "key": "secret.txt", "user": "u-alice", "permission": "read" });
+    let (status, body) = api(post, "/api/v1/shares".into(), bob.clone(), share).await;
+    assert_eq!(status, 201, "{body}");
+    key.get_object().bucket(&bobs).key("secret.txt").send().await.expect("GET through the share");
+    let copy = key.copy_object().bucket(&alices).key("shared-copy.txt").copy_source(format!("{bobs}/secret.txt"));
+    copy.send().await.expect("a copy of a file shared with her");
+
+    // The dev key is a service's: it reaches everything, copies included.
+    let copy = dev.copy_object().bucket(&bobs).key("copy.txt").copy_source(format!("{alices}/mine.txt"));
+    copy.send().await.expect("the service key copies anything");
+}
+
+/// The S3 error code of an SDK result, if it failed.
+trait ProvideCode {
+    /// The code, `None` when the request succeeded.
+    fn code_of(&self) -> Option<String>;
+}
+
+impl<T, E: aws_sdk_s3::error::ProvideErrorMetadata> ProvideCode
+    for Result<T, aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>
+{
+    fn code_of(&self) -> Option<String> {
+        match self {
+            Ok(_) => None,
+            Err(e) => Some(e.as_service_error().and_then(|s| s.code()).unwrap_or("(no code)").to_owned()),
+        }
+    }
+}

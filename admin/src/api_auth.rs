@@ -86,7 +86,8 @@ fn access_key(state: &WebState, credentials: &str) -> Result<ApiCaller, ApiError
         .ok_or_else(|| ApiError::unauthorized("malformed Basic credentials"))?;
     let (id, secret) =
         decoded.split_once(':').ok_or_else(|| ApiError::unauthorized("Basic credentials must be id:secret"))?;
-    let key = state.meta.access_key(id).map_err(|e| ApiError::internal("reading the key store", &e))?;
+    // A disabled key is refused like an unknown one.
+    let key = state.meta.usable_access_key(id).map_err(|e| ApiError::internal("reading the key store", &e))?;
     // Same message for an unknown id and a wrong secret: the answer must not tell which ids exist.
     let key = key.ok_or_else(|| ApiError::unauthorized("unknown access key or wrong secret"))?;
     if bool::from(key.secret.as_bytes().ct_eq(secret.as_bytes())) {

@@ -77,6 +77,8 @@ pub(crate) async fn file(
         Some(_) => return Err(ApiError::bad_request("detail takes no value, or true or false")),
     }
     let routing = routing(&state)?;
+    // `ip=` is for services asking on a viewer's behalf; a signed-in user is where they are.
+    let given = ip_of_viewer(&requester, query.ip.as_deref());
     // `used`: the share a user downloads through, and who they are, for the history.
     let (caller, expiry, used) = match requester {
         Requester::Machine(caller) => (caller, routing.presign.expiry, None),
@@ -91,7 +93,7 @@ pub(crate) async fn file(
             }
         }
     };
-    let client = locate(routing, peer, &headers, query.ip.as_deref())?;
+    let client = locate(routing, peer, &headers, given.as_deref())?;
     let (url, site, decision) = download_url(&state, &caller, &client, &bucket, &key, expiry).await?;
     if let Some((share, user)) = used {
         // Only once the link can be served: the history's `share_use`, by this user, from here.
@@ -110,6 +112,21 @@ pub(crate) async fn file(
         return Ok(([(CACHE_CONTROL, "no-store")], Json(link)).into_response());
     }
     Ok((StatusCode::FOUND, [(LOCATION, url.as_str()), (CACHE_CONTROL, "no-store")]).into_response())
+}
+
+/// The `ip=` (or `client_ip`) a caller named, when it may name one: machines (services and key
+/// holders) ask on a viewer's behalf; a signed-in person's is ignored, so their own address
+/// (the peer, or what a trusted proxy forwarded) is what routing and the history see.
+pub(crate) fn ip_of_viewer(requester: &Requester, given: Option<&str>) -> Option<String> {
+    match requester {
+        Requester::Machine(_) => given.map(str::to_owned),
+        Requester::Person(user) => {
+            if given.is_some() {
+                tracing::debug!(user = %user.id, "ip= of a signed-in user ignored");
+            }
+            None
+        }
+    }
 }
 
 /// A presigned GET URL valid for `expiry`, for `bucket/key` on the node geo routing picks for

@@ -5,18 +5,20 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use meridian_raft::MetaStore;
 use serde::Serialize;
 
 mod api_auth;
+mod attempts;
 mod error;
 pub mod events;
 mod files;
 mod files_api;
 mod history;
 pub mod identity;
+mod keys_api;
 pub mod metrics;
 mod openapi;
 mod pages;
@@ -28,10 +30,11 @@ mod shares;
 mod uploads;
 
 pub use api_auth::{ApiCaller, ServiceToken};
+pub use attempts::AttemptLimits;
 pub use error::ApiError;
 pub use identity::sync::run_user_sync;
 pub use identity::{IdentityError, IdentitySettings, SignedInUser};
-pub use share_page::{AttemptLimits, ShareSettings};
+pub use share_page::ShareSettings;
 
 /// What the web handlers share.
 #[derive(Clone)]
@@ -41,6 +44,9 @@ pub struct WebState {
     /// An access key that must be in the store before the node reports ready (the dev key of
     /// `cluster.toml`), so clients started on "ready" can sign requests at once.
     required_key: Option<String>,
+    /// Set once `required_key` was seen: readiness waits for the key at start only, so an
+    /// admin deleting the dev key later does not take every node out of its load balancer.
+    required_key_seen: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Bearer tokens of the cinema's services allowed on the JSON API (see [`ApiCaller`]).
     service_tokens: std::sync::Arc<[ServiceToken]>,
     /// Counters shown by `/metrics` (the S3 listener's are fed by the node).
@@ -56,6 +62,9 @@ pub struct WebState {
     /// Share links: password attempts, the argon2 permits and how long handed-out URLs live
     /// (see `share_page`).
     share_links: std::sync::Arc<share_page::ShareLinks>,
+    /// Whether `/metrics` and `/api/v1/cluster` answer anyone; else they need an [`ApiCaller`]
+    /// (they describe members, addresses and load).
+    status_open: bool,
 }
 
 impl WebState {
@@ -65,12 +74,14 @@ impl WebState {
             meta,
             region,
             required_key,
+            required_key_seen: std::sync::Arc::default(),
             service_tokens: std::sync::Arc::new([]),
             metrics: std::sync::Arc::default(),
             routing: None,
             stop: None,
             identity: None,
             share_links: std::sync::Arc::new(share_page::ShareLinks::new(ShareSettings::default())),
+            status_open: false,
         }
     }
 
@@ -109,6 +120,14 @@ impl WebState {
         self
     }
 
+    /// Lets anyone read `/metrics` and `/api/v1/cluster` (`[api] status_access`); by default
+    /// they need a service token or an access key.
+    #[must_use]
+    pub fn with_open_status(mut self, open: bool) -> Self {
+        self.status_open = open;
+        self
+    }
+
     /// Enables sign-in through the cinema's Auth service.
     pub fn with_identity(mut self, settings: IdentitySettings) -> Result<Self, IdentityError> {
         self.identity = Some(std::sync::Arc::new(identity::Identity::new(settings)?));
@@ -138,6 +157,10 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/shares/{id}", axum::routing::delete(shares::revoke))
         .route("/s/{token}", get(share_page::open).head(share_page::peek).post(share_page::submit))
         .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/v1/keys", get(keys_api::list))
+        .route("/api/v1/keys/{id}", axum::routing::delete(keys_api::delete))
+        .route("/api/v1/keys/{id}/disable", post(keys_api::disable))
+        .route("/api/v1/keys/{id}/enable", post(keys_api::enable))
         .merge(pages::router(state.clone()))
         .fallback(pages::not_found)
         .with_state(state)
@@ -161,7 +184,14 @@ async fn healthz(State(state): State<WebState>) -> impl IntoResponse {
     let node_id = state.meta.node_id();
     let member = metrics.membership_config.membership().get_node(&node_id).is_some();
     let key_ready = match &state.required_key {
-        Some(id) => matches!(state.meta.access_key(id), Ok(Some(_))),
+        Some(_) if state.required_key_seen.load(std::sync::atomic::Ordering::Relaxed) => true,
+        Some(id) => {
+            let seen = matches!(state.meta.access_key(id), Ok(Some(_)));
+            if seen {
+                state.required_key_seen.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            seen
+        }
         None => true,
     };
     let ready = metrics.current_leader.is_some() && member && key_ready;
@@ -179,6 +209,17 @@ async fn healthz(State(state): State<WebState>) -> impl IntoResponse {
 
 /// `GET /api/v1/cluster`: this node's view of the cluster (leader, term, indexes, members, and,
 /// on the leader, how far each member is replicated).
-async fn cluster(State(state): State<WebState>) -> impl IntoResponse {
-    Json(serde_json::json!({ "region": state.region, "status": state.meta.status() }))
+async fn cluster(State(state): State<WebState>, caller: Result<ApiCaller, ApiError>) -> Result<Response, ApiError> {
+    may_read_status(&state, caller)?;
+    Ok(Json(serde_json::json!({ "region": state.region, "status": state.meta.status() })).into_response())
+}
+
+/// The status routes are open, or the caller is authenticated (401 otherwise, saying how).
+pub(crate) fn may_read_status(state: &WebState, caller: Result<ApiCaller, ApiError>) -> Result<(), ApiError> {
+    if state.status_open {
+        return Ok(());
+    }
+    caller.map(drop).inspect_err(|error| {
+        tracing::info!(reason = %error.message, "status route refused: no token");
+    })
 }

@@ -234,7 +234,11 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// `GET /metrics`: the Prometheus text format (version 0.0.4).
-pub(crate) async fn metrics(State(state): State<WebState>) -> impl IntoResponse {
+pub(crate) async fn metrics(
+    State(state): State<WebState>,
+    caller: Result<crate::ApiCaller, crate::ApiError>,
+) -> Result<impl IntoResponse, crate::ApiError> {
+    crate::may_read_status(&state, caller)?;
     let mut out = String::with_capacity(16 * 1024);
     write_s3(&mut out, &state.metrics.s3);
     write_routes(&mut out, &state.metrics);
@@ -242,7 +246,7 @@ pub(crate) async fn metrics(State(state): State<WebState>) -> impl IntoResponse 
     if let Some(routing) = &state.routing {
         write_peers(&mut out, routing);
     }
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
+    Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out))
 }
 
 fn write_s3(out: &mut String, s3: &S3Metrics) {

@@ -147,6 +147,12 @@ impl std::fmt::Debug for SystemKey {
 }
 
 /// The system key of a cluster whose secret is `cluster_secret`.
+///
+/// Security: the cluster secret IS this key's secret. Whoever has `[cluster] secret` can derive
+/// the system key and sign any S3 request, on any bucket, as the cluster itself; so the secret
+/// is as sensitive as a root key, the repository's development value is refused on anything but
+/// loopback (`meridian node` checks it), and a rotated secret retires the old system key (the
+/// first voter deletes every `MSYS` key but the current one when it starts).
 pub fn system_key(cluster_secret: &str) -> SystemKey {
     let id = hmac(cluster_secret.as_bytes(), b"meridian system access key id");
     let secret = hmac(cluster_secret.as_bytes(), b"meridian system secret access key");

@@ -4,9 +4,10 @@
 //! The routing routes (`/api/v1/route`, `/api/v1/uploads`, `/api/v1/files/...`) all need an
 //! authenticated caller ([`ApiCaller`]): they reveal where objects are and hand out presigned
 //! URLs. Such a caller may name the client it asks for (`ip=`): the cinema's services ask on
-//! behalf of viewers whose requests they received. Without it, the caller's own address is
-//! used: the socket peer, or the `Forwarded` / `X-Forwarded-For` address when the peer is a
-//! trusted proxy.
+//! behalf of viewers whose requests they received. A signed-in person may not (`files`,
+//! `uploads` ignore it for them): their own address is what routing and the history see.
+//! Without it, the caller's own address is used: the socket peer, or the address in
+//! `[geo] forwarded_header` when the peer is a trusted proxy.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -93,11 +94,7 @@ pub(crate) fn locate(
     given: Option<&str>,
 ) -> Result<Located, ApiError> {
     let address = match given.filter(|g| !g.is_empty()) {
-        Some(text) => {
-            let ip: IpAddr =
-                text.trim().parse().map_err(|_| ApiError::bad_request(format!("ip {text:?} is not an IP address")))?;
-            ClientAddress { ip: ip.to_canonical(), source: AddressSource::Given, peer: peer.ip(), note: None }
-        }
+        Some(text) => ClientAddress { ip: given_ip(text)?, source: AddressSource::Given, peer: peer.ip(), note: None },
         None => {
             let lines =
                 |name: &str| -> Vec<&str> { headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect() };
@@ -106,6 +103,15 @@ pub(crate) fn locate(
     };
     let position = routing.locator.locate(address.ip);
     Ok(Located { address, position })
+}
+
+/// The address a caller named (`ip=`, `client_ip`): an IPv4 or IPv6 address, canonical
+/// (IPv4-mapped IPv6 as IPv4); anything else is a 400 that quotes it (escaped, bounded).
+fn given_ip(text: &str) -> Result<IpAddr, ApiError> {
+    text.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()).map_err(|_| {
+        let shown: String = text.chars().take(64).collect();
+        ApiError::bad_request(format!("ip {shown:?} is not an IP address"))
+    })
 }
 
 /// The current version of an object, catching up with the leader before calling it missing (a
@@ -260,4 +266,33 @@ pub(crate) async fn route(
         }
     });
     Ok(Json(RouteAnswer { client, chosen, decision, holders }))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn given_addresses_are_canonical_or_refused() {
+        assert_eq!(given_ip(" 192.0.2.7 ").ok(), Some(IpAddr::from([192, 0, 2, 7])));
+        assert_eq!(given_ip("::ffff:192.0.2.7").ok(), Some(IpAddr::from([192, 0, 2, 7])));
+        let refused = given_ip("192.0.2.7, 10.0.0.1").err().map(|e| e.status);
+        assert_eq!(refused, Some(axum::http::StatusCode::BAD_REQUEST));
+    }
+
+    proptest! {
+        /// Any `ip=` text is either an address or a 400 with a bounded message; never a panic.
+        #[test]
+        fn any_given_ip_is_parsed_safely(text in prop_oneof![any::<String>(), any::<IpAddr>().prop_map(|i| i.to_string())]) {
+            match given_ip(&text) {
+                Ok(ip) => prop_assert_eq!(ip, text.trim().parse::<IpAddr>().map(|i| i.to_canonical()).expect("parsed")),
+                Err(e) => {
+                    prop_assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+                    prop_assert!(e.message.len() < 64 * 12 + 40, "{}", e.message.len());
+                }
+            }
+        }
+    }
 }

@@ -7,10 +7,15 @@
 //!   downloads. Link previews (chat apps, mail scanners) only `GET`, so they cannot spend a
 //!   limited link's downloads;
 //! - a link with neither: `GET` downloads at once;
-//! - a download resolves the file and the node and presigns first, then counts the use through
-//!   Raft (`UseShare`, which also enforces the limit across nodes), then redirects (302) to a
-//!   presigned URL valid for `[shares] presign_secs`: a revocation stops new downloads at once,
-//!   and URLs already handed out work for at most that long;
+//! - downloads are limited per link and per client address (`[shares] uses_*`): past the
+//!   budget the answer is a 429 page with `Retry-After`, before any work is done;
+//! - a download resolves the file and the node and presigns first, then counts the use, then
+//!   redirects (302) to a presigned URL valid for `[shares] presign_secs`: a revocation stops new
+//!   downloads at once, and URLs already handed out work for at most that long. A link with a
+//!   download limit is counted through Raft before the redirect (`UseShare`, which enforces the
+//!   limit across nodes); a link without one is counted on the node and committed once per
+//!   `[shares] flush_ms` as one count per link (`CountShareUses`, one event per flush), so
+//!   anonymous visitors cannot turn each click into a Raft entry and an event;
 //! - every `POST` carries a CSRF token that must match a cookie scoped to the link (double
 //!   submit; cross-origin posts are refused too). A wrong password gets one generic message;
 //!   attempts are reserved before the password is checked, limited per link and per client
@@ -18,9 +23,9 @@
 //!   [`MAX_VERIFYING`]-per-core blocking threads at once; past that the answer is 429.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier as _};
 use axum::Form;
@@ -30,10 +35,11 @@ use axum::http::header::{CACHE_CONTROL, LOCATION, RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use meridian_raft::model::{Share, ShareAudience, ShareState};
-use meridian_raft::{Command, CommandOutcome};
+use meridian_raft::{Command, CommandOutcome, MetaStore};
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 
+use crate::attempts::{AttemptLimits, Attempts};
 use crate::files::download_url;
 use crate::identity::cookies::{self, CookieSecure};
 use crate::identity::now_millis;
@@ -43,32 +49,12 @@ use crate::{ApiCaller, ApiError, WebState};
 
 /// The cookie carrying the CSRF token of a link's form (one per link: `Path=/s/{token}`).
 const CSRF_COOKIE: &str = "meridian_share_csrf";
-/// Most links, and most client addresses, tracked at once. Past it, a new one is refused
-/// (429) until old entries age out: memory stays bounded whatever the attacker rotates.
-const MAX_TRACKED: usize = 100_000;
-/// Concurrent password checks per core. Each argon2 verification takes about 19 MiB and a
-/// blocking thread for tens of milliseconds; the cap bounds both.
+/// Concurrent argon2 runs per core (checking a link's password, hashing a new link's). Each
+/// takes about 19 MiB and a blocking thread for tens of milliseconds; the cap bounds both.
 pub(crate) const MAX_VERIFYING: usize = 2;
-/// Shortest pause between two sweeps of the attempt maps when they are full (a sweep walks the
-/// whole map under the lock).
-const SWEEP_EVERY: Duration = Duration::from_secs(1);
-
-/// How many wrong passwords are tolerated (`[shares]` in `cluster.toml`).
-#[derive(Debug, Clone, Copy)]
-pub struct AttemptLimits {
-    /// Wrong passwords per link within `window`, from anyone.
-    pub per_link: u32,
-    /// Wrong passwords per client (IPv4 address, or IPv6 /64) within `window`, over all links.
-    pub per_client: u32,
-    /// The sliding window.
-    pub window: Duration,
-}
-
-impl Default for AttemptLimits {
-    fn default() -> Self {
-        Self { per_link: 20, per_client: 5, window: Duration::from_secs(300) }
-    }
-}
+/// Most links with downloads waiting to be committed. Past it a download is committed on its
+/// own, as a limited link's is: memory stays bounded however many links are busy.
+const MAX_PENDING_LINKS: usize = 100_000;
 
 /// The settings of share links (`[shares]` in `cluster.toml`).
 #[derive(Debug, Clone, Copy)]
@@ -78,135 +64,32 @@ pub struct ShareSettings {
     /// How long a presigned URL handed out through a share lives: the most a URL outlives a
     /// revocation (or, for a limited link, how long one counted download can be re-fetched).
     pub presign: Duration,
+    /// Downloads allowed per link (`per_link`) and per client address (`per_client`) within
+    /// `window`: anonymous visitors cannot turn a link into a flood of work for the cluster.
+    pub uses: AttemptLimits,
+    /// How often the downloads of links without a download limit are committed, as one count
+    /// per link (instead of one Raft entry and one event per download).
+    pub flush_every: Duration,
 }
 
 impl Default for ShareSettings {
     fn default() -> Self {
-        Self { attempts: AttemptLimits::default(), presign: Duration::from_secs(60) }
+        Self {
+            attempts: AttemptLimits::default(),
+            presign: Duration::from_secs(60),
+            uses: AttemptLimits { per_link: 600, per_client: 30, window: Duration::from_secs(60) },
+            flush_every: Duration::from_secs(1),
+        }
     }
 }
 
-/// A client as the limits see it: an IPv4 address, or the /64 of an IPv6 address (one host
-/// usually owns a whole /64 and can rotate through it). IPv4-mapped IPv6 counts as IPv4.
-fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
-        },
-    }
-}
-
-/// The attempt counters, behind one lock so a check and its reservation are one step.
+/// Downloads of links without a limit, counted on this node and not yet committed.
 #[derive(Default)]
-struct Book {
-    /// Times of recent attempts by share id (each list holds at most `per_link`).
-    by_link: HashMap<String, Vec<Instant>>,
-    /// Times of recent attempts by client key (each list holds at most `per_client`).
-    by_client: HashMap<IpAddr, Vec<Instant>>,
-    /// When the maps were last swept of stale entries.
-    last_sweep: Option<Instant>,
-}
-
-/// Why an attempt was not allowed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refusal {
-    /// The link's budget is spent.
-    Link,
-    /// The client's budget is spent.
-    Client,
-    /// Too many links or clients are tracked.
-    Full,
-}
-
-/// An attempt counted before its password is checked; released if it turns out right.
-#[derive(Debug)]
-struct Reservation {
-    /// The share id.
-    link: String,
-    /// The client key.
-    client: IpAddr,
-    /// The instant recorded in both lists.
-    at: Instant,
-}
-
-/// Recent password attempts, per link and per client, on this node. Not replicated: a guesser
-/// spreading attempts over N nodes gets N times the budget, still far too little to guess a
-/// password.
-pub(crate) struct Attempts {
-    /// The limits.
-    limits: AttemptLimits,
-    /// The counters.
-    book: Mutex<Book>,
-}
-
-impl Attempts {
-    pub(crate) fn new(limits: AttemptLimits) -> Self {
-        Self { limits, book: Mutex::default() }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Book> {
-        self.book.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Checks both budgets and, when both have room, records the attempt in both, in one step:
-    /// concurrent requests cannot all pass the check before any is recorded.
-    fn reserve(&self, link: &str, client: IpAddr) -> Result<Reservation, Refusal> {
-        let client = client_key(client);
-        let window = self.limits.window;
-        let now = Instant::now();
-        let fresh = |times: &mut Vec<Instant>| times.retain(|t| now.duration_since(*t) < window);
-        let mut book = self.lock();
-        let book = &mut *book;
-        let link_used = book.by_link.get_mut(link).map_or(0, |t| {
-            fresh(t);
-            t.len()
-        });
-        let client_used = book.by_client.get_mut(&client).map_or(0, |t| {
-            fresh(t);
-            t.len()
-        });
-        if link_used >= self.limits.per_link as usize {
-            return Err(Refusal::Link);
-        }
-        if client_used >= self.limits.per_client as usize {
-            return Err(Refusal::Client);
-        }
-        let full = |book: &Book| {
-            (link_used == 0 && book.by_link.len() >= MAX_TRACKED)
-                || (client_used == 0 && book.by_client.len() >= MAX_TRACKED)
-        };
-        if full(book) {
-            if book.last_sweep.is_none_or(|t| now.duration_since(t) >= SWEEP_EVERY) {
-                book.last_sweep = Some(now);
-                book.by_link.retain(|_, t| t.iter().any(|t| now.duration_since(*t) < window));
-                book.by_client.retain(|_, t| t.iter().any(|t| now.duration_since(*t) < window));
-            }
-            if full(book) {
-                return Err(Refusal::Full);
-            }
-        }
-        book.by_link.entry(link.to_owned()).or_default().push(now);
-        book.by_client.entry(client).or_default().push(now);
-        Ok(Reservation { link: link.to_owned(), client, at: now })
-    }
-
-    /// Gives a reserved attempt back (the password was right, or it was never checked).
-    fn release(&self, reservation: &Reservation) {
-        let mut book = self.lock();
-        let drop_one = |times: &mut Vec<Instant>| {
-            if let Some(i) = times.iter().position(|t| *t == reservation.at) {
-                times.swap_remove(i);
-            }
-        };
-        if let Some(times) = book.by_link.get_mut(&reservation.link) {
-            drop_one(times);
-        }
-        if let Some(times) = book.by_client.get_mut(&reservation.client) {
-            drop_one(times);
-        }
-    }
+struct Tally {
+    /// Per share id: downloads since the last flush, and the latest downloader's address.
+    counts: HashMap<String, (u64, String)>,
+    /// Whether a flush task runs (it stops once it finds nothing to flush).
+    flushing: bool,
 }
 
 /// What the share link handlers keep between requests.
@@ -215,7 +98,12 @@ pub(crate) struct ShareLinks {
     settings: ShareSettings,
     /// Password attempts.
     attempts: Attempts,
-    /// Permits for argon2 verifications running at once.
+    /// Downloads, per link and per client.
+    uses: Attempts,
+    /// Downloads of unlimited links waiting to be committed.
+    tally: Mutex<Tally>,
+    /// Permits for argon2 runs at once: checking a link's password, and hashing a new link's
+    /// (`shares`), so creating links cannot starve or outrun the cap either.
     verifying: Arc<tokio::sync::Semaphore>,
 }
 
@@ -225,6 +113,8 @@ impl ShareLinks {
         Self {
             settings,
             attempts: Attempts::new(settings.attempts),
+            uses: Attempts::new(settings.uses),
+            tally: Mutex::default(),
             verifying: Arc::new(tokio::sync::Semaphore::new(MAX_VERIFYING * cores)),
         }
     }
@@ -232,6 +122,89 @@ impl ShareLinks {
     /// How long URLs handed out through shares live.
     pub(crate) fn presign_expiry(&self) -> Duration {
         self.settings.presign
+    }
+
+    /// The permits of argon2 runs (share passwords checked and hashed).
+    pub(crate) fn argon2_permits(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.verifying
+    }
+
+    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+        self.tally.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts a download of a link without a limit, to be committed with the others of the
+    /// next flush; starts the flush task when none runs. False when too many links wait: the
+    /// caller then commits this download on its own.
+    fn count_later(self: &Arc<Self>, meta: &MetaStore, id: &str, client: String) -> bool {
+        let mut tally = self.tally();
+        let full = tally.counts.len() >= MAX_PENDING_LINKS;
+        match tally.counts.get_mut(id) {
+            Some((count, last)) => {
+                *count += 1;
+                *last = client;
+            }
+            None if full => return false,
+            None => {
+                tally.counts.insert(id.to_owned(), (1, client));
+            }
+        }
+        if !tally.flushing {
+            tally.flushing = true;
+            tokio::spawn(flush_uses(Arc::clone(self), meta.clone()));
+        }
+        true
+    }
+
+    /// Puts counts that could not be committed back, to go with the next flush.
+    fn restore(&self, id: String, count: u64, client: String) {
+        let mut tally = self.tally();
+        let full = tally.counts.len() >= MAX_PENDING_LINKS;
+        match tally.counts.get_mut(&id) {
+            Some((pending, _)) => *pending += count,
+            None if full => tracing::error!(share = %id, count, "share downloads dropped: too many links pending"),
+            None => {
+                tally.counts.insert(id, (count, client));
+            }
+        }
+    }
+}
+
+/// Commits the counted downloads every `flush_every`, one `CountShareUses` per link (the
+/// proposals of one flush share log entries); ends when a flush finds nothing to commit. Counts
+/// that cannot be committed now go with the next flush; a node that stops loses at most one
+/// interval's counts of links without a limit (never of a limited link: those are committed
+/// before their redirect).
+async fn flush_uses(links: Arc<ShareLinks>, meta: MetaStore) {
+    loop {
+        tokio::time::sleep(links.settings.flush_every).await;
+        let counts = {
+            let mut tally = links.tally();
+            if tally.counts.is_empty() {
+                tally.flushing = false;
+                return;
+            }
+            std::mem::take(&mut tally.counts)
+        };
+        let at = now_millis();
+        let proposals = counts.into_iter().map(|(id, (count, client))| {
+            let meta = meta.clone();
+            async move {
+                let command = Command::CountShareUses { id: id.clone(), at, count, client: client.clone() };
+                (meta.propose(command).await, id, count, client)
+            }
+        });
+        for (outcome, id, count, client) in futures::future::join_all(proposals).await {
+            match outcome {
+                Ok(CommandOutcome::Done) => tracing::debug!(share = %id, count, "share downloads committed"),
+                // Deleted with its file meanwhile: nothing left to count on.
+                Ok(other) => tracing::info!(share = %id, count, ?other, "share downloads not counted: share gone"),
+                Err(error) => {
+                    tracing::warn!(share = %id, count, %error, "cannot commit share downloads yet; retrying");
+                    links.restore(id, count, client);
+                }
+            }
+        }
     }
 }
 
@@ -244,9 +217,10 @@ fn not_found() -> Response {
     page(StatusCode::NOT_FOUND, "Link not found", "This link does not exist or was revoked.")
 }
 
-fn too_many(body: &str) -> Response {
-    let mut response = page(StatusCode::TOO_MANY_REQUESTS, "Too many attempts", body);
-    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+/// 429 with `Retry-After`, as a page a person can read.
+fn too_many(title: &str, body: &str, retry_after_secs: u64) -> Response {
+    let mut response = page(StatusCode::TOO_MANY_REQUESTS, title, body);
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
     response
 }
 
@@ -288,8 +262,21 @@ impl IntoResponse for Unusable {
     }
 }
 
+/// Shortest and longest link token taken from a path (tokens are 32 random bytes, base64url,
+/// 43 characters; the bounds leave room for other lengths without reading garbage).
+const TOKEN_LEN: std::ops::RangeInclusive<usize> = 16..=128;
+
+/// Whether `token` has the shape of a link token: base64url, of a sane length. Anything else
+/// is a 404 without touching the store.
+fn well_formed_token(token: &str) -> bool {
+    TOKEN_LEN.contains(&token.len()) && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// The share behind a token, if it can be used now.
 fn usable(state: &WebState, token: &str) -> Result<Share, Unusable> {
+    if !well_formed_token(token) {
+        return Err(Unusable::NotFound);
+    }
     let share = state
         .meta
         .share_by_token(&token_hash(token))
@@ -336,29 +323,49 @@ fn link_form(
     response
 }
 
-/// Resolves the file, picks the node and presigns; then counts the download through Raft; then
-/// redirects. Nothing is counted for a download that cannot be served.
+/// Checks the link's download budget, resolves the file, picks the node and presigns; then
+/// counts the download; then redirects. Nothing is counted for a download that cannot be
+/// served. A limited link's download is committed through Raft before the redirect (the limit
+/// holds across nodes); an unlimited link's is counted here and committed with the next flush.
 async fn hand_out(state: &WebState, share: &Share, peer: SocketAddr, headers: &HeaderMap) -> Response {
-    let prepared = async {
-        let client = locate(routing(state)?, peer, headers, None)?;
-        let caller = ApiCaller::Service(format!("share:{}", share.id));
-        let expiry = state.share_links.presign_expiry();
-        let (url, site, _) = download_url(state, &caller, &client, &share.bucket, &share.key, expiry).await?;
-        Ok::<_, ApiError>((url, site.region.clone(), client.address.ip))
+    let located = match routing(state).and_then(|r| locate(r, peer, headers, None)) {
+        Ok(located) => located,
+        Err(e) => {
+            tracing::warn!(share = %share.id, status = %e.status, error = %e.message, "share link cannot be served");
+            return error_page(&e);
+        }
     };
-    let (url, region, client) = match prepared.await {
+    let client = located.address.ip;
+    let links = &state.share_links;
+    if let Err(refused) = links.uses.reserve(&share.id, client) {
+        tracing::warn!(share = %share.id, %client, why = ?refused.why, "share link downloads over the limit");
+        let secs = refused.retry_after_secs();
+        let message =
+            format!("This link was opened too many times in a short while. Wait {secs} seconds and try again.");
+        return too_many("Too many downloads", &message, secs);
+    }
+    let prepared = async {
+        let caller = ApiCaller::Service(format!("share:{}", share.id));
+        let expiry = links.presign_expiry();
+        let (url, site, _) = download_url(state, &caller, &located, &share.bucket, &share.key, expiry).await?;
+        Ok::<_, ApiError>((url, site.region.clone()))
+    };
+    let (url, region) = match prepared.await {
         Ok(prepared) => prepared,
         Err(e) => {
             tracing::warn!(share = %share.id, status = %e.status, error = %e.message, "share link cannot be served");
             return error_page(&e);
         }
     };
-    let command = Command::UseShare { id: share.id.clone(), at: now_millis(), client: client.to_string() };
-    match state.meta.propose(command).await {
-        Ok(CommandOutcome::Done) => {}
-        // Revoked, expired or used up by someone else meanwhile.
-        Ok(_) => return page(StatusCode::GONE, "Link used up", "This link can no longer be used."),
-        Err(e) => return error_page(&ApiError::unavailable(format!("cannot commit: {e}"))),
+    let unlimited = matches!(share.audience, ShareAudience::Public { max_downloads: None, .. });
+    if !(unlimited && links.count_later(&state.meta, &share.id, client.to_string())) {
+        let command = Command::UseShare { id: share.id.clone(), at: now_millis(), client: client.to_string() };
+        match state.meta.propose(command).await {
+            Ok(CommandOutcome::Done) => {}
+            // Revoked, expired or used up by someone else meanwhile.
+            Ok(_) => return page(StatusCode::GONE, "Link used up", "This link can no longer be used."),
+            Err(e) => return error_page(&ApiError::unavailable(format!("cannot commit: {e}"))),
+        }
     }
     tracing::info!(share = %share.id, %client, %region, "share link used");
     (StatusCode::FOUND, [(LOCATION, url.as_str()), (CACHE_CONTROL, "no-store")]).into_response()
@@ -429,9 +436,10 @@ pub(crate) async fn submit(
     let links = &state.share_links;
     let reservation = match links.attempts.reserve(&share.id, client) {
         Ok(reservation) => reservation,
-        Err(refusal) => {
-            tracing::warn!(share = %share.id, %client, ?refusal, "share password attempts over the limit");
-            return too_many("Too many wrong passwords. Wait a few minutes and try again.");
+        Err(refused) => {
+            tracing::warn!(share = %share.id, %client, why = ?refused.why, "share password attempts over the limit");
+            let message = "Too many wrong passwords. Wait a few minutes and try again.";
+            return too_many("Too many attempts", message, refused.retry_after_secs());
         }
     };
     let password = form.password.unwrap_or_default();
@@ -442,7 +450,7 @@ pub(crate) async fn submit(
         let Ok(permit) = Arc::clone(&links.verifying).try_acquire_owned() else {
             links.attempts.release(&reservation);
             tracing::warn!(share = %share.id, %client, "share password checks busy");
-            return too_many("Too many attempts right now. Try again in a few seconds.");
+            return too_many("Too many attempts", "Too many attempts right now. Try again in a few seconds.", 5);
         };
         let hash = hash.clone();
         let checked = tokio::task::spawn_blocking(move || {
@@ -468,57 +476,30 @@ pub(crate) async fn submit(
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use proptest::prelude::*;
+
     use super::*;
 
-    /// The link's budget holds across clients, the client's across links, and both recover
-    /// when the window has passed; a released attempt does not count.
-    #[test]
-    fn attempts_are_limited_per_link_and_per_client() {
-        let window = Duration::from_millis(200);
-        let attempts = Attempts::new(AttemptLimits { per_link: 2, per_client: 3, window });
-        let (a, b, c) = ([127, 0, 0, 1].into(), [127, 0, 0, 2].into(), [127, 0, 0, 3].into());
-        attempts.reserve("link", a).expect("first");
-        attempts.reserve("link", b).expect("second");
-        assert_eq!(attempts.reserve("link", c).err(), Some(Refusal::Link), "the link's budget is spent, whoever asks");
-        let released = attempts.reserve("other", a).expect("another link, a client with budget left");
-        attempts.release(&released);
-        attempts.reserve("other", a).expect("released: the budget is back");
-        attempts.reserve("third", a).expect("third");
-        assert_eq!(attempts.reserve("fourth", a).err(), Some(Refusal::Client), "the client's budget is spent");
-        std::thread::sleep(window);
-        attempts.reserve("link", a).expect("the window has passed");
+    proptest! {
+        /// Any path segment is judged without panicking; only base64url of a sane length
+        /// passes, and every token a link is created with does.
+        #[test]
+        fn link_tokens_are_parsed_safely(text in any::<String>(), bytes in prop::collection::vec(any::<u8>(), 32)) {
+            if well_formed_token(&text) {
+                prop_assert!(TOKEN_LEN.contains(&text.len()));
+                prop_assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            }
+            let issued = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
+            prop_assert!(well_formed_token(&issued), "{issued}");
+        }
     }
 
-    /// An IPv6 client is one /64: rotating the host part gives no new budget.
     #[test]
-    fn ipv6_clients_count_per_64() {
-        let attempts = Attempts::new(AttemptLimits { per_link: 100, per_client: 2, window: Duration::from_secs(60) });
-        let ip = |last: u16| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, last));
-        attempts.reserve("a", ip(1)).expect("first");
-        attempts.reserve("b", ip(2)).expect("second");
-        assert_eq!(attempts.reserve("c", ip(3)).err(), Some(Refusal::Client), "same /64");
-        let other = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 3, 0, 0, 0, 1));
-        attempts.reserve("c", other).expect("another /64");
-        let mapped: IpAddr = "::ffff:10.0.0.1".parse().expect("ip");
-        assert_eq!(client_key(mapped), IpAddr::from([10, 0, 0, 1]), "IPv4-mapped counts as IPv4");
-    }
-
-    /// Many threads racing for one budget get exactly the budget.
-    #[test]
-    fn reservations_are_atomic() {
-        let attempts =
-            Arc::new(Attempts::new(AttemptLimits { per_link: 1000, per_client: 5, window: Duration::from_secs(60) }));
-        let granted: usize = (0..16)
-            .map(|_| {
-                let attempts = Arc::clone(&attempts);
-                std::thread::spawn(move || {
-                    (0..20).filter(|_| attempts.reserve("link", [10, 0, 0, 1].into()).is_ok()).count()
-                })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|t| t.join().expect("thread"))
-            .sum();
-        assert_eq!(granted, 5);
+    fn garbage_tokens_are_refused() {
+        for token in ["", "short", "a/b", "../../etc/passwd", "%2e%2e", &"a".repeat(129), "tok\u{0}en-0123456789abcdef"]
+        {
+            assert!(!well_formed_token(token), "{token:?}");
+        }
     }
 }

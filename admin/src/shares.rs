@@ -5,6 +5,9 @@
 //! is 256 random bits, handed out once at creation and stored only as its SHA-256; its password,
 //! if any, only as an argon2id hash. The link itself is served by `share_page`.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use argon2::password_hash::{PasswordHasher as _, SaltString};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -151,9 +154,32 @@ fn random_token(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
+/// How long a new link's password waits for an argon2 permit before the answer is 429.
+const HASH_WAIT: Duration = Duration::from_secs(10);
+
 /// argon2id of the password, as a PHC string (the crate's default, OWASP-grade parameters).
-async fn hash_password(password: String) -> Result<String, ApiError> {
+/// Runs under the same permits as the links' password checks: creating links in a loop cannot
+/// take more memory and blocking threads than the cap allows.
+async fn hash_password(
+    permits: &Arc<tokio::sync::Semaphore>,
+    wait: Duration,
+    password: String,
+) -> Result<String, ApiError> {
+    let permit = match tokio::time::timeout(wait, Arc::clone(permits).acquire_owned()).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(closed)) => return Err(ApiError::internal("waiting to hash the password", &closed)),
+        Err(_) => {
+            tracing::warn!("share password hashing busy");
+            return Err(ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "busy",
+                message: "too many passwords are being checked or hashed right now; try again in a few seconds".into(),
+            });
+        }
+    };
     tokio::task::spawn_blocking(move || {
+        // Held until argon2 is done, even if the client has gone.
+        let _permit = permit;
         let mut salt = [0u8; 16];
         rand::fill(&mut salt);
         let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
@@ -229,7 +255,7 @@ pub(crate) async fn create_share(
             let password_hash = match body.password {
                 None => None,
                 Some(password) if !password.is_empty() && password.len() <= MAX_PASSWORD_LEN => {
-                    Some(hash_password(password).await?)
+                    Some(hash_password(state.share_links.argon2_permits(), HASH_WAIT, password).await?)
                 }
                 Some(_) => {
                     return Err(ApiError::bad_request(format!("password must be 1 to {MAX_PASSWORD_LEN} bytes")));
@@ -384,4 +410,23 @@ pub(crate) async fn revoke_share(
         .map_err(|e| if e.status == StatusCode::NOT_FOUND { missing() } else { e })?;
     tracing::info!(user = %user.actor(), share = %id, "share revoked");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hashing a new link's password takes one of the permits that bound argon2 (the same ones
+    /// the links' password checks take): with none free it waits, then answers 429.
+    #[tokio::test]
+    async fn hashing_waits_for_an_argon2_permit() {
+        let permits = Arc::new(tokio::sync::Semaphore::new(1));
+        let held = Arc::clone(&permits).acquire_owned().await.expect("permit");
+        let busy = hash_password(&permits, Duration::from_millis(50), "pw".into()).await;
+        assert_eq!(busy.err().map(|e| e.status), Some(StatusCode::TOO_MANY_REQUESTS), "no permit: 429");
+        drop(held);
+        let hash = hash_password(&permits, Duration::from_millis(50), "pw".into()).await.expect("hashed");
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert_eq!(permits.available_permits(), 1, "the permit is given back");
+    }
 }

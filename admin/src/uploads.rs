@@ -174,6 +174,8 @@ pub(crate) async fn create(
     if request.size > MAX_OBJECT_SIZE {
         return Err(ApiError::bad_request(format!("size {} is over the 5 TiB limit of S3", request.size)));
     }
+    // `client_ip` is for services asking on a viewer's behalf; a signed-in user is where they are.
+    let given = crate::files::ip_of_viewer(&requester, request.client_ip.as_deref());
     // Who the URLs are for. Users and services have no S3 key: their URLs are signed with the
     // system key, naming them (`acting_for`); an access key holder's are signed with their key.
     let (caller, acting_for) = match requester {
@@ -188,7 +190,7 @@ pub(crate) async fn create(
     if bucket.map_err(|e| ApiError::read("the bucket", &e))?.is_none() {
         return Err(ApiError::not_found(format!("no bucket {:?}", request.bucket)));
     }
-    let client = locate(routing, peer, &headers, request.client_ip.as_deref())?;
+    let client = locate(routing, peer, &headers, given.as_deref())?;
     let decision = decide(&state, routing, Operation::Put, &client.position, None);
     let site = chosen(routing, &decision)?;
     let (access_key, secret_key) = signing_key(&state, routing, &caller)?;

@@ -129,7 +129,8 @@ pub async fn serve(
     );
     let state = routes::AppState { users: Arc::new(users), signer: Arc::new(signer), config: Arc::new(config) };
     let addr = state.config.listen;
-    axum::serve(listener, routes::router(state))
+    // The peer address is the client when no `X-Forwarded-For` names one (see `routes`).
+    axum::serve(listener, routes::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|cause| DevAuthError::Listen { addr, cause })

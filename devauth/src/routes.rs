@@ -1,11 +1,12 @@
 //! The stand-in's HTTP endpoints: the contract of `docs/auth.md`, plus `/dev/v1` for tests.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -132,16 +133,32 @@ fn tokens_for(state: &AppState, user: &SeedUser) -> Result<Json<TokenResponse>, 
     }))
 }
 
+/// The address of the person signing in, as Meridian forwards it (`X-Forwarded-For`, the
+/// leftmost entry: Meridian sends exactly one), else the caller's own. A real Auth service
+/// believes the header only from Meridian's nodes; the stand-in serves nothing else.
+fn client_of(headers: &HeaderMap, peer: SocketAddr) -> String {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        .unwrap_or_else(|| peer.ip())
+        .to_string()
+}
+
 async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Json<TokenResponse>, Failure> {
     let Json(request) = body?;
+    let client = client_of(&headers, peer);
     let Some(user) = state.users.authenticate(&request.login, &request.password) else {
-        tracing::info!(login = %request.login, "sign-in refused");
+        tracing::info!(login = %request.login, %client, "sign-in refused");
         return Err(Failure::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong login or password"));
     };
-    tracing::info!(user = %user.id, login = %user.login, "signed in");
+    tracing::info!(user = %user.id, login = %user.login, %client, "signed in");
     tokens_for(&state, &user)
 }
 

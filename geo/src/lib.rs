@@ -21,7 +21,7 @@ pub mod mmdb_writer;
 pub mod plan;
 
 pub use cidr::{CidrError, parse_cidr};
-pub use client_addr::{AddressSource, ClientAddress, TrustedProxies};
+pub use client_addr::{AddressSource, ClientAddress, ForwardedHeader, TrustedProxies};
 pub use distance::{GeoPoint, haversine_km};
 pub use load::{Health, LoadBoard, NodeLoad, PeerView};
 pub use locate::{ClientLocator, ClientPosition, LocateError, PositionSource, Region};

@@ -47,8 +47,9 @@ pub(crate) enum ConfigError {
 pub(crate) struct ClusterConfig {
     /// Cluster-wide settings.
     pub(crate) cluster: ClusterSection,
-    /// The development access key.
-    pub(crate) dev_key: DevKey,
+    /// The development access key; optional (`scripts/cluster-up` and the tests use one).
+    #[serde(default)]
+    pub(crate) dev_key: Option<DevKey>,
     /// Raft timing.
     #[serde(default)]
     pub(crate) raft: RaftSection,
@@ -86,6 +87,20 @@ pub(crate) struct ClusterConfig {
     pub(crate) base_dir: PathBuf,
 }
 
+/// The development secrets of the repository's `cluster.toml`: public, so refused on any
+/// non-loopback listener (see [`ClusterConfig::refuse_shipped_secrets`]).
+const SHIPPED_CLUSTER_SECRET: &str = "dev-only-cluster-secret-change-me-0123456789";
+/// The shipped `[dev_key]` id.
+const SHIPPED_DEV_KEY_ID: &str = "MERIDIANDEV0000000001";
+/// The shipped `[dev_key]` secret.
+const SHIPPED_DEV_KEY_SECRET: &str = "meridian-dev-secret-access-key-0000000001";
+/// The shipped `[auth] hs256_secret` (the stand-in Auth service signs with it).
+const SHIPPED_AUTH_SECRET: &str = "dev-only-auth-secret-change-me-0123456789abcdef";
+/// The shipped `[auth] service_token`.
+const SHIPPED_AUTH_SERVICE_TOKEN: &str = "dev-only-auth-service-token-0123456789";
+/// The secret of the commented-out `[[events.webhook]]` example.
+const SHIPPED_WEBHOOK_SECRET: &str = "change-me-shared-with-the-receiver";
+
 /// `[cluster]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,7 +116,8 @@ pub(crate) struct ClusterSection {
     pub(crate) s3_domain: Option<String>,
 }
 
-/// `[dev_key]`: created in the replicated key store when the cluster is first initialized.
+/// `[dev_key]`: installed in the replicated key store by the first voter at each start (a
+/// deleted dev key comes back then: remove the section to keep it gone).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DevKey {
@@ -260,6 +276,9 @@ pub(crate) struct GeoSection {
     pub(crate) mmdb: Vec<PathBuf>,
     /// Reverse proxies (CIDR) whose `Forwarded` / `X-Forwarded-For` headers are believed.
     pub(crate) trusted_proxies: Vec<String>,
+    /// The one header the trusted proxies write: `x-forwarded-for` or `forwarded`. The other is
+    /// ignored, since a proxy passes it through as the client wrote it.
+    pub(crate) forwarded_header: String,
     /// Downloads: holders within this many km of the nearest holder share the load.
     pub(crate) near_tier_km: f64,
     /// How often each node polls its peers' load and health.
@@ -282,6 +301,7 @@ impl Default for GeoSection {
             cidr: Vec::new(),
             mmdb: Vec::new(),
             trusted_proxies: Vec::new(),
+            forwarded_header: meridian_geo::ForwardedHeader::default().name().to_owned(),
             near_tier_km: 1500.0,
             load_interval_ms: 1000,
             load_stale_intervals: 3,
@@ -300,6 +320,34 @@ pub(crate) struct ApiSection {
     /// Bearer tokens of the cinema's services (event consumers, the upload front end).
     #[serde(default)]
     pub(crate) service_token: Vec<ServiceTokenConfig>,
+    /// Who may read `/metrics` and `/api/v1/cluster` (they describe the cluster's members,
+    /// addresses and load).
+    #[serde(default)]
+    pub(crate) status_access: StatusAccess,
+}
+
+/// `[api] status_access`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum StatusAccess {
+    /// Open when the node's web listener binds a loopback address, else `token`.
+    #[default]
+    Auto,
+    /// Anyone who reaches the web listener.
+    Open,
+    /// Only callers with a service token or an access key (as on the rest of the JSON API).
+    Token,
+}
+
+impl ApiSection {
+    /// Whether the status routes are open to anyone on a web listener bound to `web`.
+    pub(crate) fn status_open(&self, web: &str) -> bool {
+        match self.status_access {
+            StatusAccess::Open => true,
+            StatusAccess::Token => false,
+            StatusAccess::Auto => web.parse::<SocketAddr>().is_ok_and(|addr| addr.ip().is_loopback()),
+        }
+    }
 }
 
 /// `[shares]`: limits on guessing a share link's password (per node), and how long the URLs
@@ -318,6 +366,17 @@ pub(crate) struct SharesSection {
     /// outlives a revocation, so kept short (the download itself may take longer: S3 checks the
     /// expiry when the request starts).
     pub(crate) presign_secs: u64,
+    /// Downloads through links tolerated per link within `uses_window_secs`, from anyone (1 to
+    /// 100,000: each is remembered for the window).
+    pub(crate) uses_per_link: u32,
+    /// Downloads tolerated per client (IPv4 address or IPv6 /64) within the window, over all
+    /// links (1 to 100,000).
+    pub(crate) uses_per_client: u32,
+    /// The window of the download limits, seconds (1 to one day).
+    pub(crate) uses_window_secs: u64,
+    /// How often downloads of links without a limit are committed as one count per link,
+    /// milliseconds (50 to 60,000): what a node that stops may leave uncounted.
+    pub(crate) flush_ms: u64,
 }
 
 impl Default for SharesSection {
@@ -328,6 +387,10 @@ impl Default for SharesSection {
             password_attempts_per_client: defaults.attempts.per_client,
             password_window_secs: defaults.attempts.window.as_secs(),
             presign_secs: defaults.presign.as_secs(),
+            uses_per_link: defaults.uses.per_link,
+            uses_per_client: defaults.uses.per_client,
+            uses_window_secs: defaults.uses.window.as_secs(),
+            flush_ms: u64::try_from(defaults.flush_every.as_millis()).unwrap_or(1000),
         }
     }
 }
@@ -342,6 +405,12 @@ impl SharesSection {
                 window: Duration::from_secs(self.password_window_secs),
             },
             presign: Duration::from_secs(self.presign_secs),
+            uses: meridian_admin::AttemptLimits {
+                per_link: self.uses_per_link,
+                per_client: self.uses_per_client,
+                window: Duration::from_secs(self.uses_window_secs),
+            },
+            flush_every: Duration::from_millis(self.flush_ms),
         }
     }
 }
@@ -482,6 +551,14 @@ pub(crate) struct AuthSection {
     pub(crate) cookie_secure: CookieSecureSetting,
     /// `lax` or `strict`.
     pub(crate) cookie_same_site: SameSiteSetting,
+    /// Sign-in attempts refused by the Auth service tolerated per login within
+    /// `sign_in_window_secs`, from anyone (1 to 10,000); then 429.
+    pub(crate) sign_in_attempts_per_login: u32,
+    /// Sign-in attempts refused tolerated per client (IPv4 address or IPv6 /64) within the
+    /// window, over all logins (1 to 10,000).
+    pub(crate) sign_in_attempts_per_client: u32,
+    /// The window of the sign-in limits, seconds (1 to one day).
+    pub(crate) sign_in_window_secs: u64,
 }
 
 impl Default for AuthSection {
@@ -505,6 +582,9 @@ impl Default for AuthSection {
             cookie_name: "meridian_session".into(),
             cookie_secure: CookieSecureSetting::Auto,
             cookie_same_site: SameSiteSetting::Lax,
+            sign_in_attempts_per_login: 10,
+            sign_in_attempts_per_client: 30,
+            sign_in_window_secs: 300,
         }
     }
 }
@@ -610,6 +690,15 @@ impl AuthSection {
         if self.jwks_refresh_secs < 10 {
             return invalid("jwks_refresh_secs", "must be at least 10".into());
         }
+        for (field, value, max) in [
+            ("sign_in_attempts_per_login", u64::from(self.sign_in_attempts_per_login), 10_000),
+            ("sign_in_attempts_per_client", u64::from(self.sign_in_attempts_per_client), 10_000),
+            ("sign_in_window_secs", self.sign_in_window_secs, 86_400),
+        ] {
+            if !(1..=max).contains(&value) {
+                return invalid(field, format!("must be 1 to {max}"));
+            }
+        }
         if self.cookie_name.is_empty()
             || !self.cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
@@ -659,6 +748,11 @@ impl AuthSection {
                     SameSiteSetting::Lax => SameSite::Lax,
                     SameSiteSetting::Strict => SameSite::Strict,
                 },
+            },
+            sign_in_attempts: meridian_admin::AttemptLimits {
+                per_link: self.sign_in_attempts_per_login,
+                per_client: self.sign_in_attempts_per_client,
+                window: Duration::from_secs(self.sign_in_window_secs),
             },
         })
     }
@@ -746,7 +840,9 @@ impl ClusterConfig {
         if self.cluster.secret.len() < 16 {
             return Err(invalid("cluster.secret".into(), "must be at least 16 characters".into()));
         }
-        if self.dev_key.access_key_id.len() < 3 || self.dev_key.secret_access_key.len() < 8 {
+        if let Some(dev_key) = &self.dev_key
+            && (dev_key.access_key_id.len() < 3 || dev_key.secret_access_key.len() < 8)
+        {
             return Err(invalid(
                 "dev_key".into(),
                 "access_key_id (>= 3 chars) and secret_access_key (>= 8 chars) are required".into(),
@@ -863,6 +959,48 @@ impl ClusterConfig {
         Ok(())
     }
 
+    /// Refuses the secrets shipped in the repository's `cluster.toml` (public, so known to
+    /// anyone) unless every listener of `region` is on loopback, where they serve a laptop
+    /// cluster. Per region, as a config may mix a loopback test region with real ones.
+    pub(crate) fn refuse_shipped_secrets(&self, path: &Path, region: &RegionConfig) -> Result<(), ConfigError> {
+        let listeners = [&region.s3, &region.web, &region.internal].into_iter().chain(region.internal_bind.as_ref());
+        let exposed = listeners
+            .map(|addr| (addr, addr.parse::<SocketAddr>()))
+            .find(|(_, parsed)| parsed.as_ref().map_or(true, |a| !a.ip().to_canonical().is_loopback()));
+        let Some((exposed, _)) = exposed else { return Ok(()) };
+        let auth = self.auth.as_ref();
+        let shipped = [
+            ("cluster.secret", Some(self.cluster.secret.as_str()) == Some(SHIPPED_CLUSTER_SECRET)),
+            ("dev_key.access_key_id", self.dev_key.as_ref().is_some_and(|k| k.access_key_id == SHIPPED_DEV_KEY_ID)),
+            (
+                "dev_key.secret_access_key",
+                self.dev_key.as_ref().is_some_and(|k| k.secret_access_key == SHIPPED_DEV_KEY_SECRET),
+            ),
+            ("auth.hs256_secret", auth.is_some_and(|a| a.hs256_secret.as_deref() == Some(SHIPPED_AUTH_SECRET))),
+            ("auth.service_token", auth.is_some_and(|a| a.service_token == SHIPPED_AUTH_SERVICE_TOKEN)),
+        ];
+        let hooks = self
+            .events
+            .webhook
+            .iter()
+            .enumerate()
+            .map(|(i, hook)| (format!("events.webhook[{i}].secret"), hook.secret == SHIPPED_WEBHOOK_SECRET));
+        let found = shipped.into_iter().map(|(field, bad)| (field.to_owned(), bad)).chain(hooks).find(|(_, bad)| *bad);
+        match found {
+            Some((field, _)) => Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field,
+                message: format!(
+                    "is the development value shipped with Meridian, which anyone can read; region {:?} \
+                     listens on {exposed}, which is not loopback: set a secret of your own (or, for the \
+                     dev key, remove [dev_key] and create keys with `meridian key create`)",
+                    region.name
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Checks `[geo]` beyond the CIDR map.
     fn validate_geo(&self, invalid: &dyn Fn(String, String) -> ConfigError) -> Result<(), ConfigError> {
         let geo = &self.geo;
@@ -870,6 +1008,9 @@ impl ClusterConfig {
             if let Err(e) = meridian_geo::parse_cidr(proxy) {
                 return Err(invalid(format!("geo.trusted_proxies[{i}]"), e.to_string()));
             }
+        }
+        if meridian_geo::ForwardedHeader::from_name(&geo.forwarded_header).is_none() {
+            return Err(invalid("geo.forwarded_header".into(), "must be \"x-forwarded-for\" or \"forwarded\"".into()));
         }
         for (i, path) in geo.mmdb.iter().enumerate() {
             let resolved = self.resolve(path);
@@ -935,6 +1076,10 @@ impl ClusterConfig {
             ("password_attempts_per_client", u64::from(shares.password_attempts_per_client), 1, 10_000),
             ("password_window_secs", shares.password_window_secs, 1, 86_400),
             ("presign_secs", shares.presign_secs, 5, 3600),
+            ("uses_per_link", u64::from(shares.uses_per_link), 1, 100_000),
+            ("uses_per_client", u64::from(shares.uses_per_client), 1, 100_000),
+            ("uses_window_secs", shares.uses_window_secs, 1, 86_400),
+            ("flush_ms", shares.flush_ms, 50, 60_000),
         ] {
             if !(min..=max).contains(&value) {
                 return Err(ConfigError::Invalid {
@@ -1157,6 +1302,24 @@ service_token = "service-token-0123456789"
         assert_eq!(ClusterConfig::node_of(&config.region[0]).internal, "127.0.0.1:3", "peers dial `internal`");
     }
 
+    /// The status routes are open on a loopback web listener and need a token elsewhere,
+    /// unless `[api] status_access` says otherwise.
+    #[test]
+    fn status_routes_are_open_only_on_loopback_by_default() {
+        let config = load_str(VALID).expect("valid");
+        assert_eq!(config.api.status_access, StatusAccess::Auto);
+        assert!(config.api.status_open("127.0.0.1:8080"));
+        assert!(config.api.status_open("[::1]:8080"));
+        assert!(!config.api.status_open("0.0.0.0:8080"));
+        assert!(!config.api.status_open("192.0.2.10:8080"));
+        let open = load_str(&format!("{VALID}[api]\nstatus_access = \"open\"\n")).expect("valid");
+        assert!(open.api.status_open("0.0.0.0:8080"));
+        let token = load_str(&format!("{VALID}[api]\nstatus_access = \"token\"\n")).expect("valid");
+        assert!(!token.api.status_open("127.0.0.1:8080"));
+        let bad = load_str(&format!("{VALID}[api]\nstatus_access = \"maybe\"\n")).err().map(|e| e.to_string());
+        assert!(bad.is_some_and(|e| e.contains("status_access")), "a bad value names the field");
+    }
+
     #[test]
     fn errors_name_the_field() {
         assert!(load_str(VALID).is_ok());
@@ -1169,6 +1332,9 @@ service_token = "service-token-0123456789"
             (VALID.replace("name = \"a\"", "name = \"a\"\nbogus = 1"), "bogus"),
             (format!("{VALID}[geo]\ntrusted_proxies = [\"10.0.0.1\"]\n"), "geo.trusted_proxies[0]"),
             (format!("{VALID}[geo]\nmmdb = [\"missing.mmdb\"]\n"), "geo.mmdb[0]"),
+            (format!("{VALID}[geo]\nforwarded_header = \"x-real-ip\"\n"), "geo.forwarded_header"),
+            (format!("{VALID}[shares]\nuses_per_client = 0\n"), "shares.uses_per_client"),
+            (format!("{VALID}[shares]\nflush_ms = 10\n"), "shares.flush_ms"),
             (format!("{VALID}[geo]\nnear_tier_km = -1.0\n"), "geo.near_tier_km"),
             (format!("{VALID}[geo]\npresign_expiry_secs = 0\n"), "geo.presign_expiry_secs"),
             (format!("{VALID}[geo]\nmultipart_part_mib = 1\n"), "geo.multipart_part_mib"),
@@ -1194,5 +1360,55 @@ service_token = "service-token-0123456789"
             let message = load_str(&text).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(message.contains(field), "error {message:?} should name {field}");
         }
+    }
+
+    /// The shipped cluster.toml starts on loopback as it is; each shipped secret on a
+    /// non-loopback listener of the region is refused naming its field; fresh secrets, or the
+    /// shipped ones on another (loopback) region's node, are not.
+    #[test]
+    fn shipped_secrets_are_refused_off_loopback_naming_the_field() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.toml");
+        let shipped = std::fs::read_to_string(&path).expect("cluster.toml");
+        let config = ClusterConfig::load(&path).expect("cluster.toml loads");
+        for region in &config.region {
+            config.refuse_shipped_secrets(&path, region).expect("shipped secrets on loopback");
+        }
+        let exposed = |text: &str, field: &str| {
+            let config = load_str(text).expect("loads");
+            let mut region = config.region[0].clone();
+            region.web = "0.0.0.0:8001".into();
+            let refused = config.refuse_shipped_secrets(&path, &region).err().map(|e| e.to_string());
+            let other = config.region[1].clone();
+            assert!(config.refuse_shipped_secrets(&path, &other).is_ok(), "a loopback region may keep them");
+            assert!(refused.as_deref().is_some_and(|m| m.contains(field)), "{field}: {refused:?}");
+        };
+        exposed(&shipped, "cluster.secret");
+        let fresh = |text: &str, value: &str| text.replace(value, "a-secret-of-our-own-0123456789abcdef");
+        let text = fresh(&shipped, SHIPPED_CLUSTER_SECRET);
+        exposed(&text, "dev_key.access_key_id");
+        let text = text.replace(SHIPPED_DEV_KEY_ID, "MYOWNKEY0001");
+        exposed(&text, "dev_key.secret_access_key");
+        let text = fresh(&text, SHIPPED_DEV_KEY_SECRET);
+        exposed(&text, "auth.hs256_secret");
+        let text = text.replace(SHIPPED_AUTH_SECRET, "another-secret-of-our-own-0123456789abcdef");
+        exposed(&text, "auth.service_token");
+        let text = text.replace(SHIPPED_AUTH_SERVICE_TOKEN, "a-token-of-our-own-0123456789");
+        let hook = "[[events.webhook]]\nname = \"c\"\nurl = \"http://127.0.0.1:9/h\"\nsecret = \"change-me-shared-with-the-receiver\"\n";
+        let with_hook = text.replace("# The \"fake GeoIP\"", &format!("{hook}\n# The \"fake GeoIP\""));
+        assert_ne!(with_hook, text, "the webhook example went in");
+        exposed(&with_hook, "events.webhook[0].secret");
+
+        // Without any shipped value, or without a dev key at all, a public address is fine.
+        let config = load_str(&text).expect("loads");
+        let mut region = config.region[0].clone();
+        region.s3 = "[2001:db8::1]:9001".into();
+        region.internal_bind = Some("0.0.0.0:7001".into());
+        assert!(config.refuse_shipped_secrets(&path, &region).is_ok());
+        let no_dev_key = text.replace("[dev_key]", "[dev_key_removed]");
+        let cut = no_dev_key.find("[dev_key_removed]").expect("section");
+        let end = no_dev_key[cut..].find("\n\n").expect("end of section") + cut;
+        let no_dev_key = format!("{}{}", &no_dev_key[..cut], &no_dev_key[end..]);
+        let config = load_str(&no_dev_key).expect("[dev_key] is optional");
+        assert!(config.dev_key.is_none());
     }
 }

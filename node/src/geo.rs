@@ -61,7 +61,8 @@ pub(crate) fn routing(config: &ClusterConfig, board: Arc<LoadBoard>) -> anyhow::
         locator,
         board,
         sites,
-        trusted_proxies: TrustedProxies::new(trusted),
+        trusted_proxies: TrustedProxies::new(trusted)
+            .with_header(meridian_geo::ForwardedHeader::from_name(&geo.forwarded_header).unwrap_or_default()),
         settings: PlanSettings {
             near_tier_km: geo.near_tier_km,
             bytes_per_request: geo.bytes_per_sec_per_request as f64,

@@ -105,6 +105,40 @@ enum KeyCommand {
         /// A human name for the key.
         #[arg(long)]
         name: String,
+        /// Who the key belongs to: `user:ID` or `service:NAME` (default: the service named
+        /// after `--name`).
+        #[arg(long)]
+        owner: Option<meridian_raft::model::KeyOwner>,
+    },
+    /// List every key: id, state, creation time, owner and name (never the secret).
+    List {
+        /// The cluster description.
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
+    },
+    /// Disable a key: every node refuses it from the moment the command returns.
+    Disable {
+        /// The cluster description.
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
+        /// The access key id.
+        id: String,
+    },
+    /// Enable a disabled key again.
+    Enable {
+        /// The cluster description.
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
+        /// The access key id.
+        id: String,
+    },
+    /// Delete a key for good.
+    Delete {
+        /// The cluster description.
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
+        /// The access key id.
+        id: String,
     },
 }
 
@@ -132,7 +166,17 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Node { config, region } => node::run(&config, &region).await,
-            Command::Key { command: KeyCommand::Create { config, name } } => keys::create(&config, &name).await,
+            Command::Key { command: KeyCommand::Create { config, name, owner } } => {
+                keys::create(&config, &name, owner).await
+            }
+            Command::Key { command: KeyCommand::List { config } } => keys::list(&config).await,
+            Command::Key { command: KeyCommand::Disable { config, id } } => {
+                keys::set_disabled(&config, &id, true).await
+            }
+            Command::Key { command: KeyCommand::Enable { config, id } } => {
+                keys::set_disabled(&config, &id, false).await
+            }
+            Command::Key { command: KeyCommand::Delete { config, id } } => keys::delete(&config, &id).await,
             Command::Scrub { config, region, timeout_secs } => {
                 scrub_cli::run(&config, &region, std::time::Duration::from_secs(timeout_secs)).await
             }

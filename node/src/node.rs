@@ -28,6 +28,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         .region(region_name)
         .with_context(|| format!("{} has no [[region]] named {region_name:?}", config_path.display()))?
         .clone();
+    config.refuse_shipped_secrets(config_path, &region)?;
     let data_dir = config.data_dir(&region);
     tracing::info!(region = %region.name, id = region.id, data_dir = %data_dir.display(), "starting node");
     let shutdown = Shutdown::on_signals()?;
@@ -72,10 +73,14 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         .map(|r| load_exchange::Peer { id: r.id, internal: r.internal.clone() })
         .collect();
 
-    let mut web_state =
-        meridian_admin::WebState::new(meta.clone(), region.name.clone(), Some(config.dev_key.access_key_id.clone()))
-            .with_service_tokens(config.api.service_tokens())
-            .with_share_settings(config.shares.settings());
+    let mut web_state = meridian_admin::WebState::new(
+        meta.clone(),
+        region.name.clone(),
+        config.dev_key.as_ref().map(|k| k.access_key_id.clone()),
+    )
+    .with_service_tokens(config.api.service_tokens())
+    .with_share_settings(config.shares.settings())
+    .with_open_status(config.api.status_open(&region.web));
     if let Some(auth) = &config.auth {
         web_state = web_state.with_identity(auth.identity_settings(&config.base_dir)?).context("[auth]")?;
     }
@@ -127,17 +132,19 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         if meta.initialize_if_new(voters).await.context("cannot initialize the cluster")? {
             tracing::info!("initialized a new cluster");
         }
-        let dev_key = AccessKey {
-            id: config.dev_key.access_key_id.clone(),
-            secret: config.dev_key.secret_access_key.clone(),
+        let dev_key = config.dev_key.as_ref().map(|dev_key| AccessKey {
+            id: dev_key.access_key_id.clone(),
+            secret: dev_key.secret_access_key.clone(),
             name: "dev (cluster.toml)".into(),
             created: 0,
-        };
+        });
         // The web API presigns with the system key for callers without a key of their own.
         let system = meridian_admin::presign::system_key(&config.cluster.secret);
         let system_key =
             AccessKey { id: system.id, secret: system.secret, name: "system (web API presigning)".into(), created: 0 };
-        tasks.spawn(ensure_keys(meta.clone(), vec![dev_key, system_key], shutdown.clone()));
+        let system_id = system_key.id.clone();
+        let keys = dev_key.into_iter().chain([system_key]).collect();
+        tasks.spawn(ensure_keys(meta.clone(), keys, system_id, shutdown.clone()));
     }
 
     let s3_result = listeners::s3::serve(
@@ -158,12 +165,17 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
 
 /// Puts the keys every node relies on (the development key of `cluster.toml`, the system key
 /// of the web API) into the replicated key store once a leader exists, so they work on every
-/// node.
-async fn ensure_keys(meta: MetaStore, keys: Vec<AccessKey>, shutdown: Shutdown) {
+/// node; then deletes the system keys of earlier cluster secrets (every `MSYS` key but `system`).
+async fn ensure_keys(meta: MetaStore, keys: Vec<AccessKey>, system: String, shutdown: Shutdown) {
     for key in keys {
         if !ensure_key(&meta, key, &shutdown).await {
             return;
         }
+    }
+    // A rotated cluster secret retires the system key of the old one: its secret is derived
+    // from the old cluster secret, so whoever still has that could sign any S3 request.
+    if let Err(error) = crate::keys::retire_old_system_keys(&meta, &system).await {
+        tracing::error!(%error, "cannot retire the system keys of earlier cluster secrets");
     }
 }
 

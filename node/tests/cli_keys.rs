@@ -50,4 +50,27 @@ async fn created_key_signs_requests_and_unknown_keys_are_refused() {
     // Two keys created in a row are distinct.
     let (second, _) = create_key(&node, "second");
     assert_ne!(id, second);
+
+    // `key list` shows both, owned by the service named after them (the default owner), with
+    // their state and creation time, and never a secret.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["key", "list", "--config"])
+        .arg(node.config_path())
+        .output()
+        .expect("run meridian key list");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "key list failed: {}", String::from_utf8_lossy(&output.stderr));
+    let line = stdout.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{id} not listed: {stdout}"));
+    assert!(line.contains("service:encoder") && line.contains("enabled") && line.contains("Z "), "{line}");
+    assert!(stdout.lines().any(|l| l.starts_with(&second)), "{stdout}");
+    assert!(!stdout.contains(&secret), "no secret in the list");
+
+    // An owner that is neither user:ID nor service:NAME is refused before anything is sent.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["key", "create", "--name", "x", "--owner", "root", "--config"])
+        .arg(node.config_path())
+        .output()
+        .expect("run meridian key create");
+    assert!(!output.status.success(), "a bad owner must be refused");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("user:ID or service:NAME"), "the error says the form");
 }

@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Actor, Cursor};
-use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, Share, UnixMillis, UserProfile};
+#[cfg(doc)]
+use crate::model::KeyRecord;
+use crate::model::{AccessKey, Bucket, KeyOwner, MultipartUpload, ObjectMeta, Share, UnixMillis, UserProfile};
 use crate::types::NodeId;
 
 /// A change to the placement database. Every decision that depends on current state (does the
@@ -176,6 +178,43 @@ pub enum Command {
         /// The command itself (neither a batch nor another envelope).
         command: Box<Command>,
     },
+    /// Add an S3 access key with its owner (the key and its [`KeyRecord`] in one step).
+    /// Refused (`PreconditionFailed`) when the id is taken: a new key never replaces another.
+    /// After the older variants, so entries written before it still decode.
+    CreateAccessKey {
+        /// The key.
+        key: AccessKey,
+        /// Who it belongs to.
+        owner: KeyOwner,
+    },
+    /// Disable an access key (it signs nothing from the moment this is applied) or enable it
+    /// again. Unknown id: rejected (`NoSuchKey`).
+    SetAccessKeyDisabled {
+        /// The access key id.
+        id: String,
+        /// When it was disabled; `None` enables it.
+        disabled: Option<UnixMillis>,
+    },
+    /// Delete an access key and its record. Unknown id: rejected (`NoSuchKey`).
+    DeleteAccessKey {
+        /// The access key id.
+        id: String,
+    },
+    /// Downloads through a public link without a download limit, counted on one node since its
+    /// last flush: added to the link's count, with one event for all of them (anonymous visitors
+    /// would otherwise cost one log entry and one event each). Counted even if the link was
+    /// revoked or expired meanwhile: the downloads were handed out before that. Unknown:
+    /// rejected (`NoSuchKey`). After the older variants, so everything written before it still decodes.
+    CountShareUses {
+        /// The share's id.
+        id: String,
+        /// When the count was flushed.
+        at: UnixMillis,
+        /// How many downloads.
+        count: u64,
+        /// The latest downloader's address, for the history.
+        client: String,
+    },
 }
 
 impl Command {
@@ -286,6 +325,14 @@ mod tests {
         let bytes = crate::codec::encode(&from).expect("encodes");
         assert_eq!(bytes[0], 19, "AttributedFrom is the last variant");
         assert_eq!(crate::codec::decode::<Command>(&bytes).expect("decodes"), from);
+        let delete = crate::codec::encode(&Command::DeleteAccessKey { id: "k".into() }).expect("encodes");
+        assert_eq!(delete[0], 22, "the access key commands come after AttributedFrom");
+        let counted = Command::CountShareUses { id: "s".into(), at: 1, count: 2, client: "c".into() };
+        assert_eq!(
+            crate::codec::encode(&counted).expect("encodes")[0],
+            23,
+            "CountShareUses comes after the access key commands"
+        );
         let plain = Command::DeleteBucket { name: "b".into() }.attributed_from(None, 5, None);
         assert!(matches!(plain, Command::Attributed { .. }), "no address: the plain envelope");
     }

@@ -316,3 +316,88 @@ impl Share {
         }
     }
 }
+
+/// Who an S3 access key belongs to: what it may do is decided per owner (the S3 gateway
+/// authorizes copy sources per key owner).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KeyOwner {
+    /// A person known to the panel (the Auth service's user id).
+    User(String),
+    /// A service of the cinema, or an operator's tool (its name).
+    Service(String),
+}
+
+impl std::fmt::Display for KeyOwner {
+    /// `user:ID` or `service:NAME`: the one spelling the CLI, the API and the logs use.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::User(id) => write!(f, "user:{id}"),
+            Self::Service(name) => write!(f, "service:{name}"),
+        }
+    }
+}
+
+/// A string that is not a key owner.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a key owner (user:ID or service:NAME)")]
+pub struct BadKeyOwner(String);
+
+impl std::str::FromStr for KeyOwner {
+    type Err = BadKeyOwner;
+
+    /// The [`Display`](std::fmt::Display) form back: `user:ID` or `service:NAME`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let valid = |part: &str| !part.is_empty() && !part.chars().any(char::is_control);
+        match s.split_once(':') {
+            Some(("user", id)) if valid(id) => Ok(Self::User(id.to_owned())),
+            Some(("service", name)) if valid(name) => Ok(Self::Service(name.to_owned())),
+            _ => Err(BadKeyOwner(s.to_owned())),
+        }
+    }
+}
+
+/// What Meridian knows about an access key beyond the [`AccessKey`] itself, in a record of its
+/// own (`a/` table): [`AccessKey`] is bincode in the log and the `k/` table, so it cannot grow
+/// fields. A key without this record is a key made before it existed: enabled, owner unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Who the key belongs to; `None` for a key created without one (then it counts as a
+    /// service's key, see [`AccessKeyInfo::owner`]).
+    pub owner: Option<KeyOwner>,
+    /// When the key was disabled; a disabled key signs nothing until it is enabled again.
+    pub disabled: Option<UnixMillis>,
+}
+
+/// An access key as listings show it: everything but the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKeyInfo {
+    /// The public access key id.
+    pub id: String,
+    /// Its human name.
+    pub name: String,
+    /// When it was created (0 for the keys a node installs from its config).
+    pub created: UnixMillis,
+    /// Who it belongs to. A key with no recorded owner (made before owners existed, or
+    /// installed from the config) is the service named after the key's name.
+    pub owner: KeyOwner,
+    /// Whether the owner was recorded (false: the legacy fallback above).
+    pub owner_recorded: bool,
+    /// When it was disabled, if it is.
+    pub disabled: Option<UnixMillis>,
+}
+
+impl AccessKeyInfo {
+    /// The listing entry of `key` with its record, if it has one.
+    #[must_use]
+    pub fn new(key: &AccessKey, record: Option<&KeyRecord>) -> Self {
+        let recorded = record.and_then(|r| r.owner.clone());
+        Self {
+            id: key.id.clone(),
+            name: key.name.clone(),
+            created: key.created,
+            owner_recorded: recorded.is_some(),
+            owner: recorded.unwrap_or_else(|| KeyOwner::Service(key.name.clone())),
+            disabled: record.and_then(|r| r.disabled),
+        }
+    }
+}

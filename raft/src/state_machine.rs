@@ -15,7 +15,7 @@ use crate::command::{Command, CommandOutcome, Rejection, WriteCondition};
 use crate::error::StoreError;
 use crate::event::{Actor, Cursor, EventKind};
 use crate::history::{self, HistoryWriter, NewEvent};
-use crate::model::{Share, ShareAudience, ShareState, UnixMillis, User, WorkItem};
+use crate::model::{KeyRecord, Share, ShareAudience, ShareState, UnixMillis, User, WorkItem};
 use crate::snapshot::SnapshotFiles;
 use crate::tables::{self, Tables, record_key};
 use crate::types::{NodeId, RegionNode, TypeConfig};
@@ -244,13 +244,20 @@ impl Changes<'_> {
                 if !allowed {
                     return Ok(Rejected(Rejection::PreconditionFailed));
                 }
-                // An overwrite keeps the owner (a user with a write share, or an S3 key, replaces
-                // the owner's file, it does not take it); a first write by a user makes them owner.
-                // Ownership keeps its start across overwrites; a new owner's starts here.
+                // An overwrite never changes ownership: a user with a write share, or an S3 key,
+                // replaces the owner's file, it does not take it, and a file nobody owns (written
+                // by a key) stays unowned, or a write share would turn into delete and share
+                // rights that outlive the share. A user becomes owner only of a file their write
+                // creates, or of one in their own bucket. Ownership keeps its start across
+                // overwrites; a new owner's starts here.
                 let owner = match self.tables.owner(bucket, key)? {
                     Some(owner) => Some((owner, self.tables.owned_since(bucket, Some(key))?)),
                     None => match &self.origin {
-                        Some(Origin { actor: Some(Actor::User(id)), .. }) => Some((id.clone(), Some(self.index))),
+                        Some(Origin { actor: Some(Actor::User(id)), .. })
+                            if current.is_none() || self.tables.bucket_owner(bucket)?.as_deref() == Some(id) =>
+                        {
+                            Some((id.clone(), Some(self.index)))
+                        }
                         _ => None,
                     },
                 };
@@ -445,6 +452,18 @@ impl Changes<'_> {
                 self.emit(Some(*at), kind)?;
                 Done
             }
+            Command::CountShareUses { id, at, count, client } => {
+                let Some(mut share) = self.tables.share(id)? else {
+                    return Ok(Rejected(Rejection::NoSuchKey));
+                };
+                share.downloads = share.downloads.saturating_add(*count);
+                self.put(record_key(tables::SHARE, &[id]), &share)?;
+                let client =
+                    if *count > 1 { format!("{client} and {} more downloads", count - 1) } else { client.clone() };
+                let kind = EventKind::ShareUsed { share: id.clone(), bucket: share.bucket, key: share.key, client };
+                self.emit(Some(*at), kind)?;
+                Done
+            }
             Command::ReplicaAdded { bucket, key, blob, node, at } => match self.tables.object(bucket, key)? {
                 Some(mut meta) if &meta.blob == blob => {
                     let new_region = meta.holders.insert(*node, *at).is_none();
@@ -498,6 +517,33 @@ impl Changes<'_> {
             }
             Command::TrimEvents { through } => {
                 self.trim = Some(*through);
+                Done
+            }
+            Command::CreateAccessKey { key, owner } => {
+                if self.tables.access_key(&key.id)?.is_some() {
+                    return Ok(Rejected(Rejection::PreconditionFailed));
+                }
+                self.put(record_key(tables::KEY, &[&key.id]), key)?;
+                let record = KeyRecord { owner: Some(owner.clone()), disabled: None };
+                self.put(record_key(tables::KEY_RECORD, &[&key.id]), &record)?;
+                Done
+            }
+            Command::SetAccessKeyDisabled { id, disabled } => {
+                if self.tables.access_key(id)?.is_none() {
+                    return Ok(Rejected(Rejection::NoSuchKey));
+                }
+                // A legacy key gets a record here, its owner still unknown.
+                let mut record = self.tables.key_record(id)?.unwrap_or_default();
+                record.disabled = *disabled;
+                self.put(record_key(tables::KEY_RECORD, &[id]), &record)?;
+                Done
+            }
+            Command::DeleteAccessKey { id } => {
+                if self.tables.access_key(id)?.is_none() {
+                    return Ok(Rejected(Rejection::NoSuchKey));
+                }
+                self.batch.remove(record_key(tables::KEY, &[id]));
+                self.batch.remove(record_key(tables::KEY_RECORD, &[id]));
                 Done
             }
         })
@@ -900,6 +946,80 @@ mod tests {
         assert_eq!(kinds, ["BucketCreated", "ObjectCreated", "ObjectUpdated", "ObjectCreated", "ObjectDeleted"]);
     }
 
+    /// A write share never turns into ownership: a user overwriting a file nobody owns (written
+    /// by an S3 key) does not become its owner; creating a file, or writing in one's own bucket,
+    /// does.
+    #[test]
+    fn an_overwrite_of_an_unowned_file_does_not_make_the_writer_its_owner() {
+        use crate::event::Actor;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = state_machine(dir.path());
+        let bob = Some(Actor::User("u-bob".into()));
+        let alice = Some(Actor::User("u-alice".into()));
+        let key = Some(Actor::AccessKey("KEY".into()));
+        let bucket = Bucket { name: "b".into(), created: 5, region: "r".into() };
+        sm.apply_entry(&entry(1, Command::CreateBucket(bucket).attributed(key.clone(), 9))).expect("apply");
+        sm.apply_entry(&entry(2, put("k", "ee01", 1).attributed(key.clone(), 10))).expect("apply");
+        assert_eq!(sm.tables.owner("b", "k").expect("owner"), None);
+        sm.apply_entry(&entry(3, put("k", "ee02", 1).attributed(bob.clone(), 11))).expect("apply");
+        assert_eq!(sm.tables.owner("b", "k").expect("owner"), None, "an overwrite through a share takes nothing");
+        sm.apply_entry(&entry(4, put("new", "ee03", 1).attributed(bob, 12))).expect("apply");
+        assert_eq!(sm.tables.owner("b", "new").expect("owner"), Some("u-bob".into()), "a creating write owns");
+
+        // In a bucket of her own, alice's overwrite of a key-written file makes it hers.
+        let mine = Bucket { name: "a".into(), created: 5, region: "r".into() };
+        sm.apply_entry(&entry(5, Command::CreateBucket(mine).attributed(alice.clone(), 13))).expect("apply");
+        let in_a = |blob: &str| match put("f", blob, 1) {
+            Command::PutObject { key, meta, condition, completes_upload, .. } => {
+                Command::PutObject { bucket: "a".into(), key, meta, condition, completes_upload }
+            }
+            other => other,
+        };
+        sm.apply_entry(&entry(6, in_a("ee04").attributed(key, 14))).expect("apply");
+        assert_eq!(sm.tables.owner("a", "f").expect("owner"), None);
+        sm.apply_entry(&entry(7, in_a("ee05").attributed(alice, 15))).expect("apply");
+        assert_eq!(sm.tables.owner("a", "f").expect("owner"), Some("u-alice".into()));
+    }
+
+    /// Keys are created with an owner (never over another key), disabled and enabled, and
+    /// deleted with their record; a key made by `PutAccessKey` is a legacy key: enabled, owned
+    /// by the service named after it, until it gets a record.
+    #[test]
+    fn access_keys_are_created_disabled_enabled_and_deleted() {
+        use crate::model::{AccessKey, KeyOwner};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = state_machine(dir.path());
+        let key = |id: &str| AccessKey { id: id.into(), secret: "s".into(), name: format!("n-{id}"), created: 7 };
+        let owner = KeyOwner::User("u-1".into());
+        let create = |id: &str| Command::CreateAccessKey { key: key(id), owner: owner.clone() };
+        let outcome = |sm: &StateMachine, i, c| sm.apply_entry(&entry(i, c)).expect("apply").0;
+        assert_eq!(outcome(&sm, 1, create("K1")), CommandOutcome::Done);
+        assert_eq!(outcome(&sm, 2, create("K1")), CommandOutcome::Rejected(Rejection::PreconditionFailed));
+        assert_eq!(outcome(&sm, 3, Command::PutAccessKey(key("LEGACY"))), CommandOutcome::Done);
+        let infos = sm.tables.access_keys().expect("list");
+        assert_eq!(infos.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["K1", "LEGACY"]);
+        assert_eq!((infos[0].owner.clone(), infos[0].owner_recorded), (owner.clone(), true));
+        assert_eq!((infos[1].owner.clone(), infos[1].owner_recorded), (KeyOwner::Service("n-LEGACY".into()), false));
+        assert!(infos.iter().all(|i| i.disabled.is_none() && i.created == 7));
+
+        let disable = |id: &str, at| Command::SetAccessKeyDisabled { id: id.into(), disabled: at };
+        assert_eq!(outcome(&sm, 4, disable("LEGACY", Some(50))), CommandOutcome::Done);
+        assert_eq!(sm.tables.key_record("LEGACY").expect("read").and_then(|r| r.disabled), Some(50));
+        assert_eq!(sm.tables.access_keys().expect("list")[1].owner, KeyOwner::Service("n-LEGACY".into()));
+        assert_eq!(outcome(&sm, 5, disable("LEGACY", None)), CommandOutcome::Done);
+        assert_eq!(sm.tables.key_record("LEGACY").expect("read").and_then(|r| r.disabled), None);
+        assert_eq!(outcome(&sm, 6, disable("NOPE", Some(1))), CommandOutcome::Rejected(Rejection::NoSuchKey));
+
+        let delete = |id: &str| Command::DeleteAccessKey { id: id.into() };
+        assert_eq!(outcome(&sm, 7, delete("K1")), CommandOutcome::Done);
+        assert_eq!(sm.tables.access_key("K1").expect("read"), None);
+        assert_eq!(sm.tables.key_record("K1").expect("read"), None);
+        assert_eq!(outcome(&sm, 8, delete("K1")), CommandOutcome::Rejected(Rejection::NoSuchKey));
+        // A key re-created at a deleted id starts enabled, with its new owner.
+        assert_eq!(outcome(&sm, 9, create("K1")), CommandOutcome::Done);
+        assert_eq!(sm.tables.key_record("K1").expect("read").and_then(|r| r.disabled), None);
+    }
+
     /// A node that does not hold a new blob owes a pull of it; the holder does not.
     #[test]
     fn non_holders_owe_a_pull() {
@@ -929,6 +1049,29 @@ mod tests {
 
     fn public(token: &str) -> ShareAudience {
         ShareAudience::Public { token_sha256: token.into(), password_hash: None, max_downloads: Some(2) }
+    }
+
+    /// Downloads counted on a node arrive as one count: added to the link's downloads, with
+    /// one event for all of them; an unknown link is refused.
+    #[test]
+    fn counted_share_uses_add_up_with_one_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = state_machine(dir.path());
+        let bucket = Bucket { name: "b".into(), created: 0, region: "r".into() };
+        sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
+        sm.apply_entry(&entry(2, put("k", "ef01", 1).attributed(None, 20))).expect("apply");
+        let unlimited = ShareAudience::Public { token_sha256: "t".into(), password_hash: None, max_downloads: None };
+        sm.apply_entry(&entry(3, share("s1", "k", unlimited))).expect("apply");
+        let count =
+            |id: &str, count| Command::CountShareUses { id: id.into(), at: 30, count, client: "192.0.2.1".into() };
+        let (outcome, _) = sm.apply_entry(&entry(4, count("s1", 40))).expect("apply");
+        assert_eq!(outcome, CommandOutcome::Done);
+        let (outcome, _) = sm.apply_entry(&entry(5, count("nope", 1))).expect("apply");
+        assert_eq!(outcome, CommandOutcome::Rejected(Rejection::NoSuchKey));
+        assert_eq!(sm.tables.share("s1").expect("read").map(|s| s.downloads), Some(40));
+        let used = crate::history::read(&sm.tables, None, 100, 5).expect("read");
+        let used: Vec<_> = used.iter().filter(|e| e.kind.name() == "ShareUsed").collect();
+        assert_eq!(used.len(), 1, "one event for the whole count");
     }
 
     /// Shares die with their file: a delete (not an overwrite) revokes them and drops them from

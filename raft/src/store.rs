@@ -22,7 +22,7 @@ use crate::event::{Cursor, Event};
 use crate::history::{EventRetention, EventsError, TrimTarget};
 use crate::lease::{LeaseGrant, LeaseRequest, Leases};
 use crate::log_store::LogStore;
-use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, User, WorkItem};
+use crate::model::{AccessKey, AccessKeyInfo, Bucket, KeyOwner, MultipartUpload, ObjectMeta, User, WorkItem};
 use crate::network::{CallError, HttpNetwork, LEASE_PATH, PROPOSE_PATH, PeerClient, READ_INDEX_PATH};
 use crate::signing::RequestSigner;
 use crate::snapshot::SnapshotFiles;
@@ -739,9 +739,33 @@ impl MetaStore {
         Ok(all)
     }
 
-    /// An access key.
+    /// An access key, disabled or not: whoever checks a signature must use
+    /// [`MetaStore::usable_access_key`] instead.
     pub fn access_key(&self, id: &str) -> Result<Option<AccessKey>, StoreError> {
         self.inner.tables.access_key(id)
+    }
+
+    /// An access key that may sign requests: it exists and is not disabled. Reads local
+    /// state; callers that must not miss a disable made through another node call
+    /// [`MetaStore::read_barrier`] first.
+    pub fn usable_access_key(&self, id: &str) -> Result<Option<AccessKey>, StoreError> {
+        let Some(key) = self.inner.tables.access_key(id)? else { return Ok(None) };
+        let disabled = self.inner.tables.key_record(id)?.is_some_and(|r| r.disabled.is_some());
+        Ok((!disabled).then_some(key))
+    }
+
+    /// Who an access key belongs to; `None` if there is no such key. A key without a recorded
+    /// owner (a legacy key, or one installed from the config) is the service named after the
+    /// key's name.
+    pub fn access_key_owner(&self, id: &str) -> Result<Option<KeyOwner>, StoreError> {
+        let Some(key) = self.inner.tables.access_key(id)? else { return Ok(None) };
+        let record = self.inner.tables.key_record(id)?;
+        Ok(Some(AccessKeyInfo::new(&key, record.as_ref()).owner))
+    }
+
+    /// Every access key, without its secret, in id order.
+    pub fn access_keys(&self) -> Result<Vec<AccessKeyInfo>, StoreError> {
+        self.inner.tables.access_keys()
     }
 
     /// A user known to the admin panel (deleted ones included).

@@ -9,6 +9,7 @@
 //! | `o/` | bucket `/` key | [`ObjectMeta`] (bucket names cannot contain `/`) |
 //! | `u/` | upload id | [`MultipartUpload`] |
 //! | `k/` | access key id | [`AccessKey`] |
+//! | `a/` | access key id | [`KeyRecord`]: its owner and whether it is disabled (absent: a legacy key) |
 //! | `x/` | blob id | bucket `/` key of the version that owns it |
 //! | `p/` | user id | [`User`] (people known to the admin panel) |
 //! | `n/` | bucket, or bucket `/` key | user id of the bucket's or object's owner (see `docs/admin.md`) |
@@ -30,13 +31,17 @@ use openraft::{LogId, StoredMembership};
 use crate::codec::{decode, encode};
 use crate::error::StoreError;
 use crate::event::Cursor;
-use crate::model::{AccessKey, Bucket, MultipartUpload, ObjectMeta, Share, ShareAudience, User, WorkItem};
+use crate::model::{
+    AccessKey, AccessKeyInfo, Bucket, KeyRecord, MultipartUpload, ObjectMeta, Share, ShareAudience, User, WorkItem,
+};
 use crate::types::{NodeId, RegionNode};
 
 pub(crate) const BUCKET: &[u8] = b"b/";
 pub(crate) const OBJECT: &[u8] = b"o/";
 pub(crate) const UPLOAD: &[u8] = b"u/";
 pub(crate) const KEY: &[u8] = b"k/";
+/// `a/ID`: the [`KeyRecord`] of access key ID (owner, disabled), beside its `k/` record.
+pub(crate) const KEY_RECORD: &[u8] = b"a/";
 pub(crate) const BLOB: &[u8] = b"x/";
 pub(crate) const USER: &[u8] = b"p/";
 pub(crate) const OWNER: &[u8] = b"n/";
@@ -141,6 +146,17 @@ impl Tables {
 
     pub(crate) fn access_key(&self, id: &str) -> Result<Option<AccessKey>, StoreError> {
         self.get(&record_key(KEY, &[id]))
+    }
+
+    /// The owner and state of an access key; `None` for a legacy key (or no key).
+    pub(crate) fn key_record(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.get(&record_key(KEY_RECORD, &[id]))
+    }
+
+    /// Every access key, without secrets, in id order.
+    pub(crate) fn access_keys(&self) -> Result<Vec<AccessKeyInfo>, StoreError> {
+        let keys: Vec<AccessKey> = self.all(KEY)?;
+        keys.iter().map(|key| Ok(AccessKeyInfo::new(key, self.key_record(&key.id)?.as_ref()))).collect()
     }
 
     pub(crate) fn user(&self, id: &str) -> Result<Option<User>, StoreError> {

@@ -12,9 +12,15 @@
 //! body of any size. So a system-key request must be a presigned URL for one of the operations
 //! the web API hands out, and every header that the gateway would store with the object, and the
 //! body's size, must be covered by its signature: exactly what the web API promised.
+//!
+//! **A key that belongs to a user** (`meridian key create --owner user:ID`) acts as that user
+//! and reaches what the panel would let them reach ([`meridian_raft::access`]): their buckets
+//! and files, and files shared with them. A key of a service (the default, and every key made
+//! before keys had owners) reaches everything, as operators' and services' keys always did.
 
 use meridian_raft::MetaStore;
 use meridian_raft::access::Person;
+use meridian_raft::model::KeyOwner;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::Credentials;
 use s3s::dto::{CopyObjectInput, CopySource, UploadPartCopyInput};
@@ -51,6 +57,77 @@ const HARMLESS_AMZ_HEADERS: &[&str] =
 const STORED_HEADERS: &[&str] =
     &["content-type", "content-disposition", "content-encoding", "content-language", "cache-control", "expires"];
 
+/// What the signing key of a request may reach, resolved once per request by
+/// [`AccessPolicy::check`] and left in the request's extensions for the gateway (which
+/// attributes a user's writes to them and lists only their buckets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyScope {
+    /// A service's or operator's key: every bucket and file.
+    Everything,
+    /// A user's key: what that user may reach.
+    Person {
+        /// The user id.
+        id: String,
+        /// Whether the user holds the admin role (as last synced from the Auth service).
+        admin: bool,
+    },
+}
+
+impl KeyScope {
+    /// The person the scope stands for, if any.
+    pub(crate) fn person(&self) -> Option<Person<'_>> {
+        match self {
+            Self::Everything => None,
+            Self::Person { id, admin } => Some(Person { id, admin: *admin }),
+        }
+    }
+}
+
+/// What an operation needs of a user's key on its bucket or object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Nothing: the operation is answered for the user alone (ListBuckets) or creates
+    /// something that becomes theirs (CreateBucket).
+    Nothing,
+    /// Read the object: owner, admin, or a share.
+    ReadObject,
+    /// Write a new version of the object: owner, admin, or a write share.
+    WriteObject,
+    /// Own the object (delete it): owner or admin.
+    OwnObject,
+    /// Own the bucket (list, delete, batch delete).
+    OwnBucket,
+    /// Not open to users' keys.
+    Refused,
+}
+
+/// What `op` needs of a user's key.
+fn need(op: &str) -> Need {
+    match op {
+        "ListBuckets" | "CreateBucket" => Need::Nothing,
+        "GetObject" | "HeadObject" | "GetObjectTagging" | "GetObjectAttributes" | "ListParts" => Need::ReadObject,
+        "PutObject"
+        | "CopyObject"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "UploadPartCopy"
+        | "CompleteMultipartUpload"
+        | "AbortMultipartUpload"
+        | "PutObjectTagging"
+        | "DeleteObjectTagging" => Need::WriteObject,
+        "DeleteObject" => Need::OwnObject,
+        "ListObjects"
+        | "ListObjectsV2"
+        | "ListObjectVersions"
+        | "ListMultipartUploads"
+        | "HeadBucket"
+        | "GetBucketLocation"
+        | "DeleteBucket"
+        | "DeleteObjects" => Need::OwnBucket,
+        _ => Need::Refused,
+    }
+}
+
 /// Decides, for every S3 request, whether its credential may run it.
 pub struct AccessPolicy {
     /// The metadata store: the owners and shares a user's URL is checked against.
@@ -67,6 +144,50 @@ impl AccessPolicy {
 
     fn is_system_key(&self, credentials: &Credentials) -> bool {
         self.system_key.as_deref() == Some(credentials.access_key.as_str())
+    }
+
+    /// What `access_key` may reach: a user's key is scoped to its user (refused once the user is
+    /// gone from the Auth service); any other key reaches everything.
+    fn key_scope(&self, access_key: &str) -> S3Result<KeyScope> {
+        match self.meta.access_key_owner(access_key).map_err(error::store)? {
+            Some(KeyOwner::User(id)) => {
+                let user = self.meta.user(&id).map_err(error::store)?.filter(|u| u.deleted.is_none());
+                let Some(user) = user else {
+                    tracing::warn!(access_key, user = %id, "key of a user the Auth service no longer lists");
+                    return Err(s3_error!(AccessDenied, "This key's user no longer exists."));
+                };
+                let admin = user.profile.roles.iter().any(|r| r == "admin");
+                Ok(KeyScope::Person { id, admin })
+            }
+            Some(KeyOwner::Service(_)) | None => Ok(KeyScope::Everything),
+        }
+    }
+
+    /// Whether `person` may run `op` on what the request names.
+    fn check_person(&self, person: Person<'_>, op: &str, path: &s3s::path::S3Path) -> S3Result<()> {
+        use s3s::path::S3Path;
+        let needed = need(op);
+        let allowed = match (needed, path) {
+            (Need::Nothing, _) => true,
+            (Need::Refused, _) | (_, S3Path::Root) => false,
+            (Need::OwnBucket, S3Path::Bucket { bucket } | S3Path::Object { bucket, .. }) => {
+                self.meta.person_owns(person, bucket, None).map_err(error::store)?
+            }
+            (_, S3Path::Bucket { .. }) => false,
+            (Need::OwnObject, S3Path::Object { bucket, key }) => {
+                self.meta.person_owns(person, bucket, Some(key)).map_err(error::store)?
+            }
+            (Need::ReadObject | Need::WriteObject, S3Path::Object { bucket, key }) => {
+                let write = needed == Need::WriteObject;
+                let access = self.meta.person_access(person, bucket, key, write, now_millis());
+                access.map_err(error::store)?.is_some()
+            }
+        };
+        if !allowed {
+            tracing::info!(user = person.id, op, ?path, "user key refused");
+            return Err(s3_error!(AccessDenied, "This key's user may not run {op} here."));
+        }
+        Ok(())
     }
 
     /// A request signed with the system key: see the module doc.
@@ -138,6 +259,13 @@ impl AccessPolicy {
         let CopySource::Bucket { bucket, key, .. } = source else {
             return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
         };
+        if let Some(person) = self.key_scope(&credentials.access_key)?.person() {
+            let access = self.meta.person_access(person, bucket, key, false, now_millis()).map_err(error::store)?;
+            if access.is_none() {
+                tracing::warn!(user = person.id, %bucket, %key, "copy from a file the key's user may not read");
+                return Err(s3_error!(AccessDenied, "This key's user may not read the copy source."));
+            }
+        }
         tracing::debug!(key = %credentials.access_key, %bucket, %key, "copy source authorized");
         Ok(())
     }
@@ -192,7 +320,13 @@ impl S3Access for AccessPolicy {
         if self.is_system_key(credentials) {
             self.check_system_key_request(cx)?;
             self.check_acting_user_may_write(cx)?;
+            return Ok(());
         }
+        let scope = self.key_scope(&credentials.access_key.clone())?;
+        if let Some(person) = scope.person() {
+            self.check_person(person, cx.s3_op().name(), cx.s3_path())?;
+        }
+        cx.extensions_mut().insert(scope);
         Ok(())
     }
 

@@ -53,10 +53,21 @@ impl Gateway {
 
     pub(crate) async fn list_buckets_op(
         &self,
-        _req: S3Request<ListBucketsInput>,
+        req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
         self.sync_for_read().await?;
-        let buckets = self.meta.buckets().map_err(error::store)?;
+        let mut buckets = self.meta.buckets().map_err(error::store)?;
+        // A user's key lists the user's buckets only.
+        if let Some(person) = req.extensions.get::<crate::access::KeyScope>().and_then(crate::access::KeyScope::person)
+        {
+            let mut owned = Vec::with_capacity(buckets.len());
+            for bucket in buckets {
+                if self.meta.person_owns(person, &bucket.name, None).map_err(error::store)? {
+                    owned.push(bucket);
+                }
+            }
+            buckets = owned;
+        }
         let buckets = buckets
             .into_iter()
             .map(|b| s3s::dto::Bucket {

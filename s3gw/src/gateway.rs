@@ -91,6 +91,10 @@ impl Gateway {
     pub(crate) fn origin_of<T>(&self, req: &s3s::S3Request<T>) -> Origin {
         let client = req.extensions.get::<ClientAddr>().map(|addr| addr.0.to_string());
         let Some(credentials) = req.credentials.as_ref() else { return Origin { actor: None, client } };
+        // A user's key acts as its user: what it creates is theirs, and the history says who.
+        if let Some(crate::access::KeyScope::Person { id, .. }) = req.extensions.get::<crate::access::KeyScope>() {
+            return Origin { actor: Some(Actor::User(id.clone())), client };
+        }
         let signer = Actor::AccessKey(credentials.access_key.clone());
         let Some(named) = named_actor(req.uri.query()) else { return Origin { actor: Some(signer), client } };
         if self.delegating_key.as_deref() != Some(credentials.access_key.as_str()) {

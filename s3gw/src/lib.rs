@@ -24,7 +24,7 @@ mod scrub;
 mod service;
 mod tagging;
 
-pub use access::AccessPolicy;
+pub use access::{AccessPolicy, KeyScope};
 pub use auth::KeyStoreAuth;
 pub use gateway::{ClientAddr, Gateway, ReadConsistency};
 pub use housekeeping::HousekeepingError;

@@ -111,14 +111,19 @@ def load(path: str) -> dict:
             }
         )
 
+    # [dev_key] is optional (a cluster off loopback has none); without it there are no
+    # credentials to hand out, and keys come from `meridian key create`.
     key = doc.get("dev_key")
-    if not isinstance(key, dict):
-        raise ConfigError("no [dev_key] table")
-    akid, secret = key.get("access_key_id"), key.get("secret_access_key")
-    if not isinstance(akid, str) or not akid or not isinstance(secret, str) or not secret:
-        raise ConfigError("[dev_key] needs non-empty access_key_id and secret_access_key")
-    _no_control(akid, "[dev_key] access_key_id")
-    _no_control(secret, "[dev_key] secret_access_key")
+    dev_key = None
+    if key is not None:
+        if not isinstance(key, dict):
+            raise ConfigError("[dev_key] must be a table")
+        akid, secret = key.get("access_key_id"), key.get("secret_access_key")
+        if not isinstance(akid, str) or not akid or not isinstance(secret, str) or not secret:
+            raise ConfigError("[dev_key] needs non-empty access_key_id and secret_access_key")
+        _no_control(akid, "[dev_key] access_key_id")
+        _no_control(secret, "[dev_key] secret_access_key")
+        dev_key = (akid, secret)
     auth = doc.get("auth")
     dev_auth = None
     if isinstance(auth, dict) and isinstance(auth.get("login_url"), str):
@@ -128,7 +133,7 @@ def load(path: str) -> dict:
             host = addr.rsplit(":", 1)[0]
             if host.startswith("127.") or host == "[::1]":
                 dev_auth = addr
-    return {"path": os.path.abspath(path), "regions": regions, "dev_key": (akid, secret), "dev_auth": dev_auth}
+    return {"path": os.path.abspath(path), "regions": regions, "dev_key": dev_key, "dev_auth": dev_auth}
 
 
 def cmd_regions(cfg: dict) -> None:
@@ -142,15 +147,17 @@ def cmd_regions(cfg: dict) -> None:
 
 def cmd_env(cfg: dict) -> None:
     regions = cfg["regions"]
-    akid, secret = cfg["dev_key"]
     first = regions[0]
     values = [
         ("MERIDIAN_CONFIG", cfg["path"]),
         ("MERIDIAN_S3_ENDPOINTS", " ".join(r["s3_url"] for r in regions)),
         ("MERIDIAN_WEB_ENDPOINTS", " ".join(r["web_url"] for r in regions)),
         ("MERIDIAN_REGIONS", " ".join(r["name"] for r in regions)),
-        ("AWS_ACCESS_KEY_ID", akid),
-        ("AWS_SECRET_ACCESS_KEY", secret),
+    ]
+    if cfg["dev_key"]:
+        akid, secret = cfg["dev_key"]
+        values += [("AWS_ACCESS_KEY_ID", akid), ("AWS_SECRET_ACCESS_KEY", secret)]
+    values += [
         ("AWS_REGION", first["name"]),
         # aws-cli v1 and boto3 read the region from AWS_DEFAULT_REGION, not AWS_REGION.
         ("AWS_DEFAULT_REGION", first["name"]),
@@ -164,7 +171,9 @@ def cmd_env(cfg: dict) -> None:
 
 
 def cmd_dev_key(cfg: dict) -> None:
-    print("\t".join(cfg["dev_key"]))
+    # Nothing printed: the config has no [dev_key].
+    if cfg["dev_key"]:
+        print("\t".join(cfg["dev_key"]))
 
 
 def cmd_dev_auth(cfg: dict) -> None:

@@ -117,7 +117,38 @@ pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// Whatever bytes a client sends as `Cookie`, `Origin` and `Host`, reading a cookie and
+        /// judging the origin never panic, and a value read is one cookie's (no `;`, not empty).
+        #[test]
+        fn cookie_parsers_take_any_bytes(
+            cookie in prop::collection::vec(any::<u8>(), 0..200),
+            second in "[ -~]{0,80}",
+            origin in prop::collection::vec(any::<u8>(), 0..80),
+            host in "[ -~]{0,40}",
+            name in prop_oneof![Just("meridian_session".to_owned()), "[a-z_=; ]{0,12}"],
+        ) {
+            let mut headers = HeaderMap::new();
+            for value in [HeaderValue::from_bytes(&cookie), HeaderValue::from_str(&second)].into_iter().flatten() {
+                headers.append(COOKIE, value);
+            }
+            if let Ok(origin) = HeaderValue::from_bytes(&origin) {
+                headers.insert(ORIGIN, origin);
+            }
+            if let Ok(host) = HeaderValue::from_str(&host) {
+                headers.insert(HOST, host);
+            }
+            if let Some(value) = read(&headers, &name) {
+                prop_assert!(!value.is_empty() && !value.contains(';'), "{value:?}");
+            }
+            let _ = same_origin(&headers);
+            let _ = crate::identity::jwt::unverified_expiry(&String::from_utf8_lossy(&cookie));
+        }
+    }
 
     fn settings(secure: CookieSecure) -> CookieSettings {
         CookieSettings { name: "s".into(), secure, same_site: SameSite::Lax }

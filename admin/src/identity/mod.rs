@@ -49,6 +49,9 @@ pub struct IdentitySettings {
     pub request_timeout: Duration,
     /// The session cookies.
     pub cookie: CookieSettings,
+    /// Sign-in attempts the Auth service refuses, tolerated per login (`per_link`) and per
+    /// client address within the window, before the answer is 429.
+    pub sign_in_attempts: crate::AttemptLimits,
 }
 
 /// Why the identity part cannot start.
@@ -74,6 +77,8 @@ pub(crate) struct Identity {
     pub(crate) sync_interval: Duration,
     /// Page size of the user sync.
     pub(crate) users_page_size: u32,
+    /// Refused sign-ins, per login and per client: the password oracle's budget.
+    pub(crate) sign_in_attempts: crate::attempts::Attempts,
 }
 
 impl Identity {
@@ -110,6 +115,7 @@ impl Identity {
             cookie: settings.cookie,
             sync_interval: settings.sync_interval,
             users_page_size: settings.users_page_size,
+            sign_in_attempts: crate::attempts::Attempts::new(settings.sign_in_attempts),
         })
     }
 }

@@ -6,11 +6,13 @@
 //! A page refreshes before `expires_at` by calling `POST /api/v1/session/refresh` with no body:
 //! the refresh cookie is enough.
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::header::SET_COOKIE;
+use axum::extract::{ConnectInfo, State};
+use axum::http::header::{RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse, Response};
 use meridian_raft::Command;
@@ -218,26 +220,93 @@ fn session_response(identity: &Identity, headers: &HeaderMap, session: Session) 
     (AppendHeaders([(SET_COOKIE, access_cookie), (SET_COOKIE, refresh_cookie)]), Json(body)).into_response()
 }
 
+/// The code of the error a throttled sign-in answers.
+pub(crate) const TOO_MANY_ATTEMPTS: &str = "too_many_attempts";
+
+/// A sign-in that opened no session: the API's error, and for a throttled one, when to try
+/// again (`Retry-After`).
+#[derive(Debug)]
+pub(crate) struct SignInError {
+    /// The error as the API answers it.
+    pub(crate) error: ApiError,
+    /// Seconds until another attempt may be allowed (throttled sign-ins only).
+    pub(crate) retry_after_secs: Option<u64>,
+}
+
+impl From<ApiError> for SignInError {
+    fn from(error: ApiError) -> Self {
+        Self { error, retry_after_secs: None }
+    }
+}
+
+impl IntoResponse for SignInError {
+    fn into_response(self) -> Response {
+        let mut response = self.error.into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// The address of the person signing in: the peer, or what a trusted proxy forwarded.
+pub(crate) fn client_of(state: &WebState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    crate::route::routing(state)
+        .and_then(|routing| crate::route::locate(routing, peer, headers, None))
+        .map_or_else(|_| peer.ip().to_canonical(), |located| located.address.ip)
+}
+
 /// Signs `login` in at the Auth service, checks the token it issues and upserts the user into
 /// the replicated user list (with the sign-in time). Shared by the API and the sign-in page.
+///
+/// Every attempt is reserved against the budgets of the login and of `client` before the
+/// password leaves this node; only an attempt the Auth service refuses keeps counting. Past
+/// either budget the answer is 429 and the Auth service is not asked.
 pub(crate) async fn open_session(
     state: &WebState,
     identity: &Identity,
     login: &str,
     password: &str,
-) -> Result<Session, ApiError> {
+    client: IpAddr,
+) -> Result<Session, SignInError> {
     if login.is_empty() || login.len() > MAX_LOGIN {
-        return Err(ApiError::bad_request(format!("login must be 1 to {MAX_LOGIN} bytes")));
+        return Err(ApiError::bad_request(format!("login must be 1 to {MAX_LOGIN} bytes")).into());
     }
     if password.len() > MAX_PASSWORD {
-        return Err(ApiError::bad_request(format!("password must be at most {MAX_PASSWORD} bytes")));
+        return Err(ApiError::bad_request(format!("password must be at most {MAX_PASSWORD} bytes")).into());
     }
+    // One budget per login however it is spelled.
+    let reservation = match identity.sign_in_attempts.reserve(&login.to_lowercase(), client) {
+        Ok(reservation) => reservation,
+        Err(refused) => {
+            tracing::warn!(%login, %client, why = ?refused.why, "sign-in attempts over the limit");
+            let secs = refused.retry_after_secs();
+            let error = ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: TOO_MANY_ATTEMPTS,
+                message: format!("too many failed sign-ins; try again in {secs} seconds"),
+            };
+            return Err(SignInError { error, retry_after_secs: Some(secs) });
+        }
+    };
     let refused = ApiError {
         status: StatusCode::UNAUTHORIZED,
         code: "invalid_credentials",
         message: "wrong login or password".into(),
     };
-    let grant = identity.upstream.login(login, password).await.map_err(|e| upstream_error(e, refused))?;
+    let grant = match identity.upstream.login(login, password, client).await {
+        Ok(grant) => grant,
+        Err(UpstreamError::Refused(detail)) => {
+            tracing::info!(%login, %client, %detail, "the Auth service refused the sign-in");
+            return Err(refused.into());
+        }
+        Err(other) => {
+            // Not the person's doing: the attempt does not count.
+            identity.sign_in_attempts.release(&reservation);
+            return Err(upstream_error(other, refused).into());
+        }
+    };
+    identity.sign_in_attempts.release(&reservation);
     let claims = verify_grant(identity, &grant).await?;
     let profile = profile_of(state, &grant, &claims)?;
     let at = now_millis();
@@ -251,21 +320,24 @@ pub(crate) async fn open_session(
             None
         }
     };
-    tracing::info!(user = %profile.id, login = %profile.login, admin = claims.roles.iter().any(|r| r == "admin"), "signed in");
+    tracing::info!(user = %profile.id, login = %profile.login, %client, admin = claims.roles.iter().any(|r| r == "admin"), "signed in");
     Ok(Session { grant, claims, profile, last_sign_in })
 }
 
 /// `POST /api/v1/session`: login and password to the Auth service; tokens back, cookies set,
-/// and the user upserted into the replicated user list.
+/// and the user upserted into the replicated user list. 429 with `Retry-After` past the
+/// sign-in limits.
 pub(crate) async fn sign_in(
     State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<SignInRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, SignInError> {
     let identity = identity(&state)?;
     require_same_origin(&headers)?;
     let Json(request) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let session = open_session(&state, identity, &request.login, &request.password).await?;
+    let client = client_of(&state, peer, &headers);
+    let session = open_session(&state, identity, &request.login, &request.password, client).await?;
     Ok(session_response(identity, &headers, session))
 }
 

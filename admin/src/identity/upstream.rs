@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The header that carries the signing-in person's address to the Auth service.
+pub(crate) const CLIENT_HEADER: &str = "x-forwarded-for";
+
 /// The Auth service's endpoints and the token Meridian presents to list users.
 pub(crate) struct AuthClient {
     http: reqwest::Client,
@@ -121,9 +124,21 @@ impl AuthClient {
         Self { http, login_url, refresh_url, users_url, service_token }
     }
 
-    /// Signs a person in with login and password.
-    pub(crate) async fn login(&self, login: &str, password: &str) -> Result<TokenGrant, UpstreamError> {
-        self.read(&self.login_url, self.http.post(&self.login_url).json(&LoginBody { login, password })).await
+    /// Signs a person in with login and password, telling the Auth service the person's address
+    /// (`X-Forwarded-For`, see `docs/auth.md`) so its own limits and logs see them, not this
+    /// node.
+    pub(crate) async fn login(
+        &self,
+        login: &str,
+        password: &str,
+        client: std::net::IpAddr,
+    ) -> Result<TokenGrant, UpstreamError> {
+        let request = self
+            .http
+            .post(&self.login_url)
+            .header(CLIENT_HEADER, client.to_string())
+            .json(&LoginBody { login, password });
+        self.read(&self.login_url, request).await
     }
 
     /// Trades a refresh token for new tokens.

@@ -5,8 +5,10 @@
 //! `renew_session`): the pages only turn their answers into cookies and redirects.
 
 use askama::Template;
-use axum::extract::{FromRequestParts, Query, Request, State};
-use axum::http::header::{COOKIE, SET_COOKIE};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
+use axum::http::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -16,7 +18,10 @@ use serde::Deserialize;
 use super::csrf::{self, CsrfForm};
 use super::{Chrome, HeaderUser, PageError, render, see_other};
 use crate::WebState;
-use crate::identity::session::{REFRESH_REFUSED, clear_cookies, open_session, renew_session, session_cookies};
+use crate::identity::session::{
+    REFRESH_REFUSED, SignInError, TOO_MANY_ATTEMPTS, clear_cookies, client_of, open_session, renew_session,
+    session_cookies,
+};
 use crate::identity::signed_in::identity;
 use crate::identity::{SignedInUser, cookies, now_secs};
 
@@ -203,12 +208,46 @@ pub(crate) struct SignInQuery {
     next: Option<String>,
 }
 
+/// Where a signed-in user lands when `next` is missing or refused.
+const HOME: &str = "/files";
+/// Most rounds of percent-decoding looked through: `%25` nested deeper than this is refused.
+const DECODE_ROUNDS: usize = 4;
+
 /// Only paths of this site: `next` must not send the user elsewhere after signing in.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => next.to_owned(),
-        _ => "/files".to_owned(),
+        Some(next) if is_local_path(next) => next.to_owned(),
+        Some(next) => {
+            tracing::warn!(next = %next.escape_debug(), "sign-in: next refused, not a path of this site");
+            HOME.to_owned()
+        }
+        None => HOME.to_owned(),
     }
+}
+
+/// Whether `next` is a path of this origin however a browser reads it: one leading `/` and
+/// not `//` or `/\` (both mean another host), no backslash (browsers read it as `/`) and no
+/// control character (browsers drop tabs and newlines, so `/\t/evil.example` becomes
+/// `//evil.example`) anywhere, and the same after each round of percent-decoding (a server or
+/// proxy behind may decode `%2F` or `%09`). Plain ASCII only: a redirect carries no other bytes.
+pub(crate) fn is_local_path(next: &str) -> bool {
+    let mut text = std::borrow::Cow::Borrowed(next);
+    for _ in 0..DECODE_ROUNDS {
+        let bytes = text.as_bytes();
+        let shape = bytes.first() == Some(&b'/') && !matches!(bytes.get(1), Some(b'/' | b'\\'));
+        if !shape || bytes.iter().any(|b| !b.is_ascii() || b.is_ascii_control() || *b == b'\\') {
+            return false;
+        }
+        let decoded: Vec<u8> = percent_encoding::percent_decode(bytes).collect();
+        if decoded == bytes {
+            return true;
+        }
+        match String::from_utf8(decoded) {
+            Ok(decoded) => text = std::borrow::Cow::Owned(decoded),
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 fn sign_in_chrome(csrf: String) -> Chrome {
@@ -243,13 +282,15 @@ pub(crate) struct SignInForm {
 /// goes on to `next`. A refusal shows the form again with a message and the login kept.
 pub(crate) async fn sign_in(
     State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     axum::Extension(token): axum::Extension<csrf::Token>,
     CsrfForm(form): CsrfForm<SignInForm>,
 ) -> Result<Response, PageError> {
     let identity = identity(&state)?;
     let next = safe_next(form.next.as_deref());
-    match open_session(&state, identity, form.login.trim(), &form.password).await {
+    let client = client_of(&state, peer, &headers);
+    match open_session(&state, identity, form.login.trim(), &form.password, client).await {
         Ok(session) => {
             let mut response = see_other(&next);
             for cookie in session_cookies(identity, &headers, &session) {
@@ -257,16 +298,32 @@ pub(crate) async fn sign_in(
             }
             Ok(response)
         }
-        Err(error) => {
-            let message = match error.code {
-                "invalid_credentials" => "Wrong login or password. Check both and try again.".to_owned(),
-                "bad_request" => format!("Check what you entered: {}.", error.message),
+        Err(SignInError { error, retry_after_secs }) => {
+            let message = match (error.code, retry_after_secs) {
+                (TOO_MANY_ATTEMPTS, Some(secs)) => {
+                    format!("Too many failed sign-ins. Wait {} and try again.", wait_text(secs))
+                }
+                ("invalid_credentials", _) => "Wrong login or password. Check both and try again.".to_owned(),
+                ("bad_request", _) => format!("Check what you entered: {}.", error.message),
                 _ => "The sign-in service did not answer properly. Try again in a moment.".to_owned(),
             };
             tracing::info!(code = error.code, "sign-in page: refused");
             let page = SignInPage { chrome: sign_in_chrome(token.0), next, login: form.login, error: Some(message) };
-            Ok(render(error.status, &page))
+            let mut response = render(error.status, &page);
+            if let Some(secs) = retry_after_secs {
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+            }
+            Ok(response)
         }
+    }
+}
+
+/// "42 seconds" or "5 minutes": a wait as a person reads it.
+fn wait_text(secs: u64) -> String {
+    match secs {
+        0..=1 => "a second".to_owned(),
+        2..=90 => format!("{secs} seconds"),
+        _ => format!("{} minutes", secs.div_ceil(60)),
     }
 }
 
@@ -286,4 +343,108 @@ pub(crate) async fn sign_out(
         response.headers_mut().append(SET_COOKIE, cookie);
     }
     Ok(response.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The panel's origin, for resolving `next` the way a browser does.
+    const ORIGIN: &str = "https://panel.example/signin?next=x";
+
+    /// Whether a browser at the sign-in page would go to another origin for `location`.
+    fn leaves_origin(location: &str) -> bool {
+        let base = reqwest::Url::parse(ORIGIN).expect("base");
+        base.join(location).map_or(true, |url| url.origin() != base.origin())
+    }
+
+    /// The confirmed payload (`/%09/evil.example`: the tab is dropped, `//evil.example` is
+    /// another host) and its variants go home; plain paths of the panel are kept.
+    #[test]
+    fn next_is_a_path_of_this_site() {
+        let refused = [
+            "/%09/evil.example",
+            "/\t/evil.example",
+            "/%0a/evil.example",
+            "/%0d%0a/evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "/%5cevil.example",
+            "/%5Cevil.example",
+            "/%2f/evil.example",
+            "/%2F%2Fevil.example",
+            "/%252F/evil.example",
+            "/%25252525252F/evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "evil.example",
+            "",
+            " /files",
+            "/files\\..\\x",
+            "/fïles",
+            "/%ff",
+        ];
+        for next in refused {
+            assert_eq!(safe_next(Some(next)), HOME, "{next:?} must be refused");
+        }
+        for next in ["/files", "/files?prefix=a%2Fb", "/shares", "/", "/files/b/k%20x", "/a//b"] {
+            assert_eq!(safe_next(Some(next)), next, "{next:?} is a path of this site");
+        }
+        assert_eq!(safe_next(None), HOME);
+        assert!(leaves_origin("/\t/evil.example"), "the browser model agrees the payload is off-site");
+    }
+
+    /// Characters that matter for where a browser goes, mixed with a few plain ones.
+    fn tricky() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "/",
+            "\\",
+            "\t",
+            "\n",
+            "\r",
+            " ",
+            "%",
+            "%2",
+            "%2f",
+            "%2F",
+            "%5c",
+            "%5C",
+            "%09",
+            "%0a",
+            "%25",
+            "@",
+            ":",
+            ".",
+            "..",
+            "evil.example",
+            "http:",
+            "https:",
+            "?",
+            "#",
+            "a",
+            "\u{0}",
+            "\u{7f}",
+            "é",
+        ]);
+        prop::collection::vec(pieces, 0..12).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        /// Whatever `next` holds, accepting it never sends a browser off this origin, neither
+        /// as given nor after any round of percent-decoding; and nothing panics.
+        #[test]
+        fn accepted_next_never_leaves_the_origin(next in prop_oneof![tricky(), any::<String>()]) {
+            let chosen = safe_next(Some(&next));
+            prop_assert!(!leaves_origin(&chosen), "{next:?} -> {chosen:?}");
+            if chosen == next {
+                let mut text = next.clone();
+                for _ in 0..DECODE_ROUNDS {
+                    prop_assert!(!leaves_origin(&text), "{next:?} decoded to {text:?}");
+                    text = percent_encoding::percent_decode_str(&text).decode_utf8_lossy().into_owned();
+                }
+            }
+        }
+    }
 }

@@ -15,7 +15,6 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use meridian_raft::model::AccessKey;
 use meridian_raft::network::{
     self, APPEND_PATH, BLOB_PATH, LEASE_PATH, LOAD_PATH, PROPOSE_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH,
 };
@@ -26,7 +25,7 @@ use meridian_s3gw::blob::{BlobStore, DiskBlobs};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Path where `meridian key create` sends a new key.
+/// Path where `meridian key create | list | disable | enable | delete` send their requests.
 pub(crate) const KEYS_PATH: &str = "/internal/v1/keys";
 /// Path where `meridian cluster add-region` / `remove-region` ask for a membership change.
 pub(crate) const MEMBERSHIP_PATH: &str = "/internal/v1/membership";
@@ -221,16 +220,10 @@ async fn grant_lease(State(state): State<Internal>, body: Bytes) -> Response {
     }
 }
 
+/// `meridian key ...`: create, list, disable, enable, delete (see `crate::keys`).
 async fn create_key(State(state): State<Internal>, body: Bytes) -> Response {
-    match decode::<AccessKey>(&body) {
-        Ok(key) => {
-            let id = key.id.clone();
-            let result = state.meta.propose(Command::PutAccessKey(key)).await.map(|_| ()).map_err(|e| e.to_string());
-            if result.is_ok() {
-                tracing::info!(access_key = %id, "access key created");
-            }
-            reply(&result)
-        }
+    match decode::<crate::keys::KeyRequest>(&body) {
+        Ok(request) => reply(&crate::keys::serve(&state.meta, request).await),
         Err(response) => response,
     }
 }

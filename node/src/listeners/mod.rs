@@ -310,7 +310,7 @@ pub(crate) async fn serve<F, S, B>(
                         if !activity.waiting_on_client() {
                             // Our own silence (or the header timeout's case): count from now.
                             activity.touch();
-                        } else if activity.last_io().elapsed() >= idle_timeout {
+                        } else if activity.last_io() + idle_timeout <= Instant::now() {
                             tracing::debug!(listener = what, %peer, "closing an idle connection");
                             break;
                         }

@@ -151,12 +151,13 @@ impl AccessPolicy {
     fn key_scope(&self, access_key: &str) -> S3Result<KeyScope> {
         match self.meta.access_key_owner(access_key).map_err(error::store)? {
             Some(KeyOwner::User(id)) => {
-                let user = self.meta.user(&id).map_err(error::store)?.filter(|u| u.deleted.is_none());
-                let Some(user) = user else {
+                // A user the panel has not met yet (never signed in, not synced) is a plain user.
+                let user = self.meta.user(&id).map_err(error::store)?;
+                if user.as_ref().is_some_and(|u| u.deleted.is_some()) {
                     tracing::warn!(access_key, user = %id, "key of a user the Auth service no longer lists");
                     return Err(s3_error!(AccessDenied, "This key's user no longer exists."));
-                };
-                let admin = user.profile.roles.iter().any(|r| r == "admin");
+                }
+                let admin = user.is_some_and(|u| u.profile.roles.iter().any(|r| r == "admin"));
                 Ok(KeyScope::Person { id, admin })
             }
             Some(KeyOwner::Service(_)) | None => Ok(KeyScope::Everything),

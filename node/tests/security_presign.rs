@@ -156,6 +156,40 @@ async fn a_presigned_put_cannot_copy_another_users_file() {
 /// One tampered use of a URL: what it tries, the headers it adds, the body it sends.
 type Attempt = (&'static str, &'static [(&'static str, &'static str)], &'static [u8]);
 
+/// The tightened URLs still carry the panel's own multipart upload, sent exactly as the panel's
+/// script sends it (parts without headers, the completion as `application/xml`).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_panels_multipart_upload_goes_through_its_plan() {
+    let (node, _auth, users) = start().await;
+    let _log = node.log_on_panic();
+    let bucket = bucket_of(&node, &users.alice, "panel").await;
+    let data = common::random_bytes(7, 6 << 20);
+    let body = json!({ "bucket": bucket, "key": "film.mp4", "size": data.len(), "content_type": "video/mp4" });
+    let plan = plan(&node, &users.alice, body).await;
+    let multipart = &plan["multipart"];
+    let mut completion = String::from("<CompleteMultipartUpload>");
+    let mut offset = 0;
+    for part in multipart["parts"].as_array().expect("parts") {
+        let size = usize::try_from(part["size"].as_u64().expect("size")).expect("fits");
+        let url = part["url"].as_str().expect("part url");
+        let resp = http_client().put(url).body(data[offset..offset + size].to_vec()).send().await.expect("PUT part");
+        assert_eq!(resp.status().as_u16(), 200, "part {}", part["part_number"]);
+        let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).expect("ETag").to_owned();
+        completion
+            .push_str(&format!("<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>", part["part_number"]));
+        offset += size;
+    }
+    completion.push_str("</CompleteMultipartUpload>");
+    let url = multipart["complete"]["url"].as_str().expect("complete url");
+    let resp = http_client().post(url).header("content-type", "application/xml").body(completion).send().await;
+    let (status, _, text) = outcome(resp.expect("POST complete")).await;
+    assert_eq!(status, 200, "completion as the panel sends it: {text}");
+    let head = node.client().head_object().bucket(&bucket).key("film.mp4").send().await;
+    let head = ok(head, "HEAD");
+    assert_eq!(head.content_length(), Some(6 << 20));
+    assert_eq!(head.content_type(), Some("video/mp4"), "the type signed at the start");
+}
+
 /// A presigned PUT signs the size and type the API promised; headers that would be stored with
 /// the object are refused unless signed.
 #[tokio::test(flavor = "multi_thread")]

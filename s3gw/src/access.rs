@@ -53,7 +53,8 @@ const WRITE_OPERATIONS: &[&str] = &["PutObject", "CreateMultipartUpload", "Uploa
 const HARMLESS_AMZ_HEADERS: &[&str] =
     &["x-amz-content-sha256", "x-amz-date", "x-amz-user-agent", "x-amz-decoded-content-length", "x-amz-trailer"];
 
-/// Headers the gateway stores with an object: on a system-key request each must be signed.
+/// Headers the gateway stores with an object (on PutObject and CreateMultipartUpload): on a
+/// system-key request each must be signed.
 const STORED_HEADERS: &[&str] =
     &["content-type", "content-disposition", "content-encoding", "content-language", "cache-control", "expires"];
 
@@ -204,8 +205,11 @@ impl AccessPolicy {
         }
         let signed = query.get("X-Amz-SignedHeaders").unwrap_or_default().to_ascii_lowercase();
         let signed: Vec<&str> = signed.split(';').collect();
+        // Only these two store the request's content headers with an object; a completion's
+        // `content-type: application/xml` describes its own XML body.
+        let stores_headers = matches!(op, "PutObject" | "CreateMultipartUpload");
         for name in cx.headers().keys().map(http::HeaderName::as_str) {
-            let stored = STORED_HEADERS.contains(&name)
+            let stored = (stores_headers && STORED_HEADERS.contains(&name))
                 || (name.starts_with("x-amz-")
                     && !HARMLESS_AMZ_HEADERS.contains(&name)
                     && !name.starts_with("x-amz-checksum-")

@@ -30,7 +30,7 @@ pub mod types;
 mod untrusted_bytes_tests;
 
 pub use command::{Command, CommandOutcome, Rejection};
-pub use error::{ProposeError, StoreError};
+pub use error::{LeaderError, ProposeError, StoreError};
 pub use event::{ACTOR_QUERY_PARAM, Actor, Cursor, Event, EventKind};
 pub use history::{EventRetention, EventsError, TrimTarget};
 pub use lease::{LeaseGrant, LeaseRequest};

@@ -6,6 +6,9 @@
 //!
 //! The crate hides sled and openraft behind [`MetaStore`]: the rest of Meridian proposes
 //! [`Command`]s and reads plain data ([`model`]), and never touches the engine underneath.
+//! [`MetaStore`] hands out what the rest needs of Raft (leadership, membership, the RPC handlers
+//! of the internal listener) as its own methods, so no other crate names openraft (the node's
+//! tests alone, which forge raw Raft RPCs).
 
 pub mod access;
 mod codec;
@@ -35,6 +38,6 @@ pub use event::{ACTOR_QUERY_PARAM, Actor, Cursor, Event, EventKind};
 pub use history::{EventRetention, EventsError, TrimTarget};
 pub use lease::{LeaseGrant, LeaseRequest};
 pub use read::ReadError;
-pub use store::{ClusterStatus, MemberStatus, MetaStore, RaftTiming, StoreConfig};
+pub use store::{ClusterStatus, Leadership, MemberStatus, MetaStore, RaftTiming, StoreConfig};
 pub use tables::{ObjectCursor, SharePage};
 pub use types::{NodeId, RegionNode, TypeConfig};

@@ -362,9 +362,38 @@ impl MetaStore {
         self.inner.node_id
     }
 
-    /// The Raft instance, for the internal listener's RPC handlers and for status.
-    pub fn raft(&self) -> &Raft {
-        &self.inner.raft
+    /// Follower side of RequestVote, for the internal listener.
+    pub async fn vote(
+        &self,
+        request: openraft::raft::VoteRequest<NodeId>,
+    ) -> Result<openraft::raft::VoteResponse<NodeId>, RaftError<NodeId>> {
+        self.inner.raft.vote(request).await
+    }
+
+    /// Follower side of InstallSnapshot (one chunk), for the internal listener.
+    pub async fn install_snapshot(
+        &self,
+        request: openraft::raft::InstallSnapshotRequest<crate::TypeConfig>,
+    ) -> Result<openraft::raft::InstallSnapshotResponse<NodeId>, RaftError<NodeId, openraft::error::InstallSnapshotError>>
+    {
+        self.inner.raft.install_snapshot(request).await
+    }
+
+    /// Who leads, in which term, and whether this node is a member, read at one instant (health
+    /// checks, the load a node reports to its peers).
+    pub fn leadership(&self) -> Leadership {
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow();
+        Leadership {
+            leader: metrics.current_leader,
+            term: metrics.current_term,
+            member: metrics.membership_config.membership().get_node(&self.inner.node_id).is_some(),
+        }
+    }
+
+    /// The ids of every member, voters and learners, in id order.
+    pub fn member_ids(&self) -> Vec<NodeId> {
+        self.inner.raft.metrics().borrow().membership_config.membership().nodes().map(|(id, _)| *id).collect()
     }
 
     /// Creates the cluster with these voters if this node has never been part of one.
@@ -1010,6 +1039,24 @@ impl MetaStore {
         }
         self.inner.db.flush().await?;
         Ok(())
+    }
+}
+
+/// What a node knows of leadership at one instant ([`MetaStore::leadership`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leadership {
+    /// The leader this node knows of.
+    pub leader: Option<NodeId>,
+    /// The current term.
+    pub term: u64,
+    /// Whether the membership this node applied includes it.
+    pub member: bool,
+}
+
+impl Leadership {
+    /// Whether the node may serve: it knows a leader and is a member.
+    pub fn ready(&self) -> bool {
+        self.leader.is_some() && self.member
     }
 }
 

@@ -191,14 +191,14 @@ async fn append(State(state): State<Internal>, body: Bytes) -> Response {
 
 async fn vote(State(state): State<Internal>, body: Bytes) -> Response {
     match decode(&body) {
-        Ok(request) => reply(&state.meta.raft().vote(request).await),
+        Ok(request) => reply(&state.meta.vote(request).await),
         Err(response) => response,
     }
 }
 
 async fn snapshot(State(state): State<Internal>, body: Bytes) -> Response {
     match decode(&body) {
-        Ok(request) => reply(&state.meta.raft().install_snapshot(request).await),
+        Ok(request) => reply(&state.meta.install_snapshot(request).await),
         Err(response) => response,
     }
 }

@@ -52,6 +52,17 @@ impl ApiError {
         tracing::error!(%error, context, "web API request failed");
         Self { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message: format!("{context} failed") }
     }
+    /// A proposal that was not committed ([`meridian_raft::MetaStore::propose`]): 503 while the
+    /// cluster cannot commit (a retry may work), 500 when this node's own store failed; the
+    /// rule is [`meridian_raft::ProposeError::is_unavailable`], the same the S3 gateway maps by.
+    pub fn propose(error: &meridian_raft::ProposeError) -> Self {
+        if error.is_unavailable() {
+            Self::unavailable(format!("cannot commit: {error}"))
+        } else {
+            Self::internal("committing", error)
+        }
+    }
+
     /// A confirmed read of `what` ([`meridian_raft::MetaStore::read_confirmed`]) that failed: 500
     /// for the local store, 503 when the leader could not confirm that it is absent.
     pub fn read(what: &str, error: &meridian_raft::ReadError) -> Self {

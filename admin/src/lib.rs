@@ -180,9 +180,8 @@ struct Health {
 /// 200 once the node knows a leader, has applied a membership that includes it, and has the
 /// required access key; 503 before.
 async fn healthz(State(state): State<WebState>) -> impl IntoResponse {
-    let metrics = state.meta.raft().metrics().borrow().clone();
+    let leadership = state.meta.leadership();
     let node_id = state.meta.node_id();
-    let member = metrics.membership_config.membership().get_node(&node_id).is_some();
     let key_ready = match &state.required_key {
         Some(_) if state.required_key_seen.load(std::sync::atomic::Ordering::Relaxed) => true,
         Some(id) => {
@@ -194,13 +193,13 @@ async fn healthz(State(state): State<WebState>) -> impl IntoResponse {
         }
         None => true,
     };
-    let ready = metrics.current_leader.is_some() && member && key_ready;
+    let ready = leadership.ready() && key_ready;
     let health = Health {
         region: state.region.clone(),
         node_id,
         ready,
-        leader: metrics.current_leader,
-        term: metrics.current_term,
+        leader: leadership.leader,
+        term: leadership.term,
         applied_index: state.meta.applied_index(),
     };
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

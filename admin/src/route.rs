@@ -132,10 +132,7 @@ pub(crate) fn decide(
     object: Option<&ObjectMeta>,
 ) -> Decision {
     let now = Instant::now();
-    let members: Vec<u64> = {
-        let metrics = state.meta.raft().metrics().borrow().clone();
-        metrics.membership_config.membership().nodes().map(|(id, _)| *id).collect()
-    };
+    let members: Vec<u64> = state.meta.member_ids();
     let candidates: Vec<Candidate> = routing
         .sites
         .iter()

@@ -69,11 +69,10 @@ async fn change(config: &ClusterConfig, change: &MembershipChange) -> anyhow::Re
     let peers = PeerClient::new(Arc::new(crate::listeners::internal::signer(config)));
     let mut errors = Vec::new();
     for region in &config.region {
-        let reply: Result<Result<(), String>, _> =
-            peers.call(region.id, &region.internal, MEMBERSHIP_PATH, change, Duration::from_secs(120)).await;
+        let reply: Result<(), _> =
+            peers.call_leader(region.id, &region.internal, MEMBERSHIP_PATH, change, Duration::from_secs(120)).await;
         match reply {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(e)) => errors.push(format!("{}: {e}", region.name)),
+            Ok(()) => return Ok(()),
             Err(e) => errors.push(format!("{}: {e}", region.name)),
         }
     }

@@ -82,13 +82,11 @@ impl LoadMeter {
             let s = self.sampled.lock().unwrap_or_else(PoisonError::into_inner);
             (s.bytes_per_sec, s.disk_free)
         };
-        let metrics = self.meta.raft().metrics().borrow().clone();
-        let member = metrics.membership_config.membership().get_node(&self.meta.node_id()).is_some();
         NodeLoad {
             in_flight: u32::try_from(self.s3.in_flight()).unwrap_or(u32::MAX),
             bytes_out_per_sec,
             disk_free_bytes,
-            ready: metrics.current_leader.is_some() && member,
+            ready: self.meta.leadership().ready(),
         }
     }
 }

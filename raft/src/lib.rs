@@ -6,13 +6,20 @@
 //!
 //! The crate hides sled and openraft behind [`MetaStore`]: the rest of Meridian proposes
 //! [`Command`]s and reads plain data ([`model`]), and never touches the engine underneath.
+//! [`MetaStore`] hands out what the rest needs of Raft (leadership, membership, the RPC handlers
+//! of the internal listener) as its own methods, so no other crate names openraft (the node's
+//! tests alone, which forge raw Raft RPCs).
+//!
+//! Each public item has one path: the items of `command`, `event`, `types`, `error` and the
+//! other private modules are re-exported here; `access`, `model`, `network` and `signing` are
+//! reached through their module.
 
 pub mod access;
 mod codec;
-pub mod command;
+mod command;
 mod durable;
 mod error;
-pub mod event;
+mod event;
 mod history;
 mod lease;
 mod log_store;
@@ -24,17 +31,17 @@ mod snapshot;
 mod state_machine;
 mod store;
 mod tables;
-pub mod types;
+mod types;
 
 #[cfg(test)]
 mod untrusted_bytes_tests;
 
-pub use command::{Command, CommandOutcome, Rejection};
-pub use error::{ProposeError, StoreError};
-pub use event::{ACTOR_QUERY_PARAM, Actor, Cursor, Event, EventKind};
+pub use command::{Command, CommandOutcome, Rejection, WriteCondition};
+pub use error::{LeaderError, ProposeError, StoreError};
+pub use event::{ACTOR_QUERY_PARAM, Actor, BadActor, BadCursor, Cursor, Event, EventKind};
 pub use history::{EventRetention, EventsError, TrimTarget};
 pub use lease::{LeaseGrant, LeaseRequest};
 pub use read::ReadError;
-pub use store::{ClusterStatus, MemberStatus, MetaStore, RaftTiming, StoreConfig};
+pub use store::{ClusterStatus, Leadership, MemberStatus, MetaStore, RaftTiming, StoreConfig};
 pub use tables::{ObjectCursor, SharePage};
 pub use types::{NodeId, RegionNode, TypeConfig};

@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
+use crate::error::LeaderError;
 use crate::lease::Leases;
 use crate::signing::RequestSigner;
 use crate::types::{NodeId, RegionNode, TypeConfig};
@@ -78,6 +79,32 @@ pub enum CallError {
     Failed(String),
 }
 
+/// What the leader's side of a call answers (the propose, read-index, lease and membership
+/// routes): the value, or a [`LeaderError`] as its text.
+///
+/// The previous release sends and expects exactly this shape, bincode `Result<T, String>`, so it
+/// stays the wire format: a typed error on the wire would be a new variant an older node cannot
+/// decode. Each side converts at its edge: the server with [`leader_reply`], the caller with
+/// [`PeerClient::call_leader`] (which reads old and new messages alike, see
+/// `LeaderError::from(String)`).
+pub type LeaderReply<T> = Result<T, String>;
+
+/// The wire form of a leader's answer (see [`LeaderReply`]).
+pub fn leader_reply<T>(result: Result<T, LeaderError>) -> LeaderReply<T> {
+    result.map_err(|e| e.to_string())
+}
+
+/// Why a call to the leader's side of a route failed: the call itself, or the leader's answer.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaderCallError {
+    /// The request did not get an answer (unreachable, refused by the listener, undecodable).
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The node answered, with an error.
+    #[error(transparent)]
+    Leader(#[from] LeaderError),
+}
+
 /// Signed calls to other nodes' internal listeners.
 #[derive(Clone)]
 pub struct PeerClient {
@@ -112,6 +139,20 @@ impl PeerClient {
     ) -> Result<Resp, CallError> {
         let body = encode(request).map_err(|e| CallError::Failed(e.to_string()))?;
         self.call_encoded(to, addr, path, body, timeout).await
+    }
+
+    /// [`PeerClient::call`] to a route that answers a [`LeaderReply`]: the leader's error comes
+    /// back typed.
+    pub async fn call_leader<Req: Serialize, T: DeserializeOwned>(
+        &self,
+        to: NodeId,
+        addr: &str,
+        path: &str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<T, LeaderCallError> {
+        let reply: LeaderReply<T> = self.call(to, addr, path, request, timeout).await?;
+        Ok(reply.map_err(LeaderError::from)?)
     }
 
     /// Like [`PeerClient::call`], with the body already encoded.

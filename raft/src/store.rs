@@ -17,13 +17,13 @@ use tokio::sync::watch;
 
 use crate::command::{Command, CommandOutcome};
 use crate::durable::DurableDb;
-use crate::error::{ProposeError, StoreError};
+use crate::error::{LeaderError, ProposeError, StoreError};
 use crate::event::{Cursor, Event};
 use crate::history::{EventRetention, EventsError, TrimTarget};
 use crate::lease::{LeaseGrant, LeaseRequest, Leases};
 use crate::log_store::LogStore;
 use crate::model::{AccessKey, AccessKeyInfo, Bucket, KeyOwner, MultipartUpload, ObjectMeta, User, WorkItem};
-use crate::network::{CallError, HttpNetwork, LEASE_PATH, PROPOSE_PATH, PeerClient, READ_INDEX_PATH};
+use crate::network::{HttpNetwork, LEASE_PATH, LeaderCallError, PROPOSE_PATH, PeerClient, READ_INDEX_PATH};
 use crate::signing::RequestSigner;
 use crate::snapshot::SnapshotFiles;
 use crate::state_machine::StateMachine;
@@ -163,12 +163,8 @@ async fn run_batcher(store: std::sync::Weak<Inner>, mut queue: tokio::sync::mpsc
                 }
             }
             Err(e) => {
-                let message = e.to_string();
                 for reply in replies {
-                    let _ = reply.send(Err(match &e {
-                        ProposeError::Timeout(t) => ProposeError::Timeout(*t),
-                        _ => ProposeError::NoLeader(message.clone()),
-                    }));
+                    let _ = reply.send(Err(e.for_each_in_batch()));
                 }
             }
         }
@@ -366,9 +362,38 @@ impl MetaStore {
         self.inner.node_id
     }
 
-    /// The Raft instance, for the internal listener's RPC handlers and for status.
-    pub fn raft(&self) -> &Raft {
-        &self.inner.raft
+    /// Follower side of RequestVote, for the internal listener.
+    pub async fn vote(
+        &self,
+        request: openraft::raft::VoteRequest<NodeId>,
+    ) -> Result<openraft::raft::VoteResponse<NodeId>, RaftError<NodeId>> {
+        self.inner.raft.vote(request).await
+    }
+
+    /// Follower side of InstallSnapshot (one chunk), for the internal listener.
+    pub async fn install_snapshot(
+        &self,
+        request: openraft::raft::InstallSnapshotRequest<crate::TypeConfig>,
+    ) -> Result<openraft::raft::InstallSnapshotResponse<NodeId>, RaftError<NodeId, openraft::error::InstallSnapshotError>>
+    {
+        self.inner.raft.install_snapshot(request).await
+    }
+
+    /// Who leads, in which term, and whether this node is a member, read at one instant (health
+    /// checks, the load a node reports to its peers).
+    pub fn leadership(&self) -> Leadership {
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow();
+        Leadership {
+            leader: metrics.current_leader,
+            term: metrics.current_term,
+            member: metrics.membership_config.membership().get_node(&self.inner.node_id).is_some(),
+        }
+    }
+
+    /// The ids of every member, voters and learners, in id order.
+    pub fn member_ids(&self) -> Vec<NodeId> {
+        self.inner.raft.metrics().borrow().membership_config.membership().nodes().map(|(id, _)| *id).collect()
     }
 
     /// Creates the cluster with these voters if this node has never been part of one.
@@ -407,7 +432,12 @@ impl MetaStore {
             };
             if let Some((leader, node)) = leader {
                 match self.forward(leader, &node, &command).await {
-                    Ok(outcome) => return Ok(outcome),
+                    Ok((index, outcome)) => {
+                        // Committed: proposing it again would apply it twice, so only waiting
+                        // here can fail (the store is shutting down).
+                        self.wait_applied(index).await?;
+                        return Ok(outcome);
+                    }
                     // The leader moved or is down: wait for the next one and try again.
                     Err(e) => tracing::debug!(leader, error = %e, "forwarding failed; retrying"),
                 }
@@ -417,30 +447,20 @@ impl MetaStore {
         }
     }
 
-    /// Sends a command to the leader, then waits until this node has applied it.
+    /// Sends a command to the leader; its outcome and the log index to apply before answering.
     async fn forward(
         &self,
         leader: NodeId,
         node: &RegionNode,
         command: &Command,
-    ) -> Result<CommandOutcome, ProposeError> {
-        let reply: Result<(u64, CommandOutcome), String> = self
-            .inner
-            .peers
-            .call(leader, &node.internal, PROPOSE_PATH, command, self.inner.commit_timeout)
-            .await
-            .map_err(|e| forward_error(leader, node, &e))?;
-        let (index, outcome) = reply.map_err(|reason| ProposeError::Forward { leader, node: node.clone(), reason })?;
-        self.wait_applied(index).await?;
-        Ok(outcome)
+    ) -> Result<(u64, CommandOutcome), LeaderCallError> {
+        self.inner.peers.call_leader(leader, &node.internal, PROPOSE_PATH, command, self.inner.commit_timeout).await
     }
 
     /// The leader's side of a forwarded proposal: commit it here and report its log index.
-    pub async fn propose_as_leader(&self, command: Command) -> Result<(u64, CommandOutcome), String> {
-        match self.inner.raft.client_write(command).await {
-            Ok(response) => Ok((response.log_id.index, response.data)),
-            Err(e) => Err(e.to_string()),
-        }
+    pub async fn propose_as_leader(&self, command: Command) -> Result<(u64, CommandOutcome), LeaderError> {
+        let response = self.inner.raft.client_write(command).await?;
+        Ok((response.log_id.index, response.data))
     }
 
     /// Leader side: moves the visible log id as far as every read-lease holder allows (see
@@ -491,15 +511,15 @@ impl MetaStore {
     /// Leader side of a lease request: records the grant, unless the holder may not hold one
     /// (see `lease`), then confirms leadership with a quorum and returns the term and the read
     /// index the holder must apply first.
-    pub async fn grant_lease(&self, request: LeaseRequest) -> Result<LeaseGrant, String> {
+    pub async fn grant_lease(&self, request: LeaseRequest) -> Result<LeaseGrant, LeaderError> {
         let holder = request.holder;
         let (term, matched) = {
             let m = self.inner.raft.metrics().borrow().clone();
             if m.current_leader != Some(self.inner.node_id) {
-                return Err("not the leader".into());
+                return Err(LeaderError::NotLeader { leader: m.current_leader });
             }
             if m.membership_config.membership().get_node(&holder).is_none() {
-                return Err(format!("node {holder} is not a member"));
+                return Err(LeaderError::Refused(format!("node {holder} is not a member")));
             }
             (m.current_term, m.replication.as_ref().and_then(|r| r.get(&holder).copied().flatten()))
         };
@@ -510,7 +530,7 @@ impl MetaStore {
         let asked = Duration::from_millis(request.duration_ms);
         if let Err(refusal) = self.inner.leases.grant(term, holder, asked, matched, committed, granted_at) {
             tracing::debug!(holder, %refusal, "read lease refused");
-            return Err(refusal.to_string());
+            return Err(LeaderError::Refused(refusal.to_string()));
         }
         let (read_index, valid_for) = match self.own_leader_lease(term) {
             // No other leader makes anything visible while this node's own lease lasts, so a
@@ -524,15 +544,15 @@ impl MetaStore {
             None => (self.confirm_leadership(granted_at).await?, self.inner.leases.duration()),
         };
         if self.inner.raft.metrics().borrow().current_term != term {
-            return Err("the term changed while granting".into());
+            return Err(LeaderError::Refused("the term changed while granting".into()));
         }
         let valid_for_ms = u64::try_from(valid_for.as_millis()).unwrap_or(u64::MAX);
         Ok(LeaseGrant { term, read_index, valid_for_ms })
     }
 
     /// This node's commit index (Raft's, not yet necessarily visible).
-    async fn committed(&self) -> Result<Option<openraft::LogId<NodeId>>, String> {
-        self.inner.raft.with_raft_state(|st| st.committed).await.map_err(|e| e.to_string())
+    async fn committed(&self) -> Result<Option<openraft::LogId<NodeId>>, LeaderError> {
+        Ok(self.inner.raft.with_raft_state(|st| st.committed).await?)
     }
 
     /// Follower side of AppendEntries (a heartbeat or entries): notes the leader's contact and the
@@ -582,16 +602,16 @@ impl MetaStore {
             holder: self.inner.node_id,
             duration_ms: u64::try_from(self.inner.leases.duration().as_millis()).unwrap_or(u64::MAX),
         };
-        let reply: Result<Result<LeaseGrant, String>, CallError> =
-            self.inner.peers.call(leader, &node.internal, LEASE_PATH, &request, wait).await;
+        let reply: Result<LeaseGrant, LeaderCallError> =
+            self.inner.peers.call_leader(leader, &node.internal, LEASE_PATH, &request, wait).await;
         match reply {
-            Ok(Ok(grant)) if grant.term == term => {
+            Ok(grant) if grant.term == term => {
                 let valid_for = Duration::from_millis(grant.valid_for_ms);
                 self.inner.leases.hold(leader, term, asked_at, grant.read_index, valid_for);
             }
-            Ok(Ok(_)) => {}
-            Ok(Err(reason)) => tracing::debug!(leader, reason, "read lease refused"),
-            Err(e) => tracing::debug!(leader, error = %e, "read lease request failed"),
+            Ok(_) => {}
+            Err(LeaderCallError::Leader(reason)) => tracing::debug!(leader, %reason, "read lease refused"),
+            Err(LeaderCallError::Call(e)) => tracing::debug!(leader, error = %e, "read lease request failed"),
         }
     }
 
@@ -621,7 +641,7 @@ impl MetaStore {
     /// The leader's side of a read-index request: the index a reader must have applied to see
     /// everything visible anywhere (in particular every acknowledged write) before the request
     /// arrived.
-    pub async fn read_index_as_leader(&self) -> Result<u64, String> {
+    pub async fn read_index_as_leader(&self) -> Result<u64, LeaderError> {
         let term = self.inner.raft.metrics().borrow().current_term;
         if let Some((_, confirmed)) = self.own_leader_lease(term) {
             // While this node's lease lasts no other leader makes anything visible (see
@@ -636,7 +656,7 @@ impl MetaStore {
     /// Confirmations run one at a time, and a caller that queued behind one which started late
     /// enough takes its result: read-index requests and lease grants from every follower share
     /// heartbeat rounds instead of each paying (and, with a peer down, logging) their own.
-    async fn confirm_leadership(&self, since: Instant) -> Result<u64, String> {
+    async fn confirm_leadership(&self, since: Instant) -> Result<u64, LeaderError> {
         let mut last = self.inner.last_confirmation.lock().await;
         if let Some((started, index)) = *last
             && started >= since
@@ -647,7 +667,7 @@ impl MetaStore {
         let term = self.inner.raft.metrics().borrow().current_term;
         // Not `ensure_linearizable`: it also waits until this node applied the read index, which
         // may wait for a lagging lease holder; the caller waits for what it needs itself.
-        let (read_log_id, _) = self.inner.raft.get_read_log_id().await.map_err(|e| e.to_string())?;
+        let (read_log_id, _) = self.inner.raft.get_read_log_id().await?;
         let index = read_log_id.map_or(0, |l| l.index);
         *last = Some((started, index));
         *self.inner.last_confirmed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((term, started));
@@ -675,12 +695,17 @@ impl MetaStore {
                     Ok(log_id) => return self.wait_applied(log_id.map_or(0, |l| l.index)).await,
                     Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(forward))) => {
                         if let (Some(leader), Some(node)) = (forward.leader_id, forward.leader_node) {
-                            let reply: Result<Result<u64, String>, CallError> =
-                                self.inner.peers.call(leader, &node.internal, READ_INDEX_PATH, &(), timeout).await;
-                            if let Ok(Ok(index)) = reply {
-                                return self.wait_applied(index).await;
+                            let reply: Result<u64, LeaderCallError> = self
+                                .inner
+                                .peers
+                                .call_leader(leader, &node.internal, READ_INDEX_PATH, &(), timeout)
+                                .await;
+                            match reply {
+                                Ok(index) => return self.wait_applied(index).await,
+                                Err(e) => {
+                                    tracing::debug!(leader, error = %e, "read index from leader failed; retrying");
+                                }
                             }
-                            tracing::debug!(leader, "read index from leader failed; retrying");
                         }
                     }
                     Err(RaftError::APIError(e)) => tracing::debug!(error = %e, "read index failed; retrying"),
@@ -813,12 +838,12 @@ impl MetaStore {
     /// Adds a region on the leader: it joins as a learner, and once it has caught up with the log
     /// (openraft's blocking add) it becomes a voter when `voter` is set. Errors say who leads
     /// when this node does not.
-    pub async fn add_region(&self, id: NodeId, node: RegionNode, voter: bool) -> Result<(), String> {
-        self.inner.raft.add_learner(id, node, true).await.map_err(|e| e.to_string())?;
+    pub async fn add_region(&self, id: NodeId, node: RegionNode, voter: bool) -> Result<(), LeaderError> {
+        self.inner.raft.add_learner(id, node, true).await?;
         tracing::info!(id, "region joined as a learner and caught up");
         if voter {
             let change = openraft::ChangeMembers::AddVoterIds(std::collections::BTreeSet::from([id]));
-            self.inner.raft.change_membership(change, false).await.map_err(|e| e.to_string())?;
+            self.inner.raft.change_membership(change, false).await?;
             tracing::info!(id, "region promoted to voter");
         }
         Ok(())
@@ -831,16 +856,16 @@ impl MetaStore {
     /// Removing a voter outright stops replication to it as soon as the leader appends the
     /// change, so it never learns it was removed: it goes on believing it votes and, once its
     /// election timeout passes, campaigns for ever. A learner never campaigns.
-    pub async fn remove_region(&self, id: NodeId) -> Result<(), String> {
+    pub async fn remove_region(&self, id: NodeId) -> Result<(), LeaderError> {
         let ids = std::collections::BTreeSet::from([id]);
         let is_voter = self.inner.raft.metrics().borrow().membership_config.membership().voter_ids().any(|v| v == id);
         if is_voter {
             let change = openraft::ChangeMembers::RemoveVoters(ids.clone());
-            self.inner.raft.change_membership(change, true).await.map_err(|e| e.to_string())?;
+            self.inner.raft.change_membership(change, true).await?;
             tracing::info!(id, "region demoted to learner");
         }
         let change = openraft::ChangeMembers::RemoveNodes(ids);
-        self.inner.raft.change_membership(change, false).await.map_err(|e| e.to_string())?;
+        self.inner.raft.change_membership(change, false).await?;
         tracing::info!(id, "region removed from the cluster");
         Ok(())
     }
@@ -1017,6 +1042,24 @@ impl MetaStore {
     }
 }
 
+/// What a node knows of leadership at one instant ([`MetaStore::leadership`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leadership {
+    /// The leader this node knows of.
+    pub leader: Option<NodeId>,
+    /// The current term.
+    pub term: u64,
+    /// Whether the membership this node applied includes it.
+    pub member: bool,
+}
+
+impl Leadership {
+    /// Whether the node may serve: it knows a leader and is a member.
+    pub fn ready(&self) -> bool {
+        self.leader.is_some() && self.member
+    }
+}
+
 /// One node's view of the cluster.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ClusterStatus {
@@ -1064,8 +1107,4 @@ pub struct MemberStatus {
     pub voter: bool,
     /// Highest log index known to be replicated to it (leader's view).
     pub matched_index: Option<u64>,
-}
-
-fn forward_error(leader: NodeId, node: &RegionNode, e: &CallError) -> ProposeError {
-    ProposeError::Forward { leader, node: node.clone(), reason: e.to_string() }
 }

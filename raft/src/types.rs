@@ -41,4 +41,4 @@ openraft::declare_raft_types!(
 );
 
 /// The running Raft instance of this crate's type configuration.
-pub type Raft = openraft::Raft<TypeConfig>;
+pub(crate) type Raft = openraft::Raft<TypeConfig>;

@@ -15,15 +15,14 @@ pub(crate) fn store(e: StoreError) -> S3Error {
 }
 
 /// A proposal was not committed: the cluster cannot take writes now (e.g. this node is cut off
-/// from the majority). Clients retry ServiceUnavailable.
+/// from the majority), which clients retry as ServiceUnavailable; or this node's store failed.
+/// The rule is [`ProposeError::is_unavailable`], the same the web API maps by.
 pub(crate) fn propose(e: ProposeError) -> S3Error {
-    match e {
-        ProposeError::Store(e) => store(e),
-        other => {
-            tracing::warn!(error = %other, "write not committed");
-            s3_error!(ServiceUnavailable, "the metadata store cannot commit writes right now: {other}")
-        }
+    if !e.is_unavailable() {
+        return internal(e);
     }
+    tracing::warn!(error = %e, "write not committed");
+    s3_error!(ServiceUnavailable, "the metadata store cannot commit writes right now: {e}")
 }
 
 /// A confirmed read failed: the store, or no read index to confirm an absence with.

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use meridian_raft::command::WriteCondition;
+use meridian_raft::WriteCondition;
 use meridian_raft::model::{Checksums, MultipartUpload, PartSummary};
 use meridian_raft::{Command, MetaStore};
 use s3s::crypto::{Checksum as _, Md5};

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use meridian_raft::command::WriteCondition;
+use meridian_raft::WriteCondition;
 use meridian_raft::model::{ContentHeaders, ObjectMeta};
 use meridian_raft::{Command, CommandOutcome};
 use s3s::dto::{

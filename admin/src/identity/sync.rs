@@ -61,12 +61,7 @@ pub async fn run_user_sync(state: WebState, stop: impl Future<Output = ()>) {
             _ = ticker.tick() => {}
             () = &mut stop => return,
         }
-        let leading = {
-            let metrics = state.meta.raft().metrics();
-            let metrics = metrics.borrow();
-            metrics.current_leader == Some(state.meta.node_id())
-        };
-        if !leading {
+        if !state.meta.is_leader() {
             last_sync = None;
             continue;
         }

@@ -19,7 +19,7 @@ use meridian_raft::network::{
     self, APPEND_PATH, BLOB_PATH, LEASE_PATH, LOAD_PATH, PROPOSE_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH,
 };
 use meridian_raft::signing::{ReplayGuard, RequestSigner, SignatureError};
-use meridian_raft::{Command, MetaStore};
+use meridian_raft::{Command, LeaderError, MetaStore};
 use meridian_s3gw::Scrubber;
 use meridian_s3gw::blob::{BlobStore, DiskBlobs};
 use serde::Serialize;
@@ -176,6 +176,12 @@ fn reply<T: Serialize>(value: &T) -> Response {
     }
 }
 
+/// Encodes the answer of a leader-side route in the wire form both releases read
+/// ([`network::LeaderReply`]: the error as its text).
+fn leader_reply<T: Serialize>(result: Result<T, LeaderError>) -> Response {
+    reply(&network::leader_reply(result))
+}
+
 async fn append(State(state): State<Internal>, body: Bytes) -> Response {
     match decode(&body) {
         Ok(request) => reply(&state.meta.append_entries(request).await),
@@ -185,21 +191,21 @@ async fn append(State(state): State<Internal>, body: Bytes) -> Response {
 
 async fn vote(State(state): State<Internal>, body: Bytes) -> Response {
     match decode(&body) {
-        Ok(request) => reply(&state.meta.raft().vote(request).await),
+        Ok(request) => reply(&state.meta.vote(request).await),
         Err(response) => response,
     }
 }
 
 async fn snapshot(State(state): State<Internal>, body: Bytes) -> Response {
     match decode(&body) {
-        Ok(request) => reply(&state.meta.raft().install_snapshot(request).await),
+        Ok(request) => reply(&state.meta.install_snapshot(request).await),
         Err(response) => response,
     }
 }
 
 async fn propose(State(state): State<Internal>, body: Bytes) -> Response {
     match decode::<Command>(&body) {
-        Ok(command) => reply(&state.meta.propose_as_leader(command).await),
+        Ok(command) => leader_reply(state.meta.propose_as_leader(command).await),
         Err(response) => response,
     }
 }
@@ -210,12 +216,12 @@ async fn report_load(State(state): State<Internal>) -> Response {
 }
 
 async fn read_index(State(state): State<Internal>) -> Response {
-    reply(&state.meta.read_index_as_leader().await)
+    leader_reply(state.meta.read_index_as_leader().await)
 }
 
 async fn grant_lease(State(state): State<Internal>, body: Bytes) -> Response {
     match decode::<meridian_raft::LeaseRequest>(&body) {
-        Ok(request) => reply(&state.meta.grant_lease(request).await),
+        Ok(request) => leader_reply(state.meta.grant_lease(request).await),
         Err(response) => response,
     }
 }
@@ -297,8 +303,8 @@ fn blob_body(mut file: std::fs::File, start: u64, len: u64) -> Body {
 
 async fn change_membership(State(state): State<Internal>, body: Bytes) -> Response {
     match decode::<MembershipChange>(&body) {
-        Ok(MembershipChange::Add { id, node, voter }) => reply(&state.meta.add_region(id, node, voter).await),
-        Ok(MembershipChange::Remove { id }) => reply(&state.meta.remove_region(id).await),
+        Ok(MembershipChange::Add { id, node, voter }) => leader_reply(state.meta.add_region(id, node, voter).await),
+        Ok(MembershipChange::Remove { id }) => leader_reply(state.meta.remove_region(id).await),
         Err(response) => response,
     }
 }

@@ -44,7 +44,7 @@ pub(crate) struct StateMachine {
 struct Origin {
     /// Who asked for it.
     actor: Option<Actor>,
-    /// When.
+    /// The proposer's time of the change, recorded in its events (apply never reads a clock).
     at: UnixMillis,
     /// From which client address (S3 writes).
     client: Option<String>,

@@ -5,7 +5,9 @@
 //! uploads and access keys. Every committed entry is also an event of the system's bus.
 //!
 //! The crate hides sled and openraft behind [`MetaStore`]: the rest of Meridian proposes
-//! [`Command`]s and reads plain data ([`model`]), and never touches the engine underneath.
+//! [`Command`]s and reads plain data ([`model`]). The exceptions still open
+//! ([`MetaStore::raft`], used by the admin and node crates) are listed under rule R2 of
+//! `docs/architecture.md`, with the map of this crate's files.
 
 pub mod access;
 mod codec;

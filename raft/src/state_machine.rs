@@ -35,7 +35,7 @@ pub(crate) struct StateMachine {
     /// Path of the snapshot being received, between `begin_receiving_snapshot` and `install`.
     pub(crate) incoming: Option<PathBuf>,
     /// The visibility gate: an entry is applied (made visible) only once every read-lease
-    /// holder has it (see `lease`).
+    /// holder has it (docs/architecture.md, "Read leases").
     pub(crate) leases: std::sync::Arc<crate::lease::Leases>,
 }
 

@@ -1,5 +1,20 @@
-//! Meridian's web listener: health and cluster status now; the admin pages, JSON API and
-//! share links grow here.
+//! Meridian's web listener (`:800N`): what a node serves over HTTP to people and to the
+//! cinema's services, as one axum [`router`] over a [`WebState`] that the node builds from
+//! `cluster.toml`.
+//!
+//! - **The JSON API** under `/api/v1` ([`router`] lists every route): files and buckets, uploads
+//!   and downloads sent to the nearest node with presigned URLs (geo routing, [`route`]),
+//!   placement, shares, history, the event stream ([`events`]), access keys, users, sign-in
+//!   through the cinema's Auth service ([`identity`]), and its OpenAPI document.
+//! - **For operators**: `/healthz`, `/metrics` ([`metrics`]) and `/api/v1/cluster`.
+//! - **The admin panel**: server-rendered pages (module `pages`, templates in `admin/templates/`)
+//!   over the same functions as the API, and the public share links `/s/{token}`.
+//!
+//! Callers are services (an access key as HTTP Basic or a service token as Bearer:
+//! [`ApiCaller`]) or signed-in people (the Auth service's JWT, as cookie or Bearer:
+//! [`SignedInUser`]). Every change is a command committed through the replicated store
+//! ([`MetaStore`]), so every node's listener serves the same data. The pages are described in
+//! `docs/admin.md`; the threat model in `docs/security.md`.
 
 use axum::Json;
 use axum::Router;

@@ -46,7 +46,7 @@ pub struct Presign<'a> {
     pub access_key: &'a str,
     /// Its secret.
     pub secret_key: &'a str,
-    /// Bucket.
+    /// The bucket the URL addresses (path-style).
     pub bucket: &'a str,
     /// Object key (empty for a bucket-level request).
     pub key: &'a str,

@@ -65,7 +65,7 @@ pub struct Routing {
     pub trusted_proxies: TrustedProxies,
     /// Planner tunables.
     pub settings: PlanSettings,
-    /// Presigning.
+    /// How the URLs handed out are presigned: validity, multipart plan, the system key.
     pub presign: PresignSettings,
     /// Client for calls to other nodes' S3 listeners (starting multipart uploads).
     pub http: reqwest::Client,

@@ -112,13 +112,13 @@ struct Signer<'a> {
     site: &'a Site,
     /// Access key id.
     access_key: &'a str,
-    /// Secret.
+    /// The secret that signs the URLs (the caller's, or the system key's).
     secret_key: &'a str,
-    /// Bucket.
+    /// The bucket the URLs name.
     bucket: &'a str,
-    /// Key.
+    /// The object key the URLs name.
     key: &'a str,
-    /// Validity.
+    /// How long each URL stays valid, seconds (`X-Amz-Expires`).
     expires_secs: u64,
     /// The user or service the URLs are signed for, with the system key: named in each URL
     /// ([`ACTOR_QUERY_PARAM`], covered by the signature) so the history records them as the

@@ -327,7 +327,7 @@ struct WorkerTally {
     done: Vec<(usize, Duration)>,
     /// Bytes moved.
     bytes: u64,
-    /// Failures.
+    /// How many requests failed, for the error count of the result.
     errors: usize,
     /// First failure message.
     first_error: Option<String>,

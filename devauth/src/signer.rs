@@ -17,7 +17,7 @@ use crate::{DevAuthConfig, DevAuthError, Signing};
 /// The claims of every token it issues (the contract of `docs/auth.md`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Claims {
-    /// Issuer.
+    /// Issuer: the stand-in's configured issuer, which Meridian checks.
     pub(crate) iss: String,
     /// User id.
     pub(crate) sub: String,
@@ -28,7 +28,7 @@ pub(crate) struct Claims {
     pub(crate) iat: u64,
     /// Not before.
     pub(crate) nbf: u64,
-    /// Expiry.
+    /// Expiry (seconds since the epoch): the token is refused from then on.
     pub(crate) exp: u64,
     /// `access` or `refresh`.
     #[serde(rename = "type")]

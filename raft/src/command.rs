@@ -140,7 +140,7 @@ pub enum Command {
     RevokeShare {
         /// The share's id.
         id: String,
-        /// When.
+        /// The revocation time, from the proposer's clock (apply never reads a clock).
         at: UnixMillis,
     },
     /// A public link was used to download: counted, unless it was revoked, expired at `at` or
@@ -149,7 +149,8 @@ pub enum Command {
     UseShare {
         /// The share's id.
         id: String,
-        /// When.
+        /// The download's time, from the proposer's clock: expiry is judged against it, so
+        /// every node decides alike.
         at: UnixMillis,
         /// The downloader's address, for the history.
         client: String,
@@ -261,7 +262,7 @@ pub enum WriteCondition {
 /// The result of applying one command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandOutcome {
-    /// Applied.
+    /// Applied, with nothing more to report.
     Done,
     /// Applied: these keys existed and were deleted (DeleteObjects reports them).
     Deleted(Vec<String>),

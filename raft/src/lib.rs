@@ -8,7 +8,8 @@
 //! [`Command`]s and reads plain data ([`model`]), and never touches the engine underneath.
 //! [`MetaStore`] hands out what the rest needs of Raft (leadership, membership, the RPC handlers
 //! of the internal listener) as its own methods, so no other crate names openraft (the node's
-//! tests alone, which forge raw Raft RPCs).
+//! tests alone, which forge raw Raft RPCs): rule R2 of `docs/architecture.md`, with the map of this
+//! crate's files.
 //!
 //! Each public item has one path: the items of `command`, `event`, `types`, `error` and the
 //! other private modules are re-exported here; `access`, `model`, `network` and `signing` are

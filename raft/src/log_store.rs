@@ -35,7 +35,7 @@ pub(crate) struct LogStore {
     /// Callbacks waiting for the next flush.
     flusher: mpsc::UnboundedSender<LogFlushed<TypeConfig>>,
     /// Index of the last entry in the log, shared with the store: a reader holding a lease
-    /// applies up to it before reading (see `lease`).
+    /// applies up to it before reading (docs/architecture.md, "Read leases").
     appended: Arc<AtomicU64>,
 }
 

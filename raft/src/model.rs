@@ -204,7 +204,7 @@ impl std::fmt::Display for SharePermission {
 /// a use is allowed) and by the pages and API (which show it), so they cannot disagree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShareState {
-    /// Usable.
+    /// Neither revoked, expired nor out of downloads: it may be opened.
     Active,
     /// Past its expiry.
     Expired,

@@ -35,7 +35,7 @@ pub(crate) struct StateMachine {
     /// Path of the snapshot being received, between `begin_receiving_snapshot` and `install`.
     pub(crate) incoming: Option<PathBuf>,
     /// The visibility gate: an entry is applied (made visible) only once every read-lease
-    /// holder has it (see `lease`).
+    /// holder has it (docs/architecture.md, "Read leases").
     pub(crate) leases: std::sync::Arc<crate::lease::Leases>,
 }
 
@@ -44,7 +44,7 @@ pub(crate) struct StateMachine {
 struct Origin {
     /// Who asked for it.
     actor: Option<Actor>,
-    /// When.
+    /// The proposer's time of the change, recorded in its events (apply never reads a clock).
     at: UnixMillis,
     /// From which client address (S3 writes).
     client: Option<String>,

@@ -54,7 +54,7 @@ start_meridian_nodes() {
   NODE_IDS=() NODE_NAMES=() NODE_S3=() NODE_WEB=() NODE_PIDS=()
   while IFS=$'\t' read -r id name _ s3 web _ _; do
     NODE_IDS+=("$id") NODE_NAMES+=("$name") NODE_S3+=("$s3") NODE_WEB+=("$web")
-  done < <(python3 "$(dirname "${BASH_SOURCE[0]}")/cluster_config.py" regions "$config")
+  done < <(python3 "$(dirname "${BASH_SOURCE[0]}")/python/cluster_config.py" regions "$config")
   for i in "${!NODE_NAMES[@]}"; do
     (cd "$dir" && exec "$MERIDIAN_BIN" node --config "$config" --region "${NODE_NAMES[$i]}") \
       >"$LOG_DIR/$label-${NODE_NAMES[$i]}.log" 2>&1 &

@@ -11,7 +11,7 @@ PID_DIR="$RUN_DIR/pids"
 CLUSTER_ENV="$RUN_DIR/cluster.env"
 # The config file the running cluster was started with (written by cluster-up).
 CLUSTER_CONFIG_RECORD="$RUN_DIR/cluster.config"
-CLUSTER_CONFIG_HELPER="$MERIDIAN_ROOT/scripts/lib/cluster_config.py"
+CLUSTER_CONFIG_HELPER="$MERIDIAN_ROOT/scripts/lib/python/cluster_config.py"
 DEFAULT_CONFIG="$MERIDIAN_ROOT/cluster.toml"
 # The stand-in Auth service (`meridian dev-auth`) that cluster-up starts when [auth] points at
 # loopback. Its pid file is outside PID_DIR, which holds node pids only.

@@ -54,7 +54,7 @@ pub(crate) struct UpstreamUser {
     /// E-mail.
     #[serde(default)]
     pub(crate) email: String,
-    /// Roles.
+    /// The Auth service's roles of the user; `admin` among them makes an admin of the panel.
     #[serde(default)]
     pub(crate) roles: Vec<String>,
 }

@@ -37,7 +37,7 @@ pub(crate) struct RegionCell {
 pub(crate) struct FileRow {
     /// Bucket name.
     bucket: String,
-    /// Key.
+    /// The object key, shown and linked to the file's page.
     key: String,
     /// Size for a person.
     size: String,
@@ -181,9 +181,9 @@ pub(crate) async fn create_bucket(
 /// A file named in a query or form.
 #[derive(Deserialize)]
 pub(crate) struct FileRef {
-    /// Bucket.
+    /// The bucket of the file the request names.
     bucket: String,
-    /// Key.
+    /// The key of the file the request names.
     key: String,
 }
 
@@ -193,9 +193,9 @@ pub(crate) struct FileRef {
 pub(crate) struct DeletePage {
     /// The layout.
     chrome: Chrome,
-    /// Bucket.
+    /// The bucket of the file to delete, sent back with the confirmation.
     bucket: String,
-    /// Key.
+    /// The key of the file to delete, sent back with the confirmation.
     key: String,
     /// Its size, so the person sees what goes.
     size: String,
@@ -292,11 +292,11 @@ pub(crate) struct FilePage {
     notice: Option<String>,
     /// The public link just created: shown this once, with a copy button.
     created_url: Option<String>,
-    /// Bucket.
+    /// The file's bucket, for the heading and the forms.
     bucket: String,
-    /// Key.
+    /// The file's key, for the heading and the forms.
     key: String,
-    /// Size.
+    /// The size, written for a person.
     size: String,
     /// Content type.
     content_type: String,
@@ -456,9 +456,9 @@ pub(crate) async fn file_page(
 /// The two share forms of a file's page.
 #[derive(Deserialize)]
 pub(crate) struct ShareForm {
-    /// Bucket.
+    /// The bucket of the file to share.
     bucket: String,
-    /// Key.
+    /// The key of the file to share.
     key: String,
     /// `public` or `user`.
     kind: String,

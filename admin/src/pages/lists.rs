@@ -38,13 +38,13 @@ fn actor_label(state: &WebState, actor: Option<&str>) -> String {
 
 /// One row of a history table.
 pub(crate) struct HistoryRow {
-    /// When.
+    /// The event's time, written for a person.
     pub(super) time: String,
     /// What (`create`, `share_use`...), shown as words.
     pub(super) action: String,
     /// The action's code, for the badge's colour.
     pub(super) code: &'static str,
-    /// Who.
+    /// Who did it, as the panel names them (login, or the key or service).
     pub(super) actor: String,
     /// The bucket, if any.
     pub(super) bucket: Option<String>,
@@ -243,9 +243,9 @@ pub(crate) async fn history(
 
 /// One file shared with the viewer.
 pub(crate) struct SharedRow {
-    /// Bucket.
+    /// The shared file's bucket, for its link.
     bucket: String,
-    /// Key.
+    /// The shared file's key, for its link.
     key: String,
     /// Who shared it.
     from: String,

@@ -270,7 +270,7 @@ pub(crate) async fn sign_in_page(
 /// The sign-in form.
 #[derive(Deserialize)]
 pub(crate) struct SignInForm {
-    /// Login.
+    /// The login name, passed to the Auth service with the password.
     login: String,
     /// Password, passed to the Auth service.
     password: String,

@@ -64,7 +64,7 @@ enum Mode {
         /// Object size, MiB.
         #[arg(long)]
         size_mib: usize,
-        /// Objects.
+        /// How many objects to PUT, one after another.
         #[arg(long, default_value_t = 20)]
         count: usize,
         /// Placement poll interval, milliseconds (the resolution of the polled lag).
@@ -79,7 +79,7 @@ enum Mode {
         /// Object size, MiB.
         #[arg(long)]
         size_mib: usize,
-        /// Objects.
+        /// How many objects to PUT before waiting.
         #[arg(long)]
         count: usize,
         /// Key prefix.

@@ -66,7 +66,7 @@ impl fmt::Display for Location {
 pub struct Finding {
     /// Lint or error code, e.g. `clippy::len_zero`, `unused_variables`, `E0308`.
     pub lint: String,
-    /// Severity.
+    /// Severity: error or warning (the report counts and colours them apart).
     pub level: Level,
     /// Primary location.
     pub location: Location,

@@ -44,9 +44,7 @@ SMALL_OBJECTS = [
 MULTIPART_KEY = "multipart/big file ü.bin"
 MULTIPART_SIZE = 12 * MiB + 123  # parts of 5 MiB: 5 + 5 + 2 MiB+123 B = 3 parts
 MULTIPART_PARTS = 3
-TRANSFER = TransferConfig(
-    multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB, max_concurrency=4, use_threads=True
-)
+TRANSFER = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB, max_concurrency=4, use_threads=True)
 
 
 def describe(e: ClientError) -> str:
@@ -71,8 +69,7 @@ class Smoke:
             read_timeout=60,
         )
         self.clients = {
-            ep: boto3.client("s3", endpoint_url=ep, region_name=args.region, config=cfg)
-            for ep in self.endpoints
+            ep: boto3.client("s3", endpoint_url=ep, region_name=args.region, config=cfg) for ep in self.endpoints
         }
         self.writer = self.clients[self.endpoints[0]]
         self.bucket = f"smoke-boto3-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -162,7 +159,7 @@ class Smoke:
             path, _, _ = self.files[key]
             try:
                 self.writer.upload_file(path, self.bucket, key)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 (boto3's transfer manager raises several unrelated types)
                 raise AssertionError(f"upload_file of key {key!r} failed: {e}") from None
         return f"{len(SMALL_OBJECTS)} keys"
 
@@ -171,9 +168,7 @@ class Smoke:
         self.writer.upload_file(path, self.bucket, MULTIPART_KEY, Config=TRANSFER)
         head = self.writer.head_object(Bucket=self.bucket, Key=MULTIPART_KEY)
         etag = head["ETag"].strip('"')
-        assert head["ContentLength"] == size, (
-            f"head_object ContentLength {head['ContentLength']} != uploaded {size}"
-        )
+        assert head["ContentLength"] == size, f"head_object ContentLength {head['ContentLength']} != uploaded {size}"
         assert etag.endswith(f"-{MULTIPART_PARTS}"), (
             f"ETag {head['ETag']} does not end in -{MULTIPART_PARTS}: not stored as a "
             f"{MULTIPART_PARTS}-part multipart upload?"
@@ -208,9 +203,7 @@ class Smoke:
             resp = client.list_objects_v2(Bucket=self.bucket, Delimiter="/")
             prefixes = [p["Prefix"] for p in resp.get("CommonPrefixes", [])]
             keys = [o["Key"] for o in resp.get("Contents", [])]
-            want_prefixes = sorted(
-                {k.split("/", 1)[0] + "/" for k in self.files if "/" in k}, key=lambda p: p.encode()
-            )
+            want_prefixes = sorted({k.split("/", 1)[0] + "/" for k in self.files if "/" in k}, key=lambda p: p.encode())
             want_keys = [k for k in self.expected_keys() if "/" not in k]
             assert prefixes == want_prefixes, f"CommonPrefixes {prefixes!r} != expected {want_prefixes!r}"
             assert keys == want_keys, f"Contents keys {keys!r} != expected {want_keys!r}"
@@ -237,8 +230,7 @@ class Smoke:
             got_size = os.path.getsize(dest)
             got_sha = self.sha256_file(dest)
             assert got_size == size and got_sha == sha, (
-                f"key {key!r}: downloaded {got_size} bytes sha256 {got_sha}, "
-                f"uploaded {size} bytes sha256 {sha}"
+                f"key {key!r}: downloaded {got_size} bytes sha256 {got_sha}, uploaded {size} bytes sha256 {sha}"
             )
         shutil.rmtree(out_dir, ignore_errors=True)
         total = sum(s for _, s, _ in self.files.values())

@@ -1,20 +1,20 @@
 #!/usr/bin/env python3
 """Helpers for scripts/bench.
 
-  bench_table.py ports N
-      Prints N distinct free TCP ports on 127.0.0.1 such that PORT+10000 is free too
-      (SeaweedFS puts each gRPC listener at its HTTP port + 10000).
+bench_table.py ports N
+    Prints N distinct free TCP ports on 127.0.0.1 such that PORT+10000 is free too
+    (SeaweedFS puts each gRPC listener at its HTTP port + 10000).
 
-  bench_table.py table --input ROUNDS.jsonl --systems LABEL=Title,... [--ratio A/B,C/B]
-                       [--limits LIMITS.json] [--markdown OUT.md] [--title TEXT]
-      Reads the JSON lines printed by `meridian-bench --json`, takes the median of every
-      figure per system and workload over the rounds, and prints one Markdown table
-      (rows: workloads, columns: systems, then each ratio A / B); writes it to OUT.md too.
+bench_table.py table --input ROUNDS.jsonl --systems LABEL=Title,... [--ratio A/B,C/B]
+                     [--limits LIMITS.json] [--markdown OUT.md] [--title TEXT]
+    Reads the JSON lines printed by `meridian-bench --json`, takes the median of every
+    figure per system and workload over the rounds, and prints one Markdown table
+    (rows: workloads, columns: systems, then each ratio A / B); writes it to OUT.md too.
 
-  bench_table.py latency --input ROUNDS.jsonl --systems LABEL=Title,... [--markdown OUT.md]
-                         [--title TEXT]
-      The same for the latency suite (`meridian-bench --suite latency`): one row per
-      operation, mean / p50 / p99 per system (medians over the rounds).
+bench_table.py latency --input ROUNDS.jsonl --systems LABEL=Title,... [--markdown OUT.md]
+                       [--title TEXT]
+    The same for the latency suite (`meridian-bench --suite latency`): one row per
+    operation, mean / p50 / p99 per system (medians over the rounds).
 """
 
 import argparse
@@ -132,10 +132,15 @@ def build_table(records, systems, ratios):
         medians = {}
         cells = [label]
         for system, _ in systems:
-            values = [r[field] for r in by_key.get((system, workload), []) if r.get(field) is not None and r.get("ops", 0) > 0]
+            values = [
+                r[field] for r in by_key.get((system, workload), []) if r.get(field) is not None and r.get("ops", 0) > 0
+            ]
             medians[system] = statistics.median(values) if values else None
             n = len(values)
-            cells.append(fmt(medians[system], unit) + (f" (n={n})" if 0 < n and n != max_rounds(by_key, systems, workload) else ""))
+            cells.append(
+                fmt(medians[system], unit)
+                + (f" (n={n})" if 0 < n and n != max_rounds(by_key, systems, workload) else "")
+            )
         for ra, rb in ratios:
             a, b = medians.get(ra), medians.get(rb)
             cells.append(f"{a / b:.2f}x" if a is not None and b else "n/a")
@@ -181,7 +186,9 @@ def table_main(argv):
         with open(a.limits, encoding="utf-8") as f:
             limits = json.load(f)
         lines += ["", "Machine limits measured in the same run (same disk):", ""]
-        lines.append(f"- sequential write, `dd bs=1M count=1024 conv=fsync`: {fmt(limits.get('dd_seq_mb_per_sec'))} MB/s")
+        lines.append(
+            f"- sequential write, `dd bs=1M count=1024 conv=fsync`: {fmt(limits.get('dd_seq_mb_per_sec'))} MB/s"
+        )
         lines.append(
             f"- 4 KiB synchronous writes, `dd bs=4k count={limits.get('dsync_count')} oflag=dsync`: "
             f"{fmt(limits.get('dsync_writes_per_sec'))} writes/s"
@@ -196,10 +203,28 @@ def table_main(argv):
 def self_test():
     """Checks the median table on a tiny input."""
     recs = [
-        {"system": "m", "workload": "put_small", "object_size": 4096, "ops": 10, "errors": 0, "ops_per_sec": v, "p50_ms": 1.0, "p99_ms": 2.0}
+        {
+            "system": "m",
+            "workload": "put_small",
+            "object_size": 4096,
+            "ops": 10,
+            "errors": 0,
+            "ops_per_sec": v,
+            "p50_ms": 1.0,
+            "p99_ms": 2.0,
+        }
         for v in (100.0, 300.0, 200.0)
     ] + [
-        {"system": "s", "workload": "put_small", "object_size": 4096, "ops": 10, "errors": 1, "ops_per_sec": v, "p50_ms": 2.0, "p99_ms": 4.0}
+        {
+            "system": "s",
+            "workload": "put_small",
+            "object_size": 4096,
+            "ops": 10,
+            "errors": 1,
+            "ops_per_sec": v,
+            "p50_ms": 2.0,
+            "p99_ms": 4.0,
+        }
         for v in (50.0, 100.0, 150.0)
     ]
     lines = build_table(recs, [("m", "M"), ("s", "S")], [("m", "s")])
@@ -250,12 +275,18 @@ def build_latency_table(records, systems):
                 cells.append(fmt(statistics.median(values), " ms") if values else "n/a")
         lines.append("| " + " | ".join(cells) + " |")
     counts = {s: max((len(v) for (sy, _), v in by_key.items() if sy == s), default=0) for s, _ in systems}
-    ops = {s: max((r.get("ops", 0) for (sy, _), v in by_key.items() if sy == s for r in v), default=0) for s, _ in systems}
-    errors = {s: sum(int(r.get("errors", 0)) for (sy, _), v in by_key.items() if sy == s for r in v) for s, _ in systems}
+    ops = {
+        s: max((r.get("ops", 0) for (sy, _), v in by_key.items() if sy == s for r in v), default=0) for s, _ in systems
+    }
+    errors = {
+        s: sum(int(r.get("errors", 0)) for (sy, _), v in by_key.items() if sy == s for r in v) for s, _ in systems
+    }
     lines.append("")
     lines.append(
         "Requests one at a time; "
-        + "; ".join(f"{title}: {ops[s]} per operation, {counts[s]} round(s), {errors[s]} failed" for s, title in systems)
+        + "; ".join(
+            f"{title}: {ops[s]} per operation, {counts[s]} round(s), {errors[s]} failed" for s, title in systems
+        )
         + "."
     )
     return lines

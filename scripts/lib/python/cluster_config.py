@@ -28,9 +28,7 @@ except ModuleNotFoundError:  # Python < 3.11
     try:
         import tomli as tomllib  # type: ignore[no-redef]
     except ModuleNotFoundError:
-        sys.stderr.write(
-            "cluster_config.py: needs Python >= 3.11 (tomllib); found %s\n" % sys.version.split()[0]
-        )
+        sys.stderr.write(f"cluster_config.py: needs Python >= 3.11 (tomllib); found {sys.version.split()[0]}\n")
         sys.exit(2)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -44,10 +42,10 @@ class ConfigError(Exception):
 
 def _client_addr(value: object, what: str) -> str:
     if not isinstance(value, str):
-        raise ConfigError(f"{what}: expected a string \"host:port\", got {value!r}")
+        raise ConfigError(f'{what}: expected a string "host:port", got {value!r}')
     m = ADDR_RE.match(value.strip())
     if not m or not 0 < int(m.group("port")) < 65536:
-        raise ConfigError(f"{what}: expected \"host:port\", got {value!r}")
+        raise ConfigError(f'{what}: expected "host:port", got {value!r}')
     host = WILDCARD.get(m.group("host"), m.group("host"))
     return f"{host}:{int(m.group('port'))}"
 
@@ -138,11 +136,7 @@ def load(path: str) -> dict:
 
 def cmd_regions(cfg: dict) -> None:
     for r in cfg["regions"]:
-        print(
-            "\t".join(
-                str(r[k]) for k in ("id", "name", "role", "s3_url", "web_url", "internal", "data_dir")
-            )
-        )
+        print("\t".join(str(r[k]) for k in ("id", "name", "role", "s3_url", "web_url", "internal", "data_dir")))
 
 
 def cmd_env(cfg: dict) -> None:

@@ -1,40 +1,12 @@
 //! Read leases: every node answers reads from its own state machine, linearizably, without a
 //! round trip to the leader while its lease holds.
 //!
-//! The scheme is a quorum lease (Moraru et al.) in which every member may hold one:
-//!
-//! - **Holding.** Each node renews its lease about four times per lease period. A follower notes
-//!   the time `t0`, asks the leader (sending its own lease duration, which must equal the
-//!   leader's), and the leader records it as a holder until `now + duration + margin` (its own
-//!   clock) *before* taking a read index, which it returns. The follower's lease then holds until
-//!   `t0 + duration - margin` (its clock), for the leader and term that granted it. The leader
-//!   leases itself from its own read index (a quorum heartbeat round).
-//! - **Visibility.** No entry becomes visible anywhere (applied on the leader, or applied on a
-//!   follower that learnt it is committed) before every holder whose grant has not run out has it
-//!   in its log. The leader keeps a `visible` log id = the largest of `min(commit index, matched
-//!   index of each unexpired holder)` it has computed; its state machine applies nothing above it
-//!   (see [`Leases::admit`]) and the commit index it sends in AppendEntries is capped at it (see
-//!   [`Leases::cap_commit`]), so followers apply nothing above it either. When it moves past a
-//!   capped commit index the leader sends a heartbeat at once, so followers apply promptly.
-//! - **Reading.** Everything visible is therefore in every holder's log: a holder waits until it
-//!   has applied its whole log (and the grant's read index), then reads locally. The leader waits
-//!   only for its own `visible` index.
-//! - **Lagging holders.** A holder stalls visibility at most until its grant runs out. The leader
-//!   refuses grants and renewals to a node whose matched index trails the commit index by more
-//!   than [`LAG_LIMIT`] entries (a learner catching up, a slow region), or that has held back a
-//!   committed entry for longer than a quarter lease: its last grant then lapses within one lease
-//!   period and writes proceed without it.
-//! - **Changing leaders.** A new leader does not know the leases its predecessor granted. Every
-//!   grant was made before the new leader's election (the old leader confirmed a quorum after
-//!   recording it, and a quorum that voted for the new term refuses the old one), and lasts at most
-//!   one lease from then, so the new leader makes nothing visible during its first
-//!   `max(duration, election_timeout_max) + margin`: grants carry the grantor's duration, which
-//!   every node checks against its own, and config validation keeps every duration at most the
-//!   election timeout, so this covers a predecessor configured differently. A lease also ends at
-//!   once when its node sees another leader or term.
-//!
-//! Clocks are only compared with themselves (monotonic `Instant`s); `margin` covers drift in rate
-//! between machines over one lease period.
+//! A quorum lease in which every member may hold one: a write becomes visible anywhere only once
+//! every unexpired holder has it in its log, so a holder only applies its own log before reading.
+//! The protocol (holding, visibility, lagging holders, changing leaders, clocks) is explained once,
+//! in "Read leases" of `docs/architecture.md`; this module is its bookkeeping: [`Leases`] grants
+//! and holds leases ([`LAG_LIMIT`] bounds a holder's lag), admits entries to the state machine
+//! (`admit`) and caps the commit index sent to followers (`cap_commit`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

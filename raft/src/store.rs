@@ -63,7 +63,7 @@ pub struct StoreConfig {
     pub secret: String,
     /// Also send and accept the previous release's request signature (rolling upgrade).
     pub legacy_signatures: bool,
-    /// Timing.
+    /// Heartbeat, election, lease and commit timeouts (`[raft]` of the config).
     pub timing: RaftTiming,
 }
 
@@ -184,22 +184,10 @@ async fn run_lease_keeper(store: std::sync::Weak<Inner>) {
 }
 
 /// The leader's heartbeat, sent beside the replication streams rather than on them, every
-/// `every`, for as long as the store lives.
-///
-/// openraft 0.9 keeps one AppendEntries in flight per follower, and its own periodic heartbeat is
-/// one of them: a write that reaches the leader while a heartbeat is on the wire waits for it to
-/// come back, up to a whole round trip (across regions 100 ms apart, with a 300 ms heartbeat, a
-/// third of all writes). So openraft's periodic heartbeat is off (`enable_heartbeat: false`) and
-/// this task sends it the way openraft confirms leadership for a read index: an AppendEntries
-/// without entries to every voter at once, each on its own request. openraft handles the answers
-/// (a higher vote deposes this leader), and every follower that accepts one restarts its election
-/// timer.
-///
-/// Learners get none of those: they never start elections, and hear of new commit indexes from
-/// their streams. But a commit index lost on the way (a timed-out AppendEntries, a learner
-/// restarting) would only be sent again with the next write, so while the membership has
-/// learners, every [`LEARNER_HEARTBEAT_EVERY`]th tick also sends openraft's own heartbeat down
-/// every stream.
+/// `every`, for as long as the store lives: an AppendEntries without entries to every voter at
+/// once, and openraft's own heartbeat down every stream every [`LEARNER_HEARTBEAT_EVERY`]th tick
+/// while the membership has learners. Why openraft's periodic heartbeat is off and this runs
+/// instead: "Heartbeats" in `docs/architecture.md`.
 async fn run_heartbeat(store: std::sync::Weak<Inner>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

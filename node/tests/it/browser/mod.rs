@@ -1,0 +1,3 @@
+//! The admin panel in a real browser.
+
+mod panel;

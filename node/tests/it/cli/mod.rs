@@ -1,0 +1,3 @@
+//! The `meridian` command line against a running node.
+
+mod keys;

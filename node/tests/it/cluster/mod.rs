@@ -1,0 +1,13 @@
+//! Three-node clusters: consistency, events, failover, internal auth, membership, partitions, placement, replication, scrub, snapshots, webhooks.
+
+mod consistency;
+mod events;
+mod failover;
+mod internal_auth;
+mod membership;
+mod partition;
+mod placement;
+mod replication;
+mod scrub;
+mod snapshot;
+mod webhooks;

@@ -1,0 +1,3 @@
+//! What `meridian node` does with a bad configuration.
+
+mod errors;

@@ -1,0 +1,3 @@
+//! Geo routing of clients to regions.
+
+mod routing;

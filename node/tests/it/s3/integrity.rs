@@ -1,0 +1,429 @@
+//! Integrity checks against a real node: Content-MD5 and `x-amz-checksum-*` (headers and
+//! streaming trailers) are verified before an object becomes visible, and checksums are returned
+//! when asked.
+
+use crate::harness;
+
+use std::time::SystemTime;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ChecksumMode;
+use harness::sigv4::{HeaderSign, xml_error_code};
+use harness::*;
+
+const CHECKSUM_ERRORS: &[&str] = &["BadDigest", "XAmzContentChecksumMismatch"];
+
+async fn assert_absent(client: &Client, bucket: &str, key: &str, what: &str) {
+    expect_err(
+        client.head_object().bucket(bucket).key(key).send().await,
+        404,
+        None,
+        &format!("{what}: HeadObject {key}"),
+    );
+    let keys = list_all_keys(client, bucket).await;
+    assert!(!keys.iter().any(|k| k == key), "{what}: {key} is listed although its upload failed: {keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_md5_is_verified() {
+    let node = shared_node().await;
+    let _log = node.log_on_panic();
+    let client = node.client();
+    let bucket = create_bucket(&client, "md5").await;
+    let v1 = random_bytes(1, 10_000);
+    let v2 = random_bytes(2, 10_000);
+
+    // Correct Content-MD5 is accepted.
+    ok(
+        client
+            .put_object()
+            .bucket(&bucket)
+            .key("k")
+            .content_md5(base64(&md5_bytes(&v1)))
+            .body(ByteStream::from(v1.clone()))
+            .send()
+            .await,
+        "PutObject with the right Content-MD5",
+    );
+
+    // A wrong one is BadDigest, and the previous version stays intact.
+    expect_err(
+        client
+            .put_object()
+            .bucket(&bucket)
+            .key("k")
+            .content_md5(base64(&md5_bytes(&v1)))
+            .body(ByteStream::from(v2.clone()))
+            .send()
+            .await,
+        400,
+        Some("BadDigest"),
+        "PutObject with the Content-MD5 of other bytes",
+    );
+    let got = ok(client.get_object().bucket(&bucket).key("k").send().await, "GetObject");
+    assert_eq!(got.e_tag(), Some(etag_of(&v1).as_str()), "ETag after a BadDigest overwrite");
+    assert_bytes_eq(
+        &got.body.collect().await.expect("body").into_bytes(),
+        &v1,
+        "previous version after a BadDigest overwrite",
+    );
+
+    // A new key with a wrong Content-MD5 does not exist afterwards.
+    expect_err(
+        client
+            .put_object()
+            .bucket(&bucket)
+            .key("new")
+            .content_md5(base64(&md5_bytes(b"other")))
+            .body(ByteStream::from(v2.clone()))
+            .send()
+            .await,
+        400,
+        Some("BadDigest"),
+        "PutObject (new key) with a wrong Content-MD5",
+    );
+    assert_absent(&client, &bucket, "new", "wrong Content-MD5").await;
+
+    // A Content-MD5 that is not a base64 MD5 at all.
+    expect_err_code_in(
+        client
+            .put_object()
+            .bucket(&bucket)
+            .key("bad-md5")
+            .content_md5("not-base64-md5!")
+            .body(ByteStream::from_static(b"abc"))
+            .send()
+            .await,
+        &["InvalidDigest", "BadDigest"],
+        "PutObject with a malformed Content-MD5",
+    );
+    assert_absent(&client, &bucket, "bad-md5", "malformed Content-MD5").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_md5_is_verified_on_upload_part() {
+    let node = shared_node().await;
+    let _log = node.log_on_panic();
+    let client = node.client();
+    let bucket = create_bucket(&client, "md5-part").await;
+    let up = ok(client.create_multipart_upload().bucket(&bucket).key("m").send().await, "CreateMultipartUpload");
+    let id = up.upload_id().expect("UploadId");
+    expect_err(
+        client
+            .upload_part()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .part_number(1)
+            .content_md5(base64(&md5_bytes(b"something else")))
+            .body(ByteStream::from_static(b"part data"))
+            .send()
+            .await,
+        400,
+        Some("BadDigest"),
+        "UploadPart with a wrong Content-MD5",
+    );
+    let parts = ok(client.list_parts().bucket(&bucket).key("m").upload_id(id).send().await, "ListParts");
+    assert!(parts.parts().is_empty(), "a part with a bad digest was kept: {:?}", parts.parts());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_checksum_headers_are_refused() {
+    let node = shared_node().await;
+    let _log = node.log_on_panic();
+    let client = node.client();
+    let bucket = create_bucket(&client, "cksum-bad").await;
+    let data = random_bytes(3, 50_000);
+    let old = b"previous version".to_vec();
+    put(&client, &bucket, "existing", &old).await;
+    let wrong_sha256 = base64(&sha256_bytes(b"not the data"));
+    let wrong_sha1 = base64(&[7u8; 20]);
+    let wrong_crc32 = b64_crc(crc32(&data) ^ 1);
+    let wrong_crc32c = b64_crc(crc32c(&data) ^ 1);
+
+    for key in ["fresh", "existing"] {
+        expect_err_code_in(
+            client
+                .put_object()
+                .bucket(&bucket)
+                .key(key)
+                .checksum_sha256(&wrong_sha256)
+                .body(ByteStream::from(data.clone()))
+                .send()
+                .await,
+            CHECKSUM_ERRORS,
+            &format!("PutObject {key} with a wrong x-amz-checksum-sha256"),
+        );
+        expect_err_code_in(
+            client
+                .put_object()
+                .bucket(&bucket)
+                .key(key)
+                .checksum_crc32(&wrong_crc32)
+                .body(ByteStream::from(data.clone()))
+                .send()
+                .await,
+            CHECKSUM_ERRORS,
+            &format!("PutObject {key} with a wrong x-amz-checksum-crc32"),
+        );
+        expect_err_code_in(
+            client
+                .put_object()
+                .bucket(&bucket)
+                .key(key)
+                .checksum_crc32_c(&wrong_crc32c)
+                .body(ByteStream::from(data.clone()))
+                .send()
+                .await,
+            CHECKSUM_ERRORS,
+            &format!("PutObject {key} with a wrong x-amz-checksum-crc32c"),
+        );
+        expect_err_code_in(
+            client
+                .put_object()
+                .bucket(&bucket)
+                .key(key)
+                .checksum_sha1(&wrong_sha1)
+                .body(ByteStream::from(data.clone()))
+                .send()
+                .await,
+            CHECKSUM_ERRORS,
+            &format!("PutObject {key} with a wrong x-amz-checksum-sha1"),
+        );
+    }
+    assert_absent(&client, &bucket, "fresh", "wrong checksums").await;
+    assert_eq!(get_bytes(&client, &bucket, "existing").await, old, "a refused overwrite changed the existing object");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correct_checksum_headers_are_stored_and_returned() {
+    let node = shared_node().await;
+    let _log = node.log_on_panic();
+    let client = node.client();
+    let bucket = create_bucket(&client, "cksum-ok").await;
+    let data = random_bytes(4, 123_457);
+    let sha = base64(&sha256_bytes(&data));
+    let c32 = b64_crc(crc32(&data));
+    let c32c = b64_crc(crc32c(&data));
+
+    let out = ok(
+        client
+            .put_object()
+            .bucket(&bucket)
+            .key("sha")
+            .checksum_sha256(&sha)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await,
+        "PutObject with the right x-amz-checksum-sha256",
+    );
+    assert_eq!(out.checksum_sha256(), Some(sha.as_str()), "PutObject echoes the SHA-256");
+    ok(
+        client
+            .put_object()
+            .bucket(&bucket)
+            .key("crc32")
+            .checksum_crc32(&c32)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await,
+        "PutObject with the right x-amz-checksum-crc32",
+    );
+    ok(
+        client
+            .put_object()
+            .bucket(&bucket)
+            .key("crc32c")
+            .checksum_crc32_c(&c32c)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await,
+        "PutObject with the right x-amz-checksum-crc32c",
+    );
+
+    let get = ok(
+        client.get_object().bucket(&bucket).key("sha").checksum_mode(ChecksumMode::Enabled).send().await,
+        "GetObject checksum-mode=ENABLED",
+    );
+    assert_eq!(get.checksum_sha256(), Some(sha.as_str()), "GetObject ChecksumSHA256");
+    assert_bytes_eq(&get.body.collect().await.expect("body").into_bytes(), &data, "sha body");
+    let head = ok(
+        client.head_object().bucket(&bucket).key("sha").checksum_mode(ChecksumMode::Enabled).send().await,
+        "HeadObject checksum-mode=ENABLED",
+    );
+    assert_eq!(head.checksum_sha256(), Some(sha.as_str()), "HeadObject ChecksumSHA256");
+
+    let get = ok(
+        client.get_object().bucket(&bucket).key("crc32").checksum_mode(ChecksumMode::Enabled).send().await,
+        "GetObject crc32 checksum-mode=ENABLED",
+    );
+    assert_eq!(get.checksum_crc32(), Some(c32.as_str()), "GetObject ChecksumCRC32");
+    let get = ok(
+        client.get_object().bucket(&bucket).key("crc32c").checksum_mode(ChecksumMode::Enabled).send().await,
+        "GetObject crc32c checksum-mode=ENABLED",
+    );
+    assert_eq!(get.checksum_crc32_c(), Some(c32c.as_str()), "GetObject ChecksumCRC32C");
+
+    // The ETag stays the MD5 whatever checksum was sent.
+    assert_eq!(get.e_tag(), Some(etag_of(&data).as_str()), "ETag of a checksummed object");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_streaming_trailer_checksum_when_supported() {
+    let node = shared_node().await;
+    let _log = node.log_on_panic();
+    let client = node.client_checksums_when_supported();
+    let bucket = create_bucket(&client, "trailer").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // In-memory bodies: the SDK puts a CRC32 header.
+    let small = random_bytes(5, 3000);
+    ok(
+        client.put_object().bucket(&bucket).key("in-memory").body(ByteStream::from(small.clone())).send().await,
+        "PutObject (WhenSupported, in-memory body)",
+    );
+
+    // Streaming bodies: aws-chunked with signed chunks and an x-amz-checksum-crc32 trailer.
+    for (key, len, encoding) in [
+        ("streamed-small", 10usize, None),
+        ("streamed-multi-chunk", MIB + 123, None),
+        ("streamed-gzip", 200_000, Some("gzip")),
+    ] {
+        let data = random_bytes(len as u64, len);
+        let path = dir.path().join(key);
+        std::fs::write(&path, &data).expect("write temp file");
+        let body = ByteStream::from_path(&path).await.expect("ByteStream::from_path");
+        let out = ok(
+            client
+                .put_object()
+                .bucket(&bucket)
+                .key(key)
+                .set_content_encoding(encoding.map(str::to_owned))
+                .body(body)
+                .send()
+                .await,
+            &format!("PutObject {key} (WhenSupported, streaming trailer)"),
+        );
+        assert_eq!(out.e_tag(), Some(etag_of(&data).as_str()), "{key}: ETag of the decoded body");
+
+        let get = ok(
+            client.get_object().bucket(&bucket).key(key).checksum_mode(ChecksumMode::Enabled).send().await,
+            &format!("GetObject {key} checksum-mode=ENABLED"),
+        );
+        assert_eq!(
+            get.checksum_crc32(),
+            Some(b64_crc(crc32(&data)).as_str()),
+            "{key}: the trailer's CRC32 is returned"
+        );
+        assert_eq!(get.content_length(), Some(len as i64), "{key}: decoded length stored");
+        assert_eq!(
+            get.content_encoding(),
+            encoding,
+            "{key}: Content-Encoding must be stored with aws-chunked stripped"
+        );
+        assert_bytes_eq(
+            &get.body.collect().await.expect("body").into_bytes(),
+            &data,
+            &format!("{key}: body (chunk framing removed)"),
+        );
+    }
+
+    let get = ok(
+        client.get_object().bucket(&bucket).key("in-memory").checksum_mode(ChecksumMode::Enabled).send().await,
+        "GetObject in-memory checksum-mode=ENABLED",
+    );
+    assert_eq!(get.checksum_crc32(), Some(b64_crc(crc32(&small)).as_str()), "in-memory CRC32");
+}
+
+/// Builds `STREAMING-UNSIGNED-PAYLOAD-TRAILER` bodies by hand: the SDK always sends a correct
+/// trailer, so this is how a wrong one reaches the server.
+async fn put_with_unsigned_trailer(
+    node: &TestNode,
+    bucket: &str,
+    key: &str,
+    data: &[u8],
+    trailer_name: &str,
+    trailer_value: &str,
+) -> (u16, String) {
+    let host = node.s3_addr.to_string();
+    let path = format!("/{bucket}/{}", uri_encode(key, true));
+    let mut body = Vec::new();
+    for chunk in data.chunks(64 * 1024) {
+        body.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        body.extend_from_slice(chunk);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n");
+    body.extend_from_slice(format!("{trailer_name}:{trailer_value}\r\n\r\n").as_bytes());
+    let extra = [
+        ("content-encoding", "aws-chunked".to_owned()),
+        ("x-amz-decoded-content-length", data.len().to_string()),
+        ("x-amz-trailer", trailer_name.to_owned()),
+    ];
+    let signer = HeaderSign {
+        method: "PUT",
+        host: &host,
+        path: &path,
+        region: REGION,
+        access_key: ACCESS_KEY,
+        secret_key: SECRET_KEY,
+        content_sha256: "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        headers: &extra,
+        now: SystemTime::now(),
+    };
+    let mut req = http_client().put(format!("http://{host}{path}"));
+    for (k, v) in signer.signed_headers() {
+        if k != "host" {
+            req = req.header(k, v);
+        }
+    }
+    let resp = req.body(body).send().await.expect("hand-built PUT");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_trailer_checksum_is_verified() {
+    let node = shared_node().await;
+    let _log = node.log_on_panic();
+    let client = node.client();
+    let bucket = create_bucket(&client, "trailer-bad").await;
+    let data = random_bytes(6, 150_000);
+
+    // Control: the same hand-built request with the right CRC32 is accepted, so a refusal
+    // below is about the checksum and nothing else.
+    let (status, body) =
+        put_with_unsigned_trailer(node, &bucket, "good", &data, "x-amz-checksum-crc32", &b64_crc(crc32(&data))).await;
+    assert_eq!(status, 200, "hand-built streaming PUT with the right CRC32 trailer: {body}");
+    assert_bytes_eq(&get_bytes(&client, &bucket, "good").await, &data, "trailer-checked object");
+    let head = ok(
+        client.head_object().bucket(&bucket).key("good").checksum_mode(ChecksumMode::Enabled).send().await,
+        "HeadObject checksum-mode=ENABLED",
+    );
+    assert_eq!(head.checksum_crc32(), Some(b64_crc(crc32(&data)).as_str()), "stored trailer CRC32");
+
+    for (key, name, value) in [
+        ("bad-crc32", "x-amz-checksum-crc32", b64_crc(crc32(&data) ^ 0x8000_0000)),
+        ("bad-crc32c", "x-amz-checksum-crc32c", b64_crc(crc32c(&data) ^ 1)),
+        ("bad-sha256", "x-amz-checksum-sha256", base64(&sha256_bytes(b"nope"))),
+        // Overwrite attempt: the good object must survive.
+        ("good", "x-amz-checksum-crc32", b64_crc(crc32(&data) ^ 1)),
+    ] {
+        let (status, body) = put_with_unsigned_trailer(node, &bucket, key, &data, name, &value).await;
+        let code = xml_error_code(&body);
+        assert!(
+            (400..500).contains(&status) && code.as_deref().is_some_and(|c| CHECKSUM_ERRORS.contains(&c)),
+            "PUT {key} with a wrong {name} trailer: expected 400 BadDigest/XAmzContentChecksumMismatch, got {status} {body}"
+        );
+        if key != "good" {
+            assert_absent(&client, &bucket, key, &format!("wrong {name} trailer")).await;
+        }
+    }
+    assert_bytes_eq(
+        &get_bytes(&client, &bucket, "good").await,
+        &data,
+        "object after a refused overwrite with a bad trailer",
+    );
+    node.assert_tmp_empty_within(std::time::Duration::from_secs(10), "after refused uploads").await;
+}

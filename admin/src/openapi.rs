@@ -3,7 +3,7 @@
 //! The document is hand-written (`admin/openapi.json`) and compiled into the binary: no code
 //! generation, and what clients read is exactly what was reviewed. The tests below keep it
 //! honest: every `/api/` route of [`crate::router`] must be in it (read from the router's source,
-//! since axum cannot list its routes), and every `$ref` must resolve. `node/tests/admin_openapi.rs`
+//! since axum cannot list its routes), and every `$ref` must resolve. `node/tests/it/admin/openapi.rs`
 //! checks the other direction against a running node: every documented operation is routed.
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};

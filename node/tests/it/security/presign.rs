@@ -14,7 +14,7 @@ use hmac::{KeyInit as _, Mac as _};
 use meridian_admin::presign::{Presign, system_key};
 use serde_json::{Value, json};
 
-/// The cluster secret of the harness's config (`common/mod.rs`): the test derives the system key
+/// The cluster secret of the harness's config (`harness/node.rs`): the test derives the system key
 /// from it as the node does.
 const CLUSTER_SECRET: &str = "test-cluster-secret-0123456789abcdef0123456789";
 /// A web API service token of these tests, and its name.

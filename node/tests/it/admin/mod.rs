@@ -1,4 +1,5 @@
-//! The web listener's JSON API and pages: files, history, sign-in, the OpenAPI document, pages, shares.
+//! The web listener's JSON API and pages: files, history, sign-in, the OpenAPI document, pages,
+//! shares.
 
 mod files;
 mod history;

@@ -1,4 +1,5 @@
-//! Three-node clusters: consistency, events, failover, internal auth, membership, partitions, placement, replication, scrub, snapshots, webhooks.
+//! Clusters of three (or four) nodes: consistency, events, failover, internal auth, membership,
+//! partitions, placement, replication, scrub, snapshots, webhooks.
 
 mod consistency;
 mod events;

@@ -21,8 +21,9 @@ use serde::de::DeserializeOwned;
 use crate::codec;
 use crate::error::LeaderError;
 use crate::lease::Leases;
+use crate::node_id::{NodeId, RegionNode};
 use crate::signing::RequestSigner;
-use crate::types::{NodeId, RegionNode, TypeConfig};
+use crate::types::TypeConfig;
 
 /// Path of AppendEntries.
 pub const APPEND_PATH: &str = "/internal/v1/raft/append";

@@ -16,9 +16,10 @@ use crate::error::StoreError;
 use crate::event::{Actor, Cursor, EventKind};
 use crate::history::{self, HistoryWriter, NewEvent};
 use crate::model::{KeyRecord, Share, ShareAudience, ShareState, UnixMillis, User, WorkItem};
+use crate::node_id::{NodeId, RegionNode};
 use crate::snapshot::SnapshotFiles;
 use crate::tables::{self, Tables, record_key};
-use crate::types::{NodeId, RegionNode, TypeConfig};
+use crate::types::TypeConfig;
 
 /// The state machine handed to openraft.
 pub(crate) struct StateMachine {

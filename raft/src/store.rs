@@ -24,11 +24,12 @@ use crate::lease::{LeaseGrant, LeaseRequest, Leases};
 use crate::log_store::LogStore;
 use crate::model::{AccessKey, AccessKeyInfo, Bucket, KeyOwner, MultipartUpload, ObjectMeta, User, WorkItem};
 use crate::network::{HttpNetwork, LEASE_PATH, LeaderCallError, PROPOSE_PATH, PeerClient, READ_INDEX_PATH};
+use crate::node_id::{NodeId, RegionNode};
 use crate::signing::RequestSigner;
 use crate::snapshot::SnapshotFiles;
 use crate::state_machine::StateMachine;
 use crate::tables::{ObjectCursor, Tables};
-use crate::types::{NodeId, Raft, RegionNode};
+use crate::types::Raft;
 
 /// Raft timing, from `cluster.toml`'s `[raft]` table.
 #[derive(Debug, Clone)]

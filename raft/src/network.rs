@@ -56,7 +56,7 @@ pub const MAX_RPC_BODY: usize = 64 * 1024 * 1024;
 /// AppendEntries one heartbeat interval (300 ms by default) to complete, round trip included,
 /// and a call that times out is retried as it was, so a body that cannot cross a WAN link in
 /// that time would stall its follower for good. A single entry is always sent; the proposal
-/// batcher keeps entries below 512 KiB of object bytes (`MAX_BATCH_BYTES` in `store`).
+/// batcher keeps entries below 512 KiB of object bytes (`MAX_BATCH_BYTES` in `store::propose`).
 pub const MAX_APPEND_BODY: usize = 1024 * 1024;
 
 /// Encodes an RPC body or reply.

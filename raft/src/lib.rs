@@ -27,7 +27,6 @@ mod log_store;
 pub mod model;
 pub mod network;
 mod node_id;
-mod read;
 pub mod signing;
 mod snapshot;
 mod state_machine;
@@ -44,7 +43,6 @@ pub use event::{ACTOR_QUERY_PARAM, Actor, BadActor, BadCursor, Cursor, Event, Ev
 pub use history::{EventRetention, EventsError, TrimTarget};
 pub use lease::{LeaseGrant, LeaseRequest};
 pub use node_id::{NodeId, RegionNode};
-pub use read::ReadError;
-pub use store::{ClusterStatus, Leadership, MemberStatus, MetaStore, RaftTiming, StoreConfig};
+pub use store::{ClusterStatus, Leadership, MemberStatus, MetaStore, RaftTiming, ReadError, StoreConfig};
 pub use tables::{ObjectCursor, SharePage};
 pub use types::TypeConfig;

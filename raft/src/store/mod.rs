@@ -7,12 +7,14 @@
 //! `lease`), one round trip to the leader otherwise.
 //!
 //! The store's jobs, one file each: `propose` (the proposal batcher and forwarding to the
-//! leader), `reads` (read barriers, read leases and the leader-side RPCs they rest on), `tasks`
+//! leader), `reads` (read barriers, read leases and the leader-side RPCs they rest on),
+//! `confirmed` (reads that answer "absent" only after a read barrier), `tasks`
 //! (the heartbeat, lease renewal and the visibility gate, running for as long as the store
 //! lives), `rpc` (the follower side of Raft's RPCs), `membership` (joining and leaving),
 //! `status` (what a node reports of the cluster) and `queries` (the typed reads of the local
 //! state machine).
 
+mod confirmed;
 mod membership;
 mod propose;
 mod queries;
@@ -40,6 +42,7 @@ use crate::state_machine::StateMachine;
 use crate::tables::Tables;
 use crate::types::Raft;
 
+pub use confirmed::ReadError;
 pub use status::{ClusterStatus, Leadership, MemberStatus};
 
 /// Raft timing, from `cluster.toml`'s `[raft]` table.

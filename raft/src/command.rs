@@ -6,7 +6,7 @@ use crate::event::{Actor, Cursor};
 #[cfg(doc)]
 use crate::model::KeyRecord;
 use crate::model::{AccessKey, Bucket, KeyOwner, MultipartUpload, ObjectMeta, Share, UnixMillis, UserProfile};
-use crate::types::NodeId;
+use crate::node_id::NodeId;
 
 /// A change to the placement database. Every decision that depends on current state (does the
 /// bucket exist, is it empty, does the ETag match) is taken while applying, so it is the same

@@ -2,7 +2,7 @@
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, Fatal, ForwardToLeader, RaftError};
 
-use crate::types::{NodeId, RegionNode};
+use crate::node_id::{NodeId, RegionNode};
 
 /// A failure of the local store: the disk, the encoding, or an invariant.
 #[derive(Debug, thiserror::Error)]

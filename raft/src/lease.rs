@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use openraft::LogId;
 use tokio::sync::watch;
 
-use crate::types::NodeId;
+use crate::node_id::NodeId;
 
 /// A node's request for a read lease.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]

@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 use crate::codec::{decode, encode};
 use crate::durable::DurableDb;
 use crate::error::StoreError;
-use crate::types::{NodeId, TypeConfig};
+use crate::node_id::NodeId;
+use crate::types::TypeConfig;
 
 const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::NodeId;
+use crate::node_id::NodeId;
 
 /// Milliseconds since the Unix epoch. Chosen by the proposing node, so applying the log is
 /// deterministic on every replica.

@@ -21,8 +21,9 @@ use serde::de::DeserializeOwned;
 use crate::codec;
 use crate::error::LeaderError;
 use crate::lease::Leases;
+use crate::node_id::{NodeId, RegionNode};
 use crate::signing::RequestSigner;
-use crate::types::{NodeId, RegionNode, TypeConfig};
+use crate::types::TypeConfig;
 
 /// Path of AppendEntries.
 pub const APPEND_PATH: &str = "/internal/v1/raft/append";
@@ -55,7 +56,7 @@ pub const MAX_RPC_BODY: usize = 64 * 1024 * 1024;
 /// AppendEntries one heartbeat interval (300 ms by default) to complete, round trip included,
 /// and a call that times out is retried as it was, so a body that cannot cross a WAN link in
 /// that time would stall its follower for good. A single entry is always sent; the proposal
-/// batcher keeps entries below 512 KiB of object bytes (`MAX_BATCH_BYTES` in `store`).
+/// batcher keeps entries below 512 KiB of object bytes (`MAX_BATCH_BYTES` in `store::propose`).
 pub const MAX_APPEND_BODY: usize = 1024 * 1024;
 
 /// Encodes an RPC body or reply.

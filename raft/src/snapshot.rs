@@ -13,8 +13,9 @@ use openraft::{RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError, Stored
 
 use crate::codec::{decode, encode};
 use crate::error::StoreError;
+use crate::node_id::{NodeId, RegionNode};
 use crate::tables::{self, Tables};
-use crate::types::{NodeId, RegionNode, TypeConfig};
+use crate::types::TypeConfig;
 
 const MAGIC: &[u8] = b"MERIDIAN-SNAPSHOT-1\n";
 const DATA: &str = "current.snap";

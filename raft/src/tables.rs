@@ -34,7 +34,7 @@ use crate::event::Cursor;
 use crate::model::{
     AccessKey, AccessKeyInfo, Bucket, KeyRecord, MultipartUpload, ObjectMeta, Share, ShareAudience, User, WorkItem,
 };
-use crate::types::{NodeId, RegionNode};
+use crate::node_id::{NodeId, RegionNode};
 
 pub(crate) const BUCKET: &[u8] = b"b/";
 pub(crate) const OBJECT: &[u8] = b"o/";

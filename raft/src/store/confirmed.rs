@@ -1,7 +1,7 @@
 //! Reads that may only call a record absent after catching up with the leader.
 
+use super::MetaStore;
 use crate::error::{ProposeError, StoreError};
-use crate::store::MetaStore;
 
 /// Why a confirmed read ([`MetaStore::read_confirmed`]) has no answer.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,240 @@
+//! [`MetaStore`]: the metadata store as the rest of Meridian sees it.
+//!
+//! Writes are [`Command`](crate::Command)s proposed through Raft; on a follower they are
+//! forwarded to the leader, and the call returns once the entry is applied HERE too, so a client
+//! that wrote through this node reads its write back from it. Reads come from the local state
+//! machine, after [`MetaStore::read_barrier`]: free while this node holds a read lease (see
+//! `lease`), one round trip to the leader otherwise.
+//!
+//! The store's jobs, one file each: `propose` (the proposal batcher and forwarding to the
+//! leader), `reads` (read barriers, read leases and the leader-side RPCs they rest on),
+//! `confirmed` (reads that answer "absent" only after a read barrier), `tasks`
+//! (the heartbeat, lease renewal and the visibility gate, running for as long as the store
+//! lives), `rpc` (the follower side of Raft's RPCs), `membership` (joining and leaving),
+//! `status` (what a node reports of the cluster) and `queries` (the typed reads of the local
+//! state machine).
+
+mod confirmed;
+mod membership;
+mod propose;
+mod queries;
+mod reads;
+mod rpc;
+mod status;
+mod tasks;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::durable::DurableDb;
+use crate::error::{ProposeError, StoreError};
+use crate::lease::Leases;
+use crate::log_store::LogStore;
+use crate::network::{HttpNetwork, PeerClient};
+use crate::node_id::{NodeId, RegionNode};
+use crate::signing::RequestSigner;
+use crate::snapshot::SnapshotFiles;
+use crate::state_machine::StateMachine;
+use crate::tables::Tables;
+use crate::types::Raft;
+
+pub use confirmed::ReadError;
+pub use status::{ClusterStatus, Leadership, MemberStatus};
+
+/// Raft timing, from `cluster.toml`'s `[raft]` table.
+#[derive(Debug, Clone)]
+pub struct RaftTiming {
+    /// Leader heartbeat interval.
+    pub heartbeat: Duration,
+    /// Lower bound of the election timeout.
+    pub election_min: Duration,
+    /// Upper bound of the election timeout.
+    pub election_max: Duration,
+    /// Entries between snapshots.
+    pub snapshot_every: u64,
+    /// How long a proposal may wait for its commit before the client gets an error.
+    pub commit_timeout: Duration,
+    /// How long a read lease lasts (zero: no leases; every read asks the leader). A new leader
+    /// keeps new entries invisible for the longer of this and `election_max` after its election.
+    pub read_lease: Duration,
+}
+
+/// Everything needed to open a node's store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// This node's id.
+    pub node_id: NodeId,
+    /// This node's addresses, as recorded in the membership.
+    pub node: RegionNode,
+    /// Directory for the sled database and snapshots.
+    pub dir: PathBuf,
+    /// Cluster name; Raft refuses peers of another cluster.
+    pub cluster_name: String,
+    /// The cluster secret that signs internal requests.
+    pub secret: String,
+    /// Also send and accept the previous release's request signature (rolling upgrade).
+    pub legacy_signatures: bool,
+    /// Heartbeat, election, lease and commit timeouts (`[raft]` of the config).
+    pub timing: RaftTiming,
+}
+
+/// The replicated metadata store of one node. Cheap to clone.
+#[derive(Clone)]
+pub struct MetaStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node_id: NodeId,
+    raft: Raft,
+    tables: Tables,
+    db: DurableDb,
+    applied: watch::Receiver<u64>,
+    work: watch::Receiver<u64>,
+    peers: PeerClient,
+    commit_timeout: Duration,
+    /// Proposals waiting for the batcher (see [`MetaStore::propose`]).
+    proposals: tokio::sync::mpsc::UnboundedSender<propose::Proposal>,
+    /// When this node last heard from a leader (AppendEntries), Unix ms; 0 = never.
+    last_leader_contact: std::sync::atomic::AtomicI64,
+    /// Read leases held and granted, and the visibility gate (see `lease`); shared with the
+    /// state machine (which applies only visible entries) and the network (which announces
+    /// only visible commits).
+    leases: Arc<Leases>,
+    /// Index of the last entry in this node's log (kept by the log store).
+    appended: Arc<AtomicU64>,
+    /// The last leadership confirmation (when it started, the read index it gave); see
+    /// [`MetaStore::confirm_leadership`].
+    last_confirmation: tokio::sync::Mutex<Option<(Instant, u64)>>,
+    /// The term and start of the last leadership confirmation, for status: with openraft's
+    /// periodic heartbeat off (see [`tasks::run_heartbeat`]) its own quorum-ack metric only moves with
+    /// writes. The term keeps a node leading again from showing a confirmation of its last term.
+    last_confirmed_at: std::sync::Mutex<Option<(u64, Instant)>>,
+    /// Read barriers passed under a lease (no round trip), for status and tests.
+    lease_reads: AtomicU64,
+    /// Read barriers that asked the leader for a read index.
+    read_index_reads: AtomicU64,
+}
+
+fn fatal(e: impl std::fmt::Display) -> ProposeError {
+    ProposeError::Fatal(e.to_string())
+}
+
+impl MetaStore {
+    /// Opens (or creates) the store under `config.dir` and starts this node's Raft instance.
+    pub async fn open(config: StoreConfig) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(&config.dir)?;
+        let db = DurableDb::open(&config.dir.join("meta"))?;
+        let tables = Tables { tree: db.db().open_tree("state")? };
+        let mut log_store = LogStore::open(&db)?;
+        let appended = log_store.appended();
+        let (work_tx, work) = watch::channel(0u64);
+        let applied_log_id = tables.applied()?;
+        let (applied_tx, applied) = watch::channel(applied_log_id.map_or(0, |l| l.index));
+        // openraft re-applies the entries up to the commit index it saved inside `Raft::new`, before
+        // the gate runs, so those count as visible. On a follower that index came from a leader
+        // (capped at what was visible); on a leader it may be ahead of what was visible, which is
+        // safe for linearizable reads (a new leader's read index waits out old leases) but may
+        // show those entries to local reads and event readers here up to one lease early.
+        let saved_committed = openraft::storage::RaftLogStorage::read_committed(&mut log_store)
+            .await
+            .map_err(|e| StoreError::Codec(format!("saved commit index: {e}")))?;
+        let leases = Arc::new(Leases::new(
+            config.timing.read_lease,
+            config.timing.election_max,
+            applied_log_id.max(saved_committed),
+        ));
+        let state_machine = StateMachine {
+            node: config.node_id,
+            tables: tables.clone(),
+            snapshots: SnapshotFiles { dir: config.dir.join("snapshots") },
+            work: work_tx,
+            applied_tx,
+            incoming: None,
+            leases: leases.clone(),
+        };
+        let signer =
+            Arc::new(RequestSigner::new(&config.secret, &config.cluster_name).with_legacy(config.legacy_signatures));
+        let peers = PeerClient::new(signer);
+        let timing = &config.timing;
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let raft_config = openraft::Config {
+            cluster_name: config.cluster_name.clone(),
+            heartbeat_interval: millis(timing.heartbeat),
+            election_timeout_min: millis(timing.election_min),
+            election_timeout_max: millis(timing.election_max),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(timing.snapshot_every),
+            max_in_snapshot_log_to_keep: 1000,
+            install_snapshot_timeout: 10_000,
+            // Sent beside the replication streams instead (see `run_heartbeat`).
+            enable_heartbeat: false,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| StoreError::Codec(format!("raft config: {e}")))?;
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            HttpNetwork::new(peers.clone(), leases.clone()),
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| StoreError::Codec(format!("raft start: {e}")))?;
+        let (proposals, queue) = tokio::sync::mpsc::unbounded_channel();
+        let store = Self {
+            inner: Arc::new(Inner {
+                node_id: config.node_id,
+                raft,
+                tables,
+                db,
+                applied,
+                work,
+                peers,
+                commit_timeout: timing.commit_timeout,
+                last_leader_contact: std::sync::atomic::AtomicI64::new(0),
+                proposals,
+                leases,
+                appended,
+                last_confirmation: tokio::sync::Mutex::new(None),
+                last_confirmed_at: std::sync::Mutex::new(None),
+                lease_reads: AtomicU64::new(0),
+                read_index_reads: AtomicU64::new(0),
+            }),
+        };
+        tokio::spawn(propose::run_batcher(Arc::downgrade(&store.inner), queue));
+        tokio::spawn(tasks::run_visibility_gate(
+            Arc::downgrade(&store.inner),
+            store.inner.raft.metrics(),
+            store.inner.leases.wanted(),
+        ));
+        tokio::spawn(tasks::run_heartbeat(Arc::downgrade(&store.inner), timing.heartbeat));
+        if store.inner.leases.enabled() {
+            tokio::spawn(tasks::run_lease_keeper(Arc::downgrade(&store.inner)));
+        }
+        Ok(store)
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.inner.node_id
+    }
+
+    /// Signed calls to other nodes.
+    pub fn peers(&self) -> &PeerClient {
+        &self.inner.peers
+    }
+
+    /// Stops Raft and flushes the database.
+    pub async fn shutdown(&self) -> Result<(), StoreError> {
+        if let Err(e) = self.inner.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+        self.inner.db.flush().await?;
+        Ok(())
+    }
+}

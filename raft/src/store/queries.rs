@@ -1,0 +1,212 @@
+//! The typed reads of the local state machine (buckets, objects, keys, users, shares, events,
+//! work items) and the signals that say it moved. They read what this node has applied; a
+//! caller that must see writes made through other nodes calls [`MetaStore::read_barrier`]
+//! first.
+
+use tokio::sync::watch;
+
+use super::MetaStore;
+use crate::error::StoreError;
+use crate::event::{Cursor, Event};
+use crate::history::{EventRetention, EventsError, TrimTarget};
+use crate::model::{AccessKey, AccessKeyInfo, Bucket, KeyOwner, MultipartUpload, ObjectMeta, User, WorkItem};
+use crate::tables::ObjectCursor;
+
+impl MetaStore {
+    /// The index applied locally.
+    pub fn applied_index(&self) -> u64 {
+        *self.inner.applied.borrow()
+    }
+
+    /// Changes whenever the local state machine applies entries (or installs a snapshot); the
+    /// value is the applied index. Event readers wait on it for new events.
+    pub fn applied_signal(&self) -> watch::Receiver<u64> {
+        self.inner.applied.clone()
+    }
+
+    /// Changes whenever applying the log records new work for this node; each worker keeps its
+    /// own receiver, so none misses a wake-up another consumed.
+    pub fn work_signal(&self) -> watch::Receiver<u64> {
+        self.inner.work.clone()
+    }
+
+    /// A bucket, if it exists.
+    pub fn bucket(&self, name: &str) -> Result<Option<Bucket>, StoreError> {
+        self.inner.tables.bucket(name)
+    }
+
+    /// Every bucket, by name.
+    pub fn buckets(&self) -> Result<Vec<Bucket>, StoreError> {
+        self.inner.tables.buckets()
+    }
+
+    /// The current version of an object, if any.
+    pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        self.inner.tables.object(bucket, key)
+    }
+
+    /// An ordered walk over a bucket's keys starting with `prefix`, after `after` if given.
+    pub fn objects(&self, bucket: &str, prefix: &str, after: Option<&str>) -> ObjectCursor {
+        self.inner.tables.objects(bucket, prefix, after)
+    }
+
+    /// A multipart upload in progress.
+    pub fn upload(&self, id: &str) -> Result<Option<MultipartUpload>, StoreError> {
+        self.inner.tables.upload(id)
+    }
+
+    /// A bucket's multipart uploads in progress.
+    pub fn uploads(&self, bucket: &str) -> Result<Vec<MultipartUpload>, StoreError> {
+        self.inner.tables.uploads(bucket)
+    }
+
+    /// Every multipart upload in progress, in any bucket.
+    pub fn all_uploads(&self) -> Result<Vec<MultipartUpload>, StoreError> {
+        let mut all = Vec::new();
+        for bucket in self.buckets()? {
+            all.extend(self.uploads(&bucket.name)?);
+        }
+        Ok(all)
+    }
+
+    /// An access key, disabled or not: whoever checks a signature must use
+    /// [`MetaStore::usable_access_key`] instead.
+    pub fn access_key(&self, id: &str) -> Result<Option<AccessKey>, StoreError> {
+        self.inner.tables.access_key(id)
+    }
+
+    /// An access key that may sign requests: it exists and is not disabled. Reads local
+    /// state; callers that must not miss a disable made through another node call
+    /// [`MetaStore::read_barrier`] first.
+    pub fn usable_access_key(&self, id: &str) -> Result<Option<AccessKey>, StoreError> {
+        let Some(key) = self.inner.tables.access_key(id)? else { return Ok(None) };
+        let disabled = self.inner.tables.key_record(id)?.is_some_and(|r| r.disabled.is_some());
+        Ok((!disabled).then_some(key))
+    }
+
+    /// Who an access key belongs to; `None` if there is no such key. A key without a recorded
+    /// owner (a legacy key, or one installed from the config) is the service named after the
+    /// key's name.
+    pub fn access_key_owner(&self, id: &str) -> Result<Option<KeyOwner>, StoreError> {
+        let Some(key) = self.inner.tables.access_key(id)? else { return Ok(None) };
+        let record = self.inner.tables.key_record(id)?;
+        Ok(Some(AccessKeyInfo::new(&key, record.as_ref()).owner))
+    }
+
+    /// Every access key, without its secret, in id order.
+    pub fn access_keys(&self) -> Result<Vec<AccessKeyInfo>, StoreError> {
+        self.inner.tables.access_keys()
+    }
+
+    /// A user known to the admin panel (deleted ones included).
+    pub fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        self.inner.tables.user(id)
+    }
+
+    /// Every user known to the admin panel, deleted ones included, in id order.
+    pub fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.inner.tables.users()
+    }
+
+    /// Whether some object version refers to this blob.
+    pub fn blob_is_referenced(&self, blob: &str) -> Result<bool, StoreError> {
+        self.inner.tables.blob_is_referenced(blob)
+    }
+
+    /// The work this node owes, oldest first, with the key to complete each.
+    pub fn work_items(&self) -> Result<Vec<(Vec<u8>, WorkItem)>, StoreError> {
+        Ok(self.inner.tables.work_items()?.into_iter().map(|(k, w)| (k.to_vec(), w)).collect())
+    }
+
+    /// Marks a work item done.
+    pub fn complete_work(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.inner.tables.tree.remove(key)?;
+        Ok(())
+    }
+
+    /// Up to `limit` retained events behind `after` (from the oldest retained one when `None`),
+    /// in order, all from entries this node has applied. [`EventsError::Gone`] when events right
+    /// behind `after` were trimmed from the history.
+    pub fn events_after(&self, after: Option<Cursor>, limit: usize) -> Result<Vec<Event>, EventsError> {
+        crate::history::read(&self.inner.tables, after, limit, self.applied_index())
+    }
+
+    /// How far `retention` lets the event history go now (a bounded number of events at a
+    /// time), if at all: what the leader proposes with [`crate::Command::TrimEvents`].
+    pub fn event_trim_target(&self, retention: EventRetention) -> Result<Option<TrimTarget>, StoreError> {
+        crate::history::trim_target(&self.inner.tables, retention)
+    }
+
+    /// The user who owns an object (wrote its first version while signed in), if any.
+    pub fn object_owner(&self, bucket: &str, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.tables.owner(bucket, key)
+    }
+
+    /// The log index at which the current ownership of `bucket` (`key: None`) or `bucket/key`
+    /// began: the history shows an owner what happened since, not a previous owner's past.
+    /// `None` without an owner, or for ownership recorded before this index was kept.
+    pub fn owned_since(&self, bucket: &str, key: Option<&str>) -> Result<Option<u64>, StoreError> {
+        self.inner.tables.owned_since(bucket, key)
+    }
+
+    /// The user who owns a bucket (created it while signed in), if any.
+    pub fn bucket_owner(&self, bucket: &str) -> Result<Option<String>, StoreError> {
+        self.inner.tables.bucket_owner(bucket)
+    }
+
+    /// A share by id.
+    pub fn share(&self, id: &str) -> Result<Option<crate::model::Share>, StoreError> {
+        self.inner.tables.share(id)
+    }
+
+    /// The share of a public link, by the hex SHA-256 of its token.
+    pub fn share_by_token(&self, token_sha256: &str) -> Result<Option<crate::model::Share>, StoreError> {
+        self.inner.tables.share_by_token(token_sha256)
+    }
+
+    /// A page of every share, in id order (`after`: the previous page's `next`).
+    pub fn shares_page(&self, after: Option<&str>, limit: usize) -> Result<crate::SharePage, StoreError> {
+        self.inner.tables.shares_page(after, limit)
+    }
+
+    /// A page of the shares `user` created, in id order.
+    pub fn shares_created_by(
+        &self,
+        user: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::SharePage, StoreError> {
+        self.inner.tables.shares_created_by(user, after, limit)
+    }
+
+    /// A page of the named-user shares naming `user`, in file order.
+    pub fn shares_with_user(
+        &self,
+        user: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::SharePage, StoreError> {
+        self.inner.tables.shares_with_user(user, after, limit)
+    }
+
+    /// A page of the shares of the file `bucket/key` as it is now, in id order.
+    pub fn shares_of_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::SharePage, StoreError> {
+        self.inner.tables.shares_of_object_page(bucket, key, after, limit)
+    }
+
+    /// The named-user shares of `bucket/key` naming `user` (an index read, not a scan).
+    pub fn user_shares_of(&self, user: &str, bucket: &str, key: &str) -> Result<Vec<crate::model::Share>, StoreError> {
+        self.inner.tables.user_shares_of(user, bucket, key)
+    }
+
+    /// The last event delivered to a webhook subscription, as recorded through Raft.
+    pub fn webhook_delivered(&self, subscription: &str) -> Result<Option<Cursor>, StoreError> {
+        self.inner.tables.delivered(subscription)
+    }
+}

@@ -1,0 +1,145 @@
+//! What this node knows of the cluster and of leadership, for status pages, health checks and
+//! `meridian cluster status`.
+
+use std::sync::atomic::Ordering;
+
+use super::MetaStore;
+use crate::node_id::NodeId;
+
+impl MetaStore {
+    /// Who leads, in which term, and whether this node is a member, read at one instant (health
+    /// checks, the load a node reports to its peers).
+    pub fn leadership(&self) -> Leadership {
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow();
+        Leadership {
+            leader: metrics.current_leader,
+            term: metrics.current_term,
+            member: metrics.membership_config.membership().get_node(&self.inner.node_id).is_some(),
+        }
+    }
+
+    /// This node's view of the cluster, for status pages and `meridian cluster status`.
+    pub fn status(&self) -> ClusterStatus {
+        let metrics = self.inner.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, node)| MemberStatus {
+                id: *id,
+                region: node.region.clone(),
+                voter: voters.contains(id),
+                matched_index: metrics.replication.as_ref().and_then(|r| r.get(id).copied().flatten()).map(|l| l.index),
+            })
+            .collect();
+        let contact = self.inner.last_leader_contact.load(std::sync::atomic::Ordering::Relaxed);
+        ClusterStatus {
+            node_id: self.inner.node_id,
+            state: format!("{:?}", metrics.state),
+            leader: metrics.current_leader,
+            term: metrics.current_term,
+            last_log_index: metrics.last_log_index.unwrap_or(0),
+            applied_index: self.applied_index(),
+            snapshot_index: metrics.snapshot.map(|l| l.index),
+            purged_index: metrics.purged.map(|l| l.index),
+            last_leader_contact_ms: (contact > 0).then_some(contact),
+            millis_since_quorum_ack: (metrics.current_leader == Some(self.inner.node_id))
+                .then(|| self.millis_since_quorum_ack(metrics.current_term, metrics.millis_since_quorum_ack))
+                .flatten(),
+            read_lease_ms: self
+                .inner
+                .leases
+                .remaining(metrics.current_leader, metrics.current_term)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            lease_reads: self.inner.lease_reads.load(Ordering::Relaxed),
+            read_index_reads: self.inner.read_index_reads.load(Ordering::Relaxed),
+            members,
+        }
+    }
+
+    /// Milliseconds since a quorum last acknowledged this node as leader of `term`: through
+    /// replication (`from_raft`, openraft's figure) or a heartbeat round, whichever is later.
+    fn millis_since_quorum_ack(&self, term: u64, from_raft: Option<u64>) -> Option<u64> {
+        let confirmed = *self.inner.last_confirmed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let by_heartbeat = confirmed
+            .filter(|(of, _)| *of == term)
+            .map(|(_, at)| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX));
+        match (from_raft, by_heartbeat) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether this node is the Raft leader right now, as far as it knows.
+    pub fn is_leader(&self) -> bool {
+        self.inner.raft.metrics().borrow().current_leader == Some(self.inner.node_id)
+    }
+}
+
+/// What a node knows of leadership at one instant ([`MetaStore::leadership`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leadership {
+    /// The leader this node knows of.
+    pub leader: Option<NodeId>,
+    /// The current term.
+    pub term: u64,
+    /// Whether the membership this node applied includes it.
+    pub member: bool,
+}
+
+impl Leadership {
+    /// Whether the node may serve: it knows a leader and is a member.
+    pub fn ready(&self) -> bool {
+        self.leader.is_some() && self.member
+    }
+}
+
+/// One node's view of the cluster.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ClusterStatus {
+    /// This node.
+    pub node_id: NodeId,
+    /// Leader, Follower, Candidate or Learner.
+    pub state: String,
+    /// The leader this node knows of.
+    pub leader: Option<NodeId>,
+    /// Current term.
+    pub term: u64,
+    /// Last index in this node's log.
+    pub last_log_index: u64,
+    /// Last index applied to this node's state machine.
+    pub applied_index: u64,
+    /// Last index covered by this node's snapshot.
+    pub snapshot_index: Option<u64>,
+    /// Last index purged from this node's log.
+    pub purged_index: Option<u64>,
+    /// When this node last heard from a leader, Unix ms (followers).
+    pub last_leader_contact_ms: Option<i64>,
+    /// Milliseconds since a quorum last acknowledged this node as leader (leaders).
+    pub millis_since_quorum_ack: Option<u64>,
+    /// How much longer this node's read lease holds, ms; `None` without a valid lease.
+    #[serde(default)]
+    pub read_lease_ms: Option<u64>,
+    /// Read barriers this node passed under its lease, without a round trip.
+    #[serde(default)]
+    pub lease_reads: u64,
+    /// Read barriers for which this node asked the leader (no valid lease).
+    #[serde(default)]
+    pub read_index_reads: u64,
+    /// The members.
+    pub members: Vec<MemberStatus>,
+}
+
+/// One member as seen by a node (replication progress only when that node leads).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MemberStatus {
+    /// Node id.
+    pub id: NodeId,
+    /// Region name.
+    pub region: String,
+    /// Voter or learner.
+    pub voter: bool,
+    /// Highest log index known to be replicated to it (leader's view).
+    pub matched_index: Option<u64>,
+}

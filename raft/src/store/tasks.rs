@@ -1,0 +1,170 @@
+//! The store's background tasks, each running for as long as the store lives: the leader's
+//! heartbeat, the renewal of this node's read lease, and the leader side of the visibility gate.
+//! (The proposal batcher, the fourth, is in `propose`.)
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::{Inner, MetaStore};
+use crate::lease::{LeaseGrant, LeaseRequest};
+use crate::network::{LEASE_PATH, LeaderCallError};
+use crate::node_id::{NodeId, RegionNode};
+
+/// Renews this node's read lease four times per lease period, for as long as the store lives.
+pub(super) async fn run_lease_keeper(store: std::sync::Weak<Inner>) {
+    loop {
+        let Some(inner) = store.upgrade() else { return };
+        let store = MetaStore { inner };
+        let every = store.inner.leases.renew_every();
+        store.renew_lease().await;
+        drop(store);
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// The leader's heartbeat, sent beside the replication streams rather than on them, every
+/// `every`, for as long as the store lives: an AppendEntries without entries to every voter at
+/// once, and openraft's own heartbeat down every stream every [`LEARNER_HEARTBEAT_EVERY`]th tick
+/// while the membership has learners. Why openraft's periodic heartbeat is off and this runs
+/// instead: "Heartbeats" in `docs/architecture.md`.
+pub(super) async fn run_heartbeat(store: std::sync::Weak<Inner>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for tick in 0_u64.. {
+        ticks.tick().await;
+        let Some(inner) = store.upgrade() else { return };
+        let store = MetaStore { inner };
+        let has_learners = {
+            let m = store.inner.raft.metrics();
+            let m = m.borrow();
+            if m.current_leader != Some(store.inner.node_id) {
+                continue;
+            }
+            m.membership_config.membership().learner_ids().next().is_some()
+        };
+        if has_learners
+            && tick.is_multiple_of(LEARNER_HEARTBEAT_EVERY)
+            && let Err(e) = store.inner.raft.trigger().heartbeat().await
+        {
+            tracing::debug!(error = %e, "stream heartbeat failed");
+        }
+        // A round ends with a quorum's answers or after `every` (openraft's timeout for these
+        // requests is the heartbeat interval), so ticks are at most that late.
+        if let Err(e) = store.confirm_leadership(Instant::now()).await {
+            tracing::debug!(error = %e, "heartbeat round failed");
+        }
+    }
+}
+
+/// How many heartbeat ticks apart the stream heartbeats for learners go (see [`run_heartbeat`]):
+/// rarely, because each one holds its stream for a round trip, voters' streams included.
+const LEARNER_HEARTBEAT_EVERY: u64 = 4;
+
+/// Leader side of the visibility gate (see `lease`): recomputes what may be visible whenever
+/// replication progresses (Raft metrics), the state machine waits for an entry, or a lagging
+/// holder's grant or the new-leader wait runs out; for as long as the store lives.
+pub(super) async fn run_visibility_gate(
+    store: std::sync::Weak<Inner>,
+    mut metrics: watch::Receiver<openraft::RaftMetrics<NodeId, RegionNode>>,
+    mut wanted: watch::Receiver<Option<openraft::LogId<NodeId>>>,
+) {
+    loop {
+        let Some(inner) = store.upgrade() else { return };
+        let wake_at = MetaStore { inner }.advance_visibility().await;
+        let timer = async {
+            match wake_at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            changed = wanted.changed() => if changed.is_err() { return },
+            () = timer => {}
+        }
+    }
+}
+
+impl MetaStore {
+    /// Leader side: moves the visible log id as far as every read-lease holder allows (see
+    /// `lease`), and tells the followers at once when it moved past a commit index they were
+    /// sent. Returns when to look again if nothing else changes.
+    async fn advance_visibility(&self) -> Option<Instant> {
+        // Committed (Raft hands out only committed ids to wait for), so no need to ask Raft.
+        let committed = *self.inner.leases.wanted().borrow();
+        if committed <= self.inner.leases.visible() {
+            // Nothing waits to become visible (most metrics changes are heartbeat answers).
+            return None;
+        }
+        let (term, alone, matched) = {
+            let m = self.inner.raft.metrics();
+            let m = m.borrow();
+            if m.current_leader != Some(self.inner.node_id) || m.state != openraft::ServerState::Leader {
+                return None;
+            }
+            let alone = m.membership_config.membership().nodes().all(|(id, _)| *id == self.inner.node_id);
+            let matched: Vec<(NodeId, Option<openraft::LogId<NodeId>>)> =
+                m.replication.as_ref().map(|r| r.iter().map(|(id, l)| (*id, *l)).collect()).unwrap_or_default();
+            (m.current_term, alone, matched)
+        };
+        if committed.is_some_and(|c| c.leader_id.term > term) {
+            // Leading a newer term than the metrics said: its holders and wait are not known
+            // yet; the metrics change that follows brings this back.
+            return None;
+        }
+        let matched = |id: NodeId| matched.iter().find(|(m, _)| *m == id).and_then(|(_, l)| *l);
+        let advance = self.inner.leases.advance(term, committed, matched, alone, Instant::now());
+        if advance.advanced && self.inner.leases.take_capped() {
+            tracing::trace!(visible = ?self.inner.leases.visible(), "visible index moved; pushing it to followers");
+            // Voters hear of it at once beside their replication streams (a stream may have a
+            // capped AppendEntries in flight for a round trip); learners through their streams.
+            let voters = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = voters.confirm_leadership(Instant::now()).await {
+                    tracing::debug!(error = %e, "announcing a visibility change failed");
+                }
+            });
+            if let Err(e) = self.inner.raft.trigger().heartbeat().await {
+                tracing::debug!(error = %e, "heartbeat after a visibility change failed");
+            }
+        }
+        advance.wake_at
+    }
+
+    /// Renews this node's read lease: from its own quorum confirmation when it leads, from the
+    /// leader otherwise. Failures just let the lease run out; reads then ask the leader.
+    async fn renew_lease(&self) {
+        let (leader, term) = {
+            let m = self.inner.raft.metrics().borrow().clone();
+            (m.current_leader, m.current_term)
+        };
+        let Some(leader) = leader else { return };
+        let asked_at = Instant::now();
+        if leader == self.inner.node_id {
+            // Starts the new-leader wait as early as possible, not at the first write.
+            self.inner.leases.writes_allowed_from(term);
+            if let Ok(index) = self.confirm_leadership(asked_at).await {
+                self.inner.leases.hold(leader, term, asked_at, index, self.inner.leases.duration());
+            }
+            return;
+        }
+        let Some(node) = self.member(leader) else { return };
+        let wait = self.inner.leases.renew_every() * 2;
+        let request = LeaseRequest {
+            holder: self.inner.node_id,
+            duration_ms: u64::try_from(self.inner.leases.duration().as_millis()).unwrap_or(u64::MAX),
+        };
+        let reply: Result<LeaseGrant, LeaderCallError> =
+            self.inner.peers.call_leader(leader, &node.internal, LEASE_PATH, &request, wait).await;
+        match reply {
+            Ok(grant) if grant.term == term => {
+                let valid_for = Duration::from_millis(grant.valid_for_ms);
+                self.inner.leases.hold(leader, term, asked_at, grant.read_index, valid_for);
+            }
+            Ok(_) => {}
+            Err(LeaderCallError::Leader(reason)) => tracing::debug!(leader, %reason, "read lease refused"),
+            Err(LeaderCallError::Call(e)) => tracing::debug!(leader, error = %e, "read lease request failed"),
+        }
+    }
+}

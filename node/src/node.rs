@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use meridian_geo::LoadBoard;
-use meridian_raft::model::AccessKey;
+use meridian_raft::model::{AccessKey, KeyOwner};
 use meridian_raft::signing::ReplayGuard;
 use meridian_raft::{Command, MetaStore, StoreConfig};
 use meridian_s3gw::blob::DiskBlobs;
@@ -132,18 +132,29 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         if meta.initialize_if_new(voters).await.context("cannot initialize the cluster")? {
             tracing::info!("initialized a new cluster");
         }
-        let dev_key = config.dev_key.as_ref().map(|dev_key| AccessKey {
-            id: dev_key.access_key_id.clone(),
-            secret: dev_key.secret_access_key.clone(),
-            name: "dev (cluster.toml)".into(),
-            created: 0,
+        // Installed once, when first missing, as keys of the services they are for, created now.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let dev_key = config.dev_key.as_ref().map(|dev_key| {
+            let key = AccessKey {
+                id: dev_key.access_key_id.clone(),
+                secret: dev_key.secret_access_key.clone(),
+                name: "dev (cluster.toml)".into(),
+                created: now,
+            };
+            (key, KeyOwner::Service("dev".into()))
         });
         // The web API presigns with the system key for callers without a key of their own.
         let system = meridian_admin::presign::system_key(&config.cluster.secret);
-        let system_key =
-            AccessKey { id: system.id, secret: system.secret, name: "system (web API presigning)".into(), created: 0 };
+        let system_key = AccessKey {
+            id: system.id,
+            secret: system.secret,
+            name: "system (web API presigning)".into(),
+            created: now,
+        };
         let system_id = system_key.id.clone();
-        let keys = dev_key.into_iter().chain([system_key]).collect();
+        let keys = dev_key.into_iter().chain([(system_key, KeyOwner::Service("system".into()))]).collect();
         tasks.spawn(ensure_keys(meta.clone(), keys, system_id, shutdown.clone()));
     }
 
@@ -166,9 +177,9 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
 /// Puts the keys every node relies on (the development key of `cluster.toml`, the system key
 /// of the web API) into the replicated key store once a leader exists, so they work on every
 /// node; then deletes the system keys of earlier cluster secrets (every `MSYS` key but `system`).
-async fn ensure_keys(meta: MetaStore, keys: Vec<AccessKey>, system: String, shutdown: Shutdown) {
-    for key in keys {
-        if !ensure_key(&meta, key, &shutdown).await {
+async fn ensure_keys(meta: MetaStore, keys: Vec<(AccessKey, KeyOwner)>, system: String, shutdown: Shutdown) {
+    for (key, owner) in keys {
+        if !ensure_key(&meta, key, owner, &shutdown).await {
             return;
         }
     }
@@ -179,15 +190,22 @@ async fn ensure_keys(meta: MetaStore, keys: Vec<AccessKey>, system: String, shut
     }
 }
 
-/// Installs one key, retrying until a leader takes it; false if the node stops first.
-async fn ensure_key(meta: &MetaStore, key: AccessKey, shutdown: &Shutdown) -> bool {
+/// Installs one key, retrying until a leader takes it; false if the node stops first. A key
+/// already there with the same secret and name is left as it is (its creation time and owner
+/// stay); a new one is created with its owner; one whose secret changed in the config is
+/// replaced.
+async fn ensure_key(meta: &MetaStore, key: AccessKey, owner: KeyOwner, shutdown: &Shutdown) -> bool {
     for attempt in 0u32..600 {
-        match meta.access_key(&key.id) {
-            Ok(Some(existing)) if existing == key => return true,
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "reading the key store failed"),
-        }
-        match meta.propose(Command::PutAccessKey(key.clone())).await {
+        let command = match meta.access_key(&key.id) {
+            Ok(Some(existing)) if existing.secret == key.secret && existing.name == key.name => return true,
+            Ok(Some(_)) => Command::PutAccessKey(key.clone()),
+            Ok(None) => Command::CreateAccessKey { key: key.clone(), owner: owner.clone() },
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the key store failed");
+                Command::PutAccessKey(key.clone())
+            }
+        };
+        match meta.propose(command).await {
             Ok(_) => {
                 tracing::info!(access_key = %key.id, name = %key.name, "access key installed");
                 return true;

@@ -150,7 +150,9 @@ async fn admins_revoke_keys_on_the_web_api_and_no_one_else_can() {
     assert_eq!((entry["owner_recorded"].as_bool(), entry["disabled"].as_bool()), (Some(true), Some(false)));
     assert!(entry["created"].as_i64().is_some_and(|t| t > 0), "a creation time: {entry}");
     let dev = keys.iter().find(|k| k["id"] == ACCESS_KEY).expect("the dev key is listed");
-    assert_eq!(dev["owner_recorded"], false, "a key from the config is a legacy, service-owned key: {dev}");
+    assert_eq!(dev["owner"], "service:dev", "a key from the config is the dev service's: {dev}");
+    assert_eq!(dev["owner_recorded"], true, "installed with its owner: {dev}");
+    assert!(dev["created"].as_i64().is_some_and(|t| t > 0), "installed with its creation time: {dev}");
     assert!(keys.iter().any(|k| k["id"].as_str().is_some_and(|i| i.starts_with("MSYS"))), "the system key");
     assert!(!list.to_string().contains(&secret) && !list.to_string().contains(SECRET_KEY), "no secret is listed");
 

@@ -5,12 +5,12 @@
 
 use crate::harness;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use harness::cluster::{ClusterOptions, TestCluster};
 use harness::devauth::{AuthMode, DevAuth, SeededTokens, auth_section, free_auth_addr, node_with_seeded_users};
-use harness::{POLL, TestNode, http_client, put, random_bytes};
+use harness::{POLL, TestNode, browser_from, http_client, put, random_bytes, web_api};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 
@@ -30,30 +30,9 @@ fn config(addr: std::net::SocketAddr) -> String {
     )
 }
 
-/// A browser-like client from `ip` that does not follow redirects (the test looks at them).
-fn browser(ip: Ipv4Addr) -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .local_address(IpAddr::V4(ip))
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
-}
-
-async fn api(node: &TestNode, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = http_client().request(method, format!("{}{path}", node.web_url())).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let resp = request.send().await.expect("web API request");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 /// Creates a share as `token`; returns (id, link path if public).
 async fn share(node: &TestNode, token: &str, body: Value) -> (String, Option<String>) {
-    let (status, created) = api(node, reqwest::Method::POST, "/api/v1/shares", token, Some(body)).await;
+    let (status, created) = web_api(node, reqwest::Method::POST, "/api/v1/shares", token, Some(body)).await;
     assert_eq!(status, 201, "{created}");
     (created["share"]["id"].as_str().expect("id").to_owned(), created["url"].as_str().map(str::to_owned))
 }
@@ -132,7 +111,7 @@ async fn public_and_user_shares_enforce_their_rules() {
     let (post, delete) = (reqwest::Method::POST, reqwest::Method::DELETE);
 
     let bucket = harness::unique_bucket("shares");
-    let (status, body) = api(&node, post.clone(), "/api/v1/buckets", &alice, Some(json!({ "name": bucket }))).await;
+    let (status, body) = web_api(&node, post.clone(), "/api/v1/buckets", &alice, Some(json!({ "name": bucket }))).await;
     assert_eq!(status, 201, "{body}");
     let film = random_bytes(11, 200 * 1024);
     put(&node.client(), &bucket, "film.mp4", &film).await;
@@ -142,10 +121,10 @@ async fn public_and_user_shares_enforce_their_rules() {
         body.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
         body
     };
-    let visitor = browser(Ipv4Addr::new(127, 0, 0, 1));
+    let visitor = browser_from(Ipv4Addr::new(127, 0, 0, 1));
 
     // Only the owner shares; bad input is a 400.
-    let (status, _) = api(&node, post.clone(), "/api/v1/shares", &bob, Some(file.clone())).await;
+    let (status, _) = web_api(&node, post.clone(), "/api/v1/shares", &bob, Some(file.clone())).await;
     assert_eq!(status, 404, "bob cannot share alice's file");
     for bad in [
         json!({ "max_downloads": 0 }),
@@ -155,7 +134,7 @@ async fn public_and_user_shares_enforce_their_rules() {
         json!({ "permission": "write" }),
         json!({ "password": "" }),
     ] {
-        let (status, body) = api(&node, post.clone(), "/api/v1/shares", &alice, Some(with(bad.clone()))).await;
+        let (status, body) = web_api(&node, post.clone(), "/api/v1/shares", &alice, Some(with(bad.clone()))).await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
 
@@ -184,9 +163,9 @@ async fn public_and_user_shares_enforce_their_rules() {
     let (id, link) = share(&node, &alice, file.clone()).await;
     let link = link.expect("public link");
     assert_eq!(open(&node, &visitor, &link).await.0, 302);
-    let (status, _) = api(&node, delete.clone(), &format!("/api/v1/shares/{id}"), &bob, None).await;
+    let (status, _) = web_api(&node, delete.clone(), &format!("/api/v1/shares/{id}"), &bob, None).await;
     assert_eq!(status, 404, "bob cannot revoke alice's share");
-    let (status, _) = api(&node, delete.clone(), &format!("/api/v1/shares/{id}"), &alice, None).await;
+    let (status, _) = web_api(&node, delete.clone(), &format!("/api/v1/shares/{id}"), &alice, None).await;
     assert_eq!(status, 204);
     assert_eq!(open(&node, &visitor, &link).await.0, 404, "revoked");
 
@@ -249,14 +228,14 @@ async fn public_and_user_shares_enforce_their_rules() {
 
     // A burst of wrong passwords from a fresh client: the attempts are reserved before argon2
     // runs, so at most the client's budget is checked; the rest is refused at once.
-    let burst_client = browser(Ipv4Addr::new(127, 0, 0, 9));
+    let burst_client = browser_from(Ipv4Addr::new(127, 0, 0, 9));
     let (burst_csrf, burst_cookie) = form(&node, &burst_client, &link).await;
     let posts = (0..24).map(|_| submit(&node, &burst_client, &link, Some(&burst_cookie), &burst_csrf, "guess"));
     let statuses: Vec<u16> = futures::future::join_all(posts).await.iter().map(|r| r.status().as_u16()).collect();
     let wrong = statuses.iter().filter(|s| **s == 401).count();
     assert!((1..=PER_CLIENT).contains(&wrong), "at most the budget checked: {statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), statuses.len() - wrong, "{statuses:?}");
-    let other = browser(Ipv4Addr::new(127, 0, 0, 2));
+    let other = browser_from(Ipv4Addr::new(127, 0, 0, 2));
     let (csrf, cookie) = form(&node, &other, &link).await;
     let resp = submit(&node, &other, &link, Some(&cookie), &csrf, "open sesame").await;
     assert_eq!(resp.status().as_u16(), 302, "another client with the right password");
@@ -267,40 +246,45 @@ async fn public_and_user_shares_enforce_their_rules() {
 
     // A read share for bob: he downloads, cannot delete; revoked, he cannot download.
     let download = format!("/api/v1/files/{bucket}/film.mp4");
-    let (status, _) = api(&node, reqwest::Method::GET, &download, &bob, None).await;
+    let (status, _) = web_api(&node, reqwest::Method::GET, &download, &bob, None).await;
     assert_eq!(status, 404, "not shared yet");
     let (id, link) = share(&node, &alice, with(json!({ "user": "u-bob", "permission": "read" }))).await;
     assert!(link.is_none(), "user shares have no public link");
-    let (_, mine) = api(&node, reqwest::Method::GET, "/api/v1/shares?with_me=true", &bob, None).await;
+    let (_, mine) = web_api(&node, reqwest::Method::GET, "/api/v1/shares?with_me=true", &bob, None).await;
     let ids: Vec<&str> = mine["shares"].as_array().expect("shares").iter().filter_map(|s| s["id"].as_str()).collect();
     assert_eq!(ids, [id.as_str()], "shared with bob: {mine}");
-    let (_, theirs) = api(&node, reqwest::Method::GET, "/api/v1/shares", &alice, None).await;
+    let (_, theirs) = web_api(&node, reqwest::Method::GET, "/api/v1/shares", &alice, None).await;
     assert!(theirs["shares"].as_array().expect("shares").len() >= 5, "alice lists her shares");
     assert!(!theirs.to_string().contains("token"), "no token or hash is ever listed");
-    let (status, link) = api(&node, reqwest::Method::GET, &download, &bob, None).await;
+    let (status, link) = web_api(&node, reqwest::Method::GET, &download, &bob, None).await;
     assert_eq!(status, 200, "a read share downloads (the client followed the presigned redirect): {link}");
-    let (status, _) = api(&node, delete.clone(), &download, &bob, None).await;
+    let (status, _) = web_api(&node, delete.clone(), &download, &bob, None).await;
     assert_eq!(status, 404, "a read share does not delete");
     let upload = json!({ "bucket": bucket, "key": "film.mp4", "size": 7 });
-    let (status, _) = api(&node, post.clone(), "/api/v1/uploads", &bob, Some(upload.clone())).await;
+    let (status, _) = web_api(&node, post.clone(), "/api/v1/uploads", &bob, Some(upload.clone())).await;
     assert_eq!(status, 404, "a read share does not upload a new version");
-    let (status, _) = api(&node, delete, &format!("/api/v1/shares/{id}"), &alice, None).await;
+    let (status, _) = web_api(&node, delete, &format!("/api/v1/shares/{id}"), &alice, None).await;
     assert_eq!(status, 204);
-    let (status, _) = api(&node, reqwest::Method::GET, &download, &bob, None).await;
+    let (status, _) = web_api(&node, reqwest::Method::GET, &download, &bob, None).await;
     assert_eq!(status, 404, "revoked at once");
 
     // A write share: bob uploads a new version (an update in the history).
     share(&node, &alice, with(json!({ "user": "u-bob", "permission": "write" }))).await;
-    let (status, plan) = api(&node, post.clone(), "/api/v1/uploads", &bob, Some(upload)).await;
+    let (status, plan) = web_api(&node, post.clone(), "/api/v1/uploads", &bob, Some(upload)).await;
     assert_eq!(status, 200, "{plan}");
     let url = plan["put"]["url"].as_str().expect("a presigned PUT");
     let resp = http_client().put(url).body(b"new cut".to_vec()).send().await.expect("PUT");
     assert!(resp.status().is_success(), "presigned PUT: {}", resp.status());
 
     // All of it is in alice's history.
-    let (_, history) =
-        api(&node, reqwest::Method::GET, &format!("/api/v1/history?file={bucket}/film.mp4&limit=500"), &alice, None)
-            .await;
+    let (_, history) = web_api(
+        &node,
+        reqwest::Method::GET,
+        &format!("/api/v1/history?file={bucket}/film.mp4&limit=500"),
+        &alice,
+        None,
+    )
+    .await;
     let entries = history["entries"].as_array().expect("entries");
     let count = |action: &str| entries.iter().filter(|e| e["action"] == action).count();
     assert_eq!(count("share_create"), 6, "{history}");
@@ -327,13 +311,13 @@ async fn shares_die_with_their_file_and_are_listed_by_file() {
     let _log = node.log_on_panic();
     let web = node.web_url();
     let (get, post, delete) = (reqwest::Method::GET, reqwest::Method::POST, reqwest::Method::DELETE);
-    let visitor = browser(Ipv4Addr::LOCALHOST);
+    let visitor = browser_from(Ipv4Addr::LOCALHOST);
 
     let bucket = harness::unique_bucket("gone");
-    let (status, body) = api(&node, post.clone(), "/api/v1/buckets", &alice, Some(json!({ "name": bucket }))).await;
+    let (status, body) = web_api(&node, post.clone(), "/api/v1/buckets", &alice, Some(json!({ "name": bucket }))).await;
     assert_eq!(status, 201, "{body}");
     let file = json!({ "bucket": bucket, "key": "report.pdf" });
-    let (status, _) = api(&node, post.clone(), "/api/v1/shares", &alice, Some(file.clone())).await;
+    let (status, _) = web_api(&node, post.clone(), "/api/v1/shares", &alice, Some(file.clone())).await;
     assert_eq!(status, 404, "no file yet, no share");
     put(&node.client(), &bucket, "report.pdf", b"alice's report").await;
     let (link_id, link) = share(&node, &alice, file.clone()).await;
@@ -346,50 +330,52 @@ async fn shares_die_with_their_file_and_are_listed_by_file() {
     let download = format!("/api/v1/files/{bucket}/report.pdf");
     let upload = json!({ "bucket": bucket, "key": "report.pdf", "size": 3 });
     assert_eq!(open(&node, &visitor, &link).await.0, 302, "the link works");
-    assert_eq!(api(&node, get.clone(), &download, &bob, None).await.0, 200, "bob's share works");
+    assert_eq!(web_api(&node, get.clone(), &download, &bob, None).await.0, 200, "bob's share works");
 
     // The owner lists every share of her file, the admin's too; pages go on with `next`.
     let path = format!("/api/v1/shares?file={bucket}/report.pdf&limit=2");
-    let (status, page) = api(&node, get.clone(), &path, &alice, None).await;
+    let (status, page) = web_api(&node, get.clone(), &path, &alice, None).await;
     assert_eq!(status, 200, "{page}");
     let next = page["next"].as_str().expect("a second page").to_owned();
-    let (_, rest) = api(&node, get.clone(), &format!("{path}&after={next}"), &alice, None).await;
+    let (_, rest) = web_api(&node, get.clone(), &format!("{path}&after={next}"), &alice, None).await;
     let ids: Vec<String> = [&page, &rest]
         .iter()
         .flat_map(|p| p["shares"].as_array().expect("shares").iter().map(|s| s["id"].as_str().expect("id").to_owned()))
         .collect();
     assert_eq!(ids.len(), 3, "{page} {rest}");
     assert!(ids.contains(&admin_made), "alice sees the admin's share of her file: {ids:?}");
-    assert_eq!(api(&node, get.clone(), &path, &bob, None).await.0, 404, "not bob's file");
-    let (status, bad) = api(&node, get.clone(), "/api/v1/shares?limit=0", &alice, None).await;
+    assert_eq!(web_api(&node, get.clone(), &path, &bob, None).await.0, 404, "not bob's file");
+    let (status, bad) = web_api(&node, get.clone(), "/api/v1/shares?limit=0", &alice, None).await;
     assert_eq!((status, bad["error"].as_str()), (400, Some("bad_request")), "{bad}");
 
     // Delete, and write a new file at the key: the old shares do not come back.
-    let (status, _) = api(&node, delete.clone(), &download, &alice, None).await;
+    let (status, _) = web_api(&node, delete.clone(), &download, &alice, None).await;
     assert_eq!(status, 204);
     assert_eq!(open(&node, &visitor, &link).await.0, 404, "the link died with the file");
     put(&node.client(), &bucket, "report.pdf", b"alice's next report").await;
     assert_eq!(open(&node, &visitor, &link).await.0, 404, "a new file at the key is not reachable by the link");
-    assert_eq!(api(&node, get.clone(), &download, &bob, None).await.0, 404, "nor by bob's old share");
-    assert_eq!(api(&node, post.clone(), "/api/v1/uploads", &bob, Some(upload.clone())).await.0, 404, "nor written");
+    assert_eq!(web_api(&node, get.clone(), &download, &bob, None).await.0, 404, "nor by bob's old share");
+    assert_eq!(web_api(&node, post.clone(), "/api/v1/uploads", &bob, Some(upload.clone())).await.0, 404, "nor written");
 
     // Delete it and the bucket (over S3), and let bob re-create both.
-    let (status, _) = api(&node, delete, &download, &alice, None).await;
+    let (status, _) = web_api(&node, delete, &download, &alice, None).await;
     assert_eq!(status, 204);
     node.client().delete_bucket().bucket(&bucket).send().await.expect("DeleteBucket");
-    let (status, body) = api(&node, post.clone(), "/api/v1/buckets", &bob, Some(json!({ "name": bucket }))).await;
+    let (status, body) = web_api(&node, post.clone(), "/api/v1/buckets", &bob, Some(json!({ "name": bucket }))).await;
     assert_eq!(status, 201, "{body}");
     put(&node.client(), &bucket, "report.pdf", b"bob's report").await;
     assert_eq!(open(&node, &visitor, &link).await.0, 404, "the old link never serves bob's file");
-    let (_, mine) = api(&node, get.clone(), "/api/v1/shares", &alice, None).await;
+    let (_, mine) = web_api(&node, get.clone(), "/api/v1/shares", &alice, None).await;
     let old = mine["shares"].as_array().expect("shares").iter().find(|s| s["id"] == link_id.as_str()).cloned();
     assert_eq!(old.as_ref().map(|s| s["state"].clone()), Some(json!("revoked")), "{mine}");
-    let (_, on_new) = api(&node, get.clone(), &format!("/api/v1/shares?file={bucket}/report.pdf"), &bob, None).await;
+    let (_, on_new) =
+        web_api(&node, get.clone(), &format!("/api/v1/shares?file={bucket}/report.pdf"), &bob, None).await;
     assert_eq!(on_new["shares"].as_array().map(Vec::len), Some(0), "the new file has no shares: {on_new}");
 
     // A user share of the new file, with an expiry: it works, then it does not.
     let carol_bucket = harness::unique_bucket("expiry");
-    let (status, _) = api(&node, post.clone(), "/api/v1/buckets", &alice, Some(json!({ "name": carol_bucket }))).await;
+    let (status, _) =
+        web_api(&node, post.clone(), "/api/v1/buckets", &alice, Some(json!({ "name": carol_bucket }))).await;
     assert_eq!(status, 201);
     put(&node.client(), &carol_bucket, "cut.mov", b"cut").await;
     let expiring = json!({ "bucket": carol_bucket, "key": "cut.mov", "user": "u-bob", "expires_in_secs": 1 });
@@ -397,7 +383,7 @@ async fn shares_die_with_their_file_and_are_listed_by_file() {
     let cut = format!("/api/v1/files/{carol_bucket}/cut.mov");
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let (status, body) = api(&node, get.clone(), &cut, &bob, None).await;
+        let (status, body) = web_api(&node, get.clone(), &cut, &bob, None).await;
         if status == 404 {
             break;
         }
@@ -418,7 +404,7 @@ async fn shares_die_with_their_file_and_are_listed_by_file() {
     assert_eq!(resp.status().as_u16(), 400);
     let body: Value = resp.json().await.expect("a JSON error");
     assert_eq!(body["error"], "bad_request", "{body}");
-    let (status, _) = api(&node, post, "/api/v1/uploads", &bob, Some(upload)).await;
+    let (status, _) = web_api(&node, post, "/api/v1/uploads", &bob, Some(upload)).await;
     assert_eq!(status, 200, "bob owns the re-created bucket");
 }
 
@@ -435,7 +421,7 @@ async fn the_download_limit_holds_across_nodes() {
     let alice = devauth.access_token(&web, "alice", "alice-password").await;
     let bucket = harness::unique_bucket("limit");
     let (status, body) =
-        api(first, reqwest::Method::POST, "/api/v1/buckets", &alice, Some(json!({ "name": bucket }))).await;
+        web_api(first, reqwest::Method::POST, "/api/v1/buckets", &alice, Some(json!({ "name": bucket }))).await;
     assert_eq!(status, 201, "{body}");
     let film = random_bytes(5, 64 * 1024);
     put(&first.client(), &bucket, "film.mp4", &film).await;
@@ -443,7 +429,7 @@ async fn the_download_limit_holds_across_nodes() {
     let (_, link) = share(first, &alice, body).await;
     let link = link.expect("public link");
 
-    let visitor = browser(Ipv4Addr::LOCALHOST);
+    let visitor = browser_from(Ipv4Addr::LOCALHOST);
     let webs: Vec<String> = (0..3).map(|i| cluster.node(i).web_url()).collect();
     let opens = (0..4 * LIMIT).map(|i| open_on(&webs[i % webs.len()], &visitor, &link));
     let results = futures::future::join_all(opens).await;

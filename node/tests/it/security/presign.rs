@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine as _;
 use harness::devauth::{SeededTokens, auth_section, node_with_seeded_users};
-use harness::{ACCESS_KEY, REGION, SECRET_KEY, TestNode, expect_err, http_client, ok, put, unique_bucket};
+use harness::{ACCESS_KEY, REGION, SECRET_KEY, TestNode, expect_err, http_client, ok, put, unique_bucket, web_api};
 use hmac::{KeyInit as _, Mac as _};
 use meridian_admin::presign::{Presign, system_key};
 use serde_json::{Value, json};
@@ -30,29 +30,18 @@ fn config(addr: std::net::SocketAddr) -> String {
     )
 }
 
-/// A web API call as the holder of `token`: (status, JSON body).
-async fn api(node: &TestNode, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = http_client().request(method, format!("{}{path}", node.web_url())).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let resp = request.send().await.expect("web API request");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 /// A bucket created through the web API, owned by the holder of `token`.
 async fn bucket_of(node: &TestNode, token: &str, prefix: &str) -> String {
     let bucket = unique_bucket(prefix);
     let (status, body) =
-        api(node, reqwest::Method::POST, "/api/v1/buckets", token, Some(json!({ "name": bucket }))).await;
+        web_api(node, reqwest::Method::POST, "/api/v1/buckets", token, Some(json!({ "name": bucket }))).await;
     assert_eq!(status, 201, "create bucket: {body}");
     bucket
 }
 
 /// `POST /api/v1/uploads` as the holder of `token`.
 async fn plan(node: &TestNode, token: &str, body: Value) -> Value {
-    let (status, plan) = api(node, reqwest::Method::POST, "/api/v1/uploads", token, Some(body)).await;
+    let (status, plan) = web_api(node, reqwest::Method::POST, "/api/v1/uploads", token, Some(body)).await;
     assert_eq!(status, 200, "upload plan: {plan}");
     plan
 }
@@ -104,7 +93,7 @@ async fn upload(node: &TestNode, token: &str, bucket: &str, key: &str, data: &[u
 /// Whether `bucket/key` exists, asked as the service (which sees every file).
 async fn exists(node: &TestNode, bucket: &str, key: &str) -> bool {
     let path = format!("/api/v1/objects/{bucket}/{key}/placement");
-    let (status, body) = api(node, reqwest::Method::GET, &path, SERVICE_TOKEN, None).await;
+    let (status, body) = web_api(node, reqwest::Method::GET, &path, SERVICE_TOKEN, None).await;
     assert!(status == 200 || status == 404, "placement of {bucket}/{key}: {status} {body}");
     status == 200
 }
@@ -299,11 +288,12 @@ async fn an_upload_url_dies_with_the_share_that_granted_it() {
     let bucket = bucket_of(&node, &users.alice, "revoke").await;
     upload(&node, &users.alice, &bucket, "cut.mp4", b"first cut").await;
     let share = json!({ "bucket": bucket, "key": "cut.mp4", "user": "u-bob", "permission": "write" });
-    let (status, created) = api(&node, reqwest::Method::POST, "/api/v1/shares", &users.alice, Some(share)).await;
+    let (status, created) = web_api(&node, reqwest::Method::POST, "/api/v1/shares", &users.alice, Some(share)).await;
     assert_eq!(status, 201, "{created}");
     let id = created["share"]["id"].as_str().expect("share id").to_owned();
     let plan = plan(&node, &users.bob, json!({ "bucket": bucket, "key": "cut.mp4", "size": 9 })).await;
-    let (status, _) = api(&node, reqwest::Method::DELETE, &format!("/api/v1/shares/{id}"), &users.alice, None).await;
+    let (status, _) =
+        web_api(&node, reqwest::Method::DELETE, &format!("/api/v1/shares/{id}"), &users.alice, None).await;
     assert_eq!(status, 204);
     let url = plan["put"]["url"].as_str().expect("a presigned PUT");
     let (status, code, body) =
@@ -399,16 +389,16 @@ async fn a_bucket_name_with_a_slash_aliases_nothing() {
     upload(&node, &users.alice, &bucket, "x/y", b"alice's").await;
     let aliased = format!("{bucket}%2Fx");
     for path in [format!("/api/v1/objects/{aliased}/y/placement"), format!("/api/v1/files/{aliased}/y")] {
-        let (status, body) = api(&node, reqwest::Method::GET, &path, SERVICE_TOKEN, None).await;
+        let (status, body) = web_api(&node, reqwest::Method::GET, &path, SERVICE_TOKEN, None).await;
         assert_eq!(status, 404, "{path}: {body}");
     }
     let path = format!("/api/v1/files/{aliased}/y?detail");
-    let (status, body) = api(&node, reqwest::Method::GET, &path, &users.admin, None).await;
+    let (status, body) = web_api(&node, reqwest::Method::GET, &path, &users.admin, None).await;
     assert_eq!(status, 404, "{path} as admin: {body}");
     let share = json!({ "bucket": format!("{bucket}/x"), "key": "y" });
-    let (status, body) = api(&node, reqwest::Method::POST, "/api/v1/shares", &users.admin, Some(share)).await;
+    let (status, body) = web_api(&node, reqwest::Method::POST, "/api/v1/shares", &users.admin, Some(share)).await;
     assert_eq!(status, 404, "a share of the alias: {body}");
-    let (status, body) = api(
+    let (status, body) = web_api(
         &node,
         reqwest::Method::POST,
         "/api/v1/buckets",

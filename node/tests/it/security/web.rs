@@ -11,13 +11,13 @@
 
 use crate::harness;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use harness::devauth::{AuthMode, SeededTokens, auth_section, node_with_seeded_users};
 use harness::events::history;
 use harness::pages::PageClient;
-use harness::{POLL, TestNode, http_client, put, random_bytes, sha256_hex};
+use harness::{POLL, TestNode, browser_from, http_client, put, random_bytes, sha256_hex};
 use reqwest::header::{ACCEPT, LOCATION, RETRY_AFTER};
 use serde_json::{Value, json};
 
@@ -27,17 +27,6 @@ const SERVICE: &str = "security-web-service-token-0123456789";
 /// `[[api.service_token]]` for [`SERVICE`].
 fn service_token_section() -> String {
     format!("\n[[api.service_token]]\nname = \"security-tests\"\nsha256 = \"{}\"\n", sha256_hex(SERVICE.as_bytes()))
-}
-
-/// A browser-like client from `ip` (a loopback address) that does not follow redirects.
-fn client_from(ip: Ipv4Addr) -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .local_address(IpAddr::V4(ip))
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
 }
 
 async fn api(node: &TestNode, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
@@ -123,7 +112,7 @@ async fn unlimited_link_downloads_are_counted_without_an_entry_each() {
     let bucket = bucket_with_file(&node, &alice).await;
     let (id, link) = public_link(&node, &alice, &bucket, json!({})).await;
     let web = node.web_url();
-    let visitors: Vec<reqwest::Client> = (0..4).map(|i| client_from(Ipv4Addr::new(127, 0, 9, 10 + i))).collect();
+    let visitors: Vec<reqwest::Client> = (0..4).map(|i| browser_from(Ipv4Addr::new(127, 0, 9, 10 + i))).collect();
     let started = Instant::now();
     for i in 0..N {
         let resp = visitors[(i % 4) as usize].get(format!("{web}{link}")).send().await.expect("GET link");
@@ -164,9 +153,9 @@ async fn a_burst_on_a_link_gets_429_with_retry_after() {
     let (_, link) = public_link(&node, &alice, &bucket, json!({})).await;
     let web = node.web_url();
     let (greedy, other, late) = (
-        client_from(Ipv4Addr::new(127, 0, 9, 20)),
-        client_from(Ipv4Addr::new(127, 0, 9, 21)),
-        client_from(Ipv4Addr::new(127, 0, 9, 22)),
+        browser_from(Ipv4Addr::new(127, 0, 9, 20)),
+        browser_from(Ipv4Addr::new(127, 0, 9, 21)),
+        browser_from(Ipv4Addr::new(127, 0, 9, 22)),
     );
     for i in 0..5 {
         let status = greedy.get(format!("{web}{link}")).send().await.expect("GET").status().as_u16();
@@ -201,7 +190,7 @@ async fn a_limited_link_still_stops_at_exactly_its_limit() {
     let web = node.web_url();
     let mut statuses = Vec::new();
     for i in 0..5u8 {
-        let visitor = client_from(Ipv4Addr::new(127, 0, 9, 30 + i));
+        let visitor = browser_from(Ipv4Addr::new(127, 0, 9, 30 + i));
         statuses.push(open_limited(&web, &visitor, &link).await);
         if i == 2 {
             assert_eq!(downloads(&node, &alice, &bucket, &id).await, 3, "counted before the redirect");
@@ -213,7 +202,7 @@ async fn a_limited_link_still_stops_at_exactly_its_limit() {
 
 /// `POST /api/v1/session` from `ip`; returns the status, `Retry-After` and the body.
 async fn sign_in_from(node: &TestNode, ip: Ipv4Addr, login: &str, password: &str) -> (u16, Option<u64>, Value) {
-    let resp = client_from(ip)
+    let resp = browser_from(ip)
         .post(format!("{}/api/v1/session", node.web_url()))
         .json(&json!({ "login": login, "password": password }))
         .send()

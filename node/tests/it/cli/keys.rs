@@ -3,32 +3,14 @@
 
 use crate::harness;
 
+use harness::cli::create_key;
 use harness::{TestNode, create_bucket};
-
-/// Runs `meridian key create` against the node's config and returns (access key id, secret).
-fn create_key(node: &TestNode, name: &str) -> (String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(["key", "create", "--config"])
-        .arg(node.config_path())
-        .args(["--name", name])
-        .output()
-        .expect("run meridian key create");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "key create failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
-    let field = |label: &str| {
-        stdout
-            .lines()
-            .find_map(|line| line.strip_prefix(label).map(|v| v.trim().to_owned()))
-            .unwrap_or_else(|| panic!("no {label:?} line in {stdout:?}"))
-    };
-    (field("access key id:"), field("secret access key:"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn created_key_signs_requests_and_unknown_keys_are_refused() {
     let node = TestNode::start().await;
     let _log = node.log_on_panic();
-    let (id, secret) = create_key(&node, "encoder");
+    let (id, secret) = create_key(node.config_path(), "encoder", None);
     assert!(id.len() >= 16 && secret.len() >= 32, "key pair too short: {id} / {secret}");
 
     let client = node.client_with_keys(&id, &secret);
@@ -48,7 +30,7 @@ async fn created_key_signs_requests_and_unknown_keys_are_refused() {
     assert_eq!(err.into_service_error().meta().code(), Some("SignatureDoesNotMatch"));
 
     // Two keys created in a row are distinct.
-    let (second, _) = create_key(&node, "second");
+    let (second, _) = create_key(node.config_path(), "second", None);
     assert_ne!(id, second);
 
     // `key list` shows both, owned by the service named after them (the default owner), with

@@ -2,6 +2,7 @@
 //! temporary directories, and clients for them. One module per job; the items most tests use
 //! are re-exported here, so a test says `use crate::harness::*;`.
 
+pub mod cli;
 pub mod cluster;
 pub mod data;
 pub mod devauth;

@@ -13,41 +13,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
+use harness::cli::{create_key, key_cli};
 use harness::cluster::{ClusterOptions, REGIONS, RegionAddrs, TestCluster, cluster_config, free_ports};
 use harness::devauth::{AuthMode, SeededTokens, auth_section, node_with_seeded_users};
 use harness::{ACCESS_KEY, POLL, SECRET_KEY, TestNode, http_client, put};
 use serde_json::{Value, json};
-
-/// Runs `meridian key ARGS --config CONFIG` to the end: (success, stdout, stderr).
-fn key_cli(config: &Path, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .arg("key")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run meridian key");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (output.status.success(), text(&output.stdout), text(&output.stderr))
-}
-
-/// `meridian key create`: (access key id, secret).
-fn create_key(config: &Path, name: &str, owner: Option<&str>) -> (String, String) {
-    let mut args = vec!["create", "--name", name];
-    if let Some(owner) = owner {
-        args.extend(["--owner", owner]);
-    }
-    let (ok, stdout, stderr) = key_cli(config, &args);
-    assert!(ok, "key create failed: {stderr}\n{stdout}");
-    let field = |label: &str| {
-        stdout
-            .lines()
-            .find_map(|line| line.strip_prefix(label).map(|v| v.trim().to_owned()))
-            .unwrap_or_else(|| panic!("no {label:?} line in {stdout:?}"))
-    };
-    (field("access key id:"), field("secret access key:"))
-}
 
 /// The S3 error code of a ListBuckets signed by `client`; `None` when it succeeds.
 async fn list_buckets_error(client: &Client) -> Option<String> {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::cluster::{ClusterOptions, REGIONS, RegionAddrs, cluster_config, free_ports};
+use harness::cluster::{ClusterOptions, three_region_config};
 use harness::*;
 
 /// A bad config must be refused within this time (a good one keeps running).
@@ -21,22 +21,6 @@ struct Case {
     edit: fn(&str) -> String,
     /// Strings the stderr must contain.
     expect: &'static [&'static str],
-}
-
-/// A valid three-region config (the cluster harness's), every data dir under `dir/data/`.
-fn template(dir: &Path) -> String {
-    let ports = free_ports::<9>();
-    let regions: Vec<RegionAddrs> = REGIONS
-        .iter()
-        .enumerate()
-        .map(|(i, (name, ..))| RegionAddrs {
-            s3: ports[3 * i],
-            web: ports[3 * i + 1],
-            internal: ports[3 * i + 2],
-            data_dir: dir.join("data").join(name),
-        })
-        .collect();
-    cluster_config(&ClusterOptions::default(), &regions)
 }
 
 /// Replaces the `n`-th (0-based) occurrence of `from` in `s`.
@@ -127,7 +111,7 @@ static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::ne
 
 fn setup() -> (tempfile::TempDir, PathBuf, String) {
     let dir = tempfile::Builder::new().prefix("meridian-config-").tempdir().expect("tempdir");
-    let text = template(dir.path());
+    let text = three_region_config(&ClusterOptions::default(), dir.path());
     let cwd = dir.path().join("cwd");
     fs::create_dir_all(&cwd).expect("cwd");
     (dir, cwd, text)

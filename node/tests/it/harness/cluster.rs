@@ -103,6 +103,23 @@ pub fn free_ports<const N: usize>() -> [SocketAddr; N] {
     free_loopback_ports::<N>()
 }
 
+/// The config text of a three-region cluster ([`REGIONS`]) on fresh loopback ports, every data
+/// dir under `dir/data/`: for tests that start `meridian node` by hand (to see it refuse a config).
+pub fn three_region_config(options: &ClusterOptions, dir: &Path) -> String {
+    let ports = free_ports::<9>();
+    let regions: Vec<RegionAddrs> = REGIONS
+        .iter()
+        .enumerate()
+        .map(|(i, (name, ..))| RegionAddrs {
+            s3: ports[3 * i],
+            web: ports[3 * i + 1],
+            internal: ports[3 * i + 2],
+            data_dir: dir.join("data").join(name),
+        })
+        .collect();
+    cluster_config(options, &regions)
+}
+
 /// The config text of a cluster of `regions.len()` (at most 4) voters named after [`REGIONS`] and
 /// [`SPARE_REGIONS`], region `i` with id `i + 1`; data dirs are written as given (use absolute
 /// paths).

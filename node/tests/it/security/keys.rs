@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
 use harness::cli::{create_key, key_cli};
-use harness::cluster::{ClusterOptions, REGIONS, RegionAddrs, TestCluster, cluster_config, free_ports};
+use harness::cluster::{ClusterOptions, TestCluster, three_region_config};
 use harness::devauth::{AuthMode, SeededTokens, auth_section, node_with_seeded_users};
 use harness::{ACCESS_KEY, POLL, SECRET_KEY, TestNode, http_client, put};
 use serde_json::{Value, json};
@@ -319,25 +319,15 @@ fn shipped_secrets_are_refused_on_a_non_loopback_listener() {
     let mut failures = Vec::new();
     for (field, key, ours) in cases {
         let dir = tempfile::Builder::new().prefix("meridian-shipped-").tempdir().expect("tempdir");
-        let ports = free_ports::<9>();
-        let regions: Vec<RegionAddrs> = REGIONS
-            .iter()
-            .enumerate()
-            .map(|(i, (name, ..))| RegionAddrs {
-                s3: ports[3 * i],
-                web: ports[3 * i + 1],
-                internal: ports[3 * i + 2],
-                data_dir: dir.path().join("data").join(name),
-            })
-            .collect();
         let auth = auth_section("127.0.0.1:1".parse().expect("addr"), AuthMode::Hs256, 60);
         let options = ClusterOptions { extra_config: auth, ..ClusterOptions::default() };
-        let text = cluster_config(&options, &regions);
+        let text = three_region_config(&options, dir.path());
         assert!(text.contains(&ours), "{field}: the template has {ours:?}");
         let text = text.replace(&ours, &value(key));
         // Frankfurt's web listener on every interface (refused before anything binds).
-        let text =
-            text.replacen(&format!("web = \"{}\"", ports[1]), &format!("web = \"0.0.0.0:{}\"", ports[1].port()), 1);
+        let web = text.lines().find_map(|l| l.strip_prefix("web = \"127.0.0.1:")).expect("frankfurt's web address");
+        let port = web.trim_end_matches('"').to_owned();
+        let text = text.replacen(&format!("web = \"127.0.0.1:{port}\""), &format!("web = \"0.0.0.0:{port}\""), 1);
         assert!(text.contains("0.0.0.0:"), "{field}: the web address was replaced");
         let config = dir.path().join("cluster.toml");
         fs::write(&config, &text).expect("write config");

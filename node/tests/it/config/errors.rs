@@ -5,15 +5,13 @@
 use crate::harness;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use harness::cli::{EXIT_BOUND, run_node_until_exit};
 use harness::cluster::{ClusterOptions, three_region_config};
 use harness::*;
-
-/// A bad config must be refused within this time (a good one keeps running).
-const EXIT_BOUND: Duration = Duration::from_secs(20);
 
 struct Case {
     name: &'static str,
@@ -76,39 +74,6 @@ const CASES: &[Case] = &[
     },
 ];
 
-/// Runs `meridian node --config CONFIG --region frankfurt` until it exits (bounded): its status
-/// and stderr; `None` if it was still running after `EXIT_BOUND` (it is then killed).
-fn run_node(config: &Path, cwd: &Path, region: &str) -> (Option<ExitStatus>, String) {
-    let stderr_path = cwd.join(format!("stderr-{}.txt", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
-    let stderr = fs::File::create(&stderr_path).expect("stderr file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(["node", "--config"])
-        .arg(config)
-        .args(["--region", region])
-        .current_dir(cwd)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(stderr))
-        .spawn()
-        .expect("spawn meridian");
-    let deadline = Instant::now() + EXIT_BOUND;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(POLL);
-    };
-    (status, fs::read_to_string(&stderr_path).unwrap_or_default())
-}
-
-static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 fn setup() -> (tempfile::TempDir, PathBuf, String) {
     let dir = tempfile::Builder::new().prefix("meridian-config-").tempdir().expect("tempdir");
     let text = three_region_config(&ClusterOptions::default(), dir.path());
@@ -126,7 +91,7 @@ fn bad_configs_are_refused_naming_the_field() {
         assert_ne!(text, valid, "{}: the edit changed nothing", case.name);
         let config = dir.path().join("cluster.toml");
         fs::write(&config, &text).expect("write config");
-        let (status, stderr) = run_node(&config, &cwd, "frankfurt");
+        let (status, stderr) = run_node_until_exit(&config, &cwd, "frankfurt");
         eprintln!("{}: exit {status:?}, stderr: {}", case.name, stderr.trim());
         match status {
             None => failures.push(format!("{}: still running after {EXIT_BOUND:?}", case.name)),
@@ -149,7 +114,7 @@ fn bad_configs_are_refused_naming_the_field() {
 fn a_missing_config_file_is_refused_naming_the_file() {
     let (dir, cwd, _) = setup();
     let missing = dir.path().join("nowhere").join("cluster.toml");
-    let (status, stderr) = run_node(&missing, &cwd, "frankfurt");
+    let (status, stderr) = run_node_until_exit(&missing, &cwd, "frankfurt");
     eprintln!("missing file: exit {status:?}, stderr: {}", stderr.trim());
     let status = status.expect("meridian with a missing config must exit");
     assert!(!status.success(), "exit status {status}");
@@ -162,7 +127,7 @@ fn a_region_missing_from_the_config_is_refused() {
     let (dir, cwd, valid) = setup();
     let config = dir.path().join("cluster.toml");
     fs::write(&config, valid).expect("write config");
-    let (status, stderr) = run_node(&config, &cwd, "atlantis");
+    let (status, stderr) = run_node_until_exit(&config, &cwd, "atlantis");
     let status = status.expect("meridian with an unknown --region must exit");
     assert!(!status.success(), "exit status {status}");
     assert!(stderr.contains("atlantis"), "stderr does not name the region: {stderr:?}");

@@ -9,11 +9,10 @@ use crate::harness;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
-use harness::cli::{create_key, key_cli};
+use harness::cli::{create_key, key_cli, run_node_until_exit};
 use harness::cluster::{ClusterOptions, TestCluster, three_region_config};
 use harness::devauth::{AuthMode, SeededTokens, auth_section, node_with_seeded_users};
 use harness::{ACCESS_KEY, POLL, SECRET_KEY, TestNode, http_client, put};
@@ -267,36 +266,6 @@ async fn a_write_share_never_makes_its_user_the_owner() {
     assert_eq!(head.content_length(), Some(7), "bob's version is the current one");
 }
 
-/// Runs `meridian node` on `config` until it exits (bounded): (exited with an error, stderr).
-fn run_node(config: &Path, cwd: &Path) -> (bool, String) {
-    let stderr_path = cwd.join("stderr.txt");
-    let stderr = fs::File::create(&stderr_path).expect("stderr file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(["node", "--config"])
-        .arg(config)
-        .args(["--region", "frankfurt"])
-        .current_dir(cwd)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(stderr))
-        .spawn()
-        .expect("spawn meridian");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let failed = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break !status.success();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break false;
-        }
-        std::thread::sleep(POLL);
-    };
-    (failed, fs::read_to_string(&stderr_path).unwrap_or_default())
-}
-
 /// The values of the repository's `cluster.toml`, anyone can read them: a node whose region
 /// listens on anything but loopback refuses each one at start, naming the field, before it
 /// binds or creates anything.
@@ -333,7 +302,8 @@ fn shipped_secrets_are_refused_on_a_non_loopback_listener() {
         fs::write(&config, &text).expect("write config");
         let cwd = dir.path().join("cwd");
         fs::create_dir_all(&cwd).expect("cwd");
-        let (failed, stderr) = run_node(&config, &cwd);
+        let (status, stderr) = run_node_until_exit(&config, &cwd, "frankfurt");
+        let failed = status.is_some_and(|status| !status.success());
         eprintln!("{field}: failed {failed}, stderr: {}", stderr.trim());
         if !failed {
             failures.push(format!("{field}: the node did not refuse to start"));

@@ -99,7 +99,7 @@ pub(crate) async fn file(
         // Only once the link can be served: the history's `share_use`, by this user, from here.
         let command = Command::UseShare { id: share, at: now_millis(), client: client.address.ip.to_string() };
         let command = command.attributed(Some(Actor::User(user.id.clone())), now_millis());
-        match state.meta.propose(command).await.map_err(|e| ApiError::unavailable(format!("cannot commit: {e}")))? {
+        match state.meta.propose(command).await.map_err(|e| ApiError::propose(&e))? {
             CommandOutcome::Done => {}
             // Revoked or expired meanwhile.
             _ => return Err(ApiError::not_found(format!("no file {key:?} in bucket {bucket:?}"))),

@@ -108,9 +108,7 @@ pub(crate) async fn propose_as(
     command: Command,
 ) -> Result<CommandOutcome, ApiError> {
     let command = command.attributed_from(Some(Actor::User(user.id.clone())), now_millis(), Some(client));
-    let outcome =
-        state.meta.propose(command).await.map_err(|e| ApiError::unavailable(format!("cannot commit: {e}")))?;
-    match outcome {
+    match state.meta.propose(command).await.map_err(|e| ApiError::propose(&e))? {
         CommandOutcome::Rejected(Rejection::BucketAlreadyOwnedByYou) => Err(ApiError {
             status: StatusCode::CONFLICT,
             code: "conflict",

@@ -364,7 +364,7 @@ async fn hand_out(state: &WebState, share: &Share, peer: SocketAddr, headers: &H
             Ok(CommandOutcome::Done) => {}
             // Revoked, expired or used up by someone else meanwhile.
             Ok(_) => return page(StatusCode::GONE, "Link used up", "This link can no longer be used."),
-            Err(e) => return error_page(&ApiError::unavailable(format!("cannot commit: {e}"))),
+            Err(e) => return error_page(&ApiError::propose(&e)),
         }
     }
     tracing::info!(share = %share.id, %client, %region, "share link used");

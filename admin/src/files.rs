@@ -20,11 +20,11 @@ use meridian_geo::{Decision, Operation};
 use meridian_raft::{Actor, Command, CommandOutcome};
 use serde::{Deserialize, Serialize};
 
+use crate::access::authorize_person;
 use crate::files_api::Requester;
 use crate::identity::now_millis;
 use crate::presign::Presign;
 use crate::route::{ChosenNode, Located, chosen, decide, locate, object, routing, signing_key};
-use crate::shares::authorize_person;
 use crate::{ApiCaller, ApiError, WebState};
 use meridian_raft::access::PersonAccess;
 

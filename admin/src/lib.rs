@@ -25,6 +25,7 @@ use axum::routing::{get, post};
 use meridian_raft::MetaStore;
 use serde::Serialize;
 
+mod access;
 mod api_auth;
 mod attempts;
 mod error;

@@ -34,17 +34,18 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION, RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use meridian_raft::model::{Share, ShareAudience, ShareState};
+use meridian_raft::model::{Share, ShareAudience};
 use meridian_raft::{Command, CommandOutcome, MetaStore};
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 
+use crate::access::{LinkRefusal, usable_link};
 use crate::attempts::{AttemptLimits, Attempts};
 use crate::files::download_url;
 use crate::identity::cookies::{self, CookieSecure};
 use crate::identity::now_millis;
 use crate::route::{locate, routing};
-use crate::shares::{MAX_PASSWORD_LEN, token_hash};
+use crate::shares::MAX_PASSWORD_LEN;
 use crate::{ApiCaller, ApiError, WebState};
 
 /// The cookie carrying the CSRF token of a link's form (one per link: `Path=/s/{token}`).
@@ -238,20 +239,8 @@ fn error_page(error: &ApiError) -> Response {
     }
 }
 
-/// Why a link cannot be used; each is answered by its page.
-#[derive(Debug)]
-enum Unusable {
-    /// Unknown or revoked: 404.
-    NotFound,
-    /// Past its expiry: 410.
-    Expired,
-    /// Out of downloads: 410.
-    Exhausted,
-    /// The store could not be read.
-    Failed(ApiError),
-}
-
-impl IntoResponse for Unusable {
+/// Each refusal as the link's page.
+impl IntoResponse for LinkRefusal {
     fn into_response(self) -> Response {
         match self {
             Self::NotFound => not_found(),
@@ -259,34 +248,6 @@ impl IntoResponse for Unusable {
             Self::Exhausted => page(StatusCode::GONE, "Link used up", "This link has no downloads left."),
             Self::Failed(e) => error_page(&e),
         }
-    }
-}
-
-/// Shortest and longest link token taken from a path (tokens are 32 random bytes, base64url,
-/// 43 characters; the bounds leave room for other lengths without reading garbage).
-const TOKEN_LEN: std::ops::RangeInclusive<usize> = 16..=128;
-
-/// Whether `token` has the shape of a link token: base64url, of a sane length. Anything else
-/// is a 404 without touching the store.
-fn well_formed_token(token: &str) -> bool {
-    TOKEN_LEN.contains(&token.len()) && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// The share behind a token, if it can be used now.
-fn usable(state: &WebState, token: &str) -> Result<Share, Unusable> {
-    if !well_formed_token(token) {
-        return Err(Unusable::NotFound);
-    }
-    let share = state
-        .meta
-        .share_by_token(&token_hash(token))
-        .map_err(|e| Unusable::Failed(ApiError::internal("reading shares", &e)))?
-        .ok_or(Unusable::NotFound)?;
-    match share.state(now_millis()) {
-        ShareState::Active => Ok(share),
-        ShareState::Revoked => Err(Unusable::NotFound),
-        ShareState::Expired => Err(Unusable::Expired),
-        ShareState::Exhausted => Err(Unusable::Exhausted),
     }
 }
 
@@ -378,7 +339,7 @@ pub(crate) async fn open(
     headers: HeaderMap,
     Path(token): Path<String>,
 ) -> Response {
-    let share = match usable(&state, &token) {
+    let share = match usable_link(&state.meta, &token) {
         Ok(share) => share,
         Err(refusal) => return refusal.into_response(),
     };
@@ -391,7 +352,7 @@ pub(crate) async fn open(
 /// `HEAD /s/{token}`: the status a `GET` would get, without counting anything (a usable link
 /// answers 200 even when a `GET` would redirect).
 pub(crate) async fn peek(State(state): State<WebState>, Path(token): Path<String>) -> Response {
-    match usable(&state, &token) {
+    match usable_link(&state.meta, &token) {
         Ok(_) => (StatusCode::OK, [(CACHE_CONTROL, "no-store")]).into_response(),
         Err(refusal) => refusal.into_response(),
     }
@@ -414,7 +375,7 @@ pub(crate) async fn submit(
     Path(token): Path<String>,
     form: Result<Form<LinkForm>, FormRejection>,
 ) -> Response {
-    let share = match usable(&state, &token) {
+    let share = match usable_link(&state.meta, &token) {
         Ok(share) => share,
         Err(refusal) => return refusal.into_response(),
     };
@@ -472,34 +433,4 @@ pub(crate) async fn submit(
     }
     links.attempts.release(&reservation);
     hand_out(&state, &share, peer, &headers).await
-}
-
-#[cfg(test)]
-mod tests {
-    use base64::Engine as _;
-    use proptest::prelude::*;
-
-    use super::*;
-
-    proptest! {
-        /// Any path segment is judged without panicking; only base64url of a sane length
-        /// passes, and every token a link is created with does.
-        #[test]
-        fn link_tokens_are_parsed_safely(text in any::<String>(), bytes in prop::collection::vec(any::<u8>(), 32)) {
-            if well_formed_token(&text) {
-                prop_assert!(TOKEN_LEN.contains(&text.len()));
-                prop_assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-            }
-            let issued = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
-            prop_assert!(well_formed_token(&issued), "{issued}");
-        }
-    }
-
-    #[test]
-    fn garbage_tokens_are_refused() {
-        for token in ["", "short", "a/b", "../../etc/passwd", "%2e%2e", &"a".repeat(129), "tok\u{0}en-0123456789abcdef"]
-        {
-            assert!(!well_formed_token(token), "{token:?}");
-        }
-    }
 }

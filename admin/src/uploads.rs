@@ -20,10 +20,10 @@ use meridian_geo::{Decision, Operation};
 use meridian_raft::{ACTOR_QUERY_PARAM, Actor};
 use serde::{Deserialize, Serialize};
 
+use crate::access::authorize_person;
 use crate::files_api::Requester;
 use crate::presign::Presign;
 use crate::route::{ChosenNode, Located, Routing, Site, chosen, decide, locate, routing, signing_key};
-use crate::shares::authorize_person;
 use crate::{ApiCaller, ApiError, WebState};
 
 /// Largest object S3 accepts.

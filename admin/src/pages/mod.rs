@@ -4,8 +4,8 @@
 //!
 //! Every page takes a [`PageUser`]: the session cookie, refreshed here before it expires
 //! (`session`), or a redirect to the sign-in page. Every form carries a CSRF token checked on
-//! every POST ([`csrf`]). Authorization is the API's: the pages call `may_access`,
-//! `list_files`, `create_share`... and show their 404s as 404 pages.
+//! every POST ([`csrf`]). Authorization is the API's: the pages ask `access` (`may_access`) and
+//! call `list_files`, `create_share`... and show their 404s as 404 pages.
 
 mod csrf;
 mod files;

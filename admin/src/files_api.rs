@@ -1,7 +1,7 @@
 //! The files of signed-in users: `POST /api/v1/buckets` (a bucket of one's own),
 //! `GET /api/v1/files` (what the caller may see, with per-region replication state) and
 //! `DELETE /api/v1/files/{bucket}/{*key}` and the file detail ([`file_detail`], answered by
-//! `GET /api/v1/files/{bucket}/{*key}?detail`). Downloads go through `files::file`, which takes a
+//! `GET /api/v1/files/{bucket}/{*key}?detail`). Downloads go through `downloads::file`, which takes a
 //! signed-in user too. Who may see what is decided in [`crate::access`].
 //!
 //! Ownership (docs/admin.md): a bucket created by a signed-in user is theirs, and so is every

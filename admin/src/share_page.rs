@@ -41,7 +41,7 @@ use subtle::ConstantTimeEq as _;
 
 use crate::access::{LinkRefusal, usable_link};
 use crate::attempts::{AttemptLimits, Attempts};
-use crate::files::download_url;
+use crate::downloads::download_url;
 use crate::identity::cookies::{self, CookieSecure};
 use crate::identity::now_millis;
 use crate::route::{locate, routing};

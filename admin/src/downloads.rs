@@ -1,4 +1,5 @@
-//! `GET /api/v1/files/{bucket}/{key}`: a download link on the node that should serve the client.
+//! Download redirects: `GET /api/v1/files/{bucket}/{key}` answers with a presigned URL on the
+//! node geo routing picks for the client ([`download_url`], which share links use too).
 //!
 //! Answers `302 Found` to a short-lived presigned GET URL on the chosen node, or, for
 //! `Accept: application/json`, the same URL with the choice and its explanation. The caller

@@ -1,8 +1,8 @@
 //! The files of signed-in users: `POST /api/v1/buckets` (a bucket of one's own),
 //! `GET /api/v1/files` (what the caller may see, with per-region replication state) and
 //! `DELETE /api/v1/files/{bucket}/{*key}` and the file detail ([`file_detail`], answered by
-//! `GET /api/v1/files/{bucket}/{*key}?detail`). Downloads go through `files::file`, which takes a
-//! signed-in user too and checks [`may_access`].
+//! `GET /api/v1/files/{bucket}/{*key}?detail`). Downloads go through `downloads::file`, which takes a
+//! signed-in user too. Who may see what is decided in [`crate::access`].
 //!
 //! Ownership (docs/admin.md): a bucket created by a signed-in user is theirs, and so is every
 //! file in it; a file a signed-in user writes first is theirs wherever it lives. Admins see and
@@ -18,16 +18,16 @@ use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use meridian_raft::model::{Bucket, ObjectMeta};
-use meridian_raft::{Actor, Command, CommandOutcome, MetaStore, Rejection};
+use meridian_raft::{Actor, Command, CommandOutcome, Rejection};
 use serde::{Deserialize, Serialize};
 
+use crate::access::{FileRights, file_rights, lists_file, may_access};
 use crate::error::ApiError;
 use crate::history::{self, Entry as HistoryEntry};
 use crate::identity::{SignedInUser, now_millis};
 use crate::placement::Placement;
-use crate::shares::{Listing, ShareJson, authorize_person, list_shares};
+use crate::shares::{Listing, ShareJson, list_shares};
 use crate::{ApiCaller, WebState};
-use meridian_raft::access::PersonAccess;
 
 /// Files per page when the caller does not say.
 const DEFAULT_LIMIT: usize = 100;
@@ -68,17 +68,6 @@ impl FromRequestParts<WebState> for Requester {
     }
 }
 
-/// Whether `user` may see and change `bucket/key` (`key` `None`: the bucket itself): admins
-/// always; others when they own the bucket or the file ([`meridian_raft::access`]).
-pub(crate) fn may_access(
-    meta: &MetaStore,
-    user: &SignedInUser,
-    bucket: &str,
-    key: Option<&str>,
-) -> Result<bool, ApiError> {
-    meta.person_owns(user.person(), bucket, key).map_err(|e| ApiError::internal("reading owners", &e))
-}
-
 /// The address of the client of a panel request, for the history: the socket peer, or the
 /// address a trusted proxy forwarded (`[geo] trusted_proxies`) when geo routing is configured.
 /// An extractor, so every handler that changes something records it the same way.
@@ -108,9 +97,7 @@ pub(crate) async fn propose_as(
     command: Command,
 ) -> Result<CommandOutcome, ApiError> {
     let command = command.attributed_from(Some(Actor::User(user.id.clone())), now_millis(), Some(client));
-    let outcome =
-        state.meta.propose(command).await.map_err(|e| ApiError::unavailable(format!("cannot commit: {e}")))?;
-    match outcome {
+    match state.meta.propose(command).await.map_err(|e| ApiError::propose(&e))? {
         CommandOutcome::Rejected(Rejection::BucketAlreadyOwnedByYou) => Err(ApiError {
             status: StatusCode::CONFLICT,
             code: "conflict",
@@ -249,7 +236,7 @@ pub(crate) fn list_files(state: &WebState, user: &SignedInUser, query: &FilesQue
         while let Some((key, meta)) = cursor.next_object().map_err(read)? {
             scanned += 1;
             let owner = state.meta.object_owner(&bucket.name, &key).map_err(read)?;
-            if whole_bucket || owner.as_deref() == Some(user.id.as_str()) {
+            if lists_file(user, whole_bucket, owner.as_deref()) {
                 files.push(entry(&bucket.name, key.clone(), &meta, owner, &members));
             }
             if files.len() >= limit || scanned >= SCAN_BUDGET {
@@ -362,11 +349,7 @@ pub(crate) async fn file_detail(
     bucket: &str,
     key: &str,
 ) -> Result<FileDetail, ApiError> {
-    let may_manage = match authorize_person(&state.meta, user, bucket, key, false)? {
-        PersonAccess::Owner => true,
-        PersonAccess::Shared { .. } => false,
-    };
-    let may_replace = may_manage || authorize_person(&state.meta, user, bucket, key, true).is_ok();
+    let FileRights { may_manage, may_replace } = file_rights(&state.meta, user, bucket, key)?;
     let meta = crate::route::object(state, bucket, key).await?;
     let read = |e: meridian_raft::StoreError| ApiError::internal("reading the file", &e);
     let owner = state.meta.object_owner(bucket, key).map_err(read)?;

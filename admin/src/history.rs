@@ -13,10 +13,11 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use meridian_raft::{Actor, Cursor, Event, EventKind, EventsError, MetaStore};
+use meridian_raft::{Cursor, Event, EventKind, EventsError, MetaStore};
 use serde::{Deserialize, Serialize};
 
 use crate::WebState;
+use crate::access::may_see_event;
 use crate::error::ApiError;
 use crate::events::EventJson;
 use crate::identity::SignedInUser;
@@ -187,36 +188,6 @@ impl Filter {
     }
 }
 
-/// Whether `user` may see `event`: admins all; others what they did, and what happened to the
-/// buckets and files they own now since their ownership began (as [`crate::files_api::may_access`] decides): a previous
-/// owner's past at the same name (a deleted bucket or file re-created by someone else) stays
-/// theirs.
-fn visible(meta: &MetaStore, user: &SignedInUser, event: &Event) -> Result<bool, ApiError> {
-    if user.is_admin() || matches!(&event.actor, Some(Actor::User(id)) if *id == user.id) {
-        return Ok(true);
-    }
-    let read = |e: meridian_raft::StoreError| ApiError::internal("reading owners", &e);
-    // Ownership recorded before its start was kept counts from the beginning, as it did.
-    let owns_since = |bucket: &str, key: Option<&str>| -> Result<bool, ApiError> {
-        let owner = match key {
-            Some(key) => meta.object_owner(bucket, key),
-            None => meta.bucket_owner(bucket),
-        }
-        .map_err(read)?;
-        if owner.as_deref() != Some(user.id.as_str()) {
-            return Ok(false);
-        }
-        Ok(meta.owned_since(bucket, key).map_err(read)?.is_none_or(|since| event.cursor.index >= since))
-    };
-    match &event.kind {
-        EventKind::BucketCreated { bucket, .. } | EventKind::BucketDeleted { bucket } => owns_since(bucket, None),
-        kind => match kind.object() {
-            Some((bucket, key)) => Ok(owns_since(bucket, None)? || owns_since(bucket, Some(key))?),
-            None => Ok(false),
-        },
-    }
-}
-
 /// `GET /api/v1/history`.
 pub(crate) async fn history(
     State(state): State<WebState>,
@@ -269,7 +240,7 @@ pub(crate) fn read_page(
         for event in &chunk {
             scanned += 1;
             after = Some(event.cursor);
-            if filter.matches(event) && visible(meta, user, event)? {
+            if filter.matches(event) && may_see_event(meta, user, event)? {
                 entries.push(Entry { action: action_of(&event.kind), event: EventJson::new(event) });
                 if entries.len() >= limit {
                     page_full = true;

@@ -25,11 +25,12 @@ use axum::routing::{get, post};
 use meridian_raft::MetaStore;
 use serde::Serialize;
 
+mod access;
 mod api_auth;
 mod attempts;
+mod downloads;
 mod error;
 pub mod events;
-mod files;
 mod files_api;
 mod history;
 pub mod identity;
@@ -158,7 +159,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/route", get(route::route))
         .route("/api/v1/uploads", axum::routing::post(uploads::create))
         .route("/api/v1/files", get(files_api::list))
-        .route("/api/v1/files/{bucket}/{*key}", get(files::file).delete(files_api::delete))
+        .route("/api/v1/files/{bucket}/{*key}", get(downloads::file).delete(files_api::delete))
         .route("/api/v1/buckets", post(files_api::create_bucket))
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/events", get(events::events))

@@ -4,7 +4,7 @@
 //! The routing routes (`/api/v1/route`, `/api/v1/uploads`, `/api/v1/files/...`) all need an
 //! authenticated caller ([`ApiCaller`]): they reveal where objects are and hand out presigned
 //! URLs. Such a caller may name the client it asks for (`ip=`): the cinema's services ask on
-//! behalf of viewers whose requests they received. A signed-in person may not (`files`,
+//! behalf of viewers whose requests they received. A signed-in person may not (`downloads`,
 //! `uploads` ignore it for them): their own address is what routing and the history see.
 //! Without it, the caller's own address is used: the socket peer, or the address in
 //! `[geo] forwarded_header` when the peer is a trusted proxy.

@@ -14,15 +14,15 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use base64::Engine as _;
-use meridian_raft::access::PersonAccess;
+use meridian_raft::Command;
 use meridian_raft::model::{Share, ShareAudience, SharePermission, ShareState};
-use meridian_raft::{Command, MetaStore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::WebState;
+use crate::access::{may_access, may_revoke};
 use crate::error::ApiError;
-use crate::files_api::{ClientAddress, may_access, propose_as};
+use crate::files_api::{ClientAddress, propose_as};
 use crate::identity::{SignedInUser, now_millis};
 use crate::route::object;
 
@@ -38,22 +38,6 @@ const MAX_LIMIT: usize = 500;
 /// The hex SHA-256 of a link token: how the store knows it.
 pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// The one permission check for a person acting on a file ([`meridian_raft::access`]): the
-/// owner or an admin, else an active share naming them (for `write`, a write share). Anything
-/// else is the same 404 as a missing file, so the answer does not tell other users' files apart.
-pub(crate) fn authorize_person(
-    meta: &MetaStore,
-    user: &SignedInUser,
-    bucket: &str,
-    key: &str,
-    write: bool,
-) -> Result<PersonAccess, ApiError> {
-    let access = meta.person_access(user.person(), bucket, key, write, now_millis());
-    access
-        .map_err(|e| ApiError::internal("reading shares", &e))?
-        .ok_or_else(|| ApiError::not_found(format!("no file {key:?} in bucket {bucket:?}")))
 }
 
 /// The body of `POST /api/v1/shares`.
@@ -400,7 +384,7 @@ pub(crate) async fn revoke_share(
 ) -> Result<(), ApiError> {
     let missing = || ApiError::not_found(format!("no share {id:?}"));
     let share = state.meta.share(id).map_err(|e| ApiError::internal("reading shares", &e))?.ok_or_else(missing)?;
-    if share.created_by != user.id && !may_access(&state.meta, user, &share.bucket, Some(&share.key))? {
+    if !may_revoke(&state.meta, user, &share)? {
         return Err(missing());
     }
     let command = Command::RevokeShare { id: id.to_owned(), at: now_millis() };

@@ -20,10 +20,10 @@ use meridian_geo::{Decision, Operation};
 use meridian_raft::{ACTOR_QUERY_PARAM, Actor};
 use serde::{Deserialize, Serialize};
 
+use crate::access::authorize_person;
 use crate::files_api::Requester;
 use crate::presign::Presign;
 use crate::route::{ChosenNode, Located, Routing, Site, chosen, decide, locate, routing, signing_key};
-use crate::shares::authorize_person;
 use crate::{ApiCaller, ApiError, WebState};
 
 /// Largest object S3 accepts.
@@ -175,7 +175,7 @@ pub(crate) async fn create(
         return Err(ApiError::bad_request(format!("size {} is over the 5 TiB limit of S3", request.size)));
     }
     // `client_ip` is for services asking on a viewer's behalf; a signed-in user is where they are.
-    let given = crate::files::ip_of_viewer(&requester, request.client_ip.as_deref());
+    let given = crate::downloads::ip_of_viewer(&requester, request.client_ip.as_deref());
     // Who the URLs are for. Users and services have no S3 key: their URLs are signed with the
     // system key, naming them (`acting_for`); an access key holder's are signed with their key.
     let (caller, acting_for) = match requester {

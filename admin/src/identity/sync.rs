@@ -43,9 +43,12 @@ enum SyncError {
     /// The list never ended.
     #[error("the user list did not end within {MAX_PAGES} pages")]
     Endless,
-    /// The replicated store could not be read or written.
+    /// The replicated store could not be read.
     #[error("{0}")]
-    Store(String),
+    Store(#[from] meridian_raft::StoreError),
+    /// A change could not be committed (no leader, or this node's store failed).
+    #[error("{0}")]
+    Commit(#[from] meridian_raft::ProposeError),
 }
 
 /// Runs the sync on this node whenever it leads, until `stop` completes. Returns at once when
@@ -89,23 +92,17 @@ pub async fn run_user_sync(state: WebState, stop: impl Future<Output = ()>) {
 async fn sync_once(state: &WebState, identity: &Arc<Identity>) -> Result<SyncReport, SyncError> {
     // The panel's view is taken BEFORE the upstream list: a user who signs in for the first
     // time while the pages are read is then not in `known`, so cannot be taken for deleted.
-    let known: BTreeMap<String, User> = state
-        .meta
-        .users()
-        .map_err(|e| SyncError::Store(e.to_string()))?
-        .into_iter()
-        .map(|u| (u.profile.id.clone(), u))
-        .collect();
+    let known: BTreeMap<String, User> = state.meta.users()?.into_iter().map(|u| (u.profile.id.clone(), u)).collect();
     let upstream = fetch_all(identity).await?;
     let (upserts, deletions, report) = diff(&known, upstream);
     let at = now_millis();
     for chunk in upserts.chunks(CHUNK) {
         let command = Command::UpsertUsers { users: chunk.to_vec(), at, sign_in: false };
-        state.meta.propose(command).await.map_err(|e| SyncError::Store(e.to_string()))?;
+        state.meta.propose(command).await?;
     }
     for chunk in deletions.chunks(CHUNK) {
         let command = Command::MarkUsersDeleted { ids: chunk.to_vec(), at };
-        state.meta.propose(command).await.map_err(|e| SyncError::Store(e.to_string()))?;
+        state.meta.propose(command).await?;
     }
     Ok(report)
 }

@@ -4,8 +4,8 @@
 //!
 //! Every page takes a [`PageUser`]: the session cookie, refreshed here before it expires
 //! (`session`), or a redirect to the sign-in page. Every form carries a CSRF token checked on
-//! every POST ([`csrf`]). Authorization is the API's: the pages call `may_access`,
-//! `list_files`, `create_share`... and show their 404s as 404 pages.
+//! every POST ([`csrf`]). Authorization is the API's: the pages ask `access` (`may_access`) and
+//! call `list_files`, `create_share`... and show their 404s as 404 pages.
 
 mod csrf;
 mod files;
@@ -30,12 +30,12 @@ pub(crate) fn router(state: WebState) -> Router<WebState> {
         .route("/", get(session::home))
         .route("/signin", get(session::sign_in_page).post(session::sign_in))
         .route("/signout", get(to_files).post(session::sign_out))
-        .route("/files", get(files::my_files))
-        .route("/files/buckets", get(to_files).post(files::create_bucket))
-        .route("/files/delete", get(files::confirm_delete).post(files::delete))
-        .route("/file/{bucket}/{*key}", get(files::file_page))
-        .route("/shares", get(to_files).post(files::create_share))
-        .route("/shares/revoke", get(to_files).post(files::revoke_share))
+        .route("/files", get(files::list::my_files))
+        .route("/files/buckets", get(to_files).post(files::actions::create_bucket))
+        .route("/files/delete", get(files::actions::confirm_delete).post(files::actions::delete))
+        .route("/file/{bucket}/{*key}", get(files::detail::file_page))
+        .route("/shares", get(to_files).post(files::actions::create_share))
+        .route("/shares/revoke", get(to_files).post(files::actions::revoke_share))
         .route("/history", get(lists::history))
         .route("/shared", get(lists::shared_with_me))
         .route("/static/panel.css", get(stylesheet))

@@ -1,4 +1,5 @@
-//! `GET /api/v1/files/{bucket}/{key}`: a download link on the node that should serve the client.
+//! Download redirects: `GET /api/v1/files/{bucket}/{key}` answers with a presigned URL on the
+//! node geo routing picks for the client ([`download_url`], which share links use too).
 //!
 //! Answers `302 Found` to a short-lived presigned GET URL on the chosen node, or, for
 //! `Accept: application/json`, the same URL with the choice and its explanation. The caller
@@ -20,11 +21,11 @@ use meridian_geo::{Decision, Operation};
 use meridian_raft::{Actor, Command, CommandOutcome};
 use serde::{Deserialize, Serialize};
 
+use crate::access::authorize_person;
 use crate::files_api::Requester;
 use crate::identity::now_millis;
 use crate::presign::Presign;
 use crate::route::{ChosenNode, Located, chosen, decide, locate, object, routing, signing_key};
-use crate::shares::authorize_person;
 use crate::{ApiCaller, ApiError, WebState};
 use meridian_raft::access::PersonAccess;
 
@@ -99,7 +100,7 @@ pub(crate) async fn file(
         // Only once the link can be served: the history's `share_use`, by this user, from here.
         let command = Command::UseShare { id: share, at: now_millis(), client: client.address.ip.to_string() };
         let command = command.attributed(Some(Actor::User(user.id.clone())), now_millis());
-        match state.meta.propose(command).await.map_err(|e| ApiError::unavailable(format!("cannot commit: {e}")))? {
+        match state.meta.propose(command).await.map_err(|e| ApiError::propose(&e))? {
             CommandOutcome::Done => {}
             // Revoked or expired meanwhile.
             _ => return Err(ApiError::not_found(format!("no file {key:?} in bucket {bucket:?}"))),

@@ -47,7 +47,7 @@ pub(crate) fn routing(config: &ClusterConfig, board: Arc<LoadBoard>) -> anyhow::
             id: r.id,
             region: r.name.clone(),
             position: GeoPoint::new(r.latitude, r.longitude),
-            s3_endpoint: r.s3_url.clone().unwrap_or_else(|| format!("http://{}", r.s3)),
+            s3_endpoint: config.s3_url(r),
         })
         .collect();
     let http = reqwest::Client::builder()

@@ -29,6 +29,8 @@ default_region = "a"
 [dev_key]
 access_key_id = "KEY"
 secret_access_key = "secret-secret"
+[tls]
+ca_cert = "tls/ca.crt"
 [[region]]
 id = 1
 name = "a"

@@ -78,7 +78,9 @@ impl Refusal {
         match tls {
             rustls::Error::NoCertificatesPresented => Self::NoClientCertificate,
             rustls::Error::InvalidCertificate(cert) => match cert {
-                CertificateError::UnknownIssuer => Self::UnknownIssuer,
+                // A bad signature on a chain that names the cluster CA as issuer: signed by
+                // another CA of the same name (every cluster's CA is called after its cluster).
+                CertificateError::UnknownIssuer | CertificateError::BadSignature => Self::UnknownIssuer,
                 CertificateError::Expired
                 | CertificateError::ExpiredContext { .. }
                 | CertificateError::NotValidYet

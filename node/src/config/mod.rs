@@ -18,7 +18,7 @@ mod shares;
 mod shipped_secrets;
 mod storage;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod tls;
 
 use std::path::{Path, PathBuf};

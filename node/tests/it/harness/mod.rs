@@ -14,6 +14,7 @@ pub mod process;
 pub mod s3;
 pub mod sigv4;
 pub mod support;
+pub mod tls;
 pub mod webdriver;
 
 pub use data::*;

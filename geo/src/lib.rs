@@ -20,7 +20,7 @@ pub mod locate;
 pub mod mmdb_writer;
 pub mod plan;
 
-pub use cidr::{CidrError, parse_cidr};
+pub use cidr::{CidrError, contains, parse_cidr};
 pub use client_addr::{AddressSource, ClientAddress, ForwardedHeader, TrustedProxies};
 pub use distance::{GeoPoint, haversine_km};
 pub use load::{Health, LoadBoard, NodeLoad, PeerView};

@@ -47,10 +47,11 @@ pub(crate) fn routing(config: &ClusterConfig, board: Arc<LoadBoard>) -> anyhow::
             id: r.id,
             region: r.name.clone(),
             position: GeoPoint::new(r.latitude, r.longitude),
-            s3_endpoint: r.s3_url.clone().unwrap_or_else(|| format!("http://{}", r.s3)),
+            s3_endpoint: config.s3_url(r),
         })
         .collect();
-    let http = reqwest::Client::builder()
+    // Other nodes' S3 listeners may answer https only, with certificates of the cluster CA.
+    let http = crate::tls::public_client(config)?
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(2))
         .timeout(S3_CALL_TIMEOUT)

@@ -1,5 +1,6 @@
 //! `meridian`: one binary for every regional node and for the tools that talk to them.
 
+mod cert_cli;
 mod cluster_cli;
 mod config;
 mod dev_auth;
@@ -13,6 +14,7 @@ mod node;
 mod replication;
 mod scrub_cli;
 mod shutdown;
+mod tls;
 mod webhooks;
 mod workers;
 
@@ -45,13 +47,15 @@ enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
-    /// Manage S3 access keys.
+    /// Manage S3 access keys. Runs on a node's host: presents the certificate of the first
+    /// region of the config whose key file is readable to the internal listeners.
     Key {
         #[command(subcommand)]
         command: KeyCommand,
     },
     /// Run a scrub pass on one region's node now: re-read every blob it holds, drop missing or
-    /// corrupt copies from placement and pull them again; prints what it found.
+    /// corrupt copies from placement and pull them again; prints what it found. Presents the
+    /// certificate of `--region` to its internal listener (run it on that node's host).
     Scrub {
         /// The cluster description.
         #[arg(long, default_value = "cluster.toml")]
@@ -63,19 +67,72 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         timeout_secs: u64,
     },
+    /// Make the cluster's CA and its nodes' certificates (mutual TLS between nodes, HTTPS).
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
     /// Run the STAND-IN Auth service (development and tests only) that `[auth]` points at.
     DevAuth(dev_auth::DevAuthArgs),
 }
 
 #[derive(Subcommand)]
+enum CertCommand {
+    /// Make the cluster CA at `[tls] ca_cert` and `ca_key` (refuses to replace an existing one:
+    /// a new CA disowns every certificate the old one issued).
+    Init {
+        /// The cluster description.
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
+        /// Days the CA is valid.
+        #[arg(long, default_value_t = meridian_tls::pki::CA_VALIDITY_DAYS)]
+        days: u32,
+        /// Keep an existing CA instead of refusing (for scripts that run it every time).
+        #[arg(long)]
+        if_missing: bool,
+    },
+    /// Issue (or renew) a region's node certificate with the CA, written to its `tls_cert` and
+    /// `tls_key`; it names the region and every host of its listeners and `s3_url`. A running
+    /// node picks up the new files by itself (or at once on SIGHUP).
+    Issue {
+        /// The cluster description (its CA key must be readable here).
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
+        /// The region the certificate is for.
+        #[arg(long)]
+        region: String,
+        /// More host names or IP addresses clients reach the node by (a load balancer's name,
+        /// the web panel's public name); repeatable.
+        #[arg(long = "san")]
+        sans: Vec<String>,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = meridian_tls::pki::NODE_VALIDITY_DAYS)]
+        days: u32,
+        /// Keep an existing certificate that names this region and is not about to expire.
+        #[arg(long)]
+        if_missing: bool,
+    },
+    /// Show what the CA's and each region's certificate name and when they expire.
+    Show {
+        /// The cluster description.
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum ClusterCommand {
-    /// Every region's view: leader, term, log and applied indexes, replication, last contact.
+    /// Every region's view: leader, term, log and applied indexes, replication, last contact,
+    /// certificate expiry (days) and TLS refusals. Reads the web listeners (https where they
+    /// answer only that, trusting the cluster CA).
     Status {
         /// The cluster description.
         #[arg(long, default_value = "cluster.toml")]
         config: PathBuf,
     },
     /// Add a region of the config (start its node first): learner, catch up, then voter.
+    /// Presents the certificate of the first region besides `--region` whose key is readable
+    /// here (the running nodes admit the new one once it is a member), else `--region`'s.
     AddRegion {
         /// The cluster description.
         #[arg(long, default_value = "cluster.toml")]
@@ -84,7 +141,8 @@ enum ClusterCommand {
         #[arg(long)]
         region: String,
     },
-    /// Remove a region from the cluster.
+    /// Remove a region from the cluster. Presents the certificate of the first region besides
+    /// `--region` whose key is readable here (its host may be gone), else `--region`'s.
     RemoveRegion {
         /// The cluster description.
         #[arg(long, default_value = "cluster.toml")]
@@ -181,6 +239,13 @@ fn main() -> ExitCode {
                 scrub_cli::run(&config, &region, std::time::Duration::from_secs(timeout_secs)).await
             }
             Command::DevAuth(args) => dev_auth::run(args).await,
+            Command::Cert { command: CertCommand::Init { config, days, if_missing } } => {
+                cert_cli::init(&config, days, if_missing)
+            }
+            Command::Cert { command: CertCommand::Issue { config, region, sans, days, if_missing } } => {
+                cert_cli::issue(&config, &region, &sans, days, if_missing)
+            }
+            Command::Cert { command: CertCommand::Show { config } } => cert_cli::show(&config),
             Command::Cluster { command: ClusterCommand::Status { config } } => cluster_cli::status(&config).await,
             Command::Cluster { command: ClusterCommand::AddRegion { config, region } } => {
                 cluster_cli::add_region(&config, &region).await

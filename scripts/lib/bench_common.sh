@@ -44,6 +44,17 @@ wait_http_200() {
   return 1
 }
 
+# make_cluster_certs CONFIG REGION...: the cluster CA of CONFIG's [tls] and a certificate per
+# region, where the config looks for them (kept when they exist): nodes speak mutual TLS.
+make_cluster_certs() {
+  local config="$1" region; shift
+  "$MERIDIAN_BIN" cert init --config "$config" --if-missing >/dev/null || { log "meridian cert init failed"; return 1; }
+  for region in "$@"; do
+    "$MERIDIAN_BIN" cert issue --config "$config" --region "$region" --if-missing >/dev/null ||
+      { log "meridian cert issue --region $region failed"; return 1; }
+  done
+}
+
 # start_meridian_nodes LABEL CONFIG: starts one `meridian node` per [[region]] of CONFIG (cwd:
 # the config's directory, log: LOG_DIR/LABEL-REGION.log) and waits (90 s at most) until every
 # /healthz answers 200. Sets NODE_IDS, NODE_NAMES, NODE_S3 and NODE_WEB (URLs) and NODE_PIDS,
@@ -55,6 +66,7 @@ start_meridian_nodes() {
   while IFS=$'\t' read -r id name _ s3 web _ _; do
     NODE_IDS+=("$id") NODE_NAMES+=("$name") NODE_S3+=("$s3") NODE_WEB+=("$web")
   done < <(python3 "$(dirname "${BASH_SOURCE[0]}")/python/cluster_config.py" regions "$config")
+  make_cluster_certs "$config" "${NODE_NAMES[@]}"
   for i in "${!NODE_NAMES[@]}"; do
     (cd "$dir" && exec "$MERIDIAN_BIN" node --config "$config" --region "${NODE_NAMES[$i]}") \
       >"$LOG_DIR/$label-${NODE_NAMES[$i]}.log" 2>&1 &

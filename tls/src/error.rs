@@ -6,12 +6,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (part of this error's text, so not also its `source`).
+        cause: std::io::Error,
     },
     /// A file holds no PEM certificate or key of a kind we read, or a damaged one.
     #[error("{path}: {reason}")]
@@ -42,7 +42,7 @@ pub enum TlsError {
 
 impl TlsError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Io { path: path.into(), cause: source }
     }
 
     pub(crate) fn pem(path: impl Into<PathBuf>, reason: impl ToString) -> Self {

@@ -47,6 +47,12 @@ impl CertSummary {
         Ok(Self { path: path.to_owned(), name, hosts, not_after_unix: cert.validity().not_after.timestamp() })
     }
 
+    /// What the first certificate of a PEM file says.
+    pub fn read(path: &Path) -> Result<Self, TlsError> {
+        let chain = read_certificates(path)?;
+        Self::of_der(path, &chain[0])
+    }
+
     /// Seconds until it expires (negative once it has).
     pub fn expires_in_secs(&self) -> i64 {
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());

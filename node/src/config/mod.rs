@@ -18,7 +18,8 @@ mod shares;
 mod shipped_secrets;
 mod storage;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,6 +37,7 @@ use self::raft::{InternalRpcSection, RaftSection, ReadConsistencySetting};
 pub(crate) use self::region::{RegionConfig, Role};
 use self::shares::SharesSection;
 use self::storage::{ReplicationSection, StorageSection};
+pub(crate) use self::tls::{InternalTls, TlsSection};
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -78,6 +80,10 @@ pub(crate) struct ClusterConfig {
     pub(crate) internal_rpc: InternalRpcSection,
     /// The regions, one node each, in the order scripts list them.
     pub(crate) region: Vec<RegionConfig>,
+    /// `[tls]`: required (validation says how to make it when it is missing); an `Option` only so
+    /// that its absence is explained rather than reported as a missing field.
+    #[serde(default)]
+    pub(crate) tls: Option<TlsSection>,
     /// Directory of the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub(crate) base_dir: PathBuf,
@@ -131,7 +137,34 @@ impl ClusterConfig {
         if let Some(auth) = &self.auth {
             auth.validate(path, &self.base_dir)?;
         }
-        self.api.validate(path)
+        self.api.validate(path)?;
+        match &self.tls {
+            Some(tls) => tls.validate(path, &self.region),
+            None => Err(ConfigError::invalid(
+                path,
+                "tls".into(),
+                "[tls] is missing: nodes talk to each other only over mutual TLS. Make the cluster's CA and \
+                 certificates with `meridian cert init` and `meridian cert issue --region NAME` (scripts/cluster-up \
+                 does it), then add [tls] with ca_cert (see cluster.toml and docs/deploy.md)"
+                    .into(),
+            )),
+        }
+    }
+
+    /// `[tls]`, which validation made sure is there.
+    pub(crate) fn tls(&self) -> &TlsSection {
+        self.tls.as_ref().expect("validated: [tls] is required")
+    }
+
+    /// How clients reach a region's S3 listener, for presigned URLs and redirects: `s3_url`, else
+    /// `http://{s3}` where that listener answers plain HTTP (loopback, `plain_http_networks`),
+    /// else `https://{s3}`.
+    pub(crate) fn s3_url(&self, region: &RegionConfig) -> String {
+        if let Some(url) = &region.s3_url {
+            return url.clone();
+        }
+        let plain = region.s3.parse::<std::net::SocketAddr>().is_ok_and(|a| self.tls().plain_http_allowed(a.ip()));
+        format!("{}://{}", if plain { "http" } else { "https" }, region.s3)
     }
 
     /// A path of the config, resolved against the config file's directory.

@@ -39,13 +39,29 @@ pub(crate) struct RegionConfig {
     pub(crate) s3_url: Option<String>,
     /// Web listener.
     pub(crate) web: String,
-    /// Internal listener: the address peers dial, recorded in the Raft membership.
+    /// Internal listener: the address peers dial (`ip:port` or `host:port`), recorded in the
+    /// Raft membership. A host name needs `internal_bind`.
     pub(crate) internal: String,
     /// Address the internal listener binds when it is not `internal` itself: when peers reach
     /// this node through something in between (a relay, a NAT, a WAN emulator), they dial
     /// `internal` while the node listens here. Default: `internal`.
     #[serde(default)]
     pub(crate) internal_bind: Option<String>,
+    /// The node's certificate chain, issued by the cluster CA (default: `<name>.crt` beside
+    /// `[tls] ca_cert`): presented by the internal listener and on calls to peers, and by the
+    /// S3 and web listeners unless `public_cert` is set.
+    #[serde(default)]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The key of `tls_cert` (default: `<name>.key` beside `[tls] ca_cert`).
+    #[serde(default)]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// A certificate chain for the S3 and web listeners only (one a public CA issued for the
+    /// names clients use); with `public_key`.
+    #[serde(default)]
+    pub(crate) public_cert: Option<PathBuf>,
+    /// The key of `public_cert`.
+    #[serde(default)]
+    pub(crate) public_key: Option<PathBuf>,
     /// Data directory (relative to the config file).
     pub(crate) data_dir: PathBuf,
     /// Voter or learner.
@@ -81,7 +97,15 @@ pub(super) fn validate_regions(regions: &[RegionConfig], path: &Path) -> Result<
             [("s3", &region.s3), ("web", &region.web), ("internal", &region.internal)].into_iter().chain(bind)
         {
             if addr.parse::<SocketAddr>().is_err() {
-                return Err(invalid(field(name), format!("{addr:?} is not an ip:port address")));
+                let named_host = name == "internal" && region.internal_bind.is_some() && is_host_port(addr);
+                if !named_host {
+                    let expected = if name == "internal" {
+                        "an ip:port address (or host:port, with internal_bind)"
+                    } else {
+                        "an ip:port address"
+                    };
+                    return Err(invalid(field(name), format!("{addr:?} is not {expected}")));
+                }
             }
             if !addrs.insert(addr.clone()) {
                 return Err(invalid(field(name), format!("{addr} is used twice")));
@@ -100,6 +124,16 @@ pub(super) fn validate_regions(regions: &[RegionConfig], path: &Path) -> Result<
     Ok(names)
 }
 
+/// `host:port` with a DNS host name: letters, digits, '-' and '.', and a port.
+fn is_host_port(addr: &str) -> bool {
+    addr.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && host.len() <= 253
+            && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && port.parse::<u16>().is_ok_and(|p| p > 0)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::ClusterConfig;
@@ -116,6 +150,15 @@ mod tests {
     }
 
     #[test]
+    fn internal_may_name_a_host_when_the_bind_address_is_given() {
+        let named = VALID
+            .replace("internal = \"127.0.0.1:3\"", "internal = \"node-a.example:3\"\ninternal_bind = \"127.0.0.1:3\"");
+        let config = load_str(&named).expect("a host name with internal_bind");
+        assert_eq!(ClusterConfig::node_of(&config.region[0]).internal, "node-a.example:3");
+        assert_eq!(ClusterConfig::internal_bind(&config.region[0]), "127.0.0.1:3");
+    }
+
+    #[test]
     fn errors_name_the_field() {
         assert_errors_name_the_field([
             (VALID.replace("127.0.0.1:1", "nowhere"), "region[0].s3"),
@@ -124,6 +167,7 @@ mod tests {
             (VALID.replace("name = \"a\"", "name = \"a\"\nbogus = 1"), "bogus"),
             (VALID.replace("role = \"voter\"", "role = \"voter\"\ns3_url = \"ftp://x\""), "region[0].s3_url"),
             (VALID.replace("name = \"a\"", "name = \"a\"\ninternal_bind = \"x\""), "region[0].internal_bind"),
+            (VALID.replace("127.0.0.1:3", "node-a.example:3"), "region[0].internal"),
             (VALID.replace("name = \"a\"", "name = \"a\"\ninternal_bind = \"127.0.0.1:1\""), "region[0].internal_bind"),
         ]);
     }

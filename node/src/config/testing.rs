@@ -4,7 +4,7 @@
 use super::{ClusterConfig, ConfigError};
 
 /// Loads `text` as the `cluster.toml` of a temporary directory.
-pub(super) fn load_str(text: &str) -> Result<ClusterConfig, ConfigError> {
+pub(crate) fn load_str(text: &str) -> Result<ClusterConfig, ConfigError> {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("cluster.toml");
     std::fs::write(&path, text).expect("write config");
@@ -21,7 +21,7 @@ pub(super) fn assert_errors_name_the_field<const N: usize>(cases: [(String, &str
 }
 
 /// The smallest valid config: one voter region, a dev key, every section at its default.
-pub(super) const VALID: &str = r#"
+pub(crate) const VALID: &str = r#"
 [cluster]
 name = "t"
 secret = "0123456789abcdef0123"
@@ -29,6 +29,8 @@ default_region = "a"
 [dev_key]
 access_key_id = "KEY"
 secret_access_key = "secret-secret"
+[tls]
+ca_cert = "tls/ca.crt"
 [[region]]
 id = 1
 name = "a"

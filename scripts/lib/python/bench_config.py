@@ -50,6 +50,10 @@ def render(name, data_root, ports, relayed, access_key, secret_key, read_consist
         ]
     out += [
         "",
+        "# The CA and region certificates: made by `meridian cert` (bench_common.sh) beside this file.",
+        "[tls]",
+        "ca_cert = 'tls/ca.crt'",
+        "",
         "[[geo.cidr]]",
         'cidr = "127.0.0.0/8"',
         f'region = "{REGIONS[0][0]}"',

@@ -136,6 +136,8 @@ pub fn cluster_config(options: &ClusterOptions, regions: &[RegionAddrs]) -> Stri
         regions: names,
         extra_config,
     } = options.clone();
+    let region_names: Vec<&str> =
+        (0..regions.len()).map(|i| names.get(i).copied().unwrap_or_else(|| region_of(i)).0).collect();
     let mut config = format!(
         r#"# Written by node/tests/it/harness/cluster.rs
 [cluster]
@@ -160,8 +162,11 @@ max_concurrent_pulls = {max_concurrent_pulls}
 bandwidth_mib_per_sec = {bandwidth_mib_per_sec}
 
 {extra_config}
+
+{tls_section}
 "#,
         default_region = names[0].0,
+        tls_section = super::tls::tls_section(CLUSTER_NAME, &region_names),
         read_lease_line = read_lease_ms.map(|ms| format!("read_lease_ms = {ms}")).unwrap_or_default(),
     );
     for (i, r) in regions.iter().enumerate() {

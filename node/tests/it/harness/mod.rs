@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod data;
 pub mod devauth;
 pub mod events;
+pub mod internal_tls;
 pub mod node;
 pub mod pages;
 pub mod placement;
@@ -14,6 +15,7 @@ pub mod process;
 pub mod s3;
 pub mod sigv4;
 pub mod support;
+pub mod tls;
 pub mod webdriver;
 
 pub use data::*;

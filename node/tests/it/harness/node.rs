@@ -89,6 +89,7 @@ impl TestNode {
         let log_path = node_dir.join("node.log");
         let [s3_addr, web_addr, internal_addr] = free_loopback_ports::<3>();
         let NodeOptions { multipart_max_age_secs } = options;
+        let tls_section = super::tls::tls_section("meridian-test", &[REGION]);
 
         let config = format!(
             r#"# Written by node/tests/it/harness/node.rs
@@ -109,6 +110,8 @@ snapshot_every = 20000
 
 [storage]
 multipart_max_age_secs = {multipart_max_age_secs}
+
+{tls_section}
 
 [[region]]
 id = 1

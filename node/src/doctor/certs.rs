@@ -56,7 +56,7 @@ pub(super) async fn check(host: &mut Host<'_>) -> Vec<Finding> {
     let (cert, key) = (config.resolve(&files.cert), config.resolve(&files.key));
     match Identity::load(&cert, &key) {
         Err(e) => {
-            findings.push(Finding::fail("certificate", format!("the node certificate does not load: {e}"), &issue))
+            findings.push(Finding::fail("certificate", format!("the node certificate does not load: {e}"), &issue));
         }
         Ok(identity) => {
             let summary = identity.summary();

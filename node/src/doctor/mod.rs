@@ -162,10 +162,7 @@ async fn check_all(config_path: &Path, region: Option<&str>) -> Vec<Finding> {
 /// IP is one (an unspecified address, 0.0.0.0 or ::, binds on any host). A region counts when
 /// every listener it binds is local: a host runs one node, so that is the one, and a config
 /// whose regions all bind loopback (a laptop cluster) matches them all and needs `--region`.
-pub(crate) fn regions_on_this_host<'a>(
-    regions: &'a [RegionConfig],
-    is_local: impl Fn(IpAddr) -> bool,
-) -> Vec<&'a RegionConfig> {
+pub(crate) fn regions_on_this_host(regions: &[RegionConfig], is_local: impl Fn(IpAddr) -> bool) -> Vec<&RegionConfig> {
     regions
         .iter()
         .filter(|region| {

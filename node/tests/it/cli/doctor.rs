@@ -1,6 +1,7 @@
 //! `meridian doctor`: a healthy host passes (exit 0, OK lines), a certificate of the wrong region
 //! or none fails naming the certificate check, a listener address another socket holds fails
-//! naming the address, and a running node's own addresses are reported as that node's.
+//! naming the address, a running node's own addresses are reported as that node's, and beside a
+//! running three-region cluster the peers answer mutual TLS and the clocks agree.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use crate::harness;
 
 use harness::TestNode;
 use harness::cli::{DoctorRun, doctor};
+use harness::cluster::TestCluster;
 use harness::cluster::{ClusterOptions, REGIONS, RegionAddrs, cluster_config, free_ports};
 
 /// A three-region test config in `dir` (certificates from the harness's CA): its path and each
@@ -141,4 +143,20 @@ async fn a_running_nodes_addresses_are_reported_as_its_own() {
         assert!(line.starts_with("WARN") && line.contains("running meridian node (region frankfurt"), "{line}");
     }
     assert_eq!(run.level("data_dir"), "OK", "{}", run.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beside_a_running_cluster_peers_answer_mutual_tls_and_clocks_agree() {
+    let cluster = TestCluster::start().await;
+    let config = cluster.node(0).config_path().to_owned();
+    let run = tokio::task::spawn_blocking(move || doctor(&config, &["--region", "frankfurt"])).await.expect("doctor");
+    assert_exit(&run, 0);
+    for peer in ["virginia", "singapore"] {
+        let line = run.line(&format!("peer.{peer}"));
+        assert!(line.starts_with("OK") && line.contains("mutual TLS handshake succeeded"), "{line}");
+        // Same host, same clock: well under the test cluster's lease margin (400 ms / 10 + 5).
+        let line = run.line(&format!("clock.{peer}"));
+        assert!(line.starts_with("OK") && line.contains(&format!("{peer} is ")), "{line}");
+    }
+    assert!(run.line("ports.internal").contains("running meridian node (region frankfurt"), "{}", run.stdout);
 }

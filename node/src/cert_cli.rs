@@ -113,12 +113,18 @@ fn print_summary(summary: &CertSummary) {
 }
 
 /// The hosts a region is reached by: its listeners' addresses (unless they bind every address)
-/// and the hosts of its public URL.
-fn region_hosts(region: &RegionConfig) -> Vec<String> {
-    let mut hosts = Vec::new();
+/// and the hosts of its public URL. `meridian doctor` checks a certificate covers them.
+pub(crate) fn region_hosts(region: &RegionConfig) -> Vec<String> {
     let addrs = [Some(&region.s3), Some(&region.web), Some(&region.internal), region.internal_bind.as_ref()];
     let urls = region.s3_url.iter().filter_map(|url| url.split_once("://").map(|(_, rest)| rest));
-    for addr in addrs.into_iter().flatten().map(String::as_str).chain(urls) {
+    hosts_of(addrs.into_iter().flatten().map(String::as_str).chain(urls))
+}
+
+/// The host parts of `ip:port`, `host:port` or bare hosts, once each, in order; unspecified
+/// addresses (0.0.0.0, ::) are left out, as no client dials them.
+pub(crate) fn hosts_of<'a>(addrs: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut hosts = Vec::new();
+    for addr in addrs {
         let host = match addr.parse::<SocketAddr>() {
             Ok(socket) if socket.ip().is_unspecified() => continue,
             Ok(socket) => socket.ip().to_string(),

@@ -4,6 +4,7 @@ mod cert_cli;
 mod cluster_cli;
 mod config;
 mod dev_auth;
+mod doctor;
 mod event_trim;
 mod geo;
 mod keys;
@@ -71,6 +72,17 @@ enum Command {
     Cert {
         #[command(subcommand)]
         command: CertCommand,
+    },
+    /// Check this host for its node: config, secrets, ports, data dir, certificates, peers and
+    /// clock offsets; one line per check (OK / WARN / FAIL and what to do), exit status 1 when a
+    /// check FAILs.
+    Doctor {
+        /// The cluster description.
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
+        /// The region this host runs (default: the one whose listeners bind this host's addresses).
+        #[arg(long)]
+        region: Option<String>,
     },
     /// Run the STAND-IN Auth service (development and tests only) that `[auth]` points at.
     DevAuth(dev_auth::DevAuthArgs),
@@ -239,6 +251,7 @@ fn main() -> ExitCode {
                 scrub_cli::run(&config, &region, std::time::Duration::from_secs(timeout_secs)).await
             }
             Command::DevAuth(args) => dev_auth::run(args).await,
+            Command::Doctor { config, region } => doctor::run(&config, region.as_deref()).await,
             Command::Cert { command: CertCommand::Init { config, days, if_missing } } => {
                 cert_cli::init(&config, days, if_missing)
             }

@@ -25,11 +25,35 @@ impl ClusterConfig {
     /// anyone) unless every listener of `region` is on loopback, where they serve a laptop
     /// cluster. Per region, as a config may mix a loopback test region with real ones.
     pub(crate) fn refuse_shipped_secrets(&self, path: &Path, region: &RegionConfig) -> Result<(), ConfigError> {
+        let Some(exposed) = Self::exposed_listener(region) else { return Ok(()) };
+        match self.shipped_secret_field() {
+            Some(field) => Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field,
+                message: format!(
+                    "is the development value shipped with Meridian, which anyone can read; region {:?} \
+                     listens on {exposed}, which is not loopback: set a secret of your own (or, for the \
+                     dev key, remove [dev_key] and create keys with `meridian key create`)",
+                    region.name
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The first listener address of `region` that is not on loopback (a host name counts as
+    /// not loopback), if any: where a shipped secret would be exposed.
+    fn exposed_listener(region: &RegionConfig) -> Option<&str> {
         let listeners = [&region.s3, &region.web, &region.internal].into_iter().chain(region.internal_bind.as_ref());
-        let exposed = listeners
+        listeners
             .map(|addr| (addr, addr.parse::<SocketAddr>()))
-            .find(|(_, parsed)| parsed.as_ref().map_or(true, |a| !a.ip().to_canonical().is_loopback()));
-        let Some((exposed, _)) = exposed else { return Ok(()) };
+            .find(|(_, parsed)| parsed.as_ref().map_or(true, |a| !a.ip().to_canonical().is_loopback()))
+            .map(|(addr, _)| addr.as_str())
+    }
+
+    /// The field of the first secret that still has the value shipped in the repository's
+    /// `cluster.toml`, wherever the nodes listen (`meridian doctor` warns about it on loopback).
+    pub(crate) fn shipped_secret_field(&self) -> Option<String> {
         let auth = self.auth.as_ref();
         let shipped = [
             ("cluster.secret", Some(self.cluster.secret.as_str()) == Some(SHIPPED_CLUSTER_SECRET)),
@@ -47,20 +71,12 @@ impl ClusterConfig {
             .iter()
             .enumerate()
             .map(|(i, hook)| (format!("events.webhook[{i}].secret"), hook.secret == SHIPPED_WEBHOOK_SECRET));
-        let found = shipped.into_iter().map(|(field, bad)| (field.to_owned(), bad)).chain(hooks).find(|(_, bad)| *bad);
-        match found {
-            Some((field, _)) => Err(ConfigError::Invalid {
-                path: path.to_path_buf(),
-                field,
-                message: format!(
-                    "is the development value shipped with Meridian, which anyone can read; region {:?} \
-                     listens on {exposed}, which is not loopback: set a secret of your own (or, for the \
-                     dev key, remove [dev_key] and create keys with `meridian key create`)",
-                    region.name
-                ),
-            }),
-            None => Ok(()),
-        }
+        shipped
+            .into_iter()
+            .map(|(field, bad)| (field.to_owned(), bad))
+            .chain(hooks)
+            .find(|(_, bad)| *bad)
+            .map(|(f, _)| f)
     }
 }
 

@@ -1,3 +1,4 @@
-//! The `meridian` command line against a running node.
+//! The `meridian` command line: against a running node, and `meridian doctor` against a host.
 
+mod doctor;
 mod keys;

@@ -78,3 +78,43 @@ pub fn run_node_until_exit(config: &Path, cwd: &Path, region: &str) -> (Option<E
     };
     (status, fs::read_to_string(&stderr_path).unwrap_or_default())
 }
+
+/// What `meridian doctor` printed and how it exited.
+pub struct DoctorRun {
+    /// The exit status's code.
+    pub code: Option<i32>,
+    /// The report: one line per check, then a summary.
+    pub stdout: String,
+    /// Logs and the closing error.
+    pub stderr: String,
+}
+
+impl DoctorRun {
+    /// The report line of `check` (its second column); panics with the report if there is none.
+    pub fn line(&self, check: &str) -> &str {
+        self.stdout
+            .lines()
+            .find(|line| line.split_whitespace().nth(1) == Some(check))
+            .unwrap_or_else(|| panic!("no {check:?} line in the report:\n{}", self.stdout))
+    }
+
+    /// The level (`OK`, `WARN`, `FAIL`) of `check`.
+    pub fn level(&self, check: &str) -> &str {
+        self.line(check).split_whitespace().next().unwrap_or_default()
+    }
+}
+
+/// Runs `meridian doctor --config CONFIG ARGS` to the end (it bounds its own network waits).
+pub fn doctor(config: &Path, args: &[&str]) -> DoctorRun {
+    let output = Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .arg("doctor")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run meridian doctor");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    DoctorRun { code: output.status.code(), stdout: text(&output.stdout), stderr: text(&output.stderr) }
+}

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # variables here are used by the scripts that source this file
-# Shared helpers for scripts/cluster-up, scripts/cluster-down and scripts/smoke.
+# Shared helpers for scripts/cluster-up, cluster-down, smoke, hosts-up and hosts-test.
 # Source it; it sets no shell options of its own (the callers use `set -euo pipefail`).
 
 # The repository root, found from this file's location (scripts/lib/common.sh).

@@ -42,6 +42,7 @@ pub mod presign;
 pub mod route;
 mod share_page;
 mod shares;
+pub mod tls_status;
 mod uploads;
 
 pub use api_auth::{ApiCaller, ServiceToken};
@@ -80,6 +81,9 @@ pub struct WebState {
     /// Whether `/metrics` and `/api/v1/cluster` answer anyone; else they need an [`ApiCaller`]
     /// (they describe members, addresses and load).
     status_open: bool,
+    /// The node's certificates and TLS refusals, for `/api/v1/cluster` and `/metrics`; `None`
+    /// leaves them out.
+    tls: Option<std::sync::Arc<dyn tls_status::TlsStatusSource>>,
 }
 
 impl WebState {
@@ -97,6 +101,7 @@ impl WebState {
             identity: None,
             share_links: std::sync::Arc::new(share_page::ShareLinks::new(ShareSettings::default())),
             status_open: false,
+            tls: None,
         }
     }
 
@@ -140,6 +145,14 @@ impl WebState {
     #[must_use]
     pub fn with_open_status(mut self, open: bool) -> Self {
         self.status_open = open;
+        self
+    }
+
+    /// Shows the node's TLS figures (certificate expiry, refused connections) in
+    /// `/api/v1/cluster` and `/metrics`.
+    #[must_use]
+    pub fn with_tls_status(mut self, source: std::sync::Arc<dyn tls_status::TlsStatusSource>) -> Self {
+        self.tls = Some(source);
         self
     }
 
@@ -222,10 +235,15 @@ async fn healthz(State(state): State<WebState>) -> impl IntoResponse {
 }
 
 /// `GET /api/v1/cluster`: this node's view of the cluster (leader, term, indexes, members, and,
-/// on the leader, how far each member is replicated).
+/// on the leader, how far each member is replicated), and its TLS figures (`tls`: certificate
+/// expiry, refused connections; absent on a node without them).
 async fn cluster(State(state): State<WebState>, caller: Result<ApiCaller, ApiError>) -> Result<Response, ApiError> {
     may_read_status(&state, caller)?;
-    Ok(Json(serde_json::json!({ "region": state.region, "status": state.meta.status() })).into_response())
+    let mut body = serde_json::json!({ "region": state.region, "status": state.meta.status() });
+    if let Some(tls) = &state.tls {
+        body["tls"] = serde_json::to_value(tls.tls_status()).unwrap_or_default();
+    }
+    Ok(Json(body).into_response())
 }
 
 /// The status routes are open, or the caller is authenticated (401 otherwise, saying how).

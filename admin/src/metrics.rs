@@ -246,6 +246,12 @@ pub(crate) async fn metrics(
     if let Some(routing) = &state.routing {
         write_peers(&mut out, routing);
     }
+    if let Some(tls) = &state.tls {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        write_tls(&mut out, &tls.tls_status(), now);
+    }
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out))
 }
 
@@ -397,9 +403,60 @@ fn write_peers(out: &mut String, routing: &crate::route::Routing) {
     }
 }
 
+fn write_tls(out: &mut String, tls: &crate::tls_status::TlsStatus, now_unix: i64) {
+    header(
+        out,
+        "meridian_tls_certificate_expiry_seconds",
+        "gauge",
+        "Seconds until a certificate this node presents expires (negative: expired).",
+    );
+    for certificate in &tls.certificates {
+        let _ = writeln!(
+            out,
+            "meridian_tls_certificate_expiry_seconds{{certificate=\"{}\"}} {}",
+            certificate.certificate,
+            crate::tls_status::expires_in_secs(certificate, now_unix)
+        );
+    }
+    header(
+        out,
+        "meridian_tls_handshake_refusals_total",
+        "counter",
+        "Connections a listener refused before reading a request (plaintext, no or wrong certificate, ...).",
+    );
+    for refusal in &tls.refusals {
+        let _ = writeln!(
+            out,
+            "meridian_tls_handshake_refusals_total{{listener=\"{}\",reason=\"{}\"}} {}",
+            refusal.listener, refusal.reason, refusal.count
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_series() {
+        use crate::tls_status::{CertificateStatus, RefusalCount, TlsStatus};
+        let tls = TlsStatus {
+            certificates: vec![CertificateStatus {
+                certificate: "internal".into(),
+                path: "a.crt".into(),
+                not_after_unix: 1_000,
+            }],
+            refusals: vec![RefusalCount { listener: "internal".into(), reason: "plaintext".into(), count: 3 }],
+            recent_refusals: vec![],
+        };
+        let mut out = String::new();
+        write_tls(&mut out, &tls, 400);
+        assert!(out.contains("meridian_tls_certificate_expiry_seconds{certificate=\"internal\"} 600"), "{out}");
+        assert!(
+            out.contains("meridian_tls_handshake_refusals_total{listener=\"internal\",reason=\"plaintext\"} 3"),
+            "{out}"
+        );
+    }
 
     #[test]
     fn classification() {

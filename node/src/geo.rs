@@ -50,7 +50,8 @@ pub(crate) fn routing(config: &ClusterConfig, board: Arc<LoadBoard>) -> anyhow::
             s3_endpoint: config.s3_url(r),
         })
         .collect();
-    let http = reqwest::Client::builder()
+    // Other nodes' S3 listeners may answer https only, with certificates of the cluster CA.
+    let http = crate::tls::public_client(config)?
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(2))
         .timeout(S3_CALL_TIMEOUT)

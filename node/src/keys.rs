@@ -3,7 +3,6 @@
 //! the cluster secret), and the node's side of those requests.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -153,7 +152,7 @@ fn random_string(alphabet: &[u8], len: usize) -> String {
 /// Sends a request to the first node that answers and returns its reply.
 async fn ask(config_path: &Path, request: &KeyRequest) -> anyhow::Result<KeyReply> {
     let config = ClusterConfig::load(config_path)?;
-    let peers = PeerClient::new(Arc::new(crate::listeners::internal::signer(&config)));
+    let peers: PeerClient = crate::tls::cli_peer_client(&config, None)?;
     let mut last_error = None;
     for region in &config.region {
         let reply: Result<Result<KeyReply, String>, _> =

@@ -14,6 +14,7 @@ mod node;
 mod replication;
 mod scrub_cli;
 mod shutdown;
+mod tls;
 mod webhooks;
 mod workers;
 
@@ -46,13 +47,15 @@ enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
-    /// Manage S3 access keys.
+    /// Manage S3 access keys. Runs on a node's host: presents the certificate of the first
+    /// region of the config whose key file is readable to the internal listeners.
     Key {
         #[command(subcommand)]
         command: KeyCommand,
     },
     /// Run a scrub pass on one region's node now: re-read every blob it holds, drop missing or
-    /// corrupt copies from placement and pull them again; prints what it found.
+    /// corrupt copies from placement and pull them again; prints what it found. Presents the
+    /// certificate of `--region` to its internal listener (run it on that node's host).
     Scrub {
         /// The cluster description.
         #[arg(long, default_value = "cluster.toml")]
@@ -119,13 +122,16 @@ enum CertCommand {
 
 #[derive(Subcommand)]
 enum ClusterCommand {
-    /// Every region's view: leader, term, log and applied indexes, replication, last contact.
+    /// Every region's view: leader, term, log and applied indexes, replication, last contact,
+    /// certificate expiry (days) and TLS refusals. Reads the web listeners (https where they
+    /// answer only that, trusting the cluster CA).
     Status {
         /// The cluster description.
         #[arg(long, default_value = "cluster.toml")]
         config: PathBuf,
     },
     /// Add a region of the config (start its node first): learner, catch up, then voter.
+    /// Presents the certificate of `--region` to the internal listeners.
     AddRegion {
         /// The cluster description.
         #[arg(long, default_value = "cluster.toml")]
@@ -134,7 +140,8 @@ enum ClusterCommand {
         #[arg(long)]
         region: String,
     },
-    /// Remove a region from the cluster.
+    /// Remove a region from the cluster. Presents the certificate of `--region` to the internal
+    /// listeners (its key must be readable here).
     RemoveRegion {
         /// The cluster description.
         #[arg(long, default_value = "cluster.toml")]

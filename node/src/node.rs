@@ -19,6 +19,7 @@ use crate::listeners;
 use crate::load::LoadMeter;
 use crate::load_exchange;
 use crate::shutdown::Shutdown;
+use crate::tls::NodeTls;
 use crate::workers;
 
 /// Runs the node of `region_name` until it is told to stop.
@@ -32,6 +33,8 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     let data_dir = config.data_dir(&region);
     tracing::info!(region = %region.name, id = region.id, data_dir = %data_dir.display(), "starting node");
     let shutdown = Shutdown::on_signals()?;
+    // Certificates before anything else: without them no peer would talk to this node.
+    let tls = Arc::new(NodeTls::load(&config, &region)?);
 
     let meta = MetaStore::open(StoreConfig {
         node_id: region.id,
@@ -41,6 +44,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         secret: config.cluster.secret.clone(),
         legacy_signatures: config.internal_rpc.legacy_signatures,
         timing: config.timing(),
+        transport: tls.peer_transport()?,
     })
     .await
     .context("cannot open the metadata store")?;
@@ -53,6 +57,9 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     let s3 = listeners::bind("s3", &region.s3).await?;
     let web = listeners::bind("web", &region.web).await?;
     let internal = listeners::bind("internal", ClusterConfig::internal_bind(&region)).await?;
+    let s3_tls = tls.public_listener(&config, &region.s3)?;
+    let web_tls = tls.public_listener(&config, &region.web)?;
+    let internal_tls = tls.internal_listener()?;
     let signer = Arc::new(listeners::internal::signer(&config));
     let replay = Arc::new(ReplayGuard::new(config.internal_rpc.nonce_cache_entries));
     let limits = |max| listeners::ConnLimits::from_config(&config.limits, max);
@@ -80,16 +87,19 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     )
     .with_service_tokens(config.api.service_tokens())
     .with_share_settings(config.shares.settings())
-    .with_open_status(config.api.status_open(&region.web));
+    .with_open_status(config.api.status_open(&region.web))
+    .with_tls_status(tls.clone());
     if let Some(auth) = &config.auth {
         web_state = web_state.with_identity(auth.identity_settings(&config.base_dir)?).context("[auth]")?;
     }
 
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(tls.clone().run_reload(shutdown.clone()));
     tasks.spawn(listeners::serve_axum(
         "internal",
         internal,
         limits(config.limits.max_connections_internal),
+        internal_tls,
         listeners::internal::router(meta.clone(), blobs, signer, replay, meter.clone(), scrubber.clone()),
         shutdown.clone(),
     ));
@@ -107,6 +117,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         "web",
         web,
         limits(config.limits.max_connections_web),
+        web_tls,
         meridian_admin::router(web_state.clone()),
         shutdown.clone(),
     ));
@@ -161,6 +172,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     let s3_result = listeners::s3::serve(
         s3,
         limits(config.limits.max_connections_s3),
+        s3_tls,
         gateway,
         config.cluster.s3_domain.clone(),
         metrics.s3.clone(),

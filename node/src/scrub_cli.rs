@@ -2,7 +2,6 @@
 //! who suspect a disk, and for tests that need a pass at a known moment.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -17,7 +16,7 @@ use crate::listeners::internal::SCRUB_PATH;
 pub(crate) async fn run(config_path: &Path, region: &str, timeout: Duration) -> anyhow::Result<()> {
     let config = ClusterConfig::load(config_path)?;
     let node = config.region(region).with_context(|| format!("no [[region]] named {region:?}"))?;
-    let peers = PeerClient::new(Arc::new(crate::listeners::internal::signer(&config)));
+    let peers: PeerClient = crate::tls::cli_peer_client(&config, Some(region))?;
     let reply: Result<ScrubReport, String> = peers
         .call(node.id, &node.internal, SCRUB_PATH, &(), timeout)
         .await

@@ -16,6 +16,9 @@ pub enum StoreError {
     /// File I/O of snapshots failed.
     #[error("metadata i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// The HTTP client of calls to peers could not be built with its TLS configuration.
+    #[error("client of calls to peers: {0}")]
+    PeerClient(#[source] reqwest::Error),
 }
 
 /// Why a proposed command was not committed. None of these is a rejection by the state machine

@@ -106,29 +106,61 @@ pub enum LeaderCallError {
     Leader(#[from] LeaderError),
 }
 
+/// How calls reach other nodes' internal listeners.
+#[derive(Debug, Clone)]
+pub enum PeerTransport {
+    /// `https://`, with this rustls configuration: the cluster CA as the only root and this
+    /// node's certificate as the client certificate (mutual TLS; the peer refuses anything else).
+    Tls(Box<rustls::ClientConfig>),
+    /// `http://`: only while `[tls] internal = "accept-plaintext"` (a rolling upgrade from a
+    /// release without TLS, whose nodes cannot answer TLS yet).
+    Plain,
+}
+
+impl PeerTransport {
+    /// The URL scheme calls use.
+    fn scheme(&self) -> &'static str {
+        match self {
+            Self::Tls(_) => "https",
+            Self::Plain => "http",
+        }
+    }
+}
+
 /// Signed calls to other nodes' internal listeners.
 #[derive(Clone)]
 pub struct PeerClient {
     http: reqwest::Client,
     signer: Arc<RequestSigner>,
+    /// `https` or `http` (see [`PeerTransport`]).
+    scheme: &'static str,
 }
 
 impl PeerClient {
-    /// A client signing with the cluster secret.
-    pub fn new(signer: Arc<RequestSigner>) -> Self {
-        let http = reqwest::Client::builder()
+    /// A client signing with the cluster secret and dialing peers over `transport`. Fails only
+    /// when the HTTP client cannot be built with the TLS configuration (there is no fallback: a
+    /// client without it would not be one the peers accept).
+    pub fn new(signer: Arc<RequestSigner>, transport: PeerTransport) -> Result<Self, reqwest::Error> {
+        let scheme = transport.scheme();
+        let mut builder = reqwest::Client::builder()
             .tcp_nodelay(true)
             // Below the peers' header-read timeout (10 s by default), which also closes idle
             // keep-alive connections: the client lets go first, so it never sends a request on
             // a connection the server is closing at that moment.
             .pool_idle_timeout(Duration::from_secs(4))
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self { http, signer }
+            .connect_timeout(Duration::from_secs(2));
+        if let PeerTransport::Tls(config) = transport {
+            builder = builder.use_preconfigured_tls(*config);
+        }
+        Ok(Self { http: builder.build()?, signer, scheme })
     }
 
-    /// POSTs a bincode body to node `to` at `http://{addr}{path}` and decodes the bincode reply.
+    /// The URL of `path` on the internal listener at `addr`.
+    fn url(&self, addr: &str, path: &str) -> String {
+        format!("{}://{addr}{path}", self.scheme)
+    }
+
+    /// POSTs a bincode body to node `to` at `{scheme}://{addr}{path}` and decodes the bincode reply.
     /// The request is signed for `to` alone: any other node refuses it.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
@@ -165,14 +197,14 @@ impl PeerClient {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
-        let mut builder = self.http.post(format!("http://{addr}{path}")).timeout(timeout);
+        let mut builder = self.http.post(self.url(addr, path)).timeout(timeout);
         for (name, value) in self.signer.headers("POST", path, to, &body) {
             builder = builder.header(name, value);
         }
         Self::finish(builder.body(body)).await
     }
 
-    /// GETs `http://{addr}{path}` of node `to` (signed, no body) and decodes the bincode reply.
+    /// GETs `{scheme}://{addr}{path}` of node `to` (signed, no body) and decodes the bincode reply.
     pub async fn get<Resp: DeserializeOwned>(
         &self,
         to: NodeId,
@@ -180,7 +212,7 @@ impl PeerClient {
         path: &str,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
-        let mut builder = self.http.get(format!("http://{addr}{path}")).timeout(timeout);
+        let mut builder = self.http.get(self.url(addr, path)).timeout(timeout);
         for (name, value) in self.signer.headers("GET", path, to, b"") {
             builder = builder.header(name, value);
         }
@@ -210,7 +242,7 @@ impl PeerClient {
     ) -> Result<impl futures::Stream<Item = Result<bytes::Bytes, CallError>> + Send + 'static, CallError> {
         use futures::TryStreamExt as _;
         let path = format!("{BLOB_PATH}/{blob}");
-        let mut builder = self.http.get(format!("http://{addr}{path}"));
+        let mut builder = self.http.get(self.url(addr, &path));
         for (name, value) in self.signer.headers("GET", &path, from, b"") {
             builder = builder.header(name, value);
         }
@@ -425,7 +457,8 @@ mod tests {
     async fn an_append_larger_than_a_request_may_carry_asks_raft_for_fewer_entries() {
         let leases = Arc::new(Leases::new(Duration::ZERO, Duration::ZERO, None));
         let mut connection = PeerConnection {
-            peers: PeerClient::new(Arc::new(RequestSigner::new("secret", "test"))),
+            peers: PeerClient::new(Arc::new(RequestSigner::new("secret", "test")), PeerTransport::Plain)
+                .expect("client"),
             target: 2,
             // Nothing listens there: a request that is sent fails as unreachable.
             addr: "127.0.0.1:9".into(),

@@ -14,11 +14,13 @@ mod error;
 mod identity;
 mod name;
 pub mod pki;
+mod refusal;
 mod setup;
 
 pub use error::TlsError;
 pub use identity::{CertSummary, Identity};
 pub use name::NodeName;
+pub use refusal::{Refusal, admit_peer};
 pub use setup::{TrustAnchors, internal_client_config, internal_server_config, peer_name, public_server_config};
 pub use tokio_rustls::{TlsAcceptor, server::TlsStream};
 

@@ -139,3 +139,29 @@ async fn a_renewed_certificate_is_served_after_a_reload_and_a_broken_one_is_not(
     assert!(node.reload(true).is_err());
     assert_eq!(node.summary(), after);
 }
+
+#[tokio::test]
+async fn a_certificate_of_the_cluster_ca_naming_another_cluster_or_region_is_not_admitted() {
+    let dir = temp("admit");
+    cluster(&dir, "c1", &["frankfurt", "virginia"]);
+    // The same CA issued certificates for a node of another cluster and an unknown region.
+    issue(&dir, "c2", "staging", 30);
+    issue(&dir, "c1", "mars", 30);
+    let anchors = TrustAnchors::load(&dir.join("ca.crt")).expect("anchors");
+    for (client, expected) in [
+        ("virginia", Ok(NodeName::new("c1", "virginia"))),
+        ("staging", Err(meridian_tls::Refusal::OtherCluster(NodeName::new("c2", "staging")))),
+        ("mars", Err(meridian_tls::Refusal::UnknownRegion(NodeName::new("c1", "mars")))),
+    ] {
+        let (addr, acceptor) = internal_listener(&dir, "frankfurt").await;
+        let listener = TcpListener::bind(addr).await.expect("bind");
+        let server = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.expect("accept");
+            let tls = acceptor.accept(socket).await.expect("handshake");
+            meridian_tls::admit_peer(tls.get_ref().1, "c1", &["frankfurt", "virginia"])
+        });
+        let config = meridian_tls::internal_client_config(identity(&dir, client), &anchors).expect("client");
+        let _ = call(addr, config).await;
+        assert_eq!(server.await.expect("join"), expected, "{client}");
+    }
+}

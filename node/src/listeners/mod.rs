@@ -8,10 +8,16 @@
 //! timeout for connections that wait on the client without a byte moving (a request body that
 //! stalls, a response the client does not read). The server's own silence (a handler working,
 //! a long poll, an event stream between events) is never idle.
+//!
+//! Each listener has a TLS mode ([`tls::ListenerTls`]): the loop hands every connection to its
+//! own task, which sniffs the first byte, shakes hands and (internal listener) checks the
+//! client's certificate within the header-read timeout, holding a connection slot meanwhile,
+//! so a client that never finishes its handshake costs what one that never sends headers does.
 
 mod cors;
 pub(crate) mod internal;
 pub(crate) mod s3;
+pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -26,6 +32,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+
 use tokio::sync::Semaphore;
 
 use crate::shutdown::Shutdown;
@@ -212,13 +219,15 @@ impl http_body::Body for WatchedBody {
     }
 }
 
-/// Serves HTTP/1 connections on `listener` until shutdown, within `limits`; `service_for`
-/// makes the service of each connection from its peer's address. In-flight requests then get
-/// at most `drain` to finish.
+/// Serves HTTP/1 connections on `listener` until shutdown, within `limits`, over TLS (and
+/// plain HTTP where `tls` allows it); `service_for` makes the service of each connection from
+/// its peer's address. In-flight requests then get at most `drain` to finish.
+#[allow(clippy::too_many_arguments)] // one call per listener kind; a struct would only rename them
 pub(crate) async fn serve<F, S, B>(
     what: &'static str,
     listener: TcpListener,
     limits: ConnLimits,
+    tls: tls::ListenerTls,
     shutdown: Shutdown,
     drain: Duration,
     service_for: F,
@@ -238,8 +247,11 @@ pub(crate) async fn serve<F, S, B>(
         max_connections = limits.max_connections,
         header_read_timeout_ms = limits.header_read_timeout.as_millis(),
         idle_timeout_ms = limits.idle_timeout.as_millis(),
-        "listening"
+        plain_http = tls.plaintext,
+        client_certificates = tls.peers.is_some(),
+        "listening (TLS)"
     );
+    let tls = Arc::new(tls);
     let mut http = ConnBuilder::new(TokioExecutor::new());
     http.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -289,11 +301,20 @@ pub(crate) async fn serve<F, S, B>(
         let handler = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             service.call(request.map(|inner| WatchedBody { inner, activity: watched.clone(), waiting: false }))
         });
-        let io = Watched { inner: socket, activity: activity.clone() };
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(io), handler).into_owned());
+        let (http, tls, watcher) = (http.clone(), tls.clone(), graceful.watcher());
+        let header_read_timeout = limits.header_read_timeout;
         let idle_timeout = limits.idle_timeout;
         tokio::spawn(async move {
             let _permit = permit;
+            // The handshake shares the header-read deadline: a client that stalls in it is a
+            // slowloris like one that stalls in its headers.
+            let io = match tokio::time::timeout(header_read_timeout, tls.open(socket, activity.clone())).await {
+                Ok(Ok(io)) => io,
+                Ok(Err(Some(refusal))) => return tls.refused(what, peer, &refusal),
+                Ok(Err(None)) => return,
+                Err(_) => return tls.refused(what, peer, &meridian_tls::Refusal::Timeout),
+            };
+            let conn = watcher.watch(http.serve_connection(TokioIo::new(io), handler).into_owned());
             tokio::pin!(conn);
             // Ends with the connection; every turn sleeps until the idle deadline, which each
             // turn moves at least `idle_timeout` ahead of the last one, or closes.
@@ -334,11 +355,12 @@ pub(crate) async fn serve_axum(
     what: &'static str,
     listener: TcpListener,
     limits: ConnLimits,
+    tls: tls::ListenerTls,
     router: axum::Router,
     shutdown: Shutdown,
 ) {
     use hyper::service::Service as _;
-    serve(what, listener, limits, shutdown, AXUM_DRAIN, move |peer| {
+    serve(what, listener, limits, tls, shutdown, AXUM_DRAIN, move |peer| {
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
         hyper::service::service_fn(move |mut request: http::Request<WatchedBody>| {
             request.extensions_mut().insert(axum::extract::ConnectInfo(peer));

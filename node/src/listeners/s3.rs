@@ -53,6 +53,7 @@ fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
 pub(crate) async fn serve(
     listener: TcpListener,
     limits: ConnLimits,
+    tls: super::tls::ListenerTls,
     gateway: Gateway,
     domain: Option<String>,
     metrics: Arc<S3Metrics>,
@@ -68,7 +69,7 @@ pub(crate) async fn serve(
     }
     let service = builder.build();
 
-    super::serve("s3", listener, limits, shutdown, DRAIN, move |peer| {
+    super::serve("s3", listener, limits, tls, shutdown, DRAIN, move |peer| {
         let (service, metrics) = (service.clone(), metrics.clone());
         hyper::service::service_fn(move |mut request: hyper::Request<WatchedBody>| {
             merge_repeated_content_encoding(request.headers_mut());

@@ -34,7 +34,7 @@ use crate::durable::DurableDb;
 use crate::error::{ProposeError, StoreError};
 use crate::lease::Leases;
 use crate::log_store::LogStore;
-use crate::network::{HttpNetwork, PeerClient};
+use crate::network::{HttpNetwork, PeerClient, PeerTransport};
 use crate::node_id::{NodeId, RegionNode};
 use crate::signing::RequestSigner;
 use crate::snapshot::SnapshotFiles;
@@ -80,6 +80,8 @@ pub struct StoreConfig {
     pub legacy_signatures: bool,
     /// Heartbeat, election, lease and commit timeouts (`[raft]` of the config).
     pub timing: RaftTiming,
+    /// How calls to peers travel: mutual TLS, or plaintext during an upgrade.
+    pub transport: PeerTransport,
 }
 
 /// The replicated metadata store of one node. Cheap to clone.
@@ -159,7 +161,7 @@ impl MetaStore {
         };
         let signer =
             Arc::new(RequestSigner::new(&config.secret, &config.cluster_name).with_legacy(config.legacy_signatures));
-        let peers = PeerClient::new(signer);
+        let peers = PeerClient::new(signer, config.transport.clone()).map_err(StoreError::PeerClient)?;
         let timing = &config.timing;
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let raft_config = openraft::Config {

@@ -40,6 +40,15 @@ abs_path() {
 	esac
 }
 
+# cargo_target_dir: where cargo builds this workspace, as cargo itself says (CARGO_TARGET_DIR,
+# a build.target-dir of some .cargo/config.toml, else target/ at the root).
+cargo_target_dir() {
+	local dir=""
+	dir="$(cd "$MERIDIAN_ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
+		python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null)" || dir=""
+	printf '%s\n' "${dir:-${CARGO_TARGET_DIR:-$MERIDIAN_ROOT/target}}"
+}
+
 # require_python: checks that python3 >= 3.11 (tomllib) is on PATH.
 require_python() {
 	command -v python3 >/dev/null 2>&1 || die "python3 (>= 3.11) is required to read the cluster config"

@@ -37,8 +37,8 @@ HOSTS_CA="$HOSTS_DIR/tls/ca.crt"
 host_ns() { printf 'mrd-%s\n' "${HOSTS_SHORT[$1]}"; }
 host_name() { printf '%s.%s\n' "${HOSTS_SHORT[$1]}" "$HOSTS_DOMAIN"; }
 host_addr() { printf '%s.%s\n' "$HOSTS_SUBNET" "$(($1 + 1))"; }
-host_s3_url() { printf '%s://%s:%s\n' "${MERIDIAN_HOSTS_SCHEME_DEBUG:-https}" "$(host_name "$1")" "$HOSTS_S3_PORT"; }
-host_web_url() { printf '%s://%s:%s\n' "${MERIDIAN_HOSTS_SCHEME_DEBUG:-https}" "$(host_name "$1")" "$HOSTS_WEB_PORT"; }
+host_s3_url() { printf 'https://%s:%s\n' "$(host_name "$1")" "$HOSTS_S3_PORT"; }
+host_web_url() { printf 'https://%s:%s\n' "$(host_name "$1")" "$HOSTS_WEB_PORT"; }
 host_pid_file() { printf '%s/%s.pid\n' "$HOSTS_PID_DIR" "${HOSTS_REGIONS[$1]}"; }
 host_log() { printf '%s/%s.log\n' "$HOSTS_LOG_DIR" "${HOSTS_REGIONS[$1]}"; }
 

@@ -24,6 +24,9 @@ pub struct Endpoint {
     pub region: String,
     /// Upper bound on one operation, retries included (there are none).
     pub op_timeout: Duration,
+    /// PEM certificates of the only CA an `https://` endpoint is trusted by (Meridian's cluster
+    /// CA); `None`: the SDK's default client and trust.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// Fails unless `url` is `http(s)://HOST[:PORT][/...]` with HOST a loopback address
@@ -59,7 +62,18 @@ pub fn build(endpoint: &Endpoint) -> anyhow::Result<Client> {
     ensure_loopback(&endpoint.url)?;
     let credentials =
         Credentials::new(endpoint.access_key.clone(), endpoint.secret_key.clone(), None, None, "meridian-bench-static");
-    let config = aws_sdk_s3::Config::builder()
+    let mut config = aws_sdk_s3::Config::builder();
+    if let Some(pem) = &endpoint.ca_pem {
+        use aws_smithy_http_client::tls;
+        let trust = tls::TrustStore::empty().with_pem_certificate(pem.clone());
+        let context = tls::TlsContext::builder().with_trust_store(trust).build().context("the CA's trust store")?;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+            .tls_context(context)
+            .build_https();
+        config = config.http_client(http);
+    }
+    let config = config
         .behavior_version_latest()
         .endpoint_url(endpoint.url.clone())
         .region(Region::new(endpoint.region.clone()))

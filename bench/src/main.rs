@@ -35,6 +35,9 @@ struct Args {
     /// S3 endpoint; must be a loopback address, e.g. http://127.0.0.1:9001.
     #[arg(long)]
     endpoint: String,
+    /// PEM file of the CA an https:// endpoint is trusted by (Meridian's cluster CA).
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
     /// Access key id.
     #[arg(long)]
     access_key: String,
@@ -132,6 +135,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         secret_key: args.secret_key.clone(),
         region: args.region.clone(),
         op_timeout: Duration::from_secs(args.op_timeout_seconds),
+        ca_pem: match &args.ca_file {
+            Some(path) => Some(std::fs::read(path).with_context(|| format!("--ca-file {}", path.display()))?),
+            None => None,
+        },
     };
     let s3 = client::build(&endpoint)?;
     client::ensure_bucket(&s3, &args.bucket).await?;

@@ -137,7 +137,7 @@ fn rfc3339_ms(ms: i64) -> String {
 
 /// Sends a membership change to whichever node leads (only the leader accepts it).
 async fn change(config: &ClusterConfig, region: &str, change: &MembershipChange) -> anyhow::Result<()> {
-    let peers: PeerClient = crate::tls::cli_peer_client(config, Some(region))?;
+    let peers: PeerClient = crate::tls::cli_peer_client(config, crate::tls::CliIdentity::Besides(region))?;
     let mut errors = Vec::new();
     for region in &config.region {
         let reply: Result<(), _> =

@@ -152,7 +152,7 @@ fn random_string(alphabet: &[u8], len: usize) -> String {
 /// Sends a request to the first node that answers and returns its reply.
 async fn ask(config_path: &Path, request: &KeyRequest) -> anyhow::Result<KeyReply> {
     let config = ClusterConfig::load(config_path)?;
-    let peers: PeerClient = crate::tls::cli_peer_client(&config, None)?;
+    let peers: PeerClient = crate::tls::cli_peer_client(&config, crate::tls::CliIdentity::FirstReadable)?;
     let mut last_error = None;
     for region in &config.region {
         let reply: Result<Result<KeyReply, String>, _> =

@@ -131,7 +131,8 @@ enum ClusterCommand {
         config: PathBuf,
     },
     /// Add a region of the config (start its node first): learner, catch up, then voter.
-    /// Presents the certificate of `--region` to the internal listeners.
+    /// Presents the certificate of the first region besides `--region` whose key is readable
+    /// here (the running nodes admit the new one once it is a member), else `--region`'s.
     AddRegion {
         /// The cluster description.
         #[arg(long, default_value = "cluster.toml")]
@@ -140,8 +141,8 @@ enum ClusterCommand {
         #[arg(long)]
         region: String,
     },
-    /// Remove a region from the cluster. Presents the certificate of `--region` to the internal
-    /// listeners (its key must be readable here).
+    /// Remove a region from the cluster. Presents the certificate of the first region besides
+    /// `--region` whose key is readable here (its host may be gone), else `--region`'s.
     RemoveRegion {
         /// The cluster description.
         #[arg(long, default_value = "cluster.toml")]

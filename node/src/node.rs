@@ -48,6 +48,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     })
     .await
     .context("cannot open the metadata store")?;
+    tls.admit_members_of(&meta);
     let blobs = Arc::new(DiskBlobs::open(&data_dir).context("cannot open the blob store")?);
     // The web API presigns with the system key on behalf of users and services, naming them.
     let gateway = Gateway::new(meta.clone(), blobs.clone(), region.name.clone(), config.read_consistency())

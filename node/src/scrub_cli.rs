@@ -16,7 +16,7 @@ use crate::listeners::internal::SCRUB_PATH;
 pub(crate) async fn run(config_path: &Path, region: &str, timeout: Duration) -> anyhow::Result<()> {
     let config = ClusterConfig::load(config_path)?;
     let node = config.region(region).with_context(|| format!("no [[region]] named {region:?}"))?;
-    let peers: PeerClient = crate::tls::cli_peer_client(&config, Some(region))?;
+    let peers: PeerClient = crate::tls::cli_peer_client(&config, crate::tls::CliIdentity::Of(region))?;
     let reply: Result<ScrubReport, String> = peers
         .call(node.id, &node.internal, SCRUB_PATH, &(), timeout)
         .await

@@ -184,10 +184,17 @@ impl NodeTls {
             peers: PeerCheck {
                 cluster: config.cluster.name.clone(),
                 regions: config.region.iter().map(|r| r.name.clone()).collect(),
+                members: Arc::default(),
             },
             warning_days: tls.expiry_warning_days,
             refusals: Arc::default(),
         })
+    }
+
+    /// Lets the internal listener also admit the regions of the Raft membership (see
+    /// [`PeerCheck`]), once the store is open.
+    pub(crate) fn admit_members_of(&self, meta: &meridian_raft::MetaStore) {
+        let _ = self.peers.members.set(meta.clone());
     }
 
     /// How calls to peers travel: mutual TLS with this node's certificate, or plaintext in
@@ -351,11 +358,22 @@ fn transport(mode: InternalTls, identity: Arc<Identity>, anchors: &TrustAnchors)
     })
 }
 
-/// How a command-line tool (`meridian key`, `cluster add-region`, `scrub`, ...) dials the
-/// internal listeners: with the certificate of `region` when the command names one, else of
-/// the first region of the config whose key file this user can read (the tool runs on a
-/// node's host, with that node's files).
-pub(crate) fn cli_transport(config: &ClusterConfig, region: Option<&str>) -> anyhow::Result<PeerTransport> {
+/// Whose certificate a command-line tool presents to the internal listeners.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CliIdentity<'a> {
+    /// The region's (`meridian scrub --region`: the node it asks).
+    Of(&'a str),
+    /// The first region of the config whose key file this user can read (`meridian key`).
+    FirstReadable,
+    /// The first readable one of a region other than this one, else this one's: membership
+    /// changes name a region the running nodes may not admit (one being added is in their
+    /// configs only once they restart) or whose host may be gone (one being removed).
+    Besides(&'a str),
+}
+
+/// How a command-line tool dials the internal listeners (see [`CliIdentity`]): the tool runs
+/// on a node's host, with that node's files.
+pub(crate) fn cli_transport(config: &ClusterConfig, who: CliIdentity<'_>) -> anyhow::Result<PeerTransport> {
     let tls = config.tls();
     if tls.internal == InternalTls::AcceptPlaintext {
         return Ok(PeerTransport::Plain);
@@ -366,24 +384,21 @@ pub(crate) fn cli_transport(config: &ClusterConfig, region: Option<&str>) -> any
         let files = tls.region_files(r);
         (config.resolve(&files.cert), config.resolve(&files.key))
     };
-    let (name, (cert, key)) = match region {
-        Some(name) => {
-            let r = config.region(name).with_context(|| format!("no [[region]] named {name:?}"))?;
-            (name.to_owned(), files_of(r))
+    let readable = |r: &&RegionConfig| std::fs::File::open(files_of(r).1).is_ok();
+    let chosen = match who {
+        CliIdentity::Of(name) => Some(config.region(name).with_context(|| format!("no [[region]] named {name:?}"))?),
+        CliIdentity::FirstReadable => config.region.iter().find(readable),
+        CliIdentity::Besides(name) => {
+            config.region.iter().filter(|r| r.name != name).find(readable).or_else(|| config.region(name))
         }
-        None => config
-            .region
-            .iter()
-            .map(|r| (r.name.clone(), files_of(r)))
-            .find(|(_, (_, key))| std::fs::File::open(key).is_ok())
-            .with_context(|| {
-                format!(
-                    "no region's TLS key is readable here ({}): the internal listeners admit only a node's \
-                     certificate, so run this on a node's host as a user who can read its key",
-                    config.region.iter().map(|r| files_of(r).1.display().to_string()).collect::<Vec<_>>().join(", ")
-                )
-            })?,
     };
+    let (name, (cert, key)) = chosen.map(|r| (r.name.clone(), files_of(r))).with_context(|| {
+        format!(
+            "no region's TLS key is readable here ({}): the internal listeners admit only a node's \
+                     certificate, so run this on a node's host as a user who can read its key",
+            config.region.iter().map(|r| files_of(r).1.display().to_string()).collect::<Vec<_>>().join(", ")
+        )
+    })?;
     let identity = load_identity(&cert, &key, &name)?;
     transport(tls.internal, identity, &anchors)
 }
@@ -391,10 +406,10 @@ pub(crate) fn cli_transport(config: &ClusterConfig, region: Option<&str>) -> any
 /// A `PeerClient` for a command-line tool (see [`cli_transport`]).
 pub(crate) fn cli_peer_client(
     config: &ClusterConfig,
-    region: Option<&str>,
+    who: CliIdentity<'_>,
 ) -> anyhow::Result<meridian_raft::network::PeerClient> {
     let signer = Arc::new(crate::listeners::internal::signer(config));
-    meridian_raft::network::PeerClient::new(signer, cli_transport(config, region)?)
+    meridian_raft::network::PeerClient::new(signer, cli_transport(config, who)?)
         .context("cannot build the client of the internal listeners")
 }
 

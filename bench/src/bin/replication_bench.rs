@@ -160,6 +160,7 @@ async fn main() -> anyhow::Result<()> {
         secret_key: args.secret_key.clone(),
         region: "us-east-1".into(),
         op_timeout: Duration::from_secs(args.op_timeout_seconds),
+        ca_pem: None,
     };
     let s3 = client::build(&endpoint)?;
     client::ensure_bucket(&s3, &args.bucket).await?;

@@ -37,7 +37,7 @@ use self::raft::{InternalRpcSection, RaftSection, ReadConsistencySetting};
 pub(crate) use self::region::{RegionConfig, Role};
 use self::shares::SharesSection;
 use self::storage::{ReplicationSection, StorageSection};
-pub(crate) use self::tls::{InternalTls, RegionTlsFiles, TlsSection};
+pub(crate) use self::tls::{InternalTls, TlsSection};
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]

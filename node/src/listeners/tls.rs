@@ -17,13 +17,37 @@ use tokio::net::TcpStream;
 use super::{Activity, Watched};
 use crate::tls::Refusals;
 
-/// Who the internal listener admits after the handshake.
-#[derive(Debug, Clone)]
+/// Who the internal listener admits after the handshake: a certificate naming this cluster and
+/// one of its regions, those of cluster.toml or of the Raft membership. The membership counts
+/// because a region added at run time (`meridian cluster add-region`) is in the configs of the
+/// nodes started after it only: the running nodes know it from the log, and must take its calls
+/// (a new learner fetches blobs and forwards writes like any member).
+#[derive(Clone)]
 pub(crate) struct PeerCheck {
     /// `[cluster] name`.
     pub(crate) cluster: String,
     /// The regions of cluster.toml.
     pub(crate) regions: Vec<String>,
+    /// The metadata store, once open (the listener is built first): its membership.
+    pub(crate) members: Arc<std::sync::OnceLock<meridian_raft::MetaStore>>,
+}
+
+impl PeerCheck {
+    /// Admits the client of a completed handshake, or says why not.
+    fn admit(&self, stream: &TlsStream<Watched>) -> Result<(), Refusal> {
+        match meridian_tls::admit_peer(stream.get_ref().1, &self.cluster, &self.regions) {
+            Ok(_) => Ok(()),
+            Err(Refusal::UnknownRegion(name))
+                if self
+                    .members
+                    .get()
+                    .is_some_and(|meta| meta.status().members.iter().any(|member| member.region == name.region)) =>
+            {
+                Ok(())
+            }
+            Err(refusal) => Err(refusal),
+        }
+    }
 }
 
 /// A listener's TLS mode.
@@ -86,7 +110,7 @@ impl ListenerTls {
             Sniffed::Tls => {
                 let stream = self.acceptor.accept(watched).await.map_err(|e| Some(Refusal::of_handshake_error(&e)))?;
                 if let Some(check) = &self.peers {
-                    meridian_tls::admit_peer(stream.get_ref().1, &check.cluster, &check.regions).map_err(Some)?;
+                    check.admit(&stream).map_err(Some)?;
                 }
                 Ok(Conn::Tls(Box::new(stream)))
             }

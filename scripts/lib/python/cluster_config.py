@@ -17,6 +17,7 @@ Exit status 2 with a one-line message on stderr when the file is missing or malf
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shlex
@@ -69,6 +70,23 @@ def load(path: str) -> dict:
     raw_regions = doc.get("region")
     if not isinstance(raw_regions, list) or not raw_regions:
         raise ConfigError("no [[region]] tables")
+    tls = doc.get("tls") if isinstance(doc.get("tls"), dict) else {}
+    plain_networks = []
+    for cidr in tls.get("plain_http_networks", []) or []:
+        try:
+            plain_networks.append(ipaddress.ip_network(cidr, strict=False))
+        except (TypeError, ValueError):
+            raise ConfigError(f"[tls] plain_http_networks: bad CIDR {cidr!r}") from None
+
+    def scheme(addr: str) -> str:
+        """http where the node answers plain HTTP (loopback, plain_http_networks), else https."""
+        host = addr.rsplit(":", 1)[0].strip("[]")
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return "https"
+        return "http" if ip.is_loopback or any(ip in n for n in plain_networks) else "https"
+
     regions = []
     seen_names: set[str] = set()
     seen_ids: set[int] = set()
@@ -102,8 +120,8 @@ def load(path: str) -> dict:
                 "id": rid,
                 "name": name,
                 "role": role,
-                "s3_url": "http://" + _client_addr(r.get("s3"), f"{where}: s3"),
-                "web_url": "http://" + _client_addr(r.get("web"), f"{where}: web"),
+                "s3_url": scheme(s3 := _client_addr(r.get("s3"), f"{where}: s3")) + "://" + s3,
+                "web_url": scheme(web := _client_addr(r.get("web"), f"{where}: web")) + "://" + web,
                 "internal": _client_addr(r.get("internal"), f"{where}: internal"),
                 "data_dir": data_dir,
             }

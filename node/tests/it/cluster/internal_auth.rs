@@ -101,7 +101,7 @@ fn headers(signing: Signing, method: &str, path: &str, body: &[u8]) -> Vec<(&'st
 }
 
 async fn post(http: &reqwest::Client, node: &TestNode, path: &str, body: &[u8], signing: Signing) -> (u16, Vec<u8>) {
-    let mut req = http.post(format!("http://{}{path}", node.internal_addr)).body(body.to_vec());
+    let mut req = http.post(format!("https://{}{path}", node.internal_addr)).body(body.to_vec());
     for (name, value) in headers(signing, "POST", path, body) {
         req = req.header(name, value);
     }
@@ -122,7 +122,8 @@ async fn forged_unsigned_and_stale_internal_requests_are_refused_and_change_noth
         "[internal_rpc]\nlegacy_signatures = true\n",
     )
     .await;
-    let http = http_client();
+    // A client of the cluster's CA (as a node): TLS lets it in, the signature decides.
+    let http = harness::internal_tls::internal_http(harness::cluster::CLUSTER_NAME, "virginia");
     let leader = cluster.leader().await;
     let existing = create_bucket(&cluster.node(0).client(), "before").await;
     let buckets_before: Vec<Vec<String>> = {
@@ -180,7 +181,7 @@ async fn forged_unsigned_and_stale_internal_requests_are_refused_and_change_noth
     // The signer is right: a signed blob fetch of an id nobody holds is a 404 (not 401)...
     let blob_path = format!("/internal/v1/blobs/{}", "0".repeat(32));
     for (n, node) in cluster.nodes.iter().enumerate() {
-        let mut req = http.get(format!("http://{}{blob_path}", node.internal_addr));
+        let mut req = http.get(format!("https://{}{blob_path}", node.internal_addr));
         for (name, value) in headers(Signing::Valid, "GET", &blob_path, b"") {
             req = req.header(name, value);
         }
@@ -188,7 +189,7 @@ async fn forged_unsigned_and_stale_internal_requests_are_refused_and_change_noth
         assert_eq!(status, 404, "correctly signed GET {blob_path} on node {n}");
         // ...and the same fetch unsigned or stale is a 401.
         for signing in [Signing::Unsigned, Signing::Stale, Signing::WrongSecret] {
-            let mut req = http.get(format!("http://{}{blob_path}", node.internal_addr));
+            let mut req = http.get(format!("https://{}{blob_path}", node.internal_addr));
             for (name, value) in headers(signing, "GET", &blob_path, b"") {
                 req = req.header(name, value);
             }

@@ -22,7 +22,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_s3::presigning::PresigningConfig;
-use harness::cluster::{CLUSTER_NAME, CLUSTER_SECRET, TestCluster, id_of};
+use harness::cluster::{CLUSTER_NAME, CLUSTER_SECRET, REGIONS, TestCluster, id_of};
+use harness::internal_tls::{internal_connect, internal_http};
 use harness::sigv4::hmac_sha256;
 use harness::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -87,19 +88,21 @@ fn sign_v1(secret: &str, method: &str, path: &str, body: &[u8]) -> Vec<(&'static
     vec![("x-meridian-timestamp", timestamp.to_string()), ("x-meridian-signature", signature)]
 }
 
-/// GETs `path` on the internal listener at `addr` with these headers; the status.
+/// GETs `path` on the internal listener at `addr` with these headers (over mutual TLS, as a
+/// node: `http` is a [`harness::internal_tls::internal_http`] client); the status.
 async fn get_with(http: &reqwest::Client, addr: SocketAddr, path: &str, headers: &[(&'static str, String)]) -> u16 {
-    let mut request = http.get(format!("http://{addr}{path}"));
+    let mut request = http.get(format!("https://{addr}{path}"));
     for (name, value) in headers {
         request = request.header(*name, value);
     }
     request.send().await.unwrap_or_else(|e| panic!("GET {path} on {addr}: {e}")).status().as_u16()
 }
 
-/// Sends a raw request head and reads the start of the answer, at most `within`; `None` if no
-/// answer came (the server waits for more).
+/// Sends a raw request head to the single node's internal listener (over mutual TLS, as a node)
+/// and reads the start of the answer, at most `within`; `None` if no answer came (the server
+/// waits for more).
 async fn head_only_answer(addr: SocketAddr, head: &str, within: Duration) -> Option<String> {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut stream = internal_connect(addr, SINGLE_CLUSTER, REGION).await;
     stream.write_all(head.as_bytes()).await.expect("write head");
     let mut buf = vec![0u8; 4096];
     match tokio::time::timeout(within, stream.read(&mut buf)).await {
@@ -160,7 +163,7 @@ async fn unsigned_bodies_are_refused_before_they_are_sent_and_do_not_grow_memory
     let pid = node.pid();
     let before = rss_bytes(pid);
     let flood = (0..8).map(|_| async move {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let mut stream = internal_connect(addr, SINGLE_CLUSTER, REGION).await;
         let head = format!("POST /internal/v1/raft/append HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {HUGE}\r\n\r\n");
         stream.write_all(head.as_bytes()).await.expect("write head");
         let chunk = vec![0x5a_u8; MIB];
@@ -282,7 +285,7 @@ async fn a_stalled_body_is_closed_after_the_idle_timeout() {
     let path = "/internal/v1/raft/append";
     let headers = sign_v2(SINGLE_SECRET, SINGLE_CLUSTER, 1, "POST", path, &body, nonce(4));
     let extra: String = headers.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut stream = internal_connect(addr, SINGLE_CLUSTER, REGION).await;
     let head = format!("POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 1000\r\n{extra}\r\n");
     stream.write_all(head.as_bytes()).await.expect("write head");
     stream.write_all(&body[..10]).await.expect("write some body");
@@ -364,7 +367,8 @@ async fn the_servers_own_silence_is_not_idle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn internal_requests_are_good_once_for_one_node_of_one_cluster() {
     let cluster = TestCluster::start().await;
-    let http = http_client();
+    // TLS lets a node of the cluster in; the signature decides about each request.
+    let http = internal_http(CLUSTER_NAME, REGIONS[2].0);
     let path = blob_path();
     let (a, b) = (cluster.node(0).internal_addr, cluster.node(1).internal_addr);
 

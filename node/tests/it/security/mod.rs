@@ -1,6 +1,7 @@
-//! Attacks on credentials, listeners, presigned URLs and the web listener, replayed.
+//! Attacks on credentials, listeners (TLS included), presigned URLs and the web listener, replayed.
 
 mod keys;
 mod listeners;
 mod presign;
+mod tls;
 mod web;

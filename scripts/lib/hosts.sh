@@ -203,11 +203,11 @@ start_host_node() {
 	printf '# %s: meridian node --config %s --region %s (namespace %s)\n' "$(date '+%Y-%m-%dT%H:%M:%S%z')" \
 		"$HOSTS_CONFIG" "$region" "$(host_ns "$i")" >>"$log"
 	# Its own session (setsid): the caller's Ctrl-C does not reach it. The child writes its own pid;
-	# it holds no lock of its caller (fds 8, 9).
+	# it holds none of its caller's locks and saved descriptors (fds 6 to 9).
 	# shellcheck disable=SC2016 # $$ and $1 are for the inner shell
 	in_host "$i" setsid bash -c 'echo "$$" >"$1"; shift; exec "$@"' meridian-launch \
 		"$pidf" "$MERIDIAN_BIN" node --config "$HOSTS_CONFIG" --region "$region" \
-		</dev/null >>"$log" 2>&1 8>&- 9>&- &
+		</dev/null >>"$log" 2>&1 6>&- 7>&- 8>&- 9>&- &
 	for ((n = 50; n > 0; n--)); do
 		pid="$(read_pid "$pidf")"
 		[[ -n "$pid" ]] && break

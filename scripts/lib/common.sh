@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # variables here are used by the scripts that source this file
-# Shared helpers for scripts/cluster-up, scripts/cluster-down and scripts/smoke.
+# Shared helpers for scripts/cluster-up, cluster-down, smoke, hosts-up and hosts-test.
 # Source it; it sets no shell options of its own (the callers use `set -euo pipefail`).
 
 # The repository root, found from this file's location (scripts/lib/common.sh).
@@ -16,6 +16,8 @@ DEFAULT_CONFIG="$MERIDIAN_ROOT/cluster.toml"
 # The stand-in Auth service (`meridian dev-auth`) that cluster-up starts when [auth] points at
 # loopback. Its pid file is outside PID_DIR, which holds node pids only.
 DEV_AUTH_PID="$RUN_DIR/dev-auth.pid"
+# The virtualenv with aws-cli and boto3 of scripts/smoke and scripts/hosts-test (setup_venv).
+VENV="$RUN_DIR/venv"
 
 # Seconds to wait for a node to exit after SIGTERM before SIGKILL.
 : "${MERIDIAN_STOP_TIMEOUT:=15}"
@@ -36,6 +38,15 @@ abs_path() {
 	/*) printf '%s\n' "$1" ;;
 	*) printf '%s/%s\n' "$PWD" "$1" ;;
 	esac
+}
+
+# cargo_target_dir: where cargo builds this workspace, as cargo itself says (CARGO_TARGET_DIR,
+# a build.target-dir of some .cargo/config.toml, else target/ at the root).
+cargo_target_dir() {
+	local dir=""
+	dir="$(cd "$MERIDIAN_ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
+		python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null)" || dir=""
+	printf '%s\n' "${dir:-${CARGO_TARGET_DIR:-$MERIDIAN_ROOT/target}}"
 }
 
 # require_python: checks that python3 >= 3.11 (tomllib) is on PATH.
@@ -265,4 +276,38 @@ stop_dev_auth() {
 	info "stopping the stand-in Auth service (pid $pid)"
 	stop_node_pids "dev-auth=$pid"
 	rm -f "$DEV_AUTH_PID"
+}
+
+# setup_venv: makes VENV with aws-cli and boto3 (pip) unless it has them already; installs
+# Debian's python3-venv with apt-get when root and `python3 -m venv` fails without it.
+setup_venv() {
+	local py=python3
+	if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import boto3, awscli' 2>/dev/null; then
+		return 0
+	fi
+	if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+		rm -rf "$VENV"
+		info "creating $VENV"
+		if ! python3 -m venv "$VENV" >"$RUN_DIR/venv.log" 2>&1; then
+			rm -rf "$VENV"
+			if ! command -v apt-get >/dev/null 2>&1 || ((EUID != 0)); then
+				die "python3 -m venv failed (see run/venv.log); install python3-venv"
+			fi
+			info "python3 -m venv failed; installing python3-venv with apt-get"
+			export DEBIAN_FRONTEND=noninteractive
+			apt-get install -y -qq python3-venv >/dev/null 2>&1 ||
+				{ apt-get update -qq && apt-get install -y -qq python3-venv; } ||
+				die "apt-get install python3-venv failed"
+			# Debian's python3-venv serves /usr/bin/python3, which may not be the python3 on PATH.
+			if ! python3 -m venv "$VENV" >>"$RUN_DIR/venv.log" 2>&1; then
+				rm -rf "$VENV"
+				py=/usr/bin/python3
+				"$py" -m venv "$VENV" >>"$RUN_DIR/venv.log" 2>&1 || die "cannot create $VENV (see run/venv.log)"
+			fi
+		fi
+	fi
+	info "installing awscli and boto3 into ${VENV#"$MERIDIAN_ROOT"/} (pip)"
+	"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check awscli boto3 ||
+		die "pip install awscli boto3 failed"
+	"$VENV/bin/python" -c 'import boto3, awscli' || die "boto3/awscli not importable after pip install"
 }

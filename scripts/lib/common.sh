@@ -130,8 +130,24 @@ live_nodes() {
 
 # stop_node_pids REGION=PID...: SIGTERM to each, waits up to MERIDIAN_STOP_TIMEOUT seconds
 # (polling every 0.2 s), then SIGKILL to those still running. Removes their pid files.
+# all_gone_within SECONDS PID...: waits (polling every 0.2 s) until none of PID... runs; fails if
+# one still does after SECONDS.
+all_gone_within() {
+	local seconds="$1" n pid
+	shift
+	for ((n = seconds * 5; n > 0; n--)); do
+		for pid in "$@"; do
+			pid_alive "$pid" && break
+			pid=""
+		done
+		[[ -z "$pid" ]] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
 stop_node_pids() {
-	local item region pid alive deadline
+	local item region pid deadline
 	local -a regions=() pids=()
 	for item in "$@"; do
 		regions+=("${item%%=*}")
@@ -141,16 +157,7 @@ stop_node_pids() {
 	for pid in "${pids[@]}"; do
 		kill -TERM "$pid" 2>/dev/null || true
 	done
-	# Bounded wait: MERIDIAN_STOP_TIMEOUT seconds in steps of 0.2 s.
-	deadline=$((MERIDIAN_STOP_TIMEOUT * 5))
-	while ((deadline-- > 0)); do
-		alive=0
-		for pid in "${pids[@]}"; do
-			pid_alive "$pid" && alive=1 && break
-		done
-		((alive)) || break
-		sleep 0.2
-	done
+	all_gone_within "$MERIDIAN_STOP_TIMEOUT" "${pids[@]}" || true
 	local i
 	for i in "${!pids[@]}"; do
 		pid="${pids[$i]}"

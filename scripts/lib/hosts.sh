@@ -136,31 +136,17 @@ hosts_delay() {
 
 # stop_pids PID...: SIGTERM, up to MERIDIAN_STOP_TIMEOUT seconds, then SIGKILL (bounded).
 stop_pids() {
-	local pid n
+	local pid
 	(($# > 0)) || return 0
 	kill -TERM "$@" 2>/dev/null || true
-	for ((n = MERIDIAN_STOP_TIMEOUT * 5; n > 0; n--)); do
-		for pid in "$@"; do
-			pid_alive "$pid" && break
-			pid=""
-		done
-		[[ -z "$pid" ]] && return 0
-		sleep 0.2
-	done
+	all_gone_within "$MERIDIAN_STOP_TIMEOUT" "$@" && return 0
 	for pid in "$@"; do
 		if pid_alive "$pid"; then
 			warn "pid $pid still running after ${MERIDIAN_STOP_TIMEOUT}s; sending SIGKILL"
 			kill -KILL "$pid" 2>/dev/null || true
 		fi
 	done
-	for ((n = 25; n > 0; n--)); do
-		for pid in "$@"; do
-			pid_alive "$pid" && break
-			pid=""
-		done
-		[[ -z "$pid" ]] && return 0
-		sleep 0.2
-	done
+	all_gone_within 5 "$@" && return 0
 	warn "pid(s) $* did not all exit even after SIGKILL"
 }
 

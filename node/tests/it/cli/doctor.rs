@@ -11,22 +11,12 @@ use crate::harness;
 use harness::TestNode;
 use harness::cli::{DoctorRun, doctor};
 use harness::cluster::TestCluster;
-use harness::cluster::{ClusterOptions, REGIONS, RegionAddrs, cluster_config, free_ports};
+use harness::cluster::{ClusterOptions, RegionAddrs, cluster_config, three_region_addrs};
 
 /// A three-region test config in `dir` (certificates from the harness's CA): its path and each
 /// region's addresses.
 fn write_config(dir: &Path, edit: impl FnOnce(String) -> String) -> (PathBuf, Vec<RegionAddrs>) {
-    let ports = free_ports::<9>();
-    let regions: Vec<RegionAddrs> = REGIONS
-        .iter()
-        .enumerate()
-        .map(|(i, (name, ..))| RegionAddrs {
-            s3: ports[3 * i],
-            web: ports[3 * i + 1],
-            internal: ports[3 * i + 2],
-            data_dir: dir.join("data").join(name),
-        })
-        .collect();
+    let regions = three_region_addrs(dir);
     let path = dir.join("cluster.toml");
     fs::write(&path, edit(cluster_config(&ClusterOptions::default(), &regions))).expect("write config");
     (path, regions)

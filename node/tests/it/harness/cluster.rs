@@ -103,11 +103,11 @@ pub fn free_ports<const N: usize>() -> [SocketAddr; N] {
     free_loopback_ports::<N>()
 }
 
-/// The config text of a three-region cluster ([`REGIONS`]) on fresh loopback ports, every data
-/// dir under `dir/data/`: for tests that start `meridian node` by hand (to see it refuse a config).
-pub fn three_region_config(options: &ClusterOptions, dir: &Path) -> String {
+/// The addresses of a three-region cluster ([`REGIONS`]) on fresh loopback ports, every data dir
+/// under `dir/data/`.
+pub fn three_region_addrs(dir: &Path) -> Vec<RegionAddrs> {
     let ports = free_ports::<9>();
-    let regions: Vec<RegionAddrs> = REGIONS
+    REGIONS
         .iter()
         .enumerate()
         .map(|(i, (name, ..))| RegionAddrs {
@@ -116,8 +116,13 @@ pub fn three_region_config(options: &ClusterOptions, dir: &Path) -> String {
             internal: ports[3 * i + 2],
             data_dir: dir.join("data").join(name),
         })
-        .collect();
-    cluster_config(options, &regions)
+        .collect()
+}
+
+/// The config text of [`three_region_addrs`]: for tests that start `meridian node` by hand (to see
+/// it refuse a config).
+pub fn three_region_config(options: &ClusterOptions, dir: &Path) -> String {
+    cluster_config(options, &three_region_addrs(dir))
 }
 
 /// The config text of a cluster of `regions.len()` (at most 4) voters named after [`REGIONS`] and

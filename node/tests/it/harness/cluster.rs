@@ -284,6 +284,35 @@ impl TestCluster {
         cluster
     }
 
+    /// Starts three nodes of `regions` (name; S3, web, internal address) on a config the test
+    /// wrote, each in its own temporary directory: `prepare(i, data_dir)` fills node `i`'s data
+    /// dir first (an upgrade fixture), `config(data_dirs)` gives the config text every node
+    /// gets. Waits until every node is ready and all agree on one leader.
+    pub async fn start_prepared(
+        regions: [(&str, [SocketAddr; 3]); 3],
+        prepare: impl Fn(usize, &Path),
+        config: impl FnOnce(&[PathBuf]) -> String,
+    ) -> TestCluster {
+        let nodes: Vec<TestNode> = regions.iter().map(|(name, addrs)| unstarted_node(name, *addrs)).collect();
+        for (i, node) in nodes.iter().enumerate() {
+            prepare(i, &node.data_dir);
+        }
+        let dirs: Vec<PathBuf> = nodes.iter().map(|n| n.data_dir.clone()).collect();
+        let config = config(&dirs);
+        for node in &nodes {
+            fs::write(&node.config_path, &config).expect("write config");
+        }
+        for node in &nodes {
+            node.spawn();
+        }
+        for node in &nodes {
+            node.wait_healthy().await;
+        }
+        let cluster = TestCluster { nodes, options: ClusterOptions::default(), http: http_client() };
+        cluster.wait_for_leader(&[0, 1, 2], Duration::from_secs(30)).await;
+        cluster
+    }
+
     /// [`TestCluster::start_with`], with `extra` added to the generated config (whole TOML
     /// tables, e.g. an `[auth]` section).
     pub async fn start_with_extra(mut options: ClusterOptions, extra: &str) -> TestCluster {

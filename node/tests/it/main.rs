@@ -16,3 +16,4 @@ mod crash;
 mod geo;
 mod s3;
 mod security;
+mod upgrade;

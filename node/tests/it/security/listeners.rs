@@ -190,11 +190,22 @@ async fn unsigned_bodies_are_refused_before_they_are_sent_and_do_not_grow_memory
 /// the server closed the connection (or answered), measured from the connect; `None` if it was
 /// still open after `give_up`.
 async fn slowloris(addr: SocketAddr, give_up: Duration) -> Option<Duration> {
+    trickle(addr, format!("GET /healthz HTTP/1.1\r\nhost: {addr}\r\nx-slow: ").into_bytes(), give_up).await
+}
+
+/// The same against the TLS handshake: a record header that announces a 16 KiB ClientHello, then
+/// its bytes one at a time. Every listener takes TLS, so a handshake that never ends must not hold
+/// a connection slot longer than a request head that never ends.
+async fn slow_handshake(addr: SocketAddr, give_up: Duration) -> Option<Duration> {
+    trickle(addr, vec![0x16, 0x03, 0x01, 0x40, 0x00, 0x01], give_up).await
+}
+
+/// Sends `head`, then 'a's, one byte every 100 ms; see [`slowloris`].
+async fn trickle(addr: SocketAddr, head: Vec<u8>, give_up: Duration) -> Option<Duration> {
     let start = Instant::now();
     let stream = TcpStream::connect(addr).await.expect("connect");
     let (mut reader, mut writer) = stream.into_split();
-    let head = format!("GET /healthz HTTP/1.1\r\nhost: {addr}\r\nx-slow: ");
-    let mut bytes = head.bytes().chain(std::iter::repeat(b'a'));
+    let mut bytes = head.into_iter().chain(std::iter::repeat(b'a'));
     let mut buf = [0u8; 1024];
     while start.elapsed() < give_up {
         tokio::select! {
@@ -212,7 +223,7 @@ async fn slowloris(addr: SocketAddr, give_up: Duration) -> Option<Duration> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn slowloris_is_cut_off_at_the_header_timeout_while_honest_clients_are_served() {
+async fn slowloris_and_slow_handshakes_are_cut_off_at_the_header_timeout_while_honest_clients_are_served() {
     let node = TestNode::start_with_extra(
         NodeOptions::default(),
         "\n[limits]\nheader_read_timeout_ms = 1000\nmax_connections_s3 = 64\nmax_connections_web = 64\n",
@@ -224,6 +235,11 @@ async fn slowloris_is_cut_off_at_the_header_timeout_while_honest_clients_are_ser
     for addr in [node.s3_addr, node.web_addr] {
         for _ in 0..16 {
             slow.push((addr, tokio::spawn(slowloris(addr, give_up))));
+        }
+    }
+    for addr in [node.s3_addr, node.web_addr, node.internal_addr] {
+        for _ in 0..8 {
+            slow.push((addr, tokio::spawn(slow_handshake(addr, give_up))));
         }
     }
     // Meanwhile honest clients are served by both listeners, at once.

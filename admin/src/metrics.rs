@@ -346,6 +346,40 @@ fn write_raft(out: &mut String, state: &WebState) {
         header(out, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");
     }
+    // A follower's clock against the leader's (see "Read leases" in docs/architecture.md).
+    if let Some(drift) = status.clock_drift {
+        header(
+            out,
+            "meridian_clock_drift_ppm",
+            "gauge",
+            "Follower: how much faster the leader's clock runs than this node's, ppm (last measurement).",
+        );
+        if let Some(ppm) = drift.estimate_ppm {
+            let _ = writeln!(out, "meridian_clock_drift_ppm {ppm}");
+        }
+        header(
+            out,
+            "meridian_clock_drift_bound_ppm",
+            "gauge",
+            "Clock drift past which a follower stops reading under its lease, ppm.",
+        );
+        let _ = writeln!(out, "meridian_clock_drift_bound_ppm {}", drift.bound_ppm);
+        header(
+            out,
+            "meridian_clock_drift_exceeded",
+            "gauge",
+            "1 while this node's clock drift is past the bound (reads ask the leader).",
+        );
+        let exceeded = u8::from(drift.verdict == meridian_raft::DriftVerdict::Exceeded);
+        let _ = writeln!(out, "meridian_clock_drift_exceeded {exceeded}");
+        header(
+            out,
+            "meridian_clock_drift_episodes_total",
+            "counter",
+            "Times this node's clock drift went past the lease bound.",
+        );
+        let _ = writeln!(out, "meridian_clock_drift_episodes_total {}", drift.episodes);
+    }
     // The leader knows how far each member is; a follower leaves this series empty.
     header(out, "meridian_raft_replication_lag_entries", "gauge", "Leader only: log entries a member is behind.");
     for member in &status.members {

@@ -34,7 +34,7 @@ pub(crate) async fn status(config_path: &Path) -> anyhow::Result<()> {
     let now_ms = now.as_millis();
     let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
     println!(
-        "{:<12} {:>3} {:<10} {:>6} {:>5} {:>9} {:>9} {:>9} {:>13} {:>7} {:>11} {:>7}",
+        "{:<12} {:>3} {:<10} {:>6} {:>5} {:>9} {:>9} {:>9} {:>13} {:>7} {:>14} {:>11} {:>7}",
         "region",
         "id",
         "state",
@@ -45,6 +45,7 @@ pub(crate) async fn status(config_path: &Path) -> anyhow::Result<()> {
         "matched",
         "last_contact",
         "lease",
+        "clock_drift",
         "cert_days",
         "refused"
     );
@@ -66,10 +67,11 @@ pub(crate) async fn status(config_path: &Path) -> anyhow::Result<()> {
             )
         };
         let lease = s.read_lease_ms.map_or_else(|| "none".to_owned(), |ms| format!("{ms}ms"));
+        let drift = s.clock_drift.map_or_else(|| "-".to_owned(), drift_column);
         let (cert_days, refused) =
             tls.as_ref().map_or_else(|| ("-".to_owned(), "-".to_owned()), |t| tls_columns(t, now_secs));
         println!(
-            "{:<12} {:>3} {:<10} {:>6} {:>5} {:>9} {:>9} {:>9} {:>13} {:>7} {:>11} {:>7}",
+            "{:<12} {:>3} {:<10} {:>6} {:>5} {:>9} {:>9} {:>9} {:>13} {:>7} {:>14} {:>11} {:>7}",
             region.name,
             s.node_id,
             s.state,
@@ -80,6 +82,7 @@ pub(crate) async fn status(config_path: &Path) -> anyhow::Result<()> {
             matched,
             contact,
             lease,
+            drift,
             cert_days,
             refused
         );
@@ -106,6 +109,17 @@ pub(crate) async fn status(config_path: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The clock drift column of a follower: its rate against the leader's in ppm, and `!` past the
+/// bound (its lease unused) or `?` before the first measurement.
+fn drift_column(drift: meridian_raft::ClockDriftStatus) -> String {
+    let mark = match drift.verdict {
+        meridian_raft::DriftVerdict::WithinBound => "",
+        meridian_raft::DriftVerdict::Exceeded => "!",
+        meridian_raft::DriftVerdict::Unmeasured => "?",
+    };
+    drift.estimate_ppm.map_or_else(|| format!("-{mark}"), |ppm| format!("{ppm:+}ppm{mark}"))
 }
 
 /// The certificate column (days left of the internal certificate, and of the public one when

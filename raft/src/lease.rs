@@ -171,6 +171,12 @@ impl Leases {
         self.duration
     }
 
+    /// The safety margin for clock rate drift and scheduling delays (the drift bound of
+    /// `clock_drift` is derived from it).
+    pub(crate) fn margin(&self) -> Duration {
+        self.margin
+    }
+
     /// Whether leases are on.
     pub(crate) fn enabled(&self) -> bool {
         !self.duration.is_zero()

@@ -16,6 +16,7 @@
 //! reached through their module.
 
 pub mod access;
+mod clock_drift;
 mod codec;
 mod command;
 mod durable;
@@ -37,12 +38,15 @@ mod types;
 #[cfg(test)]
 mod untrusted_bytes_tests;
 
+pub use clock_drift::{CLOCK_HEADER, DriftVerdict, clock_reading_ms};
 pub use command::{Command, CommandOutcome, Rejection, WriteCondition};
 pub use error::{LeaderError, ProposeError, StoreError};
 pub use event::{ACTOR_QUERY_PARAM, Actor, BadActor, BadCursor, Cursor, Event, EventKind};
 pub use history::{EventRetention, EventsError, TrimTarget};
 pub use lease::{LeaseGrant, LeaseRequest};
 pub use node_id::{NodeId, RegionNode};
-pub use store::{ClusterStatus, Leadership, MemberStatus, MetaStore, RaftTiming, ReadError, StoreConfig};
+pub use store::{
+    ClockDriftStatus, ClusterStatus, Leadership, MemberStatus, MetaStore, RaftTiming, ReadError, StoreConfig,
+};
 pub use tables::{ObjectCursor, SharePage};
 pub use types::TypeConfig;

@@ -188,6 +188,32 @@ impl PeerClient {
         Ok(reply.map_err(LeaderError::from)?)
     }
 
+    /// [`PeerClient::call_leader`], also returning the leader's clock reading from the
+    /// [`crate::CLOCK_HEADER`] of its answer: `None` when absent or not a number (a node of an
+    /// older release), which the caller must not take for a reading.
+    pub(crate) async fn call_leader_clocked<Req: Serialize, T: DeserializeOwned>(
+        &self,
+        to: NodeId,
+        addr: &str,
+        path: &str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<(T, Option<u64>), LeaderCallError> {
+        let body = encode(request).map_err(|e| CallError::Failed(e.to_string()))?;
+        let mut builder = self.http.post(self.url(addr, path)).timeout(timeout);
+        for (name, value) in self.signer.headers("POST", path, to, &body) {
+            builder = builder.header(name, value);
+        }
+        let response = Self::send(builder.body(body)).await?;
+        let clock = response
+            .headers()
+            .get(crate::CLOCK_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let reply: LeaderReply<T> = Self::read_reply(response).await?;
+        Ok((reply.map_err(LeaderError::from)?, clock))
+    }
+
     /// Like [`PeerClient::call`], with the body already encoded.
     pub async fn call_encoded<Resp: DeserializeOwned>(
         &self,
@@ -221,9 +247,19 @@ impl PeerClient {
 
     /// Sends a request and decodes its bincode reply; a non-2xx answer is a failure.
     async fn finish<Resp: DeserializeOwned>(builder: reqwest::RequestBuilder) -> Result<Resp, CallError> {
-        let response = builder.send().await.map_err(|e| {
+        Self::read_reply(Self::send(builder).await?).await
+    }
+
+    /// Sends a request; a failure to get an answer is [`CallError::Unreachable`] when the peer
+    /// could not be reached in time.
+    async fn send(builder: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
+        builder.send().await.map_err(|e| {
             if e.is_connect() || e.is_timeout() { CallError::Unreachable(e) } else { CallError::Failed(e.to_string()) }
-        })?;
+        })
+    }
+
+    /// Decodes the bincode reply of an answer; a non-2xx answer is a failure.
+    async fn read_reply<Resp: DeserializeOwned>(response: reqwest::Response) -> Result<Resp, CallError> {
         let status = response.status();
         let bytes = response.bytes().await.map_err(|e| CallError::Failed(e.to_string()))?;
         if !status.is_success() {

@@ -221,7 +221,14 @@ async fn read_index(State(state): State<Internal>) -> Response {
 
 async fn grant_lease(State(state): State<Internal>, body: Bytes) -> Response {
     match decode::<meridian_raft::LeaseRequest>(&body) {
-        Ok(request) => leader_reply(state.meta.grant_lease(request).await),
+        Ok(request) => {
+            let mut response = leader_reply(state.meta.grant_lease(request).await);
+            // Read as late as possible, so it falls inside the holder's round trip (see
+            // `meridian_raft::CLOCK_HEADER`).
+            let clock = axum::http::HeaderValue::from(meridian_raft::clock_reading_ms());
+            response.headers_mut().insert(meridian_raft::CLOCK_HEADER, clock);
+            response
+        }
         Err(response) => response,
     }
 }

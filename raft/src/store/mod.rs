@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::clock_drift::DriftMonitor;
 use crate::durable::DurableDb;
 use crate::error::{ProposeError, StoreError};
 use crate::lease::Leases;
@@ -43,7 +44,7 @@ use crate::tables::Tables;
 use crate::types::Raft;
 
 pub use confirmed::ReadError;
-pub use status::{ClusterStatus, Leadership, MemberStatus};
+pub use status::{ClockDriftStatus, ClusterStatus, Leadership, MemberStatus};
 
 /// Raft timing, from `cluster.toml`'s `[raft]` table.
 #[derive(Debug, Clone)]
@@ -120,6 +121,9 @@ struct Inner {
     lease_reads: AtomicU64,
     /// Read barriers that asked the leader for a read index.
     read_index_reads: AtomicU64,
+    /// This node's clock rate measured against its lease grantor's: a follower whose clock
+    /// drifts past the bound stops reading under its lease (see `clock_drift`).
+    drift: DriftMonitor,
 }
 
 fn fatal(e: impl std::fmt::Display) -> ProposeError {
@@ -188,6 +192,7 @@ impl MetaStore {
         .await
         .map_err(|e| StoreError::Codec(format!("raft start: {e}")))?;
         let (proposals, queue) = tokio::sync::mpsc::unbounded_channel();
+        let drift = DriftMonitor::new(leases.duration(), leases.margin());
         let store = Self {
             inner: Arc::new(Inner {
                 node_id: config.node_id,
@@ -206,6 +211,7 @@ impl MetaStore {
                 last_confirmed_at: std::sync::Mutex::new(None),
                 lease_reads: AtomicU64::new(0),
                 read_index_reads: AtomicU64::new(0),
+                drift,
             }),
         };
         tokio::spawn(propose::run_batcher(Arc::downgrade(&store.inner), queue));

@@ -82,6 +82,14 @@ impl MetaStore {
             let m = m.borrow();
             (m.current_leader, m.current_term)
         };
+        if let Some(leader) = leader
+            && leader != self.inner.node_id
+            && !self.inner.drift.lease_usable(leader, term)
+        {
+            // This node's clock has not been measured against the grantor's yet, or runs at
+            // another rate past the bound: its lease may outlast the leader's record of it.
+            return None;
+        }
         let granted_at = self.inner.leases.read_index(leader, term)?;
         let remaining = self.inner.leases.remaining(leader, term)?;
         let target = if leader == Some(self.inner.node_id) {

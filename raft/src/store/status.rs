@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use super::MetaStore;
+use crate::clock_drift::DriftVerdict;
 use crate::node_id::NodeId;
 
 impl MetaStore {
@@ -51,7 +52,22 @@ impl MetaStore {
                 .inner
                 .leases
                 .remaining(metrics.current_leader, metrics.current_term)
+                .filter(|_| match metrics.current_leader {
+                    // A follower's lease counts only while its clock is trusted (`clock_drift`).
+                    Some(leader) if leader != self.inner.node_id => {
+                        self.inner.drift.lease_usable(leader, metrics.current_term)
+                    }
+                    _ => true,
+                })
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            clock_drift: (metrics.current_leader != Some(self.inner.node_id) && self.inner.leases.enabled())
+                .then(|| self.inner.drift.report())
+                .map(|r| ClockDriftStatus {
+                    verdict: r.verdict,
+                    estimate_ppm: r.estimate_ppm,
+                    bound_ppm: r.bound_ppm,
+                    episodes: r.episodes,
+                }),
             lease_reads: self.inner.lease_reads.load(Ordering::Relaxed),
             read_index_reads: self.inner.read_index_reads.load(Ordering::Relaxed),
             members,
@@ -129,6 +145,26 @@ pub struct ClusterStatus {
     pub read_index_reads: u64,
     /// The members.
     pub members: Vec<MemberStatus>,
+    /// A follower's clock rate measured against the leader's, which decides whether it may read
+    /// under its lease; `None` on the leader, with leases off, and from older releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_drift: Option<ClockDriftStatus>,
+}
+
+/// A follower's clock drift against the leader that grants its lease (see "Read leases" in
+/// `docs/architecture.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClockDriftStatus {
+    /// Whether the lease is used: `within_bound` yes; `exceeded` and `unmeasured` (not measured
+    /// against the current leader yet) no.
+    pub verdict: DriftVerdict,
+    /// How much faster the leader's clock runs than this node's, parts per million (positive:
+    /// this node's clock is slow); `None` until measured.
+    pub estimate_ppm: Option<i64>,
+    /// The bound past which the lease is not used, ppm.
+    pub bound_ppm: u64,
+    /// How many times the drift went past the bound since the node started.
+    pub episodes: u64,
 }
 
 /// One member as seen by a node (replication progress only when that node leads).

@@ -155,10 +155,13 @@ impl MetaStore {
             holder: self.inner.node_id,
             duration_ms: u64::try_from(self.inner.leases.duration().as_millis()).unwrap_or(u64::MAX),
         };
-        let reply: Result<LeaseGrant, LeaderCallError> =
-            self.inner.peers.call_leader(leader, &node.internal, LEASE_PATH, &request, wait).await;
+        let reply: Result<(LeaseGrant, Option<u64>), LeaderCallError> =
+            self.inner.peers.call_leader_clocked(leader, &node.internal, LEASE_PATH, &request, wait).await;
         match reply {
-            Ok(grant) if grant.term == term => {
+            Ok((grant, leader_clock)) if grant.term == term => {
+                // Every grant is a clock sample, also while the drift keeps the lease unused:
+                // that is how the node sees the rate come back.
+                self.inner.drift.observe(leader, term, asked_at, Instant::now(), leader_clock);
                 let valid_for = Duration::from_millis(grant.valid_for_ms);
                 self.inner.leases.hold(leader, term, asked_at, grant.read_index, valid_for);
             }

@@ -1,6 +1,7 @@
-//! Clusters of three (or four) nodes: consistency, events, failover, internal auth, membership,
+//! Clusters of three (or four) nodes: clock drift, consistency, events, failover, internal auth, membership,
 //! partitions, placement, replication, scrub, snapshots, webhooks.
 
+mod clock;
 mod consistency;
 mod events;
 mod failover;

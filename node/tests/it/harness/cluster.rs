@@ -230,6 +230,7 @@ fn unstarted_node(name: &str, [s3_addr, web_addr, internal_addr]: [SocketAddr; 3
         internal_addr,
         region: name.to_owned(),
         proc: Mutex::new(None),
+        launch: Mutex::new(super::Launch::default()),
     }
 }
 
@@ -264,16 +265,41 @@ impl TestCluster {
 
     /// [`TestCluster::start`] with other settings.
     pub async fn start_with(options: ClusterOptions) -> TestCluster {
+        Self::start_launched(options, Default::default()).await
+    }
+
+    /// [`TestCluster::start_with`], node `i` started as `launches[i]` says (extra environment,
+    /// a wrapper command; see [`super::Launch`]).
+    pub async fn start_launched(options: ClusterOptions, launches: [super::Launch; 3]) -> TestCluster {
         let ports = free_loopback_ports::<9>();
-        let nodes: Vec<TestNode> = (0..REGIONS.len())
-            .map(|i| unstarted_node(options.regions[i].0, [ports[3 * i], ports[3 * i + 1], ports[3 * i + 2]]))
-            .collect();
+        let addrs = [0, 1, 2].map(|i| [ports[3 * i], ports[3 * i + 1], ports[3 * i + 2]]);
+        Self::start_on(options, addrs, launches, None).await
+    }
+
+    /// Starts three nodes whose S3, web and internal listeners are `addrs[i]`, node `i` started
+    /// as `launches[i]` says; `tls_section` replaces the config's `[tls]` table (certificates
+    /// naming other addresses than loopback). Waits until every node is ready and all agree on
+    /// one leader.
+    pub async fn start_on(
+        options: ClusterOptions,
+        addrs: [[SocketAddr; 3]; 3],
+        launches: [super::Launch; 3],
+        tls_section: Option<String>,
+    ) -> TestCluster {
+        let nodes: Vec<TestNode> = (0..REGIONS.len()).map(|i| unstarted_node(options.regions[i].0, addrs[i])).collect();
         let regions: Vec<RegionAddrs> = nodes.iter().map(region_addrs).collect();
-        let config = cluster_config(&options, &regions);
+        let mut config = cluster_config(&options, &regions);
+        if let Some(tls) = tls_section {
+            let names: Vec<&str> = options.regions.iter().map(|r| r.0).collect();
+            let ours = super::tls::tls_section(CLUSTER_NAME, &names);
+            assert!(config.contains(&ours), "the generated config has its [tls] table");
+            config = config.replace(&ours, &tls);
+        }
         for node in &nodes {
             fs::write(&node.config_path, &config).expect("write config");
         }
-        for node in &nodes {
+        for (node, launch) in nodes.iter().zip(launches) {
+            node.set_launch(launch);
             node.spawn();
         }
         for node in &nodes {

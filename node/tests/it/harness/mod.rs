@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod data;
 pub mod devauth;
 pub mod events;
+pub mod faketime;
 pub mod internal_tls;
 pub mod node;
 pub mod pages;

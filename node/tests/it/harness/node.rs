@@ -47,6 +47,20 @@ pub struct TestNode {
     pub(super) region: String,
     /// The process while it runs.
     pub(super) proc: Mutex<Option<Running>>,
+    /// How the process is started besides its config (taken at each spawn, so a restart keeps it).
+    pub(super) launch: Mutex<Launch>,
+}
+
+/// How the harness starts a node's process beyond its config: extra environment (the clock
+/// nemesis: libfaketime, see `harness::faketime`) and a command to run it under (the network
+/// nemesis: `ip netns exec NS`, see `harness::netns`). The default is the bare binary.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// Environment variables added to the process's.
+    pub env: Vec<(String, String)>,
+    /// A command and its arguments that get the `meridian` command line appended; it must
+    /// `exec` it, so the pid the harness signals and kills is the node's.
+    pub wrapper: Vec<String>,
 }
 
 /// Settings of a test node that tests may change.
@@ -139,6 +153,7 @@ role = "voter"
             internal_addr,
             region: REGION.to_owned(),
             proc: Mutex::new(None),
+            launch: Mutex::new(Launch::default()),
         };
         node.spawn();
         node.wait_healthy().await;
@@ -152,7 +167,17 @@ role = "voter"
         let log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("open node log");
         let mut log_marker = log.try_clone().expect("clone log handle");
         let _ = writeln!(log_marker, "===== test harness: spawning meridian at {:?} =====", SystemTime::now());
-        let child = Command::new(env!("CARGO_BIN_EXE_meridian"))
+        let launch = self.launch.lock().expect("launch lock").clone();
+        let mut command = match launch.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(env!("CARGO_BIN_EXE_meridian"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_meridian")),
+        };
+        let child = command
+            .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .arg("node")
             .arg("--config")
             .arg(&self.config_path)
@@ -167,6 +192,11 @@ role = "voter"
             .spawn()
             .expect("spawn the meridian binary");
         *guard = Some(Running::watch(child, self.root.path()));
+    }
+
+    /// How the process is started from its next spawn or restart on (see [`Launch`]).
+    pub fn set_launch(&self, launch: Launch) {
+        *self.launch.lock().expect("launch lock") = launch;
     }
 
     /// Polls `GET /healthz` until 200, at most [`START_TIMEOUT`]; fails fast if the process exits.

@@ -174,6 +174,17 @@ impl Gateway {
         self.read_through(|m| m.bucket(name)).await?.ok_or_else(|| s3_error!(NoSuchBucket))
     }
 
+    /// The bucket a write goes to, or NoSuchBucket. A bucket this node knows needs no read
+    /// index first: the write's own commit is refused if the bucket was deleted meanwhile (the
+    /// state machine checks), and a node cut off from the leader then refuses the write once,
+    /// at the commit timeout, instead of first waiting as long again for a read index (#19).
+    pub(crate) async fn bucket_for_write(&self, name: &str) -> S3Result<()> {
+        if self.meta.bucket(name).map_err(error::store)?.is_some() {
+            return Ok(());
+        }
+        self.bucket(name).await.map(drop)
+    }
+
     /// The current version of an object, or NoSuchBucket / NoSuchKey.
     pub(crate) async fn object(&self, bucket: &str, key: &str) -> S3Result<ObjectMeta> {
         if let Some(found) = self.read_through(|m| m.object(bucket, key)).await? {

@@ -131,7 +131,7 @@ impl Gateway {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let input = req.input;
         check_key(&input.key)?;
-        self.bucket(&input.bucket).await?;
+        self.bucket_for_write(&input.bucket).await?;
         let tags = input.tagging.as_deref().map(parse_tagging_header).transpose()?.unwrap_or_default();
         let upload = MultipartUpload {
             id: new_id(),

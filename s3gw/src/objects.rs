@@ -110,7 +110,7 @@ impl Gateway {
         let origin = self.origin_of(&req);
         let input = req.input;
         check_key(&input.key)?;
-        self.bucket(&input.bucket).await?;
+        self.bucket_for_write(&input.bucket).await?;
         let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
         let tags = input.tagging.as_deref().map(parse_tagging_header).transpose()?.unwrap_or_default();
         let declared = Declared {
@@ -324,7 +324,7 @@ impl Gateway {
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let origin = self.origin_of(&req);
         let input = req.input;
-        self.bucket(&input.bucket).await?;
+        self.bucket_for_write(&input.bucket).await?;
         let command = Command::DeleteObjects { bucket: input.bucket, keys: vec![input.key] };
         self.commit_as(origin, command).await?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
@@ -336,7 +336,7 @@ impl Gateway {
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let origin = self.origin_of(&req);
         let input = req.input;
-        self.bucket(&input.bucket).await?;
+        self.bucket_for_write(&input.bucket).await?;
         let keys: Vec<String> = input.delete.objects.into_iter().map(|o| o.key).collect();
         if keys.len() > 1000 {
             return Err(s3_error!(MalformedXML, "at most 1000 keys can be deleted in one request"));
@@ -372,7 +372,7 @@ impl Gateway {
         };
         let source = self.object(src_bucket, src_key).await?;
         copy_source_preconditions!(input).check_copy_source(&source)?;
-        self.bucket(&input.bucket).await?;
+        self.bucket_for_write(&input.bucket).await?;
 
         let replace_metadata = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == "REPLACE");
         let replace_tags = input.tagging_directive.as_ref().is_some_and(|d| d.as_str() == "REPLACE");

@@ -1,5 +1,6 @@
-//! Clusters of three (or four) nodes: clock drift, consistency, events, failover, internal auth, membership,
-//! partitions, placement, replication, scrub, snapshots, webhooks.
+//! Clusters of three (or four) nodes: clock drift, consistency, events, failover, internal auth,
+//! membership, partitions (frozen peers; cut links between network namespaces), placement,
+//! replication, scrub, snapshots, webhooks.
 
 mod clock;
 mod consistency;
@@ -8,6 +9,7 @@ mod failover;
 mod internal_auth;
 mod membership;
 mod partition;
+mod partition_hosts;
 mod placement;
 mod replication;
 mod scrub;

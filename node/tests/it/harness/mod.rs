@@ -9,6 +9,7 @@ pub mod devauth;
 pub mod events;
 pub mod faketime;
 pub mod internal_tls;
+pub mod netns;
 pub mod node;
 pub mod pages;
 pub mod placement;

@@ -109,11 +109,11 @@ pub(crate) struct DriftMonitor {
 impl DriftMonitor {
     /// A monitor for leases of `duration` with safety margin `margin`.
     ///
-    /// The margin absorbs a rate difference of up to `2 * margin / (duration + margin)` (the
-    /// holder's lease ends at `duration - margin` of its clock, the leader's record at `duration
-    /// + margin` of its own); the bound is half the smaller figure `margin / duration`, so that
-    /// the rest of the margin still covers scheduling delays and the uncertainty of the
-    /// measurement. For the default lease (400 ms and more) that is about 5%.
+    /// The margin absorbs a rate difference of up to `2 * margin / (duration + margin)`: the
+    /// holder's lease ends `duration - margin` after it asked (its clock), the leader's record
+    /// `duration + margin` after the grant (the leader's clock). The bound is half the smaller
+    /// figure `margin / duration`, so that the rest of the margin still covers scheduling delays
+    /// and the uncertainty of the measurement: about 5.6% for a 400 ms lease.
     pub(crate) fn new(duration: Duration, margin: Duration) -> Self {
         let bound_ppm = if duration.is_zero() {
             0

@@ -189,8 +189,8 @@ impl PeerClient {
     }
 
     /// [`PeerClient::call_leader`], also returning the leader's clock reading from the
-    /// [`crate::CLOCK_HEADER`] of its answer: `None` when absent or not a number (a node of an
-    /// older release), which the caller must not take for a reading.
+    /// [`crate::CLOCK_HEADER`] of its answer: `None` when absent (a node of an older release).
+    /// A header that is not a number fails the call: no reading may be made up.
     pub(crate) async fn call_leader_clocked<Req: Serialize, T: DeserializeOwned>(
         &self,
         to: NodeId,
@@ -205,11 +205,15 @@ impl PeerClient {
             builder = builder.header(name, value);
         }
         let response = Self::send(builder.body(body)).await?;
-        let clock = response
-            .headers()
-            .get(crate::CLOCK_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let clock =
+            match response.headers().get(crate::CLOCK_HEADER) {
+                None => None,
+                Some(value) => {
+                    Some(value.to_str().ok().and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| {
+                        CallError::Failed(format!("{} is not a number: {value:?}", crate::CLOCK_HEADER))
+                    })?)
+                }
+            };
         let reply: LeaderReply<T> = Self::read_reply(response).await?;
         Ok((reply.map_err(LeaderError::from)?, clock))
     }

@@ -43,11 +43,18 @@ pub(crate) struct Origin {
 /// How reads see writes acknowledged by other nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadConsistency {
-    /// Every read first learns the leader's commit index (read index) and waits until this
-    /// node has applied it: a read never misses a write, overwrite or delete acknowledged
-    /// anywhere before it started. Costs one round trip to the leader (and the leader's
-    /// heartbeat to a quorum) per read.
+    /// Every read first learns the leader's commit index (read index, or a read lease) and waits
+    /// until this node has applied it: a read never misses a write, overwrite or delete
+    /// acknowledged anywhere before it started. A node that cannot reach the leader (a minority
+    /// partition, a lost quorum) refuses the read with ServiceUnavailable after the commit
+    /// timeout rather than answer from state that may be stale.
     Linearizable,
+    /// [`Self::Linearizable`] while the node reaches the leader; cut off from it, the node
+    /// serves the keys it knows as it knows them (possibly missing overwrites and deletes made
+    /// elsewhere since) instead of refusing: availability over linearizability during a
+    /// partition, for regions whose viewers should keep watching films through a cut link.
+    /// An unknown key still cannot be confirmed absent, so it stays ServiceUnavailable.
+    Available,
     /// Reads of keys this node knows are answered from its own state, with no round trip; an
     /// overwrite or delete made through another node shows up once this node applies it
     /// (typically milliseconds). Unknown keys still go through the read index, so a new
@@ -135,12 +142,16 @@ impl Gateway {
     }
 
     /// Catches up with everything committed before now (read index), when reads are
-    /// linearizable.
+    /// linearizable; cut off from the leader, refuses (or, [`ReadConsistency::Available`], goes
+    /// on with what this node knows).
     pub(crate) async fn sync_for_read(&self) -> S3Result<()> {
-        if self.consistency == ReadConsistency::Linearizable
-            && let Err(e) = self.meta.read_barrier().await
-        {
-            // Cut off from the leader: answer from what this node knows (see read_through).
+        if self.consistency == ReadConsistency::Local {
+            return Ok(());
+        }
+        if let Err(e) = self.meta.read_barrier().await {
+            if self.consistency == ReadConsistency::Linearizable {
+                return Err(error::propose(e));
+            }
             tracing::warn!(error = %e, "no read index (cut off from the leader?); serving local state");
         }
         Ok(())
@@ -153,20 +164,26 @@ impl Gateway {
         &self,
         read: impl Fn(&MetaStore) -> Result<Option<T>, meridian_raft::StoreError>,
     ) -> S3Result<Option<T>> {
-        if self.consistency == ReadConsistency::Linearizable {
-            if let Err(e) = self.meta.read_barrier().await {
-                // Cut off from the leader (a minority partition, a lost quorum): what this node
-                // knows is served rather than nothing, possibly missing writes made elsewhere
-                // since; an unknown key cannot be confirmed absent, so that stays an error.
-                if let Some(found) = read(&self.meta).map_err(error::store)? {
-                    tracing::warn!(error = %e, "no read index (cut off from the leader?); serving local state");
-                    return Ok(Some(found));
-                }
-                return Err(error::propose(e));
+        match self.consistency {
+            ReadConsistency::Linearizable => {
+                self.meta.read_barrier().await.map_err(error::propose)?;
+                read(&self.meta).map_err(error::store)
             }
-            return read(&self.meta).map_err(error::store);
+            ReadConsistency::Available => {
+                if let Err(e) = self.meta.read_barrier().await {
+                    // Cut off from the leader: what this node knows is served rather than
+                    // nothing, possibly missing writes made elsewhere since; an unknown key
+                    // cannot be confirmed absent, so that stays an error.
+                    if let Some(found) = read(&self.meta).map_err(error::store)? {
+                        tracing::warn!(error = %e, "no read index (cut off from the leader?); serving local state");
+                        return Ok(Some(found));
+                    }
+                    return Err(error::propose(e));
+                }
+                read(&self.meta).map_err(error::store)
+            }
+            ReadConsistency::Local => self.meta.read_confirmed(read).await.map_err(error::read),
         }
-        self.meta.read_confirmed(read).await.map_err(error::read)
     }
 
     /// The bucket, or NoSuchBucket.

@@ -198,6 +198,7 @@ impl ClusterConfig {
     pub(crate) fn read_consistency(&self) -> meridian_s3gw::ReadConsistency {
         match self.raft.read_consistency {
             ReadConsistencySetting::Linearizable => meridian_s3gw::ReadConsistency::Linearizable,
+            ReadConsistencySetting::Available => meridian_s3gw::ReadConsistency::Available,
             ReadConsistencySetting::Local => meridian_s3gw::ReadConsistency::Local,
         }
     }

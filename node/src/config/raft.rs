@@ -38,6 +38,8 @@ pub(crate) struct RaftSection {
 pub(crate) enum ReadConsistencySetting {
     /// See [`meridian_s3gw::ReadConsistency::Linearizable`].
     Linearizable,
+    /// See [`meridian_s3gw::ReadConsistency::Available`].
+    Available,
     /// See [`meridian_s3gw::ReadConsistency::Local`].
     Local,
 }

@@ -1,6 +1,8 @@
 //! A node cut off from the majority (its two peers frozen with SIGSTOP): writes fail with a
-//! clear ServiceUnavailable within the commit timeout instead of hanging, reads of what it
-//! knows keep working, and the cluster resumes when the peers come back.
+//! clear ServiceUnavailable within the commit timeout instead of hanging; reads are refused the
+//! same way (linearizable, the default: the node cannot know whether the majority overwrote the
+//! key meanwhile) or served from what it knows (`read_consistency = "available"`); the cluster
+//! resumes when the peers come back.
 
 use crate::harness;
 
@@ -15,10 +17,22 @@ fn signal(pid: u32, sig: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn minority_refuses_writes_quickly_and_keeps_serving_reads() {
+async fn minority_refuses_writes_and_reads_quickly() {
+    minority_refuses_writes(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minority_in_available_mode_refuses_writes_and_serves_what_it_knows() {
+    minority_refuses_writes(Some("available")).await;
+}
+
+/// Freezes two nodes and checks the third: writes refused within the commit timeout, a read of a
+/// key it knows refused (`read_consistency` unset: linearizable) or served (`"available"`).
+async fn minority_refuses_writes(read_consistency: Option<&'static str>) {
     let commit_timeout = Duration::from_millis(2000);
     let cluster = TestCluster::start_with(ClusterOptions {
         commit_timeout_ms: commit_timeout.as_millis() as u64,
+        read_consistency,
         ..Default::default()
     })
     .await;
@@ -58,9 +72,15 @@ async fn minority_refuses_writes_quickly_and_keeps_serving_reads() {
     // commit timeout, never hang.
     assert!(elapsed < commit_timeout * 3 + Duration::from_secs(5), "write took {elapsed:?} to fail");
 
-    let got = client.get_object().bucket("part").key("known").send().await.expect("read of a known key in a minority");
-    let body = got.body.collect().await.expect("body").into_bytes();
-    assert_eq!(&body[..], b"before");
+    let read = client.get_object().bucket("part").key("known").send().await;
+    if read_consistency == Some("available") {
+        let body = read.expect("available: a known key is served in a minority").body.collect().await.expect("body");
+        assert_eq!(&body.into_bytes()[..], b"before");
+    } else {
+        let err = read.expect_err("linearizable: a minority cannot confirm a read");
+        let code = err.into_service_error().meta().code().map(str::to_owned);
+        assert_eq!(code.as_deref(), Some("ServiceUnavailable"), "error code of a read in a minority");
+    }
 
     drop(thaw);
     let leader_back = cluster.wait_for_leader(&[0, 1, 2], Duration::from_secs(30)).await;

@@ -47,6 +47,9 @@ pub struct ClusterOptions {
     /// `[raft] read_lease_ms` (`Some(0)`: leases off); `None` leaves it out, so the node's
     /// default applies (leases on, as long as the election timeout's lower bound).
     pub read_lease_ms: Option<u64>,
+    /// `[raft] read_consistency` ("linearizable", "available", "local"); `None` leaves it out
+    /// (the node's default, linearizable).
+    pub read_consistency: Option<&'static str>,
     /// Name, latitude, longitude of each node's region (node `i` gets `regions[i]`).
     pub regions: [(&'static str, f64, f64); 3],
     /// More TOML, written before the `[[region]]`s (e.g. `[geo]`, `[events]`, `[[api.service_token]]`).
@@ -64,6 +67,7 @@ impl Default for ClusterOptions {
             max_concurrent_pulls: 4,
             bandwidth_mib_per_sec: 0,
             read_lease_ms: None,
+            read_consistency: None,
             regions: REGIONS,
             extra_config: String::new(),
         }
@@ -138,6 +142,7 @@ pub fn cluster_config(options: &ClusterOptions, regions: &[RegionAddrs]) -> Stri
         max_concurrent_pulls,
         bandwidth_mib_per_sec,
         read_lease_ms,
+        read_consistency,
         regions: names,
         extra_config,
     } = options.clone();
@@ -161,6 +166,7 @@ election_timeout_max_ms = {election_timeout_max_ms}
 snapshot_every = {snapshot_every}
 commit_timeout_ms = {commit_timeout_ms}
 {read_lease_line}
+{read_consistency_line}
 
 [replication]
 max_concurrent_pulls = {max_concurrent_pulls}
@@ -173,6 +179,8 @@ bandwidth_mib_per_sec = {bandwidth_mib_per_sec}
         default_region = names[0].0,
         tls_section = super::tls::tls_section(CLUSTER_NAME, &region_names),
         read_lease_line = read_lease_ms.map(|ms| format!("read_lease_ms = {ms}")).unwrap_or_default(),
+        read_consistency_line =
+            read_consistency.map(|mode| format!("read_consistency = \"{mode}\"")).unwrap_or_default(),
     );
     for (i, r) in regions.iter().enumerate() {
         let (name, lat, lon) = names.get(i).copied().unwrap_or_else(|| region_of(i));

@@ -11,6 +11,9 @@ use crate::node_id::NodeId;
 /// A change to the placement database. Every decision that depends on current state (does the
 /// bucket exist, is it empty, does the ETag match) is taken while applying, so it is the same
 /// on every replica and free of races between nodes.
+///
+/// A stored record ([`crate::codec::Record`], inside every log entry): add variants only at the
+/// end; to change a variant's fields, raise `FORMAT`, keep the old shape and write its conversion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 // A command is built once and moved into the log; boxing the large variant would only add an
 // allocation.
@@ -216,6 +219,15 @@ pub enum Command {
         /// The latest downloader's address, for the history.
         client: String,
     },
+    /// Raise the format every node writes records in to `format` (see `codec` and
+    /// `docs/upgrade.md`). Proposed by the leader alone, once every member has said it reads
+    /// that format; nodes of the previous release never receive it, since they are no longer
+    /// members by then, which is why a new variant needs no new format here. A format lower than
+    /// the active one is ignored (the format only goes up).
+    RaiseFormat {
+        /// The new active format.
+        format: u16,
+    },
 }
 
 impl Command {
@@ -295,6 +307,8 @@ pub enum Rejection {
     PreconditionFailed,
 }
 
+crate::codec::record! { Command => "command", CommandOutcome => "command outcome" }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,7 +325,7 @@ mod tests {
         let trim = encode(&Command::TrimEvents { through: Cursor { index: 1, sub: 0 } }).expect("encode");
         assert_eq!(trim[0], 18, "TrimEvents comes after every older command");
         let lost = EventKind::ObjectReplicaLost { bucket: String::new(), key: String::new(), region: String::new() };
-        assert_eq!(encode(&lost).expect("encode")[0], 9, "ObjectReplicaLost is the last event kind");
+        assert_eq!(crate::codec::encode_body(&lost).expect("encode")[0], 9, "ObjectReplicaLost is the last event kind");
     }
 
     /// Log entries written before `AttributedFrom` existed decode as they did: the envelope's

@@ -61,12 +61,12 @@ pub const MAX_APPEND_BODY: usize = 1024 * 1024;
 
 /// Encodes an RPC body or reply.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, crate::StoreError> {
-    codec::encode(value)
+    codec::encode_any(value)
 }
 
 /// Decodes an RPC body or reply (untrusted bytes: the codec bounds what decoding may allocate).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, crate::StoreError> {
-    codec::decode(bytes)
+    codec::decode_any(bytes)
 }
 
 /// Why a call to a peer failed.

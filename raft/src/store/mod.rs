@@ -132,6 +132,9 @@ impl MetaStore {
         std::fs::create_dir_all(&config.dir)?;
         let db = DurableDb::open(&config.dir.join("meta"))?;
         let tables = Tables { tree: db.db().open_tree("state")? };
+        // Write what the cluster last agreed on, before anything is written: format 0 on a data
+        // dir of release a01dacd or of a cluster that has not raised yet.
+        crate::codec::set_active_format(tables.active_format()?);
         let mut log_store = LogStore::open(&db)?;
         let appended = log_store.appended();
         let (work_tx, work) = watch::channel(0u64);

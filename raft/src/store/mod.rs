@@ -164,7 +164,9 @@ impl MetaStore {
         };
         let signer =
             Arc::new(RequestSigner::new(&config.secret, &config.cluster_name).with_legacy(config.legacy_signatures));
-        let peers = PeerClient::new(signer, config.transport.clone()).map_err(StoreError::PeerClient)?;
+        let peers = PeerClient::new(signer, config.transport.clone())
+            .map_err(StoreError::PeerClient)?
+            .from_node(config.node_id);
         let timing = &config.timing;
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let raft_config = openraft::Config {
@@ -218,6 +220,7 @@ impl MetaStore {
             store.inner.leases.wanted(),
         ));
         tokio::spawn(tasks::run_heartbeat(Arc::downgrade(&store.inner), timing.heartbeat));
+        tokio::spawn(tasks::run_format_raise(Arc::downgrade(&store.inner)));
         if store.inner.leases.enabled() {
             tokio::spawn(tasks::run_lease_keeper(Arc::downgrade(&store.inner)));
         }

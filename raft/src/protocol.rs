@@ -173,12 +173,13 @@ pub fn note_refusal(peer: &str, version: &PeerVersion, side: &'static str, messa
     REFUSALS.fetch_add(1, Ordering::Relaxed);
     let mut logged = LOGGED.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner);
     let now = Instant::now();
-    if logged.get(peer).is_some_and(|at| now.duration_since(*at) < LOG_EVERY) {
+    let key = format!("{side} {peer}");
+    if logged.get(&key).is_some_and(|at| now.duration_since(*at) < LOG_EVERY) {
         return;
     }
-    // Bounded: an entry per peer that was refused within the interval.
+    // Bounded: an entry per peer and side refused within the interval.
     logged.retain(|_, at| now.duration_since(*at) < LOG_EVERY);
-    logged.insert(peer.to_owned(), now);
+    logged.insert(key, now);
     let s = speaking();
     tracing::error!(
         peer,

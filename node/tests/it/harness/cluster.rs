@@ -51,6 +51,9 @@ pub struct ClusterOptions {
     pub regions: [(&'static str, f64, f64); 3],
     /// More TOML, written before the `[[region]]`s (e.g. `[geo]`, `[events]`, `[[api.service_token]]`).
     pub extra_config: String,
+    /// Environment variables every node is first started with (the testing switches of
+    /// `meridian_raft::protocol`, e.g. previous-release mode).
+    pub env: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for ClusterOptions {
@@ -66,6 +69,7 @@ impl Default for ClusterOptions {
             read_lease_ms: None,
             regions: REGIONS,
             extra_config: String::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -140,6 +144,8 @@ pub fn cluster_config(options: &ClusterOptions, regions: &[RegionAddrs]) -> Stri
         read_lease_ms,
         regions: names,
         extra_config,
+        // The environment is not config: `TestCluster::start_with` sets it on the processes.
+        env: _,
     } = options.clone();
     let region_names: Vec<&str> =
         (0..regions.len()).map(|i| names.get(i).copied().unwrap_or_else(|| region_of(i)).0).collect();
@@ -230,6 +236,7 @@ fn unstarted_node(name: &str, [s3_addr, web_addr, internal_addr]: [SocketAddr; 3
         internal_addr,
         region: name.to_owned(),
         proc: Mutex::new(None),
+        env: Mutex::new(Vec::new()),
     }
 }
 
@@ -272,6 +279,7 @@ impl TestCluster {
         let config = cluster_config(&options, &regions);
         for node in &nodes {
             fs::write(&node.config_path, &config).expect("write config");
+            node.set_env(&options.env);
         }
         for node in &nodes {
             node.spawn();

@@ -47,6 +47,9 @@ pub struct TestNode {
     pub(super) region: String,
     /// The process while it runs.
     pub(super) proc: Mutex<Option<Running>>,
+    /// Environment variables the process is started with (the testing switches of
+    /// `meridian_raft::protocol`); the next start takes what is set here.
+    pub(super) env: Mutex<Vec<(String, String)>>,
 }
 
 /// Settings of a test node that tests may change.
@@ -139,6 +142,7 @@ role = "voter"
             internal_addr,
             region: REGION.to_owned(),
             proc: Mutex::new(None),
+            env: Mutex::new(Vec::new()),
         };
         node.spawn();
         node.wait_healthy().await;
@@ -161,6 +165,7 @@ role = "voter"
             .current_dir(&self.cwd)
             .env("RUST_LOG", std::env::var("MERIDIAN_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .env("RUST_BACKTRACE", "1")
+            .envs(self.env.lock().expect("env lock").iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().expect("clone log handle")))
             .stderr(Stdio::from(log))
@@ -240,6 +245,17 @@ role = "voter"
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Sets the environment of the next start (replacing what was set).
+    pub fn set_env(&self, vars: &[(&str, &str)]) {
+        *self.env.lock().expect("env lock") = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    }
+
+    /// Starts the process (it must not be running) without waiting for it to become healthy: a
+    /// node that is not expected to.
+    pub fn start_unwaited(&self) {
+        self.spawn();
     }
 
     /// Starts the process again on the same config, ports and data dir, and waits until healthy.

@@ -38,7 +38,7 @@ pub(crate) async fn status(config_path: &Path) -> anyhow::Result<()> {
     let now_ms = now.as_millis();
     let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
     println!(
-        "{:<12} {:>3} {:<10} {:>6} {:>5} {:>9} {:>9} {:>9} {:>13} {:>7} {:>11} {:>7} {:>5} {:>7}  {}",
+        "{:<12} {:>3} {:<10} {:>6} {:>5} {:>9} {:>9} {:>9} {:>13} {:>7} {:>11} {:>7} {:>5} {:>7}  release",
         "region",
         "id",
         "state",
@@ -52,8 +52,7 @@ pub(crate) async fn status(config_path: &Path) -> anyhow::Result<()> {
         "cert_days",
         "refused",
         "proto",
-        "formats",
-        "release"
+        "formats"
     );
     for (region, status, tls, unauthorized) in &views {
         let Some(s) = status else {

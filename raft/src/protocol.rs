@@ -58,6 +58,9 @@ pub fn set_release(release: &str) {
 /// How often a refusal of the same peer is logged (each one is counted).
 pub const LOG_EVERY: Duration = Duration::from_secs(60);
 
+/// Most peers whose last refusal is remembered for [`LOG_EVERY`].
+const MAX_LOGGED_PEERS: usize = 256;
+
 /// What this node speaks on the wire, fixed at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Speaking {
@@ -177,9 +180,13 @@ pub fn note_refusal(peer: &str, version: &PeerVersion, side: &'static str, messa
     if logged.get(&key).is_some_and(|at| now.duration_since(*at) < LOG_EVERY) {
         return;
     }
-    // Bounded: an entry per peer and side refused within the interval.
+    // Bounded: an entry per peer and side refused within the interval, and at most
+    // `MAX_LOGGED_PEERS` of them (the peer name is what the caller says; past the bound, a
+    // refusal is counted and logged every time rather than remembered).
     logged.retain(|_, at| now.duration_since(*at) < LOG_EVERY);
-    logged.insert(key, now);
+    if logged.len() < MAX_LOGGED_PEERS {
+        logged.insert(key, now);
+    }
     let s = speaking();
     tracing::error!(
         peer,

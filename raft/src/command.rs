@@ -12,7 +12,7 @@ use crate::node_id::NodeId;
 /// bucket exist, is it empty, does the ETag match) is taken while applying, so it is the same
 /// on every replica and free of races between nodes.
 ///
-/// A stored record ([`crate::codec::Record`], inside every log entry): add variants only at the
+/// A stored record (`codec::Record`, inside every log entry): add variants only at the
 /// end; to change a variant's fields, raise `FORMAT`, keep the old shape and write its conversion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 // A command is built once and moved into the log; boxing the large variant would only add an

@@ -17,7 +17,7 @@ use crate::model::UnixMillis;
 /// as `after` to resume exactly behind it. Written `INDEX.SUB`; a bare `INDEX` means "after every
 /// event of entry INDEX" (so `0` is the start of the stream).
 ///
-/// A stored record ([`crate::codec::Record`]): to add a field, raise its `FORMAT`, keep the old
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
 /// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Cursor {
@@ -257,7 +257,7 @@ impl EventKind {
 
 /// One event of the bus, as retained in the state machine.
 ///
-/// A stored record ([`crate::codec::Record`]): to add a field, raise its `FORMAT`, keep the old
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
 /// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {

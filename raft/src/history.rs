@@ -74,7 +74,7 @@ pub enum EventsError {
 
 /// The history's bookkeeping, stored at `m/events` (replicated, in snapshots).
 ///
-/// A stored record ([`crate::codec::Record`]): to add a field, raise its `FORMAT`, keep the old
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
 /// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct HistoryState {

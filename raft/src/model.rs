@@ -13,7 +13,7 @@ pub type UnixMillis = i64;
 
 /// A bucket.
 ///
-/// A stored record ([`crate::codec::Record`]): to add a field, raise its `FORMAT`, keep the old
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
 /// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bucket {
@@ -90,7 +90,7 @@ pub struct PartSummary {
 
 /// One version of an object: what it is, and which nodes hold its bytes.
 ///
-/// A stored record ([`crate::codec::Record`]): to add a field, raise its `FORMAT`, keep the old
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
 /// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectMeta {
@@ -121,7 +121,7 @@ pub struct ObjectMeta {
 /// A multipart upload in progress. Its parts live on the disk of the node that receives them;
 /// the upload itself is replicated so any node can list it.
 ///
-/// A stored record ([`crate::codec::Record`]): to add a field, raise its `FORMAT`, keep the old
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
 /// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MultipartUpload {
@@ -145,7 +145,7 @@ pub struct MultipartUpload {
 
 /// An S3 access key.
 ///
-/// A stored record ([`crate::codec::Record`]): to add a field, raise its `FORMAT`, keep the old
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
 /// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessKey {
@@ -180,7 +180,7 @@ pub struct UserProfile {
 /// shares can name users who have never signed in. Users removed upstream are kept, marked
 /// deleted, so shares and history that name them stay readable.
 ///
-/// A stored record ([`crate::codec::Record`]): to add a field, raise its `FORMAT`, keep the old
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
 /// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -266,7 +266,7 @@ pub enum ShareAudience {
 /// A file shared by its owner (or an admin). Replicated, so a link works on every node and a
 /// revocation holds everywhere as soon as it is applied.
 ///
-/// A stored record ([`crate::codec::Record`]): to add a field, raise its `FORMAT`, keep the old
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
 /// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Share {
@@ -293,7 +293,7 @@ pub struct Share {
 /// Local work a node owes after applying the log. Written in the same atomic batch as the
 /// placement change that caused it, so a crash can never lose it.
 ///
-/// A stored record ([`crate::codec::Record`]): to add a field, raise its `FORMAT`, keep the old
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
 /// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WorkItem {
@@ -381,7 +381,7 @@ impl std::str::FromStr for KeyOwner {
 /// own (`a/` table): [`AccessKey`] is bincode in the log and the `k/` table, so it cannot grow
 /// fields. A key without this record is a key made before it existed: enabled, owner unknown.
 ///
-/// A stored record ([`crate::codec::Record`]): to add a field, raise its `FORMAT`, keep the old
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
 /// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {

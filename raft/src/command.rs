@@ -335,18 +335,23 @@ mod tests {
         let old_bytes = [10u8, 0, 10, 1, 1, b'b'];
         let decoded: Command = crate::codec::decode(&old_bytes).expect("decodes");
         assert_eq!(decoded, Command::DeleteBucket { name: "b".into() }.attributed(None, 5));
-        assert_eq!(crate::codec::encode(&decoded).expect("encodes"), old_bytes);
+        assert_eq!(crate::codec::encode_as(&decoded, crate::codec::LEGACY_FORMAT).expect("encodes"), old_bytes);
         let from = Command::DeleteBucket { name: "b".into() }.attributed_from(None, 5, Some("192.0.2.1".into()));
-        let bytes = crate::codec::encode(&from).expect("encodes");
+        let bytes = crate::codec::encode_body(&from).expect("encodes");
         assert_eq!(bytes[0], 19, "AttributedFrom is the last variant");
         assert_eq!(crate::codec::decode::<Command>(&bytes).expect("decodes"), from);
-        let delete = crate::codec::encode(&Command::DeleteAccessKey { id: "k".into() }).expect("encodes");
+        let delete = crate::codec::encode_body(&Command::DeleteAccessKey { id: "k".into() }).expect("encodes");
         assert_eq!(delete[0], 22, "the access key commands come after AttributedFrom");
         let counted = Command::CountShareUses { id: "s".into(), at: 1, count: 2, client: "c".into() };
         assert_eq!(
-            crate::codec::encode(&counted).expect("encodes")[0],
+            crate::codec::encode_body(&counted).expect("encodes")[0],
             23,
             "CountShareUses comes after the access key commands"
+        );
+        assert_eq!(
+            crate::codec::encode_body(&Command::RaiseFormat { format: 1 }).expect("encodes")[0],
+            24,
+            "RaiseFormat comes last: every variant before it decodes as release a01dacd wrote it"
         );
         let plain = Command::DeleteBucket { name: "b".into() }.attributed_from(None, 5, None);
         assert!(matches!(plain, Command::Attributed { .. }), "no address: the plain envelope");

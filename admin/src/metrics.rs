@@ -341,6 +341,11 @@ fn write_raft(out: &mut String, state: &WebState) {
             status.snapshot_index.unwrap_or(0),
         ),
         ("meridian_raft_is_leader", "1 on the leader.", u64::from(status.leader == Some(status.node_id))),
+        (
+            "meridian_format_written",
+            "Record format this node writes (the cluster's active format; docs/upgrade.md).",
+            status.writes_format.map_or(0, u64::from),
+        ),
     ];
     for (name, help, value) in gauges {
         header(out, name, "gauge", help);
@@ -380,6 +385,13 @@ fn write_raft(out: &mut String, state: &WebState) {
         );
         let _ = writeln!(out, "meridian_clock_drift_episodes_total {}", drift.episodes);
     }
+    header(
+        out,
+        "meridian_internal_protocol_refusals_total",
+        "counter",
+        "Calls refused since start because the peer speaks an internal protocol this node does not.",
+    );
+    let _ = writeln!(out, "meridian_internal_protocol_refusals_total {}", status.protocol_refusals);
     // The leader knows how far each member is; a follower leaves this series empty.
     header(out, "meridian_raft_replication_lag_entries", "gauge", "Leader only: log entries a member is behind.");
     for member in &status.members {

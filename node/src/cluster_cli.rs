@@ -13,7 +13,9 @@ use crate::listeners::internal::{MEMBERSHIP_PATH, MembershipChange};
 
 /// Prints every configured region's view: role, leader, term, log and applied indexes,
 /// replication progress (from the leader), last contact with the leader, when its certificates
-/// expire and how many connections its listeners refused; then each node's recent refusals.
+/// expire and how many connections its listeners refused, its internal protocol, the formats it
+/// reads and writes and its release; then the cluster's active format and each node's recent
+/// refusals.
 pub(crate) async fn status(config_path: &Path) -> anyhow::Result<()> {
     let config = ClusterConfig::load(config_path)?;
     // The web listeners of nodes on public addresses answer https only, with certificates of
@@ -22,19 +24,21 @@ pub(crate) async fn status(config_path: &Path) -> anyhow::Result<()> {
     let mut views = Vec::new();
     for region in &config.region {
         let url = format!("{}/api/v1/cluster", crate::tls::web_url(&config, region));
-        let view = async { http.get(&url).send().await?.error_for_status()?.json::<serde_json::Value>().await }.await;
+        let request = status_credentials(http.get(&url), &config);
+        let view = async { request.send().await?.error_for_status()?.json::<serde_json::Value>().await }.await;
+        let refused = view.as_ref().err().and_then(reqwest::Error::status).is_some_and(|s| s.as_u16() == 401);
         let view = view.ok();
         let status = view.as_ref().and_then(|v| serde_json::from_value::<ClusterStatus>(v["status"].clone()).ok());
         // Absent on nodes of a release without TLS.
         let tls = view.and_then(|v| serde_json::from_value::<TlsStatus>(v["tls"].clone()).ok());
-        views.push((region, status, tls));
+        views.push((region, status, tls, refused));
     }
-    let leader_view = views.iter().find_map(|(_, s, _)| s.as_ref().filter(|s| s.leader == Some(s.node_id)));
+    let leader_view = views.iter().find_map(|(_, s, _, _)| s.as_ref().filter(|s| s.leader == Some(s.node_id)));
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let now_ms = now.as_millis();
     let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
     println!(
-        "{:<12} {:>3} {:<10} {:>6} {:>5} {:>9} {:>9} {:>9} {:>13} {:>7} {:>14} {:>11} {:>7}",
+        "{:<12} {:>3} {:<10} {:>6} {:>5} {:>9} {:>9} {:>9} {:>13} {:>7} {:>14} {:>11} {:>7} {:>5} {:>7}  release",
         "region",
         "id",
         "state",
@@ -47,13 +51,33 @@ pub(crate) async fn status(config_path: &Path) -> anyhow::Result<()> {
         "lease",
         "clock_drift",
         "cert_days",
-        "refused"
+        "refused",
+        "proto",
+        "formats"
     );
-    for (region, status, tls) in &views {
+    for (region, status, tls, unauthorized) in &views {
         let Some(s) = status else {
-            println!("{:<12} {:>3} {:<10}", region.name, region.id, "DOWN");
+            let why = if *unauthorized { "NO ACCESS (status_access = token: set MERIDIAN_API_TOKEN)" } else { "DOWN" };
+            println!("{:<12} {:>3} {:<10}", region.name, region.id, why);
             continue;
         };
+        // A node of release a01dacd says nothing of its versions; another member may have heard.
+        let heard = views
+            .iter()
+            .filter_map(|(_, v, _, _)| v.as_ref())
+            .flat_map(|v| v.members.iter().filter(|m| m.id == s.node_id && v.node_id != s.node_id))
+            .find(|m| m.protocol.is_some());
+        let proto = s.protocol.or(heard.and_then(|m| m.protocol)).map_or_else(|| "-".to_owned(), |p| p.to_string());
+        let formats = match (s.reads_format.or(heard.and_then(|m| m.reads_format)), s.writes_format) {
+            (Some(reads), Some(writes)) => format!("{reads}/{writes}"),
+            (Some(reads), None) => format!("{reads}/-"),
+            _ => "-".to_owned(),
+        };
+        let release = s
+            .release
+            .clone()
+            .or(heard.and_then(|m| m.release.clone()))
+            .unwrap_or_else(|| if heard.is_some() { "a01dacd or older".to_owned() } else { "-".to_owned() });
         let matched = leader_view
             .and_then(|l| l.members.iter().find(|m| m.id == region.id))
             .and_then(|m| m.matched_index)
@@ -71,7 +95,7 @@ pub(crate) async fn status(config_path: &Path) -> anyhow::Result<()> {
         let (cert_days, refused) =
             tls.as_ref().map_or_else(|| ("-".to_owned(), "-".to_owned()), |t| tls_columns(t, now_secs));
         println!(
-            "{:<12} {:>3} {:<10} {:>6} {:>5} {:>9} {:>9} {:>9} {:>13} {:>7} {:>14} {:>11} {:>7}",
+            "{:<12} {:>3} {:<10} {:>6} {:>5} {:>9} {:>9} {:>9} {:>13} {:>7} {:>14} {:>11} {:>7} {:>5} {:>7}  {}",
             region.name,
             s.node_id,
             s.state,
@@ -84,12 +108,23 @@ pub(crate) async fn status(config_path: &Path) -> anyhow::Result<()> {
             lease,
             drift,
             cert_days,
-            refused
+            refused,
+            proto,
+            formats,
+            release
         );
     }
+    // The cluster's active format: the highest any node applied (they converge through the log).
+    let active = views.iter().filter_map(|(_, s, _, _)| s.as_ref().and_then(|s| s.active_format)).max();
+    println!();
+    println!(
+        "cluster format: {} (formats column: newest format read / format written; the leader raises the \
+         format once every member reads the newer one, see docs/upgrade.md)",
+        active.map_or_else(|| "0 (release a01dacd's)".to_owned(), |f| f.to_string())
+    );
     let refusals: Vec<_> = views
         .iter()
-        .filter_map(|(r, _, t)| t.as_ref().map(|t| (r, t)))
+        .filter_map(|(r, _, t, _)| t.as_ref().map(|t| (r, t)))
         .filter(|(_, t)| !t.recent_refusals.is_empty())
         .collect();
     if !refusals.is_empty() {
@@ -120,6 +155,19 @@ fn drift_column(drift: meridian_raft::ClockDriftStatus) -> String {
         meridian_raft::DriftVerdict::Unmeasured => "?",
     };
     drift.estimate_ppm.map_or_else(|| format!("-{mark}"), |ppm| format!("{ppm:+}ppm{mark}"))
+}
+
+/// Adds the credentials of the status route, which needs them when a node's `[api]
+/// status_access` is `token` (any node on a public address, by default): the service token in
+/// `MERIDIAN_API_TOKEN` if set, else the config's dev key as HTTP Basic. An open route ignores them.
+fn status_credentials(request: reqwest::RequestBuilder, config: &ClusterConfig) -> reqwest::RequestBuilder {
+    if let Some(token) = std::env::var("MERIDIAN_API_TOKEN").ok().filter(|t| !t.is_empty()) {
+        return request.bearer_auth(token);
+    }
+    match &config.dev_key {
+        Some(key) => request.basic_auth(&key.access_key_id, Some(&key.secret_access_key)),
+        None => request,
+    }
 }
 
 /// The certificate column (days left of the internal certificate, and of the public one when

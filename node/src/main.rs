@@ -26,7 +26,7 @@ use clap::{Parser, Subcommand};
 
 /// Meridian: a geo-distributed, S3-compatible file store.
 #[derive(Parser)]
-#[command(name = "meridian", version)]
+#[command(name = "meridian", version = RELEASE)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -216,6 +216,9 @@ enum KeyCommand {
 /// level, which would drown real problems; the gateway logs its own failures itself.
 const DEFAULT_LOG_FILTER: &str = "info,openraft=warn,sled=warn,s3s=off";
 
+/// This binary's release: crate version `+` the git commit it was built from (`build.rs`).
+const RELEASE: &str = concat!(env!("CARGO_PKG_VERSION"), "+", env!("MERIDIAN_GIT_COMMIT"));
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -226,6 +229,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
         .init();
+    meridian_raft::protocol::set_release(RELEASE);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -11,6 +11,9 @@ use crate::node_id::NodeId;
 /// A change to the placement database. Every decision that depends on current state (does the
 /// bucket exist, is it empty, does the ETag match) is taken while applying, so it is the same
 /// on every replica and free of races between nodes.
+///
+/// A stored record (`codec::Record`, inside every log entry): add variants only at the
+/// end; to change a variant's fields, raise `FORMAT`, keep the old shape and write its conversion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 // A command is built once and moved into the log; boxing the large variant would only add an
 // allocation.
@@ -216,6 +219,15 @@ pub enum Command {
         /// The latest downloader's address, for the history.
         client: String,
     },
+    /// Raise the format every node writes records in to `format` (see `codec` and
+    /// `docs/upgrade.md`). Proposed by the leader alone, once every member has said it reads
+    /// that format; nodes of the previous release never receive it, since they are no longer
+    /// members by then, which is why a new variant needs no new format here. A format lower than
+    /// the active one is ignored (the format only goes up).
+    RaiseFormat {
+        /// The new active format.
+        format: u16,
+    },
 }
 
 impl Command {
@@ -295,6 +307,8 @@ pub enum Rejection {
     PreconditionFailed,
 }
 
+crate::codec::record! { Command => "command", CommandOutcome => "command outcome" }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,7 +325,7 @@ mod tests {
         let trim = encode(&Command::TrimEvents { through: Cursor { index: 1, sub: 0 } }).expect("encode");
         assert_eq!(trim[0], 18, "TrimEvents comes after every older command");
         let lost = EventKind::ObjectReplicaLost { bucket: String::new(), key: String::new(), region: String::new() };
-        assert_eq!(encode(&lost).expect("encode")[0], 9, "ObjectReplicaLost is the last event kind");
+        assert_eq!(crate::codec::encode_body(&lost).expect("encode")[0], 9, "ObjectReplicaLost is the last event kind");
     }
 
     /// Log entries written before `AttributedFrom` existed decode as they did: the envelope's
@@ -321,18 +335,23 @@ mod tests {
         let old_bytes = [10u8, 0, 10, 1, 1, b'b'];
         let decoded: Command = crate::codec::decode(&old_bytes).expect("decodes");
         assert_eq!(decoded, Command::DeleteBucket { name: "b".into() }.attributed(None, 5));
-        assert_eq!(crate::codec::encode(&decoded).expect("encodes"), old_bytes);
+        assert_eq!(crate::codec::encode_as(&decoded, crate::codec::LEGACY_FORMAT).expect("encodes"), old_bytes);
         let from = Command::DeleteBucket { name: "b".into() }.attributed_from(None, 5, Some("192.0.2.1".into()));
-        let bytes = crate::codec::encode(&from).expect("encodes");
+        let bytes = crate::codec::encode_body(&from).expect("encodes");
         assert_eq!(bytes[0], 19, "AttributedFrom is the last variant");
         assert_eq!(crate::codec::decode::<Command>(&bytes).expect("decodes"), from);
-        let delete = crate::codec::encode(&Command::DeleteAccessKey { id: "k".into() }).expect("encodes");
+        let delete = crate::codec::encode_body(&Command::DeleteAccessKey { id: "k".into() }).expect("encodes");
         assert_eq!(delete[0], 22, "the access key commands come after AttributedFrom");
         let counted = Command::CountShareUses { id: "s".into(), at: 1, count: 2, client: "c".into() };
         assert_eq!(
-            crate::codec::encode(&counted).expect("encodes")[0],
+            crate::codec::encode_body(&counted).expect("encodes")[0],
             23,
             "CountShareUses comes after the access key commands"
+        );
+        assert_eq!(
+            crate::codec::encode_body(&Command::RaiseFormat { format: 1 }).expect("encodes")[0],
+            24,
+            "RaiseFormat comes last: every variant before it decodes as release a01dacd wrote it"
         );
         let plain = Command::DeleteBucket { name: "b".into() }.attributed_from(None, 5, None);
         assert!(matches!(plain, Command::Attributed { .. }), "no address: the plain envelope");

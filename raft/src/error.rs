@@ -19,6 +19,20 @@ pub enum StoreError {
     /// The HTTP client of calls to peers could not be built with its TLS configuration.
     #[error("client of calls to peers: {0}")]
     PeerClient(#[source] reqwest::Error),
+    /// A record was written in a format this release cannot read: by a newer release, or
+    /// damaged. Never guessed at (see `codec`).
+    #[error(
+        "{record} record in format {format}, but this release reads formats 0 to {readable}: it was written by a \
+         newer release (upgrade this node) or is damaged"
+    )]
+    UnknownFormat {
+        /// Which record type (its `Record::NAME`).
+        record: &'static str,
+        /// The format the record says it is in.
+        format: u64,
+        /// The newest format this release reads.
+        readable: u16,
+    },
 }
 
 /// Why a proposed command was not committed. None of these is a rejection by the state machine

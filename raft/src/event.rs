@@ -16,6 +16,9 @@ use crate::model::UnixMillis;
 /// Cursors are totally ordered by `(index, sub)`; a consumer passes the last one it processed back
 /// as `after` to resume exactly behind it. Written `INDEX.SUB`; a bare `INDEX` means "after every
 /// event of entry INDEX" (so `0` is the start of the stream).
+///
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
+/// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Cursor {
     /// Log index of the entry.
@@ -253,6 +256,9 @@ impl EventKind {
 }
 
 /// One event of the bus, as retained in the state machine.
+///
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
+/// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// Its place in the stream.
@@ -280,12 +286,28 @@ struct EventWithoutClient {
 }
 
 impl Event {
-    /// Decodes a stored event, of either shape. The store's encoding (bincode) is not
-    /// self-describing, so an older event simply ends before `client`: decoding it as the current
-    /// shape fails at the end of its bytes, and it is then read as the older shape.
+    /// Decodes a stored event, of either shape (see its [`crate::codec::Record`] migration).
     pub(crate) fn decode_stored(bytes: &[u8]) -> Result<Self, crate::error::StoreError> {
-        crate::codec::decode::<Self>(bytes).or_else(|current| {
-            crate::codec::decode::<EventWithoutClient>(bytes)
+        crate::codec::decode::<Self>(bytes)
+    }
+}
+
+crate::codec::record! { Cursor => "cursor" }
+
+impl crate::codec::Record for Event {
+    const NAME: &'static str = "event";
+
+    /// Format 0 holds two shapes: events stored before `client` existed simply end before it
+    /// (bincode is not self-describing), so decoding them as today's shape fails at the end of
+    /// their bytes, and they are then read as [`EventWithoutClient`]. Every later format has
+    /// today's shape.
+    fn migrate(format: u16, body: &[u8]) -> Result<Self, crate::error::StoreError> {
+        let current = crate::codec::decode_body::<Self>(body);
+        if format > crate::codec::LEGACY_FORMAT {
+            return current;
+        }
+        current.or_else(|current| {
+            crate::codec::decode_body::<EventWithoutClient>(body)
                 .map(|old| Self { cursor: old.cursor, at: old.at, actor: old.actor, kind: old.kind, client: None })
                 .map_err(|_| current)
         })
@@ -331,8 +353,8 @@ mod tests {
         let kind = EventKind::ObjectDeleted { bucket: "b".into(), key: "k".into() };
         let cursor = Cursor { index: 3, sub: 1 };
         let actor = Some(Actor::AccessKey("K".into()));
-        let old =
-            crate::codec::encode(&Old { cursor, at: 5, actor: actor.clone(), kind: kind.clone() }).expect("encode");
+        let old = crate::codec::encode_body(&Old { cursor, at: 5, actor: actor.clone(), kind: kind.clone() })
+            .expect("encode");
         let event = Event::decode_stored(&old).expect("an old event decodes");
         assert_eq!(event, Event { cursor, at: 5, actor: actor.clone(), kind: kind.clone(), client: None });
         let new = Event { cursor, at: 5, actor, kind, client: Some("192.0.2.7".into()) };

@@ -73,6 +73,9 @@ pub enum EventsError {
 }
 
 /// The history's bookkeeping, stored at `m/events` (replicated, in snapshots).
+///
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
+/// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct HistoryState {
     /// Events stored under `e/` (kept up to date so trimming never has to count).
@@ -81,6 +84,16 @@ pub(crate) struct HistoryState {
     trimmed_through: Option<Cursor>,
     /// A batch entry whose commands were partly applied (see [`PartialEntry`]).
     partial: Option<PartialEntry>,
+}
+
+crate::codec::record! { HistoryState => "event history state" }
+
+#[cfg(test)]
+impl HistoryState {
+    /// A state with `retained` events, for the codec's legacy-record tests.
+    pub(crate) fn for_tests(retained: u64) -> Self {
+        Self { retained, trimmed_through: Some(Cursor { index: u64::MAX, sub: 1 }), partial: None }
+    }
 }
 
 /// How far a batch entry got: its commands are applied one sled batch each (every command must

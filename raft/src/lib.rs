@@ -28,6 +28,7 @@ mod log_store;
 pub mod model;
 pub mod network;
 mod node_id;
+pub mod protocol;
 pub mod signing;
 mod snapshot;
 mod state_machine;

@@ -70,7 +70,7 @@ impl LogStore {
 
     // StorageError is openraft's type and its size is not ours to choose.
     #[allow(clippy::result_large_err)]
-    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError<NodeId>> {
+    fn get_meta<T: crate::codec::Record>(&self, key: &[u8]) -> Result<Option<T>, StorageError<NodeId>> {
         match self.meta.get(key).map_err(read_error)? {
             Some(bytes) => decode(&bytes).map(Some).map_err(read_error),
             None => Ok(None),
@@ -78,7 +78,7 @@ impl LogStore {
     }
 
     #[allow(clippy::result_large_err)]
-    fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError<NodeId>> {
+    fn put_meta<T: crate::codec::Record>(&self, key: &[u8], value: &T) -> Result<(), StorageError<NodeId>> {
         self.meta.insert(key, encode(value).map_err(write_error)?).map_err(write_error)?;
         Ok(())
     }

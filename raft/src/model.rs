@@ -12,6 +12,9 @@ use crate::node_id::NodeId;
 pub type UnixMillis = i64;
 
 /// A bucket.
+///
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
+/// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bucket {
     /// Bucket name (validated by the gateway before it is proposed).
@@ -86,6 +89,9 @@ pub struct PartSummary {
 }
 
 /// One version of an object: what it is, and which nodes hold its bytes.
+///
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
+/// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectMeta {
     /// The blob holding the bytes; empty when the bytes are inline.
@@ -114,6 +120,9 @@ pub struct ObjectMeta {
 
 /// A multipart upload in progress. Its parts live on the disk of the node that receives them;
 /// the upload itself is replicated so any node can list it.
+///
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
+/// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MultipartUpload {
     /// Upload id handed to the client.
@@ -135,6 +144,9 @@ pub struct MultipartUpload {
 }
 
 /// An S3 access key.
+///
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
+/// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessKey {
     /// The public access key id.
@@ -167,6 +179,9 @@ pub struct UserProfile {
 /// A person known to the panel. Synced from the Auth service and upserted at each sign-in, so
 /// shares can name users who have never signed in. Users removed upstream are kept, marked
 /// deleted, so shares and history that name them stay readable.
+///
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
+/// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     /// The upstream profile.
@@ -250,6 +265,9 @@ pub enum ShareAudience {
 
 /// A file shared by its owner (or an admin). Replicated, so a link works on every node and a
 /// revocation holds everywhere as soon as it is applied.
+///
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
+/// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Share {
     /// Public id, for listing and revoking (random; not the link's token).
@@ -274,6 +292,9 @@ pub struct Share {
 
 /// Local work a node owes after applying the log. Written in the same atomic batch as the
 /// placement change that caused it, so a crash can never lose it.
+///
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
+/// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WorkItem {
     /// Delete a blob that no version refers to any more.
@@ -359,6 +380,9 @@ impl std::str::FromStr for KeyOwner {
 /// What Meridian knows about an access key beyond the [`AccessKey`] itself, in a record of its
 /// own (`a/` table): [`AccessKey`] is bincode in the log and the `k/` table, so it cannot grow
 /// fields. A key without this record is a key made before it existed: enabled, owner unknown.
+///
+/// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
+/// shape and write its conversion there; never change this shape in place.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
     /// Who the key belongs to; `None` for a key created without one (then it counts as a
@@ -400,4 +424,15 @@ impl AccessKeyInfo {
             disabled: record.and_then(|r| r.disabled),
         }
     }
+}
+
+crate::codec::record! {
+    Bucket => "bucket",
+    ObjectMeta => "object metadata",
+    MultipartUpload => "multipart upload",
+    AccessKey => "access key",
+    User => "user",
+    Share => "share",
+    WorkItem => "work item",
+    KeyRecord => "key record",
 }

@@ -22,6 +22,7 @@ use crate::codec;
 use crate::error::LeaderError;
 use crate::lease::Leases;
 use crate::node_id::{NodeId, RegionNode};
+use crate::protocol::{self, PeerVersion, PeerVersions};
 use crate::signing::RequestSigner;
 use crate::types::TypeConfig;
 
@@ -61,12 +62,12 @@ pub const MAX_APPEND_BODY: usize = 1024 * 1024;
 
 /// Encodes an RPC body or reply.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, crate::StoreError> {
-    codec::encode(value)
+    codec::encode_any(value)
 }
 
 /// Decodes an RPC body or reply (untrusted bytes: the codec bounds what decoding may allocate).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, crate::StoreError> {
-    codec::decode(bytes)
+    codec::decode_any(bytes)
 }
 
 /// Why a call to a peer failed.
@@ -78,6 +79,10 @@ pub enum CallError {
     /// The request was sent but failed on the way or the peer refused it.
     #[error("peer call failed: {0}")]
     Failed(String),
+    /// The peer speaks an internal protocol this node does not (or refused this node's): the
+    /// message names both versions and what to do.
+    #[error("incompatible peer: {0}")]
+    Incompatible(String),
 }
 
 /// What the leader's side of a call answers (the propose, read-index, lease and membership
@@ -134,6 +139,10 @@ pub struct PeerClient {
     signer: Arc<RequestSigner>,
     /// `https` or `http` (see [`PeerTransport`]).
     scheme: &'static str,
+    /// This node's id, sent in [`crate::protocol::NODE_HEADER`] (0: the CLI, not a node).
+    from: NodeId,
+    /// What each peer said of its protocol, format and release in its last reply.
+    versions: Arc<PeerVersions>,
 }
 
 impl PeerClient {
@@ -152,7 +161,51 @@ impl PeerClient {
         if let PeerTransport::Tls(config) = transport {
             builder = builder.use_preconfigured_tls(*config);
         }
-        Ok(Self { http: builder.build()?, signer, scheme })
+        Ok(Self { http: builder.build()?, signer, scheme, from: 0, versions: Arc::default() })
+    }
+
+    /// The same client, sending `node` as the caller in its protocol headers.
+    #[must_use]
+    pub fn from_node(mut self, node: NodeId) -> Self {
+        self.from = node;
+        self
+    }
+
+    /// What each peer said of its version in its last reply to this client.
+    pub fn versions(&self) -> &Arc<PeerVersions> {
+        &self.versions
+    }
+
+    /// Adds the signature and this node's protocol headers to a request for node `to`.
+    fn headers(
+        &self,
+        mut builder: reqwest::RequestBuilder,
+        method: &str,
+        path: &str,
+        to: NodeId,
+        body: &[u8],
+    ) -> reqwest::RequestBuilder {
+        for (name, value) in self.signer.headers(method, path, to, body) {
+            builder = builder.header(name, value);
+        }
+        for (name, value) in protocol::headers(self.from) {
+            builder = builder.header(name, value);
+        }
+        builder
+    }
+
+    /// Records what node `to` said of its version in `response`, and refuses the reply of a
+    /// peer whose protocol this node does not speak.
+    fn check_reply(&self, to: NodeId, response: &reqwest::Response) -> Result<(), CallError> {
+        let headers = response.headers();
+        let version = PeerVersion::from_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()));
+        let peer = to.to_string();
+        if let Some(message) = version.incompatibility(&peer) {
+            protocol::note_refusal(&peer, &version, "client", &message);
+            return Err(CallError::Incompatible(message));
+        }
+        self.versions.record(to, version);
+        Ok(())
     }
 
     /// The URL of `path` on the internal listener at `addr`.
@@ -200,11 +253,9 @@ impl PeerClient {
         timeout: Duration,
     ) -> Result<(T, Option<u64>), LeaderCallError> {
         let body = encode(request).map_err(|e| CallError::Failed(e.to_string()))?;
-        let mut builder = self.http.post(self.url(addr, path)).timeout(timeout);
-        for (name, value) in self.signer.headers("POST", path, to, &body) {
-            builder = builder.header(name, value);
-        }
+        let builder = self.headers(self.http.post(self.url(addr, path)).timeout(timeout), "POST", path, to, &body);
         let response = Self::send(builder.body(body)).await?;
+        self.check_reply(to, &response)?;
         let clock =
             match response.headers().get(crate::CLOCK_HEADER) {
                 None => None,
@@ -227,11 +278,8 @@ impl PeerClient {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
-        let mut builder = self.http.post(self.url(addr, path)).timeout(timeout);
-        for (name, value) in self.signer.headers("POST", path, to, &body) {
-            builder = builder.header(name, value);
-        }
-        Self::finish(builder.body(body)).await
+        let builder = self.headers(self.http.post(self.url(addr, path)).timeout(timeout), "POST", path, to, &body);
+        self.finish(to, builder.body(body)).await
     }
 
     /// GETs `{scheme}://{addr}{path}` of node `to` (signed, no body) and decodes the bincode reply.
@@ -242,16 +290,19 @@ impl PeerClient {
         path: &str,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
-        let mut builder = self.http.get(self.url(addr, path)).timeout(timeout);
-        for (name, value) in self.signer.headers("GET", path, to, b"") {
-            builder = builder.header(name, value);
-        }
-        Self::finish(builder).await
+        let builder = self.headers(self.http.get(self.url(addr, path)).timeout(timeout), "GET", path, to, b"");
+        self.finish(to, builder).await
     }
 
     /// Sends a request and decodes its bincode reply; a non-2xx answer is a failure.
-    async fn finish<Resp: DeserializeOwned>(builder: reqwest::RequestBuilder) -> Result<Resp, CallError> {
-        Self::read_reply(Self::send(builder).await?).await
+    async fn finish<Resp: DeserializeOwned>(
+        &self,
+        to: NodeId,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<Resp, CallError> {
+        let response = Self::send(builder).await?;
+        self.check_reply(to, &response)?;
+        Self::read_reply(response).await
     }
 
     /// Sends a request; a failure to get an answer is [`CallError::Unreachable`] when the peer
@@ -282,16 +333,12 @@ impl PeerClient {
     ) -> Result<impl futures::Stream<Item = Result<bytes::Bytes, CallError>> + Send + 'static, CallError> {
         use futures::TryStreamExt as _;
         let path = format!("{BLOB_PATH}/{blob}");
-        let mut builder = self.http.get(self.url(addr, &path));
-        for (name, value) in self.signer.headers("GET", &path, from, b"") {
-            builder = builder.header(name, value);
-        }
+        let mut builder = self.headers(self.http.get(self.url(addr, &path)), "GET", &path, from, b"");
         if let Some(range) = range.filter(|r| r.end > r.start) {
             builder = builder.header("range", format!("bytes={}-{}", range.start, range.end - 1));
         }
-        let response = builder.send().await.map_err(|e| {
-            if e.is_connect() || e.is_timeout() { CallError::Unreachable(e) } else { CallError::Failed(e.to_string()) }
-        })?;
+        let response = Self::send(builder).await?;
+        self.check_reply(from, &response)?;
         if !response.status().is_success() {
             return Err(CallError::Failed(format!("blob {blob} from {addr}: {}", response.status())));
         }
@@ -354,7 +401,9 @@ impl PeerConnection {
             self.peers.call_encoded(self.target, &self.addr, path, body, option.hard_ttl()).await.map_err(
                 |e| match e {
                     CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
-                    CallError::Failed(message) => RPCError::Network(NetworkError::new(&std::io::Error::other(message))),
+                    CallError::Failed(message) | CallError::Incompatible(message) => {
+                        RPCError::Network(NetworkError::new(&std::io::Error::other(message)))
+                    }
                 },
             )?;
         reply.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))

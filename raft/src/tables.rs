@@ -20,6 +20,7 @@
 //! | `c/` | creator `/` share id | share id: shares by the user who made them |
 //! | `m/` | `applied`, `membership` | Raft's view of the state machine |
 //! | `m/events` | | the event history's bookkeeping (see `history`) |
+//! | `m/format` | | the cluster's active format (see `codec`) |
 //! | `e/` | big-endian log index, big-endian sub-position | retained [`Event`](crate::event::Event)s |
 //! | `s/` | webhook subscription name | [`Cursor`] of the last event delivered to it |
 //! | `w/` | sequence number | this node's own [`WorkItem`]s; never in snapshots |
@@ -59,6 +60,9 @@ pub(crate) const MEMBERSHIP: &[u8] = b"m/membership";
 pub(crate) const EVENTS_STATE: &[u8] = b"m/events";
 pub(crate) const EVENT: &[u8] = b"e/";
 pub(crate) const SUBSCRIPTION: &[u8] = b"s/";
+/// `m/format`: the cluster's active format (a `u16`; absent: format 0, release a01dacd's).
+/// Replicated and in snapshots, like every `m/` record.
+pub(crate) const FORMAT: &[u8] = b"m/format";
 
 /// Builds `prefix ++ parts joined by '/'`.
 pub(crate) fn record_key(prefix: &[u8], parts: &[&str]) -> Vec<u8> {
@@ -89,14 +93,14 @@ pub(crate) struct Tables {
 }
 
 impl Tables {
-    pub(crate) fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+    pub(crate) fn get<T: crate::codec::Record>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
         match self.tree.get(key)? {
             Some(bytes) => Ok(Some(decode(&bytes)?)),
             None => Ok(None),
         }
     }
 
-    fn all<T: serde::de::DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>, StoreError> {
+    fn all<T: crate::codec::Record>(&self, prefix: &[u8]) -> Result<Vec<T>, StoreError> {
         self.tree
             .scan_prefix(prefix)
             .map(|item| {
@@ -354,12 +358,17 @@ impl Tables {
         self.get(APPLIED)
     }
 
+    /// The cluster's active format, as applied here (format 0 until a raise was applied).
+    pub(crate) fn active_format(&self) -> Result<u16, StoreError> {
+        Ok(self.get(FORMAT)?.unwrap_or(crate::codec::LEGACY_FORMAT))
+    }
+
     pub(crate) fn membership(&self) -> Result<StoredMembership<NodeId, RegionNode>, StoreError> {
         Ok(self.get(MEMBERSHIP)?.unwrap_or_default())
     }
 
     /// Encodes a record for a batch.
-    pub(crate) fn value<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    pub(crate) fn value<T: crate::codec::Record>(value: &T) -> Result<Vec<u8>, StoreError> {
         encode(value)
     }
 

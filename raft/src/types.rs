@@ -16,3 +16,14 @@ openraft::declare_raft_types!(
 
 /// The running Raft instance of this crate's type configuration.
 pub(crate) type Raft = openraft::Raft<TypeConfig>;
+
+// openraft's records as this crate stores them (log, log meta, state machine meta, snapshot
+// meta); their shapes are openraft 0.9's, which the pinned version keeps (see `codec`).
+crate::codec::record! {
+    openraft::Entry<TypeConfig> => "log entry",
+    openraft::Vote<NodeId> => "vote",
+    openraft::LogId<NodeId> => "log id",
+    Option<openraft::LogId<NodeId>> => "optional log id",
+    openraft::StoredMembership<NodeId, RegionNode> => "membership",
+    openraft::SnapshotMeta<NodeId, RegionNode> => "snapshot metadata",
+}

@@ -2,7 +2,9 @@
 //! HMAC signature of the cluster secret, made for this node of this cluster, with a nonce not
 //! seen before (see `meridian_raft::signing`); anything else gets 401 before a handler runs,
 //! and before its body is read: an unsigned client cannot make the node buffer anything.
-//! Each route takes a body of at most its own size (413 beyond).
+//! Each route takes a body of at most its own size (413 beyond). A signed request from a peer
+//! whose internal protocol this node does not speak gets 426 with a message naming both
+//! versions (see `meridian_raft::protocol`); every signed request's reply carries this node's.
 
 use std::sync::Arc;
 
@@ -18,6 +20,7 @@ use axum::routing::{get, post};
 use meridian_raft::network::{
     self, APPEND_PATH, BLOB_PATH, LEASE_PATH, LOAD_PATH, PROPOSE_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH,
 };
+use meridian_raft::protocol::{self, PeerVersion};
 use meridian_raft::signing::{ReplayGuard, RequestSigner, SignatureError};
 use meridian_raft::{Command, LeaderError, MetaStore};
 use meridian_s3gw::Scrubber;
@@ -159,7 +162,23 @@ async fn verify_signature(State(state): State<Internal>, request: Request, next:
     if legacy {
         tracing::debug!(%path, "accepted a request signed with the previous scheme (legacy_signatures)");
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    // Only a signed request learns this node's versions, and only a signed request's versions
+    // are believed.
+    let version = PeerVersion::from_headers(header);
+    let peer = header(protocol::NODE_HEADER).map_or_else(|| "(unnamed)".to_owned(), |id| id.chars().take(20).collect());
+    let mut response = match version.incompatibility(&format!("node {peer}")) {
+        Some(message) => {
+            protocol::note_refusal(&peer, &version, "server", &message);
+            (StatusCode::UPGRADE_REQUIRED, message).into_response()
+        }
+        None => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+    };
+    for (name, value) in protocol::headers(state.node_id) {
+        if let Ok(value) = http::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
 }
 
 /// Decodes a bincode body or answers 400.

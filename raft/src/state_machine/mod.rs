@@ -82,10 +82,13 @@ struct Changes<'a> {
     /// The history trim the command being applied asks for ([`Command::TrimEvents`]); the caller
     /// carries it out, since it owns the history's bookkeeping.
     trim: Option<Cursor>,
+    /// The active format the entry raised the cluster to ([`Command::RaiseFormat`]); records are
+    /// written in it once the entry's batch is applied.
+    format_raised: Option<u16>,
 }
 
 impl Changes<'_> {
-    fn put<T: serde::Serialize>(&mut self, key: Vec<u8>, value: &T) -> Result<(), StoreError> {
+    fn put<T: crate::codec::Record>(&mut self, key: Vec<u8>, value: &T) -> Result<(), StoreError> {
         self.batch.insert(key, Tables::value(value)?);
         Ok(())
     }
@@ -179,7 +182,28 @@ impl Changes<'_> {
             Command::CreateAccessKey { key, owner } => self.create_access_key(key, owner),
             Command::SetAccessKeyDisabled { id, disabled } => self.set_access_key_disabled(id, *disabled),
             Command::DeleteAccessKey { id } => self.delete_access_key(id),
+            Command::RaiseFormat { format } => self.raise_format(*format),
         }
+    }
+}
+
+impl Changes<'_> {
+    /// Records a raised active format. A format this binary cannot read fails the apply (the
+    /// node stops rather than write or read records it does not understand): the leader only
+    /// proposes a format every member said it reads.
+    fn raise_format(&mut self, format: u16) -> Result<CommandOutcome, StoreError> {
+        if format > crate::codec::CURRENT_FORMAT {
+            return Err(StoreError::UnknownFormat {
+                record: "cluster format raise",
+                format: u64::from(format),
+                readable: crate::codec::CURRENT_FORMAT,
+            });
+        }
+        if format > self.tables.active_format()? {
+            self.put(tables::FORMAT.to_vec(), &format)?;
+            self.format_raised = Some(format);
+        }
+        Ok(CommandOutcome::Done)
     }
 }
 
@@ -220,6 +244,7 @@ impl StateMachine {
             events: Vec::new(),
             regions: None,
             trim: None,
+            format_raised: None,
         };
         let mut history = HistoryWriter::begin(&self.tables, entry.log_id.index)?;
         let outcome = match &entry.payload {
@@ -272,6 +297,14 @@ impl StateMachine {
         changes.put(tables::APPLIED.to_vec(), &entry.log_id)?;
         let owes_work = changes.work_added > 0;
         self.tables.tree.apply_batch(changes.batch)?;
+        if let Some(format) = changes.format_raised {
+            crate::codec::set_active_format(format);
+            tracing::info!(
+                format,
+                index = entry.log_id.index,
+                "cluster format raised: records are written in it from now on"
+            );
+        }
         Ok((outcome, owes_work))
     }
 }
@@ -334,6 +367,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Err(sm_error(StoreError::Codec("install_snapshot without a received snapshot".into())));
         };
         self.snapshots.install(&path, meta, &self.tables, self.node).map_err(sm_error)?;
+        // The snapshot's records replaced ours, the cluster's format with them.
+        crate::codec::set_active_format(self.tables.active_format().map_err(sm_error)?);
         if let Some(applied) = meta.last_log_id {
             self.applied_tx.send_replace(applied.index);
         }

@@ -136,6 +136,9 @@ impl MetaStore {
         std::fs::create_dir_all(&config.dir)?;
         let db = DurableDb::open(&config.dir.join("meta"))?;
         let tables = Tables { tree: db.db().open_tree("state")? };
+        // Write what the cluster last agreed on, before anything is written: format 0 on a data
+        // dir of release a01dacd or of a cluster that has not raised yet.
+        crate::codec::set_active_format(tables.active_format()?);
         let mut log_store = LogStore::open(&db)?;
         let appended = log_store.appended();
         let (work_tx, work) = watch::channel(0u64);
@@ -165,7 +168,9 @@ impl MetaStore {
         };
         let signer =
             Arc::new(RequestSigner::new(&config.secret, &config.cluster_name).with_legacy(config.legacy_signatures));
-        let peers = PeerClient::new(signer, config.transport.clone()).map_err(StoreError::PeerClient)?;
+        let peers = PeerClient::new(signer, config.transport.clone())
+            .map_err(StoreError::PeerClient)?
+            .from_node(config.node_id);
         let timing = &config.timing;
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let raft_config = openraft::Config {
@@ -221,6 +226,7 @@ impl MetaStore {
             store.inner.leases.wanted(),
         ));
         tokio::spawn(tasks::run_heartbeat(Arc::downgrade(&store.inner), timing.heartbeat));
+        tokio::spawn(tasks::run_format_raise(Arc::downgrade(&store.inner)));
         if store.inner.leases.enabled() {
             tokio::spawn(tasks::run_lease_keeper(Arc::downgrade(&store.inner)));
         }

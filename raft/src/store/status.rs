@@ -25,13 +25,31 @@ impl MetaStore {
         let metrics = self.inner.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        let versions = self.inner.peers.versions();
+        let speaking = crate::protocol::speaking();
+        // A node in previous-release mode answers what release a01dacd answered: none of these.
+        let own = (!speaking.previous_release).then(|| crate::protocol::PeerVersion {
+            protocol: speaking.protocol,
+            reads_format: speaking.reads_format,
+            release: Some(crate::protocol::release().to_owned()),
+        });
         let members = membership
             .nodes()
-            .map(|(id, node)| MemberStatus {
-                id: *id,
-                region: node.region.clone(),
-                voter: voters.contains(id),
-                matched_index: metrics.replication.as_ref().and_then(|r| r.get(id).copied().flatten()).map(|l| l.index),
+            .map(|(id, node)| {
+                let version = if *id == self.inner.node_id { own.clone() } else { versions.recent(*id, VERSION_FRESH) };
+                MemberStatus {
+                    id: *id,
+                    region: node.region.clone(),
+                    voter: voters.contains(id),
+                    matched_index: metrics
+                        .replication
+                        .as_ref()
+                        .and_then(|r| r.get(id).copied().flatten())
+                        .map(|l| l.index),
+                    release: version.as_ref().and_then(|v| v.release.clone()),
+                    protocol: version.as_ref().map(|v| v.protocol),
+                    reads_format: version.as_ref().map(|v| v.reads_format),
+                }
             })
             .collect();
         let contact = self.inner.last_leader_contact.load(std::sync::atomic::Ordering::Relaxed);
@@ -71,6 +89,12 @@ impl MetaStore {
             lease_reads: self.inner.lease_reads.load(Ordering::Relaxed),
             read_index_reads: self.inner.read_index_reads.load(Ordering::Relaxed),
             members,
+            release: own.as_ref().and_then(|v| v.release.clone()),
+            protocol: own.as_ref().map(|v| v.protocol),
+            reads_format: own.as_ref().map(|v| v.reads_format),
+            writes_format: own.is_some().then(crate::codec::active_format),
+            active_format: own.as_ref().and_then(|_| self.inner.tables.active_format().ok()),
+            protocol_refusals: crate::protocol::refusals(),
         }
     }
 
@@ -145,6 +169,25 @@ pub struct ClusterStatus {
     pub read_index_reads: u64,
     /// The members.
     pub members: Vec<MemberStatus>,
+    /// This node's release (crate version `+` git commit). This field and the five below are
+    /// absent from the answers of release a01dacd (and of a node in previous-release mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// The internal protocol this node speaks (see `protocol`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<u32>,
+    /// The newest record format this node reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reads_format: Option<u16>,
+    /// The record format this node writes (the cluster's active format as it applied it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writes_format: Option<u16>,
+    /// The cluster's active format, as recorded in this node's state machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_format: Option<u16>,
+    /// Peers refused since start because this node does not speak their protocol.
+    #[serde(default)]
+    pub protocol_refusals: u64,
     /// A follower's clock rate measured against the leader's, which decides whether it may read
     /// under its lease; `None` on the leader, with leases off, and from older releases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -167,6 +210,9 @@ pub struct ClockDriftStatus {
     pub episodes: u64,
 }
 
+/// How recent a peer's report of its version must be to be shown.
+const VERSION_FRESH: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One member as seen by a node (replication progress only when that node leads).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct MemberStatus {
@@ -178,4 +224,13 @@ pub struct MemberStatus {
     pub voter: bool,
     /// Highest log index known to be replicated to it (leader's view).
     pub matched_index: Option<u64>,
+    /// Its release, as it last said to this node (absent: it did not say, or not lately).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// Its internal protocol, as it last said to this node (0: a node of release a01dacd).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<u32>,
+    /// The newest record format it reads, as it last said to this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reads_format: Option<u16>,
 }

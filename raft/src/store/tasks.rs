@@ -171,3 +171,56 @@ impl MetaStore {
         }
     }
 }
+
+/// How often the leader checks whether every member reads a newer format ([`run_format_raise`]).
+const FORMAT_CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How recent a member's report of the formats it reads must be to count: a node replaced by
+/// an older binary stops counting this long after its last answer of the newer one.
+const FORMAT_REPORT_FRESH: Duration = Duration::from_secs(6);
+
+/// The leader raises the cluster's active format to [`crate::codec::CURRENT_FORMAT`] once every
+/// member (voters and learners) recently said it reads it: before that every node writes the
+/// previous release's format, so nodes of that release keep working and a rollback stays
+/// possible. For as long as the store lives; idle once the format is current.
+pub(super) async fn run_format_raise(store: std::sync::Weak<Inner>) {
+    let target = crate::codec::CURRENT_FORMAT;
+    if crate::protocol::speaking().previous_release {
+        return; // the previous release never raised anything
+    }
+    loop {
+        tokio::time::sleep(FORMAT_CHECK_EVERY).await;
+        let Some(inner) = store.upgrade() else { return };
+        let store = MetaStore { inner };
+        match store.inner.tables.active_format() {
+            Ok(active) if active >= target => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "format raise: cannot read the active format");
+                continue;
+            }
+        }
+        let members: Vec<NodeId> = {
+            let m = store.inner.raft.metrics();
+            let m = m.borrow();
+            if m.current_leader != Some(store.inner.node_id) {
+                continue;
+            }
+            m.membership_config.membership().nodes().map(|(id, _)| *id).collect()
+        };
+        let versions = store.inner.peers.versions();
+        let behind: Vec<NodeId> = members
+            .iter()
+            .copied()
+            .filter(|id| *id != store.inner.node_id)
+            .filter(|id| versions.recent(*id, FORMAT_REPORT_FRESH).is_none_or(|v| v.reads_format < target))
+            .collect();
+        if !behind.is_empty() {
+            tracing::debug!(?behind, format = target, "format raise waits for members that do not read it yet");
+            continue;
+        }
+        match store.propose(crate::Command::RaiseFormat { format: target }).await {
+            Ok(_) => tracing::info!(format = target, ?members, "every member reads the new format: raised it"),
+            Err(e) => tracing::warn!(error = %e, format = target, "format raise not committed; retrying"),
+        }
+    }
+}

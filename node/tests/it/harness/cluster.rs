@@ -54,6 +54,9 @@ pub struct ClusterOptions {
     pub regions: [(&'static str, f64, f64); 3],
     /// More TOML, written before the `[[region]]`s (e.g. `[geo]`, `[events]`, `[[api.service_token]]`).
     pub extra_config: String,
+    /// Environment variables every node is first started with (the testing switches of
+    /// `meridian_raft::protocol`, e.g. previous-release mode).
+    pub env: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for ClusterOptions {
@@ -70,6 +73,7 @@ impl Default for ClusterOptions {
             read_consistency: None,
             regions: REGIONS,
             extra_config: String::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -145,6 +149,8 @@ pub fn cluster_config(options: &ClusterOptions, regions: &[RegionAddrs]) -> Stri
         read_consistency,
         regions: names,
         extra_config,
+        // The environment is not config: `TestCluster::start_with` sets it on the processes.
+        env: _,
     } = options.clone();
     let region_names: Vec<&str> =
         (0..regions.len()).map(|i| names.get(i).copied().unwrap_or_else(|| region_of(i)).0).collect();
@@ -306,7 +312,8 @@ impl TestCluster {
         for node in &nodes {
             fs::write(&node.config_path, &config).expect("write config");
         }
-        for (node, launch) in nodes.iter().zip(launches) {
+        for (node, mut launch) in nodes.iter().zip(launches) {
+            launch.env.extend(options.env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
             node.set_launch(launch);
             node.spawn();
         }

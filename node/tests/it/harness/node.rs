@@ -272,6 +272,18 @@ role = "voter"
         }
     }
 
+    /// Sets the environment of the next start (replacing what was set).
+    pub fn set_env(&self, vars: &[(&str, &str)]) {
+        self.launch.lock().expect("launch lock").env =
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    }
+
+    /// Starts the process (it must not be running) without waiting for it to become healthy: a
+    /// node that is not expected to.
+    pub fn start_unwaited(&self) {
+        self.spawn();
+    }
+
     /// Starts the process again on the same config, ports and data dir, and waits until healthy.
     /// Kills it first (SIGKILL) if it is still running.
     pub async fn restart(&self) {

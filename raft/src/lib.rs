@@ -29,6 +29,7 @@ pub mod network;
 mod node_id;
 pub mod signing;
 mod snapshot;
+mod snapshot_policy;
 mod state_machine;
 mod store;
 mod tables;

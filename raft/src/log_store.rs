@@ -19,6 +19,7 @@ use crate::codec::{decode, encode};
 use crate::durable::DurableDb;
 use crate::error::StoreError;
 use crate::node_id::NodeId;
+use crate::snapshot_policy::LogGrowth;
 use crate::types::TypeConfig;
 
 const VOTE: &[u8] = b"vote";
@@ -38,6 +39,9 @@ pub(crate) struct LogStore {
     /// Index of the last entry in the log, shared with the store: a reader holding a lease
     /// applies up to it before reading (docs/architecture.md, "Read leases").
     appended: Arc<AtomicU64>,
+    /// Bytes appended, for the snapshot policy (`snapshot_policy`), which builds a snapshot
+    /// once the log has grown by a fraction of the state.
+    growth: LogGrowth,
 }
 
 fn log_error(verb: openraft::ErrorVerb, e: impl ToString) -> StorageError<NodeId> {
@@ -60,7 +64,19 @@ impl LogStore {
         let (entries, meta) = (db.db().open_tree("raft_log")?, db.db().open_tree("raft_meta")?);
         let last =
             entries.last()?.and_then(|(key, _)| <[u8; 8]>::try_from(key.as_ref()).ok()).map_or(0, u64::from_be_bytes);
-        Ok(Self { db: db.clone(), entries, meta, flusher, appended: Arc::new(AtomicU64::new(last)) })
+        Ok(Self {
+            db: db.clone(),
+            entries,
+            meta,
+            flusher,
+            appended: Arc::new(AtomicU64::new(last)),
+            growth: LogGrowth::default(),
+        })
+    }
+
+    /// The bytes appended to the log since the process started, kept current by `append`.
+    pub(crate) fn growth(&self) -> LogGrowth {
+        self.growth.clone()
     }
 
     /// The index of the last entry in the log, kept current by `append` and `truncate`.
@@ -166,12 +182,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = sled::Batch::default();
-        let mut last = None;
+        let (mut last, mut bytes) = (None, 0u64);
         for entry in entries {
-            batch.insert(&entry.log_id.index.to_be_bytes(), encode(&entry).map_err(write_error)?);
+            let encoded = encode(&entry).map_err(write_error)?;
+            bytes += encoded.len() as u64;
+            batch.insert(&entry.log_id.index.to_be_bytes(), encoded);
             last = Some(entry.log_id.index);
         }
         self.entries.apply_batch(batch).map_err(write_error)?;
+        self.growth.add(bytes);
         if let Some(last) = last {
             self.appended.store(last, Ordering::Release);
         }

@@ -45,6 +45,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         legacy_signatures: config.internal_rpc.legacy_signatures,
         timing: config.timing(),
         transport: tls.peer_transport()?,
+        cache_bytes: config.storage.cache_bytes(),
     })
     .await
     .context("cannot open the metadata store")?;

@@ -228,6 +228,15 @@ fn decode_readable<T: Record>(bytes: &[u8], readable: u16) -> Result<T, StoreErr
     T::migrate(format, body)
 }
 
+/// Decodes only the leading fields of a `T` record, as `H` (a listing reads an object's size and
+/// ETag, not its inline body). bincode reads fields in order and leaves the rest, so `H` mirrors
+/// the first fields of `T`'s current shape; a body of an older format goes through
+/// [`Record::migrate`] and `H::from` instead.
+pub(crate) fn decode_head<T: Record, H: DeserializeOwned + From<T>>(bytes: &[u8]) -> Result<H, StoreError> {
+    let (format, body) = unframe(bytes, T::NAME, CURRENT_FORMAT.max(T::FORMAT))?;
+    if format >= T::FORMAT { decode_body(body) } else { T::migrate(format, body).map(H::from) }
+}
+
 /// Encodes a value that is not a [`Record`] (an RPC body built of openraft's generic types or of
 /// another crate's types) in the active format: same envelope, no migration hook. A body type
 /// that changes shape must become a [`Record`] first.

@@ -17,11 +17,16 @@ pub(crate) struct DurableDb {
 }
 
 impl DurableDb {
-    /// Opens the database in `dir`.
-    pub(crate) fn open(dir: &Path) -> Result<Self, crate::StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+    /// Opens the database in `dir` with a page cache of `cache_bytes` (the node's memory bound).
+    pub(crate) fn open(dir: &Path, cache_bytes: u64) -> Result<Self, crate::StoreError> {
+        let db = Self::config(dir, cache_bytes).open()?;
         let file = std::fs::OpenOptions::new().read(true).open(dir.join("db"))?;
         Ok(Self { db, file: Arc::new(file) })
+    }
+
+    /// How every node opens its database, in one place so tests check what nodes run with.
+    fn config(dir: &Path, cache_bytes: u64) -> sled::Config {
+        sled::Config::new().path(dir).cache_capacity(cache_bytes)
     }
 
     /// The database.
@@ -42,5 +47,19 @@ impl DurableDb {
         })
         .await
         .map_err(std::io::Error::other)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DurableDb;
+
+    #[test]
+    fn the_configured_cache_is_what_sled_opens_with() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = DurableDb::config(&dir.path().join("meta"), 24 << 20);
+        assert_eq!(config.cache_capacity, 24 << 20, "sled's own default (1 GiB) must not apply");
+        let db = DurableDb::open(&dir.path().join("meta"), 24 << 20).expect("open");
+        db.db().insert(b"k", b"v".as_slice()).expect("insert");
     }
 }

@@ -31,6 +31,7 @@ mod node_id;
 pub mod protocol;
 pub mod signing;
 mod snapshot;
+mod snapshot_policy;
 mod state_machine;
 mod store;
 mod tables;

@@ -19,6 +19,7 @@ use crate::codec::{decode, encode};
 use crate::durable::DurableDb;
 use crate::error::StoreError;
 use crate::node_id::NodeId;
+use crate::snapshot_policy::LogGrowth;
 use crate::types::TypeConfig;
 
 const VOTE: &[u8] = b"vote";
@@ -38,6 +39,9 @@ pub(crate) struct LogStore {
     /// Index of the last entry in the log, shared with the store: a reader holding a lease
     /// applies up to it before reading (docs/architecture.md, "Read leases").
     appended: Arc<AtomicU64>,
+    /// Bytes appended, for the snapshot policy (`snapshot_policy`), which builds a snapshot
+    /// once the log has grown by a fraction of the state.
+    growth: LogGrowth,
 }
 
 fn log_error(verb: openraft::ErrorVerb, e: impl ToString) -> StorageError<NodeId> {
@@ -60,12 +64,36 @@ impl LogStore {
         let (entries, meta) = (db.db().open_tree("raft_log")?, db.db().open_tree("raft_meta")?);
         let last =
             entries.last()?.and_then(|(key, _)| <[u8; 8]>::try_from(key.as_ref()).ok()).map_or(0, u64::from_be_bytes);
-        Ok(Self { db: db.clone(), entries, meta, flusher, appended: Arc::new(AtomicU64::new(last)) })
+        Ok(Self {
+            db: db.clone(),
+            entries,
+            meta,
+            flusher,
+            appended: Arc::new(AtomicU64::new(last)),
+            growth: LogGrowth::default(),
+        })
+    }
+
+    /// The bytes appended to the log since the process started, kept current by `append`.
+    pub(crate) fn growth(&self) -> LogGrowth {
+        self.growth.clone()
     }
 
     /// The index of the last entry in the log, kept current by `append` and `truncate`.
     pub(crate) fn appended(&self) -> Arc<AtomicU64> {
         self.appended.clone()
+    }
+
+    /// The index of the first entry still in the log.
+    #[allow(clippy::result_large_err)]
+    fn first_index(&self) -> Result<Option<u64>, StorageError<NodeId>> {
+        self.entries.first().map_err(read_error)?.map(|(key, _)| key_index(&key)).transpose()
+    }
+
+    /// The index of the last entry in the log.
+    #[allow(clippy::result_large_err)]
+    fn last_index(&self) -> Result<Option<u64>, StorageError<NodeId>> {
+        self.entries.last().map_err(read_error)?.map(|(key, _)| key_index(&key)).transpose()
     }
 
     // StorageError is openraft's type and its size is not ours to choose.
@@ -82,6 +110,23 @@ impl LogStore {
         self.meta.insert(key, encode(value).map_err(write_error)?).map_err(write_error)?;
         Ok(())
     }
+}
+
+/// Adds the removal of every entry from `first` to `last` (inclusive) to `batch`. The keys are
+/// the indexes themselves, so purge and truncate name them instead of iterating over the range:
+/// a sled iterator reads every value too, and a purge behind a snapshot of millions of objects
+/// would read hundreds of megabytes of entries (inline bodies included) only to drop them, and
+/// leave the process's memory that much larger (BENCHMARKS.md, "Scale").
+fn remove_keys(batch: &mut sled::Batch, first: u64, last: u64) {
+    for index in first..=last {
+        batch.remove(&index.to_be_bytes());
+    }
+}
+
+/// The index a log entry is stored under, from its key.
+#[allow(clippy::result_large_err)]
+fn key_index(key: &[u8]) -> Result<u64, StorageError<NodeId>> {
+    <[u8; 8]>::try_from(key).map(u64::from_be_bytes).map_err(|_| read_error("malformed log key"))
 }
 
 /// Completes queued append callbacks after one shared flush.
@@ -166,12 +211,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = sled::Batch::default();
-        let mut last = None;
+        let (mut last, mut bytes) = (None, 0u64);
         for entry in entries {
-            batch.insert(&entry.log_id.index.to_be_bytes(), encode(&entry).map_err(write_error)?);
+            let encoded = encode(&entry).map_err(write_error)?;
+            bytes += encoded.len() as u64;
+            batch.insert(&entry.log_id.index.to_be_bytes(), encoded);
             last = Some(entry.log_id.index);
         }
         self.entries.apply_batch(batch).map_err(write_error)?;
+        self.growth.add(bytes);
         if let Some(last) = last {
             self.appended.store(last, Ordering::Release);
         }
@@ -181,8 +229,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         let mut batch = sled::Batch::default();
-        for item in self.entries.range(log_id.index.to_be_bytes()..) {
-            batch.remove(item.map_err(read_error)?.0);
+        if let Some(last) = self.last_index()? {
+            remove_keys(&mut batch, log_id.index, last);
         }
         self.entries.apply_batch(batch).map_err(write_error)?;
         self.appended.store(log_id.index.saturating_sub(1), Ordering::Release);
@@ -193,10 +241,47 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         self.put_meta(LAST_PURGED, &log_id)?;
         let mut batch = sled::Batch::default();
-        for item in self.entries.range(..=log_id.index.to_be_bytes()) {
-            batch.remove(item.map_err(read_error)?.0);
+        if let Some(first) = self.first_index()? {
+            remove_keys(&mut batch, first, log_id.index);
         }
         self.entries.apply_batch(batch).map_err(write_error)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::storage::RaftLogStorage;
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+
+    use super::LogStore;
+    use crate::codec::encode;
+    use crate::durable::DurableDb;
+
+    fn log_id(index: u64) -> LogId<crate::NodeId> {
+        LogId::new(CommittedLeaderId::new(1, 1), index)
+    }
+
+    fn indexes(store: &LogStore) -> Vec<u64> {
+        store.entries.iter().keys().map(|k| super::key_index(&k.expect("key")).expect("index")).collect()
+    }
+
+    #[tokio::test]
+    async fn purge_and_truncate_remove_exactly_their_ranges() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = DurableDb::open(dir.path(), 8 << 20).expect("open");
+        let mut store = LogStore::open(&db).expect("log store");
+        for index in 3..=20u64 {
+            let entry: Entry<crate::TypeConfig> = Entry { log_id: log_id(index), payload: EntryPayload::Blank };
+            store.entries.insert(index.to_be_bytes(), encode(&entry).expect("encode")).expect("insert");
+        }
+        store.purge(log_id(7)).await.expect("purge");
+        assert_eq!(indexes(&store), (8..=20).collect::<Vec<_>>());
+        store.truncate(log_id(15)).await.expect("truncate");
+        assert_eq!(indexes(&store), (8..=14).collect::<Vec<_>>());
+        store.truncate(log_id(30)).await.expect("a truncate past the end is a no-op");
+        assert_eq!(indexes(&store), (8..=14).collect::<Vec<_>>());
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!((state.last_purged_log_id, state.last_log_id), (Some(log_id(7)), Some(log_id(14))));
     }
 }

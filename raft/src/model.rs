@@ -118,6 +118,71 @@ pub struct ObjectMeta {
     pub holders: BTreeMap<NodeId, UnixMillis>,
 }
 
+/// What a listing shows of an object (ListObjects, ListObjectVersions): read from the stored
+/// [`ObjectMeta`] without decoding the rest of it, above all not an inline body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag without quotes.
+    pub etag: String,
+    /// When this version was written.
+    pub last_modified: UnixMillis,
+}
+
+/// The leading fields of a stored [`ObjectMeta`], in its order: bincode reads fields in
+/// sequence and leaves the rest unread, so a listing decodes only these. Whoever changes the
+/// fields of `ObjectMeta` (or how its records are stored) changes this with it; the test
+/// `listed_objects_match_their_metadata` in `tables` fails otherwise.
+#[derive(Deserialize)]
+pub(crate) struct ObjectMetaHead {
+    /// [`ObjectMeta::blob`], unused.
+    _blob: BlobId,
+    /// [`ObjectMeta::inline`], read past without keeping it.
+    _inline: Option<SkippedBytes>,
+    /// [`ObjectMeta::size`].
+    size: u64,
+    /// [`ObjectMeta::etag`].
+    etag: String,
+    /// [`ObjectMeta::last_modified`].
+    last_modified: UnixMillis,
+}
+
+impl From<ObjectMeta> for ObjectMetaHead {
+    fn from(meta: ObjectMeta) -> Self {
+        Self { _blob: meta.blob, _inline: None, size: meta.size, etag: meta.etag, last_modified: meta.last_modified }
+    }
+}
+
+impl From<ObjectMetaHead> for ListedObject {
+    fn from(head: ObjectMetaHead) -> Self {
+        Self { size: head.size, etag: head.etag, last_modified: head.last_modified }
+    }
+}
+
+/// A byte string read and dropped (as bincode stores a `Vec<u8>`: a length, then the bytes).
+pub(crate) struct SkippedBytes;
+
+impl<'de> Deserialize<'de> for SkippedBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// Accepts the bytes and keeps nothing.
+        struct Skip;
+        impl<'de> serde::de::Visitor<'de> for Skip {
+            type Value = SkippedBytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<SkippedBytes, E> {
+                Ok(SkippedBytes)
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, _: Vec<u8>) -> Result<SkippedBytes, E> {
+                Ok(SkippedBytes)
+            }
+        }
+        deserializer.deserialize_byte_buf(Skip)
+    }
+}
+
 /// A multipart upload in progress. Its parts live on the disk of the node that receives them;
 /// the upload itself is replicated so any node can list it.
 ///

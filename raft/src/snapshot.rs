@@ -37,6 +37,11 @@ fn publish(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 impl SnapshotFiles {
+    /// The current snapshot's data file (it may not exist yet).
+    pub(crate) fn data_path(&self) -> PathBuf {
+        self.dir.join(DATA)
+    }
+
     /// Writes every replicated record to a new snapshot file and makes it current.
     pub(crate) fn dump(&self, tables: &Tables) -> Result<SnapshotMeta<NodeId, RegionNode>, StoreError> {
         let applied = tables.applied()?;
@@ -48,6 +53,7 @@ impl SnapshotFiles {
         );
         let meta = SnapshotMeta { last_log_id: applied, last_membership: membership, snapshot_id };
 
+        let started = std::time::Instant::now();
         std::fs::create_dir_all(&self.dir)?;
         let tmp = self.dir.join("building.snap");
         let mut out = BufWriter::new(std::fs::File::create(&tmp)?);
@@ -67,9 +73,12 @@ impl SnapshotFiles {
         }
         let file = out.into_inner().map_err(std::io::IntoInnerError::into_error)?;
         file.sync_all()?;
+        let bytes = file.metadata()?.len();
         publish(&tmp, &self.dir.join(DATA))?;
         self.write_meta(&meta)?;
-        tracing::info!(snapshot = %meta.snapshot_id, records, "snapshot written");
+        // Duration and size are what the scale benchmark (scripts/scale-bench) reads back.
+        let millis = started.elapsed().as_millis();
+        tracing::info!(snapshot = %meta.snapshot_id, records, bytes, millis, "snapshot written");
         Ok(meta)
     }
 

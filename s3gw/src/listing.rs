@@ -1,7 +1,7 @@
 //! Listing: ListObjectsV2, ListObjects (v1) and ListObjectVersions, over one ordered walk.
 
 use base64::Engine as _;
-use meridian_raft::model::ObjectMeta;
+use meridian_raft::model::ListedObject;
 use s3s::dto::{
     CommonPrefix, ETag, EncodingType, ListObjectVersionsInput, ListObjectVersionsOutput, ListObjectsInput,
     ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, Object, ObjectStorageClass, ObjectVersion,
@@ -18,7 +18,7 @@ const MAX_KEYS: i32 = 1000;
 
 /// One page of a listing.
 struct Page {
-    objects: Vec<(String, ObjectMeta)>,
+    objects: Vec<(String, ListedObject)>,
     prefixes: Vec<String>,
     truncated: bool,
     /// The last key or common prefix in the page: where the next page starts (exclusive).
@@ -65,7 +65,7 @@ fn common_prefix<'k>(key: &'k str, prefix: &str, delimiter: Option<&str>) -> Opt
     key.get(..prefix.len() + at + delimiter.len())
 }
 
-fn object_entry(key: String, meta: &ObjectMeta, encoder: &Encoder) -> Object {
+fn object_entry(key: String, meta: &ListedObject, encoder: &Encoder) -> Object {
     Object {
         key: Some(encoder.key(&key)),
         size: i64::try_from(meta.size).ok(),
@@ -93,7 +93,7 @@ impl Gateway {
         }
         let mut page = Page { objects: Vec::new(), prefixes: Vec::new(), truncated: false, last: None };
         let mut count = 0;
-        while let Some((key, meta)) = cursor.next_object().map_err(error::store)? {
+        while let Some((key, meta)) = cursor.next_listed().map_err(error::store)? {
             if count == max_keys {
                 page.truncated = true;
                 break;

@@ -39,6 +39,7 @@ use crate::network::{HttpNetwork, PeerClient, PeerTransport};
 use crate::node_id::{NodeId, RegionNode};
 use crate::signing::RequestSigner;
 use crate::snapshot::SnapshotFiles;
+use crate::snapshot_policy::{LOG_PERCENT_OF_SNAPSHOT, SnapshotPolicy};
 use crate::state_machine::StateMachine;
 use crate::tables::Tables;
 use crate::types::Raft;
@@ -55,7 +56,8 @@ pub struct RaftTiming {
     pub election_min: Duration,
     /// Upper bound of the election timeout.
     pub election_max: Duration,
-    /// Entries between snapshots.
+    /// Entries since the last snapshot below which no new one is built; above it, one is built
+    /// once the log has grown by half the last snapshot's size (`snapshot_policy`).
     pub snapshot_every: u64,
     /// How long a proposal may wait for its commit before the client gets an error.
     pub commit_timeout: Duration,
@@ -83,6 +85,9 @@ pub struct StoreConfig {
     pub timing: RaftTiming,
     /// How calls to peers travel: mutual TLS, or plaintext during an upgrade.
     pub transport: PeerTransport,
+    /// Bytes of page cache of the sled database (`[storage] cache_mib`): what bounds the
+    /// store's memory whatever the number of objects (sled's own default is 1 GiB).
+    pub cache_bytes: u64,
 }
 
 /// The replicated metadata store of one node. Cheap to clone.
@@ -134,13 +139,14 @@ impl MetaStore {
     /// Opens (or creates) the store under `config.dir` and starts this node's Raft instance.
     pub async fn open(config: StoreConfig) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&config.dir)?;
-        let db = DurableDb::open(&config.dir.join("meta"))?;
+        let db = DurableDb::open(&config.dir.join("meta"), config.cache_bytes)?;
         let tables = Tables { tree: db.db().open_tree("state")? };
         // Write what the cluster last agreed on, before anything is written: format 0 on a data
         // dir of release a01dacd or of a cluster that has not raised yet.
         crate::codec::set_active_format(tables.active_format()?);
         let mut log_store = LogStore::open(&db)?;
         let appended = log_store.appended();
+        let growth = log_store.growth();
         let (work_tx, work) = watch::channel(0u64);
         let applied_log_id = tables.applied()?;
         let (applied_tx, applied) = watch::channel(applied_log_id.map_or(0, |l| l.index));
@@ -157,10 +163,11 @@ impl MetaStore {
             config.timing.election_max,
             applied_log_id.max(saved_committed),
         ));
+        let snapshot_files = SnapshotFiles { dir: config.dir.join("snapshots") };
         let state_machine = StateMachine {
             node: config.node_id,
             tables: tables.clone(),
-            snapshots: SnapshotFiles { dir: config.dir.join("snapshots") },
+            snapshots: snapshot_files.clone(),
             work: work_tx,
             applied_tx,
             incoming: None,
@@ -178,7 +185,8 @@ impl MetaStore {
             heartbeat_interval: millis(timing.heartbeat),
             election_timeout_min: millis(timing.election_min),
             election_timeout_max: millis(timing.election_max),
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(timing.snapshot_every),
+            // Ours instead (`run_snapshot_policy`): proportional to the state, not every N entries.
+            snapshot_policy: openraft::SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: 1000,
             install_snapshot_timeout: 10_000,
             // Sent beside the replication streams instead (see `run_heartbeat`).
@@ -227,6 +235,8 @@ impl MetaStore {
         ));
         tokio::spawn(tasks::run_heartbeat(Arc::downgrade(&store.inner), timing.heartbeat));
         tokio::spawn(tasks::run_format_raise(Arc::downgrade(&store.inner)));
+        let policy = SnapshotPolicy { min_entries: timing.snapshot_every, log_percent: LOG_PERCENT_OF_SNAPSHOT };
+        tokio::spawn(tasks::run_snapshot_policy(Arc::downgrade(&store.inner), policy, growth, snapshot_files));
         if store.inner.leases.enabled() {
             tokio::spawn(tasks::run_lease_keeper(Arc::downgrade(&store.inner)));
         }

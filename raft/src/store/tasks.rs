@@ -1,6 +1,6 @@
 //! The store's background tasks, each running for as long as the store lives: the leader's
-//! heartbeat, the renewal of this node's read lease, and the leader side of the visibility gate.
-//! (The proposal batcher, the fourth, is in `propose`.)
+//! heartbeat, the renewal of this node's read lease, the leader side of the visibility gate, and
+//! the snapshot policy. (The proposal batcher, the fifth, is in `propose`.)
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,8 @@ use super::{Inner, MetaStore};
 use crate::lease::{LeaseGrant, LeaseRequest};
 use crate::network::{LEASE_PATH, LeaderCallError};
 use crate::node_id::{NodeId, RegionNode};
+use crate::snapshot::SnapshotFiles;
+use crate::snapshot_policy::{CHECK_EVERY, LogGrowth, RETRIGGER_AFTER, SnapshotPolicy, snapshot_bytes};
 
 /// Renews this node's read lease four times per lease period, for as long as the store lives.
 pub(super) async fn run_lease_keeper(store: std::sync::Weak<Inner>) {
@@ -222,5 +224,51 @@ pub(super) async fn run_format_raise(store: std::sync::Weak<Inner>) {
             Ok(_) => tracing::info!(format = target, ?members, "every member reads the new format: raised it"),
             Err(e) => tracing::warn!(error = %e, format = target, "format raise not committed; retrying"),
         }
+    }
+}
+
+/// Builds snapshots when [`SnapshotPolicy::due`] says so (openraft's own policy is off, see
+/// `snapshot_policy`), for as long as the store lives. A trigger that did not produce a snapshot
+/// within [`RETRIGGER_AFTER`] (a build in progress, or one that failed) is repeated.
+pub(super) async fn run_snapshot_policy(
+    store: std::sync::Weak<Inner>,
+    policy: SnapshotPolicy,
+    growth: LogGrowth,
+    files: SnapshotFiles,
+) {
+    // The log bytes at the last snapshot this task saw (or asked for), and that snapshot.
+    let mut mark = growth.total();
+    let mut seen = None;
+    let mut asked: Option<Instant> = None;
+    let mut ticks = tokio::time::interval(CHECK_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(inner) = store.upgrade() else { return };
+        let (snapshot, applied) = {
+            let m = inner.raft.metrics();
+            let m = m.borrow();
+            (m.snapshot, m.last_applied)
+        };
+        if snapshot != seen {
+            // A snapshot appeared (built here, or installed from the leader): count from it.
+            seen = snapshot;
+            asked = None;
+            mark = growth.total();
+            continue;
+        }
+        if asked.is_some_and(|at| at.elapsed() < RETRIGGER_AFTER) {
+            continue;
+        }
+        let entries_since = applied.map_or(0, |l| l.index).saturating_sub(snapshot.map_or(0, |l| l.index));
+        let bytes_since = growth.total().saturating_sub(mark);
+        if !policy.due(entries_since, bytes_since, snapshot_bytes(&files)) {
+            continue;
+        }
+        tracing::info!(entries_since, bytes_since, "snapshot due");
+        if let Err(e) = inner.raft.trigger().snapshot().await {
+            tracing::warn!(error = %e, "cannot trigger a snapshot");
+        }
+        asked = Some(Instant::now());
     }
 }

@@ -72,6 +72,11 @@ const CASES: &[Case] = &[
         edit: |s| format!("{s}\n[shares]\npresign_secs = 7200\n"),
         expect: &["shares.presign_secs", "5 to 3600"],
     },
+    Case {
+        name: "a metadata cache too small to hold a working set",
+        edit: |s| format!("{s}\n[storage]\ncache_mib = 1\n"),
+        expect: &["storage.cache_mib", "8..=1048576"],
+    },
 ];
 
 fn setup() -> (tempfile::TempDir, PathBuf, String) {

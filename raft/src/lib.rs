@@ -27,6 +27,7 @@ mod log_store;
 pub mod model;
 pub mod network;
 mod node_id;
+mod reserve;
 pub mod signing;
 mod snapshot;
 mod state_machine;

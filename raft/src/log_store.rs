@@ -165,6 +165,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        // Before sled writes anything: a full disk releases the reserve first.
+        self.db.reserve().check();
         let mut batch = sled::Batch::default();
         let mut last = None;
         for entry in entries {

@@ -215,6 +215,7 @@ impl MetaStore {
             store.inner.leases.wanted(),
         ));
         tokio::spawn(tasks::run_heartbeat(Arc::downgrade(&store.inner), timing.heartbeat));
+        tokio::spawn(crate::reserve::DiskReserve::watch(Arc::downgrade(store.inner.db.reserve())));
         if store.inner.leases.enabled() {
             tokio::spawn(tasks::run_lease_keeper(Arc::downgrade(&store.inner)));
         }
@@ -224,6 +225,12 @@ impl MetaStore {
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
         self.inner.node_id
+    }
+
+    /// Whether the data dir is nearly full: the space reserve is released for the log, and new
+    /// writes (object bytes, uploads) must be refused until space returns (see `reserve`).
+    pub fn disk_low(&self) -> bool {
+        self.inner.db.reserve().is_low()
     }
 
     /// Signed calls to other nodes.

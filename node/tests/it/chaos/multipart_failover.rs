@@ -1,0 +1,1 @@
+//! A leader change in the middle of a large multipart upload.

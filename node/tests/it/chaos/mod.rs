@@ -320,25 +320,65 @@ async fn process_faults_short_seed_loses_nothing_and_reads_nothing_stale() {
     );
 }
 
+/// The scenario where a follower serves a stale read: it reads a key (so it knows it), is
+/// frozen while the key is overwritten through the leader, then the two others are frozen and it
+/// is thawed and read: cut off from the majority, it cannot learn the overwrite. Recorded as a
+/// history like any run and given to the checker; `rounds` keys, one round each, stopping at the
+/// first anomaly.
+async fn cut_off_follower_rounds(cluster: &TestCluster, rounds: usize) -> (Report, Vec<Op>) {
+    let shared = Shared::new(7, unique_bucket("planted"), "planted/", rounds);
+    let s3: Vec<_> = cluster.nodes.iter().map(|n| chaos_client(n, Duration::from_secs(10))).collect();
+    s3[0].create_bucket().bucket(&shared.bucket).send().await.expect("CreateBucket");
+    let actor = Actor { client: 0, s3, shared: Arc::clone(&shared), after_heal: false };
+    for key in &shared.keys {
+        let (leader, [follower, other]) = cluster.roles().await;
+        let first = actor.put(leader, key, 100).await;
+        assert_eq!(first.outcome, Outcome::Ok, "{first}");
+        actor.get(follower, key).await;
+        let frozen = cluster.node(follower).freeze();
+        let overwrite = actor.put(leader, key, 100).await;
+        assert_eq!(overwrite.outcome, Outcome::Ok, "{overwrite}");
+        let majority = [cluster.node(leader).freeze(), cluster.node(other).freeze()];
+        drop(frozen);
+        actor.get(follower, key).await;
+        drop(majority);
+        cluster.wait_for_leader(&[0, 1, 2], Duration::from_secs(30)).await;
+        let report = checker::check(&shared.history(), &shared.keys);
+        if !report.anomalies.is_empty() {
+            return (report, shared.history());
+        }
+    }
+    let history = shared.history();
+    (checker::check(&history, &shared.keys), history)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_checker_reports_the_stale_reads_of_read_consistency_local() {
-    // The planted bug: reads of known keys from local state, no read index, no lease. A
-    // follower that has not applied an acknowledged overwrite yet serves the old value.
+    // The planted bug: reads of known keys from local state. (Signed requests still confirm
+    // the access key with a read barrier, which catches a follower up whenever the leader is
+    // reachable: a follower cut off from the majority is where local reads show.)
     let cluster = start_cluster(r#"read_consistency = "local""#, |_, _| {}).await;
-    // Alone, on loopback, followers apply within a millisecond and the workload rarely catches
-    // one behind; a node that was frozen or restarted serves what it knows before it has caught
-    // up, which is the window local reads leave open.
-    let config = RunConfig { seed: 7, events: 6, clients: 6, keys: 3, ..Default::default() };
-    let mut nemesis = nemesis::by_name("process").expect("the process nemesis");
-    let outcome = run(&cluster, nemesis.as_mut(), &config).await;
-    println!("{}", outcome.summary("process, read_consistency=local", config.seed));
-    let _ = dump_anomalous_keys(&outcome, config.seed);
-    let stale = outcome.report.of_kind(AnomalyKind::NotLinearizable);
+    let (report, history) = cut_off_follower_rounds(&cluster, 3).await;
+    println!("{}", report.describe(&history, 7));
+    let stale = report.of_kind(AnomalyKind::NotLinearizable);
     assert!(
         !stale.is_empty(),
-        "the checker saw no stale read although reads were local: it has gone blind\n{}",
-        outcome.report.describe(&outcome.history, config.seed)
+        "the checker saw no stale read in 3 rounds although reads were local: it has gone blind\n{}\n{}",
+        report.describe(&history, 7),
+        history.iter().map(|op| format!("    {op}\n")).collect::<String>()
     );
+}
+
+/// The anomaly this suite found and that is not fixed yet (docs/faults.md): with the default
+/// linearizable reads, a node cut off from the leader serves the keys it knows from local state
+/// (by design, see cluster::partition), so the read above is stale there too. Ignored until
+/// reads in a minority are refused or bounded; run it with `--ignored` to see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "open anomaly: a node cut off from the majority serves stale reads (docs/faults.md)"]
+async fn a_follower_cut_off_from_the_majority_serves_no_stale_read() {
+    let cluster = start_cluster("", |_, _| {}).await;
+    let (report, history) = cut_off_follower_rounds(&cluster, 3).await;
+    assert!(report.anomalies.is_empty(), "{}", report.describe(&history, 7));
 }
 
 /// A long run, parameterised by the environment (see the module doc); `scripts/chaos` runs it.

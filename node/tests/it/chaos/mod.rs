@@ -205,7 +205,12 @@ async fn read_until_answered(actor: &Actor, region: usize, key: Option<&String>)
 }
 
 /// Waits until node 0's placement of `bucket/key` lists every node as a holder.
-async fn wait_replicated(cluster: &TestCluster, bucket: &str, key: &str, within: Duration) -> Result<(), String> {
+pub(crate) async fn wait_replicated(
+    cluster: &TestCluster,
+    bucket: &str,
+    key: &str,
+    within: Duration,
+) -> Result<(), String> {
     let deadline = Instant::now() + within;
     let mut last = String::new();
     let http = crate::harness::http_client();

@@ -197,10 +197,10 @@ fn key_ops(history: &[Op], key: &str) -> Vec<KeyOp> {
         {
             match op.outcome {
                 Outcome::Ok => {
-                    ops.push(KeyOp { id: op.id, call: op.invoked_us, ret: op.completed_us, action: Action::Write(w) })
+                    ops.push(KeyOp { id: op.id, call: op.invoked_us, ret: op.completed_us, action: Action::Write(w) });
                 }
                 Outcome::Unknown(_) => {
-                    ops.push(KeyOp { id: op.id, call: op.invoked_us, ret: u64::MAX, action: Action::Write(w) })
+                    ops.push(KeyOp { id: op.id, call: op.invoked_us, ret: u64::MAX, action: Action::Write(w) });
                 }
                 Outcome::Refused(_) => {}
             }

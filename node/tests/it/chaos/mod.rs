@@ -123,7 +123,7 @@ pub(crate) async fn run(cluster: &TestCluster, nemesis: &mut dyn Nemesis, config
         })
         .collect();
 
-    let mut rng = XorShift::new(seed ^ 0x6e65_6d65_7369_73);
+    let mut rng = XorShift::new(seed ^ 0x006e_656d_6573_6973);
     let mut events = Vec::new();
     let started = Instant::now();
     for e in 0..config.events {
@@ -171,15 +171,15 @@ pub(crate) async fn run(cluster: &TestCluster, nemesis: &mut dyn Nemesis, config
     let history = shared.history();
     for key in &shared.keys {
         let live = history.iter().rev().find(|op| op.after_heal && op.key == *key && op.outcome == Outcome::Ok);
-        if matches!(live.map(|op| &op.observed), Some(history::Observed::Value(Some(_)))) {
-            if let Err(why) = wait_replicated(cluster, &shared.bucket, key, Duration::from_secs(60)).await {
-                replication.push(Anomaly {
-                    kind: AnomalyKind::NotReplicated,
-                    key: key.clone(),
-                    ops: live.map(|op| vec![op.id]).unwrap_or_default(),
-                    detail: why,
-                });
-            }
+        if matches!(live.map(|op| &op.observed), Some(history::Observed::Value(Some(_))))
+            && let Err(why) = wait_replicated(cluster, &shared.bucket, key, Duration::from_secs(60)).await
+        {
+            replication.push(Anomaly {
+                kind: AnomalyKind::NotReplicated,
+                key: key.clone(),
+                ops: live.map(|op| vec![op.id]).unwrap_or_default(),
+                detail: why,
+            });
         }
     }
     let mut report = checker::check(&history, &shared.keys);

@@ -352,7 +352,9 @@ impl Actor {
                 .await;
             match sent {
                 Ok(out) => {
-                    done.push(CompletedPart::builder().part_number(n).set_e_tag(out.e_tag().map(str::to_owned)).build())
+                    done.push(
+                        CompletedPart::builder().part_number(n).set_e_tag(out.e_tag().map(str::to_owned)).build(),
+                    );
                 }
                 Err(e) => return self.finish(op, Outcome::Refused(format!("UploadPart {n} failed: {}", why_of(&e)))),
             }

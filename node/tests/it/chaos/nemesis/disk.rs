@@ -53,10 +53,9 @@ impl SmallDisk {
     /// Fills the file system with a filler file until ENOSPC (a bounded loop: the tmpfs is
     /// small); returns the bytes written.
     pub(crate) fn fill(&self) -> u64 {
-        let mut file = match fs::OpenOptions::new().create(true).append(true).open(self.path.join(FILLER)) {
-            Ok(f) => f,
-            // Already full: not even the file's inode fits.
-            Err(_) => return 0,
+        // Already full when even the file's inode does not fit.
+        let Ok(mut file) = fs::OpenOptions::new().create(true).append(true).open(self.path.join(FILLER)) else {
+            return 0;
         };
         let chunk = vec![0x5a_u8; 256 * 1024];
         let mut written = 0u64;

@@ -17,7 +17,10 @@ use super::nemesis::disk::{DiskNemesis, SmallDisk};
 use super::workload::chaos_client;
 use super::{RunConfig, RunOutcome, run, start_cluster};
 
-/// Size of each node's data dir (tmpfs), MiB: room for the log and a few blobs.
+/// Size of each node's data dir (tmpfs) in the scripted test, MiB: room for the log and a few
+/// blobs. Long runs write far more (tens of thousands of log entries), so they take
+/// `MERIDIAN_CHAOS_DISK_MIB` (default 512): a data dir that fills with the workload's own data on
+/// every node is another test (the reserve only buys time, see docs/faults.md).
 const DISK_MIB: u64 = 64;
 
 /// Says loudly that a test did not run, and why.
@@ -30,13 +33,13 @@ fn skip_loudly(test: &str, why: &str) {
 
 /// Starts a cluster with every data dir on its own small tmpfs; `None` (after saying so) when
 /// this process cannot mount. The disks must outlive the cluster: declare them first.
-async fn cluster_on_small_disks(disks: &Mutex<Vec<SmallDisk>>, test: &str) -> Option<TestCluster> {
+async fn cluster_on_small_disks(disks: &Mutex<Vec<SmallDisk>>, test: &str, mib: u64) -> Option<TestCluster> {
     if let Err(why) = SmallDisk::can_mount() {
         skip_loudly(test, &why);
         return None;
     }
     let cluster = start_cluster("", |_, dir| {
-        let disk = SmallDisk::mount(dir, DISK_MIB).unwrap_or_else(|e| panic!("{e}"));
+        let disk = SmallDisk::mount(dir, mib).unwrap_or_else(|e| panic!("{e}"));
         disks.lock().expect("disks lock").push(disk);
     })
     .await;
@@ -83,7 +86,7 @@ async fn try_get(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result
 async fn a_full_data_dir_refuses_writes_with_507_keeps_serving_reads_and_recovers_without_a_restart() {
     let disks = Mutex::new(Vec::new());
     let test = "chaos::disk_full (a full data dir)";
-    let Some(cluster) = cluster_on_small_disks(&disks, test).await else { return };
+    let Some(cluster) = cluster_on_small_disks(&disks, test, DISK_MIB).await else { return };
     let disks = disks.into_inner().expect("disks");
     let (leader, [victim, other]) = cluster.roles().await;
     let c: Vec<_> = cluster.nodes.iter().map(|n| chaos_client(n, Duration::from_secs(15))).collect();
@@ -180,7 +183,8 @@ async fn a_full_data_dir_refuses_writes_with_507_keeps_serving_reads_and_recover
 /// A chaos run with the disk nemesis on one node (a follower when the run starts).
 pub(crate) async fn run_with_full_disk(config: &RunConfig) -> RunOutcome {
     let disks = Mutex::new(Vec::new());
-    let Some(cluster) = cluster_on_small_disks(&disks, "chaos run, disk nemesis").await else {
+    let mib = super::env_or("MERIDIAN_CHAOS_DISK_MIB", 512u64);
+    let Some(cluster) = cluster_on_small_disks(&disks, "chaos run, disk nemesis", mib).await else {
         panic!("the disk nemesis needs root");
     };
     let (_, [victim, _]) = cluster.roles().await;

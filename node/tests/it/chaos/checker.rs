@@ -29,6 +29,8 @@ pub(crate) enum AnomalyKind {
     ListingMismatch,
     /// After healing, a live object's bytes did not reach every region in time.
     NotReplicated,
+    /// After healing, a region did not answer a read of this key (or a listing) at all.
+    Unavailable,
     /// The search ran out of budget: nothing is known about this key.
     Inconclusive,
 }

@@ -9,19 +9,31 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::reserve::DiskReserve;
+
 /// A sled database and a handle of its data file for real syncs.
 #[derive(Clone)]
 pub(crate) struct DurableDb {
     db: sled::Db,
     file: Arc<std::fs::File>,
+    /// The data dir's space reserve: checked before every flush, so that sled never meets a
+    /// full disk while the reserve could still make room (see `reserve`).
+    reserve: Arc<DiskReserve>,
 }
 
 impl DurableDb {
     /// Opens the database in `dir` with a page cache of `cache_bytes` (the node's memory bound).
+    /// The space reserve lives in `dir`'s parent (the node's data dir).
     pub(crate) fn open(dir: &Path, cache_bytes: u64) -> Result<Self, crate::StoreError> {
+        let reserve = DiskReserve::open(dir.parent().unwrap_or(dir))?;
         let db = Self::config(dir, cache_bytes).open()?;
         let file = std::fs::OpenOptions::new().read(true).open(dir.join("db"))?;
-        Ok(Self { db, file: Arc::new(file) })
+        Ok(Self { db, file: Arc::new(file), reserve })
+    }
+
+    /// The data dir's space reserve.
+    pub(crate) fn reserve(&self) -> &Arc<DiskReserve> {
+        &self.reserve
     }
 
     /// How every node opens its database, in one place so tests check what nodes run with.
@@ -40,8 +52,9 @@ impl DurableDb {
     /// own thread pool, whose every job wakes all of its idle threads (seven), and the sync would
     /// then need a second hand-off.
     pub(crate) async fn flush(&self) -> std::io::Result<()> {
-        let (db, file) = (self.db.clone(), self.file.clone());
+        let (db, file, reserve) = (self.db.clone(), self.file.clone(), self.reserve.clone());
         tokio::task::spawn_blocking(move || {
+            reserve.check();
             db.flush().map_err(std::io::Error::other)?;
             file.sync_data()
         })

@@ -29,6 +29,7 @@ pub mod model;
 pub mod network;
 mod node_id;
 pub mod protocol;
+mod reserve;
 pub mod signing;
 mod snapshot;
 mod snapshot_policy;

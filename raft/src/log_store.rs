@@ -210,6 +210,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        // Before sled writes anything: a full disk releases the reserve first.
+        self.db.reserve().check();
         let mut batch = sled::Batch::default();
         let (mut last, mut bytes) = (None, 0u64);
         for entry in entries {

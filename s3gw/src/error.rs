@@ -9,6 +9,30 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> S3Error {
     s3_error!(InternalError, "internal error")
 }
 
+/// This node's disk is (nearly) full: the write is refused before anything was stored or
+/// proposed, so the client may retry it elsewhere or later. S3 has no code of its own for this;
+/// `InsufficientStorage` with HTTP 507 is what WebDAV and other S3 servers answer, and clients
+/// do not retry it blindly as they would a 503.
+pub(crate) fn insufficient_storage() -> S3Error {
+    let mut error = S3Error::with_message(
+        S3ErrorCode::Custom("InsufficientStorage".into()),
+        "the data dir of this node is full: writes through it are refused until space returns; \
+         reads still work, and other nodes still take writes",
+    );
+    error.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
+    error
+}
+
+/// A blob file could not be written: a full disk is [`insufficient_storage`], anything else
+/// an internal error.
+pub(crate) fn blob_io(e: std::io::Error) -> S3Error {
+    if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
+        tracing::warn!(error = %e, "blob write refused: the disk is full");
+        return insufficient_storage();
+    }
+    internal(e)
+}
+
 /// A store read failed.
 pub(crate) fn store(e: StoreError) -> S3Error {
     internal(e)

@@ -62,6 +62,18 @@ pub enum ReadConsistency {
     Local,
 }
 
+impl Gateway {
+    /// Refuses a write that would store bytes or an upload while this node's data dir is nearly
+    /// full (its space reserve released for the Raft log): InsufficientStorage, before anything
+    /// is stored or proposed. Reads and deletes are not refused; they free space or need none.
+    pub(crate) fn refuse_when_disk_low(&self) -> s3s::S3Result<()> {
+        if self.meta.disk_low() {
+            return Err(crate::error::insufficient_storage());
+        }
+        Ok(())
+    }
+}
+
 /// Now, in the metadata store's time unit.
 pub(crate) fn now_millis() -> UnixMillis {
     std::time::SystemTime::now()

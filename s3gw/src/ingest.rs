@@ -14,7 +14,7 @@ use s3s::{S3Error, S3ErrorCode, S3Result, TrailingHeaders, s3_error};
 use meridian_raft::model::Checksums;
 
 use crate::blob::{BlobStore, BlobWriter};
-use crate::error::internal;
+use crate::error::blob_io;
 
 /// What the client declared about the body it is sending.
 #[derive(Debug, Default)]
@@ -135,13 +135,13 @@ pub(crate) async fn ingest(
             md5.update(&chunk);
             hasher.update(&chunk);
             match writer.as_mut() {
-                Some(writer) => writer.write(&chunk).await.map_err(internal)?,
+                Some(writer) => writer.write(&chunk).await.map_err(blob_io)?,
                 None if buffer.len() + chunk.len() <= INLINE_MAX => buffer.extend_from_slice(&chunk),
                 None => {
                     // Too big to inline: move what we have to a temp blob and stream on.
-                    let mut spilled = blobs.create().await.map_err(internal)?;
-                    spilled.write(&buffer).await.map_err(internal)?;
-                    spilled.write(&chunk).await.map_err(internal)?;
+                    let mut spilled = blobs.create().await.map_err(blob_io)?;
+                    spilled.write(&buffer).await.map_err(blob_io)?;
+                    spilled.write(&chunk).await.map_err(blob_io)?;
                     buffer = Vec::new();
                     writer = Some(spilled);
                 }

@@ -116,7 +116,7 @@ impl Gateway {
             last_modified: now_millis(),
             checksums: ingested.checksums.clone(),
         };
-        let writer = ingested.received.into_writer(&*self.blobs).await.map_err(error::internal)?;
+        let writer = ingested.received.into_writer(&*self.blobs).await.map_err(error::blob_io)?;
         self.blobs.commit_to(writer, &data_path(dir, number)).await.map_err(error::internal)?;
         let bytes = serde_json::to_vec(&record).map_err(error::internal)?;
         let mut writer = self.blobs.create().await.map_err(error::internal)?;
@@ -378,7 +378,7 @@ impl Gateway {
         .map_err(error::internal)?
         .map_err(error::internal)?;
         let blob = new_id();
-        self.blobs.commit(writer, &blob).await.map_err(error::internal)?;
+        self.blobs.commit(writer, &blob).await.map_err(error::blob_io)?;
 
         let mut meta = self.new_version(blob, size, etag.clone(), upload.headers.clone());
         meta.tags = upload.tags.clone();

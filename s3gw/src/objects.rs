@@ -141,7 +141,7 @@ impl Gateway {
             }
             Received::Spilled(writer) => {
                 let blob = new_id();
-                self.blobs.commit(writer, &blob).await.map_err(error::internal)?;
+                self.blobs.commit(writer, &blob).await.map_err(error::blob_io)?;
                 self.new_version(blob, size, etag.clone(), headers)
             }
         };

@@ -21,11 +21,13 @@ impl S3 for Gateway {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        self.refuse_when_disk_low()?;
         self.complete_multipart_upload_op(req).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(op = "CopyObject"))]
     async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+        self.refuse_when_disk_low()?;
         self.copy_object_op(req).await
     }
 
@@ -39,6 +41,7 @@ impl S3 for Gateway {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        self.refuse_when_disk_low()?;
         self.create_multipart_upload_op(req).await
     }
 
@@ -142,6 +145,7 @@ impl S3 for Gateway {
 
     #[tracing::instrument(level = "debug", skip_all, fields(op = "PutObject"))]
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        self.refuse_when_disk_low()?;
         self.put_object_op(req).await
     }
 
@@ -155,6 +159,7 @@ impl S3 for Gateway {
 
     #[tracing::instrument(level = "debug", skip_all, fields(op = "UploadPart"))]
     async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+        self.refuse_when_disk_low()?;
         self.upload_part_op(req).await
     }
 
@@ -163,6 +168,7 @@ impl S3 for Gateway {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        self.refuse_when_disk_low()?;
         self.upload_part_copy_op(req).await
     }
 }

@@ -9,6 +9,7 @@ mod harness;
 
 mod admin;
 mod browser;
+mod chaos;
 mod cli;
 mod cluster;
 mod config;

@@ -237,6 +237,7 @@ impl MetaStore {
         tokio::spawn(tasks::run_format_raise(Arc::downgrade(&store.inner)));
         let policy = SnapshotPolicy { min_entries: timing.snapshot_every, log_percent: LOG_PERCENT_OF_SNAPSHOT };
         tokio::spawn(tasks::run_snapshot_policy(Arc::downgrade(&store.inner), policy, growth, snapshot_files));
+        tokio::spawn(crate::reserve::DiskReserve::watch(Arc::downgrade(store.inner.db.reserve())));
         if store.inner.leases.enabled() {
             tokio::spawn(tasks::run_lease_keeper(Arc::downgrade(&store.inner)));
         }
@@ -246,6 +247,12 @@ impl MetaStore {
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
         self.inner.node_id
+    }
+
+    /// Whether the data dir is nearly full: the space reserve is released for the log, and new
+    /// writes (object bytes, uploads) must be refused until space returns (see `reserve`).
+    pub fn disk_low(&self) -> bool {
+        self.inner.db.reserve().is_low()
     }
 
     /// Signed calls to other nodes.

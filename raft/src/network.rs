@@ -111,6 +111,22 @@ pub enum LeaderCallError {
     Leader(#[from] LeaderError),
 }
 
+impl LeaderCallError {
+    /// Whether the leader certainly did not act on the request, so that sending it again cannot
+    /// make it take effect twice: the connection was never made, or the leader answered that
+    /// it does not lead or refused. A call that failed after it was sent (reset, timeout, an
+    /// answer cut short or refused, an answer this node judged incompatible only once it came
+    /// back) or a leader whose Raft stopped may have appended the command.
+    pub(crate) fn left_no_effect(&self) -> bool {
+        match self {
+            Self::Call(CallError::Unreachable(e)) => e.is_connect(),
+            Self::Call(CallError::Failed(_) | CallError::Incompatible(_)) => false,
+            Self::Leader(LeaderError::NotLeader { .. } | LeaderError::Refused(_)) => true,
+            Self::Leader(LeaderError::Timeout | LeaderError::Fatal(_)) => false,
+        }
+    }
+}
+
 /// How calls reach other nodes' internal listeners.
 #[derive(Debug, Clone)]
 pub enum PeerTransport {

@@ -85,10 +85,10 @@ async fn a_forwarded_write_whose_answer_is_lost_is_not_applied_again_over_a_late
     let first_etag = format!("\"{}\"", hex::encode(md5_bytes(&first)));
     let committed = tokio::time::timeout(BOUND, async {
         loop {
-            if let Ok(head) = via_leader.head_object().bucket(&bucket).key("k").send().await {
-                if head.e_tag() == Some(first_etag.as_str()) {
-                    return;
-                }
+            if let Ok(head) = via_leader.head_object().bucket(&bucket).key("k").send().await
+                && head.e_tag() == Some(first_etag.as_str())
+            {
+                return;
             }
             tokio::time::sleep(POLL).await;
         }
@@ -111,9 +111,10 @@ async fn a_forwarded_write_whose_answer_is_lost_is_not_applied_again_over_a_late
 
     // Whatever the key holds now, every node serves its bytes.
     for i in 0..3 {
-        let got = tokio::time::timeout(BOUND, cluster.node(i).client().get_object().bucket(&bucket).key("k").send())
-            .await
-            .unwrap_or_else(|_| panic!("GET through node {i} within {BOUND:?}"));
+        let get = cluster.node(i).client().get_object().bucket(&bucket).key("k").send();
+        let Ok(got) = tokio::time::timeout(BOUND, get).await else {
+            panic!("GET through node {i} within {BOUND:?}");
+        };
         let out = match got {
             Ok(out) => out,
             Err(e) => panic!(

@@ -483,6 +483,42 @@ mod tests {
     use crate::Command;
     use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Vote};
 
+    /// A forward is sent again only when the leader certainly did not take it (a refused
+    /// connection, "not the leader", a refusal); a connection that ends after the request went
+    /// out, or a leader whose Raft stopped, may have appended it (anomaly 4 of docs/faults.md).
+    #[tokio::test]
+    async fn only_a_forward_the_leader_never_took_is_sent_again() {
+        use tokio::io::AsyncReadExt as _;
+        let http = reqwest::Client::new();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let nobody = closed.local_addr().expect("address");
+        drop(closed);
+        let refused = PeerClient::send(http.post(format!("http://{nobody}/p")).body("x")).await.expect_err("refused");
+        assert!(LeaderCallError::Call(refused).left_no_effect(), "a refused connection carried nothing");
+
+        // A peer that reads the whole request, then closes without answering.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let peer = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.ends_with(b"x") {
+                let n = socket.read(&mut buf).await.expect("read");
+                assert!(n > 0, "the request arrives whole");
+                request.extend_from_slice(&buf[..n]);
+            }
+        });
+        let cut = PeerClient::send(http.post(format!("http://{addr}/p")).body("x")).await.expect_err("cut");
+        peer.await.expect("the peer read the request");
+        assert!(!LeaderCallError::Call(cut).left_no_effect(), "a request that arrived may have been acted on");
+
+        assert!(LeaderCallError::Leader(LeaderError::NotLeader { leader: Some(2) }).left_no_effect());
+        assert!(LeaderCallError::Leader(LeaderError::Refused("membership change".into())).left_no_effect());
+        assert!(!LeaderCallError::Leader(LeaderError::Fatal("raft stopped".into())).left_no_effect());
+        assert!(!LeaderCallError::Call(CallError::Failed("503: busy".into())).left_no_effect());
+    }
+
     /// An entry of about `bytes` bytes encoded.
     fn entry(index: u64, bytes: usize) -> Entry<TypeConfig> {
         Entry {

@@ -38,8 +38,10 @@ pub enum StoreError {
 /// Why a proposed command was not committed. None of these is a rejection by the state machine
 /// (those are [`crate::Rejection`]s inside a committed outcome).
 ///
-/// A proposal follows leader changes until its commit timeout, so "no leader" and "forwarding
-/// failed" are not answers of their own: they end as [`ProposeError::Timeout`].
+/// A proposal follows leader changes until its commit timeout, so "no leader" and a forward the
+/// leader never got are not answers of their own: they end as [`ProposeError::Timeout`]. A
+/// forward the leader may have got ends at once as [`ProposeError::OutcomeUnknown`], because
+/// proposing it again could apply it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ProposeError {
     /// The command was not committed and applied here in time (no leader, no quorum, or the
@@ -52,6 +54,13 @@ pub enum ProposeError {
     /// The local store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The command was forwarded to the leader, but the call failed after it was sent (the
+    /// connection dropped, the leader died or timed out before answering): the leader may have
+    /// appended it, and it may still commit. It is not proposed again, since a command applied
+    /// twice can bring back a version overwritten in between, whose blob its holder already
+    /// dropped (anomaly 4 of docs/faults.md).
+    #[error("the leader may or may not have committed the write: {0}")]
+    OutcomeUnknown(String),
 }
 
 impl ProposeError {
@@ -69,6 +78,7 @@ impl ProposeError {
         match self {
             Self::Timeout(after) => Self::Timeout(*after),
             Self::Fatal(reason) => Self::Fatal(reason.clone()),
+            Self::OutcomeUnknown(reason) => Self::OutcomeUnknown(reason.clone()),
             // sled's and std's errors are not `Clone`: the cause travels as text.
             Self::Store(e) => Self::Store(StoreError::Codec(e.to_string())),
         }

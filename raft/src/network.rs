@@ -111,6 +111,22 @@ pub enum LeaderCallError {
     Leader(#[from] LeaderError),
 }
 
+impl LeaderCallError {
+    /// Whether the leader certainly did not act on the request, so that sending it again cannot
+    /// make it take effect twice: the connection was never made, or the leader answered that
+    /// it does not lead or refused. A call that failed after it was sent (reset, timeout, an
+    /// answer cut short or refused, an answer this node judged incompatible only once it came
+    /// back) or a leader whose Raft stopped may have appended the command.
+    pub(crate) fn left_no_effect(&self) -> bool {
+        match self {
+            Self::Call(CallError::Unreachable(e)) => e.is_connect(),
+            Self::Call(CallError::Failed(_) | CallError::Incompatible(_)) => false,
+            Self::Leader(LeaderError::NotLeader { .. } | LeaderError::Refused(_)) => true,
+            Self::Leader(LeaderError::Timeout | LeaderError::Fatal(_)) => false,
+        }
+    }
+}
+
 /// How calls reach other nodes' internal listeners.
 #[derive(Debug, Clone)]
 pub enum PeerTransport {
@@ -466,6 +482,42 @@ mod tests {
     use super::*;
     use crate::Command;
     use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Vote};
+
+    /// A forward is sent again only when the leader certainly did not take it (a refused
+    /// connection, "not the leader", a refusal); a connection that ends after the request went
+    /// out, or a leader whose Raft stopped, may have appended it (anomaly 4 of docs/faults.md).
+    #[tokio::test]
+    async fn only_a_forward_the_leader_never_took_is_sent_again() {
+        use tokio::io::AsyncReadExt as _;
+        let http = reqwest::Client::new();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let nobody = closed.local_addr().expect("address");
+        drop(closed);
+        let refused = PeerClient::send(http.post(format!("http://{nobody}/p")).body("x")).await.expect_err("refused");
+        assert!(LeaderCallError::Call(refused).left_no_effect(), "a refused connection carried nothing");
+
+        // A peer that reads the whole request, then closes without answering.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let peer = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.ends_with(b"x") {
+                let n = socket.read(&mut buf).await.expect("read");
+                assert!(n > 0, "the request arrives whole");
+                request.extend_from_slice(&buf[..n]);
+            }
+        });
+        let cut = PeerClient::send(http.post(format!("http://{addr}/p")).body("x")).await.expect_err("cut");
+        peer.await.expect("the peer read the request");
+        assert!(!LeaderCallError::Call(cut).left_no_effect(), "a request that arrived may have been acted on");
+
+        assert!(LeaderCallError::Leader(LeaderError::NotLeader { leader: Some(2) }).left_no_effect());
+        assert!(LeaderCallError::Leader(LeaderError::Refused("membership change".into())).left_no_effect());
+        assert!(!LeaderCallError::Leader(LeaderError::Fatal("raft stopped".into())).left_no_effect());
+        assert!(!LeaderCallError::Call(CallError::Failed("503: busy".into())).left_no_effect());
+    }
 
     /// An entry of about `bytes` bytes encoded.
     fn entry(index: u64, bytes: usize) -> Entry<TypeConfig> {

@@ -111,8 +111,17 @@ impl MetaStore {
                         self.wait_applied(index).await?;
                         return Ok(outcome);
                     }
-                    // The leader moved or is down: wait for the next one and try again.
-                    Err(e) => tracing::debug!(leader, error = %e, "forwarding failed; retrying"),
+                    // The leader never took it (moved, not reachable): wait for the next one and
+                    // try again.
+                    Err(e) if e.left_no_effect() => {
+                        tracing::debug!(leader, error = %e, "forwarding failed before the leader took it; retrying");
+                    }
+                    // The leader may have appended it, and a later leader may commit it: sent
+                    // again it could commit twice, with other writes in between.
+                    Err(e) => {
+                        tracing::warn!(leader, error = %e, "forwarded proposal lost on the way back; outcome unknown");
+                        return Err(ProposeError::OutcomeUnknown(format!("forwarded to node {leader}: {e}")));
+                    }
                 }
             }
             tokio::time::sleep(backoff).await;

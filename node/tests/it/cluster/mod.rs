@@ -1,5 +1,5 @@
 //! Clusters of three (or four) nodes: clock drift, consistency, events, failover, internal auth,
-//! membership, partitions (frozen peers; cut links between network namespaces), placement,
+//! a forwarded write whose answer is lost, membership, partitions (frozen peers; cut links between network namespaces), placement,
 //! replication, scrub, snapshots, webhooks.
 
 mod clock;
@@ -7,6 +7,7 @@ mod consistency;
 mod events;
 mod failover;
 mod internal_auth;
+mod lost_answer;
 mod membership;
 mod partition;
 mod partition_hosts;

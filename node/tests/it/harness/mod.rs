@@ -14,6 +14,7 @@ pub mod node;
 pub mod pages;
 pub mod placement;
 pub mod process;
+pub mod relay;
 pub mod s3;
 pub mod sigv4;
 pub mod support;

@@ -137,7 +137,8 @@ pub(crate) async fn run(cluster: &TestCluster, nemesis: &mut dyn Nemesis, config
         tokio::time::sleep(between(&mut rng, config.gap_ms)).await;
         let at_us = shared.now_us();
         let what = nemesis.inject(cluster, &mut rng).await;
-        tokio::time::sleep(between(&mut rng, config.hold_ms)).await;
+        let hold = nemesis.hold_ms().unwrap_or(config.hold_ms);
+        tokio::time::sleep(between(&mut rng, hold)).await;
         nemesis.heal(cluster).await;
         println!(
             "[chaos seed {seed}] event {}/{}: {what}, healed after {:.1}s ({} ops so far)",
@@ -335,6 +336,40 @@ async fn process_faults_short_seed_loses_nothing_and_reads_nothing_stale() {
     );
 }
 
+/// A short fixed seed of a nemesis that needs a cluster of its own (see [`run_named`]):
+/// `events` events, then the same assertions as the process seed. Returns without asserting
+/// when the nemesis cannot run here (`run_named` said so loudly).
+async fn short_seed(name: &str, seed: u64, events: usize, test: &str) {
+    let config = RunConfig { seed, events, gap_ms: (300, 1200), ..Default::default() };
+    let Some(outcome) = run_named(name, &config, test).await else {
+        return;
+    };
+    println!("{}", outcome.summary(name, seed));
+    assert_clean(&outcome, name, seed);
+    assert_eq!(outcome.events.len(), config.events, "every fault event was injected");
+    let r = &outcome.report;
+    assert!(
+        r.acked_writes >= 50 && r.acked_reads >= 50,
+        "the workload did too little to mean anything: {}",
+        outcome.summary(name, seed)
+    );
+}
+
+/// Cuts of every shape (isolated leader, isolated node, split, bridge, one-way loss) on three
+/// hosts of network namespaces. Root only: skipped loudly otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partition_short_seed_loses_nothing_and_reads_nothing_stale() {
+    short_seed("partition", 23, 6, "chaos::partition_short_seed_loses_nothing_and_reads_nothing_stale").await;
+}
+
+/// Nodes restarted with skewed clocks, inside and past the drift bound. Skipped loudly without
+/// libfaketime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "open (docs/faults.md, anomaly 10): a proposal forwarded to a leader that is killed after committing it is proposed again, and the repeat's refusal (404 NoSuchUpload for a completed multipart upload) reaches the client as a definite 4xx although the write took effect; failed 1 of 2 runs"]
+async fn clock_short_seed_loses_nothing_and_reads_nothing_stale() {
+    short_seed("clock", 29, 3, "chaos::clock_short_seed_loses_nothing_and_reads_nothing_stale").await;
+}
+
 /// The scenario where a follower serves a stale read: it reads a key (so it knows it), is
 /// frozen while the key is overwritten through the leader, then the two others are frozen and it
 /// is thawed and read: cut off from the majority, it cannot learn the overwrite. Recorded as a
@@ -416,11 +451,69 @@ async fn run_from_env() {
     let outcome = if name == "disk" {
         disk_full::run_with_full_disk(&config).await
     } else {
-        let mut nemesis =
-            nemesis::by_name(&name).unwrap_or_else(|| panic!("no nemesis {name:?}; known: {:?}, disk", nemesis::NAMES));
-        let cluster = start_cluster("", |_, _| {}).await;
-        run(&cluster, nemesis.as_mut(), &config).await
+        let Some(outcome) = run_named(&name, &config, "chaos::run_from_env").await else {
+            panic!("nemesis {name} cannot run here (see the message above)");
+        };
+        outcome
     };
     println!("{}", outcome.summary(&name, seed));
     assert_clean(&outcome, &name, seed);
+}
+
+/// Starts the cluster nemesis `name` needs and runs it: on three network namespaces for
+/// `partition` (root), with libfaketime for `clock`, both (when they can run here) and the
+/// process faults for `all`. `None`, said loudly, when the nemesis cannot run here.
+pub(crate) async fn run_named(name: &str, config: &RunConfig, test: &str) -> Option<RunOutcome> {
+    use crate::harness::faketime::require_libfaketime;
+    use crate::harness::netns::NetCluster;
+    use nemesis::clock::ClockNemesis;
+    use nemesis::partition::PartitionNemesis;
+    match name {
+        "partition" => {
+            let hosts = NetCluster::start(test, chaos_options()).await?;
+            let mut nemesis = PartitionNemesis::new(&hosts.net);
+            Some(run(&hosts.cluster, &mut nemesis, config).await)
+        }
+        "clock" => {
+            let library = require_libfaketime(test)?;
+            let cluster = start_cluster("", |_, _| {}).await;
+            let mut nemesis = ClockNemesis::new(library, Default::default());
+            Some(run(&cluster, &mut nemesis, config).await)
+        }
+        "all" | "mixed" => {
+            // Each part that cannot run here is left out loudly (NetCluster and
+            // require_libfaketime print why); the process faults always run.
+            let hosts = NetCluster::start(test, chaos_options()).await;
+            let library = require_libfaketime(test);
+            let loopback = match hosts {
+                Some(_) => None,
+                None => Some(start_cluster("", |_, _| {}).await),
+            };
+            let (cluster, base) = match (&hosts, &loopback) {
+                (Some(hosts), _) => (&hosts.cluster, hosts.net.launches()),
+                (None, Some(cluster)) => (cluster, Default::default()),
+                (None, None) => unreachable!("one of the two clusters was started"),
+            };
+            let mut members: Vec<Box<dyn Nemesis + '_>> =
+                vec![nemesis::by_name("process").expect("the process nemesis")];
+            if let Some(hosts) = &hosts {
+                members.push(Box::new(PartitionNemesis::new(&hosts.net)));
+            }
+            if let Some(library) = library {
+                members.push(Box::new(ClockNemesis::new(library, base)));
+            }
+            println!(
+                "[chaos] nemesis all: {} kinds of fault (process, then partition and clock where they can run)",
+                members.len()
+            );
+            let mut nemesis = nemesis::AnyOf::new(members);
+            Some(run(cluster, &mut nemesis, config).await)
+        }
+        _ => {
+            let mut nemesis = nemesis::by_name(name)
+                .unwrap_or_else(|| panic!("no nemesis {name:?}; known: {:?}, disk", nemesis::NAMES));
+            let cluster = start_cluster("", |_, _| {}).await;
+            Some(run(&cluster, nemesis.as_mut(), config).await)
+        }
+    }
 }

@@ -164,6 +164,17 @@ impl DriftMonitor {
             w.verdict = DriftVerdict::WithinBound;
             return w.verdict;
         };
+        if w.samples.back().is_some_and(|last| leader_ms < last.leader_ms) {
+            // The leader's clock counts from its process start: a reading that goes back means
+            // it restarted (openraft lets a leader killed within the election timeout come back
+            // as leader of the same term). Not drift: measure its rate afresh, the lease unused
+            // meanwhile.
+            tracing::info!(leader, term, "the leader's clock went back (it restarted): measuring its rate afresh");
+            w.samples.clear();
+            w.verdict = DriftVerdict::Unmeasured;
+            w.estimate_ppm = None;
+            w.uncertainty_ppm = None;
+        }
         let sample = Sample { sent, received, leader_ms };
         w.samples.push_back(sample);
         while w.samples.len() > MAX_SAMPLES {
@@ -315,13 +326,19 @@ mod tests {
     }
 
     #[test]
-    fn a_leader_clock_that_goes_back_or_a_huge_round_trip_never_makes_the_lease_usable() {
+    fn a_leader_clock_that_goes_back_starts_a_new_window_and_a_huge_round_trip_never_makes_the_lease_usable() {
         let m = monitor();
         let t = Instant::now();
         feed(&m, 1, t, 1_000_000, 1.0, 12);
         assert!(m.lease_usable(1, 1));
-        // A clock reading far in the past (a forged or broken header) is not "agreeing".
-        assert_eq!(m.observe(1, 1, t + RENEW * 12, t + RENEW * 12 + RTT, Some(5)), DriftVerdict::Exceeded);
+        // A clock reading that goes back (the leader restarted, or a broken header) starts a new
+        // window: the lease stays unused until the new one is long enough, and it is no drift.
+        let restart = t + RENEW * 12;
+        assert_eq!(m.observe(1, 1, restart, restart + RTT, Some(5)), DriftVerdict::Unmeasured);
+        assert!(!m.lease_usable(1, 1));
+        assert_eq!(m.report().episodes, 0, "a restart is not a drift episode");
+        assert_eq!(feed(&m, 1, restart + RENEW, 5 + RENEW.as_millis() as u64, 1.0, 12), DriftVerdict::WithinBound);
+        assert!(m.lease_usable(1, 1));
         // Round trips as long as the window: too uncertain to tell, the lease stays unused.
         let m = monitor();
         for i in 0..12 {

@@ -365,7 +365,6 @@ async fn partition_short_seed_loses_nothing_and_reads_nothing_stale() {
 /// Nodes restarted with skewed clocks, inside and past the drift bound. Skipped loudly without
 /// libfaketime.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "open (docs/faults.md, anomaly 10): a proposal forwarded to a leader that is killed after committing it is proposed again, and the repeat's refusal (404 NoSuchUpload for a completed multipart upload) reaches the client as a definite 4xx although the write took effect; failed 1 of 2 runs"]
 async fn clock_short_seed_loses_nothing_and_reads_nothing_stale() {
     short_seed("clock", 29, 3, "chaos::clock_short_seed_loses_nothing_and_reads_nothing_stale").await;
 }

@@ -209,42 +209,46 @@ impl Gateway {
 
     pub(crate) async fn get_object_op(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let input = &req.input;
-        let mut object = self.object(&input.bucket, &input.key).await?;
-        read_preconditions!(input).check_read(&object)?;
-        let range = Self::requested_range(input, &object)?;
-
-        let (start, len) = match &range {
-            Some(r) => (r.start, r.end - r.start),
-            None => (0, object.size),
-        };
-        if let Some(inline) = &object.inline {
-            let bytes = Bytes::copy_from_slice(inline.get(start as usize..(start + len) as usize).unwrap_or_default());
-            return Ok(self.get_output(input, &object, range, len, StreamingBlob::from(s3s::Body::from(bytes))));
-        }
-        // An overwrite may free the blob between the lookup and the open: look again once.
-        let mut file = self.blobs.open(&object.blob).await.map_err(error::internal)?;
-        if file.is_none() {
-            object = self.object(&input.bucket, &input.key).await?;
-            file = self.blobs.open(&object.blob).await.map_err(error::internal)?;
-        }
-        let body = match file {
-            Some(mut file) => {
-                if start > 0 {
-                    file.seek(std::io::SeekFrom::Start(start)).await.map_err(error::internal)?;
-                }
-                if len <= SMALL_BODY {
-                    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-                    (&mut file).take(len).read_to_end(&mut buf).await.map_err(error::internal)?;
-                    StreamingBlob::from(s3s::Body::from(Bytes::from(buf)))
-                } else {
-                    StreamingBlob::wrap(tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024))
-                }
+        // An overwrite may free the blob between the lookup and the open: then the key has a
+        // new version, so look it up again (once) and answer for it whole: its own
+        // preconditions, range and length. Serving the new file with the old version's length
+        // answered 200 with a truncated body (docs/faults.md, anomaly 8).
+        let mut freed_once = false;
+        loop {
+            let object = self.object(&input.bucket, &input.key).await?;
+            read_preconditions!(input).check_read(&object)?;
+            let range = Self::requested_range(input, &object)?;
+            let (start, len) = match &range {
+                Some(r) => (r.start, r.end - r.start),
+                None => (0, object.size),
+            };
+            if let Some(inline) = &object.inline {
+                let bytes =
+                    Bytes::copy_from_slice(inline.get(start as usize..(start + len) as usize).unwrap_or_default());
+                return Ok(self.get_output(input, &object, range, len, StreamingBlob::from(s3s::Body::from(bytes))));
             }
-            // Known here but not held yet: stream it from a node that holds it.
-            None => self.stream_from_holder(&object, start..start + len).await?,
-        };
-
-        Ok(self.get_output(input, &object, range, len, body))
+            let body = match self.blobs.open(&object.blob).await.map_err(error::internal)? {
+                Some(mut file) => {
+                    if start > 0 {
+                        file.seek(std::io::SeekFrom::Start(start)).await.map_err(error::internal)?;
+                    }
+                    if len <= SMALL_BODY {
+                        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+                        (&mut file).take(len).read_to_end(&mut buf).await.map_err(error::internal)?;
+                        StreamingBlob::from(s3s::Body::from(Bytes::from(buf)))
+                    } else {
+                        StreamingBlob::wrap(tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024))
+                    }
+                }
+                None if !freed_once && object.holders.contains_key(&self.meta.node_id()) => {
+                    freed_once = true;
+                    continue;
+                }
+                // Known here but not held yet: stream it from a node that holds it.
+                None => self.stream_from_holder(&object, start..start + len).await?,
+            };
+            return Ok(self.get_output(input, &object, range, len, body));
+        }
     }
 
     /// The GetObject response for a body of `len` bytes.

@@ -427,3 +427,55 @@ async fn streaming_trailer_checksum_is_verified() {
     );
     node.assert_tmp_empty_within(std::time::Duration::from_secs(10), "after refused uploads").await;
 }
+
+/// A GET racing an overwrite of the same key gets one version whole, never the new version cut
+/// to the old one's length: the overwrite frees the old blob, and the GET that finds it gone
+/// looks the key up again and answers for the new version (docs/faults.md, anomaly 8, where
+/// the fault suite saw 200 with the first 30,389 bytes of a 57,859-byte value).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_get_racing_an_overwrite_gets_one_version_whole() {
+    /// How many overwrites the readers race (a few seconds).
+    const OVERWRITES: usize = 300;
+    let node = shared_node().await;
+    let _log = node.log_on_panic();
+    let client = node.client();
+    let bucket = create_bucket(&client, "race").await;
+    // Blob-backed (over 16 KiB), every version a different length.
+    let versions: Vec<Vec<u8>> = (0..8u64).map(|i| random_bytes(100 + i, 20_000 + 997 * i as usize)).collect();
+    ok(client.put_object().bucket(&bucket).key("k").body(ByteStream::from(versions[0].clone())).send().await, "PUT v0");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    // Overwrites in a loop while readers GET the key as fast as they can.
+    let writer = async {
+        for round in 1..=OVERWRITES {
+            let version = &versions[round % versions.len()];
+            client
+                .put_object()
+                .bucket(&bucket)
+                .key("k")
+                .body(ByteStream::from(version.clone()))
+                .send()
+                .await
+                .expect("overwrite");
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    let reader = || async {
+        let mut gets = 0usize;
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            let got = client.get_object().bucket(&bucket).key("k").send().await.expect("GET during an overwrite");
+            let declared = got.content_length();
+            let body = got.body.collect().await.expect("body").into_bytes();
+            assert_eq!(declared, Some(body.len() as i64), "Content-Length and the body differ");
+            assert!(
+                versions.iter().any(|v| v[..] == body[..]),
+                "a GET during an overwrite got {} bytes that are no version whole",
+                body.len()
+            );
+            gets += 1;
+        }
+        gets
+    };
+    let ((), counts) = tokio::join!(writer, futures::future::join_all((0..8).map(|_| reader())));
+    let gets: usize = counts.iter().sum();
+    println!("{gets} GETs raced {OVERWRITES} overwrites, each saw one version whole");
+}

@@ -135,10 +135,18 @@ fn well_formed_token(token: &str) -> bool {
 
 /// The share behind a link token, if the link may be used now (active: not revoked, expired
 /// or used up).
-pub(crate) fn usable_link(meta: &MetaStore, token: &str) -> Result<Share, LinkRefusal> {
+///
+/// Judged after a read barrier: a link created, revoked or used up through another region a
+/// moment ago is seen as it is, not as this node last applied it (a lease read, usually no
+/// round trip). Cut off from the leader, the link cannot be judged and the visitor is asked to
+/// try again rather than told it does not exist.
+pub(crate) async fn usable_link(meta: &MetaStore, token: &str) -> Result<Share, LinkRefusal> {
     if !well_formed_token(token) {
         return Err(LinkRefusal::NotFound);
     }
+    meta.read_barrier()
+        .await
+        .map_err(|e| LinkRefusal::Failed(ApiError::unavailable(format!("cannot check the link now: {e}"))))?;
     let share = meta
         .share_by_token(&token_hash(token))
         .map_err(|e| LinkRefusal::Failed(ApiError::internal("reading shares", &e)))?

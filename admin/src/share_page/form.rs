@@ -68,7 +68,7 @@ pub(crate) async fn submit(
     Path(token): Path<String>,
     form: Result<Form<LinkForm>, FormRejection>,
 ) -> Response {
-    let share = match usable_link(&state.meta, &token) {
+    let share = match usable_link(&state.meta, &token).await {
         Ok(share) => share,
         Err(refusal) => return refusal.into_response(),
     };

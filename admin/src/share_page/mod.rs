@@ -64,7 +64,7 @@ pub(crate) async fn open(
     headers: HeaderMap,
     Path(token): Path<String>,
 ) -> Response {
-    let share = match usable_link(&state.meta, &token) {
+    let share = match usable_link(&state.meta, &token).await {
         Ok(share) => share,
         Err(refusal) => return refusal.into_response(),
     };
@@ -77,7 +77,7 @@ pub(crate) async fn open(
 /// `HEAD /s/{token}`: the status a `GET` would get, without counting anything (a usable link
 /// answers 200 even when a `GET` would redirect).
 pub(crate) async fn peek(State(state): State<WebState>, Path(token): Path<String>) -> Response {
-    match usable_link(&state.meta, &token) {
+    match usable_link(&state.meta, &token).await {
         Ok(_) => (StatusCode::OK, [(CACHE_CONTROL, "no-store")]).into_response(),
         Err(refusal) => refusal.into_response(),
     }

@@ -174,8 +174,10 @@ impl MetaStore {
     }
 }
 
-/// How often the leader checks whether every member reads a newer format ([`run_format_raise`]).
-const FORMAT_CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How often the leader checks whether every member reads a newer format ([`run_format_raise`]):
+/// often, so a new cluster raises it within a second of forming (commands new in this release
+/// wait for it); the check reads only in-memory state.
+const FORMAT_CHECK_EVERY: Duration = Duration::from_millis(300);
 /// How recent a member's report of the formats it reads must be to count: a node replaced by
 /// an older binary stops counting this long after its last answer of the newer one.
 const FORMAT_REPORT_FRESH: Duration = Duration::from_secs(6);

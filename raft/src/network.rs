@@ -5,6 +5,7 @@
 //! encoding are defined here so both sides agree.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use openraft::error::{
@@ -368,12 +369,15 @@ pub struct HttpNetwork {
     peers: PeerClient,
     /// The visibility gate: caps the commit index sent to followers (see `lease`).
     leases: Arc<Leases>,
+    /// See [`PeerConnection::heartbeat_rejected`].
+    heartbeat_rejected: Arc<AtomicBool>,
 }
 
 impl HttpNetwork {
-    /// A network over the given client, announcing commits only as far as `leases` allows.
-    pub(crate) fn new(peers: PeerClient, leases: Arc<Leases>) -> Self {
-        Self { peers, leases }
+    /// A network over the given client, announcing commits only as far as `leases` allows, and
+    /// raising `heartbeat_rejected` when a follower turns a heartbeat down for its log.
+    pub(crate) fn new(peers: PeerClient, leases: Arc<Leases>, heartbeat_rejected: Arc<AtomicBool>) -> Self {
+        Self { peers, leases, heartbeat_rejected }
     }
 }
 
@@ -384,6 +388,13 @@ pub struct PeerConnection {
     addr: String,
     /// See [`HttpNetwork`].
     leases: Arc<Leases>,
+    /// Raised when this peer answers a heartbeat (an AppendEntries without entries) with a
+    /// conflict: its log lacks what the leader believes it holds, as after a region lost its
+    /// disk and came back empty with its old id. The heartbeats that confirm leadership run
+    /// beside openraft's replication streams, which only learn of a conflict from a request of
+    /// their own; the leader's heartbeat task sees this flag and sends one down the streams
+    /// (see `store::tasks::run_heartbeat`), so the stream searches again and sends a snapshot.
+    heartbeat_rejected: Arc<AtomicBool>,
 }
 
 impl PeerConnection {
@@ -430,7 +441,13 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &RegionNode) -> Self::Network {
-        PeerConnection { peers: self.peers.clone(), target, addr: node.internal.clone(), leases: self.leases.clone() }
+        PeerConnection {
+            peers: self.peers.clone(),
+            target,
+            addr: node.internal.clone(),
+            leases: self.leases.clone(),
+            heartbeat_rejected: self.heartbeat_rejected.clone(),
+        }
     }
 }
 
@@ -456,7 +473,16 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
             );
             return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(fit.max(1) as u64)));
         }
-        self.send(APPEND_PATH, body, &option).await
+        let heartbeat = rpc.entries.is_empty();
+        let reply = self.send(APPEND_PATH, body, &option).await;
+        if heartbeat && matches!(reply, Ok(AppendEntriesResponse::Conflict)) {
+            tracing::info!(
+                target = self.target,
+                "a follower's log lacks entries it had: asking its stream to search again"
+            );
+            self.heartbeat_rejected.store(true, Ordering::Release);
+        }
+        reply
     }
 
     async fn install_snapshot(
@@ -604,6 +630,7 @@ mod tests {
             // Nothing listens there: a request that is sent fails as unreachable.
             addr: "127.0.0.1:9".into(),
             leases,
+            heartbeat_rejected: Arc::default(),
         };
         let each = 64 * 1024;
         let entries = MAX_APPEND_BODY / each * 3;

@@ -195,10 +195,11 @@ impl MetaStore {
         }
         .validate()
         .map_err(|e| StoreError::Codec(format!("raft config: {e}")))?;
+        let heartbeat_rejected = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
-            HttpNetwork::new(peers.clone(), leases.clone()),
+            HttpNetwork::new(peers.clone(), leases.clone(), heartbeat_rejected.clone()),
             log_store,
             state_machine,
         )
@@ -233,7 +234,7 @@ impl MetaStore {
             store.inner.raft.metrics(),
             store.inner.leases.wanted(),
         ));
-        tokio::spawn(tasks::run_heartbeat(Arc::downgrade(&store.inner), timing.heartbeat));
+        tokio::spawn(tasks::run_heartbeat(Arc::downgrade(&store.inner), timing.heartbeat, heartbeat_rejected));
         tokio::spawn(tasks::run_format_raise(Arc::downgrade(&store.inner)));
         let policy = SnapshotPolicy { min_entries: timing.snapshot_every, log_percent: LOG_PERCENT_OF_SNAPSHOT };
         tokio::spawn(tasks::run_snapshot_policy(Arc::downgrade(&store.inner), policy, growth, snapshot_files));

@@ -2,6 +2,8 @@
 //! heartbeat, the renewal of this node's read lease, the leader side of the visibility gate, and
 //! the snapshot policy. (The proposal batcher, the fifth, is in `propose`.)
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -29,8 +31,10 @@ pub(super) async fn run_lease_keeper(store: std::sync::Weak<Inner>) {
 /// `every`, for as long as the store lives: an AppendEntries without entries to every voter at
 /// once, and openraft's own heartbeat down every stream every [`LEARNER_HEARTBEAT_EVERY`]th tick
 /// while the membership has learners. Why openraft's periodic heartbeat is off and this runs
-/// instead: "Heartbeats" in `docs/architecture.md`.
-pub(super) async fn run_heartbeat(store: std::sync::Weak<Inner>, every: Duration) {
+/// instead: "Heartbeats" in `docs/architecture.md`. A voter that turned one of these down for
+/// its log (`heartbeat_rejected`, see `network::PeerConnection`) gets a stream heartbeat at the
+/// next tick, which lets its stream find out and catch it up.
+pub(super) async fn run_heartbeat(store: std::sync::Weak<Inner>, every: Duration, heartbeat_rejected: Arc<AtomicBool>) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for tick in 0_u64.. {
@@ -45,8 +49,8 @@ pub(super) async fn run_heartbeat(store: std::sync::Weak<Inner>, every: Duration
             }
             m.membership_config.membership().learner_ids().next().is_some()
         };
-        if has_learners
-            && tick.is_multiple_of(LEARNER_HEARTBEAT_EVERY)
+        let rejected = heartbeat_rejected.swap(false, Ordering::AcqRel);
+        if (rejected || has_learners && tick.is_multiple_of(LEARNER_HEARTBEAT_EVERY))
             && let Err(e) = store.inner.raft.trigger().heartbeat().await
         {
             tracing::debug!(error = %e, "stream heartbeat failed");

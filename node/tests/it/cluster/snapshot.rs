@@ -87,3 +87,42 @@ async fn follower_down_past_the_purge_point_catches_up_from_a_snapshot() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A region whose disk was lost comes back with its old id and an empty data dir: the leader
+/// still believes it holds everything up to where it left, finds out from its first rejection,
+/// and sends it the snapshot (its log is purged below that point).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_follower_rejoining_with_its_id_catches_up_from_a_snapshot() {
+    const WRITES: usize = OBJECTS;
+    let cluster = TestCluster::start_with(ClusterOptions { snapshot_every: 100, ..Default::default() }).await;
+    let (leader, [_, wiped]) = cluster.roles().await;
+    let client = cluster.node(leader).client();
+    client.create_bucket().bucket("wipe").send().await.expect("create bucket");
+    for i in 0..WRITES {
+        let key = format!("k{i:05}");
+        client
+            .put_object()
+            .bucket("wipe")
+            .key(&key)
+            .body(format!("v{i}").into_bytes().into())
+            .send()
+            .await
+            .expect("PUT");
+    }
+    let before = cluster.wait_applied_equal(&[0, 1, 2], WRITES as u64, Duration::from_secs(60)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while purged_index(&cluster, leader).await.is_none_or(|p| p == 0) {
+        assert!(Instant::now() < deadline, "the leader never purged its log\n{}", cluster.log_report());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    cluster.node(wiped).kill9();
+    std::fs::remove_dir_all(cluster.node(wiped).data_dir()).expect("wipe the data dir");
+    std::fs::create_dir_all(cluster.node(wiped).data_dir()).expect("recreate it empty");
+    cluster.node(wiped).restart().await;
+    // One more write, so the leader has something to replicate (and learns of the loss).
+    client.put_object().bucket("wipe").key("after").body(b"after".to_vec().into()).send().await.expect("PUT after");
+    cluster.wait_applied_equal(&[0, 1, 2], before + 1, Duration::from_secs(60)).await;
+    let keys = list_all_keys(&cluster.node(wiped).client(), "wipe").await;
+    assert_eq!(keys.len(), WRITES + 1, "objects listed on the wiped node");
+}

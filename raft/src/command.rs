@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cors::BucketCors;
 use crate::event::{Actor, Cursor};
 #[cfg(doc)]
 use crate::model::KeyRecord;
@@ -227,6 +228,29 @@ pub enum Command {
     RaiseFormat {
         /// The new active format.
         format: u16,
+    },
+    /// DeleteBucket as S3 means it: a bucket that holds no objects goes, and its unfinished
+    /// multipart uploads are aborted in the same step (their parts dropped by the nodes holding
+    /// them). [`Command::DeleteBucket`] refuses such a bucket and stays as it was, since nodes of
+    /// the previous release apply it that way. New in format 2: proposed only once the cluster
+    /// writes it, so no node of the previous release receives it.
+    DeleteBucketAbortingUploads {
+        /// Bucket name.
+        name: String,
+    },
+    /// Set a bucket's CORS configuration (PutBucketCors), replacing any before it. Unknown
+    /// bucket: rejected (`NoSuchBucket`). New in format 2, proposed only once it is written.
+    PutBucketCors {
+        /// Bucket name.
+        bucket: String,
+        /// The configuration.
+        cors: BucketCors,
+    },
+    /// Remove a bucket's CORS configuration (DeleteBucketCors); none is not an error. Unknown
+    /// bucket: rejected (`NoSuchBucket`). New in format 2, proposed only once it is written.
+    DeleteBucketCors {
+        /// Bucket name.
+        bucket: String,
     },
 }
 

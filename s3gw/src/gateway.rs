@@ -62,7 +62,20 @@ pub enum ReadConsistency {
     Local,
 }
 
+/// The record format that brought the commands of this release's S3 edge cases
+/// (DeleteBucket aborting uploads, conditional CompleteMultipartUpload, bucket CORS).
+pub(crate) const EDGE_FORMAT: u16 = 2;
+
 impl Gateway {
+    /// Refuses (503, see [`error::upgrade_in_progress`]) a command new in [`EDGE_FORMAT`] while
+    /// a node of the previous release may still receive it.
+    pub(crate) fn require_edge_format(&self) -> S3Result<()> {
+        if self.meta.cluster_format_at_least(EDGE_FORMAT) {
+            return Ok(());
+        }
+        Err(error::upgrade_in_progress())
+    }
+
     /// Refuses a write that would store bytes or an upload while this node's data dir is nearly
     /// full (its space reserve released for the Raft log): InsufficientStorage, before anything
     /// is stored or proposed. Reads and deletes are not refused; they free space or need none.

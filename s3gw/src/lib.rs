@@ -12,6 +12,7 @@ pub mod blob;
 mod buckets;
 mod conditions;
 mod convert;
+mod cors;
 mod error;
 mod gateway;
 mod housekeeping;
@@ -24,8 +25,9 @@ mod scrub;
 mod service;
 mod tagging;
 
-pub use access::{AccessPolicy, KeyScope};
+pub use access::{AccessPolicy, KeyScope, presigned_expiry_problem};
 pub use auth::KeyStoreAuth;
+pub use cors::{CorsAnswer, PreflightRefusal};
 pub use gateway::{ClientAddr, Gateway, ReadConsistency};
 pub use housekeeping::HousekeepingError;
 pub use replica::{PullError, PullOutcome, Throttle};

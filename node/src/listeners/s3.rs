@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use meridian_admin::metrics::{S3Metrics, S3Op};
 use meridian_s3gw::{AccessPolicy, ClientAddr, Gateway, KeyStoreAuth};
 
-use super::{ConnLimits, WatchedBody};
+use super::{ConnLimits, WatchedBody, request_id};
 use crate::load::MeteredBody;
 use crate::shutdown::Shutdown;
 
@@ -60,6 +60,9 @@ pub(crate) async fn serve(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let meta = gateway.meta().clone();
+    // Bucket CORS rules are read per request, outside s3s.
+    let cors_gateway = gateway.clone();
+    let cors_domain = domain.clone();
     let access = AccessPolicy::new(&gateway);
     let mut builder = S3ServiceBuilder::new(gateway);
     builder.set_auth(KeyStoreAuth::new(meta));
@@ -71,11 +74,13 @@ pub(crate) async fn serve(
 
     super::serve("s3", listener, limits, tls, shutdown, DRAIN, move |peer| {
         let (service, metrics) = (service.clone(), metrics.clone());
+        let (cors_gateway, cors_domain) = (cors_gateway.clone(), cors_domain.clone());
         hyper::service::service_fn(move |mut request: hyper::Request<WatchedBody>| {
             merge_repeated_content_encoding(request.headers_mut());
             // The gateway records where writes come from (the history's client address).
             request.extensions_mut().insert(ClientAddr(peer.ip().to_canonical()));
-            let cors = super::cors::classify(request.method(), request.uri().query(), request.headers());
+            let cors =
+                super::cors::classify(request.method(), request.uri(), request.headers(), cors_domain.as_deref());
             let close_after = expects_continue_without_body(request.headers());
             let op = S3Op::classify(request.method(), request.uri().path(), request.uri().query());
             let content_length = request
@@ -86,15 +91,45 @@ pub(crate) async fn serve(
                 .unwrap_or(0);
             // Dropped with the response body (or here, on an error): the request is over.
             let mut guard = metrics.start(op, content_length);
-            let preflight = (cors == super::cors::Cors::Preflight).then(|| super::cors::preflight(request.headers()));
-            let service = service.clone();
+            let request_id = request_id::new_id();
+            let preflight = match &cors {
+                super::cors::Cors::Preflight => {
+                    Some(super::cors::preflight(request.headers()).map(|()| s3s::Body::empty()))
+                }
+                super::cors::Cors::BucketPreflight { bucket } => {
+                    Some(super::cors::bucket_preflight(&cors_gateway, bucket, request.headers(), &request_id))
+                }
+                _ => None,
+            };
+            // Refused here rather than by s3s, which takes any expiry up to 136 years and has
+            // no AWS error code for a malformed one.
+            let expiry_problem = meridian_s3gw::presigned_expiry_problem(request.uri().query());
+            let (service, cors_gateway) = (service.clone(), cors_gateway.clone());
             async move {
-                let mut response = match preflight {
-                    Some(answer) => answer.map(|()| s3s::Body::empty()),
-                    None => service.call(request.map(s3s::Body::http_body)).await?,
+                let mut response = match (preflight, expiry_problem) {
+                    (Some(answer), _) => answer,
+                    (None, Some(problem)) => request_id::error_response(
+                        http::StatusCode::BAD_REQUEST,
+                        "AuthorizationQueryParametersError",
+                        problem,
+                        &request_id,
+                    ),
+                    (None, None) => service.call(request.map(s3s::Body::http_body)).await?,
                 };
-                if cors == super::cors::Cors::Simple {
-                    super::cors::allow(response.headers_mut());
+                request_id::stamp(&mut response, &request_id);
+                if response.status().is_server_error() {
+                    tracing::warn!(request_id = %request_id, status = response.status().as_u16(), "S3 request failed");
+                } else {
+                    tracing::debug!(request_id = %request_id, status = response.status().as_u16(), "S3 request answered");
+                }
+                match &cors {
+                    super::cors::Cors::Simple => super::cors::allow(response.headers_mut()),
+                    super::cors::Cors::BucketRequest { bucket, origin, method } => {
+                        if let Some(answer) = cors_gateway.cors_for_request(bucket, origin, method) {
+                            answer.write(response.headers_mut());
+                        }
+                    }
+                    _ => {}
                 }
                 guard.responded(response.status().as_u16());
                 if close_after {

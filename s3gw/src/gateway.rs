@@ -31,6 +31,14 @@ pub struct Gateway {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub std::net::IpAddr);
 
+/// Marks a PUT whose body came without a length (`Transfer-Encoding: chunked`, no
+/// `Content-Length`): the listener sets `Content-Length` to [`crate::MAX_UNSIZED_BODY`] so
+/// s3s, which refuses a body of unknown length (411), lets it through after authenticating
+/// it, and puts this in the request's extensions (clients cannot set extensions). The gateway
+/// then takes the body's real length instead of that header, up to the same bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnsizedBody;
+
 /// Who made an S3 request and from where: what the history records for what it changes.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Origin {

@@ -110,6 +110,8 @@ impl Gateway {
 
     pub(crate) async fn put_object_op(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         let origin = self.origin_of(&req);
+        // The listener's stand-in length of a chunked body is no length at all.
+        let unsized_body = req.extensions.get::<crate::UnsizedBody>().is_some();
         let input = req.input;
         check_key(&input.key)?;
         self.bucket_for_write(&input.bucket).await?;
@@ -119,7 +121,7 @@ impl Gateway {
             content_md5: input.content_md5,
             checksums: declared_checksums!(input),
             algorithm: input.checksum_algorithm.map(|a| a.as_str().to_owned()),
-            length: input.content_length,
+            length: if unsized_body { None } else { input.content_length },
         };
         let headers = HeaderFields {
             content_type: input.content_type,

@@ -8,7 +8,7 @@ use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 
 use meridian_admin::metrics::{S3Metrics, S3Op};
-use meridian_s3gw::{AccessPolicy, ClientAddr, Gateway, KeyStoreAuth};
+use meridian_s3gw::{AccessPolicy, ClientAddr, Gateway, KeyStoreAuth, MAX_UNSIZED_BODY, UnsizedBody};
 
 use super::{ConnLimits, WatchedBody, request_id};
 use crate::load::MeteredBody;
@@ -46,6 +46,35 @@ fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
     let empty = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()) == Some("0");
     expects && empty
+}
+
+/// Lets a PutObject whose body comes without a length (`Transfer-Encoding: chunked`, no
+/// `Content-Length`, an unsigned payload: `curl -T -`, streaming uploaders) be stored whole:
+/// s3s refuses such a body with 411 before looking at it, so the listener gives s3s the
+/// largest length a PUT may have and marks the request ([`UnsizedBody`]); the gateway then
+/// counts the real bytes, up to that bound. Nothing is read before s3s has authenticated the
+/// request. A payload signed by its SHA-256 (s3s checks it against the length), aws-chunked
+/// bodies (they declare their length) and UploadPart are left as they were.
+fn mark_unsized_put(request: &mut hyper::Request<WatchedBody>) {
+    let headers = request.headers();
+    let chunked = headers
+        .get(http::header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let unsigned_payload = headers.get("x-amz-content-sha256").is_none_or(|v| v.as_bytes() == b"UNSIGNED-PAYLOAD");
+    let part_or_copy = request.uri().query().is_some_and(|q| q.split('&').any(|p| p.starts_with("uploadId=")))
+        || headers.contains_key("x-amz-copy-source");
+    if request.method() != http::Method::PUT
+        || headers.contains_key(http::header::CONTENT_LENGTH)
+        || headers.contains_key("x-amz-decoded-content-length")
+        || !chunked
+        || !unsigned_payload
+        || part_or_copy
+    {
+        return;
+    }
+    request.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(MAX_UNSIZED_BODY));
+    request.extensions_mut().insert(UnsizedBody);
 }
 
 /// Serves S3 until shutdown, then lets in-flight requests finish. Every request is counted in
@@ -91,6 +120,7 @@ pub(crate) async fn serve(
                 .unwrap_or(0);
             // Dropped with the response body (or here, on an error): the request is over.
             let mut guard = metrics.start(op, content_length);
+            mark_unsized_put(&mut request);
             let request_id = request_id::new_id();
             let preflight = match &cors {
                 super::cors::Cors::Preflight => {

@@ -500,3 +500,101 @@ async fn conditional_puts_and_racing_creators() {
         assert_eq!(get_bytes(&client, &bucket, &key).await, winners[0], "round {round}: the winner's bytes");
     }
 }
+
+/// A browser form upload (POST Object) signed with SigV4 over a policy: fields in order, the
+/// file last. Returns status and body.
+async fn post_form(node: &TestNode, bucket: &str, key: &str, policy_json: &str, file: &[u8]) -> (u16, String) {
+    post_form_signed_as(node, bucket, key, policy_json, policy_json, file).await
+}
+
+/// [`post_form`] sending `policy_json` with the signature of `signed_json` (a tampered form).
+async fn post_form_signed_as(
+    node: &TestNode,
+    bucket: &str,
+    key: &str,
+    policy_json: &str,
+    signed_json: &str,
+    file: &[u8],
+) -> (u16, String) {
+    use harness::sigv4::{amz_dates, hmac_sha256};
+    let (date, stamp) = amz_dates(SystemTime::now());
+    let credential = format!("{ACCESS_KEY}/{date}/{REGION}/s3/aws4_request");
+    let fill =
+        |json: &str| json.replace("{bucket}", bucket).replace("{credential}", &credential).replace("{date}", &stamp);
+    let policy = base64(fill(policy_json).as_bytes());
+    let signed = base64(fill(signed_json).as_bytes());
+    let k_date = hmac_sha256(format!("AWS4{SECRET_KEY}").as_bytes(), date.as_bytes());
+    let k_region = hmac_sha256(&k_date, REGION.as_bytes());
+    let k_service = hmac_sha256(&k_region, b"s3");
+    let k_signing = hmac_sha256(&k_service, b"aws4_request");
+    let signature = hex::encode(hmac_sha256(&k_signing, signed.as_bytes()));
+    let boundary = "meridian-form-boundary-7d1";
+    let mut body = Vec::new();
+    for (name, value) in [
+        ("key", key),
+        ("x-amz-algorithm", "AWS4-HMAC-SHA256"),
+        ("x-amz-credential", &credential),
+        ("x-amz-date", &stamp),
+        ("policy", &policy),
+        ("x-amz-signature", &signature),
+    ] {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.bin\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let resp = http_client()
+        .post(format!("{}/{bucket}", node.s3_url()))
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body)
+        .send()
+        .await
+        .expect("POST form");
+    (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_object_form_uploads_obey_their_signed_policy() {
+    let node = shared_node().await;
+    let _log = node.log_on_panic();
+    let client = node.client();
+    let bucket = create_bucket(&client, "post").await;
+    let policy = |expiration: &str| {
+        format!(
+            r#"{{"expiration":"{expiration}","conditions":[{{"bucket":"{{bucket}}"}},["starts-with","$key","posters/"],{{"x-amz-algorithm":"AWS4-HMAC-SHA256"}},{{"x-amz-credential":"{{credential}}"}},{{"x-amz-date":"{{date}}"}},["content-length-range",1,1000]]}}"#
+        )
+    };
+    let good = policy("2099-01-01T00:00:00.000Z");
+    let (status, body) = post_form(node, &bucket, "posters/a.jpg", &good, b"poster bytes").await;
+    assert_eq!(status, 204, "a form upload the policy allows (AWS's default success_action_status): {body}");
+    assert_eq!(get_bytes(&client, &bucket, "posters/a.jpg").await, b"poster bytes");
+
+    // What an attacker would send with someone's signed form: another key, a bigger file, an
+    // expired policy, a policy edited after signing.
+    // AWS answers a failed condition 403 AccessDenied; s3s answers 400 InvalidPolicyDocument
+    // before the gateway sees the request (docs/s3-compatibility.md).
+    let (status, body) = post_form(node, &bucket, "private/x", &good, b"x").await;
+    assert_eq!(
+        (status, xml_error_code(&body).as_deref()),
+        (400, Some("InvalidPolicyDocument")),
+        "a key outside starts-with: {body}"
+    );
+    let forged = good.replace("posters/", "");
+    let (status, body) = post_form_signed_as(node, &bucket, "private/x", &forged, &good, b"x").await;
+    assert_eq!(status, 403, "a policy changed after signing (signed as the original): {body}");
+    let (status, body) = post_form(node, &bucket, "posters/big", &good, &[0u8; 1001]).await;
+    assert!((400..500).contains(&status), "a file over content-length-range: {status} {body}");
+    let (status, body) = post_form(node, &bucket, "posters/old", &policy("2001-01-01T00:00:00.000Z"), b"x").await;
+    assert_eq!((status, xml_error_code(&body).as_deref()), (403, Some("AccessDenied")), "an expired policy: {body}");
+    for key in ["private/x", "posters/big", "posters/old"] {
+        expect_err(client.head_object().bucket(&bucket).key(key).send().await, 404, None, "nothing stored");
+    }
+}

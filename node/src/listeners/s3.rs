@@ -77,6 +77,17 @@ fn mark_unsized_put(request: &mut hyper::Request<WatchedBody>) {
     request.extensions_mut().insert(UnsizedBody);
 }
 
+/// HEAD of one part (`?partNumber=N`) answers 206 with its `Content-Range`, as GET does and
+/// as AWS answers; s3s sends every successful HeadObject as 200, whatever the gateway says.
+fn partial_head(is_head: bool, response: &mut http::Response<s3s::Body>) {
+    if is_head
+        && response.status() == http::StatusCode::OK
+        && response.headers().contains_key(http::header::CONTENT_RANGE)
+    {
+        *response.status_mut() = http::StatusCode::PARTIAL_CONTENT;
+    }
+}
+
 /// Serves S3 until shutdown, then lets in-flight requests finish. Every request is counted in
 /// `metrics` (in flight until its response body is done, bytes, latency, status).
 pub(crate) async fn serve(
@@ -134,6 +145,7 @@ pub(crate) async fn serve(
             // Refused here rather than by s3s, which takes any expiry up to 136 years and has
             // no AWS error code for a malformed one.
             let expiry_problem = meridian_s3gw::presigned_expiry_problem(request.uri().query());
+            let is_head = request.method() == http::Method::HEAD;
             let (service, cors_gateway) = (service.clone(), cors_gateway.clone());
             async move {
                 let mut response = match (preflight, expiry_problem) {
@@ -146,6 +158,7 @@ pub(crate) async fn serve(
                     ),
                     (None, None) => service.call(request.map(s3s::Body::http_body)).await?,
                 };
+                partial_head(is_head, &mut response);
                 request_id::stamp(&mut response, &request_id);
                 if response.status().is_server_error() {
                     tracing::warn!(request_id = %request_id, status = response.status().as_u16(), "S3 request failed");

@@ -375,8 +375,17 @@ mod tests {
         assert_eq!(
             crate::codec::encode_body(&Command::RaiseFormat { format: 1 }).expect("encodes")[0],
             24,
-            "RaiseFormat comes last: every variant before it decodes as release a01dacd wrote it"
+            "RaiseFormat keeps its place: every variant before it decodes as release a01dacd wrote it"
         );
+        // Format 2's commands come after it, in this order, for good.
+        let format_2 = [
+            Command::DeleteBucketAbortingUploads { name: "b".into() },
+            Command::PutBucketCors { bucket: "b".into(), cors: BucketCors { rules: Vec::new() } },
+            Command::DeleteBucketCors { bucket: "b".into() },
+        ];
+        for (command, index) in format_2.iter().zip(25u8..) {
+            assert_eq!(crate::codec::encode_body(command).expect("encodes")[0], index, "{command:?}");
+        }
         let plain = Command::DeleteBucket { name: "b".into() }.attributed_from(None, 5, None);
         assert!(matches!(plain, Command::Attributed { .. }), "no address: the plain envelope");
     }

@@ -47,6 +47,7 @@
 //! | `Event` | `e/` | `cursor.index`: u64 varint |
 //! | `Cursor` | `s/` | `index`: u64 varint |
 //! | `WorkItem` | `w/` (local only) | enum discriminant varint |
+//! | `BucketCors` | `cors/` (new in format 2, written only once raised) | `rules`: length varint |
 //! | `Command` | inside entries, propose RPC | enum discriminant varint |
 //! | RPC bodies: `VoteRequest`, `AppendEntriesRequest`, `InstallSnapshotRequest` | internal listener | `vote.leader_id.term`: u64 varint |
 //! | RPC replies: `Result<_, _>` | internal listener | enum discriminant varint |
@@ -96,7 +97,7 @@ pub const LEGACY_FORMAT: u16 = 0;
 
 /// The newest format this binary reads and can write. Raise it (by one) when a [`Record`]
 /// changes shape, and give that record the new number as its [`Record::FORMAT`].
-pub const CURRENT_FORMAT: u16 = 1;
+pub const CURRENT_FORMAT: u16 = 2;
 
 /// The format this process writes: the cluster's active format, as applied from the log (see
 /// `state_machine`). One node per process, so one value; it starts at [`LEGACY_FORMAT`], which

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cors::BucketCors;
 use crate::event::{Actor, Cursor};
 #[cfg(doc)]
 use crate::model::KeyRecord;
@@ -228,6 +229,29 @@ pub enum Command {
         /// The new active format.
         format: u16,
     },
+    /// DeleteBucket as S3 means it: a bucket that holds no objects goes, and its unfinished
+    /// multipart uploads are aborted in the same step (their parts dropped by the nodes holding
+    /// them). [`Command::DeleteBucket`] refuses such a bucket and stays as it was, since nodes of
+    /// the previous release apply it that way. New in format 2: proposed only once the cluster
+    /// writes it, so no node of the previous release receives it.
+    DeleteBucketAbortingUploads {
+        /// Bucket name.
+        name: String,
+    },
+    /// Set a bucket's CORS configuration (PutBucketCors), replacing any before it. Unknown
+    /// bucket: rejected (`NoSuchBucket`). New in format 2, proposed only once it is written.
+    PutBucketCors {
+        /// Bucket name.
+        bucket: String,
+        /// The configuration.
+        cors: BucketCors,
+    },
+    /// Remove a bucket's CORS configuration (DeleteBucketCors); none is not an error. Unknown
+    /// bucket: rejected (`NoSuchBucket`). New in format 2, proposed only once it is written.
+    DeleteBucketCors {
+        /// Bucket name.
+        bucket: String,
+    },
 }
 
 impl Command {
@@ -351,8 +375,17 @@ mod tests {
         assert_eq!(
             crate::codec::encode_body(&Command::RaiseFormat { format: 1 }).expect("encodes")[0],
             24,
-            "RaiseFormat comes last: every variant before it decodes as release a01dacd wrote it"
+            "RaiseFormat keeps its place: every variant before it decodes as release a01dacd wrote it"
         );
+        // Format 2's commands come after it, in this order, for good.
+        let format_2 = [
+            Command::DeleteBucketAbortingUploads { name: "b".into() },
+            Command::PutBucketCors { bucket: "b".into(), cors: BucketCors { rules: Vec::new() } },
+            Command::DeleteBucketCors { bucket: "b".into() },
+        ];
+        for (command, index) in format_2.iter().zip(25u8..) {
+            assert_eq!(crate::codec::encode_body(command).expect("encodes")[0], index, "{command:?}");
+        }
         let plain = Command::DeleteBucket { name: "b".into() }.attributed_from(None, 5, None);
         assert!(matches!(plain, Command::Attributed { .. }), "no address: the plain envelope");
     }

@@ -19,6 +19,7 @@ pub mod access;
 mod clock_drift;
 mod codec;
 mod command;
+mod cors;
 mod durable;
 mod error;
 mod event;
@@ -43,6 +44,7 @@ mod untrusted_bytes_tests;
 
 pub use clock_drift::{CLOCK_HEADER, DriftVerdict, clock_reading_ms};
 pub use command::{Command, CommandOutcome, Rejection, WriteCondition};
+pub use cors::{BucketCors, CorsRule};
 pub use error::{LeaderError, ProposeError, StoreError};
 pub use event::{ACTOR_QUERY_PARAM, Actor, BadActor, BadCursor, Cursor, Event, EventKind};
 pub use history::{EventRetention, EventsError, TrimTarget};

@@ -64,6 +64,8 @@ pub(crate) const SUBSCRIPTION: &[u8] = b"s/";
 /// `m/format`: the cluster's active format (a `u16`; absent: format 0, release a01dacd's).
 /// Replicated and in snapshots, like every `m/` record.
 pub(crate) const FORMAT: &[u8] = b"m/format";
+/// A bucket's CORS configuration (`BucketCors`), by bucket name; new in format 2.
+pub(crate) const CORS: &[u8] = b"cors/";
 
 /// Builds `prefix ++ parts joined by '/'`.
 pub(crate) fn record_key(prefix: &[u8], parts: &[&str]) -> Vec<u8> {
@@ -131,12 +133,25 @@ impl Tables {
 
     /// True when the bucket holds no object and no multipart upload.
     pub(crate) fn bucket_is_empty(&self, bucket: &str) -> Result<bool, StoreError> {
-        let mut prefix = record_key(OBJECT, &[bucket]);
-        prefix.push(b'/');
-        if self.tree.scan_prefix(&prefix).next().transpose()?.is_some() {
+        if self.bucket_has_objects(bucket)? {
             return Ok(false);
         }
         Ok(self.uploads(bucket)?.is_empty())
+    }
+
+    /// Whether the bucket holds at least one object (unfinished uploads aside).
+    pub(crate) fn bucket_has_objects(&self, bucket: &str) -> Result<bool, StoreError> {
+        let mut prefix = record_key(OBJECT, &[bucket]);
+        prefix.push(b'/');
+        Ok(self.tree.scan_prefix(&prefix).next().transpose()?.is_some())
+    }
+
+    /// A bucket's CORS configuration, if it has one.
+    pub(crate) fn bucket_cors(&self, bucket: &str) -> Result<Option<crate::cors::BucketCors>, StoreError> {
+        if !addressable(bucket) {
+            return Ok(None);
+        }
+        self.get(&record_key(CORS, &[bucket]))
     }
 
     pub(crate) fn upload(&self, id: &str) -> Result<Option<MultipartUpload>, StoreError> {

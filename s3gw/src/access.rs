@@ -124,7 +124,10 @@ fn need(op: &str) -> Need {
         | "HeadBucket"
         | "GetBucketLocation"
         | "DeleteBucket"
-        | "DeleteObjects" => Need::OwnBucket,
+        | "DeleteObjects"
+        | "PutBucketCors"
+        | "GetBucketCors"
+        | "DeleteBucketCors" => Need::OwnBucket,
         _ => Need::Refused,
     }
 }
@@ -294,6 +297,29 @@ impl<'a> QueryParams<'a> {
     }
 }
 
+/// What is wrong with the `X-Amz-Expires` of a presigned (SigV4 query) request, if anything:
+/// AWS takes 1 to 604800 seconds and answers anything else with a 400
+/// AuthorizationQueryParametersError before it looks at the signature or the clock. s3s would
+/// take any `u32` (a URL valid for 136 years) and answer a non-number as InvalidRequest. A
+/// request that is not presigned has no problem here.
+pub fn presigned_expiry_problem(query: Option<&str>) -> Option<&'static str> {
+    let query = QueryParams(query?);
+    if !query.has("X-Amz-Signature") {
+        return None;
+    }
+    let Some(expires) = query.get("X-Amz-Expires") else {
+        return Some("Query-string authentication version 4 requires the X-Amz-Expires parameter");
+    };
+    match expires.parse::<i64>() {
+        Err(_) => Some("X-Amz-Expires should be a number"),
+        Ok(secs) if secs < 1 => Some("X-Amz-Expires must be a positive number of seconds"),
+        Ok(secs) if secs.unsigned_abs() > MAX_PRESIGNED_EXPIRY_SECS => {
+            Some("X-Amz-Expires must be less than a week (in seconds) that is 604800")
+        }
+        Ok(_) => None,
+    }
+}
+
 /// Whether a request is signed with AWS Signature Version 2 (an `Authorization: AWS id:sig`
 /// header, or `AWSAccessKeyId`/`Signature` query parameters): SigV2 signs with SHA-1, leaves the
 /// body and most headers unsigned, and lets presigned URLs live for any time.
@@ -318,9 +344,9 @@ impl S3Access for AccessPolicy {
         let Some(credentials) = cx.credentials() else {
             return Err(s3_error!(AccessDenied, "Requests must be signed."));
         };
-        let expires = QueryParams(cx.uri().query().unwrap_or_default()).get("X-Amz-Expires");
-        if expires.and_then(|v| v.parse::<u64>().ok()).is_some_and(|secs| secs > MAX_PRESIGNED_EXPIRY_SECS) {
-            return Err(s3_error!(AccessDenied, "Presigned URLs may not be valid for more than 7 days."));
+        // The listener refuses these before s3s sees them; checked again for any other caller.
+        if let Some(problem) = presigned_expiry_problem(cx.uri().query()) {
+            return Err(s3_error!(AuthorizationQueryParametersError, "{problem}"));
         }
         if self.is_system_key(credentials) {
             self.check_system_key_request(cx)?;
@@ -353,6 +379,15 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         assert!(!signed_with_v2(&headers, Some("X-Amz-Signature=abc&X-Amz-Credential=k")));
         assert!(signed_with_v2(&headers, Some("AWSAccessKeyId=K&Expires=1&Signature=x")));
+        let expiry = |e: &str| presigned_expiry_problem(Some(&format!("X-Amz-Expires={e}&X-Amz-Signature=s")));
+        for bad in ["0", "-1", "604801", "99999999999999999999", "1e3", "", "%20"] {
+            assert!(expiry(bad).is_some(), "X-Amz-Expires={bad}");
+        }
+        for good in ["1", "3600", "604800"] {
+            assert_eq!(expiry(good), None, "X-Amz-Expires={good}");
+        }
+        assert!(presigned_expiry_problem(Some("X-Amz-Signature=s")).is_some(), "missing");
+        assert_eq!(presigned_expiry_problem(Some("uploads&X-Amz-Expires=0")), None, "not presigned");
         assert!(signed_with_v2(&headers, Some("Signature=x&Expires=1")));
         headers.insert(http::header::AUTHORIZATION, http::HeaderValue::from_static("AWS K:c2lnbmF0dXJl"));
         assert!(signed_with_v2(&headers, None));

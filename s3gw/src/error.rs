@@ -33,6 +33,14 @@ pub(crate) fn blob_io(e: std::io::Error) -> S3Error {
     internal(e)
 }
 
+/// A command new in format 2 while some node may still run the previous release (the
+/// cluster has not raised its format yet): nothing was proposed. 503, so clients retry, with
+/// a message that says why and when it stops.
+pub(crate) fn upgrade_in_progress() -> S3Error {
+    tracing::info!("a command new in this release refused: the cluster format is not raised yet");
+    s3_error!(ServiceUnavailable, "the cluster is being upgraded; try again when every node runs this release")
+}
+
 /// A store read failed.
 pub(crate) fn store(e: StoreError) -> S3Error {
     internal(e)

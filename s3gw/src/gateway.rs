@@ -31,6 +31,14 @@ pub struct Gateway {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub std::net::IpAddr);
 
+/// Marks a PUT whose body came without a length (`Transfer-Encoding: chunked`, no
+/// `Content-Length`): the listener sets `Content-Length` to [`crate::MAX_UNSIZED_BODY`] so
+/// s3s, which refuses a body of unknown length (411), lets it through after authenticating
+/// it, and puts this in the request's extensions (clients cannot set extensions). The gateway
+/// then takes the body's real length instead of that header, up to the same bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnsizedBody;
+
 /// Who made an S3 request and from where: what the history records for what it changes.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Origin {
@@ -62,7 +70,20 @@ pub enum ReadConsistency {
     Local,
 }
 
+/// The record format that brought the commands of this release's S3 edge cases
+/// (DeleteBucket aborting uploads, conditional CompleteMultipartUpload, bucket CORS).
+pub(crate) const EDGE_FORMAT: u16 = 2;
+
 impl Gateway {
+    /// Refuses (503, see [`error::upgrade_in_progress`]) a command new in [`EDGE_FORMAT`] while
+    /// a node of the previous release may still receive it.
+    pub(crate) fn require_edge_format(&self) -> S3Result<()> {
+        if self.meta.cluster_format_at_least(EDGE_FORMAT) {
+            return Ok(());
+        }
+        Err(error::upgrade_in_progress())
+    }
+
     /// Refuses a write that would store bytes or an upload while this node's data dir is nearly
     /// full (its space reserve released for the Raft log): InsufficientStorage, before anything
     /// is stored or proposed. Reads and deletes are not refused; they free space or need none.

@@ -30,6 +30,10 @@ pub(crate) struct Declared {
     pub(crate) length: Option<i64>,
 }
 
+/// Most bytes a body of unknown length (`Transfer-Encoding: chunked` without
+/// `Content-Length`, see [`crate::UnsizedBody`]) may bring: S3's largest single PUT, 5 GiB.
+pub const MAX_UNSIZED_BODY: u64 = 5 * 1024 * 1024 * 1024;
+
 /// Bodies up to this size are kept in memory and stored inline in the metadata entry.
 pub(crate) const INLINE_MAX: usize = 16 * 1024;
 
@@ -132,6 +136,9 @@ pub(crate) async fn ingest(
                 tracing::info!(error = %e, received = size, "request body failed; upload discarded");
                 s3_error!(IncompleteBody, "the request body could not be read completely")
             })?;
+            if declared.length.is_none() && size + chunk.len() as u64 > MAX_UNSIZED_BODY {
+                return Err(s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed object size."));
+            }
             md5.update(&chunk);
             hasher.update(&chunk);
             match writer.as_mut() {

@@ -5,7 +5,7 @@ use meridian_raft::model::ListedObject;
 use s3s::dto::{
     CommonPrefix, ETag, EncodingType, ListObjectVersionsInput, ListObjectVersionsOutput, ListObjectsInput,
     ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, Object, ObjectStorageClass, ObjectVersion,
-    ObjectVersionStorageClass,
+    ObjectVersionStorageClass, Owner,
 };
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -15,6 +15,17 @@ use crate::gateway::Gateway;
 
 /// S3's default and maximum page size.
 const MAX_KEYS: i32 = 1000;
+
+/// The owner every listing reports (ListBuckets, and objects in ListObjects v1 and in
+/// ListObjectsV2 with `fetch-owner=true`): the operator's account, since every bucket belongs to
+/// it whichever key wrote it. Clients (rclone, s3cmd) read the owner's ID and DisplayName as
+/// present and non-empty; a user's own files are told apart by the panel, not by S3 owners.
+pub(crate) fn operator_owner() -> Owner {
+    Owner { display_name: Some(OPERATOR.into()), id: Some(OPERATOR.into()) }
+}
+
+/// The operator account's ID and display name in S3 answers.
+const OPERATOR: &str = "meridian";
 
 /// One page of a listing.
 struct Page {
@@ -65,8 +76,9 @@ fn common_prefix<'k>(key: &'k str, prefix: &str, delimiter: Option<&str>) -> Opt
     key.get(..prefix.len() + at + delimiter.len())
 }
 
-fn object_entry(key: String, meta: &ListedObject, encoder: &Encoder) -> Object {
+fn object_entry(key: String, meta: &ListedObject, encoder: &Encoder, with_owner: bool) -> Object {
     Object {
+        owner: with_owner.then(operator_owner),
         key: Some(encoder.key(&key)),
         size: i64::try_from(meta.size).ok(),
         e_tag: Some(ETag::Strong(meta.etag.clone())),
@@ -92,6 +104,12 @@ impl Gateway {
             cursor.skip_keys_starting_with(rolled);
         }
         let mut page = Page { objects: Vec::new(), prefixes: Vec::new(), truncated: false, last: None };
+        // `max-keys=0` asks for no keys: an empty page that is not truncated, as AWS answers.
+        // Truncated with nothing in it would hand out no token to go on from, and clients
+        // that page until IsTruncated is false would loop forever.
+        if max_keys == 0 {
+            return Ok(page);
+        }
         let mut count = 0;
         while let Some((key, meta)) = cursor.next_listed().map_err(error::store)? {
             if count == max_keys {
@@ -131,6 +149,7 @@ impl Gateway {
         let prefix = input.prefix.clone().unwrap_or_default();
         let after = token_key.as_deref().or(input.start_after.as_deref());
         let max_keys = input.max_keys.unwrap_or(MAX_KEYS);
+        let fetch_owner = input.fetch_owner == Some(true);
         let query =
             Query { bucket: &input.bucket, prefix: &prefix, delimiter: input.delimiter.as_deref(), after, max_keys };
         let page = self.list_page(&query).await?;
@@ -150,7 +169,7 @@ impl Gateway {
             continuation_token: input.continuation_token,
             next_continuation_token: next,
             is_truncated: Some(page.truncated),
-            contents: Some(page.objects.into_iter().map(|(k, m)| object_entry(k, &m, &encoder)).collect()),
+            contents: Some(page.objects.into_iter().map(|(k, m)| object_entry(k, &m, &encoder, fetch_owner)).collect()),
             common_prefixes: Some(prefix_entries(page.prefixes, &encoder)),
             ..Default::default()
         }))
@@ -182,7 +201,8 @@ impl Gateway {
             max_keys: Some(max_keys),
             next_marker,
             is_truncated: Some(page.truncated),
-            contents: Some(page.objects.into_iter().map(|(k, m)| object_entry(k, &m, &encoder)).collect()),
+            // Version 1 always names each object's owner.
+            contents: Some(page.objects.into_iter().map(|(k, m)| object_entry(k, &m, &encoder, true)).collect()),
             common_prefixes: Some(prefix_entries(page.prefixes, &encoder)),
             ..Default::default()
         }))

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use meridian_raft::WriteCondition;
 use meridian_raft::model::{Checksums, MultipartUpload, PartSummary};
 use meridian_raft::{Command, MetaStore};
 use s3s::crypto::{Checksum as _, Md5};
@@ -29,7 +28,7 @@ use crate::objects::check_key;
 /// Every part but the last must be at least this big.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// S3's highest part number.
-const MAX_PART_NUMBER: i32 = 10_000;
+pub(crate) const MAX_PART_NUMBER: i32 = 10_000;
 
 /// What is recorded about a received part, beside its bytes.
 #[derive(Debug, Serialize, Deserialize)]
@@ -322,6 +321,11 @@ impl Gateway {
         let origin = self.origin_of(&req);
         let input = req.input;
         let (upload, dir) = self.upload_here(&input.bucket, &input.key, &input.upload_id).await?;
+        let condition = crate::objects::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+        // Nodes of the previous release remove the upload before judging a condition.
+        if condition != meridian_raft::WriteCondition::None {
+            self.require_edge_format()?;
+        }
         let requested = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
         if requested.is_empty() {
             return Err(s3_error!(MalformedXML, "You must specify at least one part"));
@@ -385,7 +389,9 @@ impl Gateway {
         meta.parts =
             chosen.iter().map(|r| PartSummary { number: r.number, size: r.size, etag: r.etag.clone() }).collect();
         let upload_id = Some(input.upload_id.clone());
-        self.commit_new_version(&input.bucket, &input.key, meta, WriteCondition::None, upload_id, origin).await?;
+        // A refused condition leaves the upload in place (the same entry would have removed
+        // it), so the client may complete it again, as with AWS.
+        self.commit_new_version(&input.bucket, &input.key, meta, condition, upload_id, origin).await?;
         tracing::info!(bucket = %input.bucket, key = %input.key, size, parts = chosen.len(), "multipart upload completed");
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             location: Some(format!("/{}/{}", input.bucket, input.key)),

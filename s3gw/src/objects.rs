@@ -11,7 +11,7 @@ use s3s::dto::{
     DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, ETag, ETagCondition, GetObjectInput, GetObjectOutput,
     HeadObjectInput, HeadObjectOutput, PutObjectInput, PutObjectOutput, StreamingBlob,
 };
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::blob::{BlobStore, new_id};
@@ -37,8 +37,10 @@ pub(crate) fn check_key(key: &str) -> S3Result<()> {
     Ok(())
 }
 
-/// The write condition of `If-None-Match: *` / `If-Match: "etag"` on a PUT.
-fn write_condition(
+/// The write condition of `If-None-Match: *` / `If-Match: "etag"` on a PUT or a
+/// CompleteMultipartUpload: checked by the state machine as the write applies, so of two
+/// racing creators with `If-None-Match: *` exactly one wins.
+pub(crate) fn write_condition(
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
 ) -> S3Result<WriteCondition> {
@@ -108,6 +110,8 @@ impl Gateway {
 
     pub(crate) async fn put_object_op(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         let origin = self.origin_of(&req);
+        // The listener's stand-in length of a chunked body is no length at all.
+        let unsized_body = req.extensions.get::<crate::UnsizedBody>().is_some();
         let input = req.input;
         check_key(&input.key)?;
         self.bucket_for_write(&input.bucket).await?;
@@ -117,7 +121,7 @@ impl Gateway {
             content_md5: input.content_md5,
             checksums: declared_checksums!(input),
             algorithm: input.checksum_algorithm.map(|a| a.as_str().to_owned()),
-            length: input.content_length,
+            length: if unsized_body { None } else { input.content_length },
         };
         let headers = HeaderFields {
             content_type: input.content_type,
@@ -182,21 +186,13 @@ impl Gateway {
     /// The byte range a GET asks for: a Range header, or one part of a multipart object.
     fn requested_range(input: &GetObjectInput, object: &ObjectMeta) -> S3Result<Option<std::ops::Range<u64>>> {
         if let Some(part_number) = input.part_number {
-            if object.parts.is_empty() {
-                return if part_number == 1 {
-                    Ok(None)
-                } else {
-                    Err(s3_error!(InvalidArgument, "no such part number"))
-                };
+            if input.range.is_some() {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "Cannot specify both Range header and partNumber query parameter"
+                ));
             }
-            let mut start = 0u64;
-            for part in &object.parts {
-                if part.number == part_number {
-                    return Ok(Some(start..start + part.size));
-                }
-                start += part.size;
-            }
-            return Err(s3_error!(InvalidArgument, "no such part number"));
+            return part_range(object, part_number);
         }
         match &input.range {
             None => Ok(None),
@@ -300,9 +296,23 @@ impl Gateway {
         read_preconditions!(input).check_read(&object)?;
         let checksum_wanted = input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == "ENABLED");
 
+        let range = match input.part_number {
+            Some(_) if input.range.is_some() => {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "Cannot specify both Range header and partNumber query parameter"
+                ));
+            }
+            Some(part_number) => part_range(&object, part_number)?,
+            None => None,
+        };
+        let content_length = range.as_ref().map_or(object.size, |r| r.end - r.start);
+        let content_range =
+            range.as_ref().map(|r| format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), object.size));
         let Described { e_tag, headers } = Self::describe(&object);
         let mut output = HeadObjectOutput {
-            content_length: i64::try_from(object.size).ok(),
+            content_length: i64::try_from(content_length).ok(),
+            content_range,
             accept_ranges: Some("bytes".into()),
             e_tag: Some(e_tag),
             last_modified: Some(timestamp(object.last_modified)),
@@ -430,6 +440,32 @@ impl Gateway {
             ..Default::default()
         }))
     }
+}
+
+/// The bytes of part `number` of `object` (`GET`/`HEAD ?partNumber=N`), as AWS answers:
+/// a number outside 1 to 10000 is InvalidArgument; a part the object does not have is 416
+/// InvalidPartNumber. An object not made by multipart upload is its own part 1, served whole
+/// (`None`).
+fn part_range(object: &ObjectMeta, number: i32) -> S3Result<Option<std::ops::Range<u64>>> {
+    if !(1..=crate::multipart::MAX_PART_NUMBER).contains(&number) {
+        return Err(s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"));
+    }
+    if object.parts.is_empty() && number == 1 {
+        return Ok(None);
+    }
+    let mut start = 0u64;
+    for part in &object.parts {
+        if part.number == number {
+            return Ok(Some(start..start + part.size));
+        }
+        start += part.size;
+    }
+    let mut error = S3Error::with_message(
+        S3ErrorCode::Custom("InvalidPartNumber".into()),
+        "The requested partnumber is not satisfiable",
+    );
+    error.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+    Err(error)
 }
 
 /// The `response-*` query parameters of a signed GET replace the stored headers in the answer

@@ -45,6 +45,24 @@ impl S3 for Gateway {
         self.create_multipart_upload_op(req).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "DeleteBucketCors"))]
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        self.delete_bucket_cors_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "GetBucketCors"))]
+    async fn get_bucket_cors(&self, req: S3Request<GetBucketCorsInput>) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        self.get_bucket_cors_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "PutBucketCors"))]
+    async fn put_bucket_cors(&self, req: S3Request<PutBucketCorsInput>) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        self.put_bucket_cors_op(req).await
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(op = "DeleteBucket"))]
     async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
         self.delete_bucket_op(req).await

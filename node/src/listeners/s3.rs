@@ -8,9 +8,9 @@ use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 
 use meridian_admin::metrics::{S3Metrics, S3Op};
-use meridian_s3gw::{AccessPolicy, ClientAddr, Gateway, KeyStoreAuth};
+use meridian_s3gw::{AccessPolicy, ClientAddr, Gateway, KeyStoreAuth, MAX_UNSIZED_BODY, UnsizedBody};
 
-use super::{ConnLimits, WatchedBody};
+use super::{ConnLimits, WatchedBody, request_id};
 use crate::load::MeteredBody;
 use crate::shutdown::Shutdown;
 
@@ -48,6 +48,46 @@ fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
     expects && empty
 }
 
+/// Lets a PutObject whose body comes without a length (`Transfer-Encoding: chunked`, no
+/// `Content-Length`, an unsigned payload: `curl -T -`, streaming uploaders) be stored whole:
+/// s3s refuses such a body with 411 before looking at it, so the listener gives s3s the
+/// largest length a PUT may have and marks the request ([`UnsizedBody`]); the gateway then
+/// counts the real bytes, up to that bound. Nothing is read before s3s has authenticated the
+/// request. A payload signed by its SHA-256 (s3s checks it against the length), aws-chunked
+/// bodies (they declare their length) and UploadPart are left as they were.
+fn mark_unsized_put(request: &mut hyper::Request<WatchedBody>) {
+    let headers = request.headers();
+    let chunked = headers
+        .get(http::header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let unsigned_payload = headers.get("x-amz-content-sha256").is_none_or(|v| v.as_bytes() == b"UNSIGNED-PAYLOAD");
+    let part_or_copy = request.uri().query().is_some_and(|q| q.split('&').any(|p| p.starts_with("uploadId=")))
+        || headers.contains_key("x-amz-copy-source");
+    if request.method() != http::Method::PUT
+        || headers.contains_key(http::header::CONTENT_LENGTH)
+        || headers.contains_key("x-amz-decoded-content-length")
+        || !chunked
+        || !unsigned_payload
+        || part_or_copy
+    {
+        return;
+    }
+    request.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(MAX_UNSIZED_BODY));
+    request.extensions_mut().insert(UnsizedBody);
+}
+
+/// HEAD of one part (`?partNumber=N`) answers 206 with its `Content-Range`, as GET does and
+/// as AWS answers; s3s sends every successful HeadObject as 200, whatever the gateway says.
+fn partial_head(is_head: bool, response: &mut http::Response<s3s::Body>) {
+    if is_head
+        && response.status() == http::StatusCode::OK
+        && response.headers().contains_key(http::header::CONTENT_RANGE)
+    {
+        *response.status_mut() = http::StatusCode::PARTIAL_CONTENT;
+    }
+}
+
 /// Serves S3 until shutdown, then lets in-flight requests finish. Every request is counted in
 /// `metrics` (in flight until its response body is done, bytes, latency, status).
 pub(crate) async fn serve(
@@ -60,6 +100,9 @@ pub(crate) async fn serve(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let meta = gateway.meta().clone();
+    // Bucket CORS rules are read per request, outside s3s.
+    let cors_gateway = gateway.clone();
+    let cors_domain = domain.clone();
     let access = AccessPolicy::new(&gateway);
     let mut builder = S3ServiceBuilder::new(gateway);
     builder.set_auth(KeyStoreAuth::new(meta));
@@ -71,11 +114,13 @@ pub(crate) async fn serve(
 
     super::serve("s3", listener, limits, tls, shutdown, DRAIN, move |peer| {
         let (service, metrics) = (service.clone(), metrics.clone());
+        let (cors_gateway, cors_domain) = (cors_gateway.clone(), cors_domain.clone());
         hyper::service::service_fn(move |mut request: hyper::Request<WatchedBody>| {
             merge_repeated_content_encoding(request.headers_mut());
             // The gateway records where writes come from (the history's client address).
             request.extensions_mut().insert(ClientAddr(peer.ip().to_canonical()));
-            let cors = super::cors::classify(request.method(), request.uri().query(), request.headers());
+            let cors =
+                super::cors::classify(request.method(), request.uri(), request.headers(), cors_domain.as_deref());
             let close_after = expects_continue_without_body(request.headers());
             let op = S3Op::classify(request.method(), request.uri().path(), request.uri().query());
             let content_length = request
@@ -86,15 +131,48 @@ pub(crate) async fn serve(
                 .unwrap_or(0);
             // Dropped with the response body (or here, on an error): the request is over.
             let mut guard = metrics.start(op, content_length);
-            let preflight = (cors == super::cors::Cors::Preflight).then(|| super::cors::preflight(request.headers()));
-            let service = service.clone();
+            mark_unsized_put(&mut request);
+            let request_id = request_id::new_id();
+            let preflight = match &cors {
+                super::cors::Cors::Preflight => {
+                    Some(super::cors::preflight(request.headers()).map(|()| s3s::Body::empty()))
+                }
+                super::cors::Cors::BucketPreflight { bucket } => {
+                    Some(super::cors::bucket_preflight(&cors_gateway, bucket, request.headers(), &request_id))
+                }
+                _ => None,
+            };
+            // Refused here rather than by s3s, which takes any expiry up to 136 years and has
+            // no AWS error code for a malformed one.
+            let expiry_problem = meridian_s3gw::presigned_expiry_problem(request.uri().query());
+            let is_head = request.method() == http::Method::HEAD;
+            let (service, cors_gateway) = (service.clone(), cors_gateway.clone());
             async move {
-                let mut response = match preflight {
-                    Some(answer) => answer.map(|()| s3s::Body::empty()),
-                    None => service.call(request.map(s3s::Body::http_body)).await?,
+                let mut response = match (preflight, expiry_problem) {
+                    (Some(answer), _) => answer,
+                    (None, Some(problem)) => request_id::error_response(
+                        http::StatusCode::BAD_REQUEST,
+                        "AuthorizationQueryParametersError",
+                        problem,
+                        &request_id,
+                    ),
+                    (None, None) => service.call(request.map(s3s::Body::http_body)).await?,
                 };
-                if cors == super::cors::Cors::Simple {
-                    super::cors::allow(response.headers_mut());
+                partial_head(is_head, &mut response);
+                request_id::stamp(&mut response, &request_id);
+                if response.status().is_server_error() {
+                    tracing::warn!(request_id = %request_id, status = response.status().as_u16(), "S3 request failed");
+                } else {
+                    tracing::debug!(request_id = %request_id, status = response.status().as_u16(), "S3 request answered");
+                }
+                match &cors {
+                    super::cors::Cors::Simple => super::cors::allow(response.headers_mut()),
+                    super::cors::Cors::BucketRequest { bucket, origin, method } => {
+                        if let Some(answer) = cors_gateway.cors_for_request(bucket, origin, method) {
+                            answer.write(response.headers_mut());
+                        }
+                    }
+                    _ => {}
                 }
                 guard.responded(response.status().as_u16());
                 if close_after {

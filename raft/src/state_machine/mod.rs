@@ -8,6 +8,7 @@
 //! `apply` dispatches on the command; each group of commands is applied in its own module.
 
 mod buckets;
+mod cors;
 mod events;
 mod keys;
 mod objects;
@@ -183,6 +184,9 @@ impl Changes<'_> {
             Command::SetAccessKeyDisabled { id, disabled } => self.set_access_key_disabled(id, *disabled),
             Command::DeleteAccessKey { id } => self.delete_access_key(id),
             Command::RaiseFormat { format } => self.raise_format(*format),
+            Command::DeleteBucketAbortingUploads { name } => self.delete_bucket_aborting_uploads(name),
+            Command::PutBucketCors { bucket, cors } => self.put_bucket_cors(bucket, cors),
+            Command::DeleteBucketCors { bucket } => self.delete_bucket_cors(bucket),
         }
     }
 }

@@ -24,15 +24,13 @@ impl Changes<'_> {
         if self.tables.bucket(bucket)?.is_none() {
             return Ok(Rejected(Rejection::NoSuchBucket));
         }
-        if let Some(upload_id) = completes_upload {
-            let Some(upload) = self.tables.upload(upload_id)? else {
-                return Ok(Rejected(Rejection::NoSuchUpload));
-            };
-            self.batch.remove(record_key(tables::UPLOAD, &[upload_id]));
-            if upload.node == self.node {
-                self.owe(&WorkItem::DropUploadParts { upload: upload_id.to_owned() })?;
-            }
-        }
+        let completed = match completes_upload {
+            Some(upload_id) => match self.tables.upload(upload_id)? {
+                Some(upload) => Some(upload),
+                None => return Ok(Rejected(Rejection::NoSuchUpload)),
+            },
+            None => None,
+        };
         let current = self.tables.object(bucket, key)?;
         let allowed = match (condition, &current) {
             (WriteCondition::None, _) => true,
@@ -40,8 +38,18 @@ impl Changes<'_> {
             (WriteCondition::ETagIs(etag), Some(current)) => &current.etag == etag,
             (WriteCondition::ETagIs(_), None) => false,
         };
+        // Judged before the upload is removed: a refused CompleteMultipartUpload leaves its
+        // upload for the client to complete again, as S3 does. Only a conditional completion
+        // can be refused here, and gateways send those only once the cluster writes format 2
+        // (nodes of the previous release removed the upload first), so replicas agree.
         if !allowed {
             return Ok(Rejected(Rejection::PreconditionFailed));
+        }
+        if let Some(upload) = completed {
+            self.batch.remove(record_key(tables::UPLOAD, &[&upload.id]));
+            if upload.node == self.node {
+                self.owe(&WorkItem::DropUploadParts { upload: upload.id.clone() })?;
+            }
         }
         // An overwrite never changes ownership: a user with a write share, or an S3 key,
         // replaces the owner's file, it does not take it, and a file nobody owns (written

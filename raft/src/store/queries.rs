@@ -40,6 +40,18 @@ impl MetaStore {
         self.inner.tables.buckets()
     }
 
+    /// A bucket's CORS configuration, if it has one (this node's state, not confirmed).
+    pub fn bucket_cors(&self, bucket: &str) -> Result<Option<crate::cors::BucketCors>, StoreError> {
+        self.inner.tables.bucket_cors(bucket)
+    }
+
+    /// Whether the cluster writes records of `format` or newer: every member runs a release
+    /// that reads it, so commands and records new in that format may be proposed. Until then
+    /// a node of the previous release could receive them, and they are refused.
+    pub fn cluster_format_at_least(&self, format: u16) -> bool {
+        crate::codec::active_format() >= format
+    }
+
     /// The current version of an object, if any.
     pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
         self.inner.tables.object(bucket, key)

@@ -295,6 +295,27 @@ role = "voter"
         self.wait_healthy().await;
     }
 
+    /// Waits (bounded) until this node writes the newest record format it reads (its
+    /// `/api/v1/cluster` status says `active_format == reads_format`): commands new in this
+    /// release are refused until then. The single-node form of `TestCluster::wait_format_raised`.
+    pub async fn wait_format_raised(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = format!("{}/api/v1/cluster", self.web_url());
+        let http = http_client();
+        loop {
+            let status = match http.get(&url).timeout(Duration::from_secs(2)).send().await {
+                Ok(resp) => resp.json::<serde_json::Value>().await.map(|v| v["status"].clone()).ok(),
+                Err(_) => None,
+            };
+            let formats = status.as_ref().map(|s| (s["active_format"].as_u64(), s["reads_format"].as_u64()));
+            if matches!(formats, Some((Some(active), Some(reads))) if active == reads) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the node's format was not raised within 30 s: {formats:?}");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// The S3 endpoint, `http://127.0.0.1:PORT`.
     pub fn s3_url(&self) -> String {
         format!("http://{}", self.s3_addr)

@@ -132,8 +132,7 @@ pub struct ServiceErr {
     pub status: u16,
     /// The S3 error code (`NoSuchKey`, ...).
     pub code: Option<String>,
-    /// The S3 error message; no test compares it, failure messages show it.
-    #[expect(dead_code, reason = "read only through Debug, in failure messages")]
+    /// The S3 error message (failure messages show it; a few tests check its wording).
     pub message: Option<String>,
 }
 

@@ -124,33 +124,49 @@ async fn delete_non_empty_bucket_is_bucket_not_empty() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_bucket_with_pending_multipart_upload_is_refused_or_cleans_it() {
-    // S3 lets a bucket with only in-progress multipart uploads be deleted only if they are
-    // aborted; at the very least the upload must not survive as an orphan in a deleted bucket.
+    // S3 deletes a bucket that holds only unfinished multipart uploads, aborting them; an
+    // object still keeps it (BucketNotEmpty), and then the uploads are left as they were.
     let node = shared_node().await;
     let _log = node.log_on_panic();
+    node.wait_format_raised().await;
     let client = node.client();
     let bucket = create_bucket(&client, "mpu-pending").await;
     let up = ok(client.create_multipart_upload().bucket(&bucket).key("big").send().await, "CreateMultipartUpload");
     let upload_id = up.upload_id().expect("UploadId").to_owned();
-    match client.delete_bucket().bucket(&bucket).send().await {
-        Err(e) => {
-            let se = service_err(&e);
-            assert_eq!(se.code.as_deref(), Some("BucketNotEmpty"), "DeleteBucket with a pending upload: {se:?}");
-            ok(
-                client.abort_multipart_upload().bucket(&bucket).key("big").upload_id(&upload_id).send().await,
-                "AbortMultipartUpload",
-            );
-            ok(client.delete_bucket().bucket(&bucket).send().await, "DeleteBucket after abort");
-        }
-        Ok(_) => {
-            expect_err(
-                client.list_parts().bucket(&bucket).key("big").upload_id(&upload_id).send().await,
-                404,
-                None,
-                "ListParts of an upload in a deleted bucket",
-            );
-        }
-    }
+    ok(
+        client
+            .upload_part()
+            .bucket(&bucket)
+            .key("big")
+            .upload_id(&upload_id)
+            .part_number(1)
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"part"))
+            .send()
+            .await,
+        "UploadPart",
+    );
+    put(&client, &bucket, "object", b"keeps the bucket").await;
+    expect_err(
+        client.delete_bucket().bucket(&bucket).send().await,
+        409,
+        Some("BucketNotEmpty"),
+        "DeleteBucket of a bucket with an object and an upload",
+    );
+    ok(client.list_parts().bucket(&bucket).key("big").upload_id(&upload_id).send().await, "the upload survived");
+
+    ok(client.delete_object().bucket(&bucket).key("object").send().await, "DeleteObject");
+    ok(client.delete_bucket().bucket(&bucket).send().await, "DeleteBucket of a bucket with only an upload");
+    expect_err(client.head_bucket().bucket(&bucket).send().await, 404, None, "HeadBucket after the delete");
+    expect_err(
+        client.list_parts().bucket(&bucket).key("big").upload_id(&upload_id).send().await,
+        404,
+        None,
+        "ListParts of an upload of a deleted bucket",
+    );
+    // The name is free again, and the new bucket has no uploads.
+    ok(client.create_bucket().bucket(&bucket).send().await, "CreateBucket again");
+    let uploads = ok(client.list_multipart_uploads().bucket(&bucket).send().await, "ListMultipartUploads");
+    assert!(uploads.uploads().is_empty(), "the aborted upload is gone: {:?}", uploads.uploads());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

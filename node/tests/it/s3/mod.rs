@@ -5,6 +5,8 @@
 
 mod auth;
 mod buckets;
+mod cors;
+mod edge;
 mod integrity;
 mod listing;
 mod multipart;

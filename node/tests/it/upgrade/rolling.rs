@@ -181,7 +181,12 @@ async fn a_rolling_upgrade_under_writes_loses_no_acknowledged_write_and_raises_t
         Duration::from_secs(20),
     )
     .await;
-    assert!(ok && printed.contains("cluster format: 1") && printed.contains("1/1"), "{printed}");
+    // The newest format this release reads, whatever number that is.
+    let newest = field_u64(&status(&cluster, 0).await, "reads_format").expect("reads_format");
+    assert!(
+        ok && printed.contains(&format!("cluster format: {newest}")) && printed.contains(&format!("{newest}/{newest}")),
+        "{printed}"
+    );
 
     stop.store(true, Ordering::Relaxed);
     let mut acked = 0;
@@ -297,4 +302,96 @@ async fn a_new_cluster_raises_its_format_within_seconds() {
     let s = status(&cluster, 0).await;
     assert!(field_u64(&s, "active_format").is_some_and(|f| f >= 1), "{s:#}");
     assert!(started.elapsed() < Duration::from_secs(10), "raised only after {:?}", started.elapsed());
+}
+
+/// Commands new in format 2 (bucket CORS, DeleteBucket aborting uploads, a conditional
+/// CompleteMultipartUpload) never reach a node of the previous release: while one is a member,
+/// an upgraded node answers them 503 with the reason (or, for DeleteBucket, the previous
+/// release's BucketNotEmpty) and proposes nothing; once every node runs this release and the
+/// format is raised, they work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_new_in_format_2_wait_until_every_node_runs_this_release() {
+    let options = ClusterOptions { env: vec![PREVIOUS], ..ClusterOptions::default() };
+    let cluster = TestCluster::start_with(options).await;
+    let _logs: Vec<_> = cluster.nodes.iter().map(|n| n.log_on_panic()).collect();
+    let node = cluster.node(0);
+    assert!(node.terminate(Duration::from_secs(20)).await.is_some(), "node 0 did not stop on SIGTERM");
+    node.set_env(&[]);
+    node.restart().await;
+    cluster.wait_for_leader(&[0, 1, 2], WAIT).await;
+    wait_statuses(&cluster, &[0], "node 0 runs this release", |s| field_u64(s, "protocol") == Some(1)).await;
+
+    let client = node.client();
+    let bucket = create_bucket(&client, "format2").await;
+    let upload = client.create_multipart_upload().bucket(&bucket).key("big").send().await.expect("upload");
+    let upload_id = upload.upload_id().expect("UploadId").to_owned();
+    let cors = aws_sdk_s3::types::CorsConfiguration::builder()
+        .cors_rules(
+            aws_sdk_s3::types::CorsRule::builder().allowed_origins("*").allowed_methods("GET").build().expect("rule"),
+        )
+        .build()
+        .expect("configuration");
+    let refused = expect_err(
+        client.put_bucket_cors().bucket(&bucket).cors_configuration(cors.clone()).send().await,
+        503,
+        Some("ServiceUnavailable"),
+        "PutBucketCors before the raise",
+    );
+    assert!(refused.message.as_deref().is_some_and(|m| m.contains("being upgraded")), "{refused:?}");
+    expect_err(
+        client.delete_bucket_cors().bucket(&bucket).send().await,
+        503,
+        Some("ServiceUnavailable"),
+        "DeleteBucketCors before the raise",
+    );
+    let part = client
+        .upload_part()
+        .bucket(&bucket)
+        .key("big")
+        .upload_id(&upload_id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"part"))
+        .send()
+        .await
+        .expect("UploadPart");
+    let completed = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .parts(aws_sdk_s3::types::CompletedPart::builder().part_number(1).e_tag(part.e_tag().expect("ETag")).build())
+        .build();
+    expect_err(
+        client
+            .complete_multipart_upload()
+            .bucket(&bucket)
+            .key("big")
+            .upload_id(&upload_id)
+            .if_none_match("*")
+            .multipart_upload(completed.clone())
+            .send()
+            .await,
+        503,
+        Some("ServiceUnavailable"),
+        "a conditional CompleteMultipartUpload before the raise",
+    );
+    expect_err(
+        client.delete_bucket().bucket(&bucket).send().await,
+        409,
+        Some("BucketNotEmpty"),
+        "the previous release's DeleteBucket",
+    );
+
+    for i in 1..3 {
+        let node = cluster.node(i);
+        assert!(node.terminate(Duration::from_secs(20)).await.is_some(), "node {i} did not stop on SIGTERM");
+        node.set_env(&[]);
+        node.restart().await;
+    }
+    cluster.wait_for_leader(&[0, 1, 2], WAIT).await;
+    cluster.wait_format_raised().await;
+    client
+        .put_bucket_cors()
+        .bucket(&bucket)
+        .cors_configuration(cors)
+        .send()
+        .await
+        .expect("PutBucketCors after the raise");
+    client.delete_bucket().bucket(&bucket).send().await.expect("DeleteBucket with only an upload, after the raise");
 }

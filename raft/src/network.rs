@@ -166,8 +166,19 @@ impl PeerClient {
     /// when the HTTP client cannot be built with the TLS configuration (there is no fallback: a
     /// client without it would not be one the peers accept).
     pub fn new(signer: Arc<RequestSigner>, transport: PeerTransport) -> Result<Self, reqwest::Error> {
+        Self::from_address(signer, transport, None)
+    }
+
+    /// As [`PeerClient::new`], with calls leaving from `source` when given (a node's
+    /// `internal_source`), else from the address the operating system picks.
+    pub fn from_address(
+        signer: Arc<RequestSigner>,
+        transport: PeerTransport,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Self, reqwest::Error> {
         let scheme = transport.scheme();
         let mut builder = reqwest::Client::builder()
+            .local_address(source)
             .tcp_nodelay(true)
             // Below the peers' header-read timeout (10 s by default), which also closes idle
             // keep-alive connections: the client lets go first, so it never sends a request on

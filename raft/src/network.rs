@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
+use crate::commit_notice::{Acknowledged, NoticeRoute, Notices};
 use crate::error::LeaderError;
 use crate::lease::Leases;
 use crate::node_id::{NodeId, RegionNode};
@@ -395,6 +396,11 @@ pub struct PeerConnection {
     addr: String,
     /// See [`HttpNetwork`].
     leases: Arc<Leases>,
+    /// What the peer last acknowledged on this connection: whether a commit notice may travel
+    /// beside it (see `commit_notice`).
+    acknowledged: Acknowledged,
+    /// The peer's commit notices beside this connection; started with the first one.
+    notices: Option<Notices>,
 }
 
 impl PeerConnection {
@@ -441,7 +447,14 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &RegionNode) -> Self::Network {
-        PeerConnection { peers: self.peers.clone(), target, addr: node.internal.clone(), leases: self.leases.clone() }
+        PeerConnection {
+            peers: self.peers.clone(),
+            target,
+            addr: node.internal.clone(),
+            leases: self.leases.clone(),
+            acknowledged: Acknowledged::default(),
+            notices: None,
+        }
     }
 }
 
@@ -451,9 +464,27 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, RegionNode, RaftError<NodeId>>> {
+        if self.acknowledged.covers(&rpc) {
+            // Only news of a commit, and the follower already has everything it refers to: sent
+            // beside the stream, which stays free for the next write ("Commit notices" in
+            // `docs/architecture.md`).
+            let notices = self.notices.get_or_insert_with(|| {
+                let route = NoticeRoute {
+                    peers: self.peers.clone(),
+                    target: self.target,
+                    addr: self.addr.clone(),
+                    leases: self.leases.clone(),
+                    timeout: option.hard_ttl(),
+                };
+                Notices::start(route, &self.acknowledged)
+            });
+            notices.queue(rpc);
+            return Ok(AppendEntriesResponse::Success);
+        }
         // A follower applies what it hears is committed: it must not hear of an entry before
         // every read-lease holder has it.
         rpc.leader_commit = self.leases.cap_commit(rpc.leader_commit).await;
+        let sent = rpc.entries.last().map(|entry| entry.log_id).or(rpc.prev_log_id);
         let body = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         if body.len() > MAX_APPEND_BODY && rpc.entries.len() > 1 {
             // Ask openraft for fewer entries, in proportion, rounded down.
@@ -467,7 +498,9 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
             );
             return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(fit.max(1) as u64)));
         }
-        self.send(APPEND_PATH, body, &option).await
+        let answer = self.send(APPEND_PATH, body, &option).await;
+        self.acknowledged.record(&rpc.vote, sent, answer.as_ref().ok());
+        answer
     }
 
     async fn install_snapshot(

@@ -135,3 +135,64 @@ async fn send_notices(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, Entry, EntryPayload};
+
+    use super::*;
+
+    fn log_id(term: u64, index: u64) -> Option<LogId<NodeId>> {
+        Some(LogId::new(CommittedLeaderId::new(term, 1), index))
+    }
+
+    fn vote(term: u64) -> Vote<NodeId> {
+        Vote::new_committed(term, 1)
+    }
+
+    /// An AppendEntries of `vote` after `prev`, with `entries` blank entries.
+    fn append(vote: Vote<NodeId>, prev: Option<LogId<NodeId>>, entries: u64) -> AppendEntriesRequest<TypeConfig> {
+        let first = prev.map_or(0, |l| l.index + 1);
+        AppendEntriesRequest {
+            vote,
+            prev_log_id: prev,
+            leader_commit: prev,
+            entries: (first..first + entries)
+                .map(|i| Entry { log_id: log_id(vote.leader_id().term, i).unwrap(), payload: EntryPayload::Blank })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn only_a_bare_notice_at_what_the_follower_acknowledged_under_the_same_vote_skips_the_stream() {
+        let mut acked = Acknowledged::default();
+        assert!(!acked.covers(&append(vote(2), log_id(2, 5), 0)), "nothing acknowledged yet");
+        acked.record(&vote(2), log_id(2, 5), Some(&AppendEntriesResponse::Success));
+        assert!(acked.covers(&append(vote(2), log_id(2, 5), 0)));
+        assert!(!acked.covers(&append(vote(2), log_id(2, 5), 1)), "entries always travel on the stream");
+        assert!(!acked.covers(&append(vote(2), log_id(2, 4), 0)), "another prefix than the acknowledged one");
+        assert!(!acked.covers(&append(vote(2), log_id(2, 6), 0)), "more than the follower acknowledged");
+        assert!(!acked.covers(&append(vote(3), log_id(2, 5), 0)), "another vote (a new term)");
+        acked.record(&vote(2), log_id(2, 9), Some(&AppendEntriesResponse::PartialSuccess(log_id(2, 7))));
+        assert!(acked.covers(&append(vote(2), log_id(2, 7), 0)), "a partial success acknowledges what it says");
+    }
+
+    #[test]
+    fn a_refused_or_failed_answer_sends_the_next_notice_on_the_stream() {
+        let mut acked = Acknowledged::default();
+        acked.record(&vote(2), log_id(2, 5), Some(&AppendEntriesResponse::Success));
+        acked.record(&vote(2), log_id(2, 5), Some(&AppendEntriesResponse::HigherVote(vote(3))));
+        assert!(!acked.covers(&append(vote(2), log_id(2, 5), 0)), "a higher vote");
+        acked.record(&vote(2), log_id(2, 5), Some(&AppendEntriesResponse::Success));
+        acked.record(&vote(2), log_id(2, 5), None);
+        assert!(!acked.covers(&append(vote(2), log_id(2, 5), 0)), "a failed call");
+        acked.record(&vote(2), log_id(2, 5), Some(&AppendEntriesResponse::Conflict));
+        assert!(!acked.covers(&append(vote(2), log_id(2, 5), 0)), "a conflict");
+        // A notice sent beside the stream that did not succeed: once, the stream's own.
+        acked.record(&vote(2), log_id(2, 5), Some(&AppendEntriesResponse::Success));
+        acked.doubt.store(true, Ordering::Release);
+        assert!(!acked.covers(&append(vote(2), log_id(2, 5), 0)), "in doubt: on the stream");
+        acked.record(&vote(2), log_id(2, 5), Some(&AppendEntriesResponse::Success));
+        assert!(acked.covers(&append(vote(2), log_id(2, 5), 0)), "the stream's answer settles the doubt");
+    }
+}

@@ -648,6 +648,8 @@ mod tests {
             // Nothing listens there: a request that is sent fails as unreachable.
             addr: "127.0.0.1:9".into(),
             leases,
+            acknowledged: Acknowledged::default(),
+            notices: None,
         };
         let each = 64 * 1024;
         let entries = MAX_APPEND_BODY / each * 3;

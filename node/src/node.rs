@@ -45,6 +45,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         legacy_signatures: config.internal_rpc.legacy_signatures,
         timing: config.timing(),
         transport: tls.peer_transport()?,
+        source_address: region.internal_source,
         cache_bytes: config.storage.cache_bytes(),
     })
     .await

@@ -19,6 +19,7 @@ pub mod access;
 mod clock_drift;
 mod codec;
 mod command;
+mod commit_notice;
 mod cors;
 mod durable;
 mod error;

@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
+use crate::commit_notice::{Acknowledged, NoticeRoute, Notices};
 use crate::error::LeaderError;
 use crate::lease::Leases;
 use crate::node_id::{NodeId, RegionNode};
@@ -167,8 +168,19 @@ impl PeerClient {
     /// when the HTTP client cannot be built with the TLS configuration (there is no fallback: a
     /// client without it would not be one the peers accept).
     pub fn new(signer: Arc<RequestSigner>, transport: PeerTransport) -> Result<Self, reqwest::Error> {
+        Self::from_address(signer, transport, None)
+    }
+
+    /// As [`PeerClient::new`], with calls leaving from `source` when given (a node's
+    /// `internal_source`), else from the address the operating system picks.
+    pub fn from_address(
+        signer: Arc<RequestSigner>,
+        transport: PeerTransport,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Self, reqwest::Error> {
         let scheme = transport.scheme();
         let mut builder = reqwest::Client::builder()
+            .local_address(source)
             .tcp_nodelay(true)
             // Below the peers' header-read timeout (10 s by default), which also closes idle
             // keep-alive connections: the client lets go first, so it never sends a request on
@@ -395,6 +407,11 @@ pub struct PeerConnection {
     /// their own; the leader's heartbeat task sees this flag and sends one down the streams
     /// (see `store::tasks::run_heartbeat`), so the stream searches again and sends a snapshot.
     heartbeat_rejected: Arc<AtomicBool>,
+    /// What the peer last acknowledged on this connection: whether a commit notice may travel
+    /// beside it (see `commit_notice`).
+    acknowledged: Acknowledged,
+    /// The peer's commit notices beside this connection; started with the first one.
+    notices: Option<Notices>,
 }
 
 impl PeerConnection {
@@ -447,6 +464,8 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
             addr: node.internal.clone(),
             leases: self.leases.clone(),
             heartbeat_rejected: self.heartbeat_rejected.clone(),
+            acknowledged: Acknowledged::default(),
+            notices: None,
         }
     }
 }
@@ -457,9 +476,27 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, RegionNode, RaftError<NodeId>>> {
+        if self.acknowledged.covers(&rpc) {
+            // Only news of a commit, and the follower already has everything it refers to: sent
+            // beside the stream, which stays free for the next write ("Commit notices" in
+            // `docs/architecture.md`).
+            let notices = self.notices.get_or_insert_with(|| {
+                let route = NoticeRoute {
+                    peers: self.peers.clone(),
+                    target: self.target,
+                    addr: self.addr.clone(),
+                    leases: self.leases.clone(),
+                    timeout: option.hard_ttl(),
+                };
+                Notices::start(route, &self.acknowledged)
+            });
+            notices.queue(rpc);
+            return Ok(AppendEntriesResponse::Success);
+        }
         // A follower applies what it hears is committed: it must not hear of an entry before
         // every read-lease holder has it.
         rpc.leader_commit = self.leases.cap_commit(rpc.leader_commit).await;
+        let sent = rpc.entries.last().map(|entry| entry.log_id).or(rpc.prev_log_id);
         let body = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         if body.len() > MAX_APPEND_BODY && rpc.entries.len() > 1 {
             // Ask openraft for fewer entries, in proportion, rounded down.
@@ -474,15 +511,16 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
             return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(fit.max(1) as u64)));
         }
         let heartbeat = rpc.entries.is_empty();
-        let reply = self.send(APPEND_PATH, body, &option).await;
-        if heartbeat && matches!(reply, Ok(AppendEntriesResponse::Conflict)) {
+        let answer = self.send(APPEND_PATH, body, &option).await;
+        self.acknowledged.record(&rpc.vote, sent, answer.as_ref().ok());
+        if heartbeat && matches!(answer, Ok(AppendEntriesResponse::Conflict)) {
             tracing::info!(
                 target = self.target,
                 "a follower's log lacks entries it had: asking its stream to search again"
             );
             self.heartbeat_rejected.store(true, Ordering::Release);
         }
-        reply
+        answer
     }
 
     async fn install_snapshot(
@@ -631,6 +669,8 @@ mod tests {
             addr: "127.0.0.1:9".into(),
             leases,
             heartbeat_rejected: Arc::default(),
+            acknowledged: Acknowledged::default(),
+            notices: None,
         };
         let each = 64 * 1024;
         let entries = MAX_APPEND_BODY / each * 3;

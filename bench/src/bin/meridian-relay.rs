@@ -5,9 +5,15 @@
 //! a node advertises the relay's address as its own, so every node-to-node call pays the delay
 //! both ways (50 ms each way = a 100 ms round trip).
 //!
+//! For a map where regions are unequally far apart, `--link SRC_IP/LISTEN=MS` gives the
+//! connections one route accepts from one source address their own delay: each node dials its
+//! peers from an address of its own (`internal_source` in `cluster.toml`), so the relay in
+//! front of a node knows which region calls and delays that pair's traffic as configured.
+//!
 //! `meridian-relay probe` measures what the relay itself adds beyond the configured delay.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -39,6 +45,10 @@ enum Command {
         /// Repeat for more routes.
         #[arg(long = "route", required = true)]
         routes: Vec<String>,
+        /// `SRC_IP/LISTEN=MS`: connections that route LISTEN accepts from SRC_IP get MS one-way
+        /// instead of `--delay-ms` (one pair of regions of an unequal map). Repeatable.
+        #[arg(long = "link")]
+        links: Vec<String>,
     },
     /// Measures the relay's own cost: ping-pong round trips through a relay route and directly
     /// to an echo server, both on loopback; prints what the relay adds beyond twice the delay.
@@ -81,7 +91,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
     runtime.block_on(async {
         match args.command {
-            Command::Run { delay_ms, routes } => run(Duration::from_millis(delay_ms), &routes).await,
+            Command::Run { delay_ms, routes, links } => run(Duration::from_millis(delay_ms), &routes, &links).await,
             Command::Probe { delay_ms, count, size } => probe(Duration::from_millis(delay_ms), count, size).await,
         }
     })
@@ -100,14 +110,72 @@ fn parse_route(route: &str) -> anyhow::Result<(SocketAddr, SocketAddr)> {
     Ok((parse("listen address", listen)?, parse("target", target)?))
 }
 
+/// Most one-way delay a link may be given: a typo must not make a link look dead.
+const MAX_LINK_MS: u64 = 10_000;
+
+/// Parses `SRC_IP/LISTEN=MS` (see [`Command::Run`]): the source address, the route it applies
+/// to, and its one-way delay.
+fn parse_link(link: &str) -> anyhow::Result<(IpAddr, SocketAddr, Duration)> {
+    let (pair, ms) = link.split_once('=').with_context(|| format!("link {link:?} is not SRC_IP/LISTEN=MS"))?;
+    let (source, listen) = pair.split_once('/').with_context(|| format!("link {link:?} is not SRC_IP/LISTEN=MS"))?;
+    let source: IpAddr = source.parse().with_context(|| format!("source {source:?} of link {link:?} is not an IP"))?;
+    let listen: SocketAddr =
+        listen.parse().with_context(|| format!("route {listen:?} of link {link:?} is not ip:port"))?;
+    let ms: u64 = ms.parse().with_context(|| format!("delay {ms:?} of link {link:?} is not a number of ms"))?;
+    if !source.is_loopback() || !listen.ip().is_loopback() {
+        bail!("link {link:?} names a non-loopback address");
+    }
+    if ms > MAX_LINK_MS {
+        bail!("link {link:?}: at most {MAX_LINK_MS} ms");
+    }
+    Ok((source, listen, Duration::from_millis(ms)))
+}
+
+/// One-way delays of one route: by the caller's source address, else the default.
+#[derive(Debug, Clone)]
+struct Delays {
+    /// For callers not listed in `by_source`.
+    default: Duration,
+    /// Per caller address (one pair of regions).
+    by_source: HashMap<IpAddr, Duration>,
+}
+
+impl Delays {
+    /// The same delay for every caller.
+    fn uniform(default: Duration) -> Self {
+        Self { default, by_source: HashMap::new() }
+    }
+
+    /// The delay for a connection from `peer`.
+    fn for_peer(&self, peer: SocketAddr) -> Duration {
+        self.by_source.get(&peer.ip()).copied().unwrap_or(self.default)
+    }
+}
+
 /// Binds every route, then relays until the process is killed.
-async fn run(delay: Duration, routes: &[String]) -> anyhow::Result<()> {
-    let mut tasks = tokio::task::JoinSet::new();
+async fn run(delay: Duration, routes: &[String], links: &[String]) -> anyhow::Result<()> {
+    let mut per_route: HashMap<SocketAddr, Delays> = HashMap::new();
+    let mut parsed = Vec::with_capacity(routes.len());
     for route in routes {
         let (listen, target) = parse_route(route)?;
+        per_route.insert(listen, Delays::uniform(delay));
+        parsed.push((listen, target));
+    }
+    for link in links {
+        let (source, listen, link_delay) = parse_link(link)?;
+        let delays = per_route.get_mut(&listen).with_context(|| format!("link {link:?} names no --route"))?;
+        delays.by_source.insert(source, link_delay);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (listen, target) in parsed {
+        let delays = per_route.remove(&listen).unwrap_or_else(|| Delays::uniform(delay));
         let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-        eprintln!("meridian-relay: {listen} -> {target}, {} ms each way", delay.as_millis());
-        tasks.spawn(serve(listener, target, delay));
+        eprintln!(
+            "meridian-relay: {listen} -> {target}, {} ms each way{}",
+            delay.as_millis(),
+            delays.by_source.iter().map(|(ip, d)| format!(", {} ms from {ip}", d.as_millis())).collect::<String>()
+        );
+        tasks.spawn(serve(listener, target, delays));
     }
     while let Some(done) = tasks.join_next().await {
         done.context("a route task failed")??;
@@ -115,10 +183,12 @@ async fn run(delay: Duration, routes: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Accepts connections on one route for ever; each gets its own pair of delay lines.
-async fn serve(listener: TcpListener, target: SocketAddr, delay: Duration) -> anyhow::Result<()> {
+/// Accepts connections on one route for ever; each gets its own pair of delay lines, delayed
+/// as `delays` says for its caller.
+async fn serve(listener: TcpListener, target: SocketAddr, delays: Delays) -> anyhow::Result<()> {
     loop {
         let (inbound, peer) = listener.accept().await.context("accept")?;
+        let delay = delays.for_peer(peer);
         tokio::spawn(async move {
             if let Err(e) = relay_connection(inbound, target, delay).await {
                 eprintln!("meridian-relay: connection from {peer} to {target}: {e:#}");
@@ -239,7 +309,7 @@ async fn probe(delay: Duration, count: usize, size: usize) -> anyhow::Result<()>
     tokio::spawn(echo(echo_listener));
     let relay_listener = TcpListener::bind("127.0.0.1:0").await?;
     let relay_addr = relay_listener.local_addr()?;
-    tokio::spawn(serve(relay_listener, echo_addr, delay));
+    tokio::spawn(serve(relay_listener, echo_addr, Delays::uniform(delay)));
 
     let mut direct = round_trips(echo_addr, count, size).await?;
     let mut relayed = round_trips(relay_addr, count, size).await?;
@@ -268,13 +338,51 @@ mod tests {
         }
     }
 
+    #[test]
+    fn links_parse_and_stay_on_loopback() {
+        let (source, listen, delay) = parse_link("127.0.0.12/127.0.0.1:7101=15").expect("valid link");
+        assert_eq!((source.to_string(), listen.port(), delay), ("127.0.0.12".into(), 7101, Duration::from_millis(15)));
+        for bad in ["127.0.0.12/127.0.0.1:7101", "10.0.0.1/127.0.0.1:1=5", "127.0.0.2/127.0.0.1:1=99999", "x/y=1"] {
+            assert!(parse_link(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_link_delays_its_source_only() {
+        let target = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let target_addr = target.local_addr().expect("addr");
+        let relay = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let relay_addr = relay.local_addr().expect("addr");
+        let source: IpAddr = "127.0.0.23".parse().expect("ip");
+        let delays = Delays {
+            default: Duration::from_millis(1),
+            by_source: HashMap::from([(source, Duration::from_millis(60))]),
+        };
+        tokio::spawn(serve(relay, target_addr, delays));
+        tokio::spawn(echo(target));
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::new(source, 0)).expect("bind the source address");
+        let far = socket.connect(relay_addr).await.expect("connect from the linked source");
+        let near = TcpStream::connect(relay_addr).await.expect("connect from 127.0.0.1");
+        let ping = |mut stream: TcpStream| async move {
+            let began = Instant::now();
+            stream.write_all(b"ping").await.expect("write");
+            let mut back = [0_u8; 4];
+            stream.read_exact(&mut back).await.expect("read");
+            began.elapsed()
+        };
+        let (far, near) = tokio::join!(ping(far), ping(near));
+        assert!(far >= Duration::from_millis(120), "the linked source pays 2 x 60 ms, took {far:?}");
+        assert!(near < Duration::from_millis(60), "other sources pay the default, took {near:?}");
+    }
+
     #[tokio::test]
     async fn bytes_and_the_half_close_arrive_in_order() {
         let target = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let target_addr = target.local_addr().expect("addr");
         let relay = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let relay_addr = relay.local_addr().expect("addr");
-        tokio::spawn(serve(relay, target_addr, Duration::from_millis(1)));
+        tokio::spawn(serve(relay, target_addr, Delays::uniform(Duration::from_millis(1))));
         tokio::spawn(echo(target));
         let mut client = TcpStream::connect(relay_addr).await.expect("connect");
         let sent: Vec<u8> = (0..300_000_u32).map(|i| (i % 251) as u8).collect();

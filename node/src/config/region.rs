@@ -47,6 +47,12 @@ pub(crate) struct RegionConfig {
     /// `internal` while the node listens here. Default: `internal`.
     #[serde(default)]
     pub(crate) internal_bind: Option<String>,
+    /// Source address of this node's calls to peers (Raft, forwarded writes, blob pulls, load
+    /// exchange): on a host with several addresses, the one peers' firewalls expect; and what
+    /// lets `scripts/wan-bench` tell regions apart on loopback, so its relay can give every pair
+    /// of regions its own delay. Default: chosen by the operating system.
+    #[serde(default)]
+    pub(crate) internal_source: Option<std::net::IpAddr>,
     /// The node's certificate chain, issued by the cluster CA (default: `<name>.crt` beside
     /// `[tls] ca_cert`): presented by the internal listener and on calls to peers, and by the
     /// S3 and web listeners unless `public_cert` is set.
@@ -111,6 +117,11 @@ pub(super) fn validate_regions(regions: &[RegionConfig], path: &Path) -> Result<
                 return Err(invalid(field(name), format!("{addr} is used twice")));
             }
         }
+        if let Some(source) = region.internal_source
+            && (source.is_unspecified() || source.is_multicast())
+        {
+            return Err(invalid(field("internal_source"), format!("{source} is not an address a call can leave from")));
+        }
         if let Some(url) = &region.s3_url {
             let host = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
             if host.is_none_or(|h| h.is_empty() || h.contains('/')) {
@@ -150,6 +161,15 @@ mod tests {
     }
 
     #[test]
+    fn internal_source_is_an_address_to_call_from() {
+        let config = load_str(VALID).expect("valid");
+        assert_eq!(config.region[0].internal_source, None, "the system's choice by default");
+        let sourced = VALID.replace("name = \"a\"", "name = \"a\"\ninternal_source = \"127.0.0.12\"");
+        let config = load_str(&sourced).expect("valid with internal_source");
+        assert_eq!(config.region[0].internal_source, Some([127, 0, 0, 12].into()));
+    }
+
+    #[test]
     fn internal_may_name_a_host_when_the_bind_address_is_given() {
         let named = VALID
             .replace("internal = \"127.0.0.1:3\"", "internal = \"node-a.example:3\"\ninternal_bind = \"127.0.0.1:3\"");
@@ -167,6 +187,8 @@ mod tests {
             (VALID.replace("name = \"a\"", "name = \"a\"\nbogus = 1"), "bogus"),
             (VALID.replace("role = \"voter\"", "role = \"voter\"\ns3_url = \"ftp://x\""), "region[0].s3_url"),
             (VALID.replace("name = \"a\"", "name = \"a\"\ninternal_bind = \"x\""), "region[0].internal_bind"),
+            (VALID.replace("name = \"a\"", "name = \"a\"\ninternal_source = \"0.0.0.0\""), "region[0].internal_source"),
+            (VALID.replace("name = \"a\"", "name = \"a\"\ninternal_source = \"here\""), "internal_source"),
             (VALID.replace("127.0.0.1:3", "node-a.example:3"), "region[0].internal"),
             (VALID.replace("name = \"a\"", "name = \"a\"\ninternal_bind = \"127.0.0.1:1\""), "region[0].internal_bind"),
         ]);

@@ -85,6 +85,8 @@ pub struct StoreConfig {
     pub timing: RaftTiming,
     /// How calls to peers travel: mutual TLS, or plaintext during an upgrade.
     pub transport: PeerTransport,
+    /// Source address of calls to peers (`internal_source`); `None`: the system's choice.
+    pub source_address: Option<std::net::IpAddr>,
     /// Bytes of page cache of the sled database (`[storage] cache_mib`): what bounds the
     /// store's memory whatever the number of objects (sled's own default is 1 GiB).
     pub cache_bytes: u64,
@@ -175,7 +177,7 @@ impl MetaStore {
         };
         let signer =
             Arc::new(RequestSigner::new(&config.secret, &config.cluster_name).with_legacy(config.legacy_signatures));
-        let peers = PeerClient::new(signer, config.transport.clone())
+        let peers = PeerClient::from_address(signer, config.transport.clone(), config.source_address)
             .map_err(StoreError::PeerClient)?
             .from_node(config.node_id);
         let timing = &config.timing;

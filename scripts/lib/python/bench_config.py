@@ -4,14 +4,16 @@
 Usage:
     bench_config.py --out FILE --name NAME --data-root DIR --ports P,P,... \\
         --access-key ID --secret-key SECRET [--relayed] [--read-consistency MODE]
-        [--heartbeat-ms MS]
+        [--heartbeat-ms MS] [--source-ips IP,IP,...]
 
 --ports gives 3 ports per region (s3, web, internal), or 4 with --relayed:
 s3, web, internal (the address peers dial: a relay's), internal_bind (where the node listens).
 Regions are frankfurt, virginia, singapore, in that order, ids 1, 2, 3: the structure of
 cluster.toml, with the default Raft timing (sized for 100-200 ms between regions). A fresh
 random cluster secret is written each time. --heartbeat-ms sets the Raft heartbeat, with the
-election timeout at 5-10 heartbeats (the ratio of cluster.toml's defaults). Only the standard library is used.
+election timeout at 5-10 heartbeats (the ratio of cluster.toml's defaults). --source-ips gives
+each region an `internal_source` (the address its calls to peers leave from), so a relay can
+tell the callers apart (an unequal WAN map). Only the standard library is used.
 """
 
 import argparse
@@ -22,7 +24,7 @@ import sys
 REGIONS = [("frankfurt", 50.1109, 8.6821), ("virginia", 38.9586, -77.3570), ("singapore", 1.3521, 103.8198)]
 
 
-def render(name, data_root, ports, relayed, access_key, secret_key, read_consistency, heartbeat_ms=None):
+def render(name, data_root, ports, relayed, access_key, secret_key, read_consistency, heartbeat_ms=None, sources=None):
     """The config text."""
     per = 4 if relayed else 3
     if not ports or len(ports) % per or len(ports) // per > len(REGIONS):
@@ -74,6 +76,8 @@ def render(name, data_root, ports, relayed, access_key, secret_key, read_consist
         ]
         if relayed:
             out.append(f'internal_bind = "127.0.0.1:{p[3]}"')
+        if sources:
+            out.append(f'internal_source = "{sources[i]}"')
         out += [f"data_dir = '{data_root}/{region}'", 'role = "voter"']
     return "\n".join(out) + "\n"
 
@@ -89,6 +93,7 @@ def main(argv):
     p.add_argument("--secret-key", required=True)
     p.add_argument("--read-consistency", choices=["linearizable", "local"], default="linearizable")
     p.add_argument("--heartbeat-ms", type=int, help="Raft heartbeat (default: cluster.toml's)")
+    p.add_argument("--source-ips", help="comma-separated internal_source per region")
     a = p.parse_args(argv)
     try:
         ports = [int(x) for x in a.ports.split(",")]
@@ -96,7 +101,12 @@ def main(argv):
         raise SystemExit(f"bench_config.py: --ports must be comma-separated numbers, got {a.ports!r}") from None
     if a.heartbeat_ms is not None and not 10 <= a.heartbeat_ms <= 10_000:
         raise SystemExit("bench_config.py: --heartbeat-ms must be 10..10000")
-    text = render(a.name, a.data_root, ports, a.relayed, a.access_key, a.secret_key, a.read_consistency, a.heartbeat_ms)
+    sources = a.source_ips.split(",") if a.source_ips else None
+    if sources and len(sources) * (4 if a.relayed else 3) != len(ports):
+        raise SystemExit("bench_config.py: --source-ips needs one address per region")
+    text = render(
+        a.name, a.data_root, ports, a.relayed, a.access_key, a.secret_key, a.read_consistency, a.heartbeat_ms, sources
+    )
     with open(a.out, "w", encoding="utf-8") as f:
         f.write(text)
     return 0

@@ -1,6 +1,6 @@
 //! Clusters of three (or four) nodes: clock drift, consistency, events, failover, internal auth,
 //! a forwarded write whose answer is lost, membership, partitions (frozen peers; cut links between network namespaces), placement,
-//! replication, scrub, snapshots, webhooks.
+//! replication, scrub, snapshots, webhooks, writes across a WAN.
 
 mod clock;
 mod consistency;
@@ -15,4 +15,5 @@ mod placement;
 mod replication;
 mod scrub;
 mod snapshot;
+mod wan_writes;
 mod webhooks;

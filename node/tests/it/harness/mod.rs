@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod data;
+pub mod delay;
 pub mod devauth;
 pub mod events;
 pub mod faketime;

@@ -64,6 +64,8 @@ pub(crate) fn action_of(kind: &EventKind) -> &'static str {
         EventKind::ShareUsed { .. } => "share_use",
         EventKind::ShareRevoked { .. } => "share_revoke",
         EventKind::ObjectReplicaLost { .. } => "replica_lost",
+        EventKind::ObjectVersionCreated { .. } => "version_create",
+        EventKind::ObjectVersionDeleted { .. } => "version_delete",
     }
 }
 
@@ -78,6 +80,8 @@ pub(crate) const ACTIONS: &[&str] = &[
     "share_create",
     "share_use",
     "share_revoke",
+    "version_create",
+    "version_delete",
     "replica_lost",
 ];
 

@@ -96,7 +96,7 @@ pub const LEGACY_FORMAT: u16 = 0;
 
 /// The newest format this binary reads and can write. Raise it (by one) when a [`Record`]
 /// changes shape, and give that record the new number as its [`Record::FORMAT`].
-pub const CURRENT_FORMAT: u16 = 1;
+pub const CURRENT_FORMAT: u16 = 2;
 
 /// The format this process writes: the cluster's active format, as applied from the log (see
 /// `state_machine`). One node per process, so one value; it starts at [`LEGACY_FORMAT`], which

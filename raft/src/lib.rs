@@ -42,7 +42,7 @@ mod types;
 mod untrusted_bytes_tests;
 
 pub use clock_drift::{CLOCK_HEADER, DriftVerdict, clock_reading_ms};
-pub use command::{Command, CommandOutcome, Rejection, WriteCondition};
+pub use command::{Command, CommandOutcome, Rejection, VersionTouched, WriteCondition};
 pub use error::{LeaderError, ProposeError, StoreError};
 pub use event::{ACTOR_QUERY_PARAM, Actor, BadActor, BadCursor, Cursor, Event, EventKind};
 pub use history::{EventRetention, EventsError, TrimTarget};
@@ -51,5 +51,5 @@ pub use node_id::{NodeId, RegionNode};
 pub use store::{
     ClockDriftStatus, ClusterStatus, Leadership, MemberStatus, MetaStore, RaftTiming, ReadError, StoreConfig,
 };
-pub use tables::{ObjectCursor, SharePage};
+pub use tables::{ObjectCursor, SharePage, VersionWalk};
 pub use types::TypeConfig;

@@ -23,6 +23,7 @@ mod replica;
 mod scrub;
 mod service;
 mod tagging;
+mod versioning;
 
 pub use access::{AccessPolicy, KeyScope};
 pub use auth::KeyStoreAuth;

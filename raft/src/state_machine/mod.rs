@@ -16,6 +16,7 @@ mod shares;
 #[cfg(test)]
 mod testing;
 mod users;
+mod versions;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{Entry, EntryPayload, LogId, OptionalSend, Snapshot, SnapshotMeta, StorageError, StoredMembership};
@@ -85,6 +86,10 @@ struct Changes<'a> {
     /// The active format the entry raised the cluster to ([`Command::RaiseFormat`]); records are
     /// written in it once the entry's batch is applied.
     format_raised: Option<u16>,
+    /// Versions this entry created so far, the second half of their ids. A batch's command `i`
+    /// starts at `i << 16`, so a batch re-applied after a crash (which skips the commands
+    /// already done) hands out the same ids as the first time, never one already used.
+    versions_made: u32,
 }
 
 impl Changes<'_> {
@@ -183,6 +188,8 @@ impl Changes<'_> {
             Command::SetAccessKeyDisabled { id, disabled } => self.set_access_key_disabled(id, *disabled),
             Command::DeleteAccessKey { id } => self.delete_access_key(id),
             Command::RaiseFormat { format } => self.raise_format(*format),
+            Command::PutBucketVersioning { bucket, state } => self.put_bucket_versioning(bucket, *state),
+            Command::DeleteVersion { bucket, key, version_id } => self.delete_version(bucket, key, version_id),
         }
     }
 }
@@ -245,6 +252,7 @@ impl StateMachine {
             regions: None,
             trim: None,
             format_raised: None,
+            versions_made: 0,
         };
         let mut history = HistoryWriter::begin(&self.tables, entry.log_id.index)?;
         let outcome = match &entry.payload {
@@ -267,6 +275,7 @@ impl StateMachine {
                         outcomes.push(CommandOutcome::Done);
                         continue;
                     }
+                    changes.versions_made = u32::try_from(i).unwrap_or(u32::MAX >> 16).min(u32::MAX >> 16) << 16;
                     outcomes.push(changes.apply(command)?);
                     history.add(std::mem::take(&mut changes.events))?;
                     if let Some(through) = changes.trim.take() {

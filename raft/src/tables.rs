@@ -96,7 +96,7 @@ fn version_prefix(bucket: &str, key: &str) -> Vec<u8> {
 
 /// Splits the part of an `r/` key after `r/bucket/` into key and sort key: the sort key is the
 /// last [`SORT_LEN`] bytes, after a NUL.
-fn split_version_key(rest: &[u8]) -> Option<(String, String)> {
+pub(crate) fn split_version_key(rest: &[u8]) -> Option<(String, String)> {
     let cut = rest.len().checked_sub(SORT_LEN + 1)?;
     if rest[cut] != 0 {
         return None;

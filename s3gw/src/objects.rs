@@ -342,13 +342,10 @@ impl Gateway {
         let input = req.input;
         self.bucket_for_write(&input.bucket).await?;
         let command = match input.version_id {
-            Some(version_id) => {
-                check_version_id(&version_id)?;
-                if !self.meta.versioning_available() {
-                    return Err(upgrading());
-                }
-                Command::DeleteVersion { bucket: input.bucket, key: input.key, version_id }
-            }
+            Some(version_id) => match self.version_delete(&input.bucket, &version_id).await? {
+                VersionDelete::Versioned => Command::DeleteVersion { bucket: input.bucket, key: input.key, version_id },
+                VersionDelete::Plain => Command::DeleteObjects { bucket: input.bucket, keys: vec![input.key] },
+            },
             None => Command::DeleteObjects { bucket: input.bucket, keys: vec![input.key] },
         };
         let asked_version = match &command {
@@ -383,15 +380,12 @@ impl Gateway {
         for object in input.delete.objects {
             check_key(&object.key)?;
             match object.version_id {
-                Some(version_id) => {
-                    check_version_id(&version_id)?;
-                    versions.push((object.key, version_id));
-                }
+                Some(version_id) => match self.version_delete(&input.bucket, &version_id).await? {
+                    VersionDelete::Versioned => versions.push((object.key, version_id)),
+                    VersionDelete::Plain => keys.push(object.key),
+                },
                 None => keys.push(object.key),
             }
-        }
-        if !versions.is_empty() && !self.meta.versioning_available() {
-            return Err(upgrading());
         }
         let mut deleted = Vec::with_capacity(keys.len() + versions.len());
         if !keys.is_empty() {
@@ -506,6 +500,36 @@ impl Gateway {
             }),
             ..Default::default()
         }))
+    }
+}
+
+/// How a delete that names a version is carried out.
+enum VersionDelete {
+    /// As [`Command::DeleteVersion`] (a versioned bucket).
+    Versioned,
+    /// As a plain delete: the `null` version of a bucket never versioned is its object, and
+    /// deleting it needs no command of the new format (conformance suites empty unversioned
+    /// buckets this way, during upgrades too).
+    Plain,
+}
+
+impl Gateway {
+    /// Decides how to delete `version_id` in `bucket`: a malformed id is InvalidArgument, as is
+    /// a non-`null` id in a bucket never versioned (it cannot name anything there).
+    async fn version_delete(&self, bucket: &str, version_id: &str) -> S3Result<VersionDelete> {
+        check_version_id(version_id)?;
+        // The versioning state decides what the delete does: read it after catching up.
+        self.sync_for_read().await?;
+        if self.meta.versioning(bucket).map_err(error::store)?.is_none() {
+            if version_id == meridian_raft::model::NULL_VERSION {
+                return Ok(VersionDelete::Plain);
+            }
+            return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+        }
+        if !self.meta.versioning_available() {
+            return Err(upgrading());
+        }
+        Ok(VersionDelete::Versioned)
     }
 }
 

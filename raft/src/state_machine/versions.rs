@@ -233,3 +233,117 @@ impl Changes<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::command::{Command, CommandOutcome, VersionTouched};
+    use crate::model::{Bucket, NULL_VERSION, VersioningState, WorkItem};
+    use crate::state_machine::testing::{entry, owed, put, state_machine};
+
+    /// The version id a versioned write reported.
+    fn version_of(outcome: &CommandOutcome) -> String {
+        match outcome {
+            CommandOutcome::Versions(v) if v.len() == 1 => v[0].version_id.clone(),
+            other => panic!("expected one version, got {other:?}"),
+        }
+    }
+
+    fn setup(state: VersioningState) -> (tempfile::TempDir, crate::state_machine::StateMachine) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = state_machine(dir.path());
+        let bucket = Bucket { name: "b".into(), created: 0, region: "r".into() };
+        sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
+        sm.apply_entry(&entry(2, Command::PutBucketVersioning { bucket: "b".into(), state })).expect("apply");
+        (dir, sm)
+    }
+
+    /// An overwrite in an enabled bucket keeps the old version and its blob (no drop owed); a
+    /// delete leaves a marker; deleting the marker brings the newest version back; deleting a
+    /// version for good frees its blob.
+    #[test]
+    fn enabled_buckets_keep_versions_until_one_is_deleted() {
+        let (_dir, sm) = setup(VersioningState::Enabled);
+        let v1 = version_of(&sm.apply_entry(&entry(3, put("k", "aa01", 1))).expect("apply").0);
+        let v2 = version_of(&sm.apply_entry(&entry(4, put("k", "aa02", 1))).expect("apply").0);
+        assert!(v2 < v1, "newer ids sort first: {v2} {v1}");
+        assert!(owed(&sm).is_empty(), "no blob is dropped by a versioned overwrite: {:?}", owed(&sm));
+        assert_eq!(sm.tables.object("b", "k").expect("read").map(|o| o.blob), Some("aa02".into()));
+        let kept = sm.tables.stored_versions("b", "k").expect("read");
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            (kept[0].1.id.as_str(), kept[0].1.meta.as_ref().map(|m| m.blob.as_str())),
+            (v1.as_str(), Some("aa01"))
+        );
+        assert!(sm.tables.blob_is_referenced("aa01").expect("read"), "a kept version's blob stays referenced");
+
+        let delete = Command::DeleteObjects { bucket: "b".into(), keys: vec!["k".into()] };
+        let (outcome, _) = sm.apply_entry(&entry(5, delete)).expect("apply");
+        let marker = match outcome {
+            CommandOutcome::Versions(v) => {
+                assert!(v[0].delete_marker);
+                v[0].version_id.clone()
+            }
+            other => panic!("{other:?}"),
+        };
+        assert!(sm.tables.object("b", "k").expect("read").is_none(), "the key is deleted");
+        assert_eq!(sm.tables.latest("b", "k").expect("read").map(|l| l.id), Some(marker.clone()));
+        assert!(!sm.tables.bucket_is_empty("b").expect("read"), "versions keep a bucket from being empty");
+
+        let undelete = Command::DeleteVersion { bucket: "b".into(), key: "k".into(), version_id: marker.clone() };
+        let (outcome, _) = sm.apply_entry(&entry(6, undelete)).expect("apply");
+        assert_eq!(
+            outcome,
+            CommandOutcome::Versions(vec![VersionTouched { key: "k".into(), version_id: marker, delete_marker: true }])
+        );
+        assert_eq!(sm.tables.object("b", "k").expect("read").map(|o| o.blob), Some("aa02".into()), "v2 is back");
+        assert_eq!(sm.tables.latest("b", "k").expect("read").map(|l| l.id), Some(v2.clone()));
+
+        let drop_v1 = Command::DeleteVersion { bucket: "b".into(), key: "k".into(), version_id: v1.clone() };
+        sm.apply_entry(&entry(7, drop_v1.clone())).expect("apply");
+        assert_eq!(owed(&sm), vec![WorkItem::DropBlob { blob: "aa01".into() }], "a deleted version's blob is freed");
+        assert!(!sm.tables.blob_is_referenced("aa01").expect("read"));
+        let (again, _) = sm.apply_entry(&entry(8, drop_v1)).expect("apply");
+        assert_eq!(again, CommandOutcome::Versions(Vec::new()), "a version deleted twice: nothing, no error");
+
+        // Deleting the last version forgets the key altogether.
+        let drop_v2 = Command::DeleteVersion { bucket: "b".into(), key: "k".into(), version_id: v2 };
+        sm.apply_entry(&entry(9, drop_v2)).expect("apply");
+        assert!(sm.tables.latest("b", "k").expect("read").is_none());
+        assert!(sm.tables.bucket_is_empty("b").expect("read"));
+    }
+
+    /// A suspended bucket writes the null version, replacing the previous null version only:
+    /// the versions written while enabled are kept.
+    #[test]
+    fn suspended_buckets_replace_only_the_null_version() {
+        let (_dir, sm) = setup(VersioningState::Enabled);
+        let kept = version_of(&sm.apply_entry(&entry(3, put("k", "bb01", 1))).expect("apply").0);
+        let suspend = Command::PutBucketVersioning { bucket: "b".into(), state: VersioningState::Suspended };
+        sm.apply_entry(&entry(4, suspend)).expect("apply");
+        assert_eq!(version_of(&sm.apply_entry(&entry(5, put("k", "bb02", 1))).expect("apply").0), NULL_VERSION);
+        assert_eq!(version_of(&sm.apply_entry(&entry(6, put("k", "bb03", 1))).expect("apply").0), NULL_VERSION);
+        assert_eq!(owed(&sm), vec![WorkItem::DropBlob { blob: "bb02".into() }], "the first null version is freed");
+        let ids: Vec<String> =
+            sm.tables.stored_versions("b", "k").expect("read").into_iter().map(|(_, v)| v.id).collect();
+        assert_eq!(ids, vec![kept.clone()], "the enabled version is kept");
+        assert_eq!(
+            sm.tables.version("b", "k", NULL_VERSION).expect("read").and_then(|(_, v)| v.meta).map(|m| m.blob),
+            Some("bb03".into())
+        );
+    }
+
+    /// A non-holder of a kept version still owes its pull, and its report lands on that version.
+    #[test]
+    fn kept_versions_are_replicated_like_objects() {
+        let (_dir, sm) = setup(VersioningState::Enabled);
+        let v1 = version_of(&sm.apply_entry(&entry(3, put("k", "cc01", 2))).expect("apply").0);
+        sm.apply_entry(&entry(4, put("k", "cc02", 2))).expect("apply");
+        let pulls = owed(&sm);
+        assert_eq!(pulls.len(), 2, "both versions to pull: {pulls:?}");
+        let added = Command::ReplicaAdded { bucket: "b".into(), key: "k".into(), blob: "cc01".into(), node: 1, at: 9 };
+        let (outcome, _) = sm.apply_entry(&entry(5, added)).expect("apply");
+        assert_eq!(outcome, CommandOutcome::Done, "a kept version takes the report");
+        let (_, version) = sm.tables.version("b", "k", &v1).expect("read").expect("kept");
+        assert!(version.meta.expect("a version").holders.contains_key(&1), "node 1 now holds v1");
+    }
+}

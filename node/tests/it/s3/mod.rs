@@ -10,3 +10,4 @@ mod listing;
 mod multipart;
 mod objects;
 mod tagging_attrs;
+mod versioning;

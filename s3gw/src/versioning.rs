@@ -30,7 +30,9 @@ pub(crate) fn check_version_id(id: &str) -> S3Result<()> {
 /// The `x-amz-version-id` (and, for a marker, `x-amz-delete-marker: true`) headers added to an
 /// error answer: S3 names the delete marker a GET of a deleted key found.
 fn with_marker_headers(mut error: S3Error, version_id: &str) -> S3Error {
+    // s3s replaces the error answer's headers with these: keep the XML body's type.
     let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
     headers.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
     if let Ok(value) = http::HeaderValue::from_str(version_id) {
         headers.insert("x-amz-version-id", value);

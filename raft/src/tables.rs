@@ -537,11 +537,13 @@ impl Tables {
 
 /// An ordered walk over stored versions (see [`Tables::version_walk`]).
 pub struct VersionWalk {
+    /// The state machine's tree, to restart the walk further on.
     tree: sled::Tree,
     /// `r/bucket/`.
     bucket_prefix: Vec<u8>,
     /// `r/bucket/prefix`: the walk ends at the first key outside it.
     scope: Vec<u8>,
+    /// The walk; `None` once it left the scope (or for a bucket name no record can have).
     iter: Option<sled::Iter>,
 }
 

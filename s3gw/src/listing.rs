@@ -358,18 +358,27 @@ impl Gateway {
 
 /// What ListObjectVersions lists.
 struct VersionQuery<'a> {
+    /// The bucket.
     bucket: &'a str,
+    /// Only keys starting with this.
     prefix: &'a str,
+    /// Rolls keys up into common prefixes at its first occurrence after `prefix`.
     delimiter: Option<&'a str>,
+    /// The page starts after this key (all its versions, or those up to `version_marker`).
     key_marker: Option<&'a str>,
+    /// The page starts after this version of `key_marker`.
     version_marker: Option<&'a str>,
+    /// Most entries (versions, markers, common prefixes) in the page.
     max_keys: i32,
 }
 
 /// One version or delete marker in a ListObjectVersions page.
 struct VersionEntry {
+    /// Object key.
     key: String,
+    /// Its version id.
     version_id: String,
+    /// Whether it is the key's latest version.
     is_latest: bool,
     /// Size, ETag and time of a version; `None` for a delete marker.
     listed: Option<ListedObject>,
@@ -379,8 +388,11 @@ struct VersionEntry {
 
 /// One page of ListObjectVersions.
 struct VersionPage {
+    /// Versions and delete markers, in listing order.
     entries: Vec<VersionEntry>,
+    /// Common prefixes, in order.
     prefixes: Vec<String>,
+    /// Whether more entries follow.
     truncated: bool,
     /// The last key (with its version id) or common prefix in the page: the next page's markers.
     last: Option<(String, Option<String>)>,

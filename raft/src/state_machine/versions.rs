@@ -248,6 +248,7 @@ mod tests {
         }
     }
 
+    /// A state machine with bucket `b` in versioning `state`.
     fn setup(state: VersioningState) -> (tempfile::TempDir, crate::state_machine::StateMachine) {
         let dir = tempfile::tempdir().expect("tempdir");
         let sm = state_machine(dir.path());

@@ -534,6 +534,32 @@ async fn every_version_is_replicated_and_kept_across_restarts() {
     }
     assert_bytes_eq(&get_version(&clients[0], &bucket, "film", &v1).await, &one, "v1 after restart");
 
+    // The scrub checks kept versions too: node 2's copy of v1, corrupted, is found and pulled again.
+    let copy = cluster.blob_files_with(2, &one).pop().expect("node 2 holds v1");
+    let mut bytes = std::fs::read(&copy).expect("read v1's blob");
+    for b in &mut bytes[..64] {
+        *b = !*b;
+    }
+    std::fs::write(&copy, &bytes).expect("corrupt v1's blob");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["scrub", "--timeout-secs", "120", "--config"])
+        .arg(cluster.node(2).config_path())
+        .args(["--region", harness::cluster::REGIONS[2].0])
+        .output()
+        .expect("run meridian scrub");
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "meridian scrub: {report}\n{}", String::from_utf8_lossy(&output.stderr));
+    let corrupt = report
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(f, _)| f.trim() == "corrupt").map(|(_, v)| v.trim().to_owned()));
+    assert_eq!(corrupt.as_deref(), Some("1"), "the scrub found the kept version's bad copy: {report}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cluster.blob_files_with(2, &one).len() != 1 {
+        assert!(Instant::now() < deadline, "v1 not pulled again on node 2 within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_bytes_eq(&get_version(&clients[2], &bucket, "film", &v1).await, &one, "v1 at node 2 after the repair");
+
     // Deleting a version frees its blob on every node.
     ok(clients[1].delete_object().bucket(&bucket).key("film").version_id(&v1).send().await, "DELETE v1");
     let deadline = Instant::now() + Duration::from_secs(60);

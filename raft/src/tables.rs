@@ -573,13 +573,6 @@ impl VersionWalk {
         start.push(0xFF);
         self.iter = Some(self.tree.range(start..));
     }
-
-    /// Skips the remaining versions of `key` itself.
-    pub fn skip_key(&mut self, key: &str) {
-        let mut start = [self.bucket_prefix.as_slice(), key.as_bytes()].concat();
-        start.extend_from_slice(&[0, 0xFF]);
-        self.iter = Some(self.tree.range(start..));
-    }
 }
 
 /// One page of shares read through an index.

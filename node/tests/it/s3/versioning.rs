@@ -573,3 +573,30 @@ async fn every_version_is_replicated_and_kept_across_restarts() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versioning_waits_for_every_node_to_run_this_release() {
+    // Every node in previous-release mode: the cluster keeps writing format 0, which a node of
+    // release a01dacd reads, so nothing of format 2 may be proposed.
+    let options = harness::cluster::ClusterOptions {
+        env: vec![("MERIDIAN_TESTING_PREVIOUS_RELEASE", "1")],
+        ..harness::cluster::ClusterOptions::default()
+    };
+    let cluster = TestCluster::start_with(options).await;
+    let clients: Vec<Client> = (0..3).map(|i| cluster.node(i).client()).collect();
+    let bucket = create_bucket(&clients[0], "vupgrade").await;
+    let config = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+    let refused = expect_err(
+        clients[1].put_bucket_versioning().bucket(&bucket).versioning_configuration(config).send().await,
+        503,
+        Some("ServiceUnavailable"),
+        "PutBucketVersioning before the format raise",
+    );
+    assert!(format!("{refused:?}").contains("being upgraded"), "the answer says why: {refused:?}");
+    let out = ok(clients[2].get_bucket_versioning().bucket(&bucket).send().await, "GetBucketVersioning");
+    assert_eq!(out.status(), None, "nothing was stored");
+    // Unversioned buckets work as before, `versionId=null` included.
+    assert_eq!(put_version(&clients[0], &bucket, "k", b"x").await, None);
+    ok(clients[1].delete_object().bucket(&bucket).key("k").version_id("null").send().await, "DELETE ?versionId=null");
+    expect_err(clients[2].head_object().bucket(&bucket).key("k").send().await, 404, None, "deleted");
+}

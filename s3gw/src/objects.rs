@@ -448,7 +448,9 @@ impl Gateway {
 
         let replace_metadata = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == "REPLACE");
         let replace_tags = input.tagging_directive.as_ref().is_some_and(|d| d.as_str() == "REPLACE");
-        let same_place = **src_bucket == *input.bucket && **src_key == *input.key;
+        // Copying a named version onto its own key is how S3 clients restore an older version:
+        // allowed, as S3 allows it.
+        let same_place = **src_bucket == *input.bucket && **src_key == *input.key && src_version.is_none();
         if same_place && !replace_metadata && !replace_tags {
             return Err(s3_error!(
                 InvalidRequest,

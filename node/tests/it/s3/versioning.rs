@@ -181,6 +181,13 @@ async fn versions_delete_markers_and_version_deletes_across_regions() {
     let head = ok(clients[1].head_object().bucket(&bucket).key("k").version_id(&v1).send().await, "HeadObject v1");
     assert_eq!((head.version_id(), head.content_length()), (Some(v1.as_str()), Some(1000)), "HEAD ?versionId");
 
+    expect_err(
+        clients[0].get_object_tagging().bucket(&bucket).key("k").version_id(&v1).send().await,
+        501,
+        Some("NotImplemented"),
+        "tagging of a named version is refused, not answered for the current one",
+    );
+
     // Attacks on the version id: unknown, malformed, another key's.
     let unknown = "0".repeat(24);
     expect_err(
@@ -418,6 +425,29 @@ async fn copies_from_a_version_and_multipart_uploads_make_new_versions() {
     assert_eq!(out.copy_source_version_id(), Some(v1.as_str()), "x-amz-copy-source-version-id");
     let copied = out.version_id().expect("the copy's own version id").to_owned();
     assert_bytes_eq(&get_version(&clients[2], &bucket, "dst", &copied).await, &old, "the copy holds v1's bytes");
+
+    // Restoring an older version: copied onto its own key, it becomes the latest again.
+    let out = ok(
+        clients[1]
+            .copy_object()
+            .bucket(&bucket)
+            .key("src")
+            .copy_source(format!("{bucket}/src?versionId={v1}"))
+            .send()
+            .await,
+        "CopyObject of a version onto its own key",
+    );
+    let restored = out.version_id().expect("the restore is a new version").to_owned();
+    assert_ne!(restored, v1);
+    let latest = ok(clients[2].get_object().bucket(&bucket).key("src").send().await, "GetObject after the restore");
+    assert_eq!(latest.version_id(), Some(restored.as_str()));
+    assert_bytes_eq(&latest.body.collect().await.expect("body").into_bytes(), &old, "restored bytes");
+    expect_err(
+        clients[1].copy_object().bucket(&bucket).key("src").copy_source(format!("{bucket}/src")).send().await,
+        400,
+        Some("InvalidRequest"),
+        "CopyObject of the latest onto itself without changing anything",
+    );
 
     let marker = ok(clients[1].delete_object().bucket(&bucket).key("src").send().await, "DeleteObject")
         .version_id()

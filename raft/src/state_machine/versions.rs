@@ -83,16 +83,14 @@ impl Changes<'_> {
     fn retire_latest(&mut self, bucket: &str, key: &str, new_is_null: bool) -> Result<bool, StoreError> {
         let latest = self.latest(bucket, key)?;
         let mut had_object = false;
-        if let Some(Latest { id, sort, object }) = latest {
-            if let Some(object) = object {
-                had_object = true;
-                self.batch.remove(record_key(tables::OBJECT, &[bucket, key]));
-                if new_is_null && id == NULL_VERSION {
-                    self.free_version(&object)?;
-                } else {
-                    let at = object.last_modified;
-                    self.put(version_key(bucket, key, &sort), &ObjectVersion { id, meta: Some(object), at })?;
-                }
+        if let Some(Latest { id, sort, object: Some(object) }) = latest {
+            had_object = true;
+            self.batch.remove(record_key(tables::OBJECT, &[bucket, key]));
+            if new_is_null && id == NULL_VERSION {
+                self.free_version(&object)?;
+            } else {
+                let at = object.last_modified;
+                self.put(version_key(bucket, key, &sort), &ObjectVersion { id, meta: Some(object), at })?;
             }
         }
         if new_is_null {

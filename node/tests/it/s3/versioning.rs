@@ -346,8 +346,8 @@ async fn list_object_versions_pages_through_markers_with_prefix_and_delimiter() 
     let bucket = create_bucket(&clients[0], "vlist").await;
     set_versioning(&clients[0], &bucket, BucketVersioningStatus::Enabled).await;
     let mut a = Vec::new();
-    for i in 0..3 {
-        a.push(put_version(&clients[i], &bucket, "a", format!("a{i}").as_bytes()).await.expect("id"));
+    for (i, client) in clients.iter().enumerate() {
+        a.push(put_version(client, &bucket, "a", format!("a{i}").as_bytes()).await.expect("id"));
     }
     let ab = put_version(&clients[1], &bucket, "a/b", b"ab").await.expect("id");
     let b = put_version(&clients[2], &bucket, "b", b"b").await.expect("id");

@@ -535,7 +535,7 @@ impl Tables {
     }
 }
 
-/// An ordered walk over stored versions (see [`Tables::version_walk`]).
+/// An ordered walk over stored versions (see [`crate::MetaStore::version_walk`]).
 pub struct VersionWalk {
     /// The state machine's tree, to restart the walk further on.
     tree: sled::Tree,

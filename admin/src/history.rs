@@ -80,9 +80,9 @@ pub(crate) const ACTIONS: &[&str] = &[
     "share_create",
     "share_use",
     "share_revoke",
+    "replica_lost",
     "version_create",
     "version_delete",
-    "replica_lost",
 ];
 
 /// One history entry: the event as the bus shows it, plus the history's action.

@@ -236,7 +236,7 @@ impl Changes<'_> {
 mod tests {
     use crate::command::{Command, CommandOutcome, VersionTouched};
     use crate::model::{Bucket, NULL_VERSION, VersioningState, WorkItem};
-    use crate::state_machine::testing::{entry, owed, put, state_machine};
+    use crate::state_machine::testing::{entry, kinds, owed, put, state_machine};
 
     /// The version id a versioned write reported.
     fn version_of(outcome: &CommandOutcome) -> String {
@@ -309,6 +309,30 @@ mod tests {
         sm.apply_entry(&entry(9, drop_v2)).expect("apply");
         assert!(sm.tables.latest("b", "k").expect("read").is_none());
         assert!(sm.tables.bucket_is_empty("b").expect("read"));
+
+        // The history names every version made and deleted, beside the object events.
+        let kinds = kinds(&sm, 9);
+        assert_eq!(
+            kinds,
+            [
+                "BucketCreated",
+                "ObjectCreated",
+                "ObjectVersionCreated",
+                "ObjectUpdated",
+                "ObjectVersionCreated",
+                "ObjectDeleted",
+                "ObjectVersionCreated",
+                "ObjectVersionDeleted",
+                "ObjectVersionDeleted",
+                "ObjectVersionDeleted",
+            ]
+        );
+        let events = crate::history::read(&sm.tables, None, 100, 9).expect("read");
+        assert!(
+            matches!(&events[2].kind, crate::event::EventKind::ObjectVersionCreated { version_id, delete_marker: false, .. } if *version_id == v1),
+            "{:?}",
+            events[2].kind
+        );
     }
 
     /// A suspended bucket writes the null version, replacing the previous null version only:

@@ -64,6 +64,8 @@ pub(crate) fn action_of(kind: &EventKind) -> &'static str {
         EventKind::ShareUsed { .. } => "share_use",
         EventKind::ShareRevoked { .. } => "share_revoke",
         EventKind::ObjectReplicaLost { .. } => "replica_lost",
+        EventKind::ObjectVersionCreated { .. } => "version_create",
+        EventKind::ObjectVersionDeleted { .. } => "version_delete",
     }
 }
 
@@ -79,6 +81,8 @@ pub(crate) const ACTIONS: &[&str] = &[
     "share_use",
     "share_revoke",
     "replica_lost",
+    "version_create",
+    "version_delete",
 ];
 
 /// One history entry: the event as the bus shows it, plus the history's action.

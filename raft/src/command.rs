@@ -6,7 +6,9 @@ use crate::cors::BucketCors;
 use crate::event::{Actor, Cursor};
 #[cfg(doc)]
 use crate::model::KeyRecord;
-use crate::model::{AccessKey, Bucket, KeyOwner, MultipartUpload, ObjectMeta, Share, UnixMillis, UserProfile};
+use crate::model::{
+    AccessKey, Bucket, KeyOwner, MultipartUpload, ObjectMeta, Share, UnixMillis, UserProfile, VersioningState,
+};
 use crate::node_id::NodeId;
 
 /// A change to the placement database. Every decision that depends on current state (does the
@@ -252,6 +254,27 @@ pub enum Command {
         /// Bucket name.
         bucket: String,
     },
+    /// Set a bucket's versioning state (S3 PutBucketVersioning). Format 2: proposed only once
+    /// the cluster's active format is 2 (no node of the previous release is a member then).
+    /// Unknown bucket: rejected (`NoSuchBucket`).
+    PutBucketVersioning {
+        /// Bucket name.
+        bucket: String,
+        /// The new state.
+        state: VersioningState,
+    },
+    /// Delete one version (or delete marker) of a key for good (S3 DeleteObject with
+    /// `versionId`): its blob is freed; deleting the latest makes the next newest the latest.
+    /// A version that does not exist is not an error (the outcome lists nothing). Format 2,
+    /// gated like [`Command::PutBucketVersioning`].
+    DeleteVersion {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The version id (valid shape, checked by the gateway).
+        version_id: String,
+    },
 }
 
 impl Command {
@@ -306,6 +329,23 @@ pub enum CommandOutcome {
     Rejected(Rejection),
     /// The outcomes of a [`Command::Batch`], in order.
     Batch(Vec<CommandOutcome>),
+    /// Applied in a versioned bucket: the versions written or removed, in order (a PUT's new
+    /// version, the delete markers of a delete, the version a [`Command::DeleteVersion`]
+    /// removed). Only ever the outcome of a command on a versioned bucket, which exists only
+    /// once the cluster raised its format to 2, so no node of the previous release receives it.
+    Versions(Vec<VersionTouched>),
+}
+
+/// A version a command wrote or removed, as the S3 answer reports it (`x-amz-version-id`,
+/// `x-amz-delete-marker`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionTouched {
+    /// Object key.
+    pub key: String,
+    /// Its version id.
+    pub version_id: String,
+    /// Whether it is a delete marker.
+    pub delete_marker: bool,
 }
 
 /// Why the state machine refused a command. Maps one to one onto S3 error codes.
@@ -382,6 +422,8 @@ mod tests {
             Command::DeleteBucketAbortingUploads { name: "b".into() },
             Command::PutBucketCors { bucket: "b".into(), cors: BucketCors { rules: Vec::new() } },
             Command::DeleteBucketCors { bucket: "b".into() },
+            Command::PutBucketVersioning { bucket: "b".into(), state: crate::model::VersioningState::Enabled },
+            Command::DeleteVersion { bucket: "b".into(), key: "k".into(), version_id: "v".into() },
         ];
         for (command, index) in format_2.iter().zip(25u8..) {
             assert_eq!(crate::codec::encode_body(command).expect("encodes")[0], index, "{command:?}");

@@ -220,6 +220,31 @@ pub enum EventKind {
         /// The region that lost its copy.
         region: String,
     },
+    /// A versioned bucket got a new version of an object or a delete marker (alongside the
+    /// `ObjectCreated`/`ObjectUpdated`/`ObjectDeleted` of the same write): the history shows
+    /// which version it was. Only in buckets versioned in format 2.
+    ObjectVersionCreated {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The new version's id (`null` while versioning is suspended).
+        version_id: String,
+        /// Whether the new version is a delete marker.
+        delete_marker: bool,
+    },
+    /// One version (or delete marker) of an object was deleted for good (DeleteObject with a
+    /// version id). Only in buckets versioned in format 2.
+    ObjectVersionDeleted {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The deleted version's id.
+        version_id: String,
+        /// Whether it was a delete marker.
+        delete_marker: bool,
+    },
 }
 
 impl EventKind {
@@ -236,6 +261,8 @@ impl EventKind {
             Self::ShareUsed { .. } => "ShareUsed",
             Self::ShareRevoked { .. } => "ShareRevoked",
             Self::ObjectReplicaLost { .. } => "ObjectReplicaLost",
+            Self::ObjectVersionCreated { .. } => "ObjectVersionCreated",
+            Self::ObjectVersionDeleted { .. } => "ObjectVersionDeleted",
         }
     }
 
@@ -249,7 +276,9 @@ impl EventKind {
             | Self::ShareCreated { bucket, key, .. }
             | Self::ShareUsed { bucket, key, .. }
             | Self::ShareRevoked { bucket, key, .. }
-            | Self::ObjectReplicaLost { bucket, key, .. } => Some((bucket, key)),
+            | Self::ObjectReplicaLost { bucket, key, .. }
+            | Self::ObjectVersionCreated { bucket, key, .. }
+            | Self::ObjectVersionDeleted { bucket, key, .. } => Some((bucket, key)),
             Self::BucketCreated { .. } | Self::BucketDeleted { .. } => None,
         }
     }

@@ -44,7 +44,7 @@ mod types;
 mod untrusted_bytes_tests;
 
 pub use clock_drift::{CLOCK_HEADER, DriftVerdict, clock_reading_ms};
-pub use command::{Command, CommandOutcome, Rejection, WriteCondition};
+pub use command::{Command, CommandOutcome, Rejection, VersionTouched, WriteCondition};
 pub use cors::{BucketCors, CorsRule};
 pub use error::{LeaderError, ProposeError, StoreError};
 pub use event::{ACTOR_QUERY_PARAM, Actor, BadActor, BadCursor, Cursor, Event, EventKind};
@@ -54,5 +54,5 @@ pub use node_id::{NodeId, RegionNode};
 pub use store::{
     ClockDriftStatus, ClusterStatus, Leadership, MemberStatus, MetaStore, RaftTiming, ReadError, StoreConfig,
 };
-pub use tables::{ObjectCursor, SharePage};
+pub use tables::{ObjectCursor, SharePage, VersionWalk};
 pub use types::TypeConfig;

@@ -491,6 +491,75 @@ impl AccessKeyInfo {
     }
 }
 
+/// A bucket's versioning state (S3 PutBucketVersioning), kept in a record of its own (`y/`
+/// table) beside the [`Bucket`], which cannot grow fields in place. A bucket without this record
+/// was never versioned: it behaves exactly as before versioning existed.
+///
+/// A stored record (`codec::Record`) new in format 2: written only once the cluster raised its
+/// format, so no node of the previous release ever reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VersioningState {
+    /// Every write makes a new version with its own id; deletes leave delete markers.
+    Enabled,
+    /// Writes replace the `null` version only; versions made while enabled are kept.
+    Suspended,
+}
+
+/// The id S3 gives the version written while a bucket was unversioned or suspended.
+pub const NULL_VERSION: &str = "null";
+
+/// A version of an object that is not the current one, or a delete marker (current or not),
+/// stored under `r/` (see `tables`). The current version itself stays in `o/`, as it always was,
+/// so every reader of current objects works unchanged.
+///
+/// A stored record (`codec::Record`) new in format 2 (written only after the raise).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectVersion {
+    /// The version id S3 clients see: 24 hex digits, or [`NULL_VERSION`].
+    pub id: String,
+    /// The version itself; `None` for a delete marker.
+    pub meta: Option<ObjectMeta>,
+    /// When it was written (a delete marker has no metadata of its own to say so).
+    pub at: UnixMillis,
+}
+
+/// Which version of a key is the latest one, for keys written while their bucket was versioned
+/// (`q/` table). The latest is the `o/` object when there is one, else the delete marker stored
+/// under `sort` in `r/`. A key without this record but with an `o/` object has the `null`
+/// version as its latest (written before versioning was enabled).
+///
+/// A stored record (`codec::Record`) new in format 2 (written only after the raise).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatestVersion {
+    /// Its version id (as [`ObjectVersion::id`]).
+    pub id: String,
+    /// Its position among the key's versions (`r/` key suffix): 24 hex digits that sort newest
+    /// first. Equal to `id` except for `null` versions, whose id says nothing of their age.
+    pub sort: String,
+}
+
+impl crate::codec::Record for VersioningState {
+    const NAME: &'static str = "bucket versioning";
+    const FORMAT: u16 = 2;
+}
+
+impl crate::codec::Record for ObjectVersion {
+    const NAME: &'static str = "object version";
+    const FORMAT: u16 = 2;
+}
+
+impl crate::codec::Record for LatestVersion {
+    const NAME: &'static str = "latest version";
+    const FORMAT: u16 = 2;
+}
+
+/// Whether `id` has the shape of a version id this store hands out (24 lowercase hex digits) or
+/// is `null`: anything else is refused before it reaches a table key.
+#[must_use]
+pub fn valid_version_id(id: &str) -> bool {
+    id == NULL_VERSION || (id.len() == 24 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
 crate::codec::record! {
     Bucket => "bucket",
     ObjectMeta => "object metadata",

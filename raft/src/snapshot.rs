@@ -173,6 +173,25 @@ fn owe_pulls_after_install(tables: &Tables, node: NodeId, index: u64) -> Result<
         seq += 1;
         batch.insert(work_key, encode(&item)?);
     }
+    // Kept versions of versioned buckets are objects for replication too.
+    for item in tables.tree.scan_prefix(tables::VERSION) {
+        let (key, value) = item?;
+        let version: crate::model::ObjectVersion = decode(&value)?;
+        let Some(meta) = version.meta else { continue };
+        if meta.inline.is_some() || meta.holders.contains_key(&node) {
+            continue;
+        }
+        let rest = &key[tables::VERSION.len()..];
+        let Some(slash) = rest.iter().position(|b| *b == b'/') else { continue };
+        let Some((object_key, _sort)) = tables::split_version_key(&rest[slash + 1..]) else { continue };
+        let bucket = String::from_utf8_lossy(&rest[..slash]).into_owned();
+        let item = crate::model::WorkItem::Pull { bucket, key: object_key, blob: meta.blob };
+        let mut work_key = tables::WORK.to_vec();
+        work_key.extend_from_slice(&index.to_be_bytes());
+        work_key.extend_from_slice(&seq.to_be_bytes());
+        seq += 1;
+        batch.insert(work_key, encode(&item)?);
+    }
     tables.tree.apply_batch(batch)?;
     Ok(())
 }

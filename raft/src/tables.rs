@@ -24,6 +24,9 @@
 //! | `e/` | big-endian log index, big-endian sub-position | retained [`Event`](crate::event::Event)s |
 //! | `s/` | webhook subscription name | [`Cursor`] of the last event delivered to it |
 //! | `w/` | sequence number | this node's own [`WorkItem`]s; never in snapshots |
+//! | `y/` | bucket | [`VersioningState`] of a bucket ever versioned (format 2) |
+//! | `q/` | bucket `/` key | [`LatestVersion`]: the latest version of a key written while versioned (format 2) |
+//! | `r/` | bucket `/` key `NUL` sort | [`ObjectVersion`]: non-current versions and delete markers, newest first (format 2) |
 
 use std::ops::Bound;
 
@@ -33,8 +36,8 @@ use crate::codec::{decode, encode};
 use crate::error::StoreError;
 use crate::event::Cursor;
 use crate::model::{
-    AccessKey, AccessKeyInfo, Bucket, KeyRecord, ListedObject, MultipartUpload, ObjectMeta, ObjectMetaHead, Share,
-    ShareAudience, User, WorkItem,
+    AccessKey, AccessKeyInfo, Bucket, KeyRecord, LatestVersion, ListedObject, MultipartUpload, ObjectMeta,
+    ObjectMetaHead, ObjectVersion, Share, ShareAudience, User, VersioningState, WorkItem,
 };
 use crate::node_id::{NodeId, RegionNode};
 
@@ -66,6 +69,44 @@ pub(crate) const SUBSCRIPTION: &[u8] = b"s/";
 pub(crate) const FORMAT: &[u8] = b"m/format";
 /// A bucket's CORS configuration (`BucketCors`), by bucket name; new in format 2.
 pub(crate) const CORS: &[u8] = b"cors/";
+
+/// `y/BUCKET`: the bucket's [`VersioningState`], once versioning was ever configured.
+pub(crate) const VERSIONING: &[u8] = b"y/";
+/// `q/BUCKET/KEY`: the [`LatestVersion`] of a key written while its bucket was versioned.
+pub(crate) const LATEST: &[u8] = b"q/";
+/// `r/BUCKET/KEY NUL SORT`: an [`ObjectVersion`] that is not in `o/` (see [`version_key`]).
+pub(crate) const VERSION: &[u8] = b"r/";
+/// Length of a version sort key (and of a version id): 16 hex digits of the inverted log index,
+/// 8 of the inverted position within the entry.
+pub(crate) const SORT_LEN: usize = 24;
+
+/// `r/bucket/key NUL sort`. NUL (not `/`) ends the key because it sorts before every other
+/// byte: a walk over `r/bucket/` then meets keys in key order, each key's versions newest
+/// first, before any longer key that starts with it.
+pub(crate) fn version_key(bucket: &str, key: &str, sort: &str) -> Vec<u8> {
+    let mut out = version_prefix(bucket, key);
+    out.extend_from_slice(sort.as_bytes());
+    out
+}
+
+/// `r/bucket/key NUL`: where the versions of one key start.
+fn version_prefix(bucket: &str, key: &str) -> Vec<u8> {
+    let mut out = record_key(VERSION, &[bucket, key]);
+    out.push(0);
+    out
+}
+
+/// Splits the part of an `r/` key after `r/bucket/` into key and sort key: the sort key is the
+/// last [`SORT_LEN`] bytes, after a NUL.
+pub(crate) fn split_version_key(rest: &[u8]) -> Option<(String, String)> {
+    let cut = rest.len().checked_sub(SORT_LEN + 1)?;
+    if rest[cut] != 0 {
+        return None;
+    }
+    let key = String::from_utf8(rest[..cut].to_vec()).ok()?;
+    let sort = String::from_utf8(rest[cut + 1..].to_vec()).ok()?;
+    Some((key, sort))
+}
 
 /// Builds `prefix ++ parts joined by '/'`.
 pub(crate) fn record_key(prefix: &[u8], parts: &[&str]) -> Vec<u8> {
@@ -131,7 +172,7 @@ impl Tables {
         self.get(&record_key(OBJECT, &[bucket, key]))
     }
 
-    /// True when the bucket holds no object and no multipart upload.
+    /// True when the bucket holds no object, no version or delete marker, and no multipart upload.
     pub(crate) fn bucket_is_empty(&self, bucket: &str) -> Result<bool, StoreError> {
         if self.bucket_has_objects(bucket)? {
             return Ok(false);
@@ -139,11 +180,17 @@ impl Tables {
         Ok(self.uploads(bucket)?.is_empty())
     }
 
-    /// Whether the bucket holds at least one object (unfinished uploads aside).
+    /// Whether the bucket holds at least one object, kept version or delete marker (unfinished
+    /// uploads aside): S3 refuses to delete such a bucket.
     pub(crate) fn bucket_has_objects(&self, bucket: &str) -> Result<bool, StoreError> {
-        let mut prefix = record_key(OBJECT, &[bucket]);
-        prefix.push(b'/');
-        Ok(self.tree.scan_prefix(&prefix).next().transpose()?.is_some())
+        for table in [OBJECT, VERSION] {
+            let mut prefix = record_key(table, &[bucket]);
+            prefix.push(b'/');
+            if self.tree.scan_prefix(&prefix).next().transpose()?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// A bucket's CORS configuration, if it has one.
@@ -152,6 +199,100 @@ impl Tables {
             return Ok(None);
         }
         self.get(&record_key(CORS, &[bucket]))
+    }
+
+    /// The bucket's versioning state; `None` for a bucket never versioned.
+    pub(crate) fn versioning(&self, bucket: &str) -> Result<Option<VersioningState>, StoreError> {
+        if !addressable(bucket) {
+            return Ok(None);
+        }
+        self.get(&record_key(VERSIONING, &[bucket]))
+    }
+
+    /// The latest version of a key written while its bucket was versioned.
+    pub(crate) fn latest(&self, bucket: &str, key: &str) -> Result<Option<LatestVersion>, StoreError> {
+        if !addressable(bucket) {
+            return Ok(None);
+        }
+        self.get(&record_key(LATEST, &[bucket, key]))
+    }
+
+    /// The versions of one key kept in `r/` (non-current ones and delete markers), newest first,
+    /// each with its sort key. Entries of longer keys that share the prefix are skipped: their
+    /// rest is not exactly a sort key.
+    pub(crate) fn stored_versions(&self, bucket: &str, key: &str) -> Result<Vec<(String, ObjectVersion)>, StoreError> {
+        if !addressable(bucket) {
+            return Ok(Vec::new());
+        }
+        let prefix = version_prefix(bucket, key);
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(&prefix) {
+            let (k, v) = item?;
+            let rest = &k[prefix.len()..];
+            if rest.len() != SORT_LEN || rest.contains(&0) {
+                continue;
+            }
+            out.push((String::from_utf8_lossy(rest).into_owned(), decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// The version `id` of a key as (sort key if it is in `r/`, the version): the current one
+    /// (`o/`, sort `None`) or a stored one.
+    pub(crate) fn version(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: &str,
+    ) -> Result<Option<(Option<String>, ObjectVersion)>, StoreError> {
+        if let Some(current) = self.object(bucket, key)? {
+            let current_id = self.latest(bucket, key)?.map_or_else(|| crate::model::NULL_VERSION.to_owned(), |l| l.id);
+            if current_id == id {
+                let at = current.last_modified;
+                return Ok(Some((None, ObjectVersion { id: current_id, meta: Some(current), at })));
+            }
+        }
+        if id != crate::model::NULL_VERSION {
+            if !addressable(bucket) || id.len() != SORT_LEN {
+                return Ok(None);
+            }
+            let found: Option<ObjectVersion> = self.get(&version_key(bucket, key, id))?;
+            return Ok(found.map(|v| (Some(id.to_owned()), v)));
+        }
+        Ok(self.stored_versions(bucket, key)?.into_iter().find(|(_, v)| v.id == id).map(|(s, v)| (Some(s), v)))
+    }
+
+    /// The version of `bucket/key` whose bytes are `blob`: the current one or a stored one,
+    /// with the sort key of the stored one (replication and the scrub look versions up by blob).
+    pub(crate) fn version_with_blob(
+        &self,
+        bucket: &str,
+        key: &str,
+        blob: &str,
+    ) -> Result<Option<(Option<String>, ObjectMeta)>, StoreError> {
+        if let Some(current) = self.object(bucket, key)?.filter(|m| m.blob == blob) {
+            return Ok(Some((None, current)));
+        }
+        if blob.is_empty() {
+            return Ok(None);
+        }
+        Ok(self
+            .stored_versions(bucket, key)?
+            .into_iter()
+            .find_map(|(sort, v)| v.meta.filter(|m| m.blob == blob).map(|m| (Some(sort), m))))
+    }
+
+    /// An ordered walk over the stored versions (`r/`) of a bucket's keys starting with
+    /// `prefix`, from `start` (a full `r/` key, inclusive) when given.
+    pub(crate) fn version_walk(&self, bucket: &str, prefix: &str, start: Option<Vec<u8>>) -> VersionWalk {
+        let mut bucket_prefix = record_key(VERSION, &[bucket]);
+        bucket_prefix.push(b'/');
+        let scope = [bucket_prefix.as_slice(), prefix.as_bytes()].concat();
+        let iter = addressable(bucket).then(|| {
+            let from = start.filter(|s| *s > scope).unwrap_or_else(|| scope.clone());
+            self.tree.range(from..)
+        });
+        VersionWalk { tree: self.tree.clone(), bucket_prefix, scope, iter }
     }
 
     pub(crate) fn upload(&self, id: &str) -> Result<Option<MultipartUpload>, StoreError> {
@@ -410,6 +551,46 @@ impl Tables {
         };
         cursor.iter = Some(cursor.tree.range((start, Bound::Unbounded)));
         cursor
+    }
+}
+
+/// An ordered walk over stored versions (see [`crate::MetaStore::version_walk`]).
+pub struct VersionWalk {
+    /// The state machine's tree, to restart the walk further on.
+    tree: sled::Tree,
+    /// `r/bucket/`.
+    bucket_prefix: Vec<u8>,
+    /// `r/bucket/prefix`: the walk ends at the first key outside it.
+    scope: Vec<u8>,
+    /// The walk; `None` once it left the scope (or for a bucket name no record can have).
+    iter: Option<sled::Iter>,
+}
+
+impl VersionWalk {
+    /// The next stored version as (key, sort key, version), or `None` at the end of the scope.
+    pub fn next_version(&mut self) -> Result<Option<(String, String, ObjectVersion)>, StoreError> {
+        loop {
+            let Some(iter) = self.iter.as_mut() else { return Ok(None) };
+            match iter.next().transpose()? {
+                Some((k, v)) if k.starts_with(&self.scope) => {
+                    // A record whose key is not `key NUL sort` is skipped, never misread.
+                    let Some((key, sort)) = split_version_key(&k[self.bucket_prefix.len()..]) else { continue };
+                    return Ok(Some((key, sort, decode(&v)?)));
+                }
+                _ => {
+                    self.iter = None;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Skips every remaining version of a key that starts with `key_prefix` (a common prefix
+    /// already reported).
+    pub fn skip_keys_starting_with(&mut self, key_prefix: &str) {
+        let mut start = [self.bucket_prefix.as_slice(), key_prefix.as_bytes()].concat();
+        start.push(0xFF);
+        self.iter = Some(self.tree.range(start..));
     }
 }
 

@@ -24,6 +24,7 @@ mod replica;
 mod scrub;
 mod service;
 mod tagging;
+mod versioning;
 
 pub use access::{AccessPolicy, KeyScope, presigned_expiry_problem};
 pub use auth::KeyStoreAuth;

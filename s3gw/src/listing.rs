@@ -1,11 +1,12 @@
 //! Listing: ListObjectsV2, ListObjects (v1) and ListObjectVersions, over one ordered walk.
 
 use base64::Engine as _;
-use meridian_raft::model::ListedObject;
+use meridian_raft::StoreError;
+use meridian_raft::model::{ListedObject, NULL_VERSION};
 use s3s::dto::{
-    CommonPrefix, ETag, EncodingType, ListObjectVersionsInput, ListObjectVersionsOutput, ListObjectsInput,
-    ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, Object, ObjectStorageClass, ObjectVersion,
-    ObjectVersionStorageClass, Owner,
+    CommonPrefix, DeleteMarkerEntry, ETag, EncodingType, ListObjectVersionsInput, ListObjectVersionsOutput,
+    ListObjectsInput, ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, Object, ObjectStorageClass,
+    ObjectVersion, ObjectVersionStorageClass, Owner,
 };
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -208,7 +209,9 @@ impl Gateway {
         }))
     }
 
-    /// Buckets are unversioned: every object is its only version, with version id `null`.
+    /// ListObjectVersions: every version and delete marker, keys in order, each key's versions
+    /// newest first: the current object (`o/`) then the kept ones (`r/`), merged as they are
+    /// walked. A bucket never versioned lists each object as its `null` version.
     pub(crate) async fn list_object_versions_op(
         &self,
         req: S3Request<ListObjectVersionsInput>,
@@ -217,29 +220,55 @@ impl Gateway {
         let encoder = Encoder::new(input.encoding_type.as_ref())?;
         let prefix = input.prefix.clone().unwrap_or_default();
         let max_keys = input.max_keys.unwrap_or(MAX_KEYS);
-        let query = Query {
+        let key_marker = input.key_marker.as_deref().filter(|m| !m.is_empty());
+        let version_marker = input.version_id_marker.as_deref().filter(|m| !m.is_empty());
+        if let Some(marker) = version_marker {
+            if key_marker.is_none() {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "A version-id marker cannot be specified without a key marker."
+                ));
+            }
+            crate::versioning::check_version_id(marker)?;
+        }
+        self.bucket(&input.bucket).await?;
+        let query = VersionQuery {
             bucket: &input.bucket,
             prefix: &prefix,
             delimiter: input.delimiter.as_deref(),
-            after: input.key_marker.as_deref().filter(|m| !m.is_empty()),
-            max_keys,
+            key_marker,
+            version_marker,
+            max_keys: max_keys.clamp(0, MAX_KEYS),
         };
-        let page = self.list_page(&query).await?;
-        let versions = page
-            .objects
-            .into_iter()
-            .map(|(key, meta)| ObjectVersion {
-                key: Some(encoder.key(&key)),
-                version_id: Some("null".into()),
-                is_latest: Some(true),
-                size: i64::try_from(meta.size).ok(),
-                e_tag: Some(ETag::Strong(meta.etag.clone())),
-                last_modified: Some(timestamp(meta.last_modified)),
-                storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
-                ..Default::default()
-            })
-            .collect();
+        let page = self.versions_page(&query).map_err(error::store)?;
+        let mut versions = Vec::new();
+        let mut markers = Vec::new();
+        for entry in page.entries {
+            match entry.listed {
+                Some(meta) => versions.push(ObjectVersion {
+                    key: Some(encoder.key(&entry.key)),
+                    version_id: Some(entry.version_id),
+                    is_latest: Some(entry.is_latest),
+                    size: i64::try_from(meta.size).ok(),
+                    e_tag: Some(ETag::Strong(meta.etag.clone())),
+                    last_modified: Some(timestamp(meta.last_modified)),
+                    storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
+                    ..Default::default()
+                }),
+                None => markers.push(DeleteMarkerEntry {
+                    key: Some(encoder.key(&entry.key)),
+                    version_id: Some(entry.version_id),
+                    is_latest: Some(entry.is_latest),
+                    last_modified: Some(timestamp(entry.at)),
+                    owner: None,
+                }),
+            }
+        }
         let truncated = page.truncated;
+        let (next_key, next_version) = match page.last {
+            Some((key, version)) if truncated => (Some(encoder.key(&key)), version),
+            _ => (None, None),
+        };
         Ok(S3Response::new(ListObjectVersionsOutput {
             name: Some(input.bucket),
             prefix: Some(encoder.key(&prefix)),
@@ -249,13 +278,144 @@ impl Gateway {
             encoding_type: input.encoding_type,
             max_keys: Some(max_keys),
             is_truncated: Some(truncated),
-            next_key_marker: if truncated { page.last.as_deref().map(|l| encoder.key(l)) } else { None },
-            next_version_id_marker: truncated.then(|| "null".to_owned()),
+            next_key_marker: next_key,
+            next_version_id_marker: next_version,
             versions: Some(versions),
+            delete_markers: Some(markers),
             common_prefixes: Some(prefix_entries(page.prefixes, &encoder)),
             ..Default::default()
         }))
     }
+
+    /// Walks the current objects and the kept versions of a bucket together and collects one
+    /// page of ListObjectVersions.
+    fn versions_page(&self, query: &VersionQuery<'_>) -> Result<VersionPage, StoreError> {
+        let bucket = query.bucket;
+        let mut current = self.meta.objects(bucket, query.prefix, query.key_marker);
+        // Where the kept versions resume: after the marker version of the marker key, or after
+        // every version of the marker key.
+        let start = match (query.key_marker, query.version_marker) {
+            (None, _) => None,
+            (Some(key), None) => Some((key, None)),
+            (Some(key), Some(marker)) => Some((key, self.resume_sort(bucket, key, marker)?)),
+        };
+        let mut kept =
+            self.meta.version_walk(bucket, query.prefix, start.as_ref().map(|(key, sort)| (*key, sort.as_deref())));
+        if let Some(rolled) = query.key_marker.and_then(|m| common_prefix(m, query.prefix, query.delimiter)) {
+            current.skip_keys_starting_with(rolled);
+            kept.skip_keys_starting_with(rolled);
+        }
+        let mut page = VersionPage { entries: Vec::new(), prefixes: Vec::new(), truncated: false, last: None };
+        let mut next_current = current.next_listed()?;
+        let mut next_kept = kept.next_version()?;
+        let mut count = 0;
+        loop {
+            let take_current = match (&next_current, &next_kept) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                // A key's current object comes before its kept versions.
+                (Some((ck, _)), Some((kk, _, _))) => ck <= kk,
+            };
+            if count == query.max_keys {
+                page.truncated = true;
+                break;
+            }
+            count += 1;
+            let key = if take_current {
+                next_current.as_ref().map(|(k, _)| k.clone())
+            } else {
+                next_kept.as_ref().map(|(k, _, _)| k.clone())
+            }
+            .unwrap_or_default();
+            if let Some(rolled) = common_prefix(&key, query.prefix, query.delimiter) {
+                let rolled = rolled.to_owned();
+                current.skip_keys_starting_with(&rolled);
+                kept.skip_keys_starting_with(&rolled);
+                next_current = current.next_listed()?;
+                next_kept = kept.next_version()?;
+                page.last = Some((rolled.clone(), None));
+                page.prefixes.push(rolled);
+                continue;
+            }
+            let entry = if take_current {
+                let Some((key, listed)) = next_current.take() else { break };
+                next_current = current.next_listed()?;
+                let version_id =
+                    self.meta.latest_version(bucket, &key)?.map_or_else(|| NULL_VERSION.to_owned(), |l| l.id);
+                VersionEntry { at: listed.last_modified, key, version_id, is_latest: true, listed: Some(listed) }
+            } else {
+                let Some((key, sort, version)) = next_kept.take() else { break };
+                next_kept = kept.next_version()?;
+                // A kept object is never the latest (that one is in `o/`); a marker may be.
+                let is_latest =
+                    version.meta.is_none() && self.meta.latest_version(bucket, &key)?.is_some_and(|l| l.sort == sort);
+                let listed =
+                    version.meta.map(|m| ListedObject { size: m.size, etag: m.etag, last_modified: m.last_modified });
+                VersionEntry { at: version.at, key, version_id: version.id, is_latest, listed }
+            };
+            page.last = Some((entry.key.clone(), Some(entry.version_id.clone())));
+            page.entries.push(entry);
+        }
+        Ok(page)
+    }
+
+    /// The sort key after which a listing resumes, for a version-id marker of `key`: `Some("")`
+    /// (from the first kept version) when the marker is the current object, the marker's own
+    /// sort key when it is kept, `None` (after every version of the key) when it is unknown.
+    fn resume_sort(&self, bucket: &str, key: &str, marker: &str) -> Result<Option<String>, StoreError> {
+        let current_id = match self.meta.object(bucket, key)? {
+            Some(_) => Some(self.meta.latest_version(bucket, key)?.map_or_else(|| NULL_VERSION.to_owned(), |l| l.id)),
+            None => None,
+        };
+        if current_id.as_deref() == Some(marker) {
+            return Ok(Some(String::new()));
+        }
+        let kept = self.meta.stored_versions(bucket, key)?;
+        Ok(kept.into_iter().find(|(_, v)| v.id == marker).map(|(sort, _)| sort))
+    }
+}
+
+/// What ListObjectVersions lists.
+struct VersionQuery<'a> {
+    /// The bucket.
+    bucket: &'a str,
+    /// Only keys starting with this.
+    prefix: &'a str,
+    /// Rolls keys up into common prefixes at its first occurrence after `prefix`.
+    delimiter: Option<&'a str>,
+    /// The page starts after this key (all its versions, or those up to `version_marker`).
+    key_marker: Option<&'a str>,
+    /// The page starts after this version of `key_marker`.
+    version_marker: Option<&'a str>,
+    /// Most entries (versions, markers, common prefixes) in the page.
+    max_keys: i32,
+}
+
+/// One version or delete marker in a ListObjectVersions page.
+struct VersionEntry {
+    /// Object key.
+    key: String,
+    /// Its version id.
+    version_id: String,
+    /// Whether it is the key's latest version.
+    is_latest: bool,
+    /// Size, ETag and time of a version; `None` for a delete marker.
+    listed: Option<ListedObject>,
+    /// When it was written.
+    at: i64,
+}
+
+/// One page of ListObjectVersions.
+struct VersionPage {
+    /// Versions and delete markers, in listing order.
+    entries: Vec<VersionEntry>,
+    /// Common prefixes, in order.
+    prefixes: Vec<String>,
+    /// Whether more entries follow.
+    truncated: bool,
+    /// The last key (with its version id) or common prefix in the page: the next page's markers.
+    last: Option<(String, Option<String>)>,
 }
 
 #[cfg(test)]

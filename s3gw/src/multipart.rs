@@ -189,10 +189,12 @@ impl Gateway {
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let input = req.input;
         let (_, dir) = self.upload_here(&input.bucket, &input.key, &input.upload_id).await?;
-        let CopySource::Bucket { bucket: src_bucket, key: src_key, .. } = &input.copy_source else {
+        let CopySource::Bucket { bucket: src_bucket, key: src_key, version_id: src_version } = &input.copy_source
+        else {
             return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
         };
-        let source = self.object(src_bucket, src_key).await?;
+        let found = self.copy_source_version(src_bucket, src_key, src_version.as_deref()).await?;
+        let (source, copy_source_version_id) = (found.meta, found.version_id);
         copy_source_preconditions!(input).check_copy_source(&source)?;
         let range = match &input.copy_source_range {
             Some(range) => parse_copy_range(range, source.size)?,
@@ -219,6 +221,7 @@ impl Gateway {
                 last_modified: Some(timestamp(record.last_modified)),
                 ..Default::default()
             }),
+            copy_source_version_id,
             ..Default::default()
         }))
     }
@@ -391,13 +394,15 @@ impl Gateway {
         let upload_id = Some(input.upload_id.clone());
         // A refused condition leaves the upload in place (the same entry would have removed
         // it), so the client may complete it again, as with AWS.
-        self.commit_new_version(&input.bucket, &input.key, meta, condition, upload_id, origin).await?;
+        let version_id =
+            self.commit_new_version(&input.bucket, &input.key, meta, condition, upload_id, origin).await?;
         tracing::info!(bucket = %input.bucket, key = %input.key, size, parts = chosen.len(), "multipart upload completed");
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             location: Some(format!("/{}/{}", input.bucket, input.key)),
             bucket: Some(input.bucket),
             key: Some(input.key),
             e_tag: Some(ETag::Strong(etag)),
+            version_id,
             ..Default::default()
         }))
     }

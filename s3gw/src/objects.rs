@@ -20,6 +20,7 @@ use crate::convert::{HeaderFields, declared_checksums, parse_tagging_header, set
 use crate::error;
 use crate::gateway::{Gateway, Origin, now_millis};
 use crate::ingest::{Declared, Received, ingest};
+use crate::versioning::{check_version_id, touched, upgrading};
 
 /// S3's limit on key length, in bytes of UTF-8.
 const MAX_KEY_BYTES: usize = 1024;
@@ -70,7 +71,7 @@ impl Gateway {
         condition: WriteCondition,
         completes_upload: Option<String>,
         origin: Origin,
-    ) -> S3Result<()> {
+    ) -> S3Result<Option<String>> {
         let blob = meta.blob.clone();
         let at = meta.last_modified;
         let command =
@@ -86,7 +87,7 @@ impl Gateway {
                 }
                 Err(error::rejected(rejection))
             }
-            Ok(_) => Ok(()),
+            Ok(outcome) => Ok(crate::versioning::touched(&outcome).map(|v| v.version_id.clone())),
             Err(e) => Err(error::propose(e)),
         }
     }
@@ -151,10 +152,14 @@ impl Gateway {
         };
         meta.tags = tags;
         meta.checksums.clone_from(&checksums);
-        self.commit_new_version(&input.bucket, &input.key, meta, condition, None, origin).await?;
-        tracing::debug!(bucket = %input.bucket, key = %input.key, size, "object stored");
-        let mut output =
-            PutObjectOutput { e_tag: Some(ETag::Strong(etag)), size: i64::try_from(size).ok(), ..Default::default() };
+        let version_id = self.commit_new_version(&input.bucket, &input.key, meta, condition, None, origin).await?;
+        tracing::debug!(bucket = %input.bucket, key = %input.key, size, version = ?version_id, "object stored");
+        let mut output = PutObjectOutput {
+            e_tag: Some(ETag::Strong(etag)),
+            size: i64::try_from(size).ok(),
+            version_id,
+            ..Default::default()
+        };
         set_checksums!(output, &checksums);
         Ok(S3Response::new(output))
     }
@@ -211,7 +216,9 @@ impl Gateway {
         // answered 200 with a truncated body (docs/faults.md, anomaly 8).
         let mut freed_once = false;
         loop {
-            let object = self.object(&input.bucket, &input.key).await?;
+            let found = self.version_for_read(&input.bucket, &input.key, input.version_id.as_deref()).await?;
+            let version_id = found.version_id;
+            let object = found.meta;
             read_preconditions!(input).check_read(&object)?;
             let range = Self::requested_range(input, &object)?;
             let (start, len) = match &range {
@@ -221,7 +228,8 @@ impl Gateway {
             if let Some(inline) = &object.inline {
                 let bytes =
                     Bytes::copy_from_slice(inline.get(start as usize..(start + len) as usize).unwrap_or_default());
-                return Ok(self.get_output(input, &object, range, len, StreamingBlob::from(s3s::Body::from(bytes))));
+                let body = StreamingBlob::from(s3s::Body::from(bytes));
+                return Ok(self.get_output(input, &object, version_id, range, len, body));
             }
             let body = match self.blobs.open(&object.blob).await.map_err(error::internal)? {
                 Some(mut file) => {
@@ -243,7 +251,7 @@ impl Gateway {
                 // Known here but not held yet: stream it from a node that holds it.
                 None => self.stream_from_holder(&object, start..start + len).await?,
             };
-            return Ok(self.get_output(input, &object, range, len, body));
+            return Ok(self.get_output(input, &object, version_id, range, len, body));
         }
     }
 
@@ -252,6 +260,7 @@ impl Gateway {
         &self,
         input: &GetObjectInput,
         object: &ObjectMeta,
+        version_id: Option<String>,
         range: Option<std::ops::Range<u64>>,
         len: u64,
         body: StreamingBlob,
@@ -278,6 +287,7 @@ impl Gateway {
             expires: headers.expires.map(timestamp),
             tag_count: i32::try_from(object.tags.len()).ok().filter(|n| *n > 0),
             parts_count: i32::try_from(object.parts.len()).ok().filter(|n| *n > 0),
+            version_id,
             ..Default::default()
         };
         if with_checksums {
@@ -292,7 +302,8 @@ impl Gateway {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = &req.input;
-        let object = self.object(&input.bucket, &input.key).await?;
+        let found = self.version_for_read(&input.bucket, &input.key, input.version_id.as_deref()).await?;
+        let object = found.meta;
         read_preconditions!(input).check_read(&object)?;
         let checksum_wanted = input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == "ENABLED");
 
@@ -324,6 +335,7 @@ impl Gateway {
             cache_control: headers.cache_control,
             expires: headers.expires.map(timestamp),
             parts_count: i32::try_from(object.parts.len()).ok().filter(|n| *n > 0),
+            version_id: found.version_id,
             ..Default::default()
         };
         if checksum_wanted {
@@ -339,9 +351,28 @@ impl Gateway {
         let origin = self.origin_of(&req);
         let input = req.input;
         self.bucket_for_write(&input.bucket).await?;
-        let command = Command::DeleteObjects { bucket: input.bucket, keys: vec![input.key] };
-        self.commit_as(origin, command).await?;
-        Ok(S3Response::new(DeleteObjectOutput::default()))
+        let command = match input.version_id {
+            Some(version_id) => match self.version_delete(&input.bucket, &version_id).await? {
+                VersionDelete::Versioned => Command::DeleteVersion { bucket: input.bucket, key: input.key, version_id },
+                VersionDelete::Plain => Command::DeleteObjects { bucket: input.bucket, keys: vec![input.key] },
+            },
+            None => Command::DeleteObjects { bucket: input.bucket, keys: vec![input.key] },
+        };
+        let asked_version = match &command {
+            Command::DeleteVersion { version_id, .. } => Some(version_id.clone()),
+            _ => None,
+        };
+        let outcome = self.commit_as(origin, command).await?;
+        let output = match touched(&outcome) {
+            Some(version) => DeleteObjectOutput {
+                version_id: Some(version.version_id.clone()),
+                delete_marker: version.delete_marker.then_some(true),
+                ..Default::default()
+            },
+            // A version that was not there: deleting it again is not an error.
+            None => DeleteObjectOutput { version_id: asked_version, ..Default::default() },
+        };
+        Ok(S3Response::new(output))
     }
 
     pub(crate) async fn delete_objects_op(
@@ -351,22 +382,56 @@ impl Gateway {
         let origin = self.origin_of(&req);
         let input = req.input;
         self.bucket_for_write(&input.bucket).await?;
-        let keys: Vec<String> = input.delete.objects.into_iter().map(|o| o.key).collect();
-        if keys.len() > 1000 {
+        if input.delete.objects.len() > 1000 {
             return Err(s3_error!(MalformedXML, "at most 1000 keys can be deleted in one request"));
         }
-        for key in &keys {
-            check_key(key)?;
+        let mut keys = Vec::new();
+        let mut versions = Vec::new();
+        for object in input.delete.objects {
+            check_key(&object.key)?;
+            match object.version_id {
+                Some(version_id) => match self.version_delete(&input.bucket, &version_id).await? {
+                    VersionDelete::Versioned => versions.push((object.key, version_id)),
+                    VersionDelete::Plain => keys.push(object.key),
+                },
+                None => keys.push(object.key),
+            }
         }
-        let command = Command::DeleteObjects { bucket: input.bucket, keys: keys.clone() };
-        self.commit_as(origin, command).await?;
-        // S3 reports every requested key as deleted, existing or not; quiet mode reports none.
-        let quiet = input.delete.quiet.unwrap_or(false);
-        let deleted = if quiet {
-            Vec::new()
-        } else {
-            keys.into_iter().map(|key| DeletedObject { key: Some(key), ..Default::default() }).collect()
-        };
+        let mut deleted = Vec::with_capacity(keys.len() + versions.len());
+        if !keys.is_empty() {
+            let command = Command::DeleteObjects { bucket: input.bucket.clone(), keys: keys.clone() };
+            let outcome = self.commit_as(origin.clone(), command).await?;
+            match outcome {
+                // A versioned bucket: each key got a delete marker.
+                CommandOutcome::Versions(markers) => deleted.extend(markers.into_iter().map(|m| DeletedObject {
+                    key: Some(m.key),
+                    delete_marker: Some(true),
+                    delete_marker_version_id: Some(m.version_id),
+                    ..Default::default()
+                })),
+                // S3 reports every requested key as deleted, existing or not.
+                _ => deleted.extend(keys.into_iter().map(|key| DeletedObject { key: Some(key), ..Default::default() })),
+            }
+        }
+        for (key, version_id) in versions {
+            let command = Command::DeleteVersion {
+                bucket: input.bucket.clone(),
+                key: key.clone(),
+                version_id: version_id.clone(),
+            };
+            let outcome = self.commit_as(origin.clone(), command).await?;
+            let marker = touched(&outcome).is_some_and(|v| v.delete_marker);
+            deleted.push(DeletedObject {
+                key: Some(key),
+                version_id: Some(version_id.clone()),
+                delete_marker: marker.then_some(true),
+                delete_marker_version_id: marker.then_some(version_id),
+            });
+        }
+        // Quiet mode reports only errors.
+        if input.delete.quiet.unwrap_or(false) {
+            deleted.clear();
+        }
         Ok(S3Response::new(DeleteObjectsOutput {
             deleted: Some(deleted),
             errors: Some(Vec::new()),
@@ -381,16 +446,21 @@ impl Gateway {
         let origin = self.origin_of(&req);
         let input = req.input;
         check_key(&input.key)?;
-        let CopySource::Bucket { bucket: src_bucket, key: src_key, .. } = &input.copy_source else {
+        let CopySource::Bucket { bucket: src_bucket, key: src_key, version_id: src_version } = &input.copy_source
+        else {
             return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
         };
-        let source = self.object(src_bucket, src_key).await?;
+        let found = self.copy_source_version(src_bucket, src_key, src_version.as_deref()).await?;
+        let source_version_id = found.version_id;
+        let source = found.meta;
         copy_source_preconditions!(input).check_copy_source(&source)?;
         self.bucket_for_write(&input.bucket).await?;
 
         let replace_metadata = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == "REPLACE");
         let replace_tags = input.tagging_directive.as_ref().is_some_and(|d| d.as_str() == "REPLACE");
-        let same_place = **src_bucket == *input.bucket && **src_key == *input.key;
+        // Copying a named version onto its own key is how S3 clients restore an older version:
+        // allowed, as S3 allows it.
+        let same_place = **src_bucket == *input.bucket && **src_key == *input.key && src_version.is_none();
         if same_place && !replace_metadata && !replace_tags {
             return Err(s3_error!(
                 InvalidRequest,
@@ -430,8 +500,11 @@ impl Gateway {
         meta.checksums = source.checksums.clone();
         meta.parts = source.parts.clone();
         let last_modified = meta.last_modified;
-        self.commit_new_version(&input.bucket, &input.key, meta, WriteCondition::None, None, origin).await?;
+        let version_id =
+            self.commit_new_version(&input.bucket, &input.key, meta, WriteCondition::None, None, origin).await?;
         Ok(S3Response::new(CopyObjectOutput {
+            version_id,
+            copy_source_version_id: source_version_id,
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(ETag::Strong(source.etag)),
                 last_modified: Some(timestamp(last_modified)),
@@ -466,6 +539,36 @@ fn part_range(object: &ObjectMeta, number: i32) -> S3Result<Option<std::ops::Ran
     );
     error.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
     Err(error)
+}
+
+/// How a delete that names a version is carried out.
+enum VersionDelete {
+    /// As [`Command::DeleteVersion`] (a versioned bucket).
+    Versioned,
+    /// As a plain delete: the `null` version of a bucket never versioned is its object, and
+    /// deleting it needs no command of the new format (conformance suites empty unversioned
+    /// buckets this way, during upgrades too).
+    Plain,
+}
+
+impl Gateway {
+    /// Decides how to delete `version_id` in `bucket`: a malformed id is InvalidArgument, as is
+    /// a non-`null` id in a bucket never versioned (it cannot name anything there).
+    async fn version_delete(&self, bucket: &str, version_id: &str) -> S3Result<VersionDelete> {
+        check_version_id(version_id)?;
+        // The versioning state decides what the delete does: read it after catching up.
+        self.sync_for_read().await?;
+        if self.meta.versioning(bucket).map_err(error::store)?.is_none() {
+            if version_id == meridian_raft::model::NULL_VERSION {
+                return Ok(VersionDelete::Plain);
+            }
+            return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+        }
+        if !self.meta.versioning_available() {
+            return Err(upgrading());
+        }
+        Ok(VersionDelete::Versioned)
+    }
 }
 
 /// The `response-*` query parameters of a signed GET replace the stored headers in the answer

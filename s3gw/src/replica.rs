@@ -230,8 +230,10 @@ impl Gateway {
         throttle: &Arc<Throttle>,
     ) -> Result<PullOutcome, PullError> {
         let me = self.meta.node_id();
-        let object = self.meta.object(bucket, key).map_err(|e| PullError::Meta(e.to_string()))?;
-        let Some(object) = object.filter(|o| o.blob == blob && o.inline.is_none()) else {
+        // Any version, current or kept: a version made non-current while this node was still
+        // to pull it is pulled all the same (every version is an object for replication).
+        let object = self.meta.version_with_blob(bucket, key, blob).map_err(|e| PullError::Meta(e.to_string()))?;
+        let Some(object) = object.filter(|o| o.inline.is_none()) else {
             return Ok(PullOutcome::Moot);
         };
         if object.holders.contains_key(&me) {

@@ -142,6 +142,18 @@ impl Scrubber {
                     }
                 }
             }
+            // The kept versions of a versioned bucket are objects too.
+            let mut after: Option<(String, String)> = None;
+            loop {
+                let page = self.kept_page(&bucket.name, after.as_ref())?;
+                let Some((last_key, last_sort, _)) = page.last() else { break };
+                after = Some((last_key.clone(), last_sort.clone()));
+                for (key, _, object) in page {
+                    if let Some(lost) = self.check(&bucket.name, key, object, &mut report).await {
+                        missing.push(lost);
+                    }
+                }
+            }
         }
         // Checked again: the directory may have gone away during the pass.
         self.check_marker().await?;
@@ -205,6 +217,28 @@ impl Scrubber {
         Ok(page)
     }
 
+    /// Up to [`PAGE`] kept versions (not delete markers) of `bucket` after `after` (key, sort
+    /// key), in key order, each key's newest first.
+    fn kept_page(
+        &self,
+        bucket: &str,
+        after: Option<&(String, String)>,
+    ) -> Result<Vec<(String, String, ObjectMeta)>, StoreError> {
+        let mut walk = self.gateway.meta.version_walk(bucket, "", after.map(|(k, s)| (k.as_str(), Some(s.as_str()))));
+        let mut page = Vec::with_capacity(PAGE);
+        while page.len() < PAGE {
+            match walk.next_version()? {
+                Some((key, sort, version)) => {
+                    if let Some(meta) = version.meta {
+                        page.push((key, sort, meta));
+                    }
+                }
+                None => break,
+            }
+        }
+        Ok(page)
+    }
+
     /// Checks one object's local copy if this node is listed as holding it: quarantines and
     /// reports a corrupt one, returns a missing one (reported after the pass, if it is sane).
     async fn check(&self, bucket: &str, key: String, object: ObjectMeta, report: &mut ScrubReport) -> Option<Missing> {
@@ -225,8 +259,8 @@ impl Scrubber {
             }
         };
         // An overwrite or delete may have dropped the blob while it was being read.
-        match self.gateway.meta.object(bucket, &key) {
-            Ok(Some(now)) if now.blob == object.blob && now.holders.contains_key(&me) => {}
+        match self.gateway.meta.version_with_blob(bucket, &key, &object.blob) {
+            Ok(Some(now)) if now.holders.contains_key(&me) => {}
             Ok(_) => {
                 tracing::debug!(%bucket, %key, %blob, "object moved on during the scrub; nothing to repair");
                 return None;

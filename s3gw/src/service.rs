@@ -94,6 +94,22 @@ impl S3 for Gateway {
         self.get_bucket_location_op(req).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "GetBucketVersioning"))]
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        self.get_bucket_versioning_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "PutBucketVersioning"))]
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        self.put_bucket_versioning_op(req).await
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(op = "GetObject"))]
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         self.get_object_op(req).await

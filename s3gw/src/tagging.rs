@@ -24,6 +24,7 @@ impl Gateway {
             .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
             .collect();
         check_tags(&tags)?;
+        crate::versioning::refuse_version_id(input.version_id.as_deref())?;
         self.object(&input.bucket, &input.key).await?;
         self.commit(Command::SetTags { bucket: input.bucket, key: input.key, tags }).await?;
         Ok(S3Response::new(PutObjectTaggingOutput::default()))
@@ -33,6 +34,7 @@ impl Gateway {
         &self,
         req: S3Request<GetObjectTaggingInput>,
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        crate::versioning::refuse_version_id(req.input.version_id.as_deref())?;
         let object = self.object(&req.input.bucket, &req.input.key).await?;
         let tag_set = object.tags.into_iter().map(|(k, v)| Tag { key: Some(k), value: Some(v) }).collect();
         Ok(S3Response::new(GetObjectTaggingOutput { tag_set, version_id: None }))
@@ -43,6 +45,7 @@ impl Gateway {
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         let input = req.input;
+        crate::versioning::refuse_version_id(input.version_id.as_deref())?;
         self.object(&input.bucket, &input.key).await?;
         self.commit(Command::SetTags { bucket: input.bucket, key: input.key, tags: Vec::new() }).await?;
         Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
@@ -53,6 +56,7 @@ impl Gateway {
         req: S3Request<GetObjectAttributesInput>,
     ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
         let input = req.input;
+        crate::versioning::refuse_version_id(input.version_id.as_deref())?;
         let object = self.object(&input.bucket, &input.key).await?;
         let wants = |name: &str| input.object_attributes.iter().any(|a| a.as_str().eq_ignore_ascii_case(name));
         if input.object_attributes.is_empty() {

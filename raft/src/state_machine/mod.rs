@@ -17,6 +17,7 @@ mod shares;
 #[cfg(test)]
 mod testing;
 mod users;
+mod versions;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{Entry, EntryPayload, LogId, OptionalSend, Snapshot, SnapshotMeta, StorageError, StoredMembership};
@@ -86,6 +87,10 @@ struct Changes<'a> {
     /// The active format the entry raised the cluster to ([`Command::RaiseFormat`]); records are
     /// written in it once the entry's batch is applied.
     format_raised: Option<u16>,
+    /// Versions this entry created so far, the second half of their ids. A batch's command `i`
+    /// starts at `i << 16`, so a batch re-applied after a crash (which skips the commands
+    /// already done) hands out the same ids as the first time, never one already used.
+    versions_made: u32,
 }
 
 impl Changes<'_> {
@@ -187,6 +192,8 @@ impl Changes<'_> {
             Command::DeleteBucketAbortingUploads { name } => self.delete_bucket_aborting_uploads(name),
             Command::PutBucketCors { bucket, cors } => self.put_bucket_cors(bucket, cors),
             Command::DeleteBucketCors { bucket } => self.delete_bucket_cors(bucket),
+            Command::PutBucketVersioning { bucket, state } => self.put_bucket_versioning(bucket, *state),
+            Command::DeleteVersion { bucket, key, version_id } => self.delete_version(bucket, key, version_id),
         }
     }
 }
@@ -249,6 +256,7 @@ impl StateMachine {
             regions: None,
             trim: None,
             format_raised: None,
+            versions_made: 0,
         };
         let mut history = HistoryWriter::begin(&self.tables, entry.log_id.index)?;
         let outcome = match &entry.payload {
@@ -271,6 +279,7 @@ impl StateMachine {
                         outcomes.push(CommandOutcome::Done);
                         continue;
                     }
+                    changes.versions_made = u32::try_from(i).unwrap_or(u32::MAX >> 16).min(u32::MAX >> 16) << 16;
                     outcomes.push(changes.apply(command)?);
                     history.add(std::mem::take(&mut changes.events))?;
                     if let Some(through) = changes.trim.take() {

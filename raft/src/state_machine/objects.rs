@@ -3,7 +3,7 @@
 
 use super::{Changes, Origin};
 use crate::command::CommandOutcome::{Deleted, Done, Rejected};
-use crate::command::{CommandOutcome, Rejection, WriteCondition};
+use crate::command::{CommandOutcome, Rejection, VersionTouched, WriteCondition};
 use crate::error::StoreError;
 use crate::event::{Actor, EventKind};
 use crate::model::{MultipartUpload, ObjectMeta, WorkItem};
@@ -68,8 +68,18 @@ impl Changes<'_> {
                 _ => None,
             },
         };
-        let replaced = self.remove_object(bucket, key, Some(&meta.blob))?;
-        self.put(record_key(tables::OBJECT, &[bucket, key]), meta)?;
+        let versioning = self.tables.versioning(bucket)?;
+        let (replaced, version_id) = match versioning {
+            None => {
+                let replaced = self.remove_object(bucket, key, Some(&meta.blob))?;
+                self.put(record_key(tables::OBJECT, &[bucket, key]), meta)?;
+                (replaced, None)
+            }
+            Some(state) => {
+                let (replaced, id) = self.put_versioned(bucket, key, meta, state)?;
+                (replaced, Some(id))
+            }
+        };
         if let Some((owner, since)) = owner {
             self.put(record_key(tables::OWNER, &[bucket, key]), &owner)?;
             if let Some(since) = since {
@@ -88,6 +98,7 @@ impl Changes<'_> {
             Some(node) => self.region_of(node)?,
             None => String::new(),
         };
+        let (bucket_name, key_name) = (bucket.to_owned(), key.to_owned());
         let (bucket, key, size, etag) = (bucket.to_owned(), key.to_owned(), meta.size, meta.etag.clone());
         let kind = if replaced {
             EventKind::ObjectUpdated { bucket, key, size, etag, region }
@@ -95,7 +106,15 @@ impl Changes<'_> {
             EventKind::ObjectCreated { bucket, key, size, etag, region }
         };
         self.emit(Some(meta.last_modified), kind)?;
-        Ok(Done)
+        let Some(version_id) = version_id else { return Ok(Done) };
+        let kind = EventKind::ObjectVersionCreated {
+            bucket: bucket_name.clone(),
+            key: key_name.clone(),
+            version_id: version_id.clone(),
+            delete_marker: false,
+        };
+        self.emit(Some(meta.last_modified), kind)?;
+        Ok(CommandOutcome::Versions(vec![VersionTouched { key: key_name, version_id, delete_marker: false }]))
     }
 
     /// [`crate::Command::DeleteObjects`]: the keys that existed go, with their shares; the outcome
@@ -103,6 +122,27 @@ impl Changes<'_> {
     pub(super) fn delete_objects(&mut self, bucket: &str, keys: &[String]) -> Result<CommandOutcome, StoreError> {
         if self.tables.bucket(bucket)?.is_none() {
             return Ok(Rejected(Rejection::NoSuchBucket));
+        }
+        if let Some(state) = self.tables.versioning(bucket)? {
+            let at = self.command_time()?;
+            let mut markers = Vec::with_capacity(keys.len());
+            for key in keys {
+                let (had_object, marker) = self.delete_versioned(bucket, key, state, at)?;
+                if had_object {
+                    self.emit(None, EventKind::ObjectDeleted { bucket: bucket.to_owned(), key: key.clone() })?;
+                    let shares = self.tables.shares_of_object(bucket, key)?;
+                    self.revoke_shares_of(shares)?;
+                }
+                let kind = EventKind::ObjectVersionCreated {
+                    bucket: bucket.to_owned(),
+                    key: key.clone(),
+                    version_id: marker.version_id.clone(),
+                    delete_marker: true,
+                };
+                self.emit(None, kind)?;
+                markers.push(marker);
+            }
+            return Ok(CommandOutcome::Versions(markers));
         }
         let mut deleted = Vec::new();
         for key in keys {

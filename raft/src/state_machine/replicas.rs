@@ -7,7 +7,6 @@ use crate::error::StoreError;
 use crate::event::EventKind;
 use crate::model::{UnixMillis, WorkItem};
 use crate::node_id::NodeId;
-use crate::tables::{self, record_key};
 
 impl Changes<'_> {
     /// [`crate::Command::ReplicaAdded`]: a node now holds the blob of the current version.
@@ -19,10 +18,12 @@ impl Changes<'_> {
         node: NodeId,
         at: UnixMillis,
     ) -> Result<CommandOutcome, StoreError> {
-        Ok(match self.tables.object(bucket, key)? {
-            Some(mut meta) if meta.blob == blob => {
+        // The version may be the current one or, in a versioned bucket, an older one that is
+        // kept: every version is replicated like an object.
+        Ok(match self.version_with_blob(bucket, key, blob)? {
+            Some((stored_at, mut meta)) => {
                 let new_region = meta.holders.insert(node, at).is_none();
-                self.put(record_key(tables::OBJECT, &[bucket, key]), &meta)?;
+                self.store_version_meta(bucket, key, stored_at.as_deref(), &meta)?;
                 if new_region {
                     let region = self.region_of(node)?;
                     let kind = EventKind::ObjectReplicated { bucket: bucket.to_owned(), key: key.to_owned(), region };
@@ -49,7 +50,7 @@ impl Changes<'_> {
         node: NodeId,
         at: UnixMillis,
     ) -> Result<CommandOutcome, StoreError> {
-        let Some(mut meta) = self.tables.object(bucket, key)?.filter(|m| m.blob == blob) else {
+        let Some((stored_at, mut meta)) = self.version_with_blob(bucket, key, blob)? else {
             // Superseded or deleted since the scrub looked: the overwrite or delete
             // already owed the drop of this blob, and there is nothing to pull back.
             return Ok(Rejected(Rejection::NoSuchKey));
@@ -66,7 +67,7 @@ impl Changes<'_> {
             return Ok(Rejected(Rejection::PreconditionFailed));
         }
         meta.holders.remove(&node);
-        self.put(record_key(tables::OBJECT, &[bucket, key]), &meta)?;
+        self.store_version_meta(bucket, key, stored_at.as_deref(), &meta)?;
         // Same batch as the placement change: the node cannot be unlisted and forget
         // to fetch the blob again. A later ReplicaAdded (from that pull) lists it again.
         if node == self.node {

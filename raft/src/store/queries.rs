@@ -9,8 +9,11 @@ use super::MetaStore;
 use crate::error::StoreError;
 use crate::event::{Cursor, Event};
 use crate::history::{EventRetention, EventsError, TrimTarget};
-use crate::model::{AccessKey, AccessKeyInfo, Bucket, KeyOwner, MultipartUpload, ObjectMeta, User, WorkItem};
-use crate::tables::ObjectCursor;
+use crate::model::{
+    AccessKey, AccessKeyInfo, Bucket, KeyOwner, LatestVersion, MultipartUpload, ObjectMeta, ObjectVersion, User,
+    VersioningState, WorkItem,
+};
+use crate::tables::{ObjectCursor, VersionWalk};
 
 impl MetaStore {
     /// The index applied locally.
@@ -60,6 +63,80 @@ impl MetaStore {
     /// An ordered walk over a bucket's keys starting with `prefix`, after `after` if given.
     pub fn objects(&self, bucket: &str, prefix: &str, after: Option<&str>) -> ObjectCursor {
         self.inner.tables.objects(bucket, prefix, after)
+    }
+
+    /// Whether the cluster writes format 2, which versioning's commands and records need: until
+    /// then a node of the previous release may still be a member, and must never receive them.
+    pub fn versioning_available(&self) -> bool {
+        crate::codec::active_format() >= 2
+    }
+
+    /// A bucket's versioning state; `None`: never versioned.
+    pub fn versioning(&self, bucket: &str) -> Result<Option<VersioningState>, StoreError> {
+        self.inner.tables.versioning(bucket)
+    }
+
+    /// The latest version of a key written while its bucket was versioned (`None`: the key's
+    /// current object, if any, is the `null` version).
+    pub fn latest_version(&self, bucket: &str, key: &str) -> Result<Option<LatestVersion>, StoreError> {
+        self.inner.tables.latest(bucket, key)
+    }
+
+    /// The latest version of a key (`q/`) with its current object (`o/`), read so that both
+    /// belong to the same applied state: the pair is read again while a write moved the latest
+    /// in between (bounded: a key rewritten that often is read as last seen).
+    pub fn current_version(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(Option<LatestVersion>, Option<ObjectMeta>), StoreError> {
+        let tables = &self.inner.tables;
+        let mut latest = tables.latest(bucket, key)?;
+        for _ in 0..8 {
+            let object = tables.object(bucket, key)?;
+            let again = tables.latest(bucket, key)?;
+            if again == latest {
+                return Ok((latest, object));
+            }
+            latest = again;
+        }
+        Ok((latest, tables.object(bucket, key)?))
+    }
+
+    /// Version `id` of a key (the current object or a stored version or delete marker).
+    pub fn object_version(&self, bucket: &str, key: &str, id: &str) -> Result<Option<ObjectVersion>, StoreError> {
+        Ok(self.inner.tables.version(bucket, key, id)?.map(|(_, v)| v))
+    }
+
+    /// The version of `bucket/key` whose bytes are `blob`, current or kept (replication pulls
+    /// every version).
+    pub fn version_with_blob(&self, bucket: &str, key: &str, blob: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        Ok(self.inner.tables.version_with_blob(bucket, key, blob)?.map(|(_, m)| m))
+    }
+
+    /// The stored versions (`r/`: kept versions and delete markers) of a key, newest first, each
+    /// with its sort key.
+    pub fn stored_versions(&self, bucket: &str, key: &str) -> Result<Vec<(String, ObjectVersion)>, StoreError> {
+        self.inner.tables.stored_versions(bucket, key)
+    }
+
+    /// An ordered walk over the stored versions of a bucket's keys starting with `prefix`, from
+    /// the version of `start` = (key, sort key) on (exclusive), or from after every version of
+    /// the key `start.0` when the sort key is `None`.
+    pub fn version_walk(&self, bucket: &str, prefix: &str, start: Option<(&str, Option<&str>)>) -> VersionWalk {
+        let from = start.map(|(key, sort)| {
+            let mut from = crate::tables::version_key(bucket, key, "");
+            match sort {
+                // The next byte string after `key NUL sort`.
+                Some(sort) => {
+                    from.extend_from_slice(sort.as_bytes());
+                    from.push(0);
+                }
+                None => from.push(0xFF),
+            }
+            from
+        });
+        self.inner.tables.version_walk(bucket, prefix, from)
     }
 
     /// A multipart upload in progress.

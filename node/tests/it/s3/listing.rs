@@ -390,7 +390,7 @@ async fn encoding_type_url_round_trips_keys() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn list_object_versions_answers_as_unversioned() {
+async fn list_object_versions_of_an_unversioned_bucket_lists_each_object_as_its_null_version() {
     let node = shared_node().await;
     let _log = node.log_on_panic();
     let client = node.client();

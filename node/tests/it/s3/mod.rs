@@ -12,3 +12,4 @@ mod listing;
 mod multipart;
 mod objects;
 mod tagging_attrs;
+mod versioning;

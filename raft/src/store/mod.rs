@@ -134,6 +134,9 @@ struct Inner {
     /// off against most of them grants no lease and reads without its own (see
     /// `follower_clocks`).
     follower_clocks: FollowerClocks,
+    /// The term this process started in and the index of the last entry in its log then: the
+    /// lowest read index it hands out while leading that term (see `confirm_leadership`).
+    restart_floor: (u64, u64),
 }
 
 fn fatal(e: impl std::fmt::Display) -> ProposeError {
@@ -161,7 +164,14 @@ impl MetaStore {
             config.timing.election_max,
             applied_log_id.max(saved_committed),
         ));
-        let log_store = LogStore::open(&db, leases.clone())?;
+        let mut log_store = LogStore::open(&db, leases.clone())?;
+        // The term this process starts in (its saved vote's) and its log's end: see
+        // `Inner::restart_floor`.
+        let started_term = openraft::storage::RaftLogStorage::read_vote(&mut log_store)
+            .await
+            .map_err(|e| StoreError::Codec(format!("saved vote: {e}")))?
+            .map_or(0, |vote| vote.leader_id().get_term());
+        let restart_floor = (started_term, log_store.appended().load(std::sync::atomic::Ordering::Acquire));
         let appended = log_store.appended();
         let growth = log_store.growth();
         let (work_tx, work) = watch::channel(0u64);
@@ -229,6 +239,7 @@ impl MetaStore {
                 read_index_reads: AtomicU64::new(0),
                 drift,
                 follower_clocks,
+                restart_floor,
             }),
         };
         tokio::spawn(propose::run_batcher(Arc::downgrade(&store.inner), queue));

@@ -176,7 +176,16 @@ impl MetaStore {
         // Not `ensure_linearizable`: it also waits until this node applied the read index, which
         // may wait for a lagging lease holder; the caller waits for what it needs itself.
         let (read_log_id, _) = self.inner.raft.get_read_log_id().await?;
-        let index = read_log_id.map_or(0, |l| l.index);
+        let mut index = read_log_id.map_or(0, |l| l.index);
+        let (started_term, started_last_index) = self.inner.restart_floor;
+        if term == started_term {
+            // A leader restarted within its term (openraft keeps its vote) takes its read index
+            // from the commit index it saved, which trails what was visible before the restart
+            // (the log store saves it capped at the visible index, and does not flush it), and
+            // from the first entry of its term, old by then. Everything committed anywhere is
+            // in its log, so its log's end at startup is a read index that misses nothing.
+            index = index.max(started_last_index);
+        }
         *last = Some((started, index));
         *self.inner.last_confirmed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((term, started));
         Ok(index)

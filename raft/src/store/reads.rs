@@ -176,19 +176,21 @@ impl MetaStore {
         // Not `ensure_linearizable`: it also waits until this node applied the read index, which
         // may wait for a lagging lease holder; the caller waits for what it needs itself.
         let (read_log_id, _) = self.inner.raft.get_read_log_id().await?;
-        let mut index = read_log_id.map_or(0, |l| l.index);
-        let (started_term, started_last_index) = self.inner.restart_floor;
-        if term == started_term {
-            // A leader restarted within its term (openraft keeps its vote) takes its read index
-            // from the commit index it saved, which trails what was visible before the restart
-            // (the log store saves it capped at the visible index, and does not flush it), and
-            // from the first entry of its term, old by then. Everything committed anywhere is
-            // in its log, so its log's end at startup is a read index that misses nothing.
-            index = index.max(started_last_index);
-        }
+        let index = read_log_id.map_or(0, |l| l.index).max(self.restart_floor(term));
         *last = Some((started, index));
         *self.inner.last_confirmed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((term, started));
         Ok(index)
+    }
+
+    /// The lowest read index this node may hand out as the leader of `term`: its log's end at
+    /// startup if it started in that term, else 0. openraft's read index for a leader restarted
+    /// within its term (it keeps its vote) is the commit index it saved, which trails what was
+    /// visible before the restart (the log store saves it capped at the visible index, and does
+    /// not flush it), or the first entry of its term, old by then. Everything committed anywhere
+    /// is in its log, so its log's end at startup misses nothing.
+    fn restart_floor(&self, term: u64) -> u64 {
+        let (started_term, started_last_index) = self.inner.restart_floor;
+        if term == started_term { started_last_index } else { 0 }
     }
 
     /// Waits until this node has applied everything the leader had committed when called.
@@ -208,8 +210,13 @@ impl MetaStore {
         let attempt = async {
             let mut backoff = Duration::from_millis(20);
             loop {
+                let term = self.inner.raft.metrics().borrow().current_term;
                 match self.inner.raft.ensure_linearizable().await {
-                    Ok(log_id) => return self.wait_applied(log_id.map_or(0, |l| l.index)).await,
+                    // This node leads: its read index is openraft's, no lower than its floor
+                    // after a restart within its term.
+                    Ok(log_id) => {
+                        return self.wait_applied(log_id.map_or(0, |l| l.index).max(self.restart_floor(term))).await;
+                    }
                     Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(forward))) => {
                         if let (Some(leader), Some(node)) = (forward.leader_id, forward.leader_node) {
                             let reply: Result<u64, LeaderCallError> = self

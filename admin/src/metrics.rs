@@ -385,6 +385,35 @@ fn write_raft(out: &mut String, state: &WebState) {
         );
         let _ = writeln!(out, "meridian_clock_drift_episodes_total {}", drift.episodes);
     }
+    // The leader's clock against its followers' (raft/src/follower_clocks.rs).
+    if let Some(clock) = &status.leader_clock {
+        header(
+            out,
+            "meridian_leader_clock_drift_exceeded",
+            "gauge",
+            "Leader: 1 while its clock rate differs from most followers' past the lease bound (no lease granted or used).",
+        );
+        let exceeded = u8::from(clock.verdict == meridian_raft::DriftVerdict::Exceeded);
+        let _ = writeln!(out, "meridian_leader_clock_drift_exceeded {exceeded}");
+        header(
+            out,
+            "meridian_leader_clock_drift_episodes_total",
+            "counter",
+            "Times the leader's clock rate went past the lease bound against most followers'.",
+        );
+        let _ = writeln!(out, "meridian_leader_clock_drift_episodes_total {}", clock.episodes);
+        header(
+            out,
+            "meridian_leader_clock_follower_drift_ppm",
+            "gauge",
+            "Leader: how much faster each follower's clock runs than the leader's, ppm (last measurement).",
+        );
+        for follower in &clock.followers {
+            if let Some(ppm) = follower.estimate_ppm {
+                let _ = writeln!(out, "meridian_leader_clock_follower_drift_ppm{{follower=\"{}\"}} {ppm}", follower.id);
+            }
+        }
+    }
     header(
         out,
         "meridian_internal_protocol_refusals_total",

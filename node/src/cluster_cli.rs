@@ -91,7 +91,11 @@ pub(crate) async fn status(config_path: &Path) -> anyhow::Result<()> {
             )
         };
         let lease = s.read_lease_ms.map_or_else(|| "none".to_owned(), |ms| format!("{ms}ms"));
-        let drift = s.clock_drift.map_or_else(|| "-".to_owned(), drift_column);
+        let drift = match (&s.clock_drift, &s.leader_clock) {
+            (Some(drift), _) => drift_column(*drift),
+            (None, Some(leader)) => leader_clock_column(leader),
+            (None, None) => "-".to_owned(),
+        };
         let (cert_days, refused) =
             tls.as_ref().map_or_else(|| ("-".to_owned(), "-".to_owned()), |t| tls_columns(t, now_secs));
         println!(
@@ -155,6 +159,19 @@ fn drift_column(drift: meridian_raft::ClockDriftStatus) -> String {
         meridian_raft::DriftVerdict::Unmeasured => "?",
     };
     drift.estimate_ppm.map_or_else(|| format!("-{mark}"), |ppm| format!("{ppm:+}ppm{mark}"))
+}
+
+/// The clock drift column of the leader: its rate against most followers' (the largest
+/// follower estimate, negated: positive means the leader's clock is fast), `!` past the bound
+/// against most of them (it grants no lease), `?` before any follower was measured.
+fn leader_clock_column(clock: &meridian_raft::LeaderClockStatus) -> String {
+    let mark = match clock.verdict {
+        meridian_raft::DriftVerdict::WithinBound => "",
+        meridian_raft::DriftVerdict::Exceeded => "!",
+        meridian_raft::DriftVerdict::Unmeasured => "?",
+    };
+    let worst = clock.followers.iter().filter_map(|f| f.estimate_ppm).max_by_key(|ppm| ppm.unsigned_abs());
+    worst.map_or_else(|| format!("L-{mark}"), |ppm| format!("L{:+}ppm{mark}", -ppm))
 }
 
 /// Adds the credentials of the status route, which needs them when a node's `[api]

@@ -7,6 +7,8 @@
 //! holder compares the leader's elapsed time with its own between grants several renewals apart
 //! and, when the rates differ by more than [`DriftMonitor::bound_ppm`], stops serving reads
 //! under the lease (they ask the leader for a read index instead) until the rates agree again.
+//! The leader measures the other way round with the same [`RateWindow`] (`follower_clocks`):
+//! followers put their clock in the same header of their lease requests.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -29,22 +31,100 @@ pub fn clock_reading_ms() -> u64 {
     u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Most grants kept per leader: the window the rate is measured over is at most this many
+/// Most samples kept of one clock (a follower's grants, a leader's lease requests): the window the rate is measured over is at most this many
 /// renewals (eight lease periods), long enough that round-trip jitter is small against it.
 const MAX_SAMPLES: usize = 32;
 
 /// How often, at most, a node that keeps measuring drift past the bound warns about it.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// One lease grant as a clock sample.
+/// One reading of another node's clock, placed on this node's clock.
 #[derive(Debug, Clone, Copy)]
-struct Sample {
-    /// When the request left, by this node's clock.
-    sent: Instant,
-    /// When the answer arrived, by this node's clock.
-    received: Instant,
-    /// The leader's clock when it answered (somewhere between `sent` and `received`).
-    leader_ms: u64,
+pub(crate) struct Sample {
+    /// The earliest this node's clock could read when the other node read its own.
+    pub(crate) sent: Instant,
+    /// The latest it could read then.
+    pub(crate) received: Instant,
+    /// The other node's clock reading, ms (somewhere between `sent` and `received`).
+    pub(crate) remote_ms: u64,
+}
+
+/// What [`RateWindow::measure`] found: how much faster the other clock ran than ours.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Measurement {
+    /// The rate difference, ppm (positive: the other clock is faster, ours slow).
+    pub(crate) estimate_ppm: f64,
+    /// Its uncertainty from the sample intervals, ppm.
+    pub(crate) uncertainty_ppm: f64,
+    /// The stretch of this node's time it spans.
+    pub(crate) window: Duration,
+    /// Whether the other clock's elapsed time was negative (never a real clock).
+    pub(crate) backwards: bool,
+}
+
+impl Measurement {
+    /// The verdict for `bound_ppm`, given the one before (kept while too uncertain to tell).
+    pub(crate) fn verdict(&self, bound_ppm: u64, before: DriftVerdict) -> DriftVerdict {
+        let bound = bound_ppm as f64;
+        if self.estimate_ppm.abs() - self.uncertainty_ppm > bound || self.backwards {
+            DriftVerdict::Exceeded
+        } else if self.estimate_ppm.abs() + self.uncertainty_ppm <= bound {
+            DriftVerdict::WithinBound
+        } else {
+            before
+        }
+    }
+}
+
+/// The last [`MAX_SAMPLES`] readings of one other process's clock: the rate measurement both
+/// ends of a lease use (a follower of its leader's clock, the leader of each follower's).
+#[derive(Debug, Default)]
+pub(crate) struct RateWindow {
+    /// Oldest first.
+    samples: VecDeque<Sample>,
+}
+
+impl RateWindow {
+    /// Adds `sample`; returns false when the reading went back, which means the other process
+    /// restarted (its clock counts from its start): the window then starts afresh from it.
+    pub(crate) fn push(&mut self, sample: Sample) -> bool {
+        let continuous = self.samples.back().is_none_or(|last| sample.remote_ms >= last.remote_ms);
+        if !continuous {
+            self.samples.clear();
+        }
+        self.samples.push_back(sample);
+        while self.samples.len() > MAX_SAMPLES {
+            self.samples.pop_front();
+        }
+        continuous
+    }
+
+    /// Forgets every sample.
+    pub(crate) fn clear(&mut self) {
+        self.samples.clear();
+    }
+
+    /// The rate of the other clock against ours between the oldest and the newest sample, once
+    /// they span at least `min_window` of our time.
+    pub(crate) fn measure(&self, min_window: Duration) -> Option<Measurement> {
+        let (&oldest, &newest) = (self.samples.front()?, self.samples.back()?);
+        let local = midpoint(newest).saturating_duration_since(midpoint(oldest));
+        if local < min_window || local.is_zero() {
+            return None;
+        }
+        let local_ms = local.as_secs_f64() * 1000.0;
+        let remote_elapsed = newest.remote_ms as f64 - oldest.remote_ms as f64;
+        // The other node read its clock somewhere within each sample's interval: half of each
+        // adds to the uncertainty of the elapsed time, plus a millisecond of the header's
+        // rounding.
+        let span = |s: Sample| s.received.saturating_duration_since(s.sent).as_secs_f64() * 1000.0;
+        Some(Measurement {
+            estimate_ppm: (remote_elapsed / local_ms - 1.0) * 1e6,
+            uncertainty_ppm: ((span(oldest) + span(newest)) / 2.0 + 1.0) / local_ms * 1e6,
+            window: local,
+            backwards: remote_elapsed < 0.0,
+        })
+    }
 }
 
 /// Whether this node's clock may be trusted for its lease, as last measured.
@@ -66,8 +146,8 @@ pub enum DriftVerdict {
 struct Window {
     /// The leader and term the samples come from.
     source: Option<(NodeId, u64)>,
-    /// The grants, oldest first, at most [`MAX_SAMPLES`].
-    samples: VecDeque<Sample>,
+    /// The grants as clock samples.
+    samples: RateWindow,
     /// The verdict of the last measurement.
     verdict: DriftVerdict,
     /// The last estimate: how much faster the leader's clock ran than ours, ppm (positive: ours
@@ -115,17 +195,12 @@ impl DriftMonitor {
     /// figure `margin / duration`, so that the rest of the margin still covers scheduling delays
     /// and the uncertainty of the measurement: about 5.6% for a 400 ms lease.
     pub(crate) fn new(duration: Duration, margin: Duration) -> Self {
-        let bound_ppm = if duration.is_zero() {
-            0
-        } else {
-            u64::try_from(margin.as_micros() * 500_000 / duration.as_micros()).unwrap_or(u64::MAX)
-        };
         Self {
-            bound_ppm,
-            min_window: duration * 2,
+            bound_ppm: bound_ppm(duration, margin),
+            min_window: min_window(duration),
             window: Mutex::new(Window {
                 source: None,
-                samples: VecDeque::new(),
+                samples: RateWindow::default(),
                 verdict: DriftVerdict::Unmeasured,
                 estimate_ppm: None,
                 uncertainty_ppm: None,
@@ -164,43 +239,21 @@ impl DriftMonitor {
             w.verdict = DriftVerdict::WithinBound;
             return w.verdict;
         };
-        if w.samples.back().is_some_and(|last| leader_ms < last.leader_ms) {
+        if !w.samples.push(Sample { sent, received, remote_ms: leader_ms }) {
             // The leader's clock counts from its process start: a reading that goes back means
             // it restarted (openraft lets a leader killed within the election timeout come back
             // as leader of the same term). Not drift: measure its rate afresh, the lease unused
             // meanwhile.
             tracing::info!(leader, term, "the leader's clock went back (it restarted): measuring its rate afresh");
-            w.samples.clear();
             w.verdict = DriftVerdict::Unmeasured;
             w.estimate_ppm = None;
             w.uncertainty_ppm = None;
         }
-        let sample = Sample { sent, received, leader_ms };
-        w.samples.push_back(sample);
-        while w.samples.len() > MAX_SAMPLES {
-            w.samples.pop_front();
-        }
-        let Some(&oldest) = w.samples.front() else { return w.verdict };
-        let local = midpoint(sample).saturating_duration_since(midpoint(oldest));
-        if local < self.min_window {
-            return w.verdict;
-        }
-        let local_ms = local.as_secs_f64() * 1000.0;
-        let leader_elapsed = sample.leader_ms as f64 - oldest.leader_ms as f64;
-        let estimate = (leader_elapsed / local_ms - 1.0) * 1e6;
-        // The leader read its clock somewhere within each round trip: half of each adds to the
-        // uncertainty of the elapsed time, plus a millisecond of the header's rounding.
-        let rtt = |s: Sample| s.received.saturating_duration_since(s.sent).as_secs_f64() * 1000.0;
-        let uncertainty = ((rtt(oldest) + rtt(sample)) / 2.0 + 1.0) / local_ms * 1e6;
-        let bound = self.bound_ppm as f64;
+        let Some(m) = w.samples.measure(self.min_window) else { return w.verdict };
         let before = w.verdict;
-        if estimate.abs() - uncertainty > bound || leader_elapsed < 0.0 {
-            w.verdict = DriftVerdict::Exceeded;
-        } else if estimate.abs() + uncertainty <= bound {
-            w.verdict = DriftVerdict::WithinBound;
-        } else if w.verdict == DriftVerdict::Unmeasured {
-            // Too uncertain to tell: keep the lease unused until a longer window can.
-        }
+        w.verdict = m.verdict(self.bound_ppm, before);
+        let local = m.window;
+        let (estimate, uncertainty) = (m.estimate_ppm, m.uncertainty_ppm);
         w.estimate_ppm = Some(estimate.round() as i64);
         w.uncertainty_ppm = Some(uncertainty.round() as u64);
         let now = Instant::now();
@@ -250,7 +303,23 @@ impl DriftMonitor {
     }
 }
 
-/// The middle of a sample's round trip: the best guess of when the leader read its clock.
+/// The drift bound, ppm, for leases of `duration` with safety margin `margin`: half of
+/// `margin / duration` as a rate (see [`DriftMonitor::new`]); 0 with leases off.
+pub(crate) fn bound_ppm(duration: Duration, margin: Duration) -> u64 {
+    if duration.is_zero() {
+        0
+    } else {
+        u64::try_from(margin.as_micros() * 500_000 / duration.as_micros()).unwrap_or(u64::MAX)
+    }
+}
+
+/// The shortest stretch of time a measurement must span before it gives a verdict: two leases,
+/// so that the jitter of a few samples is small against it.
+pub(crate) fn min_window(duration: Duration) -> Duration {
+    duration * 2
+}
+
+/// The middle of a sample's interval: the best guess of when the other node read its clock.
 fn midpoint(s: Sample) -> Instant {
     s.sent + s.received.saturating_duration_since(s.sent) / 2
 }

@@ -67,6 +67,13 @@ pub(crate) enum LeaseRefusal {
         /// For how long.
         for_ms: u128,
     },
+    /// The leader measured the holder's clock rate, or its own against most followers', past
+    /// the drift bound (`follower_clocks`).
+    #[error("clock rate past the lease drift bound ({which}); read with a read index instead")]
+    ClockDrift {
+        /// Whose clock: "the holder's against the leader's" or "the leader's against most followers'".
+        which: &'static str,
+    },
 }
 
 /// Most entries a holder's log may trail the commit index when it is granted a lease.
@@ -97,6 +104,9 @@ struct Holder {
     /// Since when it has held back visibility, and the commit index it lacked then. Reset when it
     /// gets that index (so a holder that keeps up, a little behind, is not "stalling").
     behind: Option<(Instant, u64)>,
+    /// Whether `until` was stretched for a leader clock judged off (see
+    /// [`Leases::stretch_grants`]): once per grant.
+    stretched: bool,
 }
 
 /// Leader side: the grants of one term.
@@ -239,7 +249,7 @@ impl Leases {
         if granted.term != term {
             *granted = Granted { term, holders: HashMap::new() };
         }
-        let entry = granted.holders.entry(holder).or_insert(Holder { until: now, behind: None });
+        let entry = granted.holders.entry(holder).or_insert(Holder { until: now, behind: None, stretched: false });
         if entry.behind.is_some_and(|(_, lacked)| matched.unwrap_or(0) >= lacked) {
             // It got what it lacked (perhaps after its grant ran out and the gate stopped
             // watching it): no longer stalling.
@@ -251,8 +261,30 @@ impl Leases {
             // Not renewed: its grant runs out within one lease and stops holding writes back.
             return Err(LeaseRefusal::Stalling { for_ms: now.saturating_duration_since(since).as_millis() });
         }
-        entry.until = entry.until.max(now + self.duration + self.margin);
+        let fresh = now + self.duration + self.margin;
+        if fresh > entry.until {
+            // A new grant: stretched again if the leader's clock is judged off once more.
+            entry.until = fresh;
+            entry.stretched = false;
+        }
         Ok(())
+    }
+
+    /// Leader side, while its clock is judged off (`follower_clocks`): every grant of `term`
+    /// holds writes back for one more lease plus the margin than recorded, the worst case for
+    /// clock rates up to twice apart; a holder's lease by its own clock then ends before the
+    /// leader stops counting it even though the leader's clock may have run fast. Once per
+    /// grant, so calling it again changes nothing.
+    pub(crate) fn stretch_grants(&self, term: u64) {
+        let mut granted = lock(&self.granted);
+        if granted.term != term {
+            return;
+        }
+        let extra = self.duration + self.margin;
+        for holder in granted.holders.values_mut().filter(|h| !h.stretched) {
+            holder.until += extra;
+            holder.stretched = true;
+        }
     }
 
     /// Leader side: the holders of a lease granted in `term` that has not run out, with expiry.
@@ -443,6 +475,24 @@ mod tests {
         assert_eq!(leases.read_index(Some(1), 3), None, "the grantor promised less than the margin");
         leases.hold(1, 3, Instant::now(), 42, Duration::from_millis(150));
         assert!(leases.remaining(Some(1), 3).unwrap() <= Duration::from_millis(150), "never past the promise");
+    }
+
+    #[test]
+    fn stretched_grants_hold_writes_back_one_lease_longer_once() {
+        let leases = leader();
+        let now = Instant::now();
+        leases.grant(1, 2, D, log_id(1, 5), log_id(1, 5), now).unwrap();
+        let recorded = leases.holders(1)[0].1;
+        leases.stretch_grants(2);
+        assert_eq!(leases.holders(1)[0].1, recorded, "another term's grants are not touched");
+        leases.stretch_grants(1);
+        leases.stretch_grants(1);
+        let margin = leases.margin();
+        assert_eq!(leases.holders(1)[0].1, recorded + D + margin, "one more lease and margin, once");
+        // A write committed now waits for the holder until the stretched end.
+        let held = leases.advance(1, log_id(1, 9), |_| log_id(1, 5), false, now);
+        assert_eq!(held.wake_at, Some(recorded + D + margin));
+        assert_eq!(leases.visible(), log_id(1, 5));
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod cors;
 mod durable;
 mod error;
 mod event;
+mod follower_clocks;
 mod history;
 mod lease;
 mod log_store;
@@ -48,6 +49,7 @@ pub use command::{Command, CommandOutcome, Rejection, VersionTouched, WriteCondi
 pub use cors::{BucketCors, CorsRule};
 pub use error::{LeaderError, ProposeError, StoreError};
 pub use event::{ACTOR_QUERY_PARAM, Actor, BadActor, BadCursor, Cursor, Event, EventKind};
+pub use follower_clocks::{FollowerClock, LeaderClockStatus};
 pub use history::{EventRetention, EventsError, TrimTarget};
 pub use lease::{LeaseGrant, LeaseRequest};
 pub use node_id::{NodeId, RegionNode};

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use crate::codec::{decode, encode};
 use crate::durable::DurableDb;
 use crate::error::StoreError;
+use crate::lease::Leases;
 use crate::node_id::NodeId;
 use crate::snapshot_policy::LogGrowth;
 use crate::types::TypeConfig;
@@ -42,6 +43,9 @@ pub(crate) struct LogStore {
     /// Bytes appended, for the snapshot policy (`snapshot_policy`), which builds a snapshot
     /// once the log has grown by a fraction of the state.
     growth: LogGrowth,
+    /// The visibility gate: the commit index saved for a restart is capped at what it let be
+    /// visible (see `save_committed`).
+    leases: Arc<Leases>,
 }
 
 fn log_error(verb: openraft::ErrorVerb, e: impl ToString) -> StorageError<NodeId> {
@@ -57,8 +61,19 @@ fn write_error(e: impl ToString) -> StorageError<NodeId> {
 }
 
 impl LogStore {
-    /// Opens the log trees of `db` and starts the flusher task.
-    pub(crate) fn open(db: &DurableDb) -> Result<Self, StoreError> {
+    /// The commit index saved by the last `save_committed` in `db` (never above what was visible
+    /// then): what openraft re-applies on start, before the visibility gate runs.
+    pub(crate) fn saved_committed(db: &DurableDb) -> Result<Option<LogId<NodeId>>, StoreError> {
+        match db.db().open_tree("raft_meta")?.get(COMMITTED)? {
+            Some(bytes) => Ok(decode::<Option<LogId<NodeId>>>(&bytes)
+                .map_err(|e| StoreError::Codec(format!("saved commit index: {e}")))?),
+            None => Ok(None),
+        }
+    }
+
+    /// Opens the log trees of `db` and starts the flusher task; `leases` is the node's visibility
+    /// gate.
+    pub(crate) fn open(db: &DurableDb, leases: Arc<Leases>) -> Result<Self, StoreError> {
         let (flusher, queue) = mpsc::unbounded_channel();
         tokio::spawn(flush_loop(db.clone(), queue));
         let (entries, meta) = (db.db().open_tree("raft_log")?, db.db().open_tree("raft_meta")?);
@@ -71,6 +86,7 @@ impl LogStore {
             flusher,
             appended: Arc::new(AtomicU64::new(last)),
             growth: LogGrowth::default(),
+            leases,
         })
     }
 
@@ -198,7 +214,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
         // Not flushed on purpose: the committed id is a hint that saves re-applying on restart.
-        self.put_meta(COMMITTED, &committed)
+        // Capped at the visible index: openraft re-applies up to it on start, before the gate
+        // runs, so a leader's commit index saved ahead of visibility would, after a restart
+        // within its term, show entries a follower still reading under a lease of the previous
+        // process does not have (anomaly 7 of docs/faults.md). A follower's commit index is the
+        // leader's, capped already, and raised into the gate before Raft saves it.
+        let visible = self.leases.visible();
+        self.put_meta(COMMITTED, &committed.min(visible))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
@@ -256,6 +278,9 @@ mod tests {
     use openraft::storage::RaftLogStorage;
     use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
 
+    use std::sync::Arc;
+    use std::time::Duration;
+
     use super::LogStore;
     use crate::codec::encode;
     use crate::durable::DurableDb;
@@ -272,7 +297,8 @@ mod tests {
     async fn purge_and_truncate_remove_exactly_their_ranges() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = DurableDb::open(dir.path(), 8 << 20).expect("open");
-        let mut store = LogStore::open(&db).expect("log store");
+        let leases = Arc::new(crate::lease::Leases::new(Duration::ZERO, Duration::ZERO, None));
+        let mut store = LogStore::open(&db, leases).expect("log store");
         for index in 3..=20u64 {
             let entry: Entry<crate::TypeConfig> = Entry { log_id: log_id(index), payload: EntryPayload::Blank };
             store.entries.insert(index.to_be_bytes(), encode(&entry).expect("encode")).expect("insert");
@@ -285,5 +311,26 @@ mod tests {
         assert_eq!(indexes(&store), (8..=14).collect::<Vec<_>>());
         let state = store.get_log_state().await.expect("state");
         assert_eq!((state.last_purged_log_id, state.last_log_id), (Some(log_id(7)), Some(log_id(14))));
+    }
+
+    #[tokio::test]
+    async fn the_saved_commit_index_never_runs_ahead_of_what_was_visible() {
+        // A leader's commit index runs ahead of the visible index while a lease holder lags;
+        // openraft re-applies up to the saved one on start, before the gate, so a restarted
+        // leader would show what the holder still reading under its lease has not got.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = DurableDb::open(dir.path(), 8 << 20).expect("open");
+        let leases = Arc::new(crate::lease::Leases::new(
+            Duration::from_millis(400),
+            Duration::from_millis(400),
+            Some(log_id(5)),
+        ));
+        let mut store = LogStore::open(&db, leases.clone()).expect("log store");
+        store.save_committed(Some(log_id(9))).await.expect("save");
+        assert_eq!(LogStore::saved_committed(&db).expect("read"), Some(log_id(5)), "capped at the visible index");
+        assert_eq!(store.read_committed().await.expect("read"), Some(log_id(5)));
+        leases.raise(Some(log_id(12)));
+        store.save_committed(Some(log_id(11))).await.expect("save");
+        assert_eq!(LogStore::saved_committed(&db).expect("read"), Some(log_id(11)), "visible: saved as it is");
     }
 }

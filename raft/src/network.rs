@@ -271,8 +271,11 @@ impl PeerClient {
     }
 
     /// [`PeerClient::call_leader`], also returning the leader's clock reading from the
-    /// [`crate::CLOCK_HEADER`] of its answer: `None` when absent (a node of an older release).
-    /// A header that is not a number fails the call: no reading may be made up.
+    /// [`crate::CLOCK_HEADER`] of its answer, a grant or a refusal alike (both are clock
+    /// samples): `None` when absent (a node of an older release). A header that is not a number
+    /// fails the call: no reading may be made up. The request carries this node's clock in the
+    /// same header, for the leader's own measurement (`follower_clocks`; a leader of the previous
+    /// release ignores it).
     pub(crate) async fn call_leader_clocked<Req: Serialize, T: DeserializeOwned>(
         &self,
         to: NodeId,
@@ -280,9 +283,11 @@ impl PeerClient {
         path: &str,
         request: &Req,
         timeout: Duration,
-    ) -> Result<(T, Option<u64>), LeaderCallError> {
+    ) -> Result<(Result<T, LeaderError>, Option<u64>), CallError> {
         let body = encode(request).map_err(|e| CallError::Failed(e.to_string()))?;
         let builder = self.headers(self.http.post(self.url(addr, path)).timeout(timeout), "POST", path, to, &body);
+        // Read last, as close to sending as it gets (see `follower_clocks::ONE_WAY_ALLOWANCE`).
+        let builder = builder.header(crate::CLOCK_HEADER, crate::clock_reading_ms());
         let response = Self::send(builder.body(body)).await?;
         self.check_reply(to, &response)?;
         let clock =
@@ -295,7 +300,7 @@ impl PeerClient {
                 }
             };
         let reply: LeaderReply<T> = Self::read_reply(response).await?;
-        Ok((reply.map_err(LeaderError::from)?, clock))
+        Ok((reply.map_err(LeaderError::from), clock))
     }
 
     /// Like [`PeerClient::call`], with the body already encoded.

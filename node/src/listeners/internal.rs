@@ -238,10 +238,14 @@ async fn read_index(State(state): State<Internal>) -> Response {
     leader_reply(state.meta.read_index_as_leader().await)
 }
 
-async fn grant_lease(State(state): State<Internal>, body: Bytes) -> Response {
+/// A lease request: the holder's clock reading (`meridian_raft::CLOCK_HEADER`, absent from
+/// nodes of the previous release) goes to the leader's drift measurement; a value that is not a
+/// number counts as absent (the holder is then not measured, which grants nothing more).
+async fn grant_lease(State(state): State<Internal>, headers: HeaderMap, body: Bytes) -> Response {
+    let holder_clock = headers.get(meridian_raft::CLOCK_HEADER).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     match decode::<meridian_raft::LeaseRequest>(&body) {
         Ok(request) => {
-            let mut response = leader_reply(state.meta.grant_lease(request).await);
+            let mut response = leader_reply(state.meta.grant_lease(request, holder_clock).await);
             // Read as late as possible, so it falls inside the holder's round trip (see
             // `meridian_raft::CLOCK_HEADER`).
             let clock = axum::http::HeaderValue::from(meridian_raft::clock_reading_ms());

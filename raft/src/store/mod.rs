@@ -33,6 +33,7 @@ use tokio::sync::watch;
 use crate::clock_drift::DriftMonitor;
 use crate::durable::DurableDb;
 use crate::error::{ProposeError, StoreError};
+use crate::follower_clocks::FollowerClocks;
 use crate::lease::Leases;
 use crate::log_store::LogStore;
 use crate::network::{HttpNetwork, PeerClient, PeerTransport};
@@ -131,6 +132,13 @@ struct Inner {
     /// This node's clock rate measured against its lease grantor's: a follower whose clock
     /// drifts past the bound stops reading under its lease (see `clock_drift`).
     drift: DriftMonitor,
+    /// Leader side: its clock rate measured against each follower's; a leader whose clock is
+    /// off against most of them grants no lease and reads without its own (see
+    /// `follower_clocks`).
+    follower_clocks: FollowerClocks,
+    /// The term this process started in and the index of the last entry in its log then: the
+    /// lowest read index it hands out while leading that term (see `confirm_leadership`).
+    restart_floor: (u64, u64),
 }
 
 fn fatal(e: impl std::fmt::Display) -> ProposeError {
@@ -146,25 +154,29 @@ impl MetaStore {
         // Write what the cluster last agreed on, before anything is written: format 0 on a data
         // dir of release a01dacd or of a cluster that has not raised yet.
         crate::codec::set_active_format(tables.active_format()?);
-        let mut log_store = LogStore::open(&db)?;
-        let appended = log_store.appended();
-        let growth = log_store.growth();
-        let (work_tx, work) = watch::channel(0u64);
         let applied_log_id = tables.applied()?;
         let (applied_tx, applied) = watch::channel(applied_log_id.map_or(0, |l| l.index));
         // openraft re-applies the entries up to the commit index it saved inside `Raft::new`, before
-        // the gate runs, so those count as visible. On a follower that index came from a leader
-        // (capped at what was visible); on a leader it may be ahead of what was visible, which is
-        // safe for linearizable reads (a new leader's read index waits out old leases) but may
-        // show those entries to local reads and event readers here up to one lease early.
-        let saved_committed = openraft::storage::RaftLogStorage::read_committed(&mut log_store)
-            .await
-            .map_err(|e| StoreError::Codec(format!("saved commit index: {e}")))?;
+        // the gate runs, so those count as visible. The log store saves a commit index only up to
+        // what was visible (a leader's runs ahead while a lease holder lags), so nothing shows
+        // here that a holder of a lease granted before the restart may lack.
+        let saved_committed = LogStore::saved_committed(&db)?;
         let leases = Arc::new(Leases::new(
             config.timing.read_lease,
             config.timing.election_max,
             applied_log_id.max(saved_committed),
         ));
+        let mut log_store = LogStore::open(&db, leases.clone())?;
+        // The term this process starts in (its saved vote's) and its log's end: see
+        // `Inner::restart_floor`.
+        let started_term = openraft::storage::RaftLogStorage::read_vote(&mut log_store)
+            .await
+            .map_err(|e| StoreError::Codec(format!("saved vote: {e}")))?
+            .map_or(0, |vote| vote.leader_id().get_term());
+        let restart_floor = (started_term, log_store.appended().load(std::sync::atomic::Ordering::Acquire));
+        let appended = log_store.appended();
+        let growth = log_store.growth();
+        let (work_tx, work) = watch::channel(0u64);
         let snapshot_files = SnapshotFiles { dir: config.dir.join("snapshots") };
         let state_machine = StateMachine {
             node: config.node_id,
@@ -209,6 +221,7 @@ impl MetaStore {
         .map_err(|e| StoreError::Codec(format!("raft start: {e}")))?;
         let (proposals, queue) = tokio::sync::mpsc::unbounded_channel();
         let drift = DriftMonitor::new(leases.duration(), leases.margin());
+        let follower_clocks = FollowerClocks::new(leases.duration(), leases.margin());
         let store = Self {
             inner: Arc::new(Inner {
                 node_id: config.node_id,
@@ -228,6 +241,8 @@ impl MetaStore {
                 lease_reads: AtomicU64::new(0),
                 read_index_reads: AtomicU64::new(0),
                 drift,
+                follower_clocks,
+                restart_floor,
             }),
         };
         tokio::spawn(propose::run_batcher(Arc::downgrade(&store.inner), queue));

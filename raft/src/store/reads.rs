@@ -9,18 +9,26 @@ use std::time::{Duration, Instant};
 use openraft::error::RaftError;
 
 use super::{MetaStore, fatal};
+use crate::clock_drift::DriftVerdict;
 use crate::error::{LeaderError, ProposeError};
-use crate::lease::{LeaseGrant, LeaseRequest};
+use crate::lease::{LeaseGrant, LeaseRefusal, LeaseRequest};
 use crate::network::{LeaderCallError, READ_INDEX_PATH};
 use crate::node_id::NodeId;
 
 impl MetaStore {
     /// Leader side of a lease request: records the grant, unless the holder may not hold one
-    /// (see `lease`), then confirms leadership with a quorum and returns the term and the read
-    /// index the holder must apply first.
-    pub async fn grant_lease(&self, request: LeaseRequest) -> Result<LeaseGrant, LeaderError> {
+    /// (see `lease`, and `follower_clocks` for the clocks), then confirms leadership with a
+    /// quorum and returns the term and the read index the holder must apply first.
+    /// `holder_clock_ms` is the holder's clock reading from the request's
+    /// [`crate::CLOCK_HEADER`] (`None`: a holder of the previous release, or no number there).
+    pub async fn grant_lease(
+        &self,
+        request: LeaseRequest,
+        holder_clock_ms: Option<u64>,
+    ) -> Result<LeaseGrant, LeaderError> {
+        let arrived = Instant::now();
         let holder = request.holder;
-        let (term, matched) = {
+        let (term, matched, followers) = {
             let m = self.inner.raft.metrics().borrow().clone();
             if m.current_leader != Some(self.inner.node_id) {
                 return Err(LeaderError::NotLeader { leader: m.current_leader });
@@ -28,8 +36,31 @@ impl MetaStore {
             if m.membership_config.membership().get_node(&holder).is_none() {
                 return Err(LeaderError::Refused(format!("node {holder} is not a member")));
             }
-            (m.current_term, m.replication.as_ref().and_then(|r| r.get(&holder).copied().flatten()))
+            let followers: Vec<NodeId> = m
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, _)| *id)
+                .filter(|id| *id != self.inner.node_id)
+                .collect();
+            (m.current_term, m.replication.as_ref().and_then(|r| r.get(&holder).copied().flatten()), followers)
         };
+        // Measured before any refusal: a refused request is a sample too, which is how the
+        // leader sees the rates agree again.
+        let holder_verdict = self.inner.follower_clocks.observe(holder, arrived, holder_clock_ms);
+        let refusal = if self.inner.follower_clocks.leader_clock_off(term, &followers) {
+            // Grants made before the judgement may outlast the leader's record of them.
+            self.inner.leases.stretch_grants(term);
+            Some(LeaseRefusal::ClockDrift { which: "the leader's against most followers'" })
+        } else if holder_verdict == DriftVerdict::Exceeded {
+            Some(LeaseRefusal::ClockDrift { which: "the holder's against the leader's" })
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            tracing::debug!(holder, %refusal, "read lease refused");
+            return Err(LeaderError::Refused(refusal.to_string()));
+        }
         let committed = self.committed().await?;
         // Recorded before the read index: an entry made visible after this point waits for the
         // holder, one made visible before is covered by the read index.
@@ -64,7 +95,12 @@ impl MetaStore {
 
     /// This node's own lease as the leader of `term`: what remains of it, and the read index of
     /// the quorum confirmation it rests on.
+    /// `None` while this leader's clock is judged off (`follower_clocks`): its lease, counted on
+    /// that clock, may outlast the next leader's takeover wait.
     fn own_leader_lease(&self, term: u64) -> Option<(Duration, u64)> {
+        if self.inner.follower_clocks.judged_off() {
+            return None;
+        }
         let me = Some(self.inner.node_id);
         Some((self.inner.leases.remaining(me, term)?, self.inner.leases.read_index(me, term)?))
     }
@@ -88,6 +124,11 @@ impl MetaStore {
         {
             // This node's clock has not been measured against the grantor's yet, or runs at
             // another rate past the bound: its lease may outlast the leader's record of it.
+            return None;
+        }
+        if leader == Some(self.inner.node_id) && self.inner.follower_clocks.judged_off() {
+            // This leader's clock runs at another rate than most followers' (see
+            // `follower_clocks`): its own lease is not trusted.
             return None;
         }
         let granted_at = self.inner.leases.read_index(leader, term)?;
@@ -135,10 +176,21 @@ impl MetaStore {
         // Not `ensure_linearizable`: it also waits until this node applied the read index, which
         // may wait for a lagging lease holder; the caller waits for what it needs itself.
         let (read_log_id, _) = self.inner.raft.get_read_log_id().await?;
-        let index = read_log_id.map_or(0, |l| l.index);
+        let index = read_log_id.map_or(0, |l| l.index).max(self.restart_floor(term));
         *last = Some((started, index));
         *self.inner.last_confirmed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((term, started));
         Ok(index)
+    }
+
+    /// The lowest read index this node may hand out as the leader of `term`: its log's end at
+    /// startup if it started in that term, else 0. openraft's read index for a leader restarted
+    /// within its term (it keeps its vote) is the commit index it saved, which trails what was
+    /// visible before the restart (the log store saves it capped at the visible index, and does
+    /// not flush it), or the first entry of its term, old by then. Everything committed anywhere
+    /// is in its log, so its log's end at startup misses nothing.
+    fn restart_floor(&self, term: u64) -> u64 {
+        let (started_term, started_last_index) = self.inner.restart_floor;
+        if term == started_term { started_last_index } else { 0 }
     }
 
     /// Waits until this node has applied everything the leader had committed when called.
@@ -158,8 +210,13 @@ impl MetaStore {
         let attempt = async {
             let mut backoff = Duration::from_millis(20);
             loop {
+                let term = self.inner.raft.metrics().borrow().current_term;
                 match self.inner.raft.ensure_linearizable().await {
-                    Ok(log_id) => return self.wait_applied(log_id.map_or(0, |l| l.index)).await,
+                    // This node leads: its read index is openraft's, no lower than its floor
+                    // after a restart within its term.
+                    Ok(log_id) => {
+                        return self.wait_applied(log_id.map_or(0, |l| l.index).max(self.restart_floor(term))).await;
+                    }
                     Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(forward))) => {
                         if let (Some(leader), Some(node)) = (forward.leader_id, forward.leader_node) {
                             let reply: Result<u64, LeaderCallError> = self

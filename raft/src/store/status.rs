@@ -75,9 +75,24 @@ impl MetaStore {
                     Some(leader) if leader != self.inner.node_id => {
                         self.inner.drift.lease_usable(leader, metrics.current_term)
                     }
-                    _ => true,
+                    // A leader's own lease counts only while its clock agrees with most
+                    // followers' (`follower_clocks`).
+                    Some(_) => !self.inner.follower_clocks.judged_off(),
+                    None => true,
                 })
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            leader_clock: (metrics.current_leader == Some(self.inner.node_id) && self.inner.leases.enabled()).then(
+                || {
+                    let followers: Vec<NodeId> = metrics
+                        .membership_config
+                        .membership()
+                        .nodes()
+                        .map(|(id, _)| *id)
+                        .filter(|id| *id != self.inner.node_id)
+                        .collect();
+                    self.inner.follower_clocks.status(&followers)
+                },
+            ),
             clock_drift: (metrics.current_leader != Some(self.inner.node_id) && self.inner.leases.enabled())
                 .then(|| self.inner.drift.report())
                 .map(|r| ClockDriftStatus {
@@ -192,6 +207,11 @@ pub struct ClusterStatus {
     /// under its lease; `None` on the leader, with leases off, and from older releases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_drift: Option<ClockDriftStatus>,
+    /// The leader's clock rate measured against each follower's, and whether it is judged off
+    /// (it then grants no lease and reads with a quorum round; see `follower_clocks`); `None`
+    /// on followers, with leases off, and from older releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_clock: Option<crate::LeaderClockStatus>,
 }
 
 /// A follower's clock drift against the leader that grants its lease (see "Read leases" in

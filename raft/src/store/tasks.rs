@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::{Inner, MetaStore};
+use crate::error::LeaderError;
 use crate::lease::{LeaseGrant, LeaseRequest};
-use crate::network::{LEASE_PATH, LeaderCallError};
+use crate::network::{CallError, LEASE_PATH};
 use crate::node_id::{NodeId, RegionNode};
 use crate::snapshot::SnapshotFiles;
 use crate::snapshot_policy::{CHECK_EVERY, LogGrowth, RETRIGGER_AFTER, SnapshotPolicy, snapshot_bytes};
@@ -161,19 +162,28 @@ impl MetaStore {
             holder: self.inner.node_id,
             duration_ms: u64::try_from(self.inner.leases.duration().as_millis()).unwrap_or(u64::MAX),
         };
-        let reply: Result<(LeaseGrant, Option<u64>), LeaderCallError> =
+        let reply: Result<(Result<LeaseGrant, LeaderError>, Option<u64>), CallError> =
             self.inner.peers.call_leader_clocked(leader, &node.internal, LEASE_PATH, &request, wait).await;
         match reply {
-            Ok((grant, leader_clock)) if grant.term == term => {
+            Ok((Ok(grant), leader_clock)) if grant.term == term => {
                 // Every grant is a clock sample, also while the drift keeps the lease unused:
                 // that is how the node sees the rate come back.
                 self.inner.drift.observe(leader, term, asked_at, Instant::now(), leader_clock);
                 let valid_for = Duration::from_millis(grant.valid_for_ms);
                 self.inner.leases.hold(leader, term, asked_at, grant.read_index, valid_for);
             }
-            Ok(_) => {}
-            Err(LeaderCallError::Leader(reason)) => tracing::debug!(leader, %reason, "read lease refused"),
-            Err(LeaderCallError::Call(e)) => tracing::debug!(leader, error = %e, "read lease request failed"),
+            Ok((Ok(_), _)) => {}
+            Ok((Err(LeaderError::Refused(reason)), leader_clock)) => {
+                // A refusal from the leader is a clock sample too: a leader that refuses because
+                // it measured this node's clock past the bound (`follower_clocks`) must not keep
+                // it from measuring the same thing.
+                if leader_clock.is_some() {
+                    self.inner.drift.observe(leader, term, asked_at, Instant::now(), leader_clock);
+                }
+                tracing::debug!(leader, %reason, "read lease refused");
+            }
+            Ok((Err(e), _)) => tracing::debug!(leader, error = %e, "read lease refused"),
+            Err(e) => tracing::debug!(leader, error = %e, "read lease request failed"),
         }
     }
 }

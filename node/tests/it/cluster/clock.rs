@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::harness::cluster::{ClusterOptions, TestCluster, run_cli};
+use crate::harness::cluster::{ClusterOptions, TestCluster, id_of, run_cli};
 use crate::harness::faketime::{ClockSkew, require_libfaketime};
 use crate::harness::*;
 
@@ -197,4 +197,94 @@ async fn a_drift_past_the_bound_stops_lease_reads_and_reads_stay_fresh() {
         assert!(Instant::now() < deadline, "the healed node never trusted its clock again: {view:?}");
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// What the leader's `GET /api/v1/cluster` says of its own clock (`status.leader_clock`).
+async fn leader_clock_verdict(node: &TestNode) -> Option<String> {
+    let url = format!("{}/api/v1/cluster", node.web_url());
+    let body: serde_json::Value =
+        http_client().get(&url).send().await.expect("GET /api/v1/cluster").json().await.expect("JSON");
+    body["status"]["leader_clock"]["verdict"].as_str().map(str::to_owned)
+}
+
+/// Makes node `want` the leader: while another node leads, that one is frozen until the other
+/// two elect a leader, then thawed (it rejoins as a follower), up to eight times.
+async fn make_leader(cluster: &TestCluster, want: usize) {
+    for _ in 0..8 {
+        let leader = cluster.leader().await;
+        if leader == want {
+            return;
+        }
+        let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+        let frozen = cluster.node(leader).freeze();
+        cluster.wait_for_leader(&others, Duration::from_secs(20)).await;
+        drop(frozen);
+    }
+    panic!("node {want} never won an election\n{}", cluster.log_report());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_clock_runs_fast_says_so_grants_no_lease_and_reads_stay_fresh() {
+    let Some(library) = require_libfaketime(
+        "cluster::clock::a_leader_whose_clock_runs_fast_says_so_grants_no_lease_and_reads_stay_fresh",
+    ) else {
+        return;
+    };
+    // Anomaly 7 of docs/faults.md: the leader 30% fast. Its record of a grant (445 ms of its
+    // time) ends 342 ms of real time later, before the follower's lease (355 ms) does; and its
+    // own lease is checked against nobody.
+    let launches = [ClockSkew::rate(1.3).launch(&library), Default::default(), Default::default()];
+    let cluster = TestCluster::start_launched(ClusterOptions::default(), launches).await;
+    make_leader(&cluster, 0).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while leader_clock_verdict(cluster.node(0)).await.as_deref() != Some("exceeded") {
+        assert!(
+            Instant::now() < deadline,
+            "the fast leader never judged its clock off: {:?}\n{}",
+            leader_clock_verdict(cluster.node(0)).await,
+            cluster.log_report()
+        );
+        tokio::time::sleep(POLL).await;
+        if cluster.health(0).await.is_ok_and(|h| h.leader != Some(id_of(0))) {
+            make_leader(&cluster, 0).await;
+        }
+    }
+    let metrics = http_client()
+        .get(format!("{}/metrics", cluster.node(0).web_url()))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(metrics.contains("\nmeridian_leader_clock_drift_exceeded 1\n"), "metrics:\n{metrics}");
+    let (ok, text) = run_cli(
+        &["cluster".as_ref(), "status".as_ref(), "--config".as_ref(), cluster.node(1).config_path().as_os_str()],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(ok && text.contains("ppm!"), "cluster status shows the leader's drift:\n{text}");
+
+    let bucket = create_bucket(&cluster.node(0).client(), "leader-clock-fast").await;
+    let before: Vec<LeaseView> =
+        vec![lease_view(cluster.node(0)).await, lease_view(cluster.node(1)).await, lease_view(cluster.node(2)).await];
+    // Reads right after acknowledged writes, through each follower and through the leader.
+    read_after_write(&cluster.node(0).client(), &cluster.node(1).client(), &bucket, 20).await;
+    read_after_write(&cluster.node(0).client(), &cluster.node(2).client(), &bucket, 20).await;
+    read_after_write(&cluster.node(1).client(), &cluster.node(0).client(), &bucket, 20).await;
+    let after: Vec<LeaseView> =
+        vec![lease_view(cluster.node(0)).await, lease_view(cluster.node(1)).await, lease_view(cluster.node(2)).await];
+    println!("leader x1.3: {before:?} -> {after:?}");
+    assert_eq!(
+        leader_clock_verdict(cluster.node(0)).await.as_deref(),
+        Some("exceeded"),
+        "still leading and judged off (else the counts below mean nothing)"
+    );
+    for i in 0..3 {
+        assert_eq!(
+            after[i].lease_reads, before[i].lease_reads,
+            "node {i} read under a lease while the leader's clock was off: {before:?} -> {after:?}"
+        );
+    }
+    assert!(after[0].lease_ms.is_none(), "the leader shows no usable lease: {:?}", after[0]);
 }

@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::locks::lock;
 use crate::node_id::NodeId;
 
 /// Response header of a lease grant carrying the leader's monotonic clock, in ms since the
@@ -322,11 +323,6 @@ pub(crate) fn min_window(duration: Duration) -> Duration {
 /// The middle of a sample's interval: the best guess of when the other node read its clock.
 fn midpoint(s: Sample) -> Instant {
     s.sent + s.received.saturating_duration_since(s.sent) / 2
-}
-
-/// Locks a mutex whose data stays consistent even if a holder panicked (plain values only).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

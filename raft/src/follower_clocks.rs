@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::clock_drift::{DriftVerdict, RateWindow, Sample, bound_ppm, min_window};
+use crate::locks::lock;
 use crate::node_id::NodeId;
 
 /// How long before its arrival at the leader a follower's clock reading may have been taken:
@@ -211,11 +212,6 @@ impl FollowerClocks {
             episodes: self.episodes.load(Ordering::Relaxed),
         }
     }
-}
-
-/// Locks a mutex whose data stays consistent even if a holder panicked (plain values only).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

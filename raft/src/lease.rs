@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use openraft::LogId;
 use tokio::sync::watch;
 
+use crate::locks::lock;
 use crate::node_id::NodeId;
 
 /// A node's request for a read lease.
@@ -436,11 +437,6 @@ impl Leases {
 /// A duration in whole milliseconds, saturating.
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Locks a mutex whose data stays consistent even if a holder panicked (plain values only).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

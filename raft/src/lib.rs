@@ -27,6 +27,7 @@ mod event;
 mod follower_clocks;
 mod history;
 mod lease;
+mod locks;
 mod log_store;
 pub mod model;
 pub mod network;

@@ -394,8 +394,7 @@ impl Gateway {
         let upload_id = Some(input.upload_id.clone());
         // A refused condition leaves the upload in place (the same entry would have removed
         // it), so the client may complete it again, as with AWS.
-        let version_id =
-            self.commit_new_version(&input.bucket, &input.key, meta, condition, upload_id, origin).await?;
+        let version_id = self.commit_new_version(&input.bucket, &input.key, meta, condition, upload_id, origin).await?;
         tracing::info!(bucket = %input.bucket, key = %input.key, size, parts = chosen.len(), "multipart upload completed");
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             location: Some(format!("/{}/{}", input.bucket, input.key)),

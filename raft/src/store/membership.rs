@@ -14,6 +14,18 @@ impl MetaStore {
         self.inner.raft.metrics().borrow().membership_config.membership().nodes().map(|(id, _)| *id).collect()
     }
 
+    /// The ids of every member but this node (voters and learners), in id order, as `metrics`
+    /// show the membership.
+    pub(super) fn other_members(&self, metrics: &openraft::RaftMetrics<NodeId, RegionNode>) -> Vec<NodeId> {
+        metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .filter(|id| *id != self.inner.node_id)
+            .collect()
+    }
+
     /// Creates the cluster with these voters if this node has never been part of one.
     /// Returns whether it did; a store that is already initialized is left as it is.
     pub async fn initialize_if_new(&self, voters: BTreeMap<NodeId, RegionNode>) -> Result<bool, ProposeError> {

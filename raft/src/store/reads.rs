@@ -36,13 +36,7 @@ impl MetaStore {
             if m.membership_config.membership().get_node(&holder).is_none() {
                 return Err(LeaderError::Refused(format!("node {holder} is not a member")));
             }
-            let followers: Vec<NodeId> = m
-                .membership_config
-                .membership()
-                .nodes()
-                .map(|(id, _)| *id)
-                .filter(|id| *id != self.inner.node_id)
-                .collect();
+            let followers = self.other_members(&m);
             (m.current_term, m.replication.as_ref().and_then(|r| r.get(&holder).copied().flatten()), followers)
         };
         // Measured before any refusal: a refused request is a sample too, which is how the

@@ -81,18 +81,8 @@ impl MetaStore {
                     None => true,
                 })
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-            leader_clock: (metrics.current_leader == Some(self.inner.node_id) && self.inner.leases.enabled()).then(
-                || {
-                    let followers: Vec<NodeId> = metrics
-                        .membership_config
-                        .membership()
-                        .nodes()
-                        .map(|(id, _)| *id)
-                        .filter(|id| *id != self.inner.node_id)
-                        .collect();
-                    self.inner.follower_clocks.status(&followers)
-                },
-            ),
+            leader_clock: (metrics.current_leader == Some(self.inner.node_id) && self.inner.leases.enabled())
+                .then(|| self.inner.follower_clocks.status(&self.other_members(&metrics))),
             clock_drift: (metrics.current_leader != Some(self.inner.node_id) && self.inner.leases.enabled())
                 .then(|| self.inner.drift.report())
                 .map(|r| ClockDriftStatus {

@@ -15,7 +15,7 @@ use crate::harness;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use harness::cluster::{ClusterOptions, REGIONS, RegionAddrs, TestCluster, cluster_config, free_ports};
+use harness::cluster::{ClusterOptions, TestCluster, free_ports};
 use harness::relay::CuttingRelay;
 use harness::*;
 
@@ -37,30 +37,7 @@ async fn a_forwarded_write_whose_answer_is_lost_is_not_applied_again_over_a_late
     for i in 0..3 {
         relays.push(CuttingRelay::start(ports[4 * i + 2], ports[4 * i + 3]).await);
     }
-    let regions = [0, 1, 2].map(|i| (REGIONS[i].0, [ports[4 * i], ports[4 * i + 1], ports[4 * i + 2]]));
-    let cluster = TestCluster::start_prepared(
-        regions,
-        |_, _| {},
-        |dirs| {
-            let addrs: Vec<RegionAddrs> = (0..3)
-                .map(|i| RegionAddrs {
-                    s3: ports[4 * i],
-                    web: ports[4 * i + 1],
-                    internal: ports[4 * i + 2],
-                    data_dir: dirs[i].clone(),
-                })
-                .collect();
-            let mut config = cluster_config(&ClusterOptions::default(), &addrs);
-            for i in 0..3 {
-                let advertised = format!("internal = \"{}\"\n", ports[4 * i + 2]);
-                assert!(config.contains(&advertised), "the generated config names node {i}'s internal address");
-                let bound = format!("{advertised}internal_bind = \"{}\"\n", ports[4 * i + 3]);
-                config = config.replace(&advertised, &bound);
-            }
-            config
-        },
-    )
-    .await;
+    let cluster = TestCluster::start_behind_relays(&ClusterOptions::default(), &ports).await;
     let (leader, [follower, _]) = cluster.roles().await;
     let (via_follower, via_leader) = (cluster.node(follower).client(), cluster.node(leader).client());
     let bucket = create_bucket(&via_follower, "lost-answer").await;

@@ -12,7 +12,7 @@ use crate::harness;
 
 use std::time::{Duration, Instant};
 
-use harness::cluster::{ClusterOptions, REGIONS, RegionAddrs, TestCluster, cluster_config, free_ports};
+use harness::cluster::{ClusterOptions, TestCluster, free_ports};
 use harness::delay::DelayRelay;
 use harness::*;
 
@@ -62,30 +62,7 @@ async fn a_write_costs_one_round_trip_at_the_leader_and_two_through_a_follower()
         election_timeout_max_ms: 5000,
         ..ClusterOptions::default()
     };
-    let regions = [0, 1, 2].map(|i| (REGIONS[i].0, [ports[4 * i], ports[4 * i + 1], ports[4 * i + 2]]));
-    let cluster = TestCluster::start_prepared(
-        regions,
-        |_, _| {},
-        |dirs| {
-            let addrs: Vec<RegionAddrs> = (0..3)
-                .map(|i| RegionAddrs {
-                    s3: ports[4 * i],
-                    web: ports[4 * i + 1],
-                    internal: ports[4 * i + 2],
-                    data_dir: dirs[i].clone(),
-                })
-                .collect();
-            let mut config = cluster_config(&options, &addrs);
-            for i in 0..3 {
-                let advertised = format!("internal = \"{}\"\n", ports[4 * i + 2]);
-                assert!(config.contains(&advertised), "the generated config names node {i}'s internal address");
-                let bound = format!("{advertised}internal_bind = \"{}\"\n", ports[4 * i + 3]);
-                config = config.replace(&advertised, &bound);
-            }
-            config
-        },
-    )
-    .await;
+    let cluster = TestCluster::start_behind_relays(&options, &ports).await;
     let (leader, [follower, _]) = cluster.roles().await;
     let (via_leader, via_follower) = (cluster.node(leader).client(), cluster.node(follower).client());
     let bucket = create_bucket(&via_leader, "wan-writes").await;

@@ -354,6 +354,37 @@ impl TestCluster {
         cluster
     }
 
+    /// Starts three nodes whose internal listeners sit behind relays the test runs: node `i`
+    /// advertises `ports[4i+2]` (where its relay listens) as its internal address and binds
+    /// `ports[4i+3]` (the relay's target); S3 and web on `ports[4i]` and `ports[4i+1]`. Every call
+    /// between the nodes then crosses a relay: delayed, cut or recorded as the test wants.
+    pub async fn start_behind_relays(options: &ClusterOptions, ports: &[SocketAddr; 12]) -> TestCluster {
+        let regions = [0, 1, 2].map(|i| (REGIONS[i].0, [ports[4 * i], ports[4 * i + 1], ports[4 * i + 2]]));
+        Self::start_prepared(
+            regions,
+            |_, _| {},
+            |dirs| {
+                let addrs: Vec<RegionAddrs> = (0..3)
+                    .map(|i| RegionAddrs {
+                        s3: ports[4 * i],
+                        web: ports[4 * i + 1],
+                        internal: ports[4 * i + 2],
+                        data_dir: dirs[i].clone(),
+                    })
+                    .collect();
+                let mut config = cluster_config(options, &addrs);
+                for i in 0..3 {
+                    let advertised = format!("internal = \"{}\"\n", ports[4 * i + 2]);
+                    assert!(config.contains(&advertised), "the generated config names node {i}'s internal address");
+                    let bound = format!("{advertised}internal_bind = \"{}\"\n", ports[4 * i + 3]);
+                    config = config.replace(&advertised, &bound);
+                }
+                config
+            },
+        )
+        .await
+    }
+
     /// [`TestCluster::start_with`], with `extra` added to the generated config (whole TOML
     /// tables, e.g. an `[auth]` section).
     pub async fn start_with_extra(mut options: ClusterOptions, extra: &str) -> TestCluster {

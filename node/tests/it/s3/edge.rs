@@ -9,12 +9,13 @@ use crate::harness;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use harness::cli::create_key;
 use harness::sigv4::{HeaderSign, xml_error_code};
 use harness::*;
+
+use super::multipart::{create_upload, upload_part};
 
 const MIB: usize = 1024 * 1024;
 
@@ -253,27 +254,6 @@ async fn every_answer_has_a_request_id_and_error_bodies_repeat_it() {
     assert!(err.request_id().is_some_and(|id| id.len() == 16), "a HEAD 404 has a request id: {err:?}");
 }
 
-async fn upload(client: &Client, bucket: &str, key: &str) -> String {
-    let out = ok(client.create_multipart_upload().bucket(bucket).key(key).send().await, "CreateMultipartUpload");
-    out.upload_id().expect("UploadId").to_owned()
-}
-
-async fn part(client: &Client, bucket: &str, key: &str, id: &str, n: i32, data: &[u8]) -> String {
-    let out = ok(
-        client
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(id)
-            .part_number(n)
-            .body(ByteStream::from(data.to_vec()))
-            .send()
-            .await,
-        &format!("UploadPart {n}"),
-    );
-    out.e_tag().expect("ETag").to_owned()
-}
-
 fn completed(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
     CompletedMultipartUpload::builder()
         .set_parts(Some(
@@ -290,15 +270,15 @@ async fn part_numbers_resent_parts_and_conditional_completion() {
     let client = node.client();
     let bucket = create_bucket(&client, "parts").await;
     let key = "film.bin";
-    let id = upload(&client, &bucket, key).await;
+    let id = create_upload(&client, &bucket, key).await;
     let first_try = random_bytes(51, 5 * MIB);
-    let stale = part(&client, &bucket, key, &id, 1, &first_try).await;
+    let stale = upload_part(&client, &bucket, key, &id, 1, &first_try).await;
     // The part is sent again with other bytes: the last upload of a part wins.
     let part1 = random_bytes(52, 5 * MIB);
-    let e1 = part(&client, &bucket, key, &id, 1, &part1).await;
+    let e1 = upload_part(&client, &bucket, key, &id, 1, &part1).await;
     assert_ne!(stale, e1);
     let part2 = random_bytes(53, 777_777);
-    let e2 = part(&client, &bucket, key, &id, 2, &part2).await;
+    let e2 = upload_part(&client, &bucket, key, &id, 2, &part2).await;
     expect_err(
         client
             .complete_multipart_upload()

@@ -9,7 +9,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use harness::*;
 
-async fn create_upload(client: &Client, bucket: &str, key: &str) -> String {
+/// CreateMultipartUpload; the upload id.
+pub(super) async fn create_upload(client: &Client, bucket: &str, key: &str) -> String {
     let out = ok(
         client.create_multipart_upload().bucket(bucket).key(key).send().await,
         &format!("CreateMultipartUpload {bucket}/{key}"),
@@ -19,7 +20,8 @@ async fn create_upload(client: &Client, bucket: &str, key: &str) -> String {
     out.upload_id().expect("UploadId").to_owned()
 }
 
-async fn upload_part(client: &Client, bucket: &str, key: &str, id: &str, n: i32, data: &[u8]) -> String {
+/// UploadPart `n` of `data`; its ETag (checked to be the part's quoted MD5).
+pub(super) async fn upload_part(client: &Client, bucket: &str, key: &str, id: &str, n: i32, data: &[u8]) -> String {
     let out = ok(
         client
             .upload_part()

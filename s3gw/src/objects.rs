@@ -292,6 +292,7 @@ impl Gateway {
         };
         if with_checksums {
             set_checksums!(output, &object.checksums);
+            output.checksum_type = crate::composite::checksum_type(&object.checksums);
         }
         apply_response_overrides(&mut output, input);
         no_sniff(S3Response::new(output))
@@ -340,6 +341,7 @@ impl Gateway {
         };
         if checksum_wanted {
             set_checksums!(output, &object.checksums);
+            output.checksum_type = crate::composite::checksum_type(&object.checksums);
         }
         Ok(no_sniff(S3Response::new(output)))
     }

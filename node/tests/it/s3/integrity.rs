@@ -8,7 +8,9 @@ use std::time::SystemTime;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ChecksumMode;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart, ObjectAttributes,
+};
 use harness::sigv4::{HeaderSign, xml_error_code};
 use harness::*;
 
@@ -564,27 +566,24 @@ async fn malformed_checksum_values_are_invalid_requests() {
     // CRC32 value in the SHA-256 or CRC64NVME header), a huge value. (An empty header
     // reaches the node as no header at all.)
     let huge = "A".repeat(8_000);
-    let cases: [(&str, Option<&str>, Option<&str>, Option<&str>); 4] = [
-        ("not-base64", Some("%%%not base64%%%"), None, None),
-        ("short-sha256", None, Some("AAAAAA=="), None),
-        ("short-crc64", None, None, Some("AAAAAA==")),
-        ("huge-crc64", None, None, Some(huge.as_str())),
+    let cases = [
+        ("not-base64", "crc32", "%%%not base64%%%"),
+        ("short-sha256", "sha256", "AAAAAA=="),
+        ("short-crc64", "crc64nvme", "AAAAAA=="),
+        ("huge-crc64", "crc64nvme", huge.as_str()),
     ];
-    for (key, crc32_value, sha256_value, crc64_value) in cases {
+    for (key, header, value) in cases {
+        let request = client.put_object().bucket(&bucket).key(key).body(ByteStream::from(data.clone()));
+        let request = match header {
+            "crc32" => request.checksum_crc32(value),
+            "sha256" => request.checksum_sha256(value),
+            _ => request.checksum_crc64_nvme(value),
+        };
         expect_err(
-            client
-                .put_object()
-                .bucket(&bucket)
-                .key(key)
-                .set_checksum_crc32(crc32_value.map(str::to_owned))
-                .set_checksum_sha256(sha256_value.map(str::to_owned))
-                .set_checksum_crc64_nvme(crc64_value.map(str::to_owned))
-                .body(ByteStream::from(data.clone()))
-                .send()
-                .await,
+            request.send().await,
             400,
             Some("InvalidRequest"),
-            &format!("PutObject {key} with a malformed checksum value"),
+            &format!("PutObject {key} with a malformed x-amz-checksum-{header}"),
         );
         assert_absent(&client, &bucket, key, "malformed checksum").await;
     }
@@ -653,3 +652,158 @@ async fn upload_part_checksums_are_verified_and_listed() {
     assert_eq!(listed, vec![(Some(1), Some(c64.as_str()))], "ListParts shows the verified part's checksum");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_composite_checksum_and_attributes() {
+    let node = shared_node().await;
+    let _log = node.log_on_panic();
+    let client = node.client();
+    let bucket = create_bucket(&client, "cksum-mpu").await;
+
+    expect_err(
+        client
+            .create_multipart_upload()
+            .bucket(&bucket)
+            .key("full")
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .checksum_type(ChecksumType::FullObject)
+            .send()
+            .await,
+        501,
+        Some("NotImplemented"),
+        "CreateMultipartUpload with checksum type FULL_OBJECT",
+    );
+
+    let up = ok(
+        client
+            .create_multipart_upload()
+            .bucket(&bucket)
+            .key("m")
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .send()
+            .await,
+        "CreateMultipartUpload SHA256",
+    );
+    let id = up.upload_id().expect("UploadId");
+    let first = random_bytes(68, 5 * 1024 * 1024);
+    let second = random_bytes(69, 1_000);
+    let (sha_first, sha_second) = (sha256_bytes(&first), sha256_bytes(&second));
+    let p1 = ok(
+        client
+            .upload_part()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .part_number(1)
+            .checksum_sha256(base64(&sha_first))
+            .body(ByteStream::from(first.clone()))
+            .send()
+            .await,
+        "UploadPart 1 with its SHA-256",
+    );
+    // No checksum sent: the node computes the upload's algorithm itself, as S3 does.
+    let p2 = ok(
+        client
+            .upload_part()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .part_number(2)
+            .body(ByteStream::from(second.clone()))
+            .send()
+            .await,
+        "UploadPart 2 without a checksum",
+    );
+    assert_eq!(p2.checksum_sha256(), Some(base64(&sha_second).as_str()), "the upload's algorithm computed for a part");
+    let part = |n: i32, etag: Option<&str>, sha: String| {
+        CompletedPart::builder().part_number(n).set_e_tag(etag.map(str::to_owned)).checksum_sha256(sha).build()
+    };
+
+    // A part checksum in the completion list that is not the uploaded part's: InvalidPart,
+    // and the upload stays to be completed properly.
+    expect_err(
+        client
+            .complete_multipart_upload()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(part(1, p1.e_tag(), base64(&sha_first)))
+                    .parts(part(2, p2.e_tag(), base64(&sha256_bytes(b"not part 2"))))
+                    .build(),
+            )
+            .send()
+            .await,
+        400,
+        Some("InvalidPart"),
+        "CompleteMultipartUpload with a wrong part checksum",
+    );
+    assert_absent(&client, &bucket, "m", "completion refused").await;
+
+    let mut raw = sha_first.to_vec();
+    raw.extend_from_slice(&sha_second);
+    let want = format!("{}-2", base64(&sha256_bytes(&raw)));
+    let done = ok(
+        client
+            .complete_multipart_upload()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(part(1, p1.e_tag(), base64(&sha_first)))
+                    .parts(part(2, p2.e_tag(), base64(&sha_second)))
+                    .build(),
+            )
+            .send()
+            .await,
+        "CompleteMultipartUpload",
+    );
+    assert_eq!(done.checksum_sha256(), Some(want.as_str()), "composite SHA-256 on completion");
+    assert_eq!(done.checksum_type(), Some(&ChecksumType::Composite), "checksum type on completion");
+
+    let head = ok(
+        client.head_object().bucket(&bucket).key("m").checksum_mode(ChecksumMode::Enabled).send().await,
+        "HeadObject checksum-mode=ENABLED",
+    );
+    assert_eq!(head.checksum_sha256(), Some(want.as_str()), "HeadObject composite SHA-256");
+    assert_eq!(head.checksum_type(), Some(&ChecksumType::Composite), "HeadObject checksum type");
+    let get = ok(
+        client.get_object().bucket(&bucket).key("m").checksum_mode(ChecksumMode::Enabled).send().await,
+        "GetObject checksum-mode=ENABLED",
+    );
+    assert_eq!(get.checksum_sha256(), Some(want.as_str()), "GetObject composite SHA-256");
+    let body = get.body.collect().await.expect("body").into_bytes();
+    assert_bytes_eq(&body, &[first.as_slice(), second.as_slice()].concat(), "multipart object bytes");
+
+    // GetObjectAttributes: the checksum with its type, and the parts one page at a time.
+    let attrs = |marker: Option<i32>| {
+        client
+            .get_object_attributes()
+            .bucket(&bucket)
+            .key("m")
+            .object_attributes(ObjectAttributes::Checksum)
+            .object_attributes(ObjectAttributes::ObjectParts)
+            .object_attributes(ObjectAttributes::ObjectSize)
+            .max_parts(1)
+            .set_part_number_marker(marker.map(|m| m.to_string()))
+            .send()
+    };
+    let page = ok(attrs(None).await, "GetObjectAttributes page 1");
+    let checksum = page.checksum().expect("Checksum attribute");
+    assert_eq!(checksum.checksum_sha256(), Some(want.as_str()), "GetObjectAttributes composite SHA-256");
+    assert_eq!(checksum.checksum_type(), Some(&ChecksumType::Composite), "GetObjectAttributes checksum type");
+    assert_eq!(page.object_size(), Some(i64::try_from(first.len() + second.len()).expect("size")));
+    let parts = page.object_parts().expect("ObjectParts");
+    assert_eq!(parts.total_parts_count(), Some(2));
+    assert_eq!(parts.is_truncated(), Some(true), "page 1 of 2 is truncated");
+    let numbers: Vec<_> = parts.parts().iter().map(aws_sdk_s3::types::ObjectPart::part_number).collect();
+    assert_eq!(numbers, vec![Some(1)]);
+    let next = parts.next_part_number_marker().map(str::to_owned);
+    assert_eq!(next.as_deref(), Some("1"));
+    let page = ok(attrs(next.and_then(|n| n.parse().ok())).await, "GetObjectAttributes page 2");
+    let parts = page.object_parts().expect("ObjectParts");
+    assert_eq!(parts.is_truncated(), Some(false), "page 2 of 2 is the last");
+    let sizes: Vec<_> = parts.parts().iter().map(|p| (p.part_number(), p.size())).collect();
+    assert_eq!(sizes, vec![(Some(2), Some(1_000))]);
+}

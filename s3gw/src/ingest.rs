@@ -26,6 +26,10 @@ pub(crate) struct Declared {
     /// `x-amz-sdk-checksum-algorithm` / `x-amz-checksum-algorithm`: compute this one and expect
     /// its value in the header or the trailer.
     pub(crate) algorithm: Option<String>,
+    /// The algorithm of the multipart upload a part belongs to: computed as well, whatever
+    /// the client declared (an SDK may add its own default, e.g. a CRC32 trailer), because
+    /// completion makes the composite checksum from it.
+    pub(crate) upload_algorithm: Option<String>,
     /// `Content-Length`, when sent.
     pub(crate) length: Option<i64>,
 }
@@ -121,7 +125,10 @@ fn hasher_for(declared: &Declared) -> S3Result<ChecksumHasher> {
     let mut hasher = ChecksumHasher::default();
     let sums = &declared.checksums;
     let algorithm = declared.algorithm.as_deref().map(str::to_ascii_uppercase);
-    let wants = |name: &str, value: &Option<String>| value.is_some() || algorithm.as_deref() == Some(name);
+    let upload_algorithm = declared.upload_algorithm.as_deref().map(str::to_ascii_uppercase);
+    let wants = |name: &str, value: &Option<String>| {
+        value.is_some() || algorithm.as_deref() == Some(name) || upload_algorithm.as_deref() == Some(name)
+    };
     if wants("CRC32", &sums.crc32) {
         hasher.crc32 = Some(s3s::crypto::Crc32::new());
     }

@@ -156,6 +156,13 @@ impl Gateway {
                 "FULL_OBJECT checksums of multipart uploads are not supported; use COMPOSITE"
             ));
         }
+        // Every part computes this algorithm: an unknown one must fail here, not at completion.
+        if let Some(algorithm) = &input.checksum_algorithm
+            && !["CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"]
+                .contains(&algorithm.as_str().to_ascii_uppercase().as_str())
+        {
+            return Err(s3_error!(InvalidRequest, "unsupported checksum algorithm {}", algorithm.as_str()));
+        }
         let upload = MultipartUpload {
             id: new_id(),
             bucket: input.bucket.clone(),
@@ -197,9 +204,10 @@ impl Gateway {
         let declared = Declared {
             content_md5: input.content_md5,
             checksums: declared_checksums!(input),
-            // The upload's algorithm is computed for every part even when the client sends
-            // none, as S3 does: completion needs it from each part for the composite checksum.
-            algorithm: input.checksum_algorithm.map(|a| a.as_str().to_owned()).or(upload.checksum_algorithm),
+            algorithm: input.checksum_algorithm.map(|a| a.as_str().to_owned()),
+            // Computed for every part even when the client sends none, as S3 does: completion
+            // needs it from each part for the composite checksum.
+            upload_algorithm: upload.checksum_algorithm,
             length: input.content_length,
         };
         let ingested = ingest(&*self.blobs, input.body, declared, req.trailing_headers).await?;
@@ -239,7 +247,7 @@ impl Gateway {
                 None => self.stream_from_holder(&source, range.clone()).await?,
             }
         };
-        let declared = Declared { algorithm: upload.checksum_algorithm, ..Default::default() };
+        let declared = Declared { upload_algorithm: upload.checksum_algorithm, ..Default::default() };
         let ingested = ingest(&*self.blobs, Some(body), declared, None).await?;
         let record = self.store_part(&dir, input.part_number, ingested).await?;
         let mut result = CopyPartResult {

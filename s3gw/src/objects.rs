@@ -122,6 +122,7 @@ impl Gateway {
             content_md5: input.content_md5,
             checksums: declared_checksums!(input),
             algorithm: input.checksum_algorithm.map(|a| a.as_str().to_owned()),
+            upload_algorithm: None,
             length: if unsized_body { None } else { input.content_length },
         };
         let headers = HeaderFields {

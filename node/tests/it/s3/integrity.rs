@@ -807,3 +807,80 @@ async fn multipart_composite_checksum_and_attributes() {
     let sizes: Vec<_> = parts.parts().iter().map(|p| (p.part_number(), p.size())).collect();
     assert_eq!(sizes, vec![(Some(2), Some(1_000))]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn composite_checksum_with_sdk_default_part_checksums_and_wrong_whole_checksum() {
+    let node = shared_node().await;
+    let _log = node.log_on_panic();
+    // This client adds its own CRC32 trailer to every part: the node must still compute the
+    // upload's SHA-1 for each.
+    let client = node.client_checksums_when_supported();
+    let bucket = create_bucket(&client, "cksum-mpu2").await;
+
+    expect_err(
+        client
+            .create_multipart_upload()
+            .bucket(&bucket)
+            .key("odd")
+            .checksum_algorithm(ChecksumAlgorithm::from("MD6"))
+            .send()
+            .await,
+        400,
+        Some("InvalidRequest"),
+        "CreateMultipartUpload with an unknown checksum algorithm",
+    );
+
+    let up = ok(
+        client
+            .create_multipart_upload()
+            .bucket(&bucket)
+            .key("m")
+            .checksum_algorithm(ChecksumAlgorithm::Sha1)
+            .send()
+            .await,
+        "CreateMultipartUpload SHA1",
+    );
+    let id = up.upload_id().expect("UploadId");
+    let data = random_bytes(70, 20_000);
+    let p1 = ok(
+        client
+            .upload_part()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .part_number(1)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await,
+        "UploadPart with the SDK's default checksum",
+    );
+    let want = format!("{}-1", base64(&sha1_bytes(&sha1_bytes(&data))));
+    let complete = |whole: Option<String>| {
+        client
+            .complete_multipart_upload()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .set_checksum_sha1(whole)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(CompletedPart::builder().part_number(1).set_e_tag(p1.e_tag().map(str::to_owned)).build())
+                    .build(),
+            )
+            .send()
+    };
+    expect_err(
+        complete(Some(format!("{}-1", base64(&sha1_bytes(b"other"))))).await,
+        400,
+        Some("BadDigest"),
+        "CompleteMultipartUpload with a wrong whole-object SHA-1",
+    );
+    assert_absent(&client, &bucket, "m", "completion with a wrong checksum").await;
+    let done = ok(complete(Some(want.clone())).await, "CompleteMultipartUpload with the right composite SHA-1");
+    assert_eq!(done.checksum_sha1(), Some(want.as_str()), "composite SHA-1 of one part");
+    let head = ok(
+        client.head_object().bucket(&bucket).key("m").checksum_mode(ChecksumMode::Enabled).send().await,
+        "HeadObject checksum-mode=ENABLED",
+    );
+    assert_eq!(head.checksum_sha1(), Some(want.as_str()), "HeadObject composite SHA-1");
+}

@@ -884,3 +884,63 @@ async fn composite_checksum_with_sdk_default_part_checksums_and_wrong_whole_chec
     );
     assert_eq!(head.checksum_sha1(), Some(want.as_str()), "HeadObject composite SHA-1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_part_copy_gets_the_upload_checksum() {
+    let node = shared_node().await;
+    let _log = node.log_on_panic();
+    let client = node.client();
+    let bucket = create_bucket(&client, "cksum-copy").await;
+    let source = random_bytes(71, 40_000);
+    put(&client, &bucket, "src", &source).await;
+    let up = ok(
+        client
+            .create_multipart_upload()
+            .bucket(&bucket)
+            .key("m")
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            .send()
+            .await,
+        "CreateMultipartUpload CRC32C",
+    );
+    let id = up.upload_id().expect("UploadId");
+    let copied = ok(
+        client
+            .upload_part_copy()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .part_number(1)
+            .copy_source(format!("{bucket}/src"))
+            .copy_source_range("bytes=0-9999")
+            .send()
+            .await,
+        "UploadPartCopy of a range",
+    );
+    let result = copied.copy_part_result().expect("CopyPartResult");
+    let part_crc = b64_crc(crc32c(&source[..10_000]));
+    assert_eq!(result.checksum_crc32_c(), Some(part_crc.as_str()), "the copied range's CRC32C");
+    let done = ok(
+        client
+            .complete_multipart_upload()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(
+                        CompletedPart::builder()
+                            .part_number(1)
+                            .set_e_tag(result.e_tag().map(str::to_owned))
+                            .checksum_crc32_c(&part_crc)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await,
+        "CompleteMultipartUpload of the copied part",
+    );
+    let want = format!("{}-1", b64_crc(crc32c(&crc32c(&source[..10_000]).to_be_bytes())));
+    assert_eq!(done.checksum_crc32_c(), Some(want.as_str()), "composite CRC32C of a copied part");
+}

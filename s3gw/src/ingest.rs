@@ -26,6 +26,10 @@ pub(crate) struct Declared {
     /// `x-amz-sdk-checksum-algorithm` / `x-amz-checksum-algorithm`: compute this one and expect
     /// its value in the header or the trailer.
     pub(crate) algorithm: Option<String>,
+    /// The algorithm of the multipart upload a part belongs to: computed as well, whatever
+    /// the client declared (an SDK may add its own default, e.g. a CRC32 trailer), because
+    /// completion makes the composite checksum from it.
+    pub(crate) upload_algorithm: Option<String>,
     /// `Content-Length`, when sent.
     pub(crate) length: Option<i64>,
 }
@@ -78,14 +82,42 @@ impl Ingested {
     }
 }
 
-/// The checksum error S3 clients expect for a mismatching `x-amz-checksum-*`.
+/// The error AWS answers for a body whose `x-amz-checksum-*` does not match: 400 `BadDigest`,
+/// the same code as a wrong `Content-MD5`, so clients retry or report it the same way.
 fn checksum_mismatch(algorithm: &str) -> S3Error {
-    let mut error = S3Error::with_message(
-        S3ErrorCode::Custom("XAmzContentChecksumMismatch".into()),
-        format!("The provided {algorithm} checksum does not match what was computed."),
-    );
-    error.set_status_code(http::StatusCode::BAD_REQUEST);
-    error
+    S3Error::with_message(
+        S3ErrorCode::BadDigest,
+        format!("The {algorithm} you specified did not match the calculated checksum."),
+    )
+}
+
+/// Every checksum S3 knows: its name, its header, and the length of its raw digest.
+const ALGORITHMS: [(&str, &str, usize); 5] = [
+    ("CRC32", "x-amz-checksum-crc32", 4),
+    ("CRC32C", "x-amz-checksum-crc32c", 4),
+    ("SHA1", "x-amz-checksum-sha1", 20),
+    ("SHA256", "x-amz-checksum-sha256", 32),
+    ("CRC64NVME", "x-amz-checksum-crc64nvme", 8),
+];
+
+/// The declared values in the order of [`ALGORITHMS`].
+fn in_order(sums: &Checksums) -> [&Option<String>; 5] {
+    [&sums.crc32, &sums.crc32c, &sums.sha1, &sums.sha256, &sums.crc64nvme]
+}
+
+/// Refuses a declared checksum that is not base64 of a digest of the right length, as AWS
+/// does (400 `InvalidRequest`): such a value can never match, and telling the client it is
+/// malformed is more useful than `BadDigest` after the whole body was received.
+fn check_well_formed(sums: &Checksums) -> S3Result<()> {
+    for ((_, header, length), value) in ALGORITHMS.iter().zip(in_order(sums)) {
+        if let Some(value) = value {
+            let decoded = base64::engine::general_purpose::STANDARD.decode(value.trim());
+            if decoded.map(|d| d.len()).ok() != Some(*length) {
+                return Err(s3_error!(InvalidRequest, "Value for {header} header is invalid."));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sets up a hasher for every algorithm the client sent or asked for.
@@ -93,7 +125,10 @@ fn hasher_for(declared: &Declared) -> S3Result<ChecksumHasher> {
     let mut hasher = ChecksumHasher::default();
     let sums = &declared.checksums;
     let algorithm = declared.algorithm.as_deref().map(str::to_ascii_uppercase);
-    let wants = |name: &str, value: &Option<String>| value.is_some() || algorithm.as_deref() == Some(name);
+    let upload_algorithm = declared.upload_algorithm.as_deref().map(str::to_ascii_uppercase);
+    let wants = |name: &str, value: &Option<String>| {
+        value.is_some() || algorithm.as_deref() == Some(name) || upload_algorithm.as_deref() == Some(name)
+    };
     if wants("CRC32", &sums.crc32) {
         hasher.crc32 = Some(s3s::crypto::Crc32::new());
     }
@@ -110,7 +145,7 @@ fn hasher_for(declared: &Declared) -> S3Result<ChecksumHasher> {
         hasher.crc64nvme = Some(s3s::crypto::Crc64Nvme::new());
     }
     if let Some(name) = algorithm.as_deref()
-        && !["CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"].contains(&name)
+        && !ALGORITHMS.iter().any(|(known, _, _)| *known == name)
     {
         return Err(s3_error!(InvalidArgument, "unsupported checksum algorithm {name}"));
     }
@@ -128,6 +163,7 @@ pub(crate) async fn ingest(
     let mut buffer = Vec::new();
     let mut writer: Option<BlobWriter> = None;
     let mut md5 = Md5::new();
+    check_well_formed(&declared.checksums)?;
     let mut hasher = hasher_for(&declared)?;
     let mut size = 0u64;
     if let Some(mut body) = body {
@@ -181,17 +217,18 @@ pub(crate) async fn ingest(
             sha256: read("x-amz-checksum-sha256"),
             crc64nvme: read("x-amz-checksum-crc64nvme"),
         };
+        check_well_formed(&trailer_sums)?;
         expected = merge(expected, trailer_sums);
     }
     let computed = hasher.finalize();
-    let pairs = [
-        ("CRC32", &expected.crc32, &computed.checksum_crc32),
-        ("CRC32C", &expected.crc32c, &computed.checksum_crc32c),
-        ("SHA1", &expected.sha1, &computed.checksum_sha1),
-        ("SHA256", &expected.sha256, &computed.checksum_sha256),
-        ("CRC64NVME", &expected.crc64nvme, &computed.checksum_crc64nvme),
+    let computed_sums = [
+        &computed.checksum_crc32,
+        &computed.checksum_crc32c,
+        &computed.checksum_sha1,
+        &computed.checksum_sha256,
+        &computed.checksum_crc64nvme,
     ];
-    for (name, expected, computed) in pairs {
+    for (((name, _, _), expected), computed) in ALGORITHMS.iter().zip(in_order(&expected)).zip(computed_sums) {
         if let Some(expected) = expected
             && computed.as_deref() != Some(expected.trim())
         {

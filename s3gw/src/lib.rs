@@ -10,6 +10,7 @@ mod access;
 mod auth;
 pub mod blob;
 mod buckets;
+mod composite;
 mod conditions;
 mod convert;
 mod cors;

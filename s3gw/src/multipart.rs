@@ -8,16 +8,18 @@ use meridian_raft::model::{Checksums, MultipartUpload, PartSummary};
 use meridian_raft::{Command, MetaStore};
 use s3s::crypto::{Checksum as _, Md5};
 use s3s::dto::{
-    AbortMultipartUploadInput, AbortMultipartUploadOutput, ChecksumAlgorithm, CompleteMultipartUploadInput,
-    CompleteMultipartUploadOutput, CopyPartResult, CopySource, CreateMultipartUploadInput, CreateMultipartUploadOutput,
-    ETag, ListMultipartUploadsInput, ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput, Part, StreamingBlob,
-    UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
+    AbortMultipartUploadInput, AbortMultipartUploadOutput, ChecksumAlgorithm, ChecksumType,
+    CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CopyPartResult, CopySource,
+    CreateMultipartUploadInput, CreateMultipartUploadOutput, ETag, ListMultipartUploadsInput,
+    ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput, Part, StreamingBlob, UploadPartCopyInput,
+    UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
 };
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::blob::{BlobStore, new_id, sync_dir};
+use crate::composite::{checksum_type, composite};
 use crate::conditions::copy_source_preconditions;
 use crate::convert::{HeaderFields, declared_checksums, parse_tagging_header, set_checksums, timestamp};
 use crate::error;
@@ -66,6 +68,19 @@ async fn read_parts(dir: &Path) -> S3Result<Vec<PartRecord>> {
     }
     parts.sort_by_key(|p| p.number);
     Ok(parts)
+}
+
+/// Whether every checksum the client declared equals the stored one (a stored value the
+/// client did not declare is fine; a declared value with nothing stored is not).
+fn declared_matches(declared: &Checksums, stored: &Checksums) -> bool {
+    let pairs = [
+        (&declared.crc32, &stored.crc32),
+        (&declared.crc32c, &stored.crc32c),
+        (&declared.sha1, &stored.sha1),
+        (&declared.sha256, &stored.sha256),
+        (&declared.crc64nvme, &stored.crc64nvme),
+    ];
+    pairs.iter().all(|(declared, stored)| declared.as_deref().is_none_or(|d| stored.as_deref() == Some(d.trim())))
 }
 
 fn strip_quotes(etag: &str) -> &str {
@@ -132,6 +147,22 @@ impl Gateway {
         check_key(&input.key)?;
         self.bucket_for_write(&input.bucket).await?;
         let tags = input.tagging.as_deref().map(parse_tagging_header).transpose()?.unwrap_or_default();
+        // Full-object checksums of multipart objects need CRC combination over the parts; only
+        // the composite kind is made here. Refusing beats storing a checksum of another kind
+        // than the client asked for.
+        if input.checksum_type.as_ref().is_some_and(|t| t.as_str() == ChecksumType::FULL_OBJECT) {
+            return Err(s3_error!(
+                NotImplemented,
+                "FULL_OBJECT checksums of multipart uploads are not supported; use COMPOSITE"
+            ));
+        }
+        // Every part computes this algorithm: an unknown one must fail here, not at completion.
+        if let Some(algorithm) = &input.checksum_algorithm
+            && !["CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"]
+                .contains(&algorithm.as_str().to_ascii_uppercase().as_str())
+        {
+            return Err(s3_error!(InvalidRequest, "unsupported checksum algorithm {}", algorithm.as_str()));
+        }
         let upload = MultipartUpload {
             id: new_id(),
             bucket: input.bucket.clone(),
@@ -169,11 +200,14 @@ impl Gateway {
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let input = req.input;
-        let (_, dir) = self.upload_here(&input.bucket, &input.key, &input.upload_id).await?;
+        let (upload, dir) = self.upload_here(&input.bucket, &input.key, &input.upload_id).await?;
         let declared = Declared {
             content_md5: input.content_md5,
             checksums: declared_checksums!(input),
             algorithm: input.checksum_algorithm.map(|a| a.as_str().to_owned()),
+            // Computed for every part even when the client sends none, as S3 does: completion
+            // needs it from each part for the composite checksum.
+            upload_algorithm: upload.checksum_algorithm,
             length: input.content_length,
         };
         let ingested = ingest(&*self.blobs, input.body, declared, req.trailing_headers).await?;
@@ -188,7 +222,7 @@ impl Gateway {
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let input = req.input;
-        let (_, dir) = self.upload_here(&input.bucket, &input.key, &input.upload_id).await?;
+        let (upload, dir) = self.upload_here(&input.bucket, &input.key, &input.upload_id).await?;
         let CopySource::Bucket { bucket: src_bucket, key: src_key, version_id: src_version } = &input.copy_source
         else {
             return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
@@ -213,14 +247,17 @@ impl Gateway {
                 None => self.stream_from_holder(&source, range.clone()).await?,
             }
         };
-        let ingested = ingest(&*self.blobs, Some(body), Declared::default(), None).await?;
+        let declared = Declared { upload_algorithm: upload.checksum_algorithm, ..Default::default() };
+        let ingested = ingest(&*self.blobs, Some(body), declared, None).await?;
         let record = self.store_part(&dir, input.part_number, ingested).await?;
+        let mut result = CopyPartResult {
+            e_tag: Some(ETag::Strong(record.etag)),
+            last_modified: Some(timestamp(record.last_modified)),
+            ..Default::default()
+        };
+        set_checksums!(result, &record.checksums);
         Ok(S3Response::new(UploadPartCopyOutput {
-            copy_part_result: Some(CopyPartResult {
-                e_tag: Some(ETag::Strong(record.etag)),
-                last_modified: Some(timestamp(record.last_modified)),
-                ..Default::default()
-            }),
+            copy_part_result: Some(result),
             copy_source_version_id,
             ..Default::default()
         }))
@@ -353,6 +390,10 @@ impl Gateway {
             if etag.as_deref() != Some(record.etag.as_str()) {
                 return Err(s3_error!(InvalidPart, "part {number}'s ETag does not match"));
             }
+            let given = part.clone();
+            if !declared_matches(&declared_checksums!(given), &record.checksums) {
+                return Err(s3_error!(InvalidPart, "part {number}'s checksum does not match the uploaded part"));
+            }
             if record.size < MIN_PART_SIZE && i + 1 < requested.len() {
                 return Err(s3_error!(
                     EntityTooSmall,
@@ -368,6 +409,22 @@ impl Gateway {
             md5_of_md5s.update(&hex::decode(&record.etag).map_err(error::internal)?);
         }
         let etag = format!("{}-{}", hex::encode(md5_of_md5s.finalize()), chosen.len());
+        let part_sums: Vec<(i32, &Checksums)> = chosen.iter().map(|r| (r.number, &r.checksums)).collect();
+        let checksums =
+            composite(upload.checksum_algorithm.as_deref(), &part_sums).map_err(|e| s3_error!(InvalidPart, "{e}"))?;
+        let whole = Checksums {
+            crc32: input.checksum_crc32.clone(),
+            crc32c: input.checksum_crc32c.clone(),
+            sha1: input.checksum_sha1.clone(),
+            sha256: input.checksum_sha256.clone(),
+            crc64nvme: input.checksum_crc64nvme.clone(),
+        };
+        if !declared_matches(&whole, &checksums) {
+            return Err(s3_error!(
+                BadDigest,
+                "The checksum you specified did not match the calculated composite checksum."
+            ));
+        }
 
         let writer = self.blobs.create().await.map_err(error::internal)?;
         let sources: Vec<PathBuf> = chosen.iter().map(|r| data_path(&dir, r.number)).collect();
@@ -389,6 +446,7 @@ impl Gateway {
 
         let mut meta = self.new_version(blob, size, etag.clone(), upload.headers.clone());
         meta.tags = upload.tags.clone();
+        meta.checksums.clone_from(&checksums);
         meta.parts =
             chosen.iter().map(|r| PartSummary { number: r.number, size: r.size, etag: r.etag.clone() }).collect();
         let upload_id = Some(input.upload_id.clone());
@@ -396,14 +454,17 @@ impl Gateway {
         // it), so the client may complete it again, as with AWS.
         let version_id = self.commit_new_version(&input.bucket, &input.key, meta, condition, upload_id, origin).await?;
         tracing::info!(bucket = %input.bucket, key = %input.key, size, parts = chosen.len(), "multipart upload completed");
-        Ok(S3Response::new(CompleteMultipartUploadOutput {
+        let mut output = CompleteMultipartUploadOutput {
             location: Some(format!("/{}/{}", input.bucket, input.key)),
             bucket: Some(input.bucket),
             key: Some(input.key),
             e_tag: Some(ETag::Strong(etag)),
             version_id,
+            checksum_type: checksum_type(&checksums),
             ..Default::default()
-        }))
+        };
+        set_checksums!(output, &checksums);
+        Ok(S3Response::new(output))
     }
 
     pub(crate) async fn abort_multipart_upload_op(

@@ -122,6 +122,7 @@ impl Gateway {
             content_md5: input.content_md5,
             checksums: declared_checksums!(input),
             algorithm: input.checksum_algorithm.map(|a| a.as_str().to_owned()),
+            upload_algorithm: None,
             length: if unsized_body { None } else { input.content_length },
         };
         let headers = HeaderFields {
@@ -292,6 +293,7 @@ impl Gateway {
         };
         if with_checksums {
             set_checksums!(output, &object.checksums);
+            output.checksum_type = crate::composite::checksum_type(&object.checksums);
         }
         apply_response_overrides(&mut output, input);
         no_sniff(S3Response::new(output))
@@ -340,6 +342,7 @@ impl Gateway {
         };
         if checksum_wanted {
             set_checksums!(output, &object.checksums);
+            output.checksum_type = crate::composite::checksum_type(&object.checksums);
         }
         Ok(no_sniff(S3Response::new(output)))
     }

@@ -86,12 +86,9 @@ impl Gateway {
                 parts: Some(shown),
             }
         });
-        let checksum = checksum_dto(&object.checksums);
-        let has_checksum = checksum.checksum_crc32.is_some()
-            || checksum.checksum_crc32c.is_some()
-            || checksum.checksum_sha1.is_some()
-            || checksum.checksum_sha256.is_some()
-            || checksum.checksum_crc64nvme.is_some();
+        let kind = crate::composite::checksum_type(&object.checksums);
+        let has_checksum = kind.is_some();
+        let checksum = s3s::dto::Checksum { checksum_type: kind, ..checksum_dto(&object.checksums) };
         Ok(S3Response::new(GetObjectAttributesOutput {
             e_tag: wants("ETag").then(|| ETag::Strong(object.etag.clone())),
             object_size: wants("ObjectSize").then(|| i64::try_from(object.size).ok()).flatten(),

@@ -112,6 +112,30 @@ pub fn b64_crc(crc: u32) -> String {
     base64(&crc.to_be_bytes())
 }
 
+/// CRC-64/NVME, as in `x-amz-checksum-crc64nvme` (bitwise, reflected polynomial
+/// 0x9A6C9329AC4BC9B5): independent of the table-driven code the node uses.
+pub fn crc64nvme(data: &[u8]) -> u64 {
+    let mut crc = !0u64;
+    for &b in data {
+        crc ^= u64::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0x9A6C_9329_AC4B_C9B5 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// The `x-amz-checksum-crc64nvme` header value: base64 of the big-endian u64.
+pub fn b64_crc64(crc: u64) -> String {
+    base64(&crc.to_be_bytes())
+}
+
+/// Raw SHA-1 of `data`, as in `x-amz-checksum-sha1` (before base64).
+pub fn sha1_bytes(data: &[u8]) -> [u8; 20] {
+    use sha1::Digest as _;
+    sha1::Sha1::digest(data).into()
+}
+
 /// Asserts that `a` equals `b` without dumping megabytes on failure.
 #[track_caller]
 pub fn assert_bytes_eq(got: &[u8], want: &[u8], what: &str) {

@@ -8,11 +8,14 @@ use std::time::SystemTime;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ChecksumMode;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart, ObjectAttributes,
+};
 use harness::sigv4::{HeaderSign, xml_error_code};
 use harness::*;
 
-const CHECKSUM_ERRORS: &[&str] = &["BadDigest", "XAmzContentChecksumMismatch"];
+/// AWS answers a body that does not match its `x-amz-checksum-*` with 400 `BadDigest`.
+const CHECKSUM_ERRORS: &[&str] = &["BadDigest"];
 
 async fn assert_absent(client: &Client, bucket: &str, key: &str, what: &str) {
     expect_err(
@@ -478,4 +481,466 @@ async fn a_get_racing_an_overwrite_gets_one_version_whole() {
     let ((), counts) = tokio::join!(writer, futures::future::join_all((0..8).map(|_| reader())));
     let gets: usize = counts.iter().sum();
     println!("{gets} GETs raced {OVERWRITES} overwrites, each saw one version whole");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crc64nvme_and_sha1_are_verified_stored_and_returned() {
+    let node = shared_node().await;
+    let _log = node.log_on_panic();
+    let client = node.client();
+    let bucket = create_bucket(&client, "cksum-64").await;
+    // Past the inline limit as well as below it: both stores keep the checksum.
+    for (key, data) in [("small", random_bytes(64, 1_000)), ("large", random_bytes(65, 200_000))] {
+        let c64 = b64_crc64(crc64nvme(&data));
+        let out = ok(
+            client
+                .put_object()
+                .bucket(&bucket)
+                .key(key)
+                .checksum_crc64_nvme(&c64)
+                .body(ByteStream::from(data.clone()))
+                .send()
+                .await,
+            &format!("PutObject {key} with the right x-amz-checksum-crc64nvme"),
+        );
+        assert_eq!(out.checksum_crc64_nvme(), Some(c64.as_str()), "PutObject {key} echoes the CRC64NVME");
+        let get = ok(
+            client.get_object().bucket(&bucket).key(key).checksum_mode(ChecksumMode::Enabled).send().await,
+            &format!("GetObject {key} checksum-mode=ENABLED"),
+        );
+        assert_eq!(get.checksum_crc64_nvme(), Some(c64.as_str()), "GetObject {key} ChecksumCRC64NVME");
+        let head = ok(
+            client.head_object().bucket(&bucket).key(key).checksum_mode(ChecksumMode::Enabled).send().await,
+            &format!("HeadObject {key} checksum-mode=ENABLED"),
+        );
+        assert_eq!(head.checksum_crc64_nvme(), Some(c64.as_str()), "HeadObject {key} ChecksumCRC64NVME");
+        // Without the mode, no checksum: S3 returns them only when asked.
+        let plain = ok(client.head_object().bucket(&bucket).key(key).send().await, "HeadObject without mode");
+        assert_eq!(plain.checksum_crc64_nvme(), None, "HeadObject {key} without checksum-mode");
+    }
+
+    let data = random_bytes(66, 5_000);
+    let sha1 = base64(&sha1_bytes(&data));
+    ok(
+        client
+            .put_object()
+            .bucket(&bucket)
+            .key("sha1")
+            .checksum_sha1(&sha1)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await,
+        "PutObject with the right x-amz-checksum-sha1",
+    );
+    let head = ok(
+        client.head_object().bucket(&bucket).key("sha1").checksum_mode(ChecksumMode::Enabled).send().await,
+        "HeadObject sha1 checksum-mode=ENABLED",
+    );
+    assert_eq!(head.checksum_sha1(), Some(sha1.as_str()), "HeadObject ChecksumSHA1");
+
+    let err = expect_err(
+        client
+            .put_object()
+            .bucket(&bucket)
+            .key("bad-64")
+            .checksum_crc64_nvme(b64_crc64(crc64nvme(&data) ^ 1))
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await,
+        400,
+        Some("BadDigest"),
+        "PutObject with a wrong x-amz-checksum-crc64nvme",
+    );
+    assert!(format!("{err:?}").contains("CRC64NVME"), "the error names the algorithm: {err:?}");
+    assert_absent(&client, &bucket, "bad-64", "wrong CRC64NVME").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_checksum_values_are_invalid_requests() {
+    let node = shared_node().await;
+    let _log = node.log_on_panic();
+    let client = node.client();
+    let bucket = create_bucket(&client, "cksum-form").await;
+    let data = b"some bytes".to_vec();
+    // What a careless or hostile client sends: not base64, a digest of the wrong length (a
+    // CRC32 value in the SHA-256 or CRC64NVME header), a huge value. (An empty header
+    // reaches the node as no header at all.)
+    let huge = "A".repeat(8_000);
+    let cases = [
+        ("not-base64", "crc32", "%%%not base64%%%"),
+        ("short-sha256", "sha256", "AAAAAA=="),
+        ("short-crc64", "crc64nvme", "AAAAAA=="),
+        ("huge-crc64", "crc64nvme", huge.as_str()),
+    ];
+    for (key, header, value) in cases {
+        let request = client.put_object().bucket(&bucket).key(key).body(ByteStream::from(data.clone()));
+        let request = match header {
+            "crc32" => request.checksum_crc32(value),
+            "sha256" => request.checksum_sha256(value),
+            _ => request.checksum_crc64_nvme(value),
+        };
+        expect_err(
+            request.send().await,
+            400,
+            Some("InvalidRequest"),
+            &format!("PutObject {key} with a malformed x-amz-checksum-{header}"),
+        );
+        assert_absent(&client, &bucket, key, "malformed checksum").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_part_checksums_are_verified_and_listed() {
+    let node = shared_node().await;
+    let _log = node.log_on_panic();
+    let client = node.client();
+    let bucket = create_bucket(&client, "cksum-part").await;
+    let up = ok(client.create_multipart_upload().bucket(&bucket).key("m").send().await, "CreateMultipartUpload");
+    let id = up.upload_id().expect("UploadId");
+    let data = random_bytes(67, 30_000);
+
+    expect_err(
+        client
+            .upload_part()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .part_number(1)
+            .checksum_crc32(b64_crc(crc32(&data) ^ 1))
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await,
+        400,
+        Some("BadDigest"),
+        "UploadPart with a wrong x-amz-checksum-crc32",
+    );
+    expect_err(
+        client
+            .upload_part()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .part_number(1)
+            .checksum_sha256(base64(&sha256_bytes(b"other")))
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await,
+        400,
+        Some("BadDigest"),
+        "UploadPart with a wrong x-amz-checksum-sha256",
+    );
+    let parts = ok(client.list_parts().bucket(&bucket).key("m").upload_id(id).send().await, "ListParts");
+    assert!(parts.parts().is_empty(), "a part with a wrong checksum was kept: {:?}", parts.parts());
+
+    let c64 = b64_crc64(crc64nvme(&data));
+    let out = ok(
+        client
+            .upload_part()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .part_number(1)
+            .checksum_crc64_nvme(&c64)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await,
+        "UploadPart with the right x-amz-checksum-crc64nvme",
+    );
+    assert_eq!(out.checksum_crc64_nvme(), Some(c64.as_str()), "UploadPart echoes the CRC64NVME");
+    let parts = ok(client.list_parts().bucket(&bucket).key("m").upload_id(id).send().await, "ListParts");
+    let listed: Vec<_> = parts.parts().iter().map(|p| (p.part_number(), p.checksum_crc64_nvme())).collect();
+    assert_eq!(listed, vec![(Some(1), Some(c64.as_str()))], "ListParts shows the verified part's checksum");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_composite_checksum_and_attributes() {
+    let node = shared_node().await;
+    let _log = node.log_on_panic();
+    let client = node.client();
+    let bucket = create_bucket(&client, "cksum-mpu").await;
+
+    expect_err(
+        client
+            .create_multipart_upload()
+            .bucket(&bucket)
+            .key("full")
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .checksum_type(ChecksumType::FullObject)
+            .send()
+            .await,
+        501,
+        Some("NotImplemented"),
+        "CreateMultipartUpload with checksum type FULL_OBJECT",
+    );
+
+    let up = ok(
+        client
+            .create_multipart_upload()
+            .bucket(&bucket)
+            .key("m")
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .send()
+            .await,
+        "CreateMultipartUpload SHA256",
+    );
+    let id = up.upload_id().expect("UploadId");
+    let first = random_bytes(68, 5 * 1024 * 1024);
+    let second = random_bytes(69, 1_000);
+    let (sha_first, sha_second) = (sha256_bytes(&first), sha256_bytes(&second));
+    let p1 = ok(
+        client
+            .upload_part()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .part_number(1)
+            .checksum_sha256(base64(&sha_first))
+            .body(ByteStream::from(first.clone()))
+            .send()
+            .await,
+        "UploadPart 1 with its SHA-256",
+    );
+    // No checksum sent: the node computes the upload's algorithm itself, as S3 does.
+    let p2 = ok(
+        client
+            .upload_part()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .part_number(2)
+            .body(ByteStream::from(second.clone()))
+            .send()
+            .await,
+        "UploadPart 2 without a checksum",
+    );
+    assert_eq!(p2.checksum_sha256(), Some(base64(&sha_second).as_str()), "the upload's algorithm computed for a part");
+    let part = |n: i32, etag: Option<&str>, sha: String| {
+        CompletedPart::builder().part_number(n).set_e_tag(etag.map(str::to_owned)).checksum_sha256(sha).build()
+    };
+
+    // A part checksum in the completion list that is not the uploaded part's: InvalidPart,
+    // and the upload stays to be completed properly.
+    expect_err(
+        client
+            .complete_multipart_upload()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(part(1, p1.e_tag(), base64(&sha_first)))
+                    .parts(part(2, p2.e_tag(), base64(&sha256_bytes(b"not part 2"))))
+                    .build(),
+            )
+            .send()
+            .await,
+        400,
+        Some("InvalidPart"),
+        "CompleteMultipartUpload with a wrong part checksum",
+    );
+    assert_absent(&client, &bucket, "m", "completion refused").await;
+
+    let mut raw = sha_first.to_vec();
+    raw.extend_from_slice(&sha_second);
+    let want = format!("{}-2", base64(&sha256_bytes(&raw)));
+    let done = ok(
+        client
+            .complete_multipart_upload()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(part(1, p1.e_tag(), base64(&sha_first)))
+                    .parts(part(2, p2.e_tag(), base64(&sha_second)))
+                    .build(),
+            )
+            .send()
+            .await,
+        "CompleteMultipartUpload",
+    );
+    assert_eq!(done.checksum_sha256(), Some(want.as_str()), "composite SHA-256 on completion");
+    assert_eq!(done.checksum_type(), Some(&ChecksumType::Composite), "checksum type on completion");
+
+    let head = ok(
+        client.head_object().bucket(&bucket).key("m").checksum_mode(ChecksumMode::Enabled).send().await,
+        "HeadObject checksum-mode=ENABLED",
+    );
+    assert_eq!(head.checksum_sha256(), Some(want.as_str()), "HeadObject composite SHA-256");
+    assert_eq!(head.checksum_type(), Some(&ChecksumType::Composite), "HeadObject checksum type");
+    let get = ok(
+        client.get_object().bucket(&bucket).key("m").checksum_mode(ChecksumMode::Enabled).send().await,
+        "GetObject checksum-mode=ENABLED",
+    );
+    assert_eq!(get.checksum_sha256(), Some(want.as_str()), "GetObject composite SHA-256");
+    let body = get.body.collect().await.expect("body").into_bytes();
+    assert_bytes_eq(&body, &[first.as_slice(), second.as_slice()].concat(), "multipart object bytes");
+
+    // GetObjectAttributes: the checksum with its type, and the parts one page at a time.
+    let attrs = |marker: Option<i32>| {
+        client
+            .get_object_attributes()
+            .bucket(&bucket)
+            .key("m")
+            .object_attributes(ObjectAttributes::Checksum)
+            .object_attributes(ObjectAttributes::ObjectParts)
+            .object_attributes(ObjectAttributes::ObjectSize)
+            .max_parts(1)
+            .set_part_number_marker(marker.map(|m| m.to_string()))
+            .send()
+    };
+    let page = ok(attrs(None).await, "GetObjectAttributes page 1");
+    let checksum = page.checksum().expect("Checksum attribute");
+    assert_eq!(checksum.checksum_sha256(), Some(want.as_str()), "GetObjectAttributes composite SHA-256");
+    assert_eq!(checksum.checksum_type(), Some(&ChecksumType::Composite), "GetObjectAttributes checksum type");
+    assert_eq!(page.object_size(), Some(i64::try_from(first.len() + second.len()).expect("size")));
+    let parts = page.object_parts().expect("ObjectParts");
+    assert_eq!(parts.total_parts_count(), Some(2));
+    assert_eq!(parts.is_truncated(), Some(true), "page 1 of 2 is truncated");
+    let numbers: Vec<_> = parts.parts().iter().map(aws_sdk_s3::types::ObjectPart::part_number).collect();
+    assert_eq!(numbers, vec![Some(1)]);
+    let next = parts.next_part_number_marker().map(str::to_owned);
+    assert_eq!(next.as_deref(), Some("1"));
+    let page = ok(attrs(next.and_then(|n| n.parse().ok())).await, "GetObjectAttributes page 2");
+    let parts = page.object_parts().expect("ObjectParts");
+    assert_eq!(parts.is_truncated(), Some(false), "page 2 of 2 is the last");
+    let sizes: Vec<_> = parts.parts().iter().map(|p| (p.part_number(), p.size())).collect();
+    assert_eq!(sizes, vec![(Some(2), Some(1_000))]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn composite_checksum_with_sdk_default_part_checksums_and_wrong_whole_checksum() {
+    let node = shared_node().await;
+    let _log = node.log_on_panic();
+    // This client adds its own CRC32 trailer to every part: the node must still compute the
+    // upload's SHA-1 for each.
+    let client = node.client_checksums_when_supported();
+    let bucket = create_bucket(&client, "cksum-mpu2").await;
+
+    expect_err(
+        client
+            .create_multipart_upload()
+            .bucket(&bucket)
+            .key("odd")
+            .checksum_algorithm(ChecksumAlgorithm::from("MD6"))
+            .send()
+            .await,
+        400,
+        Some("InvalidRequest"),
+        "CreateMultipartUpload with an unknown checksum algorithm",
+    );
+
+    let up = ok(
+        client
+            .create_multipart_upload()
+            .bucket(&bucket)
+            .key("m")
+            .checksum_algorithm(ChecksumAlgorithm::Sha1)
+            .send()
+            .await,
+        "CreateMultipartUpload SHA1",
+    );
+    let id = up.upload_id().expect("UploadId");
+    let data = random_bytes(70, 20_000);
+    let p1 = ok(
+        client
+            .upload_part()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .part_number(1)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await,
+        "UploadPart with the SDK's default checksum",
+    );
+    let want = format!("{}-1", base64(&sha1_bytes(&sha1_bytes(&data))));
+    let complete = |whole: Option<String>| {
+        client
+            .complete_multipart_upload()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .set_checksum_sha1(whole)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(CompletedPart::builder().part_number(1).set_e_tag(p1.e_tag().map(str::to_owned)).build())
+                    .build(),
+            )
+            .send()
+    };
+    expect_err(
+        complete(Some(format!("{}-1", base64(&sha1_bytes(b"other"))))).await,
+        400,
+        Some("BadDigest"),
+        "CompleteMultipartUpload with a wrong whole-object SHA-1",
+    );
+    assert_absent(&client, &bucket, "m", "completion with a wrong checksum").await;
+    let done = ok(complete(Some(want.clone())).await, "CompleteMultipartUpload with the right composite SHA-1");
+    assert_eq!(done.checksum_sha1(), Some(want.as_str()), "composite SHA-1 of one part");
+    let head = ok(
+        client.head_object().bucket(&bucket).key("m").checksum_mode(ChecksumMode::Enabled).send().await,
+        "HeadObject checksum-mode=ENABLED",
+    );
+    assert_eq!(head.checksum_sha1(), Some(want.as_str()), "HeadObject composite SHA-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_part_copy_gets_the_upload_checksum() {
+    let node = shared_node().await;
+    let _log = node.log_on_panic();
+    let client = node.client();
+    let bucket = create_bucket(&client, "cksum-copy").await;
+    let source = random_bytes(71, 40_000);
+    put(&client, &bucket, "src", &source).await;
+    let up = ok(
+        client
+            .create_multipart_upload()
+            .bucket(&bucket)
+            .key("m")
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            .send()
+            .await,
+        "CreateMultipartUpload CRC32C",
+    );
+    let id = up.upload_id().expect("UploadId");
+    let copied = ok(
+        client
+            .upload_part_copy()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .part_number(1)
+            .copy_source(format!("{bucket}/src"))
+            .copy_source_range("bytes=0-9999")
+            .send()
+            .await,
+        "UploadPartCopy of a range",
+    );
+    let result = copied.copy_part_result().expect("CopyPartResult");
+    let part_crc = b64_crc(crc32c(&source[..10_000]));
+    assert_eq!(result.checksum_crc32_c(), Some(part_crc.as_str()), "the copied range's CRC32C");
+    let done = ok(
+        client
+            .complete_multipart_upload()
+            .bucket(&bucket)
+            .key("m")
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(
+                        CompletedPart::builder()
+                            .part_number(1)
+                            .set_e_tag(result.e_tag().map(str::to_owned))
+                            .checksum_crc32_c(&part_crc)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await,
+        "CompleteMultipartUpload of the copied part",
+    );
+    let want = format!("{}-1", b64_crc(crc32c(&crc32c(&source[..10_000]).to_be_bytes())));
+    assert_eq!(done.checksum_crc32_c(), Some(want.as_str()), "composite CRC32C of a copied part");
 }

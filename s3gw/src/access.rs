@@ -127,7 +127,9 @@ fn need(op: &str) -> Need {
         | "DeleteObjects"
         | "PutBucketCors"
         | "GetBucketCors"
-        | "DeleteBucketCors" => Need::OwnBucket,
+        | "DeleteBucketCors"
+        | "PutBucketVersioning"
+        | "GetBucketVersioning" => Need::OwnBucket,
         _ => Need::Refused,
     }
 }

@@ -383,6 +383,41 @@ async fn a_users_key_reaches_only_what_its_user_may() {
     denied("UploadPartCopy from bob's file", code(&part_copy.send().await));
     let head = dev.head_object().bucket(&alices).key("stolen.txt").send().await;
     assert!(head.is_err(), "nothing was copied");
+    // The bucket settings new in this release are the owner's alone: no turning on versioning,
+    // reading or replacing the CORS rules of bob's bucket, nor listing its versions.
+    node.wait_format_raised().await;
+    let cors = aws_sdk_s3::types::CorsConfiguration::builder()
+        .cors_rules(
+            aws_sdk_s3::types::CorsRule::builder()
+                .allowed_methods("GET")
+                .allowed_origins("*")
+                .build()
+                .expect("a CORS rule"),
+        )
+        .build()
+        .expect("a CORS configuration");
+    let enabled = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
+    let put_cors = key.put_bucket_cors().bucket(&bobs).cors_configuration(cors.clone());
+    denied("PutBucketCors on bob's bucket", code(&put_cors.send().await));
+    denied("GetBucketCors on bob's bucket", code(&key.get_bucket_cors().bucket(&bobs).send().await));
+    denied("DeleteBucketCors on bob's bucket", code(&key.delete_bucket_cors().bucket(&bobs).send().await));
+    let put_versioning = key.put_bucket_versioning().bucket(&bobs).versioning_configuration(enabled.clone());
+    denied("PutBucketVersioning on bob's bucket", code(&put_versioning.send().await));
+    denied("GetBucketVersioning on bob's bucket", code(&key.get_bucket_versioning().bucket(&bobs).send().await));
+    denied("ListObjectVersions of bob's bucket", code(&key.list_object_versions().bucket(&bobs).send().await));
+    let versioned = dev.get_bucket_versioning().bucket(&bobs).send().await.expect("GetBucketVersioning");
+    assert_eq!(versioned.status(), None, "bob's bucket was left unversioned");
+    dev.get_bucket_cors().bucket(&bobs).send().await.expect_err("bob's bucket was left without CORS rules");
+    // On her own bucket the same calls work.
+    key.put_bucket_versioning()
+        .bucket(&alices)
+        .versioning_configuration(enabled)
+        .send()
+        .await
+        .expect("versioning her own bucket");
+    key.put_bucket_cors().bucket(&alices).cors_configuration(cors).send().await.expect("CORS rules on her own bucket");
 
     // Her own files and buckets work as with any key.
     let own = key.copy_object().bucket(&alices).key("copy.txt").copy_source(format!("{alices}/mine.txt"));

@@ -154,14 +154,7 @@ async fn a_drift_past_the_bound_stops_lease_reads_and_reads_stay_fresh() {
     assert!(view.episodes >= 1, "{view:?}");
     assert_eq!(view.lease_ms, None, "status shows no usable lease: {view:?}");
 
-    let metrics = http_client()
-        .get(format!("{}/metrics", cluster.node(2).web_url()))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = cluster.node(2).metrics_text().await;
     assert!(metrics.contains("\nmeridian_clock_drift_exceeded 1\n"), "metrics:\n{metrics}");
     assert!(metrics.contains("meridian_clock_drift_episodes_total "), "metrics:\n{metrics}");
 
@@ -249,14 +242,7 @@ async fn a_leader_whose_clock_runs_fast_says_so_grants_no_lease_and_reads_stay_f
             make_leader(&cluster, 0).await;
         }
     }
-    let metrics = http_client()
-        .get(format!("{}/metrics", cluster.node(0).web_url()))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = cluster.node(0).metrics_text().await;
     assert!(metrics.contains("\nmeridian_leader_clock_drift_exceeded 1\n"), "metrics:\n{metrics}");
     let (ok, text) = run_cli(
         &["cluster".as_ref(), "status".as_ref(), "--config".as_ref(), cluster.node(1).config_path().as_os_str()],

@@ -419,9 +419,7 @@ async fn uploads_downloads_load_and_forwarding() {
     .await;
 
     // --- Metrics of the node that answered the routes and served the downloads.
-    let text = http_client().get(format!("{}/metrics", c.node(FRA).web_url())).send().await.expect("metrics");
-    assert_eq!(text.status(), 200);
-    let text = text.text().await.expect("metrics text");
+    let text = c.node(FRA).metrics_text().await;
     let value = |series: &str| -> f64 {
         text.lines()
             .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))

@@ -493,23 +493,8 @@ impl TestCluster {
     /// `docs/upgrade.md`), and commands new in this release are refused until then. A test of
     /// such a command calls this first; needs `status_access = "open"` (the default).
     pub async fn wait_format_raised(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut last = Vec::new();
-        loop {
-            last.clear();
-            for node in &self.nodes {
-                let url = format!("{}/api/v1/cluster", node.web_url());
-                let status = match self.http.get(&url).timeout(Duration::from_secs(2)).send().await {
-                    Ok(resp) => resp.json::<serde_json::Value>().await.map(|v| v["status"].clone()).ok(),
-                    Err(_) => None,
-                };
-                last.push(status.map(|s| (s["active_format"].as_u64(), s["reads_format"].as_u64())));
-            }
-            if last.iter().all(|s| matches!(s, Some((Some(active), Some(reads))) if active == reads)) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the cluster format was not raised within 30 s: {last:?}");
-            tokio::time::sleep(POLL).await;
+        for node in &self.nodes {
+            node.wait_format_raised().await;
         }
     }
 

@@ -316,6 +316,14 @@ role = "voter"
         }
     }
 
+    /// The node's Prometheus text (`GET /metrics` on its web listener, open by default).
+    pub async fn metrics_text(&self) -> String {
+        let url = format!("{}/metrics", self.web_url());
+        let response = http_client().get(url).send().await.expect("GET /metrics");
+        assert_eq!(response.status(), 200, "GET /metrics");
+        response.text().await.expect("metrics text")
+    }
+
     /// The S3 endpoint, `http://127.0.0.1:PORT`.
     pub fn s3_url(&self) -> String {
         format!("http://{}", self.s3_addr)

@@ -96,10 +96,6 @@ async fn cluster_view(node: &TestNode) -> serde_json::Value {
     response.json().await.expect("cluster json")
 }
 
-async fn metrics(node: &TestNode) -> String {
-    http_client().get(format!("{}/metrics", node.web_url())).send().await.expect("metrics").text().await.expect("text")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_internal_listener_refuses_plaintext_and_wrong_certificates_and_says_why() {
     let node = TestNode::start().await;
@@ -168,7 +164,7 @@ async fn the_internal_listener_refuses_plaintext_and_wrong_certificates_and_says
     assert!(internal["not_after_unix"].as_i64().expect("not_after") > 0);
 
     // So do the metrics, by reason.
-    let text = metrics(&node).await;
+    let text = node.metrics_text().await;
     for reason in ["plaintext", "no_client_certificate", "unknown_issuer", "other_cluster", "unknown_region"] {
         let line = format!("meridian_tls_handshake_refusals_total{{listener=\"internal\",reason=\"{reason}\"}} 1");
         assert!(text.contains(&line), "{line} not in /metrics:\n{text}");

@@ -256,14 +256,7 @@ async fn a_node_speaking_an_unknown_protocol_is_refused_on_both_sides_with_both_
         field_u64(s, "protocol") == Some(99) && field_u64(s, "protocol_refusals").is_some_and(|n| n > 0)
     })
     .await;
-    let metrics = http_client()
-        .get(format!("{}/metrics", odd.web_url()))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = odd.metrics_text().await;
     let scraped = metrics
         .lines()
         .find_map(|l| l.strip_prefix("meridian_internal_protocol_refusals_total "))

@@ -23,7 +23,7 @@ use meridian_raft::access::Person;
 use meridian_raft::model::KeyOwner;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::Credentials;
-use s3s::dto::{CopyObjectInput, CopySource, UploadPartCopyInput};
+use s3s::dto::{CopyObjectInput, CopySource, PostObjectInput, UploadPartCopyInput};
 use s3s::{S3Request, S3Result, s3_error};
 
 use crate::error;
@@ -369,6 +369,11 @@ impl S3Access for AccessPolicy {
 
     async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
         self.authorize_copy_source(req.credentials.as_ref(), &req.input.copy_source)
+    }
+
+    async fn post_object(&self, req: &mut S3Request<PostObjectInput>) -> S3Result<()> {
+        // Called before the object is stored; s3s builds the redirect only afterwards.
+        crate::post_form::check_redirect(req.input.success_action_redirect.as_deref())
     }
 }
 

@@ -21,6 +21,7 @@ mod ingest;
 mod listing;
 mod multipart;
 mod objects;
+mod post_form;
 mod replica;
 mod scrub;
 mod service;

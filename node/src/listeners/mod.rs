@@ -16,6 +16,7 @@
 
 mod cors;
 pub(crate) mod internal;
+mod post_policy;
 mod request_id;
 pub(crate) mod s3;
 pub(crate) mod tls;

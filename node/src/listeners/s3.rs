@@ -159,6 +159,7 @@ pub(crate) async fn serve(
                     (None, None) => service.call(request.map(s3s::Body::http_body)).await?,
                 };
                 partial_head(is_head, &mut response);
+                super::post_policy::as_aws_condition_failure(&mut response);
                 request_id::stamp(&mut response, &request_id);
                 if response.status().is_server_error() {
                     tracing::warn!(request_id = %request_id, status = response.status().as_u16(), "S3 request failed");

@@ -449,6 +449,12 @@ impl PeerConnection {
         let reply: Result<Resp, RaftError<NodeId, E>> =
             self.peers.call_encoded(self.target, &self.addr, path, body, option.hard_ttl()).await.map_err(
                 |e| match e {
+                    // openraft stops a follower's stream for 500 ms after an Unreachable: right
+                    // for a peer that refuses connections, wrong for a slow answer on a long
+                    // link, where the pause came on top of the timeout and made a write's tail
+                    // a second long (BENCHMARKS.md, regions 100 ms apart). A timeout is
+                    // reported as openraft's own timeout is: retried at the next round.
+                    CallError::Unreachable(e) if !e.is_connect() => RPCError::Network(NetworkError::new(&e)),
                     CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
                     CallError::Failed(message) | CallError::Incompatible(message) => {
                         RPCError::Network(NetworkError::new(&std::io::Error::other(message)))
@@ -703,5 +709,43 @@ mod tests {
         };
         let sent = connection.append_entries(single, option).await;
         assert!(matches!(sent, Err(RPCError::Unreachable(_))), "{sent:?}");
+    }
+
+    /// Only a peer that cannot be connected to is Unreachable (openraft then pauses the stream
+    /// for 500 ms); a peer that takes the request and answers late is a plain network error,
+    /// which openraft retries at once.
+    #[tokio::test]
+    async fn a_late_answer_is_no_reason_to_pause_replication() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        // Accepts and holds the connection, never answering.
+        let silent = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.expect("accept");
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            drop(socket);
+        });
+        let mut connection = PeerConnection {
+            peers: PeerClient::new(Arc::new(RequestSigner::new("secret", "test")), PeerTransport::Plain)
+                .expect("client"),
+            target: 2,
+            addr: addr.to_string(),
+            leases: Arc::new(Leases::new(Duration::ZERO, Duration::ZERO, None)),
+            heartbeat_rejected: Arc::default(),
+            acknowledged: Acknowledged::default(),
+            notices: None,
+        };
+        let heartbeat = AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: None,
+            leader_commit: None,
+            entries: vec![entry(1, 10)],
+        };
+        let late = connection.append_entries(heartbeat.clone(), RPCOption::new(Duration::from_millis(200))).await;
+        assert!(matches!(late, Err(RPCError::Network(_))), "{late:?}");
+        silent.abort();
+
+        connection.addr = "127.0.0.1:9".into();
+        let refused = connection.append_entries(heartbeat, RPCOption::new(Duration::from_millis(200))).await;
+        assert!(matches!(refused, Err(RPCError::Unreachable(_))), "{refused:?}");
     }
 }

@@ -34,10 +34,10 @@ impl Gateway {
         &self,
         req: S3Request<GetObjectTaggingInput>,
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-        crate::versioning::refuse_version_id(req.input.version_id.as_deref())?;
-        let object = self.object(&req.input.bucket, &req.input.key).await?;
-        let tag_set = object.tags.into_iter().map(|(k, v)| Tag { key: Some(k), value: Some(v) }).collect();
-        Ok(S3Response::new(GetObjectTaggingOutput { tag_set, version_id: None }))
+        let input = req.input;
+        let found = self.version_for_read(&input.bucket, &input.key, input.version_id.as_deref()).await?;
+        let tag_set = found.meta.tags.into_iter().map(|(k, v)| Tag { key: Some(k), value: Some(v) }).collect();
+        Ok(S3Response::new(GetObjectTaggingOutput { tag_set, version_id: found.version_id }))
     }
 
     pub(crate) async fn delete_object_tagging_op(
@@ -56,8 +56,8 @@ impl Gateway {
         req: S3Request<GetObjectAttributesInput>,
     ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
         let input = req.input;
-        crate::versioning::refuse_version_id(input.version_id.as_deref())?;
-        let object = self.object(&input.bucket, &input.key).await?;
+        let found = self.version_for_read(&input.bucket, &input.key, input.version_id.as_deref()).await?;
+        let object = found.meta;
         let wants = |name: &str| input.object_attributes.iter().any(|a| a.as_str().eq_ignore_ascii_case(name));
         if input.object_attributes.is_empty() {
             return Err(s3_error!(InvalidArgument, "x-amz-object-attributes must name at least one attribute"));
@@ -96,6 +96,7 @@ impl Gateway {
             checksum: (wants("Checksum") && has_checksum).then_some(checksum),
             object_parts: parts,
             last_modified: Some(timestamp(object.last_modified)),
+            version_id: found.version_id,
             ..Default::default()
         }))
     }

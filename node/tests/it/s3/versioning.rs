@@ -181,11 +181,56 @@ async fn versions_delete_markers_and_version_deletes_across_regions() {
     let head = ok(clients[1].head_object().bucket(&bucket).key("k").version_id(&v1).send().await, "HeadObject v1");
     assert_eq!((head.version_id(), head.content_length()), (Some(v1.as_str()), Some(1000)), "HEAD ?versionId");
 
+    // A named version's tags and attributes are that version's, through any region.
+    let tags = ok(clients[0].get_object_tagging().bucket(&bucket).key("k").version_id(&v1).send().await, "tags of v1");
+    assert_eq!((tags.version_id(), tags.tag_set().len()), (Some(v1.as_str()), 0), "GetObjectTagging ?versionId");
+    let attributes = ok(
+        clients[2]
+            .get_object_attributes()
+            .bucket(&bucket)
+            .key("k")
+            .version_id(&v1)
+            .object_attributes(aws_sdk_s3::types::ObjectAttributes::ObjectSize)
+            .object_attributes(aws_sdk_s3::types::ObjectAttributes::Etag)
+            .send()
+            .await,
+        "attributes of v1",
+    );
+    assert_eq!(
+        (attributes.version_id(), attributes.object_size(), attributes.e_tag().map(|e| e.trim_matches('"'))),
+        (Some(v1.as_str()), Some(1000), Some(md5_hex(&one).as_str())),
+        "GetObjectAttributes ?versionId answers for v1, not the latest"
+    );
     expect_err(
-        clients[0].get_object_tagging().bucket(&bucket).key("k").version_id(&v1).send().await,
+        clients[1]
+            .get_object_attributes()
+            .bucket(&bucket)
+            .key("k")
+            .version_id("0".repeat(24))
+            .object_attributes(aws_sdk_s3::types::ObjectAttributes::ObjectSize)
+            .send()
+            .await,
+        404,
+        Some("NoSuchVersion"),
+        "attributes of a version that does not exist",
+    );
+    expect_err(
+        clients[0]
+            .put_object_tagging()
+            .bucket(&bucket)
+            .key("k")
+            .version_id(&v1)
+            .tagging(
+                aws_sdk_s3::types::Tagging::builder()
+                    .tag_set(aws_sdk_s3::types::Tag::builder().key("a").value("b").build().expect("tag"))
+                    .build()
+                    .expect("tagging"),
+            )
+            .send()
+            .await,
         501,
         Some("NotImplemented"),
-        "tagging of a named version is refused, not answered for the current one",
+        "changing a named version's tags is refused, not done to the current one",
     );
 
     // Attacks on the version id: unknown, malformed, another key's.

@@ -160,7 +160,7 @@ async fn a_leader_change_in_the_middle_of_a_snapshot_install_loses_nothing() {
     let client = cluster.node(leader).client();
     client.create_bucket().bucket("install").send().await.expect("create bucket");
     let body_of = |i: usize| {
-        if i % BLOB_EVERY == 0 { random_bytes(i as u64, 20_000) } else { format!("v{i}").into_bytes() }
+        if i.is_multiple_of(BLOB_EVERY) { random_bytes(i as u64, 20_000) } else { format!("v{i}").into_bytes() }
     };
     let pad = "m".repeat(LEADER_CHANGE_PAD);
     let started = Instant::now();

@@ -15,6 +15,7 @@ mod node;
 mod replication;
 mod scrub_cli;
 mod shutdown;
+mod store_recovery;
 mod tls;
 mod webhooks;
 mod workers;

@@ -98,6 +98,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(tls.clone().run_reload(shutdown.clone()));
+    tasks.spawn(crate::store_recovery::run(meta.clone(), shutdown.clone()));
     tasks.spawn(listeners::serve_axum(
         "internal",
         internal,

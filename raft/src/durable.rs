@@ -5,9 +5,15 @@
 //! asks the device to flush its write cache. That is not what we promise for an acknowledged
 //! write. So every flush is followed by `fdatasync` on our own handle of sled's data file:
 //! the data is already written back, and the sync adds the metadata and the cache flush.
+//!
+//! sled's own background flush is off: sled writes to disk only through [`DurableDb::flush`]
+//! (and when one of its IO buffers fills), which checks the space reserve first, so a data dir
+//! filling up between two checks meets sled far less often. When it does anyway (sled then
+//! fails every later write until it is reopened), the failure is recorded here and the node
+//! stops serving and reopens its store once space returns (`MetaStore::storage_failure`).
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::reserve::DiskReserve;
 
@@ -19,6 +25,9 @@ pub(crate) struct DurableDb {
     /// The data dir's space reserve: checked before every flush, so that sled never meets a
     /// full disk while the reserve could still make room (see `reserve`).
     reserve: Arc<DiskReserve>,
+    /// The first error a flush met: sled keeps failing after one (a global error until the
+    /// database is reopened), so the node must stop serving from it and reopen it.
+    failure: Arc<OnceLock<String>>,
 }
 
 impl DurableDb {
@@ -28,7 +37,7 @@ impl DurableDb {
         let reserve = DiskReserve::open(dir.parent().unwrap_or(dir))?;
         let db = Self::config(dir, cache_bytes).open()?;
         let file = std::fs::OpenOptions::new().read(true).open(dir.join("db"))?;
-        Ok(Self { db, file: Arc::new(file), reserve })
+        Ok(Self { db, file: Arc::new(file), reserve, failure: Arc::new(OnceLock::new()) })
     }
 
     /// The data dir's space reserve.
@@ -38,7 +47,13 @@ impl DurableDb {
 
     /// How every node opens its database, in one place so tests check what nodes run with.
     fn config(dir: &Path, cache_bytes: u64) -> sled::Config {
-        sled::Config::new().path(dir).cache_capacity(cache_bytes)
+        sled::Config::new().path(dir).cache_capacity(cache_bytes).flush_every_ms(None)
+    }
+
+    /// The first storage error a flush met, if any: from then on the database must not be
+    /// trusted to take writes until it is reopened.
+    pub(crate) fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
     }
 
     /// The database.
@@ -53,13 +68,20 @@ impl DurableDb {
     /// then need a second hand-off.
     pub(crate) async fn flush(&self) -> std::io::Result<()> {
         let (db, file, reserve) = (self.db.clone(), self.file.clone(), self.reserve.clone());
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             reserve.check();
             db.flush().map_err(std::io::Error::other)?;
             file.sync_data()
         })
         .await
-        .map_err(std::io::Error::other)?
+        .map_err(std::io::Error::other)
+        .flatten();
+        if let Err(e) = &result
+            && self.failure.set(e.to_string()).is_ok()
+        {
+            tracing::error!(error = %e, "the metadata store cannot write to its data dir; it stops serving until it is reopened");
+        }
+        result
     }
 }
 
@@ -72,6 +94,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = DurableDb::config(&dir.path().join("meta"), 24 << 20);
         assert_eq!(config.cache_capacity, 24 << 20, "sled's own default (1 GiB) must not apply");
+        assert_eq!(config.flush_every_ms, None, "sled must write only through DurableDb::flush");
         let db = DurableDb::open(&dir.path().join("meta"), 24 << 20).expect("open");
         db.db().insert(b"k", b"v".as_slice()).expect("insert");
     }

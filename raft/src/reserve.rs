@@ -13,7 +13,10 @@
 //! again and writes are taken again; no restart.
 //!
 //! The reserve only buys time: a node that keeps receiving log entries while its disk stays full
-//! eventually uses it up, and then sled fails as before.
+//! eventually uses it up (or a filler takes the last bytes between two checks), and then sled
+//! fails. That failure is not for good: the node then refuses every request and, once free space
+//! is back above [`RESTORE_BYTES`], reopens its store by running its own binary again
+//! (`MetaStore::storage_failure`, `node/src/store_recovery.rs`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -92,6 +95,11 @@ impl DiskReserve {
     /// Whether the node is low on space: new writes must be refused.
     pub(crate) fn is_low(&self) -> bool {
         self.low.load(Ordering::Acquire)
+    }
+
+    /// The free space of the data dir now.
+    pub(crate) fn available(&self) -> io::Result<u64> {
+        fs2::available_space(&self.dir)
     }
 
     /// Looks at the free space now; releases or restores the reserve when it crossed a mark.

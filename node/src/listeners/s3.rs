@@ -145,11 +145,22 @@ pub(crate) async fn serve(
             // Refused here rather than by s3s, which takes any expiry up to 136 years and has
             // no AWS error code for a malformed one.
             let expiry_problem = meridian_s3gw::presigned_expiry_problem(request.uri().query());
+            // A store that met a storage error takes no more entries: nothing it would answer
+            // can be trusted until it is reopened (`store_recovery`), whatever the read mode.
+            let store_failed = cors_gateway.meta().storage_failure();
             let is_head = request.method() == http::Method::HEAD;
             let (service, cors_gateway) = (service.clone(), cors_gateway.clone());
             async move {
                 let mut response = match (preflight, expiry_problem) {
                     (Some(answer), _) => answer,
+                    // The error itself is in the node's log (it is not XML-safe text).
+                    (None, _) if store_failed.is_some() => request_id::error_response(
+                        http::StatusCode::SERVICE_UNAVAILABLE,
+                        "ServiceUnavailable",
+                        "this node's metadata store stopped after a storage error (a full data dir?) and is \
+                         reopened once the data dir has room again; other nodes still serve",
+                        &request_id,
+                    ),
                     (None, Some(problem)) => request_id::error_response(
                         http::StatusCode::BAD_REQUEST,
                         "AuthorizationQueryParametersError",

@@ -25,6 +25,8 @@ impl MetaStore {
         &self,
         read: impl Fn(&MetaStore) -> Result<Option<T>, StoreError>,
     ) -> Result<Option<T>, ReadError> {
+        // Even a local read must not answer from a store that stopped taking entries.
+        self.refuse_if_failed().map_err(ReadError::Unconfirmed)?;
         if let Some(found) = read(self)? {
             return Ok(Some(found));
         }

@@ -273,6 +273,38 @@ impl MetaStore {
         self.inner.db.reserve().is_low()
     }
 
+    /// Why this node's metadata store cannot be trusted any more, if it cannot: a flush met a
+    /// storage error (sled then fails every later write until reopened), or Raft stopped on a
+    /// storage error (openraft does not restart it). From then on the node must serve nothing
+    /// from the store (its state may be stale: it no longer takes the leader's entries) and
+    /// reopen it; reads, lease renewals and the read barrier refuse meanwhile. `None` while the
+    /// store works, and after a plain shutdown.
+    pub fn storage_failure(&self) -> Option<String> {
+        if let Some(error) = self.inner.db.failure() {
+            return Some(format!("the metadata store cannot write to its data dir: {error}"));
+        }
+        match &self.inner.raft.metrics().borrow().running_state {
+            Ok(()) | Err(openraft::error::Fatal::Stopped) => None,
+            Err(fatal) => Some(format!("raft stopped: {fatal}")),
+        }
+    }
+
+    /// The free space of the data dir now, and how much it needs before the store may be
+    /// reopened after a storage failure (room for the space reserve and as much again, the mark
+    /// at which a node low on space takes writes again; see `reserve`).
+    pub fn space_to_reopen(&self) -> std::io::Result<(u64, u64)> {
+        let available = self.inner.db.reserve().available()?;
+        Ok((available, crate::reserve::RESTORE_BYTES))
+    }
+
+    /// The error a request gets while [`MetaStore::storage_failure`] says the store failed.
+    pub(crate) fn refuse_if_failed(&self) -> Result<(), ProposeError> {
+        match self.storage_failure() {
+            Some(why) => Err(ProposeError::Fatal(format!("{why}; this node reopens its store once space returns"))),
+            None => Ok(()),
+        }
+    }
+
     /// Signed calls to other nodes.
     pub fn peers(&self) -> &PeerClient {
         &self.inner.peers

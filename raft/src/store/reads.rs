@@ -191,6 +191,8 @@ impl MetaStore {
     /// Call it before answering "does not exist", so a write made through another node just
     /// before is never missed.
     pub async fn read_barrier(&self) -> Result<(), ProposeError> {
+        // A store that failed takes no more entries: whatever it has may be stale, lease or not.
+        self.refuse_if_failed()?;
         let timeout = self.inner.commit_timeout;
         if let Some((target, remaining)) = self.lease_read_target() {
             // Bounded by the lease: an entry a lagging holder keeps invisible is waited for at

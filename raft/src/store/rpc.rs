@@ -21,6 +21,17 @@ impl MetaStore {
         request: openraft::raft::InstallSnapshotRequest<crate::TypeConfig>,
     ) -> Result<openraft::raft::InstallSnapshotResponse<NodeId>, RaftError<NodeId, openraft::error::InstallSnapshotError>>
     {
+        // Rare (a region catching up from scratch) and worth seeing: an install cut short by a
+        // leader change shows here as chunks from one leader, then a fresh start from another.
+        tracing::info!(
+            leader = ?request.vote.leader_id().voted_for(),
+            term = request.vote.leader_id().get_term(),
+            snapshot = %request.meta.snapshot_id,
+            offset = request.offset,
+            bytes = request.data.len(),
+            done = request.done,
+            "snapshot chunk received"
+        );
         self.inner.raft.install_snapshot(request).await
     }
 

@@ -142,6 +142,11 @@ impl MetaStore {
     /// Renews this node's read lease: from its own quorum confirmation when it leads, from the
     /// leader otherwise. Failures just let the lease run out; reads then ask the leader.
     async fn renew_lease(&self) {
+        if self.storage_failure().is_some() {
+            // No lease for a node that no longer appends: the leader would hold its writes
+            // back for it, and it must not read under one anyway.
+            return;
+        }
         let (leader, term) = {
             let m = self.inner.raft.metrics().borrow().clone();
             (m.current_leader, m.current_term)

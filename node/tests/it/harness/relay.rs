@@ -20,6 +20,9 @@ use tokio::sync::watch;
 struct Shared {
     /// Requests (client-to-node reads) at least this large doom their connection; 0: not armed.
     doom_at: AtomicUsize,
+    /// Connections that have carried at least this many bytes from their client in all are
+    /// doomed too; 0: not armed (see [`CuttingRelay::arm_total`]).
+    doom_total: AtomicUsize,
     /// Connections doomed so far.
     doomed: AtomicUsize,
     /// Bytes of answers swallowed so far.
@@ -42,6 +45,7 @@ impl CuttingRelay {
         let listener = TcpListener::bind(listen).await.unwrap_or_else(|e| panic!("bind the relay on {listen}: {e}"));
         let shared = Arc::new(Shared {
             doom_at: AtomicUsize::new(0),
+            doom_total: AtomicUsize::new(0),
             doomed: AtomicUsize::new(0),
             swallowed: AtomicU64::new(0),
             cut: watch::channel(0).0,
@@ -63,6 +67,13 @@ impl CuttingRelay {
         self.shared.doom_at.store(bytes, Ordering::SeqCst);
     }
 
+    /// From now on, a connection that has carried at least `bytes` from its client in all (since
+    /// it opened) gets every answer swallowed: the mark for a large request whose single reads
+    /// look like smaller ones (a snapshot chunk of megabytes after AppendEntries of kilobytes).
+    pub fn arm_total(&self, bytes: usize) {
+        self.shared.doom_total.store(bytes, Ordering::SeqCst);
+    }
+
     /// Connections doomed so far, and answer bytes swallowed on them.
     pub fn doomed(&self) -> (usize, u64) {
         (self.shared.doomed.load(Ordering::SeqCst), self.shared.swallowed.load(Ordering::SeqCst))
@@ -72,6 +83,7 @@ impl CuttingRelay {
     /// end without an answer.
     pub fn cut(&self) {
         self.shared.doom_at.store(0, Ordering::SeqCst);
+        self.shared.doom_total.store(0, Ordering::SeqCst);
         self.shared.cut.send_modify(|generation| *generation += 1);
     }
 }
@@ -94,13 +106,17 @@ async fn relay_one(client: TcpStream, target: SocketAddr, shared: Arc<Shared>) {
         let (shared, doomed) = (shared.clone(), doomed.clone());
         async move {
             let mut buf = vec![0u8; 64 * 1024];
+            let mut carried = 0usize;
             loop {
                 let n = match client_read.read(&mut buf).await {
                     Ok(0) | Err(_) => return,
                     Ok(n) => n,
                 };
+                carried += n;
                 let doom_at = shared.doom_at.load(Ordering::SeqCst);
-                if doom_at > 0 && n >= doom_at && !doomed.swap(true, Ordering::SeqCst) {
+                let doom_total = shared.doom_total.load(Ordering::SeqCst);
+                let large = (doom_at > 0 && n >= doom_at) || (doom_total > 0 && carried >= doom_total);
+                if large && !doomed.swap(true, Ordering::SeqCst) {
                     shared.doomed.fetch_add(1, Ordering::SeqCst);
                 }
                 if server_write.write_all(&buf[..n]).await.is_err() {

@@ -75,6 +75,33 @@ impl SmallDisk {
         written
     }
 
+    /// Fills the file system like [`SmallDisk::fill`], then keeps taking every byte that comes
+    /// free (small writes, a few ms apart) until `stop` is set or `within` passed: the filler
+    /// that also eats the space reserve the node releases, so the node's store meets ENOSPC.
+    /// Runs on its own thread; join it (which closes the filler) before [`SmallDisk::drain`].
+    pub(crate) fn eat_in_background(
+        &self,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        within: std::time::Duration,
+    ) -> std::thread::JoinHandle<u64> {
+        let path = self.path.join(FILLER);
+        let mut written = self.fill();
+        std::thread::spawn(move || {
+            let Ok(mut file) = fs::OpenOptions::new().create(true).append(true).open(&path) else {
+                return written;
+            };
+            let chunk = vec![0x5a_u8; 4096];
+            let deadline = std::time::Instant::now() + within;
+            while !stop.load(std::sync::atomic::Ordering::Acquire) && std::time::Instant::now() < deadline {
+                match file.write(&chunk) {
+                    Ok(n) if n > 0 => written += n as u64,
+                    _ => std::thread::sleep(std::time::Duration::from_millis(2)),
+                }
+            }
+            written
+        })
+    }
+
     /// Deletes the filler: the space comes back.
     pub(crate) fn drain(&self) {
         let _ = fs::remove_file(self.path.join(FILLER));

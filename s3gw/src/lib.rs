@@ -20,6 +20,7 @@ mod housekeeping;
 mod ingest;
 mod listing;
 mod multipart;
+mod object_lock;
 mod objects;
 mod replica;
 mod scrub;

@@ -25,7 +25,7 @@ use crate::convert::{HeaderFields, declared_checksums, parse_tagging_header, set
 use crate::error;
 use crate::gateway::{Gateway, now_millis};
 use crate::ingest::{Declared, Ingested, ingest};
-use crate::objects::check_key;
+use crate::objects::{WriteOptions, check_key};
 
 /// Every part but the last must be at least this big.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -458,8 +458,15 @@ impl Gateway {
         let upload_id = Some(input.upload_id.clone());
         // A refused condition leaves the upload in place (the same entry would have removed
         // it), so the client may complete it again, as with AWS.
-        let version_id =
-            self.commit_new_version(&input.bucket, &input.key, meta, condition, upload_id, origin, None).await?;
+        let version_id = self
+            .commit_new_version(
+                &input.bucket,
+                &input.key,
+                meta,
+                WriteOptions { condition, completes_upload: upload_id, lock: None },
+                origin,
+            )
+            .await?;
         tracing::info!(bucket = %input.bucket, key = %input.key, size, parts = chosen.len(), "multipart upload completed");
         let mut output = CompleteMultipartUploadOutput {
             location: Some(format!("/{}/{}", input.bucket, input.key)),

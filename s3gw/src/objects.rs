@@ -54,6 +54,17 @@ pub(crate) fn write_condition(
     }
 }
 
+/// How a new version is written, beside its metadata.
+#[derive(Default)]
+pub(crate) struct WriteOptions {
+    /// The write's precondition (`If-Match`, `If-None-Match`).
+    pub(crate) condition: WriteCondition,
+    /// The multipart upload it completes, if any.
+    pub(crate) completes_upload: Option<String>,
+    /// The Object Lock its request asked for, if any.
+    pub(crate) lock: Option<VersionLock>,
+}
+
 /// The fields GET and HEAD share, from a stored version.
 struct Described {
     e_tag: ETag,
@@ -69,13 +80,12 @@ impl Gateway {
         bucket: &str,
         key: &str,
         meta: ObjectMeta,
-        condition: WriteCondition,
-        completes_upload: Option<String>,
+        how: WriteOptions,
         origin: Origin,
-        lock: Option<VersionLock>,
     ) -> S3Result<Option<String>> {
         let blob = meta.blob.clone();
         let at = meta.last_modified;
+        let WriteOptions { condition, completes_upload, lock } = how;
         let put =
             Command::PutObject { bucket: bucket.to_owned(), key: key.to_owned(), meta, condition, completes_upload };
         let command = with_lock(put, lock).attributed_from(origin.actor, at, origin.client);
@@ -161,8 +171,15 @@ impl Gateway {
         };
         meta.tags = tags;
         meta.checksums.clone_from(&checksums);
-        let version_id =
-            self.commit_new_version(&input.bucket, &input.key, meta, condition, None, origin, lock).await?;
+        let version_id = self
+            .commit_new_version(
+                &input.bucket,
+                &input.key,
+                meta,
+                WriteOptions { condition, completes_upload: None, lock },
+                origin,
+            )
+            .await?;
         tracing::debug!(bucket = %input.bucket, key = %input.key, size, version = ?version_id, "object stored");
         let mut output = PutObjectOutput {
             e_tag: Some(ETag::Strong(etag)),
@@ -551,8 +568,9 @@ impl Gateway {
         meta.checksums = source.checksums.clone();
         meta.parts = source.parts.clone();
         let last_modified = meta.last_modified;
-        let version_id =
-            self.commit_new_version(&input.bucket, &input.key, meta, WriteCondition::None, None, origin, lock).await?;
+        let version_id = self
+            .commit_new_version(&input.bucket, &input.key, meta, WriteOptions { lock, ..Default::default() }, origin)
+            .await?;
         Ok(S3Response::new(CopyObjectOutput {
             version_id,
             copy_source_version_id: source_version_id,

@@ -193,10 +193,10 @@ impl Changes<'_> {
         now: UnixMillis,
         bypass_governance: bool,
     ) -> Result<CommandOutcome, StoreError> {
-        if let Some(lock) = self.tables.version_lock(bucket, key, version_id)? {
-            if lock.protects(now, bypass_governance) {
-                return Ok(Rejected(Rejection::ObjectLocked));
-            }
+        if let Some(lock) = self.tables.version_lock(bucket, key, version_id)?
+            && lock.protects(now, bypass_governance)
+        {
+            return Ok(Rejected(Rejection::ObjectLocked));
         }
         let outcome = self.delete_version(bucket, key, version_id)?;
         if matches!(&outcome, CommandOutcome::Versions(v) if !v.is_empty()) {

@@ -131,7 +131,7 @@ async fn lock_configuration_defaults_and_bad_requests_as_aws_answers_them() {
     let read = ok(clients[0].get_object_lock_configuration().bucket(&bucket).send().await, "read back");
     let default = read.object_lock_configuration().and_then(|c| c.rule()).and_then(|r| r.default_retention());
     assert_eq!(default.and_then(|d| d.mode()), Some(&ObjectLockRetentionMode::Governance));
-    assert_eq!(default.and_then(|d| d.days()), Some(1));
+    assert_eq!(default.and_then(aws_sdk_s3::types::DefaultRetention::days), Some(1));
     let before = now_ms();
     let written = ok(
         clients[2].put_object().bucket(&bucket).key("default").body(ByteStream::from_static(b"d")).send().await,
@@ -257,7 +257,7 @@ async fn lock_configuration_defaults_and_bad_requests_as_aws_answers_them() {
         "GetObjectRetention of a version without retention",
     );
     expect_err(
-        clients[0].get_object_lock_configuration().bucket(&unique_bucket("olnone")).send().await,
+        clients[0].get_object_lock_configuration().bucket(unique_bucket("olnone")).send().await,
         404,
         Some("NoSuchBucket"),
         "the lock configuration of a missing bucket",

@@ -45,6 +45,7 @@ mod share_page;
 mod shares;
 pub mod tls_status;
 mod uploads;
+mod versions_api;
 
 pub use api_auth::{ApiCaller, ServiceToken};
 pub use attempts::AttemptLimits;
@@ -52,6 +53,7 @@ pub use error::ApiError;
 pub use identity::sync::run_user_sync;
 pub use identity::{IdentityError, IdentitySettings, SignedInUser};
 pub use share_page::ShareSettings;
+pub use versions_api::{RestoreFailure, RestoreFuture, VersionRestorer};
 
 /// What the web handlers share.
 #[derive(Clone)]
@@ -85,6 +87,9 @@ pub struct WebState {
     /// The node's certificates and TLS refusals, for `/api/v1/cluster` and `/metrics`; `None`
     /// leaves them out.
     tls: Option<std::sync::Arc<dyn tls_status::TlsStatusSource>>,
+    /// Writes restored versions (the node's S3 gateway, which holds the bytes); `None`: the
+    /// restore answers 503.
+    restorer: Option<std::sync::Arc<dyn versions_api::VersionRestorer>>,
 }
 
 impl WebState {
@@ -103,6 +108,7 @@ impl WebState {
             share_links: std::sync::Arc::new(share_page::ShareLinks::new(ShareSettings::default())),
             status_open: false,
             tls: None,
+            restorer: None,
         }
     }
 
@@ -157,6 +163,13 @@ impl WebState {
         self
     }
 
+    /// Lets the panel restore older versions of files through `restorer`.
+    #[must_use]
+    pub fn with_version_restorer(mut self, restorer: std::sync::Arc<dyn VersionRestorer>) -> Self {
+        self.restorer = Some(restorer);
+        self
+    }
+
     /// Enables sign-in through the cinema's Auth service.
     pub fn with_identity(mut self, settings: IdentitySettings) -> Result<Self, IdentityError> {
         self.identity = Some(std::sync::Arc::new(identity::Identity::new(settings)?));
@@ -174,6 +187,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/files", get(files_api::list))
         .route("/api/v1/files/{bucket}/{*key}", get(downloads::file).delete(files_api::delete))
         .route("/api/v1/buckets", post(files_api::create_bucket))
+        .route("/api/v1/versions/{bucket}/{*key}", get(versions_api::list).post(versions_api::restore))
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/events", get(events::events))
         .route(placement::ROUTE, get(placement::placement))

@@ -13,6 +13,7 @@ mod load;
 mod load_exchange;
 mod node;
 mod replication;
+mod restorer;
 mod scrub_cli;
 mod shutdown;
 mod store_recovery;

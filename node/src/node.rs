@@ -91,7 +91,8 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     .with_service_tokens(config.api.service_tokens())
     .with_share_settings(config.shares.settings())
     .with_open_status(config.api.status_open(&region.web))
-    .with_tls_status(tls.clone());
+    .with_tls_status(tls.clone())
+    .with_version_restorer(Arc::new(crate::restorer::GatewayRestorer(gateway.clone())));
     if let Some(auth) = &config.auth {
         web_state = web_state.with_identity(auth.identity_settings(&config.base_dir)?).context("[auth]")?;
     }

@@ -10,6 +10,7 @@ use crate::model::{
     AccessKey, Bucket, KeyOwner, MultipartUpload, ObjectMeta, Share, UnixMillis, UserProfile, VersioningState,
 };
 use crate::node_id::NodeId;
+use crate::object_lock::{BucketObjectLock, Retention, VersionLock};
 
 /// A change to the placement database. Every decision that depends on current state (does the
 /// bucket exist, is it empty, does the ETag match) is taken while applying, so it is the same
@@ -275,6 +276,73 @@ pub enum Command {
         /// The version id (valid shape, checked by the gateway).
         version_id: String,
     },
+    /// CreateBucket with `x-amz-bucket-object-lock-enabled: true`: the bucket, its versioning
+    /// enabled and its Object Lock configuration (no default retention) in one step, so a
+    /// refused creation (the name is taken) changes nothing of the existing bucket. Format 2.
+    CreateBucketWithObjectLock(Bucket),
+    /// Set a bucket's Object Lock configuration (PutObjectLockConfiguration): enables lock on a
+    /// bucket whose versioning is enabled (else `InvalidBucketState`), or replaces its default
+    /// retention. Format 2.
+    PutObjectLockConfiguration {
+        /// Bucket name.
+        bucket: String,
+        /// The configuration.
+        config: BucketObjectLock,
+    },
+    /// A write (`PutObject`) or an upload start (`CreateUpload`) with the lock headers of its
+    /// request: the version it makes gets `lock` (an upload keeps it for the version its
+    /// completion makes). Refused (`ObjectLockNotEnabled`) in a bucket without Object Lock.
+    /// Format 2; it wraps the command inside any `Attributed` envelope, never one.
+    WithObjectLock {
+        /// The lock asked for (a retention without one falls back to the bucket's default).
+        lock: VersionLock,
+        /// The write.
+        command: Box<Command>,
+    },
+    /// Set or remove a version's retention (PutObjectRetention), judged against its current
+    /// retention at `now` (see `object_lock::retention_change_allowed`): refused with
+    /// `ObjectLocked`. Unknown version: `NoSuchKey`. Format 2.
+    PutObjectRetention {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The version (the gateway resolves "the latest" to its id).
+        version_id: String,
+        /// The new retention; `None` removes it.
+        retention: Option<Retention>,
+        /// The request's time on the proposer's clock: apply never reads a clock.
+        now: UnixMillis,
+        /// Whether the request bypasses GOVERNANCE (set only for keys allowed to).
+        bypass_governance: bool,
+    },
+    /// Put a legal hold on a version or lift it (PutObjectLegalHold). Unknown version:
+    /// `NoSuchKey`; a bucket without lock: `ObjectLockNotEnabled`. Format 2.
+    PutObjectLegalHold {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The version (resolved by the gateway).
+        version_id: String,
+        /// Whether the hold is on.
+        on: bool,
+    },
+    /// [`Command::DeleteVersion`] judged against the version's lock at `now`: a version under
+    /// a legal hold or an unexpired retention (GOVERNANCE without the bypass) is refused with
+    /// `ObjectLocked`, on every replica alike. Format 2.
+    DeleteVersionAt {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The version id (valid shape, checked by the gateway).
+        version_id: String,
+        /// The request's time on the proposer's clock.
+        now: UnixMillis,
+        /// Whether the request bypasses GOVERNANCE (set only for keys allowed to).
+        bypass_governance: bool,
+    },
 }
 
 impl Command {
@@ -282,7 +350,9 @@ impl Command {
     pub(crate) fn inline_bytes(&self) -> usize {
         match self {
             Self::PutObject { meta, .. } => meta.inline.as_ref().map_or(0, Vec::len),
-            Self::Attributed { command, .. } | Self::AttributedFrom { command, .. } => command.inline_bytes(),
+            Self::Attributed { command, .. }
+            | Self::AttributedFrom { command, .. }
+            | Self::WithObjectLock { command, .. } => command.inline_bytes(),
             Self::Batch(commands) => commands.iter().map(Self::inline_bytes).sum(),
             _ => 0,
         }
@@ -369,6 +439,17 @@ pub enum Rejection {
     /// A write condition did not hold.
     #[error("at least one of the preconditions did not hold")]
     PreconditionFailed,
+    /// The version is protected by Object Lock (retention or legal hold). Only the answer to
+    /// commands of format 2, like the two below, so no node of the previous release receives it.
+    #[error("the object version is protected by Object Lock")]
+    ObjectLocked,
+    /// The bucket's state does not allow the change (lock without versioning enabled,
+    /// suspending versioning of a bucket with lock).
+    #[error("the bucket's state does not allow this operation")]
+    InvalidBucketState,
+    /// Object Lock settings on a bucket without Object Lock.
+    #[error("the bucket does not have Object Lock enabled")]
+    ObjectLockNotEnabled,
 }
 
 crate::codec::record! { Command => "command", CommandOutcome => "command outcome" }
@@ -424,10 +505,39 @@ mod tests {
             Command::DeleteBucketCors { bucket: "b".into() },
             Command::PutBucketVersioning { bucket: "b".into(), state: crate::model::VersioningState::Enabled },
             Command::DeleteVersion { bucket: "b".into(), key: "k".into(), version_id: "v".into() },
+            Command::CreateBucketWithObjectLock(crate::model::Bucket {
+                name: "b".into(),
+                created: 0,
+                region: "r".into(),
+            }),
+            Command::PutObjectLockConfiguration { bucket: "b".into(), config: BucketObjectLock::default() },
+            Command::WithObjectLock {
+                lock: VersionLock::default(),
+                command: Box::new(Command::DeleteBucket { name: "b".into() }),
+            },
+            Command::PutObjectRetention {
+                bucket: "b".into(),
+                key: "k".into(),
+                version_id: "v".into(),
+                retention: None,
+                now: 0,
+                bypass_governance: false,
+            },
+            Command::PutObjectLegalHold { bucket: "b".into(), key: "k".into(), version_id: "v".into(), on: true },
+            Command::DeleteVersionAt {
+                bucket: "b".into(),
+                key: "k".into(),
+                version_id: "v".into(),
+                now: 0,
+                bypass_governance: false,
+            },
         ];
         for (command, index) in format_2.iter().zip(25u8..) {
             assert_eq!(crate::codec::encode_body(command).expect("encodes")[0], index, "{command:?}");
         }
+        // Object Lock's rejections come after the older ones.
+        let locked = CommandOutcome::Rejected(Rejection::ObjectLocked);
+        assert_eq!(crate::codec::encode_body(&locked).expect("encodes"), [2, 6]);
         let plain = Command::DeleteBucket { name: "b".into() }.attributed_from(None, 5, None);
         assert!(matches!(plain, Command::Attributed { .. }), "no address: the plain envelope");
     }

@@ -32,6 +32,7 @@ mod log_store;
 pub mod model;
 pub mod network;
 mod node_id;
+mod object_lock;
 pub mod protocol;
 mod reserve;
 pub mod signing;
@@ -54,6 +55,10 @@ pub use follower_clocks::{FollowerClock, LeaderClockStatus};
 pub use history::{EventRetention, EventsError, TrimTarget};
 pub use lease::{LeaseGrant, LeaseRequest};
 pub use node_id::{NodeId, RegionNode};
+pub use object_lock::{
+    BucketObjectLock, DefaultRetention, Retention, RetentionMode, RetentionPeriod, VersionLock,
+    retention_change_allowed,
+};
 pub use store::{
     ClockDriftStatus, ClusterStatus, Leadership, MemberStatus, MetaStore, RaftTiming, ReadError, StoreConfig,
 };

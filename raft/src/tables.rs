@@ -27,6 +27,9 @@
 //! | `y/` | bucket | [`VersioningState`] of a bucket ever versioned (format 2) |
 //! | `q/` | bucket `/` key | [`LatestVersion`]: the latest version of a key written while versioned (format 2) |
 //! | `r/` | bucket `/` key `NUL` sort | [`ObjectVersion`]: non-current versions and delete markers, newest first (format 2) |
+//! | `ol/` | bucket | [`BucketObjectLock`]: the bucket has Object Lock, with its default retention (format 2) |
+//! | `lv/` | bucket `/` key `NUL` version id | [`VersionLock`]: a version's retention and legal hold (format 2) |
+//! | `lu/` | upload id | [`VersionLock`] the version a multipart upload completes will get (format 2) |
 
 use std::ops::Bound;
 
@@ -40,6 +43,7 @@ use crate::model::{
     ObjectMetaHead, ObjectVersion, Share, ShareAudience, User, VersioningState, WorkItem,
 };
 use crate::node_id::{NodeId, RegionNode};
+use crate::object_lock::{BucketObjectLock, VersionLock};
 
 pub(crate) const BUCKET: &[u8] = b"b/";
 pub(crate) const OBJECT: &[u8] = b"o/";
@@ -76,6 +80,21 @@ pub(crate) const VERSIONING: &[u8] = b"y/";
 pub(crate) const LATEST: &[u8] = b"q/";
 /// `r/BUCKET/KEY NUL SORT`: an [`ObjectVersion`] that is not in `o/` (see [`version_key`]).
 pub(crate) const VERSION: &[u8] = b"r/";
+/// `ol/BUCKET`: the bucket's [`BucketObjectLock`] (present: Object Lock enabled, for good).
+pub(crate) const OBJECT_LOCK: &[u8] = b"ol/";
+/// `lv/BUCKET/KEY NUL ID`: the [`VersionLock`] of version ID (see [`version_lock_key`]).
+pub(crate) const VERSION_LOCK: &[u8] = b"lv/";
+/// `lu/UPLOAD`: the [`VersionLock`] asked for when the multipart upload was created.
+pub(crate) const UPLOAD_LOCK: &[u8] = b"lu/";
+
+/// `lv/bucket/key NUL id`: a NUL before the id, as in `r/` keys, since a key may hold `/`.
+pub(crate) fn version_lock_key(bucket: &str, key: &str, version_id: &str) -> Vec<u8> {
+    let mut out = record_key(VERSION_LOCK, &[bucket, key]);
+    out.push(0);
+    out.extend_from_slice(version_id.as_bytes());
+    out
+}
+
 /// Length of a version sort key (and of a version id): 16 hex digits of the inverted log index,
 /// 8 of the inverted position within the entry.
 pub(crate) const SORT_LEN: usize = 24;
@@ -199,6 +218,27 @@ impl Tables {
             return Ok(None);
         }
         self.get(&record_key(CORS, &[bucket]))
+    }
+
+    /// A bucket's Object Lock configuration; `None`: lock is not enabled on it.
+    pub(crate) fn object_lock(&self, bucket: &str) -> Result<Option<BucketObjectLock>, StoreError> {
+        if !addressable(bucket) {
+            return Ok(None);
+        }
+        self.get(&record_key(OBJECT_LOCK, &[bucket]))
+    }
+
+    /// The lock of version `version_id` of `bucket/key`, if it has one.
+    pub(crate) fn version_lock(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<VersionLock>, StoreError> {
+        if !addressable(bucket) {
+            return Ok(None);
+        }
+        self.get(&version_lock_key(bucket, key, version_id))
     }
 
     /// The bucket's versioning state; `None` for a bucket never versioned.

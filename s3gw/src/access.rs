@@ -106,7 +106,13 @@ enum Need {
 fn need(op: &str) -> Need {
     match op {
         "ListBuckets" | "CreateBucket" => Need::Nothing,
-        "GetObject" | "HeadObject" | "GetObjectTagging" | "GetObjectAttributes" | "ListParts" => Need::ReadObject,
+        "GetObject"
+        | "HeadObject"
+        | "GetObjectTagging"
+        | "GetObjectAttributes"
+        | "ListParts"
+        | "GetObjectRetention"
+        | "GetObjectLegalHold" => Need::ReadObject,
         "PutObject"
         | "CopyObject"
         | "CreateMultipartUpload"
@@ -115,7 +121,9 @@ fn need(op: &str) -> Need {
         | "CompleteMultipartUpload"
         | "AbortMultipartUpload"
         | "PutObjectTagging"
-        | "DeleteObjectTagging" => Need::WriteObject,
+        | "DeleteObjectTagging"
+        | "PutObjectRetention"
+        | "PutObjectLegalHold" => Need::WriteObject,
         "DeleteObject" => Need::OwnObject,
         "ListObjects"
         | "ListObjectsV2"
@@ -129,7 +137,9 @@ fn need(op: &str) -> Need {
         | "GetBucketCors"
         | "DeleteBucketCors"
         | "PutBucketVersioning"
-        | "GetBucketVersioning" => Need::OwnBucket,
+        | "GetBucketVersioning"
+        | "PutObjectLockConfiguration"
+        | "GetObjectLockConfiguration" => Need::OwnBucket,
         _ => Need::Refused,
     }
 }

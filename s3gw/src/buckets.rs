@@ -25,13 +25,22 @@ impl Gateway {
             return Err(s3_error!(InvalidBucketName));
         }
         let bucket = Bucket { name: name.clone(), created: now_millis(), region: self.region.clone() };
-        match self.commit_as(origin, Command::CreateBucket(bucket)).await {
+        let command = if req.input.object_lock_enabled_for_bucket == Some(true) {
+            // Lock's records are format 2: a node of the previous release must not receive them.
+            if !self.meta.versioning_available() {
+                return Err(crate::versioning::upgrading());
+            }
+            Command::CreateBucketWithObjectLock(bucket)
+        } else {
+            Command::CreateBucket(bucket)
+        };
+        match self.commit_as(origin, command).await {
             Err(e) if *e.code() == S3ErrorCode::BucketAlreadyOwnedByYou => {
                 return Err(self.taken_bucket_error(req.extensions.get::<KeyScope>(), &name, e));
             }
             result => result?,
         };
-        tracing::info!(bucket = %name, "bucket created");
+        tracing::info!(bucket = %name, object_lock = req.input.object_lock_enabled_for_bucket == Some(true), "bucket created");
         Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
     }
 

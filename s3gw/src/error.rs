@@ -74,6 +74,9 @@ pub(crate) fn rejected(rejection: Rejection) -> S3Error {
         Rejection::NoSuchKey => S3ErrorCode::NoSuchKey,
         Rejection::NoSuchUpload => S3ErrorCode::NoSuchUpload,
         Rejection::PreconditionFailed => S3ErrorCode::PreconditionFailed,
+        Rejection::ObjectLocked => return crate::object_lock::locked_error(),
+        Rejection::InvalidBucketState => S3ErrorCode::InvalidBucketState,
+        Rejection::ObjectLockNotEnabled => return crate::object_lock::missing_lock_configuration(),
     };
     S3Error::with_message(code, rejection.to_string())
 }

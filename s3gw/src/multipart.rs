@@ -25,7 +25,7 @@ use crate::convert::{HeaderFields, declared_checksums, parse_tagging_header, set
 use crate::error;
 use crate::gateway::{Gateway, now_millis};
 use crate::ingest::{Declared, Ingested, ingest};
-use crate::objects::check_key;
+use crate::objects::{WriteOptions, check_key};
 
 /// Every part but the last must be at least this big.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -163,6 +163,12 @@ impl Gateway {
         {
             return Err(s3_error!(InvalidRequest, "unsupported checksum algorithm {}", algorithm.as_str()));
         }
+        let lock = crate::object_lock::lock_from_headers(
+            input.object_lock_mode.as_ref(),
+            input.object_lock_retain_until_date.as_ref(),
+            input.object_lock_legal_hold_status.as_ref(),
+        )?;
+        self.check_lock_request(&input.bucket, lock.as_ref())?;
         let upload = MultipartUpload {
             id: new_id(),
             bucket: input.bucket.clone(),
@@ -185,7 +191,7 @@ impl Gateway {
         let dir = self.blobs.upload_dir(&upload.id).map_err(error::internal)?;
         tokio::fs::create_dir_all(&dir).await.map_err(error::internal)?;
         let id = upload.id.clone();
-        self.commit(Command::CreateUpload(upload)).await?;
+        self.commit(crate::object_lock::with_lock(Command::CreateUpload(upload), lock)).await?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
@@ -452,7 +458,15 @@ impl Gateway {
         let upload_id = Some(input.upload_id.clone());
         // A refused condition leaves the upload in place (the same entry would have removed
         // it), so the client may complete it again, as with AWS.
-        let version_id = self.commit_new_version(&input.bucket, &input.key, meta, condition, upload_id, origin).await?;
+        let version_id = self
+            .commit_new_version(
+                &input.bucket,
+                &input.key,
+                meta,
+                WriteOptions { condition, completes_upload: upload_id, lock: None },
+                origin,
+            )
+            .await?;
         tracing::info!(bucket = %input.bucket, key = %input.key, size, parts = chosen.len(), "multipart upload completed");
         let mut output = CompleteMultipartUploadOutput {
             location: Some(format!("/{}/{}", input.bucket, input.key)),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use meridian_raft::WriteCondition;
 use meridian_raft::model::{ContentHeaders, ObjectMeta};
-use meridian_raft::{Command, CommandOutcome};
+use meridian_raft::{Command, CommandOutcome, VersionLock};
 use s3s::dto::{
     CopyObjectInput, CopyObjectOutput, CopyObjectResult, CopySource, DeleteObjectInput, DeleteObjectOutput,
     DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, ETag, ETagCondition, GetObjectInput, GetObjectOutput,
@@ -20,6 +20,7 @@ use crate::convert::{HeaderFields, declared_checksums, parse_tagging_header, set
 use crate::error;
 use crate::gateway::{Gateway, Origin, now_millis};
 use crate::ingest::{Declared, Received, ingest};
+use crate::object_lock::{lock_from_headers, with_lock};
 use crate::versioning::{check_version_id, touched, upgrading};
 
 /// S3's limit on key length, in bytes of UTF-8.
@@ -53,6 +54,17 @@ pub(crate) fn write_condition(
     }
 }
 
+/// How a new version is written, beside its metadata.
+#[derive(Default)]
+pub(crate) struct WriteOptions {
+    /// The write's precondition (`If-Match`, `If-None-Match`).
+    pub(crate) condition: WriteCondition,
+    /// The multipart upload it completes, if any.
+    pub(crate) completes_upload: Option<String>,
+    /// The Object Lock its request asked for, if any.
+    pub(crate) lock: Option<VersionLock>,
+}
+
 /// The fields GET and HEAD share, from a stored version.
 struct Described {
     e_tag: ETag,
@@ -68,15 +80,15 @@ impl Gateway {
         bucket: &str,
         key: &str,
         meta: ObjectMeta,
-        condition: WriteCondition,
-        completes_upload: Option<String>,
+        how: WriteOptions,
         origin: Origin,
     ) -> S3Result<Option<String>> {
         let blob = meta.blob.clone();
         let at = meta.last_modified;
-        let command =
-            Command::PutObject { bucket: bucket.to_owned(), key: key.to_owned(), meta, condition, completes_upload }
-                .attributed_from(origin.actor, at, origin.client);
+        let WriteOptions { condition, completes_upload, lock } = how;
+        let put =
+            Command::PutObject { bucket: bucket.to_owned(), key: key.to_owned(), meta, condition, completes_upload };
+        let command = with_lock(put, lock).attributed_from(origin.actor, at, origin.client);
         match self.meta.propose(command).await {
             Ok(CommandOutcome::Rejected(rejection)) => {
                 if blob.is_empty() {
@@ -117,6 +129,12 @@ impl Gateway {
         check_key(&input.key)?;
         self.bucket_for_write(&input.bucket).await?;
         let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+        let lock = lock_from_headers(
+            input.object_lock_mode.as_ref(),
+            input.object_lock_retain_until_date.as_ref(),
+            input.object_lock_legal_hold_status.as_ref(),
+        )?;
+        self.check_lock_request(&input.bucket, lock.as_ref())?;
         let tags = input.tagging.as_deref().map(parse_tagging_header).transpose()?.unwrap_or_default();
         let declared = Declared {
             content_md5: input.content_md5,
@@ -153,7 +171,15 @@ impl Gateway {
         };
         meta.tags = tags;
         meta.checksums.clone_from(&checksums);
-        let version_id = self.commit_new_version(&input.bucket, &input.key, meta, condition, None, origin).await?;
+        let version_id = self
+            .commit_new_version(
+                &input.bucket,
+                &input.key,
+                meta,
+                WriteOptions { condition, completes_upload: None, lock },
+                origin,
+            )
+            .await?;
         tracing::debug!(bucket = %input.bucket, key = %input.key, size, version = ?version_id, "object stored");
         let mut output = PutObjectOutput {
             e_tag: Some(ETag::Strong(etag)),
@@ -230,7 +256,8 @@ impl Gateway {
                 let bytes =
                     Bytes::copy_from_slice(inline.get(start as usize..(start + len) as usize).unwrap_or_default());
                 let body = StreamingBlob::from(s3s::Body::from(bytes));
-                return Ok(self.get_output(input, &object, version_id, range, len, body));
+                let output = self.get_output(input, &object, version_id, range, len, body);
+                return self.with_lock_headers(input, output);
             }
             let body = match self.blobs.open(&object.blob).await.map_err(error::internal)? {
                 Some(mut file) => {
@@ -252,8 +279,22 @@ impl Gateway {
                 // Known here but not held yet: stream it from a node that holds it.
                 None => self.stream_from_holder(&object, start..start + len).await?,
             };
-            return Ok(self.get_output(input, &object, version_id, range, len, body));
+            let output = self.get_output(input, &object, version_id, range, len, body);
+            return self.with_lock_headers(input, output);
         }
+    }
+
+    /// Adds the version's Object Lock headers to a GET's answer.
+    fn with_lock_headers(
+        &self,
+        input: &GetObjectInput,
+        mut response: S3Response<GetObjectOutput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let lock = self.lock_headers(&input.bucket, &input.key, response.output.version_id.as_deref())?;
+        response.output.object_lock_mode = lock.mode;
+        response.output.object_lock_retain_until_date = lock.until;
+        response.output.object_lock_legal_hold_status = lock.legal_hold;
+        Ok(response)
     }
 
     /// The GetObject response for a body of `len` bytes.
@@ -344,6 +385,10 @@ impl Gateway {
             set_checksums!(output, &object.checksums);
             output.checksum_type = crate::composite::checksum_type(&object.checksums);
         }
+        let lock = self.lock_headers(&input.bucket, &input.key, output.version_id.as_deref())?;
+        output.object_lock_mode = lock.mode;
+        output.object_lock_retain_until_date = lock.until;
+        output.object_lock_legal_hold_status = lock.legal_hold;
         Ok(no_sniff(S3Response::new(output)))
     }
 
@@ -352,17 +397,19 @@ impl Gateway {
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let origin = self.origin_of(&req);
+        let scope = req.extensions.get::<crate::access::KeyScope>().cloned();
         let input = req.input;
         self.bucket_for_write(&input.bucket).await?;
+        let bypass = self.governance_bypass(input.bypass_governance_retention, scope.as_ref(), &input.bucket)?;
         let command = match input.version_id {
             Some(version_id) => match self.version_delete(&input.bucket, &version_id).await? {
-                VersionDelete::Versioned => Command::DeleteVersion { bucket: input.bucket, key: input.key, version_id },
+                VersionDelete::Versioned => self.locked_version_delete(input.bucket, input.key, version_id, bypass)?,
                 VersionDelete::Plain => Command::DeleteObjects { bucket: input.bucket, keys: vec![input.key] },
             },
             None => Command::DeleteObjects { bucket: input.bucket, keys: vec![input.key] },
         };
         let asked_version = match &command {
-            Command::DeleteVersion { version_id, .. } => Some(version_id.clone()),
+            Command::DeleteVersionAt { version_id, .. } => Some(version_id.clone()),
             _ => None,
         };
         let outcome = self.commit_as(origin, command).await?;
@@ -383,8 +430,10 @@ impl Gateway {
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let origin = self.origin_of(&req);
+        let scope = req.extensions.get::<crate::access::KeyScope>().cloned();
         let input = req.input;
         self.bucket_for_write(&input.bucket).await?;
+        let bypass = self.governance_bypass(input.bypass_governance_retention, scope.as_ref(), &input.bucket)?;
         if input.delete.objects.len() > 1000 {
             return Err(s3_error!(MalformedXML, "at most 1000 keys can be deleted in one request"));
         }
@@ -416,13 +465,25 @@ impl Gateway {
                 _ => deleted.extend(keys.into_iter().map(|key| DeletedObject { key: Some(key), ..Default::default() })),
             }
         }
+        let mut errors = Vec::new();
         for (key, version_id) in versions {
-            let command = Command::DeleteVersion {
-                bucket: input.bucket.clone(),
-                key: key.clone(),
-                version_id: version_id.clone(),
+            let command =
+                match self.locked_version_delete(input.bucket.clone(), key.clone(), version_id.clone(), bypass) {
+                    Ok(command) => command,
+                    Err(e) => {
+                        errors.push(entry_error(&key, &version_id, &e));
+                        continue;
+                    }
+                };
+            let outcome = match self.commit_as(origin.clone(), command).await {
+                Ok(outcome) => outcome,
+                // A lock refuses this entry alone, as S3 reports it.
+                Err(e) if *e.code() == S3ErrorCode::AccessDenied => {
+                    errors.push(entry_error(&key, &version_id, &e));
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
-            let outcome = self.commit_as(origin.clone(), command).await?;
             let marker = touched(&outcome).is_some_and(|v| v.delete_marker);
             deleted.push(DeletedObject {
                 key: Some(key),
@@ -435,11 +496,7 @@ impl Gateway {
         if input.delete.quiet.unwrap_or(false) {
             deleted.clear();
         }
-        Ok(S3Response::new(DeleteObjectsOutput {
-            deleted: Some(deleted),
-            errors: Some(Vec::new()),
-            ..Default::default()
-        }))
+        Ok(S3Response::new(DeleteObjectsOutput { deleted: Some(deleted), errors: Some(errors), ..Default::default() }))
     }
 
     pub(crate) async fn copy_object_op(
@@ -458,6 +515,14 @@ impl Gateway {
         let source = found.meta;
         copy_source_preconditions!(input).check_copy_source(&source)?;
         self.bucket_for_write(&input.bucket).await?;
+        // A copy gets the lock its own request asks for (or the bucket's default), never the
+        // source's, as on S3.
+        let lock = lock_from_headers(
+            input.object_lock_mode.as_ref(),
+            input.object_lock_retain_until_date.as_ref(),
+            input.object_lock_legal_hold_status.as_ref(),
+        )?;
+        self.check_lock_request(&input.bucket, lock.as_ref())?;
 
         let replace_metadata = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == "REPLACE");
         let replace_tags = input.tagging_directive.as_ref().is_some_and(|d| d.as_str() == "REPLACE");
@@ -503,8 +568,9 @@ impl Gateway {
         meta.checksums = source.checksums.clone();
         meta.parts = source.parts.clone();
         let last_modified = meta.last_modified;
-        let version_id =
-            self.commit_new_version(&input.bucket, &input.key, meta, WriteCondition::None, None, origin).await?;
+        let version_id = self
+            .commit_new_version(&input.bucket, &input.key, meta, WriteOptions { lock, ..Default::default() }, origin)
+            .await?;
         Ok(S3Response::new(CopyObjectOutput {
             version_id,
             copy_source_version_id: source_version_id,
@@ -544,6 +610,16 @@ fn part_range(object: &ObjectMeta, number: i32) -> S3Result<Option<std::ops::Ran
     Err(error)
 }
 
+/// One refused entry of a DeleteObjects answer.
+fn entry_error(key: &str, version_id: &str, error: &S3Error) -> s3s::dto::Error {
+    s3s::dto::Error {
+        code: Some(error.code().as_str().to_owned()),
+        key: Some(key.to_owned()),
+        message: error.message().map(str::to_owned),
+        version_id: Some(version_id.to_owned()),
+    }
+}
+
 /// How a delete that names a version is carried out.
 enum VersionDelete {
     /// As [`Command::DeleteVersion`] (a versioned bucket).
@@ -557,6 +633,20 @@ enum VersionDelete {
 impl Gateway {
     /// Decides how to delete `version_id` in `bucket`: a malformed id is InvalidArgument, as is
     /// a non-`null` id in a bucket never versioned (it cannot name anything there).
+    /// The command deleting one version for good, judged against its lock now (refused here
+    /// already when the lock protects it; the state machine judges again with the same time).
+    fn locked_version_delete(
+        &self,
+        bucket: String,
+        key: String,
+        version_id: String,
+        bypass: bool,
+    ) -> S3Result<Command> {
+        let now = now_millis();
+        self.check_version_deletable(&bucket, &key, &version_id, now, bypass)?;
+        Ok(Command::DeleteVersionAt { bucket, key, version_id, now, bypass_governance: bypass })
+    }
+
     async fn version_delete(&self, bucket: &str, version_id: &str) -> S3Result<VersionDelete> {
         check_version_id(version_id)?;
         // The versioning state decides what the delete does: read it after catching up.

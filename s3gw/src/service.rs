@@ -102,6 +102,54 @@ impl S3 for Gateway {
         self.get_bucket_versioning_op(req).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "PutObjectLockConfiguration"))]
+    async fn put_object_lock_configuration(
+        &self,
+        req: S3Request<PutObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
+        self.put_object_lock_configuration_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "GetObjectLockConfiguration"))]
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+        self.get_object_lock_configuration_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "PutObjectRetention"))]
+    async fn put_object_retention(
+        &self,
+        req: S3Request<PutObjectRetentionInput>,
+    ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
+        self.put_object_retention_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "GetObjectRetention"))]
+    async fn get_object_retention(
+        &self,
+        req: S3Request<GetObjectRetentionInput>,
+    ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
+        self.get_object_retention_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "PutObjectLegalHold"))]
+    async fn put_object_legal_hold(
+        &self,
+        req: S3Request<PutObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
+        self.put_object_legal_hold_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "GetObjectLegalHold"))]
+    async fn get_object_legal_hold(
+        &self,
+        req: S3Request<GetObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
+        self.get_object_legal_hold_op(req).await
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(op = "PutBucketVersioning"))]
     async fn put_bucket_versioning(
         &self,

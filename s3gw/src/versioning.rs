@@ -87,7 +87,16 @@ impl Gateway {
         if !self.meta.versioning_available() {
             return Err(upgrading());
         }
-        self.commit_as(origin, Command::PutBucketVersioning { bucket: input.bucket.clone(), state }).await?;
+        let command = Command::PutBucketVersioning { bucket: input.bucket.clone(), state };
+        match self.commit_as(origin, command).await {
+            Err(e) if *e.code() == S3ErrorCode::InvalidBucketState => {
+                return Err(s3_error!(
+                    InvalidBucketState,
+                    "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."
+                ));
+            }
+            result => result?,
+        };
         tracing::info!(bucket = %input.bucket, ?state, "bucket versioning set");
         Ok(S3Response::new(PutBucketVersioningOutput {}))
     }

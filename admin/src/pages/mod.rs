@@ -33,6 +33,7 @@ pub(crate) fn router(state: WebState) -> Router<WebState> {
         .route("/files", get(files::list::my_files))
         .route("/files/buckets", get(to_files).post(files::actions::create_bucket))
         .route("/files/delete", get(files::actions::confirm_delete).post(files::actions::delete))
+        .route("/files/restore", get(to_files).post(files::actions::restore_version))
         .route("/file/{bucket}/{*key}", get(files::detail::file_page))
         .route("/shares", get(to_files).post(files::actions::create_share))
         .route("/shares/revoke", get(to_files).post(files::actions::revoke_share))

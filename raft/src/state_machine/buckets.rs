@@ -67,6 +67,7 @@ impl Changes<'_> {
         self.batch.remove(record_key(tables::OWNER, &[name]));
         self.batch.remove(record_key(tables::OWNED_SINCE, &[name]));
         self.batch.remove(record_key(tables::VERSIONING, &[name]));
+        self.batch.remove(record_key(tables::OBJECT_LOCK, &[name]));
         // Deleting each file revoked its shares already; this catches those left from
         // before that rule (not in the file index, hence the scan: bucket deletes are
         // rare), so a bucket re-created by someone else starts clean.

@@ -11,6 +11,7 @@ mod buckets;
 mod cors;
 mod events;
 mod keys;
+mod object_lock;
 mod objects;
 mod replicas;
 mod shares;
@@ -91,6 +92,9 @@ struct Changes<'a> {
     /// starts at `i << 16`, so a batch re-applied after a crash (which skips the commands
     /// already done) hands out the same ids as the first time, never one already used.
     versions_made: u32,
+    /// The lock a [`Command::WithObjectLock`] asks for, taken by the version (or upload) the
+    /// command it wraps makes.
+    requested_lock: Option<crate::object_lock::VersionLock>,
 }
 
 impl Changes<'_> {
@@ -193,7 +197,26 @@ impl Changes<'_> {
             Command::PutBucketCors { bucket, cors } => self.put_bucket_cors(bucket, cors),
             Command::DeleteBucketCors { bucket } => self.delete_bucket_cors(bucket),
             Command::PutBucketVersioning { bucket, state } => self.put_bucket_versioning(bucket, *state),
-            Command::DeleteVersion { bucket, key, version_id } => self.delete_version(bucket, key, version_id),
+            Command::DeleteVersion { bucket, key, version_id } => {
+                // Judged at the envelope's time (the proposer's), without bypass: a lock holds
+                // against every path that deletes a version.
+                let now = self.command_time()?;
+                self.delete_version_at(bucket, key, version_id, now, false)
+            }
+            Command::CreateBucketWithObjectLock(bucket) => self.create_bucket_with_object_lock(bucket),
+            Command::PutObjectLockConfiguration { bucket, config } => {
+                self.put_object_lock_configuration(bucket, config)
+            }
+            Command::WithObjectLock { lock, command } => self.with_object_lock(*lock, command),
+            Command::PutObjectRetention { bucket, key, version_id, retention, now, bypass_governance } => {
+                self.put_object_retention(bucket, key, version_id, *retention, *now, *bypass_governance)
+            }
+            Command::PutObjectLegalHold { bucket, key, version_id, on } => {
+                self.put_object_legal_hold(bucket, key, version_id, *on)
+            }
+            Command::DeleteVersionAt { bucket, key, version_id, now, bypass_governance } => {
+                self.delete_version_at(bucket, key, version_id, *now, *bypass_governance)
+            }
         }
     }
 }
@@ -257,6 +280,7 @@ impl StateMachine {
             trim: None,
             format_raised: None,
             versions_made: 0,
+            requested_lock: None,
         };
         let mut history = HistoryWriter::begin(&self.tables, entry.log_id.index)?;
         let outcome = match &entry.payload {

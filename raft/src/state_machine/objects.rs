@@ -114,6 +114,7 @@ impl Changes<'_> {
             delete_marker: false,
         };
         self.emit(Some(meta.last_modified), kind)?;
+        self.lock_new_version(&bucket_name, &key_name, &version_id, meta.last_modified, completes_upload)?;
         Ok(CommandOutcome::Versions(vec![VersionTouched { key: key_name, version_id, delete_marker: false }]))
     }
 
@@ -188,6 +189,7 @@ impl Changes<'_> {
             return Ok(Rejected(Rejection::NoSuchUpload));
         };
         self.batch.remove(record_key(tables::UPLOAD, &[id]));
+        self.batch.remove(record_key(tables::UPLOAD_LOCK, &[id]));
         if upload.node == self.node {
             self.owe(&WorkItem::DropUploadParts { upload: id.to_owned() })?;
         }

@@ -49,6 +49,10 @@ impl Changes<'_> {
         if self.tables.bucket(bucket)?.is_none() {
             return Ok(Rejected(Rejection::NoSuchBucket));
         }
+        // Object Lock needs every write to make a version of its own, as on S3.
+        if state != VersioningState::Enabled && self.tables.object_lock(bucket)?.is_some() {
+            return Ok(Rejected(Rejection::InvalidBucketState));
+        }
         self.put(record_key(tables::VERSIONING, &[bucket]), &state)?;
         Ok(Done)
     }

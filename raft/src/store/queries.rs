@@ -71,6 +71,21 @@ impl MetaStore {
         crate::codec::active_format() >= 2
     }
 
+    /// A bucket's Object Lock configuration; `None`: lock is not enabled (this node's state).
+    pub fn object_lock(&self, bucket: &str) -> Result<Option<crate::object_lock::BucketObjectLock>, StoreError> {
+        self.inner.tables.object_lock(bucket)
+    }
+
+    /// The lock (retention, legal hold) of one version of a key, if it has one.
+    pub fn version_lock(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<crate::object_lock::VersionLock>, StoreError> {
+        self.inner.tables.version_lock(bucket, key, version_id)
+    }
+
     /// A bucket's versioning state; `None`: never versioned.
     pub fn versioning(&self, bucket: &str) -> Result<Option<VersioningState>, StoreError> {
         self.inner.tables.versioning(bucket)

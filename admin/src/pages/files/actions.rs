@@ -198,3 +198,28 @@ pub(crate) async fn revoke_share(
     crate::shares::revoke_share(&state, &page.user, client.0, &form.id).await?;
     Ok(see_other(&format!("{}?notice=revoked", file_href(&form.bucket, &form.key))))
 }
+
+/// The restore button's form.
+#[derive(Deserialize)]
+pub(crate) struct RestoreForm {
+    /// The file's bucket.
+    bucket: String,
+    /// The file's key.
+    key: String,
+    /// The version to restore.
+    version_id: String,
+}
+
+/// `POST /files/restore`: the chosen version becomes a new current version, then back to the
+/// file's page.
+pub(crate) async fn restore_version(
+    State(state): State<WebState>,
+    page: PageUser,
+    client: ClientAddress,
+    CsrfForm(form): CsrfForm<RestoreForm>,
+) -> Result<Response, PageError> {
+    crate::versions_api::restore_version(&state, &page.user, client.0, &form.bucket, &form.key, &form.version_id)
+        .await?;
+    let query = format::query(&[("notice", "restored"), ("name", &form.version_id)]);
+    Ok(see_other(&format!("{}?{query}", file_href(&form.bucket, &form.key))))
+}

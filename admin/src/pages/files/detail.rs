@@ -45,6 +45,20 @@ pub(crate) struct ShareRow {
     state: &'static str,
 }
 
+/// One version of the file, for the versions table.
+pub(crate) struct VersionRow {
+    /// Version id.
+    id: String,
+    /// Size, written for a person ("—" for a delete marker).
+    size: String,
+    /// When it was written.
+    modified: String,
+    /// Whether it is the file as it is now.
+    latest: bool,
+    /// Whether it is a delete marker.
+    delete_marker: bool,
+}
+
 /// A user to share with.
 pub(crate) struct UserChoice {
     /// User id (the form's value).
@@ -95,6 +109,8 @@ pub(crate) struct FilePage {
     href: String,
     /// The whole history of the file, on the history page.
     history_href: String,
+    /// Its versions, newest first (the page is its owner's and admins', who may restore any).
+    versions: Vec<VersionRow>,
 }
 
 /// Builds a file's page (the page itself, and the answer to a new share).
@@ -179,7 +195,18 @@ pub(super) async fn file_view(
             None => "nobody: written with an S3 key (administrators only)".to_owned(),
         },
     };
+    let versions = crate::versions_api::list_versions(state, &page.user, bucket, key)?
+        .into_iter()
+        .map(|v| VersionRow {
+            size: v.size.map_or_else(|| "—".to_owned(), format::size),
+            modified: format::time(v.modified_ms),
+            latest: v.latest,
+            delete_marker: v.delete_marker,
+            id: v.version_id,
+        })
+        .collect();
     Ok(FilePage {
+        versions,
         chrome: page.chrome(key.to_owned(), "files"),
         notice,
         created_url,

@@ -23,6 +23,7 @@ pub(in crate::pages) fn notice_text(code: &str, name: &str) -> Option<String> {
         "bucket" => Some(format!("Created bucket {name}. Upload files into it below.")),
         "shared" => Some(format!("Shared with {name}.")),
         "revoked" => Some("Share revoked: it stopped working at once.".to_owned()),
+        "restored" => Some(format!("Restored version {name}: it is the current version now.")),
         _ => None,
     }
 }

@@ -7,3 +7,4 @@ mod identity;
 mod openapi;
 mod pages;
 mod shares;
+mod versions;

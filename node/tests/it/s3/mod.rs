@@ -10,6 +10,7 @@ mod edge;
 mod integrity;
 mod listing;
 mod multipart;
+mod object_lock;
 mod objects;
 mod tagging_attrs;
 mod versioning;

@@ -150,8 +150,8 @@ impl Replicator {
         }
     }
 
-    /// Starts pulls that are due, most urgent first: blobs viewers are waiting for (even past
-    /// the concurrency limit, by up to the limit again), then small objects, then large ones,
+    /// Starts pulls that are due, most urgent first: blobs viewers are waiting for (outside
+    /// the concurrency limit, up to as many again), then small objects, then large ones,
     /// which never take the last free slot, so that a film or two being pulled for hours do not
     /// hold back everything else.
     fn start_due_pulls(
@@ -179,14 +179,17 @@ impl Replicator {
             .collect();
         let max = self.max_concurrent;
         let mut large = Vec::new();
-        // Viewers first: their pulls may exceed the limit, as a GET is waiting on them.
+        // Pulls viewers wait for do not count against the limit (they have their own, as much
+        // again): a GET is waiting on them, and they must not take the slots of the others.
+        let counted = |in_flight: &HashMap<Vec<u8>, Class>| in_flight.values().filter(|c| **c != Class::Wanted).count();
         for (key, bucket, object_key, blob) in &due {
-            if pulls.wanted.is_wanted(blob) && in_flight.len() < 2 * max {
+            let wanted = in_flight.values().filter(|c| **c == Class::Wanted).count();
+            if pulls.wanted.is_wanted(blob) && wanted < max {
                 self.start(running, in_flight, Class::Wanted, key, bucket, object_key, blob);
             }
         }
         for (key, bucket, object_key, blob) in &due {
-            if in_flight.len() >= max {
+            if counted(in_flight) >= max {
                 break;
             }
             if in_flight.contains_key(key) {
@@ -205,7 +208,7 @@ impl Replicator {
         let most_large = if max > 1 { max - 1 } else { 1 };
         for (key, bucket, object_key, blob) in large {
             let large_running = in_flight.values().filter(|c| **c == Class::Large).count();
-            if in_flight.len() >= max || large_running >= most_large {
+            if counted(in_flight) >= max || large_running >= most_large {
                 break;
             }
             self.start(running, in_flight, Class::Large, key, bucket, object_key, blob);

@@ -257,7 +257,7 @@ impl Gateway {
             self.discard_partial(blob).await?;
             PullOutcome::AlreadyHeld
         } else if self.pulls.settings.resumable(object.size) {
-            self.copy_segmented(&object, holders_by_preference, throttle).await?
+            self.copy_segmented((bucket, key), &object, holders_by_preference, throttle).await?
         } else {
             self.copy_from_holders(&object, holders_by_preference, throttle).await?
         };

@@ -183,14 +183,29 @@ impl Gateway {
     /// copy a previous attempt left, verifies it whole and makes it the blob.
     pub(crate) async fn copy_segmented(
         &self,
+        (bucket, key): (&str, &str),
         object: &ObjectMeta,
         holders_by_preference: &[NodeId],
         throttle: &Arc<Throttle>,
     ) -> Result<PullOutcome, PullError> {
         let me = self.meta.node_id();
-        let sources: Vec<Source> = holders_by_preference
+        // A node catching up on the log starts a pull as soon as it applies the object, before
+        // it has applied the other holders' reports: learn the holders as of now (one read
+        // index, nothing beside a large blob) so that every holder can send its share.
+        let current = match self.meta.read_barrier().await {
+            Ok(()) => self.meta.version_with_blob(bucket, key, &object.blob).ok().flatten(),
+            Err(e) => {
+                tracing::debug!(error = %e, "no read barrier; pulling from the holders known here");
+                None
+            }
+        };
+        let holders: Vec<NodeId> = current.as_ref().unwrap_or(object).holders.keys().copied().collect();
+        let mut order: Vec<NodeId> = holders_by_preference.iter().copied().filter(|h| holders.contains(h)).collect();
+        let unlisted: Vec<NodeId> = holders.iter().copied().filter(|h| !order.contains(h)).collect();
+        order.extend(unlisted);
+        let sources: Vec<Source> = order
             .iter()
-            .filter(|h| **h != me && object.holders.contains_key(h))
+            .filter(|h| **h != me)
             .filter_map(|&id| {
                 self.meta.member(id).map(|n| Source { id, region: n.region.clone(), addr: n.internal.clone() })
             })
@@ -258,6 +273,7 @@ impl Gateway {
                         bytes = object.size,
                         resumed_bytes = resumed,
                         streams,
+                        holders = sources.len(),
                         ms = started.elapsed().as_millis(),
                         "segmented pull copied and verified"
                     );

@@ -97,7 +97,9 @@ async fn a_pull_cut_by_its_holders_death_resumes_from_the_verified_offset() {
     eprintln!(
         "RESUME AFTER HOLDER DEATH: {size} bytes, {at_kill} fetched at the kill, {fetched} in all, {resumed} resumed"
     );
-    assert!(resumed >= size / 4, "C must continue from what it had ({resumed} bytes resumed)");
+    // `resumed` counts what a new attempt found on disk; when the holder is back before the
+    // pull gives up, the same attempt continues from its segments and it stays 0. Either way
+    // the bytes fetched say whether it started again from zero.
     // From zero again would cost at least size + at_kill; resuming costs about size plus the
     // segment in flight.
     assert!(fetched < size + at_kill.min(size / 2) - MIB as u64, "C fetched {fetched} bytes for a {size}-byte blob");
@@ -223,17 +225,31 @@ async fn a_viewers_object_and_small_objects_jump_the_queue_of_large_pulls() {
         assert!(Instant::now() < deadline, "C never pulled the wanted object\n{}", cluster.log_report());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut large_held = 0;
-    for i in 0..6 {
-        large_held += usize::from(held(&format!("queue/{i}")).await);
+    let large_held = async || {
+        let mut n = 0;
+        for i in 0..6 {
+            n += usize::from(held(&format!("queue/{i}")).await);
+        }
+        n
+    };
+    let at_wanted = large_held().await;
+    loop {
+        let mut small_held = 0;
+        for i in 0..4 {
+            small_held += usize::from(held(&format!("small/{i}")).await);
+        }
+        if small_held == 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "C pulled only {small_held} of 4 small objects\n{}", cluster.log_report());
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut small_held = 0;
-    for i in 0..4 {
-        small_held += usize::from(held(&format!("small/{i}")).await);
-    }
-    eprintln!("PRIORITY: when C held the wanted object it held {large_held} of 6 large and {small_held} of 4 small");
-    assert!(large_held <= 3, "the viewer's object must not wait for the queue: {large_held} of 6 large pulled first");
-    assert_eq!(small_held, 4, "small objects must not wait behind the large ones");
+    let at_small = large_held().await;
+    eprintln!(
+        "PRIORITY: C held {at_wanted} of 6 large objects when it held the wanted one, {at_small} when it held every small one"
+    );
+    assert!(at_wanted <= 2, "the viewer's object must not wait for the queue: {at_wanted} of 6 large pulled first");
+    assert!(at_small <= 3, "small objects must not wait behind the large ones: {at_small} of 6 large pulled first");
     for i in 0..6 {
         wait_held_exactly(&cluster, c, &bucket, &format!("queue/{i}"), &large[i], "the queue still drains").await;
     }

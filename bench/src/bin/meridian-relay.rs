@@ -360,7 +360,7 @@ async fn probe(delay: Duration, count: usize, size: usize) -> anyhow::Result<()>
     tokio::spawn(echo(echo_listener));
     let relay_listener = TcpListener::bind("127.0.0.1:0").await?;
     let relay_addr = relay_listener.local_addr()?;
-    tokio::spawn(serve(relay_listener, echo_addr, Delays::uniform(delay)));
+    tokio::spawn(serve(relay_listener, echo_addr, Delays::uniform(delay), 0));
 
     let mut direct = round_trips(echo_addr, count, size).await?;
     let mut relayed = round_trips(relay_addr, count, size).await?;

@@ -175,7 +175,7 @@ impl Replicator {
                 WorkItem::Pull { bucket, key: object_key, blob } => Some((key, bucket, object_key, blob)),
                 _ => None,
             })
-            .filter(|(key, ..)| !in_flight.contains_key(key) && !backoff.get(key).is_some_and(|b| b.next_try > now))
+            .filter(|(key, ..)| !in_flight.contains_key(key) && backoff.get(key).is_none_or(|b| b.next_try <= now))
             .collect();
         let max = self.max_concurrent;
         let mut large = Vec::new();

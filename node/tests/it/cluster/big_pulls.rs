@@ -250,8 +250,8 @@ async fn a_viewers_object_and_small_objects_jump_the_queue_of_large_pulls() {
     );
     assert!(at_wanted <= 2, "the viewer's object must not wait for the queue: {at_wanted} of 6 large pulled first");
     assert!(at_small <= 3, "small objects must not wait behind the large ones: {at_small} of 6 large pulled first");
-    for i in 0..6 {
-        wait_held_exactly(&cluster, c, &bucket, &format!("queue/{i}"), &large[i], "the queue still drains").await;
+    for (i, data) in large.iter().enumerate() {
+        wait_held_exactly(&cluster, c, &bucket, &format!("queue/{i}"), data, "the queue still drains").await;
     }
 }
 

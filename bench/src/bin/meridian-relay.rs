@@ -409,7 +409,7 @@ mod tests {
             default: Duration::from_millis(1),
             by_source: HashMap::from([(source, Duration::from_millis(60))]),
         };
-        tokio::spawn(serve(relay, target_addr, delays));
+        tokio::spawn(serve(relay, target_addr, delays, 0));
         tokio::spawn(echo(target));
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         socket.bind(SocketAddr::new(source, 0)).expect("bind the source address");
@@ -433,7 +433,7 @@ mod tests {
         let target_addr = target.local_addr().expect("addr");
         let relay = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let relay_addr = relay.local_addr().expect("addr");
-        tokio::spawn(serve(relay, target_addr, Delays::uniform(Duration::from_millis(1))));
+        tokio::spawn(serve(relay, target_addr, Delays::uniform(Duration::from_millis(1)), 0));
         tokio::spawn(echo(target));
         let mut client = TcpStream::connect(relay_addr).await.expect("connect");
         let sent: Vec<u8> = (0..300_000_u32).map(|i| (i % 251) as u8).collect();

@@ -211,6 +211,17 @@ const OUTCOMES: [Outcome; 5] = [
     Outcome::NoHealthyNode,
 ];
 
+/// Series counted by a crate the web listener does not depend on (the gateway's pulls):
+/// the node hands over a function that writes them in the Prometheus text format.
+#[derive(Clone)]
+pub struct ExternalSeries(pub Arc<dyn Fn(&mut String) + Send + Sync>);
+
+impl std::fmt::Debug for ExternalSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExternalSeries")
+    }
+}
+
 /// All counters of a node that `/metrics` shows.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -218,9 +229,16 @@ pub struct Metrics {
     pub s3: Arc<S3Metrics>,
     /// Routing decisions: `[get, put]` x [`OUTCOMES`].
     routes: [[AtomicU64; OUTCOMES.len()]; 2],
+    /// Series other crates count (pulls), written after this crate's own.
+    pub external: Vec<ExternalSeries>,
 }
 
 impl Metrics {
+    /// Counters that also show the series of `external`.
+    pub fn with_external(external: Vec<ExternalSeries>) -> Self {
+        Self { external, ..Self::default() }
+    }
+
     /// Counts one routing decision.
     pub(crate) fn count_route(&self, op: Operation, outcome: Outcome) {
         let o = OUTCOMES.iter().position(|x| *x == outcome).unwrap_or(0);
@@ -243,6 +261,9 @@ pub(crate) async fn metrics(
     write_s3(&mut out, &state.metrics.s3);
     write_routes(&mut out, &state.metrics);
     write_raft(&mut out, &state);
+    for series in &state.metrics.external {
+        (series.0)(&mut out);
+    }
     if let Some(routing) = &state.routing {
         write_peers(&mut out, routing);
     }

@@ -54,7 +54,8 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     let blobs = Arc::new(DiskBlobs::open(&data_dir).context("cannot open the blob store")?);
     // The web API presigns with the system key on behalf of users and services, naming them.
     let gateway = Gateway::new(meta.clone(), blobs.clone(), region.name.clone(), config.read_consistency())
-        .with_delegating_key(meridian_admin::presign::system_key(&config.cluster.secret).id);
+        .with_delegating_key(meridian_admin::presign::system_key(&config.cluster.secret).id)
+        .with_pull_settings(config.replication.pull_settings());
 
     // Bind everything before initializing, so peers can reach us as soon as Raft starts.
     let s3 = listeners::bind("s3", &region.s3).await?;
@@ -71,7 +72,11 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
 
     // Geo routing: this node's load meter (fed by the S3 listener), the board of every node's
     // load (fed by the exchange), and the web API's routing state over both.
-    let metrics = Arc::new(meridian_admin::metrics::Metrics::default());
+    let pulls = gateway.pulls().clone();
+    let metrics =
+        Arc::new(meridian_admin::metrics::Metrics::with_external(vec![meridian_admin::metrics::ExternalSeries(
+            Arc::new(move |out: &mut String| pulls.stats.write_prometheus(out)),
+        )]));
     let meter = Arc::new(LoadMeter::new(metrics.s3.clone(), data_dir.clone(), meta.clone()));
     let (load_interval, load_stale) = crate::geo::load_timing(&config);
     let board = Arc::new(LoadBoard::new(load_stale));

@@ -72,6 +72,17 @@ impl HolderOrder {
     }
 }
 
+/// Why a pull was started when it was: what the queue's order and limits go by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// A viewer asked this node for the object.
+    Wanted,
+    /// A small object.
+    Small,
+    /// A large object: these never take the last free slot.
+    Large,
+}
+
 /// A failed pull waiting for its retry.
 struct Backoff {
     next_try: Instant,
@@ -115,8 +126,9 @@ impl Replicator {
     /// Runs until shutdown.
     pub(crate) async fn run(self, shutdown: Shutdown) {
         let mut signal = self.gateway.meta().work_signal();
+        let pulls = self.gateway.pulls().clone();
         let mut running: JoinSet<(Vec<u8>, Result<PullOutcome, String>, Duration)> = JoinSet::new();
-        let mut in_flight: HashSet<Vec<u8>> = HashSet::new();
+        let mut in_flight: HashMap<Vec<u8>, Class> = HashMap::new();
         let mut backoff: HashMap<Vec<u8>, Backoff> = HashMap::new();
         loop {
             self.start_due_pulls(&mut running, &mut in_flight, &backoff);
@@ -128,6 +140,7 @@ impl Replicator {
                     }
                 }
                 changed = signal.changed() => if changed.is_err() { return },
+                () = pulls.wanted.newly_wanted() => {}
                 () = tokio::time::sleep(RESCAN) => {}
                 () = shutdown.wait() => {
                     running.abort_all();
@@ -137,11 +150,14 @@ impl Replicator {
         }
     }
 
-    /// Starts pulls that are due, up to the concurrency limit.
+    /// Starts pulls that are due, most urgent first: blobs viewers are waiting for (outside
+    /// the concurrency limit, up to as many again), then small objects, then large ones,
+    /// which never take the last free slot, so that a film or two being pulled for hours do not
+    /// hold back everything else.
     fn start_due_pulls(
         &self,
         running: &mut JoinSet<(Vec<u8>, Result<PullOutcome, String>, Duration)>,
-        in_flight: &mut HashSet<Vec<u8>>,
+        in_flight: &mut HashMap<Vec<u8>, Class>,
         backoff: &HashMap<Vec<u8>, Backoff>,
     ) {
         let items = match self.gateway.meta().work_items() {
@@ -152,30 +168,82 @@ impl Replicator {
             }
         };
         let now = Instant::now();
-        for (key, item) in items {
-            if in_flight.len() >= self.max_concurrent {
-                return;
+        let pulls = self.gateway.pulls();
+        let due: Vec<(Vec<u8>, String, String, String)> = items
+            .into_iter()
+            .filter_map(|(key, item)| match item {
+                WorkItem::Pull { bucket, key: object_key, blob } => Some((key, bucket, object_key, blob)),
+                _ => None,
+            })
+            .filter(|(key, ..)| !in_flight.contains_key(key) && backoff.get(key).is_none_or(|b| b.next_try <= now))
+            .collect();
+        let max = self.max_concurrent;
+        let mut large = Vec::new();
+        // Pulls viewers wait for do not count against the limit (they have their own, as much
+        // again): a GET is waiting on them, and they must not take the slots of the others.
+        let counted = |in_flight: &HashMap<Vec<u8>, Class>| in_flight.values().filter(|c| **c != Class::Wanted).count();
+        for (key, bucket, object_key, blob) in &due {
+            let wanted = in_flight.values().filter(|c| **c == Class::Wanted).count();
+            if pulls.wanted.is_wanted(blob) && wanted < max {
+                self.start(running, in_flight, Class::Wanted, key, bucket, object_key, blob);
             }
-            let WorkItem::Pull { bucket, key: object_key, blob } = item else { continue };
-            if in_flight.contains(&key) || backoff.get(&key).is_some_and(|b| b.next_try > now) {
+        }
+        for (key, bucket, object_key, blob) in &due {
+            if counted(in_flight) >= max {
+                break;
+            }
+            if in_flight.contains_key(key) {
                 continue;
             }
-            let holders = match self.gateway.meta().object(&bucket, &object_key) {
-                Ok(Some(object)) => object.holders.keys().copied().collect::<Vec<_>>(),
-                _ => Vec::new(),
+            let size = match self.gateway.meta().object(bucket, object_key) {
+                Ok(Some(object)) => object.size,
+                _ => 0,
             };
-            let order = self.order.preference(holders.into_iter());
-            let (gateway, throttle) = (self.gateway.clone(), self.throttle.clone());
-            in_flight.insert(key.clone());
-            running.spawn(async move {
-                let started = Instant::now();
-                let result = gateway
-                    .pull_replica(&bucket, &object_key, &blob, &order, &throttle)
-                    .await
-                    .map_err(|e| format!("{bucket}/{object_key}: {e}"));
-                (key, result, started.elapsed())
-            });
+            if size <= pulls.settings.small_below {
+                self.start(running, in_flight, Class::Small, key, bucket, object_key, blob);
+            } else {
+                large.push((key, bucket, object_key, blob));
+            }
         }
+        let most_large = if max > 1 { max - 1 } else { 1 };
+        for (key, bucket, object_key, blob) in large {
+            let large_running = in_flight.values().filter(|c| **c == Class::Large).count();
+            if counted(in_flight) >= max || large_running >= most_large {
+                break;
+            }
+            self.start(running, in_flight, Class::Large, key, bucket, object_key, blob);
+        }
+    }
+
+    /// Starts the pull of one work item.
+    #[allow(clippy::too_many_arguments)] // the work item's fields and the loop's state
+    fn start(
+        &self,
+        running: &mut JoinSet<(Vec<u8>, Result<PullOutcome, String>, Duration)>,
+        in_flight: &mut HashMap<Vec<u8>, Class>,
+        class: Class,
+        key: &[u8],
+        bucket: &str,
+        object_key: &str,
+        blob: &str,
+    ) {
+        let holders = match self.gateway.meta().object(bucket, object_key) {
+            Ok(Some(object)) => object.holders.keys().copied().collect::<Vec<_>>(),
+            _ => Vec::new(),
+        };
+        let order = self.order.preference(holders.into_iter());
+        let (gateway, throttle) = (self.gateway.clone(), self.throttle.clone());
+        let (key, bucket, object_key, blob) = (key.to_vec(), bucket.to_owned(), object_key.to_owned(), blob.to_owned());
+        tracing::debug!(bucket, key = object_key, ?class, "pull started");
+        in_flight.insert(key.clone(), class);
+        running.spawn(async move {
+            let started = Instant::now();
+            let result = gateway
+                .pull_replica(&bucket, &object_key, &blob, &order, &throttle)
+                .await
+                .map_err(|e| format!("{bucket}/{object_key}: {e}"));
+            (key, result, started.elapsed())
+        });
     }
 
     /// Records the end of a pull: done (the work item goes), or failed (retry later).

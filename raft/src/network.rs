@@ -378,6 +378,35 @@ impl PeerClient {
         }
         Ok(response.bytes_stream().map_err(|e| CallError::Failed(e.to_string())))
     }
+
+    /// Streams the bytes of `blob` from `range.start` on, from node `from` at `addr`, asking
+    /// for `range` only. Returns the offset the stream really starts at: `range.start`
+    /// when the holder answered the range (206), 0 when it sent the whole blob (200) as a
+    /// holder that ignores ranges would; the caller skips what it did not ask for. Release
+    /// a01dacd already answers `Range: bytes=first-last` with 206, so ranged pulls work with
+    /// holders of the previous release too; the fallback is for any holder that does not.
+    pub async fn fetch_blob_range(
+        &self,
+        from: NodeId,
+        addr: &str,
+        blob: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<(u64, impl futures::Stream<Item = Result<bytes::Bytes, CallError>> + Send + 'static), CallError> {
+        use futures::TryStreamExt as _;
+        let path = format!("{BLOB_PATH}/{blob}");
+        let mut builder = self.headers(self.http.get(self.url(addr, &path)), "GET", &path, from, b"");
+        if range.end > range.start {
+            builder = builder.header("range", format!("bytes={}-{}", range.start, range.end - 1));
+        }
+        let response = Self::send(builder).await?;
+        self.check_reply(from, &response)?;
+        let starts_at = match response.status() {
+            reqwest::StatusCode::PARTIAL_CONTENT => range.start,
+            reqwest::StatusCode::OK => 0,
+            status => return Err(CallError::Failed(format!("blob {blob} from {addr}: {status}"))),
+        };
+        Ok((starts_at, response.bytes_stream().map_err(|e| CallError::Failed(e.to_string()))))
+    }
 }
 
 /// Creates a connection per peer for openraft.

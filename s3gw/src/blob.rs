@@ -3,7 +3,8 @@
 //! Layout under the data dir: `blobs/<2 hex>/<32 hex>` for committed blobs (and
 //! `<32 hex>.corrupt` for copies the scrub quarantined), `blobs/.meridian-blobs` (the marker that
 //! says the directory is the one this node filled), `tmp/` for writes in progress,
-//! `parts/<upload id>/` for multipart parts. Object keys never reach the filesystem;
+//! `parts/<upload id>/` for multipart parts, `partial/` for large pulls in progress (kept
+//! across restarts, see `partial`). Object keys never reach the filesystem;
 //! a blob becomes visible only by `rename` after its bytes are fsynced, and the rename itself is
 //! made durable by fsyncing the directory.
 
@@ -167,6 +168,23 @@ impl DiskBlobs {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// Where partial copies of large pulls live (see `partial`): outside `tmp/`, which opening
+    /// the store empties, so that a restarted node continues them.
+    pub fn partial_dir(&self) -> PathBuf {
+        crate::partial::dir(&self.root)
+    }
+
+    /// Makes the fully written and verified file at `path` (a partial pull's) durable and
+    /// visible as blob `id`: fsync its data, rename, fsync the directory.
+    pub async fn adopt(&self, path: &Path, id: &str) -> io::Result<()> {
+        let dest = self.path_of(id)?;
+        File::open(path).await?.sync_data().await?;
+        let dir = dest.parent().ok_or_else(|| io::Error::other("blob path without a directory"))?;
+        tokio::fs::create_dir_all(dir).await?;
+        tokio::fs::rename(path, &dest).await?;
+        sync_dir(dir).await
     }
 
     /// Where multipart parts live.

@@ -23,6 +23,8 @@ pub struct Gateway {
     /// The access key id whose requests may name another actor ([`ACTOR_QUERY_PARAM`]): the
     /// system key the web API presigns with on behalf of users and services. `None`: no key may.
     pub(crate) delegating_key: Option<String>,
+    /// How pulls split and resume, their counters, and the blobs viewers wait for.
+    pub(crate) pulls: Arc<crate::pulls::Pulls>,
 }
 
 /// The address of the client of an S3 request, as the listener saw it. The node puts it in each
@@ -114,7 +116,19 @@ pub(crate) fn named_actor(query: Option<&str>) -> Option<String> {
 impl Gateway {
     /// A gateway over the given stores.
     pub fn new(meta: MetaStore, blobs: Arc<DiskBlobs>, region: String, consistency: ReadConsistency) -> Self {
-        Self { meta, blobs, region, consistency, delegating_key: None }
+        Self { meta, blobs, region, consistency, delegating_key: None, pulls: Arc::default() }
+    }
+
+    /// Pulls blobs with these settings (call before the gateway is cloned for the workers).
+    #[must_use]
+    pub fn with_pull_settings(mut self, settings: crate::pulls::PullSettings) -> Self {
+        self.pulls = Arc::new(crate::pulls::Pulls { settings, ..Default::default() });
+        self
+    }
+
+    /// The pull settings, counters and wanted blobs (for the replicator and `/metrics`).
+    pub fn pulls(&self) -> &Arc<crate::pulls::Pulls> {
+        &self.pulls
     }
 
     /// Lets requests signed with `access_key_id` (the system key) name the actor they act for.

@@ -61,6 +61,9 @@ impl Gateway {
         if removed > 0 {
             tracing::info!(removed, "removed orphaned blobs");
         }
+        // Partial pulls of blobs no object refers to any more (deleted or overwritten while
+        // this node was pulling them) leave no trace either.
+        removed += self.sweep_partials().await?;
         Ok(removed)
     }
 

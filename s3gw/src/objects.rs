@@ -198,6 +198,8 @@ impl Gateway {
         range: std::ops::Range<u64>,
     ) -> S3Result<StreamingBlob> {
         let me = self.meta.node_id();
+        // A viewer waits for these bytes: this node's own pull of them jumps the queue.
+        self.pulls.wanted.want(&object.blob);
         for holder in object.holders.keys().filter(|h| **h != me) {
             let Some(node) = self.meta.member(*holder) else { continue };
             match self.meta.peers().fetch_blob(*holder, &node.internal, &object.blob, Some(range.clone())).await {

@@ -14,6 +14,7 @@ use tokio::sync::Mutex;
 
 use crate::blob::BlobStore;
 use crate::gateway::{Gateway, now_millis};
+use crate::pulls::PullStats;
 
 /// Why a pull failed (it will be retried, from the next holder).
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +136,14 @@ impl Verifier {
         true
     }
 
+    /// The bytes of the part being checked: after `update` said false, the part that did not
+    /// match (the whole blob for an object of one part).
+    pub(crate) fn failing_range(&self) -> std::ops::Range<u64> {
+        let start: u64 = self.parts.iter().take(self.index).map(|p| p.0).sum();
+        let len = self.parts.get(self.index).map_or(0, |p| p.0);
+        start..start + len
+    }
+
     /// Every part arrived whole and matched.
     fn complete(&self) -> bool {
         self.index == self.parts.len()
@@ -166,6 +175,7 @@ async fn receive<S>(
     object: &ObjectMeta,
     path: &std::path::Path,
     throttle: &Throttle,
+    stats: &PullStats,
 ) -> std::io::Result<Result<(), String>>
 where
     S: futures::Stream<Item = Result<Bytes, CallError>> + Unpin,
@@ -199,6 +209,7 @@ where
                 break;
             }
         };
+        stats.fetched(chunk.len() as u64);
         throttle.admit(chunk.len()).await;
         // A stage that closed its end stopped early (bad bytes, disk error): it says why below.
         if hash_tx.send(chunk.clone()).await.is_err() || disk_tx.send(chunk).await.is_err() {
@@ -234,16 +245,23 @@ impl Gateway {
         // to pull it is pulled all the same (every version is an object for replication).
         let object = self.meta.version_with_blob(bucket, key, blob).map_err(|e| PullError::Meta(e.to_string()))?;
         let Some(object) = object.filter(|o| o.inline.is_none()) else {
+            // Deleted or overwritten: a partial copy of it must not stay behind.
+            self.discard_partial(blob).await?;
             return Ok(PullOutcome::Moot);
         };
         if object.holders.contains_key(&me) {
+            self.discard_partial(blob).await?;
             return Ok(PullOutcome::Moot);
         }
         let outcome = if self.blobs.open(blob).await?.is_some() {
+            self.discard_partial(blob).await?;
             PullOutcome::AlreadyHeld
+        } else if self.pulls.settings.resumable(object.size) {
+            self.copy_segmented((bucket, key), &object, holders_by_preference, throttle).await?
         } else {
             self.copy_from_holders(&object, holders_by_preference, throttle).await?
         };
+        self.pulls.wanted.forget(blob);
         let report = Command::ReplicaAdded {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -274,7 +292,7 @@ impl Gateway {
             };
             let started = Instant::now();
             let writer = self.blobs.create().await?;
-            if let Err(why) = receive(stream, object, writer.path(), throttle).await? {
+            if let Err(why) = receive(stream, object, writer.path(), throttle, &self.pulls.stats).await? {
                 failures.push(format!("{}: {why}", node.region));
                 // Dropping the writer removes the partial copy.
                 continue;
@@ -350,7 +368,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("tmp-blob");
         std::fs::File::create(&path).expect("create the temp file");
-        let verdict = receive(futures::stream::iter(chunks), meta, &path, &Throttle::new(0)).await.expect("local disk");
+        let verdict = receive(futures::stream::iter(chunks), meta, &path, &Throttle::new(0), &PullStats::default())
+            .await
+            .expect("local disk");
         (verdict, std::fs::read(&path).expect("read back"))
     }
 

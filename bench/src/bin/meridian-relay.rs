@@ -49,6 +49,12 @@ enum Command {
         /// instead of `--delay-ms` (one pair of regions of an unequal map). Repeatable.
         #[arg(long = "link")]
         links: Vec<String>,
+        /// Bytes (KiB) one direction of a connection may have unacknowledged: a chunk's bytes
+        /// count from when it is read until one more delay after it was delivered (its ACK's
+        /// way back), so one connection carries at most this much per round trip, like TCP
+        /// with this receive window. 0: no limit but the delay line's length (as before).
+        #[arg(long, default_value_t = 0)]
+        window_kib: u32,
     },
     /// Measures the relay's own cost: ping-pong round trips through a relay route and directly
     /// to an echo server, both on loopback; prints what the relay adds beyond twice the delay.
@@ -91,7 +97,9 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
     runtime.block_on(async {
         match args.command {
-            Command::Run { delay_ms, routes, links } => run(Duration::from_millis(delay_ms), &routes, &links).await,
+            Command::Run { delay_ms, routes, links, window_kib } => {
+                run(Duration::from_millis(delay_ms), &routes, &links, window_kib.saturating_mul(1024)).await
+            }
             Command::Probe { delay_ms, count, size } => probe(Duration::from_millis(delay_ms), count, size).await,
         }
     })
@@ -153,7 +161,7 @@ impl Delays {
 }
 
 /// Binds every route, then relays until the process is killed.
-async fn run(delay: Duration, routes: &[String], links: &[String]) -> anyhow::Result<()> {
+async fn run(delay: Duration, routes: &[String], links: &[String], window: u32) -> anyhow::Result<()> {
     let mut per_route: HashMap<SocketAddr, Delays> = HashMap::new();
     let mut parsed = Vec::with_capacity(routes.len());
     for route in routes {
@@ -175,7 +183,7 @@ async fn run(delay: Duration, routes: &[String], links: &[String]) -> anyhow::Re
             delay.as_millis(),
             delays.by_source.iter().map(|(ip, d)| format!(", {} ms from {ip}", d.as_millis())).collect::<String>()
         );
-        tasks.spawn(serve(listener, target, delays));
+        tasks.spawn(serve(listener, target, delays, window));
     }
     while let Some(done) = tasks.join_next().await {
         done.context("a route task failed")??;
@@ -185,12 +193,12 @@ async fn run(delay: Duration, routes: &[String], links: &[String]) -> anyhow::Re
 
 /// Accepts connections on one route for ever; each gets its own pair of delay lines, delayed
 /// as `delays` says for its caller.
-async fn serve(listener: TcpListener, target: SocketAddr, delays: Delays) -> anyhow::Result<()> {
+async fn serve(listener: TcpListener, target: SocketAddr, delays: Delays, window: u32) -> anyhow::Result<()> {
     loop {
         let (inbound, peer) = listener.accept().await.context("accept")?;
         let delay = delays.for_peer(peer);
         tokio::spawn(async move {
-            if let Err(e) = relay_connection(inbound, target, delay).await {
+            if let Err(e) = relay_connection(inbound, target, delay, window).await {
                 eprintln!("meridian-relay: connection from {peer} to {target}: {e:#}");
             }
         });
@@ -198,26 +206,59 @@ async fn serve(listener: TcpListener, target: SocketAddr, delays: Delays) -> any
 }
 
 /// Connects to the target and runs both directions until each has ended.
-async fn relay_connection(inbound: TcpStream, target: SocketAddr, delay: Duration) -> anyhow::Result<()> {
+async fn relay_connection(inbound: TcpStream, target: SocketAddr, delay: Duration, window: u32) -> anyhow::Result<()> {
     let outbound = TcpStream::connect(target).await.with_context(|| format!("cannot connect to {target}"))?;
     // Small messages must not wait for Nagle or the peer's delayed ACK: only our delay counts.
     inbound.set_nodelay(true)?;
     outbound.set_nodelay(true)?;
     let (in_read, in_write) = inbound.into_split();
     let (out_read, out_write) = outbound.into_split();
-    let (up, down) = tokio::join!(delay_line(in_read, out_write, delay), delay_line(out_read, in_write, delay));
+    let (up, down) =
+        tokio::join!(delay_line(in_read, out_write, delay, window), delay_line(out_read, in_write, delay, window));
     up.and(down)
 }
 
 /// Copies `from` to `to`, each chunk written `delay` after it was read, in order; ends the write
 /// side `delay` after the read side ended. A read error ends the stream like a FIN.
-async fn delay_line(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duration) -> anyhow::Result<()> {
+async fn delay_line(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    delay: Duration,
+    window: u32,
+) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::channel::<Item>(LINE_CHUNKS);
+    // Bytes in flight (read, not yet acknowledged): taken by the reader, given back one delay
+    // after delivery. Unlimited when `window` is 0.
+    let credit = (window > 0).then(|| std::sync::Arc::new(tokio::sync::Semaphore::new(window as usize)));
+    let writer_credit = credit.clone();
     let reader = async move {
         let mut buf = BytesMut::with_capacity(CHUNK);
         loop {
-            buf.reserve(CHUNK);
-            let read = from.read_buf(&mut buf).await;
+            let room = match &credit {
+                None => CHUNK,
+                // At least one byte of credit before reading, and no more read than there is.
+                Some(credit) => {
+                    let Ok(first) = credit.acquire().await else { return };
+                    first.forget();
+                    let more = credit.available_permits().min(CHUNK - 1);
+                    match credit.try_acquire_many(u32::try_from(more).unwrap_or(0)) {
+                        Ok(taken) => {
+                            taken.forget();
+                            1 + more
+                        }
+                        Err(_) => 1,
+                    }
+                }
+            };
+            buf.reserve(room);
+            let read = {
+                let mut limited = (&mut from).take(room as u64);
+                limited.read_buf(&mut buf).await
+            };
+            // Credit taken for bytes not read goes back at once.
+            if let (Some(credit), Ok(n)) = (&credit, &read) {
+                credit.add_permits(room.saturating_sub(*n));
+            }
             let due = Instant::now() + delay;
             let item = match read {
                 Ok(n) if n > 0 => Item::Data(due, buf.split().freeze()),
@@ -237,7 +278,17 @@ async fn delay_line(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Dura
             };
             wait_until(due).await;
             match item {
-                Item::Data(_, bytes) => to.write_all(&bytes).await.context("write")?,
+                Item::Data(_, bytes) => {
+                    to.write_all(&bytes).await.context("write")?;
+                    if let Some(credit) = &writer_credit {
+                        // The ACK of these bytes takes one more delay to come back.
+                        let (credit, n) = (credit.clone(), bytes.len());
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            credit.add_permits(n);
+                        });
+                    }
+                }
                 Item::End(_) => {
                     // The peer may already be gone; the stream is over either way.
                     let _ = to.shutdown().await;
@@ -309,7 +360,7 @@ async fn probe(delay: Duration, count: usize, size: usize) -> anyhow::Result<()>
     tokio::spawn(echo(echo_listener));
     let relay_listener = TcpListener::bind("127.0.0.1:0").await?;
     let relay_addr = relay_listener.local_addr()?;
-    tokio::spawn(serve(relay_listener, echo_addr, Delays::uniform(delay)));
+    tokio::spawn(serve(relay_listener, echo_addr, Delays::uniform(delay), 0));
 
     let mut direct = round_trips(echo_addr, count, size).await?;
     let mut relayed = round_trips(relay_addr, count, size).await?;
@@ -358,7 +409,7 @@ mod tests {
             default: Duration::from_millis(1),
             by_source: HashMap::from([(source, Duration::from_millis(60))]),
         };
-        tokio::spawn(serve(relay, target_addr, delays));
+        tokio::spawn(serve(relay, target_addr, delays, 0));
         tokio::spawn(echo(target));
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         socket.bind(SocketAddr::new(source, 0)).expect("bind the source address");
@@ -382,7 +433,7 @@ mod tests {
         let target_addr = target.local_addr().expect("addr");
         let relay = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let relay_addr = relay.local_addr().expect("addr");
-        tokio::spawn(serve(relay, target_addr, Delays::uniform(Duration::from_millis(1))));
+        tokio::spawn(serve(relay, target_addr, Delays::uniform(Duration::from_millis(1)), 0));
         tokio::spawn(echo(target));
         let mut client = TcpStream::connect(relay_addr).await.expect("connect");
         let sent: Vec<u8> = (0..300_000_u32).map(|i| (i % 251) as u8).collect();

@@ -132,6 +132,7 @@ impl ClusterConfig {
         self.geo.validate(path, &self.base_dir, &names)?;
         self.limits.validate(path)?;
         self.storage.validate(path)?;
+        self.replication.validate(path)?;
         self.internal_rpc.validate(path)?;
         self.events.validate(path)?;
         self.shares.validate(path)?;

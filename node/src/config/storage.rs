@@ -77,11 +77,73 @@ pub(crate) struct ReplicationSection {
     pub(crate) max_concurrent_pulls: usize,
     /// Bandwidth limit of all pulls of a node together, MiB/s; 0 means unlimited.
     pub(crate) bandwidth_mib_per_sec: u64,
+    /// Ranged streams one large blob is pulled over at once: over a long round trip one TCP
+    /// stream is limited by its window, several add up.
+    pub(crate) streams_per_blob: usize,
+    /// Blobs larger than this many MiB are pulled over `streams_per_blob` streams.
+    pub(crate) split_above_mib: u64,
+    /// Segment size of resumable pulls, MiB: blobs larger than one segment are pulled into a
+    /// partial file kept across interruptions, and an interrupted pull loses at most the
+    /// segments it was in the middle of (one per stream).
+    pub(crate) segment_mib: u64,
+    /// Objects up to this many KiB are pulled before larger ones.
+    pub(crate) small_object_kib: u64,
 }
 
 impl Default for ReplicationSection {
     fn default() -> Self {
-        Self { max_concurrent_pulls: 4, bandwidth_mib_per_sec: 0 }
+        let pulls = meridian_s3gw::PullSettings::default();
+        Self {
+            max_concurrent_pulls: 4,
+            bandwidth_mib_per_sec: 0,
+            streams_per_blob: pulls.streams_per_blob,
+            split_above_mib: pulls.split_above >> 20,
+            segment_mib: pulls.segment_bytes >> 20,
+            small_object_kib: pulls.small_below >> 10,
+        }
+    }
+}
+
+/// Streams per blob a config may ask for: each is a connection and a segment buffer.
+const STREAMS_PER_BLOB_RANGE: std::ops::RangeInclusive<usize> = 1..=64;
+/// Segment sizes a config may ask for, MiB: each stream buffers one segment in memory.
+const SEGMENT_MIB_RANGE: std::ops::RangeInclusive<u64> = 1..=256;
+
+impl ReplicationSection {
+    /// Checks the bounds of the pull settings.
+    pub(super) fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        if !STREAMS_PER_BLOB_RANGE.contains(&self.streams_per_blob) {
+            return Err(ConfigError::invalid(
+                path,
+                "replication.streams_per_blob".into(),
+                format!("{} is not within {STREAMS_PER_BLOB_RANGE:?}", self.streams_per_blob),
+            ));
+        }
+        if !SEGMENT_MIB_RANGE.contains(&self.segment_mib) {
+            return Err(ConfigError::invalid(
+                path,
+                "replication.segment_mib".into(),
+                format!("{} is not within {SEGMENT_MIB_RANGE:?} (MiB)", self.segment_mib),
+            ));
+        }
+        if self.split_above_mib > 1 << 30 || self.small_object_kib > 1 << 30 {
+            return Err(ConfigError::invalid(
+                path,
+                "replication.split_above_mib".into(),
+                "split_above_mib and small_object_kib must be at most 2^30".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The gateway's pull settings.
+    pub(crate) fn pull_settings(&self) -> meridian_s3gw::PullSettings {
+        meridian_s3gw::PullSettings {
+            streams_per_blob: self.streams_per_blob,
+            split_above: self.split_above_mib << 20,
+            segment_bytes: self.segment_mib << 20,
+            small_below: self.small_object_kib << 10,
+        }
     }
 }
 
@@ -95,6 +157,23 @@ mod tests {
         assert_eq!(config.storage.cache_bytes(), 128 << 20);
         let set = load_str(&format!("{VALID}[storage]\ncache_mib = 512\n")).expect("valid");
         assert_eq!(set.storage.cache_bytes(), 512 << 20);
+    }
+
+    #[test]
+    fn pull_settings_default_and_out_of_bounds_values_are_refused_naming_the_field() {
+        let config = load_str(VALID).expect("valid");
+        assert_eq!(config.replication.pull_settings(), meridian_s3gw::PullSettings::default());
+        let set = load_str(&format!("{VALID}[replication]\nstreams_per_blob = 8\nsegment_mib = 2\n")).expect("valid");
+        assert_eq!(
+            (set.replication.pull_settings().streams_per_blob, set.replication.pull_settings().segment_bytes),
+            (8, 2 << 20)
+        );
+        assert_errors_name_the_field([
+            (format!("{VALID}[replication]\nstreams_per_blob = 0\n"), "replication.streams_per_blob"),
+            (format!("{VALID}[replication]\nstreams_per_blob = 65\n"), "replication.streams_per_blob"),
+            (format!("{VALID}[replication]\nsegment_mib = 0\n"), "replication.segment_mib"),
+            (format!("{VALID}[replication]\nsplit_above_mib = 99999999999\n"), "replication.split_above_mib"),
+        ]);
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct ClusterOptions {
     pub regions: [(&'static str, f64, f64); 3],
     /// More TOML, written before the `[[region]]`s (e.g. `[geo]`, `[events]`, `[[api.service_token]]`).
     pub extra_config: String,
+    /// More keys of `[replication]` (e.g. `streams_per_blob = 2`), one per line.
+    pub replication_extra: String,
     /// Environment variables every node is first started with (the testing switches of
     /// `meridian_raft::protocol`, e.g. previous-release mode).
     pub env: Vec<(&'static str, &'static str)>,
@@ -73,6 +75,7 @@ impl Default for ClusterOptions {
             read_consistency: None,
             regions: REGIONS,
             extra_config: String::new(),
+            replication_extra: String::new(),
             env: Vec::new(),
         }
     }
@@ -149,6 +152,7 @@ pub fn cluster_config(options: &ClusterOptions, regions: &[RegionAddrs]) -> Stri
         read_consistency,
         regions: names,
         extra_config,
+        replication_extra,
         // The environment is not config: `TestCluster::start_with` sets it on the processes.
         env: _,
     } = options.clone();
@@ -177,6 +181,7 @@ commit_timeout_ms = {commit_timeout_ms}
 [replication]
 max_concurrent_pulls = {max_concurrent_pulls}
 bandwidth_mib_per_sec = {bandwidth_mib_per_sec}
+{replication_extra}
 
 {extra_config}
 

@@ -7,6 +7,7 @@
 //! the S3 trait onto them.
 
 mod access;
+mod acl;
 mod auth;
 pub mod blob;
 mod buckets;
@@ -21,6 +22,7 @@ mod ingest;
 mod listing;
 mod multipart;
 mod objects;
+mod policy;
 mod replica;
 mod scrub;
 mod service;

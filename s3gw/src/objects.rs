@@ -14,6 +14,7 @@ use s3s::dto::{
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use crate::acl::object_acl_request;
 use crate::blob::{BlobStore, new_id};
 use crate::conditions::{copy_source_preconditions, read_preconditions};
 use crate::convert::{HeaderFields, declared_checksums, parse_tagging_header, set_checksums, timestamp, user_metadata};
@@ -71,12 +72,13 @@ impl Gateway {
         condition: WriteCondition,
         completes_upload: Option<String>,
         origin: Origin,
+        acl: Option<meridian_raft::Acl>,
     ) -> S3Result<Option<String>> {
         let blob = meta.blob.clone();
         let at = meta.last_modified;
         let command =
-            Command::PutObject { bucket: bucket.to_owned(), key: key.to_owned(), meta, condition, completes_upload }
-                .attributed_from(origin.actor, at, origin.client);
+            Command::PutObject { bucket: bucket.to_owned(), key: key.to_owned(), meta, condition, completes_upload };
+        let command = self.with_requested_acl(command, acl)?.attributed_from(origin.actor, at, origin.client);
         match self.meta.propose(command).await {
             Ok(CommandOutcome::Rejected(rejection)) => {
                 if blob.is_empty() {
@@ -113,9 +115,10 @@ impl Gateway {
         let origin = self.origin_of(&req);
         // The listener's stand-in length of a chunked body is no length at all.
         let unsized_body = req.extensions.get::<crate::UnsizedBody>().is_some();
-        let input = req.input;
+        let mut input = req.input;
         check_key(&input.key)?;
         self.bucket_for_write(&input.bucket).await?;
+        let acl = self.new_object_acl(&input.bucket, &origin, object_acl_request!(input))?;
         let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
         let tags = input.tagging.as_deref().map(parse_tagging_header).transpose()?.unwrap_or_default();
         let declared = Declared {
@@ -153,7 +156,7 @@ impl Gateway {
         };
         meta.tags = tags;
         meta.checksums.clone_from(&checksums);
-        let version_id = self.commit_new_version(&input.bucket, &input.key, meta, condition, None, origin).await?;
+        let version_id = self.commit_new_version(&input.bucket, &input.key, meta, condition, None, origin, acl).await?;
         tracing::debug!(bucket = %input.bucket, key = %input.key, size, version = ?version_id, "object stored");
         let mut output = PutObjectOutput {
             e_tag: Some(ETag::Strong(etag)),
@@ -447,8 +450,9 @@ impl Gateway {
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let origin = self.origin_of(&req);
-        let input = req.input;
+        let mut input = req.input;
         check_key(&input.key)?;
+        let acl = self.new_object_acl(&input.bucket, &origin, object_acl_request!(input))?;
         let CopySource::Bucket { bucket: src_bucket, key: src_key, version_id: src_version } = &input.copy_source
         else {
             return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
@@ -504,7 +508,7 @@ impl Gateway {
         meta.parts = source.parts.clone();
         let last_modified = meta.last_modified;
         let version_id =
-            self.commit_new_version(&input.bucket, &input.key, meta, WriteCondition::None, None, origin).await?;
+            self.commit_new_version(&input.bucket, &input.key, meta, WriteCondition::None, None, origin, acl).await?;
         Ok(S3Response::new(CopyObjectOutput {
             version_id,
             copy_source_version_id: source_version_id,

@@ -7,6 +7,7 @@
 //!
 //! `apply` dispatches on the command; each group of commands is applied in its own module.
 
+mod acl;
 mod buckets;
 mod cors;
 mod events;
@@ -194,6 +195,9 @@ impl Changes<'_> {
             Command::DeleteBucketCors { bucket } => self.delete_bucket_cors(bucket),
             Command::PutBucketVersioning { bucket, state } => self.put_bucket_versioning(bucket, *state),
             Command::DeleteVersion { bucket, key, version_id } => self.delete_version(bucket, key, version_id),
+            Command::SetBucketAccess { bucket, change } => self.set_bucket_access(bucket, change),
+            Command::PutObjectAcl { bucket, key, acl } => self.put_object_acl(bucket, key, acl),
+            Command::WithAcl { acl, command } => self.with_acl(acl, command),
         }
     }
 }

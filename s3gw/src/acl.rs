@@ -92,9 +92,10 @@ pub(crate) fn is_public(acl: &Acl) -> bool {
     acl.grants.iter().any(|g| matches!(g.grantee, AclGrantee::AllUsers | AclGrantee::AuthenticatedUsers))
 }
 
-/// Whether an ACL grants only the owner (what BucketOwnerEnforced still accepts).
-fn owner_only(acl: &Acl, owner: &str) -> bool {
-    acl.grants.iter().all(|g| g.grantee == AclGrantee::CanonicalUser(owner.to_owned()))
+/// Whether an ACL grants only the owners named (what BucketOwnerEnforced still accepts, and
+/// what a thing without an ACL has anyway).
+fn owner_only(acl: &Acl, owners: &[&str]) -> bool {
+    acl.grants.iter().all(|g| matches!(&g.grantee, AclGrantee::CanonicalUser(id) if owners.contains(&id.as_str())))
 }
 
 fn grant(grantee: AclGrantee, permission: AclPermission) -> AclGrant {
@@ -294,9 +295,8 @@ impl Gateway {
             }
         }
         let access = self.bucket_access(bucket)?;
-        if access.ownership == Some(ObjectOwnership::BucketOwnerEnforced)
-            && !owner_only(&acl, bucket_owner.as_deref().unwrap_or(owner))
-        {
+        let owners: Vec<&str> = [Some(owner), bucket_owner.as_deref()].into_iter().flatten().collect();
+        if access.ownership == Some(ObjectOwnership::BucketOwnerEnforced) && !owner_only(&acl, &owners) {
             return Err(acls_disabled());
         }
         if access.public_access_block.is_some_and(|b| b.block_public_acls) && is_public(&acl) {
@@ -321,7 +321,12 @@ impl Gateway {
             Some(meridian_raft::Actor::User(id)) => id.clone(),
             _ => self.bucket_owner_id(bucket)?,
         };
-        let acl = self.requested_acl(bucket, request, &owner, true)?;
+        let bucket_owner = self.bucket_owner_id(bucket)?;
+        // A new object without an ACL is private: `x-amz-acl: private` (which many tools send
+        // on every write) needs nothing stored, and works during an upgrade too.
+        let acl = self
+            .requested_acl(bucket, request, &owner, true)?
+            .filter(|acl| !owner_only(acl, &[owner.as_str(), bucket_owner.as_str()]));
         // Checked before any byte is stored: a refused write stores nothing.
         if acl.is_some() {
             self.require_edge_format()?;
@@ -518,7 +523,7 @@ impl Gateway {
         // A new bucket has no settings yet: only the grants themselves are checked, and a
         // private ACL is what it has anyway.
         let acl = self.requested_acl("", request, &owner, false)?;
-        Ok(acl.filter(|acl| !owner_only(acl, &owner)))
+        Ok(acl.filter(|acl| !owner_only(acl, &[owner.as_str()])))
     }
 
     pub(crate) async fn delete_bucket_ownership_controls_op(

@@ -39,8 +39,23 @@ pub(crate) async fn anonymous_get(node: &TestNode, path: &str) -> (u16, Vec<u8>,
     anonymous(reqwest::Method::GET, node, path, b"").await
 }
 
+/// Waits (bounded) until an unsigned GET of `path` through `node` answers `status`: a grant
+/// applies everywhere at once (a refusal is judged again after a read index), but a revocation
+/// reaches another node when that node applies it, milliseconds later.
+async fn wait_anonymous_status(node: &TestNode, path: &str, status: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (got, _, _) = anonymous_get(node, path).await;
+        if got == status {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: unsigned GET {path} answered {got}, not {status}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// The S3 error code of a failed SDK call (`None`: it succeeded).
-pub(crate) fn code_of<T, E: aws_sdk_s3::error::ProvideErrorMetadata>(
+pub(crate) fn code_of<T, E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug>(
     result: &Result<T, aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
 ) -> Option<String> {
     match result {
@@ -110,8 +125,8 @@ async fn the_cinemas_posters_and_trailers_are_public_and_nothing_else() {
     assert_eq!(code_of(&c.get_bucket_policy().bucket(&private).send().await).as_deref(), Some("NoSuchBucketPolicy"));
 
     ok(cluster.node(1).client().delete_bucket_policy().bucket(&public).send().await, "DeleteBucketPolicy");
-    let (status, _, _) = anonymous_get(cluster.node(2), &format!("/{public}/posters/dune.jpg")).await;
-    assert_eq!(status, 403, "private again once the policy is gone");
+    let poster = format!("/{public}/posters/dune.jpg");
+    wait_anonymous_status(cluster.node(2), &poster, 403, "private again once the policy is gone").await;
 }
 
 /// ACLs: a public-read object is served unsigned through another region, an overwrite without
@@ -150,8 +165,8 @@ async fn canned_acls_open_exactly_what_they_say_through_every_region() {
     );
 
     put(&c, &bucket, "poster.jpg", b"v2").await;
-    let (status, _, _) = anonymous_get(cluster.node(0), &format!("/{bucket}/poster.jpg")).await;
-    assert_eq!(status, 403, "an overwrite without an ACL is private");
+    let poster = format!("/{bucket}/poster.jpg");
+    wait_anonymous_status(cluster.node(0), &poster, 403, "an overwrite without an ACL is private").await;
     ok(
         b.put_object_acl().bucket(&bucket).key("poster.jpg").acl(ObjectCannedAcl::PublicRead).send().await,
         "PutObjectAcl",
@@ -285,7 +300,7 @@ async fn public_access_block_and_ownership_controls_are_honoured() {
     );
 
     set(block(false, true, false, false)).await;
-    assert_eq!(anonymous_get(cluster.node(2), &path).await.0, 403, "IgnorePublicAcls");
+    wait_anonymous_status(cluster.node(2), &path, 403, "IgnorePublicAcls").await;
 
     let public_policy = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}"#
@@ -295,7 +310,7 @@ async fn public_access_block_and_ownership_controls_are_honoured() {
     assert_eq!(code_of(&refused).as_deref(), Some("AccessDenied"), "BlockPublicPolicy");
     set(block(false, true, false, true)).await;
     ok(b.put_bucket_policy().bucket(&bucket).policy(&public_policy).send().await, "a public policy, allowed now");
-    assert_eq!(anonymous_get(cluster.node(2), &path).await.0, 403, "RestrictPublicBuckets ignores it");
+    wait_anonymous_status(cluster.node(2), &path, 403, "RestrictPublicBuckets ignores it").await;
     ok(a.delete_public_access_block().bucket(&bucket).send().await, "DeletePublicAccessBlock");
     assert_eq!(anonymous_get(cluster.node(2), &path).await.0, 200, "without a block the policy applies");
     ok(a.delete_bucket_policy().bucket(&bucket).send().await, "DeleteBucketPolicy");
@@ -317,7 +332,7 @@ async fn public_access_block_and_ownership_controls_are_honoured() {
     let got = ok(b.get_bucket_ownership_controls().bucket(&bucket).send().await, "GetBucketOwnershipControls");
     let rule = got.ownership_controls().and_then(|c| c.rules().first()).map(|r| r.object_ownership().clone());
     assert_eq!(rule, Some(ObjectOwnership::BucketOwnerEnforced));
-    assert_eq!(anonymous_get(cluster.node(2), &path).await.0, 403, "ACLs no longer count");
+    wait_anonymous_status(cluster.node(2), &path, 403, "ACLs no longer count").await;
     let refused =
         b.put_object().bucket(&bucket).key("x").acl(ObjectCannedAcl::PublicRead).body(ByteStream::from_static(b"x"));
     let refused = refused.send().await;

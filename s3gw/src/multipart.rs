@@ -26,6 +26,7 @@ use crate::convert::{HeaderFields, declared_checksums, parse_tagging_header, set
 use crate::error;
 use crate::gateway::{Gateway, now_millis};
 use crate::ingest::{Declared, Ingested, ingest};
+use crate::objects::NewVersionBy;
 use crate::objects::check_key;
 
 /// Every part but the last must be at least this big.
@@ -456,8 +457,16 @@ impl Gateway {
         // A refused condition leaves the upload in place (the same entry would have removed
         // it), so the client may complete it again, as with AWS.
         // The ACL the upload asked for is moved to the object by the state machine.
-        let version_id =
-            self.commit_new_version(&input.bucket, &input.key, meta, condition, upload_id, origin, None).await?;
+        let version_id = self
+            .commit_new_version(
+                &input.bucket,
+                &input.key,
+                meta,
+                condition,
+                upload_id,
+                NewVersionBy { origin, acl: None },
+            )
+            .await?;
         tracing::info!(bucket = %input.bucket, key = %input.key, size, parts = chosen.len(), "multipart upload completed");
         let mut output = CompleteMultipartUploadOutput {
             location: Some(format!("/{}/{}", input.bucket, input.key)),

@@ -54,6 +54,14 @@ pub(crate) fn write_condition(
     }
 }
 
+/// Who writes a new version, and the ACL the write asks for (`None`: private).
+pub(crate) struct NewVersionBy {
+    /// Who made the request and from where (the history's attribution).
+    pub(crate) origin: Origin,
+    /// The ACL the new object gets, set in the same Raft entry.
+    pub(crate) acl: Option<meridian_raft::Acl>,
+}
+
 /// The fields GET and HEAD share, from a stored version.
 struct Described {
     e_tag: ETag,
@@ -71,9 +79,9 @@ impl Gateway {
         meta: ObjectMeta,
         condition: WriteCondition,
         completes_upload: Option<String>,
-        origin: Origin,
-        acl: Option<meridian_raft::Acl>,
+        writer: NewVersionBy,
     ) -> S3Result<Option<String>> {
+        let NewVersionBy { origin, acl } = writer;
         let blob = meta.blob.clone();
         let at = meta.last_modified;
         let command =
@@ -156,7 +164,9 @@ impl Gateway {
         };
         meta.tags = tags;
         meta.checksums.clone_from(&checksums);
-        let version_id = self.commit_new_version(&input.bucket, &input.key, meta, condition, None, origin, acl).await?;
+        let version_id = self
+            .commit_new_version(&input.bucket, &input.key, meta, condition, None, NewVersionBy { origin, acl })
+            .await?;
         tracing::debug!(bucket = %input.bucket, key = %input.key, size, version = ?version_id, "object stored");
         let mut output = PutObjectOutput {
             e_tag: Some(ETag::Strong(etag)),
@@ -507,8 +517,16 @@ impl Gateway {
         meta.checksums = source.checksums.clone();
         meta.parts = source.parts.clone();
         let last_modified = meta.last_modified;
-        let version_id =
-            self.commit_new_version(&input.bucket, &input.key, meta, WriteCondition::None, None, origin, acl).await?;
+        let version_id = self
+            .commit_new_version(
+                &input.bucket,
+                &input.key,
+                meta,
+                WriteCondition::None,
+                None,
+                NewVersionBy { origin, acl },
+            )
+            .await?;
         Ok(S3Response::new(CopyObjectOutput {
             version_id,
             copy_source_version_id: source_version_id,

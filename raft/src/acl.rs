@@ -133,3 +133,23 @@ impl Record for Acl {
     /// New in format 2 (object and upload ACLs, `oacl/` and `uacl/`), gated like [`BucketAccess`].
     const FORMAT: u16 = 2;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::encode_body;
+
+    /// The parts of [`BucketAccessChange`], [`AclGrantee`] and [`AclPermission`] are numbered by
+    /// position in the log: pinned here, new ones go last.
+    #[test]
+    fn variant_numbers_are_pinned() {
+        let first = |bytes: Result<Vec<u8>, crate::StoreError>| bytes.expect("encodes")[0];
+        assert_eq!(first(encode_body(&BucketAccessChange::Acl(Acl::default()))), 0);
+        assert_eq!(first(encode_body(&BucketAccessChange::Ownership(None))), 1);
+        assert_eq!(first(encode_body(&BucketAccessChange::PublicAccessBlock(None))), 2);
+        assert_eq!(first(encode_body(&BucketAccessChange::Policy(None))), 3);
+        assert_eq!(first(encode_body(&AclGrantee::AuthenticatedUsers)), 2);
+        assert_eq!(first(encode_body(&AclPermission::WriteAcp)), 4);
+        assert_eq!(first(encode_body(&ObjectOwnership::ObjectWriter)), 2);
+    }
+}

@@ -121,7 +121,7 @@ async fn the_cinemas_posters_and_trailers_are_public_and_nothing_else() {
     let stored = ok(c.get_bucket_policy().bucket(&public).send().await, "GetBucketPolicy");
     assert_eq!(stored.policy(), Some(policy.as_str()), "the policy as sent");
     let status = ok(c.get_bucket_policy_status().bucket(&public).send().await, "GetBucketPolicyStatus");
-    assert_eq!(status.policy_status().and_then(|s| s.is_public()), Some(true));
+    assert_eq!(status.policy_status().and_then(aws_sdk_s3::types::PolicyStatus::is_public), Some(true));
     assert_eq!(code_of(&c.get_bucket_policy().bucket(&private).send().await).as_deref(), Some("NoSuchBucketPolicy"));
 
     ok(cluster.node(1).client().delete_bucket_policy().bucket(&public).send().await, "DeleteBucketPolicy");
@@ -199,7 +199,7 @@ async fn canned_acls_open_exactly_what_they_say_through_every_region() {
     assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), b"drop");
     let bucket_acl = ok(c.get_bucket_acl().bucket(&bucket).send().await, "GetBucketAcl");
     let permissions: Vec<&str> =
-        bucket_acl.grants().iter().filter_map(|g| g.permission()).map(|p| p.as_str()).collect();
+        bucket_acl.grants().iter().filter_map(|g| g.permission()).map(aws_sdk_s3::types::Permission::as_str).collect();
     assert_eq!(permissions, vec!["FULL_CONTROL", "READ", "WRITE"]);
 
     // A multipart upload's ACL is the completed object's.

@@ -213,7 +213,11 @@ async fn acls_and_policies_cannot_be_turned_against_their_bucket() {
     let forged = unsigned(&elsewhere, reqwest::Method::GET, &node, &path, Some("127.0.0.1")).await;
     assert_eq!(forged.0, 403, "a forged X-Forwarded-For is not believed");
     let status = bobs.get_bucket_policy_status().bucket(&bucket).send().await.expect("GetBucketPolicyStatus");
-    assert_eq!(status.policy_status().and_then(|s| s.is_public()), Some(false), "limited to one address: not public");
+    assert_eq!(
+        status.policy_status().and_then(aws_sdk_s3::types::PolicyStatus::is_public),
+        Some(false),
+        "limited to one address: not public"
+    );
 
     // Policies outside the subset, or too large, are MalformedPolicy and change nothing.
     let malformed = Some("MalformedPolicy".to_owned());

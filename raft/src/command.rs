@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::acl::{Acl, BucketAccessChange};
 use crate::cors::BucketCors;
 use crate::event::{Actor, Cursor};
 #[cfg(doc)]
@@ -343,6 +344,35 @@ pub enum Command {
         /// Whether the request bypasses GOVERNANCE (set only for keys allowed to).
         bypass_governance: bool,
     },
+    /// Change one part of a bucket's access settings (its ACL, object ownership, public access
+    /// block or policy; see [`BucketAccessChange`]). Unknown bucket: rejected (`NoSuchBucket`).
+    /// New in format 2, proposed only once it is written.
+    SetBucketAccess {
+        /// Bucket name.
+        bucket: String,
+        /// The part that changes.
+        change: BucketAccessChange,
+    },
+    /// Set the ACL of a key's current object (PutObjectAcl). Unknown key: rejected
+    /// (`NoSuchKey`). New in format 2, proposed only once it is written.
+    PutObjectAcl {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The ACL.
+        acl: Acl,
+    },
+    /// `command` (a [`Command::CreateBucket`], [`Command::PutObject`] or
+    /// [`Command::CreateUpload`]) with the ACL its request asked for (`x-amz-acl`,
+    /// `x-amz-grant-*`), set in the same step when it applies, so the thing is never visible
+    /// with another ACL. New in format 2, proposed only once it is written.
+    WithAcl {
+        /// The ACL the bucket, object or upload gets.
+        acl: Acl,
+        /// The command that creates it.
+        command: Box<Command>,
+    },
 }
 
 impl Command {
@@ -352,7 +382,8 @@ impl Command {
             Self::PutObject { meta, .. } => meta.inline.as_ref().map_or(0, Vec::len),
             Self::Attributed { command, .. }
             | Self::AttributedFrom { command, .. }
-            | Self::WithObjectLock { command, .. } => command.inline_bytes(),
+            | Self::WithObjectLock { command, .. }
+            | Self::WithAcl { command, .. } => command.inline_bytes(),
             Self::Batch(commands) => commands.iter().map(Self::inline_bytes).sum(),
             _ => 0,
         }
@@ -531,6 +562,9 @@ mod tests {
                 now: 0,
                 bypass_governance: false,
             },
+            Command::SetBucketAccess { bucket: "b".into(), change: BucketAccessChange::Policy(None) },
+            Command::PutObjectAcl { bucket: "b".into(), key: "k".into(), acl: Acl::default() },
+            Command::WithAcl { acl: Acl::default(), command: Box::new(Command::DeleteBucket { name: "b".into() }) },
         ];
         for (command, index) in format_2.iter().zip(25u8..) {
             assert_eq!(crate::codec::encode_body(command).expect("encodes")[0], index, "{command:?}");

@@ -16,6 +16,7 @@
 //! reached through their module.
 
 pub mod access;
+mod acl;
 mod clock_drift;
 mod codec;
 mod command;
@@ -46,6 +47,9 @@ mod types;
 #[cfg(test)]
 mod untrusted_bytes_tests;
 
+pub use acl::{
+    Acl, AclGrant, AclGrantee, AclPermission, BucketAccess, BucketAccessChange, ObjectOwnership, PublicAccessBlock,
+};
 pub use clock_drift::{CLOCK_HEADER, DriftVerdict, clock_reading_ms};
 pub use command::{Command, CommandOutcome, Rejection, VersionTouched, WriteCondition};
 pub use cors::{BucketCors, CorsRule};

@@ -73,6 +73,14 @@ pub(crate) const SUBSCRIPTION: &[u8] = b"s/";
 pub(crate) const FORMAT: &[u8] = b"m/format";
 /// A bucket's CORS configuration (`BucketCors`), by bucket name; new in format 2.
 pub(crate) const CORS: &[u8] = b"cors/";
+/// `acl/BUCKET`: the bucket's [`crate::acl::BucketAccess`] (ACL, ownership, public access
+/// block, policy); new in format 2.
+pub(crate) const BUCKET_ACCESS: &[u8] = b"acl/";
+/// `oacl/BUCKET/KEY`: the [`crate::acl::Acl`] of a key's current object; new in format 2.
+pub(crate) const OBJECT_ACL: &[u8] = b"oacl/";
+/// `uacl/UPLOAD`: the [`crate::acl::Acl`] an unfinished multipart upload gives its object when
+/// completed; new in format 2.
+pub(crate) const UPLOAD_ACL: &[u8] = b"uacl/";
 
 /// `y/BUCKET`: the bucket's [`VersioningState`], once versioning was ever configured.
 pub(crate) const VERSIONING: &[u8] = b"y/";
@@ -239,6 +247,27 @@ impl Tables {
             return Ok(None);
         }
         self.get(&version_lock_key(bucket, key, version_id))
+    }
+
+    /// A bucket's access settings, if any were ever set.
+    pub(crate) fn bucket_access(&self, bucket: &str) -> Result<Option<crate::acl::BucketAccess>, StoreError> {
+        if !addressable(bucket) {
+            return Ok(None);
+        }
+        self.get(&record_key(BUCKET_ACCESS, &[bucket]))
+    }
+
+    /// The ACL of a key's current object, if one other than `private` was set.
+    pub(crate) fn object_acl(&self, bucket: &str, key: &str) -> Result<Option<crate::acl::Acl>, StoreError> {
+        if !addressable(bucket) {
+            return Ok(None);
+        }
+        self.get(&record_key(OBJECT_ACL, &[bucket, key]))
+    }
+
+    /// The ACL an unfinished multipart upload gives its object, if one was asked for.
+    pub(crate) fn upload_acl(&self, upload: &str) -> Result<Option<crate::acl::Acl>, StoreError> {
+        self.get(&record_key(UPLOAD_ACL, &[upload]))
     }
 
     /// The bucket's versioning state; `None` for a bucket never versioned.

@@ -17,17 +17,28 @@
 //! and reaches what the panel would let them reach ([`meridian_raft::access`]): their buckets
 //! and files, and files shared with them. A key of a service (the default, and every key made
 //! before keys had owners) reaches everything, as operators' and services' keys always did.
+//!
+//! **Grants** (issue #15): beyond that, a bucket's policy and ACLs (and an object's ACL) may
+//! grant other keys, and unsigned requests, what S3 would grant them (see [`crate::acl`] and
+//! [`crate::policy`]). An explicit Deny of the bucket's policy refuses the request whoever
+//! signed it (the system key aside: its URLs carry what the panel decided). Grants are read
+//! from this node's state; a request they do not allow is judged once more after a read index,
+//! so a grant made through another node applies at once, and a revoked one within the
+//! milliseconds replication takes.
 
-use meridian_raft::MetaStore;
+use std::net::IpAddr;
+
 use meridian_raft::access::Person;
 use meridian_raft::model::KeyOwner;
+use meridian_raft::{AclGrantee, AclPermission, MetaStore, ObjectOwnership};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::Credentials;
 use s3s::dto::{CopyObjectInput, CopySource, PostObjectInput, UploadPartCopyInput};
 use s3s::{S3Request, S3Result, s3_error};
 
 use crate::error;
-use crate::gateway::{Gateway, now_millis};
+use crate::gateway::{ClientAddr, Gateway, now_millis};
+use crate::policy::{PolicyAction, PolicyRequest, PolicyVerdict};
 
 /// Longest lifetime of a presigned URL, as S3 allows: 7 days.
 const MAX_PRESIGNED_EXPIRY_SECS: u64 = 7 * 24 * 3600;
@@ -139,15 +150,83 @@ fn need(op: &str) -> Need {
         | "PutBucketVersioning"
         | "GetBucketVersioning"
         | "PutObjectLockConfiguration"
-        | "GetObjectLockConfiguration" => Need::OwnBucket,
+        | "GetObjectLockConfiguration"
+        | "GetBucketAcl"
+        | "PutBucketAcl"
+        | "GetBucketPolicy"
+        | "PutBucketPolicy"
+        | "DeleteBucketPolicy"
+        | "GetBucketPolicyStatus"
+        | "GetBucketOwnershipControls"
+        | "PutBucketOwnershipControls"
+        | "DeleteBucketOwnershipControls"
+        | "GetPublicAccessBlock"
+        | "PutPublicAccessBlock"
+        | "DeletePublicAccessBlock" => Need::OwnBucket,
+        "GetObjectAcl" | "PutObjectAcl" => Need::OwnObject,
         _ => Need::Refused,
     }
+}
+
+/// What ACL permission an operation needs, and on what: the bucket's list or the object's.
+fn acl_need(op: &str) -> Option<(AclTarget, AclPermission)> {
+    use AclPermission::{Read, ReadAcp, Write, WriteAcp};
+    Some(match op {
+        "GetObject" | "HeadObject" => (AclTarget::Object, Read),
+        "ListObjects" | "ListObjectsV2" | "ListObjectVersions" | "ListMultipartUploads" | "HeadBucket" => {
+            (AclTarget::Bucket, Read)
+        }
+        "PutObject"
+        | "CopyObject"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "UploadPartCopy"
+        | "CompleteMultipartUpload"
+        | "AbortMultipartUpload"
+        | "DeleteObject" => (AclTarget::Bucket, Write),
+        "GetBucketAcl" => (AclTarget::Bucket, ReadAcp),
+        "PutBucketAcl" => (AclTarget::Bucket, WriteAcp),
+        "GetObjectAcl" => (AclTarget::Object, ReadAcp),
+        "PutObjectAcl" => (AclTarget::Object, WriteAcp),
+        _ => return None,
+    })
+}
+
+/// Which ACL an operation is judged by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AclTarget {
+    /// The bucket's.
+    Bucket,
+    /// The object's (the current version's).
+    Object,
+}
+
+/// Who is asking, as grants and policies name callers.
+#[derive(Debug, Clone, Copy)]
+struct Caller<'a> {
+    /// The signing access key; `None`: an unsigned request.
+    access_key: Option<&'a str>,
+    /// The caller's canonical id (a user's id, or the operator's for other keys).
+    canonical: Option<&'a str>,
+}
+
+/// What the bucket's policy and ACLs say about a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grant {
+    /// An explicit Deny of the policy.
+    Denied,
+    /// A policy Allow or an ACL grant.
+    Granted,
+    /// Nothing: only the owner's rights count.
+    Nothing,
 }
 
 /// Decides, for every S3 request, whether its credential may run it.
 pub struct AccessPolicy {
     /// The metadata store: the owners and shares a user's URL is checked against.
     meta: MetaStore,
+    /// The gateway: bucket policies and access settings as it reads them.
+    gateway: Gateway,
     /// The system key's id, whose requests are held to what the web API hands out.
     system_key: Option<String>,
 }
@@ -155,7 +234,7 @@ pub struct AccessPolicy {
 impl AccessPolicy {
     /// The policy of a gateway (the system key is its delegating key).
     pub fn new(gateway: &Gateway) -> Self {
-        Self { meta: gateway.meta.clone(), system_key: gateway.delegating_key.clone() }
+        Self { meta: gateway.meta.clone(), gateway: gateway.clone(), system_key: gateway.delegating_key.clone() }
     }
 
     fn is_system_key(&self, credentials: &Credentials) -> bool {
@@ -205,6 +284,80 @@ impl AccessPolicy {
             return Err(s3_error!(AccessDenied, "This key's user may not run {op} here."));
         }
         Ok(())
+    }
+
+    /// What the bucket's policy (and, when `want_grant`, the ACLs) say about `caller` running
+    /// `op` on `path` from `client`. Without `want_grant` only a Deny is looked for (the caller
+    /// may run it anyway, as owner).
+    fn grants(
+        &self,
+        caller: Caller<'_>,
+        op: &str,
+        path: &s3s::path::S3Path,
+        client: Option<IpAddr>,
+        want_grant: bool,
+    ) -> S3Result<Grant> {
+        use s3s::path::S3Path;
+        let (bucket, key) = match path {
+            S3Path::Root => return Ok(Grant::Nothing),
+            S3Path::Bucket { bucket } => (bucket.as_ref(), None),
+            S3Path::Object { bucket, key } => (bucket.as_ref(), Some(key.as_ref())),
+        };
+        let access = self.gateway.bucket_access(bucket)?;
+        let block = access.public_access_block.unwrap_or_default();
+        if let (Some(action), Some(policy)) =
+            (PolicyAction::of_operation(op), self.gateway.bucket_policy(bucket, access.policy.as_deref()))
+        {
+            let ids: Vec<&str> = caller.access_key.into_iter().chain(caller.canonical).collect();
+            match policy.evaluate(&PolicyRequest { ids: &ids, action, bucket, key, client }) {
+                PolicyVerdict::Deny => return Ok(Grant::Denied),
+                // RestrictPublicBuckets: a public statement grants nobody.
+                PolicyVerdict::Allow { public } if want_grant && !(public && block.restrict_public_buckets) => {
+                    return Ok(Grant::Granted);
+                }
+                _ => {}
+            }
+        }
+        if !want_grant || access.ownership == Some(ObjectOwnership::BucketOwnerEnforced) {
+            return Ok(Grant::Nothing);
+        }
+        let Some((target, needed)) = acl_need(op) else { return Ok(Grant::Nothing) };
+        let acl = match (target, key) {
+            (AclTarget::Bucket, _) => access.acl,
+            (AclTarget::Object, Some(key)) => self.meta.object_acl(bucket, key).map_err(error::store)?,
+            (AclTarget::Object, None) => None,
+        };
+        let granted = acl.is_some_and(|acl| {
+            acl.grants.iter().any(|g| {
+                (g.permission == needed || g.permission == AclPermission::FullControl)
+                    && match &g.grantee {
+                        AclGrantee::AllUsers => !block.ignore_public_acls,
+                        AclGrantee::AuthenticatedUsers => caller.access_key.is_some() && !block.ignore_public_acls,
+                        AclGrantee::CanonicalUser(id) => caller.canonical == Some(id.as_str()),
+                    }
+            })
+        });
+        Ok(if granted { Grant::Granted } else { Grant::Nothing })
+    }
+
+    /// [`Self::grants`] for a caller that needs a grant; when this node's state grants nothing,
+    /// judged again after a read index (a grant made through another node a moment ago).
+    async fn grants_confirmed(
+        &self,
+        caller: Caller<'_>,
+        op: &str,
+        path: &s3s::path::S3Path,
+        client: Option<IpAddr>,
+    ) -> S3Result<Grant> {
+        let local = self.grants(caller, op, path, client, true)?;
+        if local != Grant::Nothing {
+            return Ok(local);
+        }
+        if let Err(e) = self.meta.read_barrier().await {
+            tracing::debug!(error = %e, "no read index for a grant check; judged on local state");
+            return Ok(local);
+        }
+        self.grants(caller, op, path, client, true)
     }
 
     /// A request signed with the system key: see the module doc.
@@ -269,7 +422,12 @@ impl AccessPolicy {
     }
 
     /// The other object a copy names is read for the caller: the key may read it like a GET.
-    fn authorize_copy_source(&self, credentials: Option<&Credentials>, source: &CopySource) -> S3Result<()> {
+    async fn authorize_copy_source(
+        &self,
+        credentials: Option<&Credentials>,
+        source: &CopySource,
+        client: Option<IpAddr>,
+    ) -> S3Result<()> {
         let Some(credentials) = credentials else {
             return Err(s3_error!(AccessDenied, "Requests must be signed."));
         };
@@ -279,12 +437,27 @@ impl AccessPolicy {
         let CopySource::Bucket { bucket, key, .. } = source else {
             return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
         };
-        if let Some(person) = self.key_scope(&credentials.access_key)?.person() {
-            let access = self.meta.person_access(person, bucket, key, false, now_millis()).map_err(error::store)?;
-            if access.is_none() {
-                tracing::warn!(user = person.id, %bucket, %key, "copy from a file the key's user may not read");
-                return Err(s3_error!(AccessDenied, "This key's user may not read the copy source."));
+        let scope = self.key_scope(&credentials.access_key)?;
+        let canonical = match &scope {
+            KeyScope::Person { id, .. } => id.as_str(),
+            KeyScope::Everything => crate::acl::OPERATOR_ID,
+        };
+        let caller = Caller { access_key: Some(&credentials.access_key), canonical: Some(canonical) };
+        let path = s3s::path::S3Path::object(bucket, key);
+        let reads_own = match scope.person() {
+            Some(person) => {
+                self.meta.person_access(person, bucket, key, false, now_millis()).map_err(error::store)?.is_some()
             }
+            None => true,
+        };
+        let grant = if reads_own {
+            self.grants(caller, "GetObject", &path, client, false)?
+        } else {
+            self.grants_confirmed(caller, "GetObject", &path, client).await?
+        };
+        if grant == Grant::Denied || (!reads_own && grant != Grant::Granted) {
+            tracing::warn!(key = %credentials.access_key, %bucket, %key, "copy from an object the key may not read");
+            return Err(s3_error!(AccessDenied, "This key may not read the copy source."));
         }
         tracing::debug!(key = %credentials.access_key, %bucket, %key, "copy source authorized");
         Ok(())
@@ -353,8 +526,17 @@ impl S3Access for AccessPolicy {
                 "AWS Signature Version 2 is not accepted: sign requests with Signature Version 4."
             ));
         }
+        let client = cx.extensions_mut().get::<ClientAddr>().map(|c| c.0);
+        let op = cx.s3_op().name();
         let Some(credentials) = cx.credentials() else {
-            return Err(s3_error!(AccessDenied, "Requests must be signed."));
+            // Unsigned: exactly what a policy or ACL grants everyone.
+            let anonymous = Caller { access_key: None, canonical: None };
+            if self.grants_confirmed(anonymous, op, cx.s3_path(), client).await? != Grant::Granted {
+                tracing::debug!(op, path = ?cx.s3_path(), "unsigned request refused");
+                return Err(s3_error!(AccessDenied, "Access Denied"));
+            }
+            tracing::debug!(op, path = ?cx.s3_path(), "unsigned request granted");
+            return Ok(());
         };
         // The listener refuses these before s3s sees them; checked again for any other caller.
         if let Some(problem) = presigned_expiry_problem(cx.uri().query()) {
@@ -365,20 +547,46 @@ impl S3Access for AccessPolicy {
             self.check_acting_user_may_write(cx)?;
             return Ok(());
         }
-        let scope = self.key_scope(&credentials.access_key.clone())?;
-        if let Some(person) = scope.person() {
-            self.check_person(person, cx.s3_op().name(), cx.s3_path())?;
+        let access_key = credentials.access_key.clone();
+        let scope = self.key_scope(&access_key)?;
+        let canonical = match &scope {
+            KeyScope::Person { id, .. } => id.as_str(),
+            KeyScope::Everything => crate::acl::OPERATOR_ID,
+        };
+        let caller = Caller { access_key: Some(&access_key), canonical: Some(canonical) };
+        let path = cx.s3_path();
+        match scope.person() {
+            Some(person) => {
+                if let Err(refused) = self.check_person(person, op, path) {
+                    // Not the user's own: what the bucket's policy or ACLs grant them.
+                    if self.grants_confirmed(caller, op, path, client).await? != Grant::Granted {
+                        return Err(refused);
+                    }
+                    tracing::debug!(user = person.id, op, ?path, "user key granted by policy or ACL");
+                } else if self.grants(caller, op, path, client, false)? == Grant::Denied {
+                    tracing::info!(user = person.id, op, ?path, "denied by the bucket policy");
+                    return Err(s3_error!(AccessDenied, "Access Denied"));
+                }
+            }
+            None => {
+                if self.grants(caller, op, path, client, false)? == Grant::Denied {
+                    tracing::info!(key = %access_key, op, ?path, "denied by the bucket policy");
+                    return Err(s3_error!(AccessDenied, "Access Denied"));
+                }
+            }
         }
         cx.extensions_mut().insert(scope);
         Ok(())
     }
 
     async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
-        self.authorize_copy_source(req.credentials.as_ref(), &req.input.copy_source)
+        let client = req.extensions.get::<ClientAddr>().map(|c| c.0);
+        self.authorize_copy_source(req.credentials.as_ref(), &req.input.copy_source, client).await
     }
 
     async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
-        self.authorize_copy_source(req.credentials.as_ref(), &req.input.copy_source)
+        let client = req.extensions.get::<ClientAddr>().map(|c| c.0);
+        self.authorize_copy_source(req.credentials.as_ref(), &req.input.copy_source, client).await
     }
 
     async fn post_object(&self, req: &mut S3Request<PostObjectInput>) -> S3Result<()> {

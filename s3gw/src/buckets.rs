@@ -20,12 +20,14 @@ impl Gateway {
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let origin = self.origin_of(&req);
-        let name = req.input.bucket;
+        let mut input = req.input;
+        let name = input.bucket.clone();
         if !s3s::path::check_bucket_name(&name) {
             return Err(s3_error!(InvalidBucketName));
         }
         let bucket = Bucket { name: name.clone(), created: now_millis(), region: self.region.clone() };
-        let command = if req.input.object_lock_enabled_for_bucket == Some(true) {
+        let object_lock = input.object_lock_enabled_for_bucket == Some(true);
+        let command = if object_lock {
             // Lock's records are format 2: a node of the previous release must not receive them.
             if !self.meta.versioning_available() {
                 return Err(crate::versioning::upgrading());
@@ -34,13 +36,22 @@ impl Gateway {
         } else {
             Command::CreateBucket(bucket)
         };
-        match self.commit_as(origin, command).await {
+        let command = match self.create_bucket_acl(&origin, &mut input)? {
+            Some(acl) => self.with_requested_acl(command, Some(acl))?,
+            None => command,
+        };
+        let ownership = input.object_ownership.take();
+        match self.commit_as(origin.clone(), command).await {
             Err(e) if *e.code() == S3ErrorCode::BucketAlreadyOwnedByYou => {
                 return Err(self.taken_bucket_error(req.extensions.get::<KeyScope>(), &name, e));
             }
             result => result?,
         };
-        tracing::info!(bucket = %name, object_lock = req.input.object_lock_enabled_for_bucket == Some(true), "bucket created");
+        // S3 takes the bucket's object ownership with its creation (x-amz-object-ownership).
+        if let Some(ownership) = ownership {
+            self.set_ownership(origin, &name, ownership.as_str()).await?;
+        }
+        tracing::info!(bucket = %name, object_lock, "bucket created");
         Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
     }
 

@@ -7,6 +7,7 @@
 //! the S3 trait onto them.
 
 mod access;
+mod acl;
 mod auth;
 pub mod blob;
 mod buckets;
@@ -23,6 +24,7 @@ mod multipart;
 mod object_lock;
 mod objects;
 mod partial;
+mod policy;
 mod post_form;
 mod pulls;
 mod replica;

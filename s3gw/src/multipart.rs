@@ -18,6 +18,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use crate::acl::object_acl_request;
 use crate::blob::{BlobStore, new_id, sync_dir};
 use crate::composite::{checksum_type, composite};
 use crate::conditions::copy_source_preconditions;
@@ -143,9 +144,11 @@ impl Gateway {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        let input = req.input;
+        let origin = self.origin_of(&req);
+        let mut input = req.input;
         check_key(&input.key)?;
         self.bucket_for_write(&input.bucket).await?;
+        let acl = self.new_object_acl(&input.bucket, &origin, object_acl_request!(input))?;
         let tags = input.tagging.as_deref().map(parse_tagging_header).transpose()?.unwrap_or_default();
         // Full-object checksums of multipart objects need CRC combination over the parts; only
         // the composite kind is made here. Refusing beats storing a checksum of another kind
@@ -191,7 +194,8 @@ impl Gateway {
         let dir = self.blobs.upload_dir(&upload.id).map_err(error::internal)?;
         tokio::fs::create_dir_all(&dir).await.map_err(error::internal)?;
         let id = upload.id.clone();
-        self.commit(crate::object_lock::with_lock(Command::CreateUpload(upload), lock)).await?;
+        self.commit(self.with_requested_acl(crate::object_lock::with_lock(Command::CreateUpload(upload), lock), acl)?)
+            .await?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
@@ -458,12 +462,13 @@ impl Gateway {
         let upload_id = Some(input.upload_id.clone());
         // A refused condition leaves the upload in place (the same entry would have removed
         // it), so the client may complete it again, as with AWS.
+        // The ACL the upload asked for is moved to the object by the state machine.
         let version_id = self
             .commit_new_version(
                 &input.bucket,
                 &input.key,
                 meta,
-                WriteOptions { condition, completes_upload: upload_id, lock: None },
+                WriteOptions { condition, completes_upload: upload_id, ..Default::default() },
                 origin,
             )
             .await?;

@@ -14,6 +14,7 @@ use s3s::dto::{
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use crate::acl::object_acl_request;
 use crate::blob::{BlobStore, new_id};
 use crate::conditions::{copy_source_preconditions, read_preconditions};
 use crate::convert::{HeaderFields, declared_checksums, parse_tagging_header, set_checksums, timestamp, user_metadata};
@@ -63,6 +64,8 @@ pub(crate) struct WriteOptions {
     pub(crate) completes_upload: Option<String>,
     /// The Object Lock its request asked for, if any.
     pub(crate) lock: Option<VersionLock>,
+    /// The ACL the new object gets, set in the same Raft entry (`None`: private).
+    pub(crate) acl: Option<meridian_raft::Acl>,
 }
 
 /// The fields GET and HEAD share, from a stored version.
@@ -85,10 +88,12 @@ impl Gateway {
     ) -> S3Result<Option<String>> {
         let blob = meta.blob.clone();
         let at = meta.last_modified;
-        let WriteOptions { condition, completes_upload, lock } = how;
+        let WriteOptions { condition, completes_upload, lock, acl } = how;
         let put =
             Command::PutObject { bucket: bucket.to_owned(), key: key.to_owned(), meta, condition, completes_upload };
-        let command = with_lock(put, lock).attributed_from(origin.actor, at, origin.client);
+        // The ACL wraps the lock: the state machine finds the write inside either.
+        let command =
+            self.with_requested_acl(with_lock(put, lock), acl)?.attributed_from(origin.actor, at, origin.client);
         match self.meta.propose(command).await {
             Ok(CommandOutcome::Rejected(rejection)) => {
                 if blob.is_empty() {
@@ -125,9 +130,10 @@ impl Gateway {
         let origin = self.origin_of(&req);
         // The listener's stand-in length of a chunked body is no length at all.
         let unsized_body = req.extensions.get::<crate::UnsizedBody>().is_some();
-        let input = req.input;
+        let mut input = req.input;
         check_key(&input.key)?;
         self.bucket_for_write(&input.bucket).await?;
+        let acl = self.new_object_acl(&input.bucket, &origin, object_acl_request!(input))?;
         let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
         let lock = lock_from_headers(
             input.object_lock_mode.as_ref(),
@@ -176,7 +182,7 @@ impl Gateway {
                 &input.bucket,
                 &input.key,
                 meta,
-                WriteOptions { condition, completes_upload: None, lock },
+                WriteOptions { condition, completes_upload: None, lock, acl },
                 origin,
             )
             .await?;
@@ -506,8 +512,9 @@ impl Gateway {
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let origin = self.origin_of(&req);
-        let input = req.input;
+        let mut input = req.input;
         check_key(&input.key)?;
+        let acl = self.new_object_acl(&input.bucket, &origin, object_acl_request!(input))?;
         let CopySource::Bucket { bucket: src_bucket, key: src_key, version_id: src_version } = &input.copy_source
         else {
             return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
@@ -571,7 +578,13 @@ impl Gateway {
         meta.parts = source.parts.clone();
         let last_modified = meta.last_modified;
         let version_id = self
-            .commit_new_version(&input.bucket, &input.key, meta, WriteOptions { lock, ..Default::default() }, origin)
+            .commit_new_version(
+                &input.bucket,
+                &input.key,
+                meta,
+                WriteOptions { lock, acl, ..Default::default() },
+                origin,
+            )
             .await?;
         Ok(S3Response::new(CopyObjectOutput {
             version_id,

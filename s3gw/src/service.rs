@@ -253,4 +253,104 @@ impl S3 for Gateway {
         self.refuse_when_disk_low()?;
         self.upload_part_copy_op(req).await
     }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "GetBucketAcl"))]
+    async fn get_bucket_acl(&self, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
+        self.get_bucket_acl_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "PutBucketAcl"))]
+    async fn put_bucket_acl(&self, req: S3Request<PutBucketAclInput>) -> S3Result<S3Response<PutBucketAclOutput>> {
+        self.put_bucket_acl_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "GetObjectAcl"))]
+    async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
+        self.get_object_acl_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "PutObjectAcl"))]
+    async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
+        self.put_object_acl_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "GetBucketOwnershipControls"))]
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        self.get_bucket_ownership_controls_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "PutBucketOwnershipControls"))]
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+        self.put_bucket_ownership_controls_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "DeleteBucketOwnershipControls"))]
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+        self.delete_bucket_ownership_controls_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "GetPublicAccessBlock"))]
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        self.get_public_access_block_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "PutPublicAccessBlock"))]
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        self.put_public_access_block_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "DeletePublicAccessBlock"))]
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        self.delete_public_access_block_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "GetBucketPolicy"))]
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        self.get_bucket_policy_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "PutBucketPolicy"))]
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        self.put_bucket_policy_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "DeleteBucketPolicy"))]
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        self.delete_bucket_policy_op(req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(op = "GetBucketPolicyStatus"))]
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        self.get_bucket_policy_status_op(req).await
+    }
 }

@@ -64,6 +64,7 @@ impl Changes<'_> {
         // A bucket re-created later starts without the old one's CORS rules. Nothing to remove
         // on a node of the previous release: it never stored any.
         self.batch.remove(record_key(tables::CORS, &[name]));
+        self.batch.remove(record_key(tables::BUCKET_ACCESS, &[name]));
         self.batch.remove(record_key(tables::OWNER, &[name]));
         self.batch.remove(record_key(tables::OWNED_SINCE, &[name]));
         self.batch.remove(record_key(tables::VERSIONING, &[name]));

@@ -7,6 +7,7 @@
 //!
 //! `apply` dispatches on the command; each group of commands is applied in its own module.
 
+mod acl;
 mod buckets;
 mod cors;
 mod events;
@@ -217,6 +218,9 @@ impl Changes<'_> {
             Command::DeleteVersionAt { bucket, key, version_id, now, bypass_governance } => {
                 self.delete_version_at(bucket, key, version_id, *now, *bypass_governance)
             }
+            Command::SetBucketAccess { bucket, change } => self.set_bucket_access(bucket, change),
+            Command::PutObjectAcl { bucket, key, acl } => self.put_object_acl(bucket, key, acl),
+            Command::WithAcl { acl, command } => self.with_acl(acl, command),
         }
     }
 }

@@ -286,6 +286,28 @@ mod tests {
         assert_eq!(sm.tables.version_lock("b", "k", &v1).expect("read"), None, "the lock went with its version");
     }
 
+    /// A write asking for both an ACL and a lock (the gateway wraps the lock inside the ACL)
+    /// gets both, and so does a lock bucket created with an ACL.
+    #[test]
+    fn an_acl_and_a_lock_asked_together_are_both_kept() {
+        use crate::acl::{Acl, AclGrant, AclGrantee, AclPermission};
+        let public = Acl { grants: vec![AclGrant { grantee: AclGrantee::AllUsers, permission: AclPermission::Read }] };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = state_machine(dir.path());
+        let create =
+            Command::WithAcl { acl: public.clone(), command: Box::new(Command::CreateBucketWithObjectLock(bucket())) };
+        assert_eq!(sm.apply_entry(&entry(1, create)).expect("apply").0, CommandOutcome::Done);
+        assert!(sm.tables.object_lock("b").expect("read").is_some(), "lock on");
+        assert_eq!(sm.tables.bucket_access("b").expect("read").and_then(|a| a.acl), Some(public.clone()));
+        let write = Command::WithAcl {
+            acl: public.clone(),
+            command: Box::new(locked(put("k", "aa01", 1), RetentionMode::Compliance, 1000)),
+        };
+        let v1 = version_of(&sm.apply_entry(&entry(2, write)).expect("apply").0);
+        assert_eq!(sm.tables.object_acl("b", "k").expect("read"), Some(public), "the ACL was set");
+        assert!(sm.tables.version_lock("b", "k", &v1).expect("read").is_some(), "the lock was set");
+    }
+
     /// GOVERNANCE yields to the bypass only; a legal hold to nothing until lifted.
     #[test]
     fn governance_yields_to_the_bypass_and_legal_holds_to_nothing() {

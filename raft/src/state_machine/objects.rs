@@ -45,7 +45,10 @@ impl Changes<'_> {
         if !allowed {
             return Ok(Rejected(Rejection::PreconditionFailed));
         }
+        // The new object starts with no ACL (`private`), or with the one its upload asked for.
+        self.forget_object_acl(bucket, key);
         if let Some(upload) = completed {
+            self.settle_upload_acl(&upload.id, Some((bucket, key)))?;
             self.batch.remove(record_key(tables::UPLOAD, &[&upload.id]));
             if upload.node == self.node {
                 self.owe(&WorkItem::DropUploadParts { upload: upload.id.clone() })?;
@@ -190,6 +193,7 @@ impl Changes<'_> {
         };
         self.batch.remove(record_key(tables::UPLOAD, &[id]));
         self.batch.remove(record_key(tables::UPLOAD_LOCK, &[id]));
+        self.settle_upload_acl(id, None)?;
         if upload.node == self.node {
             self.owe(&WorkItem::DropUploadParts { upload: id.to_owned() })?;
         }
@@ -203,6 +207,7 @@ impl Changes<'_> {
         self.batch.remove(record_key(tables::OBJECT, &[bucket, key]));
         self.batch.remove(record_key(tables::OWNER, &[bucket, key]));
         self.batch.remove(record_key(tables::OWNED_SINCE, &[bucket, key]));
+        self.forget_object_acl(bucket, key);
         if old.inline.is_none() && keep_blob != Some(old.blob.as_str()) {
             self.batch.remove(record_key(tables::BLOB, &[&old.blob]));
             if old.holders.contains_key(&self.node) {

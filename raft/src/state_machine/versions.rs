@@ -147,6 +147,8 @@ impl Changes<'_> {
             VersioningState::Suspended => NULL_VERSION.to_owned(),
         };
         let had_object = self.retire_latest(bucket, key, id == NULL_VERSION)?;
+        // ACLs are kept for the current object only (see `acl`): a marker on top ends it.
+        self.forget_object_acl(bucket, key);
         self.put(version_key(bucket, key, &sort), &ObjectVersion { id: id.clone(), meta: None, at })?;
         self.put(record_key(tables::LATEST, &[bucket, key]), &LatestVersion { id: id.clone(), sort })?;
         Ok((had_object, VersionTouched { key: key.to_owned(), version_id: id, delete_marker: true }))
@@ -171,6 +173,7 @@ impl Changes<'_> {
             self.free_version(meta)?;
         }
         if is_latest {
+            self.forget_object_acl(bucket, key);
             self.promote_next(bucket, key, stored_at.as_deref())?;
         }
         let kind = EventKind::ObjectVersionDeleted {

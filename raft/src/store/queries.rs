@@ -48,6 +48,23 @@ impl MetaStore {
         self.inner.tables.bucket_cors(bucket)
     }
 
+    /// A bucket's access settings (ACL, ownership, public access block, policy), if any were
+    /// set (this node's state, not confirmed).
+    pub fn bucket_access(&self, bucket: &str) -> Result<Option<crate::acl::BucketAccess>, StoreError> {
+        self.inner.tables.bucket_access(bucket)
+    }
+
+    /// The ACL of a key's current object, if one other than `private` was set (this node's
+    /// state, not confirmed).
+    pub fn object_acl(&self, bucket: &str, key: &str) -> Result<Option<crate::acl::Acl>, StoreError> {
+        self.inner.tables.object_acl(bucket, key)
+    }
+
+    /// The ACL an unfinished multipart upload gives its object, if one was asked for.
+    pub fn upload_acl(&self, upload: &str) -> Result<Option<crate::acl::Acl>, StoreError> {
+        self.inner.tables.upload_acl(upload)
+    }
+
     /// Whether the cluster writes records of `format` or newer: every member runs a release
     /// that reads it, so commands and records new in that format may be proposed. Until then
     /// a node of the previous release could receive them, and they are refused.

@@ -3,6 +3,7 @@
 //!
 //! [`shared_node`]: crate::harness::shared_node
 
+mod acl;
 mod auth;
 mod buckets;
 mod cors;

@@ -650,7 +650,7 @@ async fn every_version_is_replicated_and_kept_across_restarts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn versioning_waits_for_every_node_to_run_this_release() {
+async fn versioning_lock_and_access_settings_wait_for_every_node_to_run_this_release() {
     // Every node in previous-release mode: the cluster keeps writing format 0, which a node of
     // release a01dacd reads, so nothing of format 2 may be proposed.
     let options = harness::cluster::ClusterOptions {
@@ -674,4 +674,63 @@ async fn versioning_waits_for_every_node_to_run_this_release() {
     assert_eq!(put_version(&clients[0], &bucket, "k", b"x").await, None);
     ok(clients[1].delete_object().bucket(&bucket).key("k").version_id("null").send().await, "DELETE ?versionId=null");
     expect_err(clients[2].head_object().bucket(&bucket).key("k").send().await, 404, None, "deleted");
+
+    // The other settings of this release wait the same way, and store nothing meanwhile.
+    use aws_sdk_s3::types::{BucketCannedAcl, ObjectCannedAcl, ObjectLockConfiguration, ObjectLockEnabled};
+    let upgrading = |what: &str| format!("{what} before the format raise");
+    expect_err(
+        clients[0].create_bucket().bucket(format!("{bucket}-lock")).object_lock_enabled_for_bucket(true).send().await,
+        503,
+        Some("ServiceUnavailable"),
+        &upgrading("CreateBucket with Object Lock"),
+    );
+    expect_err(clients[1].head_bucket().bucket(format!("{bucket}-lock")).send().await, 404, None, "no bucket made");
+    let lock = ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled).build();
+    expect_err(
+        clients[2].put_object_lock_configuration().bucket(&bucket).object_lock_configuration(lock).send().await,
+        503,
+        Some("ServiceUnavailable"),
+        &upgrading("PutObjectLockConfiguration"),
+    );
+    expect_err(
+        clients[0].put_bucket_acl().bucket(&bucket).acl(BucketCannedAcl::PublicRead).send().await,
+        503,
+        Some("ServiceUnavailable"),
+        &upgrading("PutBucketAcl"),
+    );
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}"#
+    );
+    expect_err(
+        clients[1].put_bucket_policy().bucket(&bucket).policy(policy).send().await,
+        503,
+        Some("ServiceUnavailable"),
+        &upgrading("PutBucketPolicy"),
+    );
+    expect_err(
+        clients[2]
+            .put_object()
+            .bucket(&bucket)
+            .key("public")
+            .acl(ObjectCannedAcl::PublicRead)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await,
+        503,
+        Some("ServiceUnavailable"),
+        &upgrading("PutObject with a public ACL"),
+    );
+    expect_err(clients[0].head_object().bucket(&bucket).key("public").send().await, 404, None, "nothing stored");
+    // `x-amz-acl: private`, which many tools send on every write, stores nothing new: it works.
+    ok(
+        clients[0]
+            .put_object()
+            .bucket(&bucket)
+            .key("private")
+            .acl(ObjectCannedAcl::Private)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await,
+        "PutObject with x-amz-acl: private",
+    );
 }

@@ -128,7 +128,8 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         web,
         limits(config.limits.max_connections_web),
         web_tls,
-        meridian_admin::router(web_state.clone()),
+        meridian_admin::router(web_state.clone())
+            .layer(axum::middleware::from_fn_with_state(meta.clone(), listeners::store_gate::refuse_while_failed)),
         shutdown.clone(),
     ));
     let stop = shutdown.clone();

@@ -19,6 +19,7 @@ pub(crate) mod internal;
 mod post_policy;
 mod request_id;
 pub(crate) mod s3;
+pub(crate) mod store_gate;
 pub(crate) mod tls;
 
 use std::net::SocketAddr;

@@ -13,7 +13,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::primitives::ByteStream;
 
 use crate::harness::cluster::TestCluster;
-use crate::harness::random_bytes;
+use crate::harness::{http_client, random_bytes};
 
 use super::nemesis::disk::{DiskNemesis, SmallDisk};
 use super::workload::chaos_client;
@@ -169,8 +169,10 @@ async fn full_data_dir(test: &str, filler: Filler) -> bool {
     // Reads through the full node: the right bytes (its log keeps taking entries from the
     // reserve), or refused (its store failed), never stale.
     let failed = |got: &Result<Vec<u8>, String>| matches!(got, Err(e) if e.contains("ServiceUnavailable"));
+    let mut store_failed = false;
     for (key, data) in [("before-big", &big), ("during-small-via-other", &small), ("overwritten", &new)] {
         let got = try_get(&c[victim], "full", key).await;
+        store_failed |= failed(&got);
         assert!(
             got.as_deref() == Ok(&data[..]) || failed(&got),
             "GET {key} via the full node: neither the acknowledged bytes nor a refusal: {:?}",
@@ -189,6 +191,14 @@ async fn full_data_dir(test: &str, filler: Filler) -> bool {
         c[other].delete_object().bucket("full").key("before-small").send().await.expect("DELETE via another node");
     }
     assert!(cluster.node(victim).exited().is_none(), "the full node exited\n{}", cluster.log_report());
+    if store_failed {
+        // The web listener (panel, JSON API, share links) serves nothing from a failed store
+        // either; the store is reopened only once space returns, so it is still failed here.
+        let web = http_client().get(format!("{}/api/v1/cluster", cluster.node(victim).web_url())).send().await;
+        let status = web.map(|r| r.status().as_u16()).map_err(|e| e.to_string());
+        println!("the web API of node {victim}, its store failed, answered {status:?}");
+        assert_eq!(status, Ok(503), "the web API of a node whose store failed");
+    }
 
     stop_eating.store(true, std::sync::atomic::Ordering::Release);
     if let Some(eater) = eater {

@@ -15,10 +15,10 @@ use meridian_raft::{
     PublicAccessBlock,
 };
 use s3s::dto::{
-    AccessControlPolicy, BucketCannedACL, DeleteBucketOwnershipControlsInput, DeleteBucketOwnershipControlsOutput,
+    AccessControlPolicy, DeleteBucketOwnershipControlsInput, DeleteBucketOwnershipControlsOutput,
     DeletePublicAccessBlockInput, DeletePublicAccessBlockOutput, GetBucketAclInput, GetBucketAclOutput,
     GetBucketOwnershipControlsInput, GetBucketOwnershipControlsOutput, GetObjectAclInput, GetObjectAclOutput,
-    GetPublicAccessBlockInput, GetPublicAccessBlockOutput, Grant, Grantee, ObjectCannedACL, Owner, OwnershipControls,
+    GetPublicAccessBlockInput, GetPublicAccessBlockOutput, Grant, Grantee, Owner, OwnershipControls,
     OwnershipControlsRule, Permission, PublicAccessBlockConfiguration, PutBucketAclInput, PutBucketAclOutput,
     PutBucketOwnershipControlsInput, PutBucketOwnershipControlsOutput, PutObjectAclInput, PutObjectAclOutput,
     PutPublicAccessBlockInput, PutPublicAccessBlockOutput, Type,
@@ -79,6 +79,24 @@ macro_rules! object_acl_request {
     };
 }
 pub(crate) use object_acl_request;
+
+/// The [`AclRequest`] of a bucket's creation or of an ACL operation (`x-amz-acl` and the five
+/// `x-amz-grant-*` headers buckets and ACL calls take, and `body`), taken out of its input.
+macro_rules! acl_request {
+    ($input:expr, body: $body:expr) => {
+        AclRequest {
+            canned: $input.acl.take().map(|a| a.as_str().to_owned()),
+            grant_headers: grant_headers!($input,
+                grant_full_control => AclPermission::FullControl,
+                grant_read => AclPermission::Read,
+                grant_read_acp => AclPermission::ReadAcp,
+                grant_write => AclPermission::Write,
+                grant_write_acp => AclPermission::WriteAcp,
+            ),
+            body: $body,
+        }
+    };
+}
 
 impl AclRequest {
     /// Whether the request states any ACL.
@@ -372,17 +390,7 @@ impl Gateway {
         let mut input = req.input;
         let bucket = input.bucket.clone();
         self.bucket(&bucket).await?;
-        let request = AclRequest {
-            canned: input.acl.take().map(|a: BucketCannedACL| a.as_str().to_owned()),
-            grant_headers: grant_headers!(input,
-                grant_full_control => AclPermission::FullControl,
-                grant_read => AclPermission::Read,
-                grant_read_acp => AclPermission::ReadAcp,
-                grant_write => AclPermission::Write,
-                grant_write_acp => AclPermission::WriteAcp,
-            ),
-            body: input.access_control_policy.take(),
-        };
+        let request = acl_request!(input, body: input.access_control_policy.take());
         if request.is_empty() {
             return Err(s3_error!(MissingSecurityHeader, "Your request was missing a required header: x-amz-acl"));
         }
@@ -426,17 +434,7 @@ impl Gateway {
         refuse_version(input.version_id.as_deref())?;
         let (bucket, key) = (input.bucket.clone(), input.key.clone());
         self.object(&bucket, &key).await?;
-        let request = AclRequest {
-            canned: input.acl.take().map(|a: ObjectCannedACL| a.as_str().to_owned()),
-            grant_headers: grant_headers!(input,
-                grant_full_control => AclPermission::FullControl,
-                grant_read => AclPermission::Read,
-                grant_read_acp => AclPermission::ReadAcp,
-                grant_write => AclPermission::Write,
-                grant_write_acp => AclPermission::WriteAcp,
-            ),
-            body: input.access_control_policy.take(),
-        };
+        let request = acl_request!(input, body: input.access_control_policy.take());
         if request.is_empty() {
             return Err(s3_error!(MissingSecurityHeader, "Your request was missing a required header: x-amz-acl"));
         }
@@ -502,17 +500,7 @@ impl Gateway {
         origin: &crate::gateway::Origin,
         input: &mut s3s::dto::CreateBucketInput,
     ) -> S3Result<Option<Acl>> {
-        let request = AclRequest {
-            canned: input.acl.take().map(|a: BucketCannedACL| a.as_str().to_owned()),
-            grant_headers: grant_headers!(input,
-                grant_full_control => AclPermission::FullControl,
-                grant_read => AclPermission::Read,
-                grant_read_acp => AclPermission::ReadAcp,
-                grant_write => AclPermission::Write,
-                grant_write_acp => AclPermission::WriteAcp,
-            ),
-            body: None,
-        };
+        let request = acl_request!(input, body: None);
         if request.is_empty() {
             return Ok(None);
         }

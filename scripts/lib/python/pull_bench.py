@@ -211,8 +211,14 @@ def main():
     h.add_argument("--node", type=int, required=True)
     h.add_argument("--timeout", type=float, required=True)
     args = p.parse_args()
-    {"raw-tcp": raw_tcp, "put": put, "put-many": put_many, "metric": metric, "wait-metric": wait_metric,
-     "wait-held": wait_held}[args.command](args)
+    {
+        "raw-tcp": raw_tcp,
+        "put": put,
+        "put-many": put_many,
+        "metric": metric,
+        "wait-metric": wait_metric,
+        "wait-held": wait_held,
+    }[args.command](args)
 
 
 if __name__ == "__main__":

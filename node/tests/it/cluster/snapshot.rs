@@ -20,6 +20,22 @@ async fn purged_index(cluster: &TestCluster, node: usize) -> Option<u64> {
     body["status"]["purged_index"].as_u64()
 }
 
+/// Waits (30 s at most) until `leader` has purged its log behind a snapshot.
+async fn wait_log_purged(cluster: &TestCluster, leader: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while purged_index(cluster, leader).await.is_none_or(|p| p == 0) {
+        assert!(Instant::now() < deadline, "the leader never purged its log\n{}", cluster.log_report());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A region that loses its disk: killed, its data dir emptied (it restarts with its id only).
+fn kill_and_wipe(cluster: &TestCluster, node: usize) {
+    cluster.node(node).kill9();
+    std::fs::remove_dir_all(cluster.node(node).data_dir()).expect("wipe the data dir");
+    std::fs::create_dir_all(cluster.node(node).data_dir()).expect("recreate it empty");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follower_down_past_the_purge_point_catches_up_from_a_snapshot() {
     let cluster = TestCluster::start_with(ClusterOptions { snapshot_every: 100, ..Default::default() }).await;
@@ -110,15 +126,9 @@ async fn a_wiped_follower_rejoining_with_its_id_catches_up_from_a_snapshot() {
             .expect("PUT");
     }
     let before = cluster.wait_applied_equal(&[0, 1, 2], WRITES as u64, Duration::from_secs(60)).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while purged_index(&cluster, leader).await.is_none_or(|p| p == 0) {
-        assert!(Instant::now() < deadline, "the leader never purged its log\n{}", cluster.log_report());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_log_purged(&cluster, leader).await;
 
-    cluster.node(wiped).kill9();
-    std::fs::remove_dir_all(cluster.node(wiped).data_dir()).expect("wipe the data dir");
-    std::fs::create_dir_all(cluster.node(wiped).data_dir()).expect("recreate it empty");
+    kill_and_wipe(&cluster, wiped);
     cluster.node(wiped).restart().await;
     // One more write, so the leader has something to replicate (and learns of the loss).
     client.put_object().bucket("wipe").key("after").body(b"after".to_vec().into()).send().await.expect("PUT after");
@@ -177,17 +187,11 @@ async fn a_leader_change_in_the_middle_of_a_snapshot_install_loses_nothing() {
     puts.buffer_unordered(2).collect::<Vec<()>>().await;
     println!("{LEADER_CHANGE_OBJECTS} objects written in {:?}", started.elapsed());
     let before = cluster.wait_applied_equal(&[0, 1, 2], 1, Duration::from_secs(60)).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while purged_index(&cluster, leader).await.is_none_or(|p| p == 0) {
-        assert!(Instant::now() < deadline, "the leader never purged its log\n{}", cluster.log_report());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_log_purged(&cluster, leader).await;
 
     // The region loses its disk and comes back with its id; the leader's stream to it will send
     // the snapshot down a connection whose answers the relay swallows.
-    cluster.node(wiped).kill9();
-    std::fs::remove_dir_all(cluster.node(wiped).data_dir()).expect("wipe the data dir");
-    std::fs::create_dir_all(cluster.node(wiped).data_dir()).expect("recreate it empty");
+    kill_and_wipe(&cluster, wiped);
     relays[wiped].arm_total(SNAPSHOT_DOOM_TOTAL);
     // Not healthy until it has the keys, which come with the snapshot: not waited for here.
     cluster.node(wiped).start_unwaited();

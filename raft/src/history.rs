@@ -202,7 +202,7 @@ impl HistoryWriter {
         Ok(())
     }
 
-    fn write_pending(&mut self, batch: &mut sled::Batch) -> Result<(), StoreError> {
+    fn write_pending(&mut self, batch: &mut crate::snapshot_view::StateBatch) -> Result<(), StoreError> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -220,7 +220,11 @@ impl HistoryWriter {
 
     /// Puts the events so far into `batch`, which is applied before the batch entry's next
     /// command, and notes that its first `commands_done` commands are recorded.
-    pub(crate) fn checkpoint(&mut self, batch: &mut sled::Batch, commands_done: usize) -> Result<(), StoreError> {
+    pub(crate) fn checkpoint(
+        &mut self,
+        batch: &mut crate::snapshot_view::StateBatch,
+        commands_done: usize,
+    ) -> Result<(), StoreError> {
         self.write_pending(batch)?;
         let commands_done =
             u32::try_from(commands_done).map_err(|_| StoreError::Codec("batch of over 2^32 commands".into()))?;
@@ -235,7 +239,7 @@ impl HistoryWriter {
 
     /// Puts the entry's remaining events and the bookkeeping into `batch`: the entry's final
     /// batch, the one that moves the applied index.
-    pub(crate) fn finish(mut self, batch: &mut sled::Batch) -> Result<(), StoreError> {
+    pub(crate) fn finish(mut self, batch: &mut crate::snapshot_view::StateBatch) -> Result<(), StoreError> {
         self.write_pending(batch)?;
         if self.dirty {
             batch.insert(tables::EVENTS_STATE, Tables::value(&self.state)?);
@@ -249,7 +253,7 @@ impl HistoryWriter {
     pub(crate) fn trim_through(
         &mut self,
         tables: &Tables,
-        batch: &mut sled::Batch,
+        batch: &mut crate::snapshot_view::StateBatch,
         through: Cursor,
     ) -> Result<(), StoreError> {
         let range = tables::EVENT.to_vec()..=event_key(through);
@@ -368,7 +372,7 @@ mod tests {
 
     fn tables(dir: &std::path::Path) -> Tables {
         let db = sled::Config::new().path(dir.join("db")).temporary(true).open().expect("sled");
-        Tables { tree: db.open_tree("state").expect("tree") }
+        Tables::new(db.open_tree("state").expect("tree"))
     }
 
     fn deleted(key: &str, at: UnixMillis) -> NewEvent {
@@ -384,18 +388,18 @@ mod tests {
     fn record(tables: &Tables, index: u64, events: Vec<NewEvent>) {
         let mut writer = HistoryWriter::begin(tables, index).expect("begin");
         writer.add(events).expect("add");
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::snapshot_view::StateBatch::default();
         writer.finish(&mut batch).expect("finish");
-        tables.tree.apply_batch(batch).expect("apply");
+        tables.apply_batch(batch).expect("apply");
     }
 
     /// Applies a `TrimEvents { through }` entry at `index`, as `apply` does.
     fn trim(tables: &Tables, index: u64, through: Cursor) {
         let mut writer = HistoryWriter::begin(tables, index).expect("begin");
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::snapshot_view::StateBatch::default();
         writer.trim_through(tables, &mut batch, through).expect("trim");
         writer.finish(&mut batch).expect("finish");
-        tables.tree.apply_batch(batch).expect("apply");
+        tables.apply_batch(batch).expect("apply");
     }
 
     fn cursors(events: &[Event]) -> Vec<String> {
@@ -495,18 +499,18 @@ mod tests {
         // First attempt: command 0 yields two events and its batch is applied; then a "crash".
         let mut writer = HistoryWriter::begin(&t, 7).expect("begin");
         writer.add(vec![deleted("a", 1), deleted("b", 1)]).expect("add");
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::snapshot_view::StateBatch::default();
         writer.checkpoint(&mut batch, 1).expect("checkpoint");
-        t.tree.apply_batch(batch).expect("apply");
+        t.apply_batch(batch).expect("apply");
         // Second attempt: command 0 is skipped; command 1 yields one event.
         let mut writer = HistoryWriter::begin(&t, 7).expect("begin");
         assert!(writer.resumed());
         assert!(writer.already_applied(0));
         assert!(!writer.already_applied(1));
         writer.add(vec![deleted("c", 1)]).expect("add");
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::snapshot_view::StateBatch::default();
         writer.finish(&mut batch).expect("finish");
-        t.tree.apply_batch(batch).expect("apply");
+        t.apply_batch(batch).expect("apply");
         let events = read(&t, None, 100, 7).expect("read");
         assert_eq!(cursors(&events), ["7.0", "7.1", "7.2"]);
         assert_eq!(load_state(&t).expect("state"), HistoryState { retained: 3, trimmed_through: None, partial: None });

@@ -39,6 +39,7 @@ mod reserve;
 pub mod signing;
 mod snapshot;
 mod snapshot_policy;
+mod snapshot_view;
 mod state_machine;
 mod store;
 mod tables;

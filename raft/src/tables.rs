@@ -44,6 +44,7 @@ use crate::model::{
 };
 use crate::node_id::{NodeId, RegionNode};
 use crate::object_lock::{BucketObjectLock, VersionLock};
+use crate::snapshot_view::{SnapshotView, StateBatch};
 
 pub(crate) const BUCKET: &[u8] = b"b/";
 pub(crate) const OBJECT: &[u8] = b"o/";
@@ -159,11 +160,30 @@ pub(crate) fn addressable(bucket: &str) -> bool {
 /// Read access to the state machine's records. Cheap to clone (sled trees are shared handles).
 #[derive(Clone)]
 pub(crate) struct Tables {
-    /// The one tree holding every record.
+    /// The one tree holding every record. Read it freely; change replicated records only
+    /// through [`Tables::apply_batch`] (a running snapshot dump depends on it).
     pub(crate) tree: sled::Tree,
+    /// The view a running snapshot dump reads through, kept by [`Tables::apply_batch`].
+    pub(crate) view: std::sync::Arc<SnapshotView>,
 }
 
 impl Tables {
+    /// The records in `tree`, with no dump running.
+    pub(crate) fn new(tree: sled::Tree) -> Self {
+        Self { tree, view: std::sync::Arc::default() }
+    }
+
+    /// Applies `batch` atomically: the one way the replicated records change (the apply path
+    /// and nothing else), so that a snapshot dump in progress first gets the pre-image of every
+    /// key the batch changes (see `snapshot_view`). Only this node's own work items
+    /// (`tables::WORK`), which are never dumped, and a snapshot install (which waits for any
+    /// dump to end) write the tree directly.
+    pub(crate) fn apply_batch(&self, batch: StateBatch) -> Result<(), StoreError> {
+        self.view.save_pre_images(&self.tree, &batch)?;
+        self.tree.apply_batch(batch.into_sled())?;
+        Ok(())
+    }
+
     pub(crate) fn get<T: crate::codec::Record>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
         match self.tree.get(key)? {
             Some(bytes) => Ok(Some(decode(&bytes)?)),
@@ -750,7 +770,7 @@ mod tests {
     #[test]
     fn listed_objects_match_their_metadata() {
         let db = sled::Config::new().temporary(true).open().expect("sled");
-        let tables = Tables { tree: db.open_tree("state").expect("tree") };
+        let tables = Tables::new(db.open_tree("state").expect("tree"));
         let stored = [
             ("a", object(Some(vec![7u8; 1024]), "e1", 0)),
             ("b", object(None, "e2", 3)),
@@ -775,7 +795,7 @@ mod tests {
     #[test]
     fn a_damaged_record_is_an_error_not_a_panic() {
         let db = sled::Config::new().temporary(true).open().expect("sled");
-        let tables = Tables { tree: db.open_tree("state").expect("tree") };
+        let tables = Tables::new(db.open_tree("state").expect("tree"));
         // An inline body that claims 4 GiB, and a record cut short.
         tables
             .tree

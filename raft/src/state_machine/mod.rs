@@ -71,7 +71,7 @@ struct Origin {
 struct Changes<'a> {
     tables: &'a Tables,
     node: NodeId,
-    batch: sled::Batch,
+    batch: crate::snapshot_view::StateBatch,
     /// Log index of the entry, the first half of work item keys.
     index: u64,
     /// Work items added by this entry, the second half of their keys.
@@ -275,7 +275,7 @@ impl StateMachine {
         let mut changes = Changes {
             tables: &self.tables,
             node: self.node,
-            batch: sled::Batch::default(),
+            batch: crate::snapshot_view::StateBatch::default(),
             index: entry.log_id.index,
             work_added: 0,
             origin: None,
@@ -315,7 +315,7 @@ impl StateMachine {
                     }
                     if i + 1 < commands.len() {
                         history.checkpoint(&mut changes.batch, i + 1)?;
-                        self.tables.tree.apply_batch(std::mem::take(&mut changes.batch))?;
+                        self.tables.apply_batch(std::mem::take(&mut changes.batch))?;
                     }
                 }
                 CommandOutcome::Batch(outcomes)
@@ -337,7 +337,7 @@ impl StateMachine {
         history.finish(&mut changes.batch)?;
         changes.put(tables::APPLIED.to_vec(), &entry.log_id)?;
         let owes_work = changes.work_added > 0;
-        self.tables.tree.apply_batch(changes.batch)?;
+        self.tables.apply_batch(changes.batch)?;
         if let Some(format) = changes.format_raised {
             crate::codec::set_active_format(format);
             tracing::info!(
@@ -371,6 +371,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut last = None;
         for entry in entries {
             self.leases.admit(entry.log_id).await;
+            // A dump in progress keeps the pre-images of what entries change; past its budget
+            // the entry waits for the dump to catch up (at once when none runs).
+            self.tables.view.room().await;
             let (outcome, owes) = self.apply_entry(&entry).map_err(sm_error)?;
             owes_work |= owes;
             last = Some(entry.log_id.index);
@@ -386,10 +389,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        // The dump happens here, between two `apply` calls, so it is a consistent view; the
-        // builder only hands the finished file to openraft.
-        let dumped = self.snapshots.dump(&self.tables);
-        crate::snapshot::SnapshotBuilder { dumped: Some(dumped), files: self.snapshots.clone() }
+        // Only the view opens here, between two `apply` calls (this runs on the worker that
+        // applies); the file is written by `build_snapshot`, which openraft runs in a task of
+        // its own while applies go on. openraft starts no build while one runs, so the wait
+        // for the lock is for nothing in practice.
+        let dumping = self.snapshots.dumping.clone().lock_owned().await;
+        let pending = self.snapshots.open_view(&self.tables);
+        crate::snapshot::SnapshotBuilder { pending: Some(pending), files: self.snapshots.clone(), _dumping: dumping }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError<NodeId>> {
@@ -404,6 +410,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError<NodeId>> {
         drop(snapshot);
+        // An install rewrites every record in one batch, past the pre-image bookkeeping of a
+        // dump: it waits until a dump in progress has written its file.
+        let _no_dump = self.snapshots.dumping.lock().await;
         let Some(path) = self.incoming.take() else {
             return Err(sm_error(StoreError::Codec("install_snapshot without a received snapshot".into())));
         };

@@ -10,8 +10,8 @@ pub(super) fn state_machine(dir: &std::path::Path) -> StateMachine {
     let db = sled::Config::new().path(dir.join("db")).temporary(true).open().expect("sled");
     StateMachine {
         node: 1,
-        tables: Tables { tree: db.open_tree("state").expect("tree") },
-        snapshots: SnapshotFiles { dir: dir.join("snapshots") },
+        tables: Tables::new(db.open_tree("state").expect("tree")),
+        snapshots: SnapshotFiles::new(dir.join("snapshots")),
         work: watch::channel(0).0,
         applied_tx: watch::channel(0).0,
         incoming: None,

@@ -150,7 +150,7 @@ impl MetaStore {
     pub async fn open(config: StoreConfig) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&config.dir)?;
         let db = DurableDb::open(&config.dir.join("meta"), config.cache_bytes)?;
-        let tables = Tables { tree: db.db().open_tree("state")? };
+        let tables = Tables::new(db.db().open_tree("state")?);
         // Write what the cluster last agreed on, before anything is written: format 0 on a data
         // dir of release a01dacd or of a cluster that has not raised yet.
         crate::codec::set_active_format(tables.active_format()?);
@@ -177,7 +177,7 @@ impl MetaStore {
         let appended = log_store.appended();
         let growth = log_store.growth();
         let (work_tx, work) = watch::channel(0u64);
-        let snapshot_files = SnapshotFiles { dir: config.dir.join("snapshots") };
+        let snapshot_files = SnapshotFiles::new(config.dir.join("snapshots"));
         let state_machine = StateMachine {
             node: config.node_id,
             tables: tables.clone(),

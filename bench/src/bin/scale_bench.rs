@@ -212,11 +212,14 @@ async fn fill(s3: &aws_sdk_s3::Client, bucket: &str, plan: FillPlan) -> anyhow::
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicU64::new(0));
+    // The slowest acknowledged PUT since the last progress line, in microseconds: a snapshot
+    // build that stalls writes shows here (BENCHMARKS.md, "Scale").
+    let window_slowest = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..plan.concurrency {
         let (s3, bucket, prefix, filler) = (s3.clone(), bucket.to_owned(), plan.prefix.clone(), filler.clone());
-        let (next, done, errors) = (next.clone(), done.clone(), errors.clone());
+        let (next, done, errors, window_slowest) = (next.clone(), done.clone(), errors.clone(), window_slowest.clone());
         let (count, size, deadline) = (plan.count, plan.size, plan.deadline);
         workers.spawn(async move {
             loop {
@@ -226,8 +229,11 @@ async fn fill(s3: &aws_sdk_s3::Client, bucket: &str, plan: FillPlan) -> anyhow::
                 }
                 let key = format!("{prefix}/{i:010}");
                 let put = s3.put_object().bucket(&bucket).key(&key).body(ByteStream::from(body(&filler, i, size)));
+                let sent = Instant::now();
                 match put.send().await {
                     Ok(_) => {
+                        let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                        window_slowest.fetch_max(micros, Ordering::Relaxed);
                         done.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => {
@@ -243,6 +249,7 @@ async fn fill(s3: &aws_sdk_s3::Client, bucket: &str, plan: FillPlan) -> anyhow::
     let mut ticker = tokio::time::interval(plan.progress);
     ticker.tick().await;
     let mut peak_rss = 0u64;
+    let mut slowest_micros = 0u64;
     loop {
         let tick = tokio::select! {
             joined = workers.join_next() => match joined {
@@ -259,8 +266,10 @@ async fn fill(s3: &aws_sdk_s3::Client, bucket: &str, plan: FillPlan) -> anyhow::
         peak_rss = peak_rss.max(rss);
         let rate = window_rate(*samples.last().unwrap_or(&(Duration::ZERO, 0)), sample);
         samples.push(sample);
+        let window_slowest_ms = window_slowest.swap(0, Ordering::Relaxed) / 1000;
+        slowest_micros = slowest_micros.max(window_slowest_ms * 1000);
         println!(
-            "{{\"progress\":{},\"of\":{},\"seconds\":{:.1},\"window_put_per_s\":{rate:.0},\"rss_kib\":{rss},\"hwm_kib\":{hwm},\"errors\":{}}}",
+            "{{\"progress\":{},\"of\":{},\"seconds\":{:.1},\"window_put_per_s\":{rate:.0},\"window_slowest_put_ms\":{window_slowest_ms},\"rss_kib\":{rss},\"hwm_kib\":{hwm},\"errors\":{}}}",
             sample.1,
             plan.count,
             sample.0.as_secs_f64(),
@@ -270,10 +279,11 @@ async fn fill(s3: &aws_sdk_s3::Client, bucket: &str, plan: FillPlan) -> anyhow::
     let total = (started.elapsed(), done.load(Ordering::Relaxed));
     samples.push(total);
     let (rss, hwm) = memory_kib(plan.server_pid);
+    let slowest_put_ms = slowest_micros.max(window_slowest.load(Ordering::Relaxed)) / 1000;
     let n = total.1;
     let (one, tenth) = ((n / 100).max(1), (n / 10).max(1));
     println!(
-        "{{\"fill\":{n},\"of\":{},\"size\":{},\"seconds\":{:.1},\"put_per_s\":{:.0},\"first_1pct_put_per_s\":{:.0},\"first_10pct_put_per_s\":{:.0},\"last_10pct_put_per_s\":{:.0},\"errors\":{},\"rss_kib\":{rss},\"hwm_kib\":{hwm},\"peak_sampled_rss_kib\":{}}}",
+        "{{\"fill\":{n},\"of\":{},\"size\":{},\"seconds\":{:.1},\"put_per_s\":{:.0},\"first_1pct_put_per_s\":{:.0},\"first_10pct_put_per_s\":{:.0},\"last_10pct_put_per_s\":{:.0},\"errors\":{},\"slowest_put_ms\":{slowest_put_ms},\"rss_kib\":{rss},\"hwm_kib\":{hwm},\"peak_sampled_rss_kib\":{}}}",
         plan.count,
         plan.size,
         total.0.as_secs_f64(),

@@ -16,5 +16,6 @@ mod placement;
 mod replication;
 mod scrub;
 mod snapshot;
+mod snapshot_beside_writes;
 mod wan_writes;
 mod webhooks;

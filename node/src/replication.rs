@@ -329,19 +329,6 @@ impl Replicator {
                 self.finish(item, Ok(()), backoff);
             }
             Ok(outcome) => {
-                match outcome {
-                    PullOutcome::Pulled { bytes, from } => {
-                        tracing::debug!(
-                            bucket,
-                            key = object_key,
-                            bytes,
-                            from,
-                            copy_ms = took.as_millis(),
-                            "replica copied; reporting"
-                        );
-                    }
-                    _ => tracing::info!(bucket, key = object_key, "replica already on disk; reporting"),
-                }
                 let gateway = self.gateway.clone();
                 reports_in_flight.insert(item.clone());
                 reporting.spawn(async move {
@@ -350,13 +337,23 @@ impl Replicator {
                         .report_replica(&bucket, &object_key, &blob)
                         .await
                         .map_err(|e| format!("reporting {bucket}/{object_key}: {e}"));
-                    if result.is_ok() {
-                        tracing::debug!(
-                            bucket,
-                            key = object_key,
-                            report_ms = started.elapsed().as_millis(),
-                            "replica reported"
-                        );
+                    let (copy_ms, report_ms) = (took.as_millis(), started.elapsed().as_millis());
+                    match (&result, outcome) {
+                        (Ok(()), PullOutcome::Pulled { bytes, from }) => {
+                            tracing::info!(
+                                bucket,
+                                key = object_key,
+                                bytes,
+                                from,
+                                copy_ms,
+                                report_ms,
+                                "replica pulled and reported"
+                            );
+                        }
+                        (Ok(()), _) => {
+                            tracing::info!(bucket, key = object_key, report_ms, "replica already on disk; reported")
+                        }
+                        (Err(_), _) => {}
                     }
                     (item, result)
                 });

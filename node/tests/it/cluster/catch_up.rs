@@ -103,6 +103,13 @@ async fn a_stopped_region_catches_up_hundreds_of_small_objects_with_reports_shar
     let delete = Delete::builder().set_objects(Some(identifiers)).build().expect("delete request");
     let answer = clients[0].delete_objects().bucket(&bucket).delete(delete).send().await.expect("DeleteObjects");
     assert!(answer.errors().is_empty(), "DeleteObjects: {:?}", answer.errors());
+    // C's queue is empty until it has applied the writes it missed: wait for that first.
+    let target = series(&cluster.node(leader).metrics_text().await, "meridian_raft_applied_index");
+    let deadline = Instant::now() + BOUND;
+    while series(&cluster.node(c).metrics_text().await, "meridian_raft_applied_index") < target {
+        assert!(Instant::now() < deadline, "C did not apply the log up to {target}\n{}", cluster.log_report());
+        tokio::time::sleep(POLL).await;
+    }
     wait_queue_empty(&cluster, c, "C's catch-up").await;
     let caught_up = restarted.elapsed();
     let leader_metrics = cluster.node(leader).metrics_text().await;

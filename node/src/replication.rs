@@ -351,7 +351,7 @@ impl Replicator {
                             );
                         }
                         (Ok(()), _) => {
-                            tracing::info!(bucket, key = object_key, report_ms, "replica already on disk; reported")
+                            tracing::info!(bucket, key = object_key, report_ms, "replica already on disk; reported");
                         }
                         (Err(_), _) => {}
                     }

@@ -22,6 +22,30 @@ const RESCAN: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest retry delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Most holder reports waiting for their commit at once; past it no new pull starts (wanted
+/// ones aside). Reports are small and share log entries, so this only bounds memory and the
+/// proposal queue when the leader is unreachable.
+const MOST_REPORTS_IN_FLIGHT: usize = 1024;
+/// Work items looked at beyond those in flight, backing off and the free slots, each time
+/// pulls are started: the queue of a catch-up may hold many thousands, and reading it whole
+/// after every finished pull would cost the square of its length.
+const LOOKAHEAD: usize = 256;
+
+/// What a finished copy hands back to the run loop: the work item's key, the object it was
+/// for (to report it), and how the copy went.
+struct CopyDone {
+    /// The work item's key in the store.
+    item: Vec<u8>,
+    /// Bucket, object key and blob of the copy, for its report.
+    object: (String, String, String),
+    /// What the copy achieved, or why it failed.
+    result: Result<PullOutcome, String>,
+    /// How long the copy took.
+    took: Duration,
+}
+
+/// What a finished report hands back: the work item's key, and whether it committed.
+type ReportDone = (Vec<u8>, Result<(), String>);
 
 /// Settings of the replicator.
 pub(crate) struct Replicator {
@@ -29,7 +53,12 @@ pub(crate) struct Replicator {
     /// Which holder to ask first.
     order: HolderOrder,
     throttle: Arc<Throttle>,
+    /// Pulls of objects above `small_object_kib` at once (`max_concurrent_pulls`).
     max_concurrent: usize,
+    /// Pulls of objects up to `small_object_kib` at once (`max_concurrent_small_pulls`): a
+    /// small pull costs a round trip or two and hardly any bandwidth, so over a long link many
+    /// must be in flight for a catch-up to be bound by the link's bandwidth.
+    max_concurrent_small: usize,
 }
 
 /// Orders the holders of a blob for a pull.
@@ -77,9 +106,9 @@ impl HolderOrder {
 enum Class {
     /// A viewer asked this node for the object.
     Wanted,
-    /// A small object.
+    /// A small object (up to `small_object_kib`): limited by `max_concurrent_small_pulls`.
     Small,
-    /// A large object: these never take the last free slot.
+    /// A large object: limited by `max_concurrent_pulls`.
     Large,
 }
 
@@ -120,30 +149,56 @@ impl Replicator {
             },
             throttle: Arc::new(Throttle::new(rate)),
             max_concurrent: config.replication.max_concurrent_pulls.max(1),
+            max_concurrent_small: config.replication.max_concurrent_small_pulls.max(1),
         }
     }
 
     /// Runs until shutdown.
+    ///
+    /// A pull is a copy and then a report: the copy holds one of the limited slots; its
+    /// report (a Raft write, two round trips from a follower over a long link) does not, so
+    /// the next copy starts at once and the reports of many copies share one log entry. The
+    /// work item stays until its report committed: a restart or a failed report pulls again,
+    /// which finds the blob here and only reports it.
     pub(crate) async fn run(self, shutdown: Shutdown) {
         let mut signal = self.gateway.meta().work_signal();
         let pulls = self.gateway.pulls().clone();
-        let mut running: JoinSet<(Vec<u8>, Result<PullOutcome, String>, Duration)> = JoinSet::new();
+        let mut copying: JoinSet<CopyDone> = JoinSet::new();
+        let mut reporting: JoinSet<ReportDone> = JoinSet::new();
         let mut in_flight: HashMap<Vec<u8>, Class> = HashMap::new();
+        let mut reports_in_flight: HashSet<Vec<u8>> = HashSet::new();
         let mut backoff: HashMap<Vec<u8>, Backoff> = HashMap::new();
         loop {
-            self.start_due_pulls(&mut running, &mut in_flight, &backoff);
+            self.start_due_pulls(&mut copying, &mut in_flight, &reports_in_flight, &backoff);
             tokio::select! {
-                Some(done) = running.join_next() => {
-                    if let Ok((key, result, took)) = done {
-                        in_flight.remove(&key);
-                        self.finish(key, result, took, &mut backoff);
+                Some(done) = copying.join_next() => {
+                    let mut next = Some(done);
+                    // Everything else finished too is taken before pulls are started again: one
+                    // look at the queue for many finished pulls.
+                    while let Some(done) = next {
+                        if let Ok(done) = done {
+                            in_flight.remove(&done.item);
+                            self.copied(done, &mut reporting, &mut reports_in_flight, &mut backoff);
+                        }
+                        next = copying.try_join_next();
+                    }
+                }
+                Some(done) = reporting.join_next() => {
+                    let mut next = Some(done);
+                    while let Some(done) = next {
+                        if let Ok((item, result)) = done {
+                            reports_in_flight.remove(&item);
+                            self.finish(item, result, &mut backoff);
+                        }
+                        next = reporting.try_join_next();
                     }
                 }
                 changed = signal.changed() => if changed.is_err() { return },
                 () = pulls.wanted.newly_wanted() => {}
                 () = tokio::time::sleep(RESCAN) => {}
                 () = shutdown.wait() => {
-                    running.abort_all();
+                    copying.abort_all();
+                    reporting.abort_all();
                     return;
                 }
             }
@@ -151,16 +206,23 @@ impl Replicator {
     }
 
     /// Starts pulls that are due, most urgent first: blobs viewers are waiting for (outside
-    /// the concurrency limit, up to as many again), then small objects, then large ones,
-    /// which never take the last free slot, so that a film or two being pulled for hours do not
-    /// hold back everything else.
+    /// the limits, up to `max_concurrent_pulls` of them), then small objects (up to
+    /// `max_concurrent_small_pulls`), then large ones (up to `max_concurrent_pulls`): a film
+    /// or two being pulled for hours hold back neither small objects nor viewers.
     fn start_due_pulls(
         &self,
-        running: &mut JoinSet<(Vec<u8>, Result<PullOutcome, String>, Duration)>,
+        running: &mut JoinSet<CopyDone>,
         in_flight: &mut HashMap<Vec<u8>, Class>,
+        reports_in_flight: &HashSet<Vec<u8>>,
         backoff: &HashMap<Vec<u8>, Backoff>,
     ) {
-        let items = match self.gateway.meta().work_items() {
+        let limit = in_flight.len()
+            + reports_in_flight.len()
+            + backoff.len()
+            + self.max_concurrent_small
+            + 2 * self.max_concurrent
+            + LOOKAHEAD;
+        let items = match self.gateway.meta().first_work_items(limit) {
             Ok(items) => items,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the work queue");
@@ -175,21 +237,28 @@ impl Replicator {
                 WorkItem::Pull { bucket, key: object_key, blob } => Some((key, bucket, object_key, blob)),
                 _ => None,
             })
-            .filter(|(key, ..)| !in_flight.contains_key(key) && backoff.get(key).is_none_or(|b| b.next_try <= now))
+            .filter(|(key, ..)| {
+                !in_flight.contains_key(key)
+                    && !reports_in_flight.contains(key)
+                    && backoff.get(key).is_none_or(|b| b.next_try <= now)
+            })
             .collect();
-        let max = self.max_concurrent;
-        let mut large = Vec::new();
-        // Pulls viewers wait for do not count against the limit (they have their own, as much
-        // again): a GET is waiting on them, and they must not take the slots of the others.
-        let counted = |in_flight: &HashMap<Vec<u8>, Class>| in_flight.values().filter(|c| **c != Class::Wanted).count();
+        let count =
+            |in_flight: &HashMap<Vec<u8>, Class>, class: Class| in_flight.values().filter(|c| **c == class).count();
+        // Pulls viewers wait for do not count against the limits (they have their own, as much
+        // as `max_concurrent_pulls`): a GET is waiting on them, and they must not take the
+        // slots of the others.
         for (key, bucket, object_key, blob) in &due {
-            let wanted = in_flight.values().filter(|c| **c == Class::Wanted).count();
-            if pulls.wanted.is_wanted(blob) && wanted < max {
+            if pulls.wanted.is_wanted(blob) && count(in_flight, Class::Wanted) < self.max_concurrent {
                 self.start(running, in_flight, Class::Wanted, key, bucket, object_key, blob);
             }
         }
+        if reports_in_flight.len() >= MOST_REPORTS_IN_FLIGHT {
+            return;
+        }
+        let (mut small, mut large) = (count(in_flight, Class::Small), count(in_flight, Class::Large));
         for (key, bucket, object_key, blob) in &due {
-            if counted(in_flight) >= max {
+            if small >= self.max_concurrent_small && large >= self.max_concurrent {
                 break;
             }
             if in_flight.contains_key(key) {
@@ -200,26 +269,22 @@ impl Replicator {
                 _ => 0,
             };
             if size <= pulls.settings.small_below {
-                self.start(running, in_flight, Class::Small, key, bucket, object_key, blob);
-            } else {
-                large.push((key, bucket, object_key, blob));
+                if small < self.max_concurrent_small {
+                    self.start(running, in_flight, Class::Small, key, bucket, object_key, blob);
+                    small += 1;
+                }
+            } else if large < self.max_concurrent {
+                self.start(running, in_flight, Class::Large, key, bucket, object_key, blob);
+                large += 1;
             }
-        }
-        let most_large = if max > 1 { max - 1 } else { 1 };
-        for (key, bucket, object_key, blob) in large {
-            let large_running = in_flight.values().filter(|c| **c == Class::Large).count();
-            if counted(in_flight) >= max || large_running >= most_large {
-                break;
-            }
-            self.start(running, in_flight, Class::Large, key, bucket, object_key, blob);
         }
     }
 
-    /// Starts the pull of one work item.
+    /// Starts the copy of one work item.
     #[allow(clippy::too_many_arguments)] // the work item's fields and the loop's state
     fn start(
         &self,
-        running: &mut JoinSet<(Vec<u8>, Result<PullOutcome, String>, Duration)>,
+        running: &mut JoinSet<CopyDone>,
         in_flight: &mut HashMap<Vec<u8>, Class>,
         class: Class,
         key: &[u8],
@@ -233,36 +298,74 @@ impl Replicator {
         };
         let order = self.order.preference(holders.into_iter());
         let (gateway, throttle) = (self.gateway.clone(), self.throttle.clone());
-        let (key, bucket, object_key, blob) = (key.to_vec(), bucket.to_owned(), object_key.to_owned(), blob.to_owned());
+        let (item, bucket, object_key, blob) =
+            (key.to_vec(), bucket.to_owned(), object_key.to_owned(), blob.to_owned());
         tracing::debug!(bucket, key = object_key, ?class, "pull started");
-        in_flight.insert(key.clone(), class);
+        in_flight.insert(item.clone(), class);
         running.spawn(async move {
             let started = Instant::now();
             let result = gateway
-                .pull_replica(&bucket, &object_key, &blob, &order, &throttle)
+                .copy_replica(&bucket, &object_key, &blob, &order, &throttle)
                 .await
                 .map_err(|e| format!("{bucket}/{object_key}: {e}"));
-            (key, result, started.elapsed())
+            CopyDone { item, object: (bucket, object_key, blob), result, took: started.elapsed() }
         });
     }
 
-    /// Records the end of a pull: done (the work item goes), or failed (retry later).
-    fn finish(
+    /// Takes a finished copy: a copy that needs no report is done; one that does has its
+    /// report proposed in a task of its own (reports proposed together share a log entry);
+    /// a failed one is retried later.
+    fn copied(
         &self,
-        key: Vec<u8>,
-        result: Result<PullOutcome, String>,
-        took: Duration,
+        done: CopyDone,
+        reporting: &mut JoinSet<ReportDone>,
+        reports_in_flight: &mut HashSet<Vec<u8>>,
         backoff: &mut HashMap<Vec<u8>, Backoff>,
     ) {
+        let CopyDone { item, object: (bucket, object_key, blob), result, took } = done;
         match result {
+            Ok(PullOutcome::Moot) => {
+                tracing::debug!(bucket, key = object_key, "pull no longer needed");
+                self.finish(item, Ok(()), backoff);
+            }
             Ok(outcome) => {
-                match outcome {
-                    PullOutcome::Pulled { bytes, from } => {
-                        tracing::info!(bytes, from, ms = took.as_millis(), "replica pulled and reported");
+                let gateway = self.gateway.clone();
+                reports_in_flight.insert(item.clone());
+                reporting.spawn(async move {
+                    let started = Instant::now();
+                    let result = gateway
+                        .report_replica(&bucket, &object_key, &blob)
+                        .await
+                        .map_err(|e| format!("reporting {bucket}/{object_key}: {e}"));
+                    let (copy_ms, report_ms) = (took.as_millis(), started.elapsed().as_millis());
+                    match (&result, outcome) {
+                        (Ok(()), PullOutcome::Pulled { bytes, from }) => {
+                            tracing::info!(
+                                bucket,
+                                key = object_key,
+                                bytes,
+                                from,
+                                copy_ms,
+                                report_ms,
+                                "replica pulled and reported"
+                            );
+                        }
+                        (Ok(()), _) => {
+                            tracing::info!(bucket, key = object_key, report_ms, "replica already on disk; reported");
+                        }
+                        (Err(_), _) => {}
                     }
-                    PullOutcome::AlreadyHeld => tracing::info!("replica already on disk; reported"),
-                    PullOutcome::Moot => tracing::debug!("pull no longer needed"),
-                }
+                    (item, result)
+                });
+            }
+            Err(e) => self.finish(item, Err(e), backoff),
+        }
+    }
+
+    /// Records the end of a pull: done (the work item goes), or failed (retry later).
+    fn finish(&self, key: Vec<u8>, result: Result<(), String>, backoff: &mut HashMap<Vec<u8>, Backoff>) {
+        match result {
+            Ok(()) => {
                 backoff.remove(&key);
                 if let Err(e) = self.gateway.meta().complete_work(&key) {
                     tracing::warn!(error = %e, "cannot mark a pull done");

@@ -594,6 +594,19 @@ impl Tables {
             .collect()
     }
 
+    /// The first `limit` work items, in order: a lazy scan, so a caller that needs the head
+    /// of a long queue (a catch-up of millions of objects) does not decode all of it.
+    pub(crate) fn first_work_items(&self, limit: usize) -> Result<Vec<(sled::IVec, WorkItem)>, StoreError> {
+        self.tree
+            .scan_prefix(WORK)
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((key, decode(&value)?))
+            })
+            .collect()
+    }
+
     /// The last event delivered to a webhook subscription, if any was.
     pub(crate) fn delivered(&self, subscription: &str) -> Result<Option<Cursor>, StoreError> {
         self.get(&record_key(SUBSCRIPTION, &[subscription]))

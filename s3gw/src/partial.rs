@@ -11,10 +11,17 @@
 //! this disk is fetched again rather than failing the whole blob at the end; the bytes are
 //! still verified against the object's own digests (MD5 per part) before the blob is kept.
 //!
+//! The object's MD5s are computed while the pull runs ([`PrefixHash`]): as segments land, the
+//! contiguous prefix of finished segments is read back (from the page cache, just written) and
+//! hashed in order, so the pull is verified when its last segment lands instead of after a
+//! second read of the whole file. The MD5 state is not persisted: reopening a partial already
+//! reads every finished segment back for its SHA-256, and that same read feeds the contiguous
+//! prefix to the MD5s, so a resumed pull re-hashes its prefix once at no extra disk cost.
+//!
 //! Nothing here is replicated or sent: it is this node's own scratch state, so its format is
 //! versioned by [`JOURNAL_VERSION`] alone and an unknown version is simply discarded.
 
-use std::io::{self, BufRead as _, Read as _, Seek as _, Write as _};
+use std::io::{self, BufRead as _, Write as _};
 use std::ops::Range;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
@@ -65,6 +72,43 @@ pub(crate) struct Partial {
     segment_bytes: u64,
     /// Which segments are finished (their bytes are durable and hashed).
     done: Mutex<Vec<bool>>,
+    /// The object's MD5s over the contiguous prefix of finished segments, advanced as segments
+    /// land (see the module doc).
+    hash: Mutex<PrefixHash>,
+    /// The object the partial is a copy of: a fresh [`Verifier`] is made from it when bytes
+    /// failed verification and the prefix is hashed again.
+    object: ObjectMeta,
+    /// Woken each time a segment lands, for the task that advances [`Partial::hash`].
+    landed: tokio::sync::Notify,
+}
+
+/// The object's digests over the verified prefix of a partial file: the MD5 state, how far
+/// it got, and the first part that did not match.
+struct PrefixHash {
+    /// The object's MD5s (per part) over bytes `0..hashed_to`.
+    verifier: Verifier,
+    /// Bytes hashed so far: a segment boundary (or the size).
+    hashed_to: u64,
+    /// The bytes that did not match their digest, once one part failed: hashing stops there.
+    failed: Option<Range<u64>>,
+}
+
+impl PrefixHash {
+    /// Nothing hashed yet.
+    fn new(object: &ObjectMeta) -> Self {
+        Self { verifier: Verifier::new(object), hashed_to: 0, failed: None }
+    }
+
+    /// Hashes the bytes at `hashed_to` (a whole segment), unless a part already failed.
+    fn feed(&mut self, bytes: &[u8]) {
+        if self.failed.is_some() {
+            return;
+        }
+        if !self.verifier.update(bytes) {
+            self.failed = Some(self.verifier.failing_range());
+        }
+        self.hashed_to += bytes.len() as u64;
+    }
 }
 
 impl Partial {
@@ -99,6 +143,11 @@ impl Partial {
         data.set_len(object.size)?;
         let mut resumed = 0;
         let mut good = Vec::new();
+        let mut prefix = PrefixHash::new(object);
+        // In ascending order, so the read-back that checks each segment also feeds the
+        // contiguous prefix to the MD5s (a resumed pull hashes nothing twice at the end).
+        let mut kept = kept;
+        kept.sort_by_key(|(index, _)| *index);
         for (index, hash) in kept {
             let Some(slot) = done.get_mut(usize::try_from(index).unwrap_or(usize::MAX)) else { continue };
             let range = segment_range(index, header.segment_bytes, object.size);
@@ -108,6 +157,9 @@ impl Partial {
                 *slot = true;
                 resumed += range.end - range.start;
                 good.push((index, hash));
+                if prefix.hashed_to == range.start {
+                    prefix.feed(&bytes);
+                }
             } else {
                 tracing::warn!(
                     blob,
@@ -139,6 +191,9 @@ impl Partial {
             size: object.size,
             segment_bytes: header.segment_bytes,
             done: Mutex::new(done),
+            hash: Mutex::new(prefix),
+            object: object.clone(),
+            landed: tokio::sync::Notify::new(),
         };
         Ok((partial, resumed))
     }
@@ -168,12 +223,47 @@ impl Partial {
         if let Some(slot) = self.done.lock().unwrap_or_else(PoisonError::into_inner).get_mut(index as usize) {
             *slot = true;
         }
+        self.landed.notify_one();
         Ok(())
+    }
+
+    /// Waits until a segment lands (one landed since the last wait counts).
+    pub(crate) async fn segment_landed(&self) {
+        self.landed.notified().await;
+    }
+
+    /// Hashes the finished segments that extend the contiguous hashed prefix, in order, reading
+    /// them back from the file (just written: the page cache). Returns the bytes hashed so
+    /// far. Blocking; concurrent callers take turns.
+    pub(crate) fn advance_hash(&self) -> io::Result<u64> {
+        let mut prefix = self.hash.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut bytes = Vec::new();
+        while prefix.failed.is_none() && prefix.hashed_to < self.size {
+            let index = prefix.hashed_to / self.segment_bytes;
+            let finished = self
+                .done
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(usize::try_from(index).unwrap_or(usize::MAX))
+                .copied()
+                .unwrap_or(false);
+            if !finished {
+                break;
+            }
+            let range = self.segment_range(index);
+            bytes.resize(usize::try_from(range.end - range.start).unwrap_or(0), 0);
+            self.data.read_exact_at(&mut bytes, range.start)?;
+            prefix.feed(&bytes);
+        }
+        Ok(prefix.hashed_to)
     }
 
     /// Forgets the segments overlapping `range` (their bytes failed verification), in memory
     /// and in the journal. Blocking.
     pub(crate) fn forget(&self, range: &Range<u64>) -> io::Result<()> {
+        // The MD5 state past the failed part is worthless and its start is not kept: the next
+        // round hashes from the start again (a failure is rare; a wrong digest is not).
+        *self.hash.lock().unwrap_or_else(PoisonError::into_inner) = PrefixHash::new(&self.object);
         let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
         for (i, slot) in done.iter_mut().enumerate() {
             let r = self.segment_range(i as u64);
@@ -204,23 +294,17 @@ impl Partial {
         Ok(())
     }
 
-    /// Reads the whole file through `object`'s verifier: `Err(range)` names the bytes that did
-    /// not match (one part of a multipart object; the whole blob otherwise). Blocking.
-    pub(crate) fn verify(&self, object: &ObjectMeta) -> io::Result<Result<(), Range<u64>>> {
-        let mut verifier = Verifier::new(object);
-        let mut file = self.data.try_clone()?;
-        file.seek(io::SeekFrom::Start(0))?;
-        let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            let n = file.read(&mut buffer)?;
-            if n == 0 {
-                break;
-            }
-            if !verifier.update(&buffer[..n]) {
-                return Ok(Err(verifier.failing_range()));
-            }
+    /// The verdict of the object's digests once every segment is finished: hashes whatever
+    /// of the prefix the pull left (nothing, when it kept up) and answers `Err(range)` for the
+    /// bytes that did not match (one part of a multipart object; the whole blob otherwise).
+    /// Blocking.
+    pub(crate) fn verify(&self) -> io::Result<Result<(), Range<u64>>> {
+        let hashed = self.advance_hash()?;
+        let prefix = self.hash.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(failed) = &prefix.failed {
+            return Ok(Err(failed.clone()));
         }
-        if verifier.verified(object.size) { Ok(Ok(())) } else { Ok(Err(0..object.size)) }
+        if hashed == self.size && prefix.verifier.verified(self.size) { Ok(Ok(())) } else { Ok(Err(0..self.size)) }
     }
 
     /// The partial file, for the blob store to adopt once verified.
@@ -353,7 +437,7 @@ mod tests {
             let r = partial.segment_range(i);
             partial.write_segment(i, &data[r.start as usize..r.end as usize]).expect("write");
         }
-        assert_eq!(partial.verify(&meta).expect("read"), Ok(()));
+        assert_eq!(partial.verify().expect("read"), Ok(()));
         // Another version of the object (another ETag) does not reuse it.
         let mut other = meta.clone();
         other.etag = "0".repeat(32);
@@ -374,12 +458,43 @@ mod tests {
             }
             partial.write_segment(i, &bytes).expect("write");
         }
-        let bad = partial.verify(&meta).expect("read").expect_err("corrupt");
+        let bad = partial.verify().expect("read").expect_err("corrupt");
         partial.forget(&bad).expect("forget");
         assert_eq!(partial.todo(), vec![0, 1, 2], "a single-part object is refused whole");
         drop(partial);
         assert_eq!(Partial::open(dir.path(), &meta, 100).expect("reopen").1, 0, "the journal forgot them too");
         assert!(discard(dir.path(), &meta.blob).expect("discard"));
         assert!(list(dir.path()).expect("list").is_empty(), "no trace left");
+    }
+
+    /// The MD5s follow the contiguous prefix of finished segments as they land (out of order
+    /// too), a reopened partial has its prefix hashed by the read-back that checks it, and
+    /// the verdict needs no further read when everything was hashed as it landed.
+    #[test]
+    fn the_prefix_is_hashed_as_segments_land_and_again_on_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data: Vec<u8> = (0..1000u32).map(|i| (i % 241) as u8).collect();
+        let meta = object(&data);
+        let write = |partial: &Partial, i: u64| {
+            let r = partial.segment_range(i);
+            partial.write_segment(i, &data[r.start as usize..r.end as usize]).expect("write");
+        };
+        let (partial, _) = Partial::open(dir.path(), &meta, 100).expect("open");
+        write(&partial, 1);
+        assert_eq!(partial.advance_hash().expect("hash"), 0, "segment 0 is missing: nothing to hash");
+        write(&partial, 0);
+        write(&partial, 3);
+        assert_eq!(partial.advance_hash().expect("hash"), 200, "0 and 1, not 3 beyond the gap");
+        drop(partial);
+
+        let (partial, resumed) = Partial::open(dir.path(), &meta, 100).expect("reopen");
+        assert_eq!(resumed, 300);
+        assert_eq!(partial.advance_hash().expect("hash"), 200, "the reopen hashed the prefix it read back");
+        for i in partial.todo() {
+            write(&partial, i);
+            partial.advance_hash().expect("hash");
+        }
+        assert_eq!(partial.advance_hash().expect("hash"), 1000);
+        assert_eq!(partial.verify().expect("verdict"), Ok(()));
     }
 }

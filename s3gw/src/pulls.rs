@@ -68,6 +68,16 @@ pub struct PullStats {
     /// Partial copies thrown away (object deleted or overwritten, or bytes that failed
     /// verification).
     discarded: AtomicU64,
+    /// Copies finished (fetched, verified and durable, or found already here): with
+    /// `copy_micros`, where a catch-up's time goes before the report.
+    copies: AtomicU64,
+    /// Microseconds the finished copies took, added up (overlapping copies each count whole).
+    copy_micros: AtomicU64,
+    /// Holder reports (`ReplicaAdded`) committed.
+    reports: AtomicU64,
+    /// Microseconds from proposing a report to its commit being applied here, added up: over
+    /// a long link a follower's report is two round trips, often more than its copy.
+    report_micros: AtomicU64,
 }
 
 impl PullStats {
@@ -92,6 +102,18 @@ impl PullStats {
         self.discarded.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a finished copy that took `took`.
+    pub(crate) fn copied(&self, took: Duration) {
+        self.copies.fetch_add(1, Ordering::Relaxed);
+        self.copy_micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Counts a committed report that took `took`.
+    pub(crate) fn reported(&self, took: Duration) {
+        self.reports.fetch_add(1, Ordering::Relaxed);
+        self.report_micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
     /// Blob bytes received from holders since start.
     pub fn fetched_bytes(&self) -> u64 {
         self.fetched.load(Ordering::Relaxed)
@@ -113,6 +135,14 @@ impl PullStats {
             ),
             ("meridian_pull_resumes_total", "Pulls that continued a partial copy.", &self.resumes),
             ("meridian_pull_partials_discarded_total", "Partial copies thrown away.", &self.discarded),
+            ("meridian_pull_copies_total", "Copies finished (verified and durable, or already here).", &self.copies),
+            ("meridian_pull_copy_microseconds_total", "Time the finished copies took, added up.", &self.copy_micros),
+            ("meridian_pull_reports_total", "Holder reports (ReplicaAdded) committed.", &self.reports),
+            (
+                "meridian_pull_report_microseconds_total",
+                "Time from proposing a holder report to its commit applied here, added up.",
+                &self.report_micros,
+            ),
         ];
         for (name, help, value) in series {
             let _ =

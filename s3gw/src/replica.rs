@@ -231,8 +231,12 @@ where
 
 impl Gateway {
     /// Copies `blob` of `bucket/key` to this node from the first of `holders_by_preference`
-    /// that delivers it intact, then proposes `ReplicaAdded`.
-    pub async fn pull_replica(
+    /// that delivers it intact and durable, without reporting it: the caller reports it with
+    /// [`Gateway::report_replica`] (unless the outcome is [`PullOutcome::Moot`]). Split from
+    /// the report so that a pull's slot is free again while its report waits for the commit:
+    /// over a long link the report is two round trips from a follower, longer than the copy of
+    /// a small object, and reports proposed together share one log entry.
+    pub async fn copy_replica(
         &self,
         bucket: &str,
         key: &str,
@@ -253,6 +257,7 @@ impl Gateway {
             self.discard_partial(blob).await?;
             return Ok(PullOutcome::Moot);
         }
+        let started = Instant::now();
         let outcome = if self.blobs.open(blob).await?.is_some() {
             self.discard_partial(blob).await?;
             PullOutcome::AlreadyHeld
@@ -261,16 +266,26 @@ impl Gateway {
         } else {
             self.copy_from_holders(&object, holders_by_preference, throttle).await?
         };
+        self.pulls.stats.copied(started.elapsed());
         self.pulls.wanted.forget(blob);
+        Ok(outcome)
+    }
+
+    /// Reports through Raft that this node holds `blob` of `bucket/key` (`ReplicaAdded`),
+    /// once the blob is here whole and verified. Reports proposed at once share a log entry
+    /// (the proposal batcher), so many in flight cost about one commit, not one each.
+    pub async fn report_replica(&self, bucket: &str, key: &str, blob: &str) -> Result<(), PullError> {
         let report = Command::ReplicaAdded {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             blob: blob.to_owned(),
-            node: me,
+            node: self.meta.node_id(),
             at: now_millis(),
         };
+        let started = Instant::now();
         self.meta.propose(report).await.map_err(|e| PullError::Meta(e.to_string()))?;
-        Ok(outcome)
+        self.pulls.stats.reported(started.elapsed());
+        Ok(())
     }
 
     async fn copy_from_holders(

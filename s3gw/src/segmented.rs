@@ -2,8 +2,13 @@
 //! several streams at once (from one holder or several), written at their offsets into a
 //! partial file kept across interruptions (see `partial`), and verified against the object's
 //! digests before it becomes the blob. An interrupted pull fetches only the segments it lacks.
+//!
+//! The streams take short runs of segments from one queue in ascending order, so the finished
+//! segments stay close to a contiguous prefix, which a task hashes as they land: the object's
+//! MD5s are done (nearly) when the last byte lands, not after a second read of the whole file.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use bytes::{Buf as _, BytesMut};
@@ -31,12 +36,26 @@ struct Source {
 /// refused bytes again from a single holder, the next one each time.
 const MOST_REFETCH_ROUNDS: usize = 3;
 
-/// Splits `segments` (ascending) into at most `streams` groups of consecutive positions in
-/// the list, as even as possible, so each stream fetches long ranges.
-fn share_out(segments: &[u64], streams: usize) -> Vec<Vec<u64>> {
-    let streams = streams.clamp(1, segments.len().max(1));
-    let per = segments.len().div_ceil(streams);
-    segments.chunks(per.max(1)).map(<[u64]>::to_vec).collect()
+/// Segments one ranged request asks for at most. Streams take runs from a shared queue in
+/// ascending order, so what is finished stays close to a contiguous prefix and its MD5s keep
+/// up (see `partial`); longer runs would save a round trip per run but leave more to hash at
+/// the end. 4 segments of 8 MiB: at most 4 x 32 MiB per stream-count to hash after the last byte.
+const RUN_SEGMENTS: usize = 4;
+
+/// A queue of work for the streams of one pull: runs of consecutive segments, ascending.
+type RunQueue = Mutex<VecDeque<Vec<u64>>>;
+
+/// Splits `segments` (ascending) into runs of consecutive indexes of at most `most` each, in
+/// order: what the streams of a pull take one by one.
+fn runs(segments: &[u64], most: usize) -> VecDeque<Vec<u64>> {
+    let mut runs: VecDeque<Vec<u64>> = VecDeque::new();
+    for &s in segments {
+        match runs.back_mut() {
+            Some(run) if run.len() < most.max(1) && run.last().is_some_and(|&l| l + 1 == s) => run.push(s),
+            _ => runs.push_back(vec![s]),
+        }
+    }
+    runs
 }
 
 /// The first run of consecutive indexes of `segments` (ascending, not empty): `first..end`.
@@ -52,13 +71,14 @@ fn first_run(segments: &[u64]) -> (u64, u64) {
     (first, end)
 }
 
-/// Fetches `segments` of `object` into `partial`, from `sources` starting with `sources[first]`
-/// and moving to the next holder when one fails. Counts what it receives in `stats`.
+/// One stream of a pull: takes runs from `queue` until it is empty and fetches each into
+/// `partial`, from `sources` starting with `sources[first]` and moving to the next holder when
+/// one fails. Counts what it receives in `stats`.
 async fn fetch_segments(
     gateway: Gateway,
     object: Arc<ObjectMeta>,
     partial: Arc<Partial>,
-    mut segments: Vec<u64>,
+    queue: Arc<RunQueue>,
     sources: Arc<Vec<Source>>,
     first: usize,
     throttle: Arc<Throttle>,
@@ -66,19 +86,41 @@ async fn fetch_segments(
     let stats = &gateway.pulls.stats;
     let mut failures: Vec<String> = Vec::new();
     let mut turn = first;
+    loop {
+        let Some(segments) = queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front() else {
+            return Ok(());
+        };
+        fetch_one_run(&gateway, &object, &partial, segments, &sources, (&mut turn, &mut failures), &throttle, stats)
+            .await?;
+    }
+}
+
+/// Fetches one run of `segments` into `partial`, moving to the next holder (`turn`) when one
+/// fails; gives up when every holder failed twice in a row (`failures`).
+#[allow(clippy::too_many_arguments)] // one stream's whole context; a struct would only rename it
+async fn fetch_one_run(
+    gateway: &Gateway,
+    object: &ObjectMeta,
+    partial: &Arc<Partial>,
+    mut segments: Vec<u64>,
+    sources: &[Source],
+    (turn, failures): (&mut usize, &mut Vec<String>),
+    throttle: &Throttle,
+    stats: &PullStats,
+) -> Result<(), String> {
     while !segments.is_empty() {
         if failures.len() >= sources.len() * 2 {
             return Err(failures.join("; "));
         }
-        let source = &sources[turn % sources.len()];
+        let source = &sources[*turn % sources.len()];
         let (run_start, run_end) = first_run(&segments);
         let range = partial.segment_range(run_start).start..partial.segment_range(run_end - 1).end;
-        match fetch_run(&gateway, &object, &partial, source, run_start, range, &throttle, stats).await {
+        match fetch_run(gateway, object, partial, source, run_start, range, throttle, stats).await {
             Ok(fetched) => {
                 segments.retain(|s| !(run_start..run_start + fetched).contains(s));
                 if fetched < run_end - run_start {
                     failures.push(format!("{}: ended early", source.region));
-                    turn += 1;
+                    *turn += 1;
                 } else if fetched > 0 {
                     failures.clear();
                 }
@@ -87,7 +129,7 @@ async fn fetch_segments(
                 segments.retain(|s| !(run_start..run_start + fetched).contains(s));
                 tracing::info!(blob = %object.blob, holder = source.id, fetched_segments = fetched, error = %why, "ranged fetch interrupted");
                 failures.push(format!("{}: {why}", source.region));
-                turn += 1;
+                *turn += 1;
             }
         }
     }
@@ -226,21 +268,71 @@ impl Gateway {
         }
         let (partial, object_arc, sources) = (Arc::new(partial), Arc::new(object.clone()), Arc::new(sources));
         let streams = settings.streams_for(object.size);
+        let (stop_hashing, hashing) = hash_as_segments_land(partial.clone());
+        let result = self.fetch_and_verify(object, &partial, &object_arc, &sources, streams, throttle).await;
+        // The hashing task holds the partial: it must be gone before the partial is finished.
+        let _ = stop_hashing.send(());
+        let _ = hashing.await;
+        let verify_ms = match result {
+            Ok(Some(verify_ms)) => verify_ms,
+            Ok(None) => {
+                let (dir, id) = (self.blobs.partial_dir(), object.blob.clone());
+                drop(partial);
+                tokio::task::spawn_blocking(move || partial::discard(&dir, &id))
+                    .await
+                    .map_err(std::io::Error::other)??;
+                self.pulls.stats.discarded();
+                return Err(PullError::NoHolder("no holder delivered bytes matching the object's digests".into()));
+            }
+            Err(e) => return Err(e),
+        };
+        self.blobs.adopt(partial.data_path(), &object.blob).await?;
+        if let Ok(partial) = Arc::try_unwrap(partial) {
+            partial.finish()?;
+        }
+        tracing::info!(
+            blob = %object.blob,
+            bytes = object.size,
+            resumed_bytes = resumed,
+            streams,
+            holders = sources.len(),
+            ms = started.elapsed().as_millis(),
+            verify_ms,
+            "segmented pull copied and verified"
+        );
+        let from = sources.first().map_or(0, |s| s.id);
+        Ok(PullOutcome::Pulled { bytes: object.size, from })
+    }
+
+    /// Fetches the segments `partial` lacks over `streams` streams and checks the object's
+    /// digests, fetching refused bytes again (up to [`MOST_REFETCH_ROUNDS`] rounds). `Some`
+    /// with the milliseconds the last verdict took after the last byte landed, once the
+    /// partial holds the verified blob; `None` when no holder delivered matching bytes.
+    async fn fetch_and_verify(
+        &self,
+        object: &ObjectMeta,
+        partial: &Arc<Partial>,
+        object_arc: &Arc<ObjectMeta>,
+        sources: &Arc<Vec<Source>>,
+        streams: usize,
+        throttle: &Arc<Throttle>,
+    ) -> Result<Option<u128>, PullError> {
         for round in 0..=MOST_REFETCH_ROUNDS {
             let todo = partial.todo();
             if !todo.is_empty() {
                 // First round: every stream from its own holder in turn. Later rounds (bytes
                 // refused): one holder for all, the next one each round, so a holder with a
                 // damaged copy is found out and passed over.
-                let groups = share_out(&todo, streams);
+                let queue = Arc::new(Mutex::new(runs(&todo, RUN_SEGMENTS)));
+                let streams = streams.clamp(1, todo.len());
                 let mut tasks = tokio::task::JoinSet::new();
-                for (i, group) in groups.into_iter().enumerate() {
+                for i in 0..streams {
                     let first = if round == 0 { i } else { round - 1 };
                     tasks.spawn(fetch_segments(
                         self.clone(),
                         object_arc.clone(),
                         partial.clone(),
-                        group,
+                        queue.clone(),
                         sources.clone(),
                         first,
                         throttle.clone(),
@@ -259,27 +351,11 @@ impl Gateway {
                     return Err(PullError::NoHolder(failures.join("; ")));
                 }
             }
-            let (p, meta) = (partial.clone(), object_arc.clone());
-            let verdict =
-                tokio::task::spawn_blocking(move || p.verify(&meta)).await.map_err(std::io::Error::other)??;
+            let p = partial.clone();
+            let verify_started = Instant::now();
+            let verdict = tokio::task::spawn_blocking(move || p.verify()).await.map_err(std::io::Error::other)??;
             match verdict {
-                Ok(()) => {
-                    self.blobs.adopt(partial.data_path(), &object.blob).await?;
-                    if let Ok(partial) = Arc::try_unwrap(partial) {
-                        partial.finish()?;
-                    }
-                    tracing::info!(
-                        blob = %object.blob,
-                        bytes = object.size,
-                        resumed_bytes = resumed,
-                        streams,
-                        holders = sources.len(),
-                        ms = started.elapsed().as_millis(),
-                        "segmented pull copied and verified"
-                    );
-                    let from = sources.first().map_or(0, |s| s.id);
-                    return Ok(PullOutcome::Pulled { bytes: object.size, from });
-                }
+                Ok(()) => return Ok(Some(verify_started.elapsed().as_millis())),
                 Err(bad) => {
                     tracing::warn!(blob = %object.blob, bad = ?bad, round, "pulled bytes do not match the object's digests; fetching them again");
                     self.pulls.stats.refused(bad.end - bad.start);
@@ -288,12 +364,33 @@ impl Gateway {
                 }
             }
         }
-        let (dir, id) = (self.blobs.partial_dir(), object.blob.clone());
-        drop(partial);
-        tokio::task::spawn_blocking(move || partial::discard(&dir, &id)).await.map_err(std::io::Error::other)??;
-        self.pulls.stats.discarded();
-        Err(PullError::NoHolder("no holder delivered bytes matching the object's digests".into()))
+        Ok(None)
     }
+}
+
+/// Starts the task that hashes `partial`'s contiguous prefix as segments land; it stops when
+/// the sender is used or dropped (after finishing the segment it is hashing).
+fn hash_as_segments_land(partial: Arc<Partial>) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = partial.segment_landed() => {}
+                _ = &mut stopped => return,
+            }
+            let p = partial.clone();
+            match tokio::task::spawn_blocking(move || p.advance_hash()).await {
+                Ok(Ok(_)) => {}
+                // The verdict at the end hashes again and reports the error.
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "hashing a partial pull as it lands failed; verifying at the end");
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    (stop, task)
 }
 
 #[cfg(test)]
@@ -301,11 +398,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn segments_are_shared_out_in_long_runs() {
+    fn segments_are_queued_in_short_ascending_runs() {
         let all: Vec<u64> = (0..10).collect();
-        assert_eq!(share_out(&all, 3), vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]);
-        assert_eq!(share_out(&[4, 5], 8), vec![vec![4], vec![5]]);
-        assert_eq!(share_out(&[], 4), Vec::<Vec<u64>>::new());
+        assert_eq!(runs(&all, 4), vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]);
+        assert_eq!(runs(&[1, 2, 5, 6, 7], 4), vec![vec![1, 2], vec![5, 6, 7]], "a gap starts a run");
+        assert_eq!(runs(&[], 4), VecDeque::<Vec<u64>>::new());
         assert_eq!(first_run(&[3, 4, 5, 9, 10]), (3, 6));
         assert_eq!(first_run(&[7]), (7, 8));
     }

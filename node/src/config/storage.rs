@@ -73,8 +73,12 @@ impl StorageSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct ReplicationSection {
-    /// How many blobs a node pulls at once.
+    /// How many blobs above `small_object_kib` a node pulls at once (and, beside them, how
+    /// many blobs viewers are waiting for).
     pub(crate) max_concurrent_pulls: usize,
+    /// How many objects up to `small_object_kib` a node pulls at once: each costs a round trip
+    /// or two and little bandwidth, so a catch-up over a long link needs many in flight.
+    pub(crate) max_concurrent_small_pulls: usize,
     /// Bandwidth limit of all pulls of a node together, MiB/s; 0 means unlimited.
     pub(crate) bandwidth_mib_per_sec: u64,
     /// Ranged streams one large blob is pulled over at once: over a long round trip one TCP
@@ -95,6 +99,7 @@ impl Default for ReplicationSection {
         let pulls = meridian_s3gw::PullSettings::default();
         Self {
             max_concurrent_pulls: 4,
+            max_concurrent_small_pulls: 32,
             bandwidth_mib_per_sec: 0,
             streams_per_blob: pulls.streams_per_blob,
             split_above_mib: pulls.split_above >> 20,
@@ -106,6 +111,9 @@ impl Default for ReplicationSection {
 
 /// Streams per blob a config may ask for: each is a connection and a segment buffer.
 const STREAMS_PER_BLOB_RANGE: std::ops::RangeInclusive<usize> = 1..=64;
+/// Small pulls a config may ask for at once: each holds a connection to a holder and an
+/// object of up to `small_object_kib` in flight.
+const SMALL_PULLS_RANGE: std::ops::RangeInclusive<usize> = 1..=1024;
 /// Segment sizes a config may ask for, MiB: each stream buffers one segment in memory.
 const SEGMENT_MIB_RANGE: std::ops::RangeInclusive<u64> = 1..=256;
 
@@ -117,6 +125,13 @@ impl ReplicationSection {
                 path,
                 "replication.streams_per_blob".into(),
                 format!("{} is not within {STREAMS_PER_BLOB_RANGE:?}", self.streams_per_blob),
+            ));
+        }
+        if !SMALL_PULLS_RANGE.contains(&self.max_concurrent_small_pulls) {
+            return Err(ConfigError::invalid(
+                path,
+                "replication.max_concurrent_small_pulls".into(),
+                format!("{} is not within {SMALL_PULLS_RANGE:?}", self.max_concurrent_small_pulls),
             ));
         }
         if !SEGMENT_MIB_RANGE.contains(&self.segment_mib) {
@@ -172,6 +187,14 @@ mod tests {
             (format!("{VALID}[replication]\nstreams_per_blob = 0\n"), "replication.streams_per_blob"),
             (format!("{VALID}[replication]\nstreams_per_blob = 65\n"), "replication.streams_per_blob"),
             (format!("{VALID}[replication]\nsegment_mib = 0\n"), "replication.segment_mib"),
+            (
+                format!("{VALID}[replication]\nmax_concurrent_small_pulls = 0\n"),
+                "replication.max_concurrent_small_pulls",
+            ),
+            (
+                format!("{VALID}[replication]\nmax_concurrent_small_pulls = 1025\n"),
+                "replication.max_concurrent_small_pulls",
+            ),
             (format!("{VALID}[replication]\nsplit_above_mib = 99999999999\n"), "replication.split_above_mib"),
         ]);
     }

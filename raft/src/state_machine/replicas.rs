@@ -87,7 +87,7 @@ mod tests {
     use crate::model::{Bucket, WorkItem};
     use crate::node_id::NodeId;
 
-    use crate::state_machine::testing::{entry, owed, put, state_machine};
+    use crate::state_machine::testing::{entry, kinds, owed, put, state_machine};
 
     fn lost(key: &str, blob: &str, node: NodeId) -> Command {
         Command::ReplicaLost { bucket: "b".into(), key: key.into(), blob: blob.into(), node, at: 7 }
@@ -166,5 +166,52 @@ mod tests {
         let (outcome, owes) = sm.apply_entry(&entry(11, lost("k", "cc01", 1))).expect("apply");
         assert_eq!((outcome, owes), (CommandOutcome::Rejected(Rejection::NoSuchKey), false));
         assert_eq!(sm.tables.work_items().expect("work").len(), before);
+    }
+
+    /// Reports of many pulls carried by one log entry (the proposal batcher's `Batch`, which
+    /// the previous release applies too) apply each as its own: holders listed, one
+    /// `ObjectReplicated` per new holder, and a report about an object deleted meanwhile is
+    /// refused alone and leaves its copy to be dropped. Applied again (a replay), nothing
+    /// changes and no event repeats.
+    #[test]
+    fn reports_batched_in_one_entry_apply_each_as_its_own_and_replay_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = state_machine(dir.path());
+        let bucket = Bucket { name: "b".into(), created: 0, region: "r".into() };
+        sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
+        for (i, key) in ["k1", "k2", "k3"].iter().enumerate() {
+            sm.apply_entry(&entry(2 + i as u64, put(key, &format!("cc0{}", i + 1), 2))).expect("apply");
+        }
+        sm.apply_entry(&entry(5, Command::DeleteObjects { bucket: "b".into(), keys: vec!["k2".into()] }))
+            .expect("apply");
+        let added = |key: &str, blob: &str| Command::ReplicaAdded {
+            bucket: "b".into(),
+            key: key.into(),
+            blob: blob.into(),
+            node: 1,
+            at: 50,
+        };
+        let batch = Command::Batch(vec![added("k1", "cc01"), added("k2", "cc02"), added("k3", "cc03")]);
+        let (outcome, _) = sm.apply_entry(&entry(6, batch.clone())).expect("apply");
+        assert_eq!(
+            outcome,
+            CommandOutcome::Batch(vec![
+                CommandOutcome::Done,
+                CommandOutcome::Rejected(Rejection::NoSuchKey),
+                CommandOutcome::Done
+            ])
+        );
+        let holders = |key: &str| sm.tables.object("b", key).expect("read").map(|o| o.holders);
+        assert_eq!(holders("k1"), Some([(1, 50), (2, 0)].into()));
+        assert_eq!(holders("k3"), Some([(1, 50), (2, 0)].into()));
+        assert_eq!(holders("k2"), None);
+        assert!(owed(&sm).contains(&WorkItem::DropBlob { blob: "cc02".into() }), "the deleted object's copy goes");
+        let replicated = |applied| kinds(&sm, applied).iter().filter(|k| **k == "ObjectReplicated").count();
+        assert_eq!(replicated(6), 2);
+
+        let (again, _) = sm.apply_entry(&entry(7, batch)).expect("apply again");
+        assert_eq!(again, outcome);
+        assert_eq!(holders("k1"), Some([(1, 50), (2, 0)].into()));
+        assert_eq!(replicated(7), 2, "a replayed report emits nothing new");
     }
 }

@@ -239,6 +239,12 @@ impl MetaStore {
         Ok(self.inner.tables.work_items()?.into_iter().map(|(k, w)| (k.to_vec(), w)).collect())
     }
 
+    /// The first `limit` work items this node owes, in order (see [`MetaStore::work_items`]):
+    /// what the replicator looks at each time a slot frees, without reading a long queue whole.
+    pub fn first_work_items(&self, limit: usize) -> Result<Vec<(Vec<u8>, WorkItem)>, StoreError> {
+        Ok(self.inner.tables.first_work_items(limit)?.into_iter().map(|(k, w)| (k.to_vec(), w)).collect())
+    }
+
     /// Marks a work item done.
     pub fn complete_work(&self, key: &[u8]) -> Result<(), StoreError> {
         self.inner.tables.tree.remove(key)?;

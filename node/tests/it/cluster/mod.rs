@@ -1,8 +1,9 @@
-//! Clusters of three (or four) nodes: large pulls (resumed, parallel, verified, prioritised), clock drift, consistency, events, failover, internal auth,
+//! Clusters of three (or four) nodes: large pulls (resumed, parallel, verified, prioritised), catch-up of many small objects, clock drift, consistency, events, failover, internal auth,
 //! a forwarded write whose answer is lost, membership, partitions (frozen peers; cut links between network namespaces), placement,
 //! replication, scrub, snapshots, webhooks, writes across a WAN.
 
 mod big_pulls;
+mod catch_up;
 mod clock;
 mod consistency;
 mod events;

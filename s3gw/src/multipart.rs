@@ -72,6 +72,18 @@ async fn read_checksum_kind(dir: &Path) -> S3Result<Option<ChecksumKind>> {
     }
 }
 
+/// The checksum type of the upload in `dir` with `algorithm` (upper case): as written at its
+/// creation, or, for an upload created before types were kept, S3's default for the algorithm.
+async fn upload_kind(dir: &Path, algorithm: Option<&str>) -> S3Result<Option<ChecksumKind>> {
+    if algorithm.is_none() {
+        return Ok(None);
+    }
+    match read_checksum_kind(dir).await? {
+        Some(kind) => Ok(Some(kind)),
+        None => Ok(ChecksumKind::for_upload(algorithm, None).ok().flatten()),
+    }
+}
+
 /// The parts received so far, by number.
 async fn read_parts(dir: &Path) -> S3Result<Vec<PartRecord>> {
     let mut parts = Vec::new();
@@ -313,10 +325,8 @@ impl Gateway {
     pub(crate) async fn list_parts_op(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
         let input = req.input;
         let (upload, dir) = self.upload_here(&input.bucket, &input.key, &input.upload_id).await?;
-        let kind = match upload.checksum_algorithm {
-            Some(_) => read_checksum_kind(&dir).await?.or(Some(ChecksumKind::Composite)),
-            None => None,
-        };
+        let algorithm = upload.checksum_algorithm.as_deref().map(str::to_ascii_uppercase);
+        let kind = upload_kind(&dir, algorithm.as_deref()).await?;
         let marker = input.part_number_marker.unwrap_or(0);
         let max_parts = input.max_parts.unwrap_or(1000).clamp(0, 1000);
         let mut parts: Vec<PartRecord> = read_parts(&dir).await?.into_iter().filter(|p| p.number > marker).collect();
@@ -431,6 +441,18 @@ impl Gateway {
             }
             numbers.push(number);
         }
+        let algorithm = upload.checksum_algorithm.as_deref().map(str::to_ascii_uppercase);
+        let kind = upload_kind(&dir, algorithm.as_deref()).await?.unwrap_or(ChecksumKind::Composite);
+        if let Some(asked) = input.checksum_type.as_ref().map(ChecksumType::as_str)
+            && algorithm.is_some()
+            && asked != kind.as_str()
+        {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The upload was created using the {} checksum mode. The complete request must use the same checksum mode.",
+                kind.as_str()
+            ));
+        }
         let received = read_parts(&dir).await?;
         let mut chosen = Vec::with_capacity(requested.len());
         for (i, (part, number)) in requested.iter().zip(numbers).enumerate() {
@@ -442,8 +464,20 @@ impl Gateway {
             if etag.as_deref() != Some(record.etag.as_str()) {
                 return Err(s3_error!(InvalidPart, "part {number}'s ETag does not match"));
             }
-            let given = part.clone();
-            if !declared_matches(&declared_checksums!(given), &record.checksums) {
+            let given = declared_checksums!(part.clone());
+            // S3 needs each part's checksum of a composite upload in the list (what the
+            // composite is made of); a full-object upload's parts may go without.
+            if let Some(algorithm) = algorithm.as_deref()
+                && kind == ChecksumKind::Composite
+                && only_algorithm(&given, algorithm) == Checksums::default()
+            {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "The upload was created using a {} checksum. The complete request must include the checksum for each part. It was missing for part {number} in the request.",
+                    algorithm.to_ascii_lowercase()
+                ));
+            }
+            if !declared_matches(&given, &record.checksums) {
                 return Err(s3_error!(InvalidPart, "part {number}'s checksum does not match the uploaded part"));
             }
             if record.size < MIN_PART_SIZE && i + 1 < requested.len() {
@@ -461,22 +495,6 @@ impl Gateway {
             md5_of_md5s.update(&hex::decode(&record.etag).map_err(error::internal)?);
         }
         let etag = format!("{}-{}", hex::encode(md5_of_md5s.finalize()), chosen.len());
-        let algorithm = upload.checksum_algorithm.as_deref().map(str::to_ascii_uppercase);
-        // Uploads created before FULL_OBJECT was made here wrote no type: composite, as then.
-        let kind = match &algorithm {
-            Some(_) => read_checksum_kind(&dir).await?.unwrap_or(ChecksumKind::Composite),
-            None => ChecksumKind::Composite,
-        };
-        if let Some(asked) = input.checksum_type.as_ref().map(ChecksumType::as_str)
-            && algorithm.is_some()
-            && asked != kind.as_str()
-        {
-            return Err(s3_error!(
-                InvalidRequest,
-                "The upload was created using the {} checksum mode. The complete request must use the same checksum mode.",
-                kind.as_str()
-            ));
-        }
         let checksums = match (kind, &algorithm) {
             (ChecksumKind::FullObject, Some(algorithm)) => {
                 let parts: Vec<(i32, &Checksums, u64)> =

@@ -101,22 +101,34 @@ impl ChecksumKind {
     }
 }
 
-/// The CRC of `algorithm` (upper case) as crc-fast names it, with the stored checksum field it
-/// lives in and its width in bytes; `None` for a non-CRC algorithm.
-fn crc_of(algorithm: &str) -> Option<(CrcAlgorithm, &'static str, fn(&mut Checksums) -> &mut Option<String>, usize)> {
-    match algorithm {
-        "CRC32" => Some((CrcAlgorithm::Crc32IsoHdlc, "CRC32", |s| &mut s.crc32, 4)),
-        "CRC32C" => Some((CrcAlgorithm::Crc32Iscsi, "CRC32C", |s| &mut s.crc32c, 4)),
-        "CRC64NVME" => Some((CrcAlgorithm::Crc64Nvme, "CRC64NVME", |s| &mut s.crc64nvme, 8)),
-        _ => None,
-    }
+/// One CRC S3 makes FULL_OBJECT checksums with.
+struct CrcSpec {
+    /// The CRC as crc-fast names it.
+    crc: CrcAlgorithm,
+    /// Its S3 name, for errors.
+    name: &'static str,
+    /// Its field among stored checksums.
+    field: fn(&mut Checksums) -> &mut Option<String>,
+    /// Its width in bytes.
+    width: usize,
+}
+
+/// The CRC of `algorithm` (upper case); `None` for a non-CRC algorithm.
+fn crc_of(algorithm: &str) -> Option<CrcSpec> {
+    let (crc, name, field, width): (_, _, fn(&mut Checksums) -> &mut Option<String>, _) = match algorithm {
+        "CRC32" => (CrcAlgorithm::Crc32IsoHdlc, "CRC32", |s| &mut s.crc32, 4),
+        "CRC32C" => (CrcAlgorithm::Crc32Iscsi, "CRC32C", |s| &mut s.crc32c, 4),
+        "CRC64NVME" => (CrcAlgorithm::Crc64Nvme, "CRC64NVME", |s| &mut s.crc64nvme, 8),
+        _ => return None,
+    };
+    Some(CrcSpec { crc, name, field, width })
 }
 
 /// The FULL_OBJECT checksum of an object made of `parts` (number, stored checksums, size in
 /// bytes; in object order) for `algorithm` (upper case), as the [`Checksums`] to store with
 /// it. Empty for an algorithm that is not a CRC (refused at creation).
 pub(crate) fn full_object(algorithm: &str, parts: &[(i32, &Checksums, u64)]) -> Result<Checksums, FullObjectError> {
-    let Some((crc, name, field, width)) = crc_of(algorithm) else { return Ok(Checksums::default()) };
+    let Some(CrcSpec { crc, name, field, width }) = crc_of(algorithm) else { return Ok(Checksums::default()) };
     let mut whole: Option<u64> = None;
     for (number, sums, size) in parts {
         let mut sums = (*sums).clone();
@@ -161,7 +173,7 @@ mod tests {
             .iter()
             .map(|piece| {
                 let mut sums = Checksums::default();
-                let (_, _, field, _) = crc_of(algorithm).expect("a CRC");
+                let field = crc_of(algorithm).expect("a CRC").field;
                 *field(&mut sums) = Some(direct(piece));
                 sums
             })
@@ -169,7 +181,7 @@ mod tests {
         let parts: Vec<(i32, &Checksums, u64)> =
             sums.iter().zip(&pieces).zip(1..).map(|((s, p), n)| (n, s, p.len() as u64)).collect();
         let mut got = full_object(algorithm, &parts).expect("combined");
-        let (_, _, field, _) = crc_of(algorithm).expect("a CRC");
+        let field = crc_of(algorithm).expect("a CRC").field;
         assert_eq!(field(&mut got).clone(), Some(direct(body)), "{algorithm} of {} pieces", pieces.len());
     }
 

@@ -951,8 +951,11 @@ async fn upload_part_copy_gets_the_upload_checksum() {
 struct Crc {
     algorithm: ChecksumAlgorithm,
     of: fn(&[u8]) -> String,
-    pick: fn(Option<&str>, Option<&str>, Option<&str>) -> Option<String>,
+    pick: PickCrc,
 }
+
+/// Picks an answer's value of one CRC among its CRC32, CRC32C and CRC64NVME fields.
+type PickCrc = fn(Option<&str>, Option<&str>, Option<&str>) -> Option<String>;
 
 const FULL_OBJECT_CRCS: [Crc; 3] = [
     Crc { algorithm: ChecksumAlgorithm::Crc32, of: |b| b64_crc(crc32(b)), pick: |a, _, _| a.map(str::to_owned) },

@@ -51,6 +51,7 @@
 //! | `BucketAccess`, `Acl` | `acl/`, `oacl/` and `uacl/` (new in format 2, written only once raised) | `acl`: Option tag / `grants`: length varint |
 //! | `VersioningState`, `LatestVersion`, `ObjectVersion` | `y/`, `q/`, `r/` (new in format 2, written only once raised) | enum discriminant varint / `id`: String length varint |
 //! | `BucketObjectLock`, `VersionLock` | `ol/`, `lv/`, `lu/` (new in format 2, written only once raised) | `default_retention`: Option tag / `retention`: Option tag |
+//! | `PartChecksums` | `pc/` (new in format 2, written only once raised) | `parts`: length varint |
 //! | `Command` | inside entries, propose RPC | enum discriminant varint |
 //! | RPC bodies: `VoteRequest`, `AppendEntriesRequest`, `InstallSnapshotRequest` | internal listener | `vote.leader_id.term`: u64 varint |
 //! | RPC replies: `Result<_, _>` | internal listener | enum discriminant varint |

@@ -8,7 +8,8 @@ use crate::event::{Actor, Cursor};
 #[cfg(doc)]
 use crate::model::KeyRecord;
 use crate::model::{
-    AccessKey, Bucket, KeyOwner, MultipartUpload, ObjectMeta, Share, UnixMillis, UserProfile, VersioningState,
+    AccessKey, Bucket, KeyOwner, MultipartUpload, ObjectMeta, PartChecksums, Share, UnixMillis, UserProfile,
+    VersioningState,
 };
 use crate::node_id::NodeId;
 use crate::object_lock::{BucketObjectLock, Retention, VersionLock};
@@ -373,6 +374,17 @@ pub enum Command {
         /// The command that creates it.
         command: Box<Command>,
     },
+    /// `command` (a [`Command::PutObject`] of a multipart object, possibly inside
+    /// [`Command::WithAcl`] and [`Command::WithObjectLock`]) with the checksums of the object's
+    /// parts, stored (`pc/`, by the object's blob) in the same step when the write applies, so
+    /// GetObjectAttributes lists them through every region. New in format 2, proposed only once
+    /// it is written; before that the write goes without them.
+    WithPartChecksums {
+        /// The checksums, one per part of the object, in part order.
+        parts: PartChecksums,
+        /// The write.
+        command: Box<Command>,
+    },
 }
 
 impl Command {
@@ -383,7 +395,8 @@ impl Command {
             Self::Attributed { command, .. }
             | Self::AttributedFrom { command, .. }
             | Self::WithObjectLock { command, .. }
-            | Self::WithAcl { command, .. } => command.inline_bytes(),
+            | Self::WithAcl { command, .. }
+            | Self::WithPartChecksums { command, .. } => command.inline_bytes(),
             Self::Batch(commands) => commands.iter().map(Self::inline_bytes).sum(),
             _ => 0,
         }
@@ -565,6 +578,10 @@ mod tests {
             Command::SetBucketAccess { bucket: "b".into(), change: BucketAccessChange::Policy(None) },
             Command::PutObjectAcl { bucket: "b".into(), key: "k".into(), acl: Acl::default() },
             Command::WithAcl { acl: Acl::default(), command: Box::new(Command::DeleteBucket { name: "b".into() }) },
+            Command::WithPartChecksums {
+                parts: PartChecksums::default(),
+                command: Box::new(Command::DeleteBucket { name: "b".into() }),
+            },
         ];
         for (command, index) in format_2.iter().zip(25u8..) {
             assert_eq!(crate::codec::encode_body(command).expect("encodes")[0], index, "{command:?}");

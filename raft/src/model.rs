@@ -88,6 +88,20 @@ pub struct PartSummary {
     pub etag: String,
 }
 
+/// The checksums of a multipart object's parts, one per entry of its [`ObjectMeta::parts`], in
+/// the same order: what GetObjectAttributes lists under `ObjectParts`. Kept in a table of its
+/// own (`pc/BLOB`, by the blob the parts were assembled into) rather than in [`PartSummary`],
+/// whose shape is part of every object record and log entry the previous release reads; the
+/// blob id names exactly one version, and goes when that version's bytes are freed.
+///
+/// A stored record (`codec::Record`, new in format 2 and written only once the cluster raised
+/// its format): to change its shape, raise its `FORMAT` and write the conversion.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartChecksums {
+    /// Each part's checksums as its UploadPart verified or computed them (base64).
+    pub parts: Vec<Checksums>,
+}
+
 /// One version of an object: what it is, and which nodes hold its bytes.
 ///
 /// A stored record (`codec::Record`): to add a field, raise its `FORMAT`, keep the old
@@ -569,4 +583,5 @@ crate::codec::record! {
     Share => "share",
     WorkItem => "work item",
     KeyRecord => "key record",
+    PartChecksums => "part checksums",
 }

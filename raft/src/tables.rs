@@ -30,6 +30,7 @@
 //! | `ol/` | bucket | [`BucketObjectLock`]: the bucket has Object Lock, with its default retention (format 2) |
 //! | `lv/` | bucket `/` key `NUL` version id | [`VersionLock`]: a version's retention and legal hold (format 2) |
 //! | `lu/` | upload id | [`VersionLock`] the version a multipart upload completes will get (format 2) |
+//! | `pc/` | blob id | [`PartChecksums`]: the part checksums of the multipart object assembled into that blob (format 2) |
 
 use std::ops::Bound;
 
@@ -40,7 +41,7 @@ use crate::error::StoreError;
 use crate::event::Cursor;
 use crate::model::{
     AccessKey, AccessKeyInfo, Bucket, KeyRecord, LatestVersion, ListedObject, MultipartUpload, ObjectMeta,
-    ObjectMetaHead, ObjectVersion, Share, ShareAudience, User, VersioningState, WorkItem,
+    ObjectMetaHead, ObjectVersion, PartChecksums, Share, ShareAudience, User, VersioningState, WorkItem,
 };
 use crate::node_id::{NodeId, RegionNode};
 use crate::object_lock::{BucketObjectLock, VersionLock};
@@ -95,6 +96,10 @@ pub(crate) const OBJECT_LOCK: &[u8] = b"ol/";
 pub(crate) const VERSION_LOCK: &[u8] = b"lv/";
 /// `lu/UPLOAD`: the [`VersionLock`] asked for when the multipart upload was created.
 pub(crate) const UPLOAD_LOCK: &[u8] = b"lu/";
+
+/// `pc/BLOB`: the [`PartChecksums`] of the multipart object whose bytes are blob BLOB; removed
+/// with the blob index entry (`x/`) when that version is freed.
+pub(crate) const PART_CHECKSUMS: &[u8] = b"pc/";
 
 /// `lv/bucket/key NUL id`: a NUL before the id, as in `r/` keys, since a key may hold `/`.
 pub(crate) fn version_lock_key(bucket: &str, key: &str, version_id: &str) -> Vec<u8> {
@@ -288,6 +293,14 @@ impl Tables {
     /// The ACL an unfinished multipart upload gives its object, if one was asked for.
     pub(crate) fn upload_acl(&self, upload: &str) -> Result<Option<crate::acl::Acl>, StoreError> {
         self.get(&record_key(UPLOAD_ACL, &[upload]))
+    }
+
+    /// The part checksums of the multipart object stored in `blob`, if they were recorded.
+    pub(crate) fn part_checksums(&self, blob: &str) -> Result<Option<PartChecksums>, StoreError> {
+        if blob.is_empty() {
+            return Ok(None);
+        }
+        self.get(&record_key(PART_CHECKSUMS, &[blob]))
     }
 
     /// The bucket's versioning state; `None` for a bucket never versioned.

@@ -8,6 +8,7 @@
 
 mod access;
 mod acl;
+mod attributes;
 mod auth;
 pub mod blob;
 mod buckets;
@@ -16,6 +17,7 @@ mod conditions;
 mod convert;
 mod cors;
 mod error;
+mod full_object;
 mod gateway;
 mod housekeeping;
 mod ingest;

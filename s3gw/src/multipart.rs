@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use meridian_raft::model::{Checksums, MultipartUpload, PartSummary};
+use meridian_raft::model::{Checksums, MultipartUpload, PartChecksums, PartSummary};
 use meridian_raft::{Command, MetaStore};
 use s3s::crypto::{Checksum as _, Md5};
 use s3s::dto::{
@@ -24,6 +24,7 @@ use crate::composite::{checksum_type, composite};
 use crate::conditions::copy_source_preconditions;
 use crate::convert::{HeaderFields, declared_checksums, parse_tagging_header, set_checksums, timestamp};
 use crate::error;
+use crate::full_object::{ChecksumKind, full_object};
 use crate::gateway::{Gateway, now_millis};
 use crate::ingest::{Declared, Ingested, ingest};
 use crate::objects::{WriteOptions, check_key};
@@ -50,6 +51,37 @@ fn data_path(dir: &Path, number: i32) -> PathBuf {
 
 fn record_path(dir: &Path, number: i32) -> PathBuf {
     dir.join(format!("{number:05}.json"))
+}
+
+/// Where an upload keeps the checksum type it was created with: local, like its parts, since
+/// only the node holding the parts completes it, and the replicated upload record (whose shape
+/// the previous release reads) has no field for it. Not `.json`, so [`read_parts`] skips it.
+fn checksum_kind_path(dir: &Path) -> PathBuf {
+    dir.join("checksum-type")
+}
+
+/// The checksum type of the upload in `dir`; `None` when it has no algorithm, or was created
+/// by a release that made only composite checksums (and wrote no such file).
+async fn read_checksum_kind(dir: &Path) -> S3Result<Option<ChecksumKind>> {
+    match tokio::fs::read_to_string(checksum_kind_path(dir)).await {
+        Ok(text) => ChecksumKind::parse(&text)
+            .map(Some)
+            .ok_or_else(|| error::internal(format!("unreadable checksum type {text:?} in {}", dir.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(error::internal(e)),
+    }
+}
+
+/// The checksum type of the upload in `dir` with `algorithm` (upper case): as written at its
+/// creation, or, for an upload created before types were kept, S3's default for the algorithm.
+async fn upload_kind(dir: &Path, algorithm: Option<&str>) -> S3Result<Option<ChecksumKind>> {
+    if algorithm.is_none() {
+        return Ok(None);
+    }
+    match read_checksum_kind(dir).await? {
+        Some(kind) => Ok(Some(kind)),
+        None => Ok(ChecksumKind::for_upload(algorithm, None).ok().flatten()),
+    }
 }
 
 /// The parts received so far, by number.
@@ -82,6 +114,21 @@ fn declared_matches(declared: &Checksums, stored: &Checksums) -> bool {
         (&declared.crc64nvme, &stored.crc64nvme),
     ];
     pairs.iter().all(|(declared, stored)| declared.as_deref().is_none_or(|d| stored.as_deref() == Some(d.trim())))
+}
+
+/// Only the value of `algorithm` (upper case) among `sums`: a part may carry more (an SDK's own
+/// default CRC beside the upload's algorithm), S3 lists the upload's.
+fn only_algorithm(sums: &Checksums, algorithm: &str) -> Checksums {
+    let mut out = Checksums::default();
+    match algorithm {
+        "CRC32" => out.crc32.clone_from(&sums.crc32),
+        "CRC32C" => out.crc32c.clone_from(&sums.crc32c),
+        "SHA1" => out.sha1.clone_from(&sums.sha1),
+        "SHA256" => out.sha256.clone_from(&sums.sha256),
+        "CRC64NVME" => out.crc64nvme.clone_from(&sums.crc64nvme),
+        _ => {}
+    }
+    out
 }
 
 fn strip_quotes(etag: &str) -> &str {
@@ -150,22 +197,17 @@ impl Gateway {
         self.bucket_for_write(&input.bucket).await?;
         let acl = self.new_object_acl(&input.bucket, &origin, object_acl_request!(input))?;
         let tags = input.tagging.as_deref().map(parse_tagging_header).transpose()?.unwrap_or_default();
-        // Full-object checksums of multipart objects need CRC combination over the parts; only
-        // the composite kind is made here. Refusing beats storing a checksum of another kind
-        // than the client asked for.
-        if input.checksum_type.as_ref().is_some_and(|t| t.as_str() == ChecksumType::FULL_OBJECT) {
-            return Err(s3_error!(
-                NotImplemented,
-                "FULL_OBJECT checksums of multipart uploads are not supported; use COMPOSITE"
-            ));
-        }
         // Every part computes this algorithm: an unknown one must fail here, not at completion.
-        if let Some(algorithm) = &input.checksum_algorithm
-            && !["CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"]
-                .contains(&algorithm.as_str().to_ascii_uppercase().as_str())
+        let algorithm = input.checksum_algorithm.as_ref().map(|a| a.as_str().to_ascii_uppercase());
+        if let Some(algorithm) = &algorithm
+            && !["CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"].contains(&algorithm.as_str())
         {
-            return Err(s3_error!(InvalidRequest, "unsupported checksum algorithm {}", algorithm.as_str()));
+            return Err(s3_error!(InvalidRequest, "unsupported checksum algorithm {algorithm}"));
         }
+        // COMPOSITE or FULL_OBJECT, as S3 allows them per algorithm (400 InvalidRequest else).
+        let kind =
+            ChecksumKind::for_upload(algorithm.as_deref(), input.checksum_type.as_ref().map(ChecksumType::as_str))
+                .map_err(|e| s3_error!(InvalidRequest, "{e}"))?;
         let lock = crate::object_lock::lock_from_headers(
             input.object_lock_mode.as_ref(),
             input.object_lock_retain_until_date.as_ref(),
@@ -193,6 +235,12 @@ impl Gateway {
         };
         let dir = self.blobs.upload_dir(&upload.id).map_err(error::internal)?;
         tokio::fs::create_dir_all(&dir).await.map_err(error::internal)?;
+        if let Some(kind) = kind {
+            // Durable before the upload exists for anyone: completion must find it.
+            let mut writer = self.blobs.create().await.map_err(error::internal)?;
+            writer.write(kind.as_str().as_bytes()).await.map_err(error::internal)?;
+            self.blobs.commit_to(writer, &checksum_kind_path(&dir)).await.map_err(error::internal)?;
+        }
         let id = upload.id.clone();
         self.commit(self.with_requested_acl(crate::object_lock::with_lock(Command::CreateUpload(upload), lock), acl)?)
             .await?;
@@ -201,6 +249,7 @@ impl Gateway {
             key: Some(input.key),
             upload_id: Some(id),
             checksum_algorithm: input.checksum_algorithm,
+            checksum_type: kind.map(|k| ChecksumType::from_static(k.as_str())),
             ..Default::default()
         }))
     }
@@ -276,6 +325,8 @@ impl Gateway {
     pub(crate) async fn list_parts_op(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
         let input = req.input;
         let (upload, dir) = self.upload_here(&input.bucket, &input.key, &input.upload_id).await?;
+        let algorithm = upload.checksum_algorithm.as_deref().map(str::to_ascii_uppercase);
+        let kind = upload_kind(&dir, algorithm.as_deref()).await?;
         let marker = input.part_number_marker.unwrap_or(0);
         let max_parts = input.max_parts.unwrap_or(1000).clamp(0, 1000);
         let mut parts: Vec<PartRecord> = read_parts(&dir).await?.into_iter().filter(|p| p.number > marker).collect();
@@ -306,6 +357,7 @@ impl Gateway {
             is_truncated: Some(truncated),
             parts: Some(parts),
             checksum_algorithm: upload.checksum_algorithm.map(ChecksumAlgorithm::from),
+            checksum_type: kind.map(|k| ChecksumType::from_static(k.as_str())),
             ..Default::default()
         }))
     }
@@ -389,6 +441,18 @@ impl Gateway {
             }
             numbers.push(number);
         }
+        let algorithm = upload.checksum_algorithm.as_deref().map(str::to_ascii_uppercase);
+        let kind = upload_kind(&dir, algorithm.as_deref()).await?.unwrap_or(ChecksumKind::Composite);
+        if let Some(asked) = input.checksum_type.as_ref().map(ChecksumType::as_str)
+            && algorithm.is_some()
+            && asked != kind.as_str()
+        {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The upload was created using the {} checksum mode. The complete request must use the same checksum mode.",
+                kind.as_str()
+            ));
+        }
         let received = read_parts(&dir).await?;
         let mut chosen = Vec::with_capacity(requested.len());
         for (i, (part, number)) in requested.iter().zip(numbers).enumerate() {
@@ -400,8 +464,20 @@ impl Gateway {
             if etag.as_deref() != Some(record.etag.as_str()) {
                 return Err(s3_error!(InvalidPart, "part {number}'s ETag does not match"));
             }
-            let given = part.clone();
-            if !declared_matches(&declared_checksums!(given), &record.checksums) {
+            let given = declared_checksums!(part.clone());
+            // S3 needs each part's checksum of a composite upload in the list (what the
+            // composite is made of); a full-object upload's parts may go without.
+            if let Some(algorithm) = algorithm.as_deref()
+                && kind == ChecksumKind::Composite
+                && only_algorithm(&given, algorithm) == Checksums::default()
+            {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "The upload was created using a {} checksum. The complete request must include the checksum for each part. It was missing for part {number} in the request.",
+                    algorithm.to_ascii_lowercase()
+                ));
+            }
+            if !declared_matches(&given, &record.checksums) {
                 return Err(s3_error!(InvalidPart, "part {number}'s checksum does not match the uploaded part"));
             }
             if record.size < MIN_PART_SIZE && i + 1 < requested.len() {
@@ -419,9 +495,17 @@ impl Gateway {
             md5_of_md5s.update(&hex::decode(&record.etag).map_err(error::internal)?);
         }
         let etag = format!("{}-{}", hex::encode(md5_of_md5s.finalize()), chosen.len());
-        let part_sums: Vec<(i32, &Checksums)> = chosen.iter().map(|r| (r.number, &r.checksums)).collect();
-        let checksums =
-            composite(upload.checksum_algorithm.as_deref(), &part_sums).map_err(|e| s3_error!(InvalidPart, "{e}"))?;
+        let checksums = match (kind, &algorithm) {
+            (ChecksumKind::FullObject, Some(algorithm)) => {
+                let parts: Vec<(i32, &Checksums, u64)> =
+                    chosen.iter().map(|r| (r.number, &r.checksums, r.size)).collect();
+                full_object(algorithm, &parts).map_err(|e| s3_error!(InvalidPart, "{e}"))?
+            }
+            _ => {
+                let parts: Vec<(i32, &Checksums)> = chosen.iter().map(|r| (r.number, &r.checksums)).collect();
+                composite(algorithm.as_deref(), &parts).map_err(|e| s3_error!(InvalidPart, "{e}"))?
+            }
+        };
         let whole = Checksums {
             crc32: input.checksum_crc32.clone(),
             crc32c: input.checksum_crc32c.clone(),
@@ -429,10 +513,12 @@ impl Gateway {
             sha256: input.checksum_sha256.clone(),
             crc64nvme: input.checksum_crc64nvme.clone(),
         };
+        // A whole-object value that differs: BadDigest, and the upload stays for a retry.
         if !declared_matches(&whole, &checksums) {
             return Err(s3_error!(
                 BadDigest,
-                "The checksum you specified did not match the calculated composite checksum."
+                "The {} checksum you specified did not match the calculated checksum.",
+                kind.as_str()
             ));
         }
 
@@ -459,6 +545,11 @@ impl Gateway {
         meta.checksums.clone_from(&checksums);
         meta.parts =
             chosen.iter().map(|r| PartSummary { number: r.number, size: r.size, etag: r.etag.clone() }).collect();
+        // Each part's checksum of the upload's algorithm, for GetObjectAttributes' ObjectParts
+        // (S3 lists parts only for an object with a checksum).
+        let part_checksums = algorithm.as_deref().map(|algorithm| PartChecksums {
+            parts: chosen.iter().map(|r| only_algorithm(&r.checksums, algorithm)).collect(),
+        });
         let upload_id = Some(input.upload_id.clone());
         // A refused condition leaves the upload in place (the same entry would have removed
         // it), so the client may complete it again, as with AWS.
@@ -468,7 +559,7 @@ impl Gateway {
                 &input.bucket,
                 &input.key,
                 meta,
-                WriteOptions { condition, completes_upload: upload_id, ..Default::default() },
+                WriteOptions { condition, completes_upload: upload_id, part_checksums, ..Default::default() },
                 origin,
             )
             .await?;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use meridian_raft::WriteCondition;
-use meridian_raft::model::{ContentHeaders, ObjectMeta};
+use meridian_raft::model::{ContentHeaders, ObjectMeta, PartChecksums};
 use meridian_raft::{Command, CommandOutcome, VersionLock};
 use s3s::dto::{
     CopyObjectInput, CopyObjectOutput, CopyObjectResult, CopySource, DeleteObjectInput, DeleteObjectOutput,
@@ -19,7 +19,7 @@ use crate::blob::{BlobStore, new_id};
 use crate::conditions::{copy_source_preconditions, read_preconditions};
 use crate::convert::{HeaderFields, declared_checksums, parse_tagging_header, set_checksums, timestamp, user_metadata};
 use crate::error;
-use crate::gateway::{Gateway, Origin, now_millis};
+use crate::gateway::{EDGE_FORMAT, Gateway, Origin, now_millis};
 use crate::ingest::{Declared, Received, ingest};
 use crate::object_lock::{lock_from_headers, with_lock};
 use crate::versioning::{check_version_id, touched, upgrading};
@@ -66,6 +66,10 @@ pub(crate) struct WriteOptions {
     pub(crate) lock: Option<VersionLock>,
     /// The ACL the new object gets, set in the same Raft entry (`None`: private).
     pub(crate) acl: Option<meridian_raft::Acl>,
+    /// The checksums of a multipart object's parts, stored in the same Raft entry once the
+    /// cluster writes format 2 (before, the object goes without them: GetObjectAttributes then
+    /// lists its parts without checksums).
+    pub(crate) part_checksums: Option<PartChecksums>,
 }
 
 /// The fields GET and HEAD share, from a stored version.
@@ -88,12 +92,18 @@ impl Gateway {
     ) -> S3Result<Option<String>> {
         let blob = meta.blob.clone();
         let at = meta.last_modified;
-        let WriteOptions { condition, completes_upload, lock, acl } = how;
+        let WriteOptions { condition, completes_upload, lock, acl, part_checksums } = how;
         let put =
             Command::PutObject { bucket: bucket.to_owned(), key: key.to_owned(), meta, condition, completes_upload };
         // The ACL wraps the lock: the state machine finds the write inside either.
-        let command =
-            self.with_requested_acl(with_lock(put, lock), acl)?.attributed_from(origin.actor, at, origin.client);
+        let mut command = self.with_requested_acl(with_lock(put, lock), acl)?;
+        // The part checksums wrap both, and only once no node of the previous release can
+        // receive them: they are a convenience of GetObjectAttributes, never worth refusing
+        // the write for.
+        if let Some(parts) = part_checksums.filter(|_| self.meta.cluster_format_at_least(EDGE_FORMAT)) {
+            command = Command::WithPartChecksums { parts, command: Box::new(command) };
+        }
+        let command = command.attributed_from(origin.actor, at, origin.client);
         match self.meta.propose(command).await {
             Ok(CommandOutcome::Rejected(rejection)) => {
                 if blob.is_empty() {
@@ -182,7 +192,7 @@ impl Gateway {
                 &input.bucket,
                 &input.key,
                 meta,
-                WriteOptions { condition, completes_upload: None, lock, acl },
+                WriteOptions { condition, completes_upload: None, lock, acl, part_checksums: None },
                 origin,
             )
             .await?;
@@ -576,13 +586,19 @@ impl Gateway {
         meta.tags = tags;
         meta.checksums = source.checksums.clone();
         meta.parts = source.parts.clone();
+        // The copy keeps the source's parts, so it keeps their checksums too.
+        let part_checksums = if source.parts.is_empty() || source.inline.is_some() {
+            None
+        } else {
+            self.meta.part_checksums(&source.blob).map_err(error::store)?
+        };
         let last_modified = meta.last_modified;
         let version_id = self
             .commit_new_version(
                 &input.bucket,
                 &input.key,
                 meta,
-                WriteOptions { lock, acl, ..Default::default() },
+                WriteOptions { lock, acl, part_checksums, ..Default::default() },
                 origin,
             )
             .await?;

@@ -221,6 +221,7 @@ impl Changes<'_> {
             Command::SetBucketAccess { bucket, change } => self.set_bucket_access(bucket, change),
             Command::PutObjectAcl { bucket, key, acl } => self.put_object_acl(bucket, key, acl),
             Command::WithAcl { acl, command } => self.with_acl(acl, command),
+            Command::WithPartChecksums { parts, command } => self.with_part_checksums(parts, command),
         }
     }
 }

@@ -3,10 +3,10 @@
 
 use super::{Changes, Origin};
 use crate::command::CommandOutcome::{Deleted, Done, Rejected};
-use crate::command::{CommandOutcome, Rejection, VersionTouched, WriteCondition};
+use crate::command::{Command, CommandOutcome, Rejection, VersionTouched, WriteCondition};
 use crate::error::StoreError;
 use crate::event::{Actor, EventKind};
-use crate::model::{MultipartUpload, ObjectMeta, WorkItem};
+use crate::model::{MultipartUpload, ObjectMeta, PartChecksums, WorkItem};
 use crate::tables::{self, record_key};
 
 impl Changes<'_> {
@@ -121,6 +121,34 @@ impl Changes<'_> {
         Ok(CommandOutcome::Versions(vec![VersionTouched { key: key_name, version_id, delete_marker: false }]))
     }
 
+    /// [`crate::Command::WithPartChecksums`]: the wrapped write, then (if it applied) its
+    /// object's part checksums under its blob. Written after the write's own changes, so an
+    /// overwrite's removal of the old object's checksums (another blob) cannot undo them.
+    pub(super) fn with_part_checksums(
+        &mut self,
+        parts: &PartChecksums,
+        command: &Command,
+    ) -> Result<CommandOutcome, StoreError> {
+        let outcome = self.apply(command)?;
+        if matches!(outcome, Rejected(_)) {
+            return Ok(outcome);
+        }
+        let mut write = command;
+        while let Command::WithAcl { command, .. } | Command::WithObjectLock { command, .. } = write {
+            write = command.as_ref();
+        }
+        match write {
+            Command::PutObject { meta, .. } if meta.inline.is_none() && !meta.blob.is_empty() => {
+                self.put(record_key(tables::PART_CHECKSUMS, &[&meta.blob]), parts)?;
+            }
+            other => {
+                // A proposer bug; the write itself applied as it would alone.
+                tracing::error!(command = ?other, "part checksums came with a command that stores no blob");
+            }
+        }
+        Ok(outcome)
+    }
+
     /// [`crate::Command::DeleteObjects`]: the keys that existed go, with their shares; the outcome
     /// lists them.
     pub(super) fn delete_objects(&mut self, bucket: &str, keys: &[String]) -> Result<CommandOutcome, StoreError> {
@@ -210,6 +238,7 @@ impl Changes<'_> {
         self.forget_object_acl(bucket, key);
         if old.inline.is_none() && keep_blob != Some(old.blob.as_str()) {
             self.batch.remove(record_key(tables::BLOB, &[&old.blob]));
+            self.batch.remove(record_key(tables::PART_CHECKSUMS, &[&old.blob]));
             if old.holders.contains_key(&self.node) {
                 self.owe(&WorkItem::DropBlob { blob: old.blob })?;
             }
@@ -297,5 +326,59 @@ mod tests {
         sm.apply_entry(&entry(3, put("theirs", "bb02", 2))).expect("apply");
         let work = owed(&sm);
         assert_eq!(work, vec![WorkItem::Pull { bucket: "b".into(), key: "theirs".into(), blob: "bb02".into() }]);
+    }
+
+    /// Part checksums come with a multipart write, through a versioned bucket's history, and
+    /// go with the bytes they describe: an overwrite, a delete, or deleting the kept version.
+    #[test]
+    fn part_checksums_live_as_long_as_their_blob() {
+        use crate::acl::Acl;
+        use crate::model::{Checksums, PartChecksums, VersioningState};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = state_machine(dir.path());
+        let bucket = Bucket { name: "b".into(), created: 5, region: "r".into() };
+        sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
+        let sums = PartChecksums {
+            parts: vec![
+                Checksums { crc32: Some("AAAAAA==".into()), ..Default::default() },
+                Checksums { crc32: Some("AAAAAQ==".into()), ..Default::default() },
+            ],
+        };
+        let with = |blob: &str| Command::WithPartChecksums {
+            parts: sums.clone(),
+            command: Box::new(Command::WithAcl { acl: Acl::default(), command: Box::new(put("k", blob, 1)) }),
+        };
+        sm.apply_entry(&entry(2, with("ff01"))).expect("apply");
+        assert_eq!(sm.tables.part_checksums("ff01").expect("read"), Some(sums.clone()), "stored with the write");
+        // A refused write stores nothing (no bucket).
+        let refused = Command::WithPartChecksums {
+            parts: sums.clone(),
+            command: Box::new(match put("k", "ff09", 1) {
+                Command::PutObject { key, meta, condition, completes_upload, .. } => {
+                    Command::PutObject { bucket: "none".into(), key, meta, condition, completes_upload }
+                }
+                other => other,
+            }),
+        };
+        sm.apply_entry(&entry(3, refused)).expect("apply");
+        assert_eq!(sm.tables.part_checksums("ff09").expect("read"), None, "a refused write leaves nothing");
+        // An overwrite drops the old blob's checksums, and a delete the new one's.
+        sm.apply_entry(&entry(4, with("ff02"))).expect("apply");
+        assert_eq!(sm.tables.part_checksums("ff01").expect("read"), None, "gone with the overwritten blob");
+        assert!(sm.tables.part_checksums("ff02").expect("read").is_some());
+        sm.apply_entry(&entry(5, Command::DeleteObjects { bucket: "b".into(), keys: vec!["k".into()] }))
+            .expect("apply");
+        assert_eq!(sm.tables.part_checksums("ff02").expect("read"), None, "gone with the deleted object");
+        // In a versioned bucket a kept version keeps them until it is deleted for good.
+        let versioning = Command::PutBucketVersioning { bucket: "b".into(), state: VersioningState::Enabled };
+        sm.apply_entry(&entry(6, versioning)).expect("apply");
+        sm.apply_entry(&entry(7, with("ff03"))).expect("apply");
+        sm.apply_entry(&entry(8, put("k", "ff04", 1))).expect("apply");
+        assert!(sm.tables.part_checksums("ff03").expect("read").is_some(), "a kept version keeps them");
+        let kept = sm.tables.stored_versions("b", "k").expect("versions");
+        let id = kept.first().map(|(_, v)| v.id.clone()).expect("a kept version");
+        let delete = Command::DeleteVersion { bucket: "b".into(), key: "k".into(), version_id: id };
+        sm.apply_entry(&entry(9, delete)).expect("apply");
+        assert_eq!(sm.tables.part_checksums("ff03").expect("read"), None, "gone with the version");
     }
 }

@@ -74,6 +74,7 @@ impl Changes<'_> {
     fn free_version(&mut self, meta: &ObjectMeta) -> Result<(), StoreError> {
         if meta.inline.is_none() && !meta.blob.is_empty() {
             self.batch.remove(record_key(tables::BLOB, &[&meta.blob]));
+            self.batch.remove(record_key(tables::PART_CHECKSUMS, &[&meta.blob]));
             if meta.holders.contains_key(&self.node) {
                 self.owe(&WorkItem::DropBlob { blob: meta.blob.clone() })?;
             }

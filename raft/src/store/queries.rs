@@ -72,6 +72,12 @@ impl MetaStore {
         crate::codec::active_format() >= format
     }
 
+    /// The checksums of the parts of the multipart object stored in `blob`, if they were
+    /// recorded (a completion before the cluster wrote format 2 recorded none).
+    pub fn part_checksums(&self, blob: &str) -> Result<Option<crate::model::PartChecksums>, StoreError> {
+        self.inner.tables.part_checksums(blob)
+    }
+
     /// The current version of an object, if any.
     pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
         self.inner.tables.object(bucket, key)

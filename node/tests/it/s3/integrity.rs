@@ -657,21 +657,9 @@ async fn multipart_composite_checksum_and_attributes() {
     let node = shared_node().await;
     let _log = node.log_on_panic();
     let client = node.client();
+    // Part checksums are recorded for GetObjectAttributes once the format is raised.
+    node.wait_format_raised().await;
     let bucket = create_bucket(&client, "cksum-mpu").await;
-
-    expect_err(
-        client
-            .create_multipart_upload()
-            .bucket(&bucket)
-            .key("full")
-            .checksum_algorithm(ChecksumAlgorithm::Crc32)
-            .checksum_type(ChecksumType::FullObject)
-            .send()
-            .await,
-        501,
-        Some("NotImplemented"),
-        "CreateMultipartUpload with checksum type FULL_OBJECT",
-    );
 
     let up = ok(
         client
@@ -791,21 +779,23 @@ async fn multipart_composite_checksum_and_attributes() {
     };
     let page = ok(attrs(None).await, "GetObjectAttributes page 1");
     let checksum = page.checksum().expect("Checksum attribute");
-    assert_eq!(checksum.checksum_sha256(), Some(want.as_str()), "GetObjectAttributes composite SHA-256");
+    // S3 gives the composite value here without its "-N" (the count is in ObjectParts).
+    let want_attr = base64(&sha256_bytes(&raw));
+    assert_eq!(checksum.checksum_sha256(), Some(want_attr.as_str()), "GetObjectAttributes composite SHA-256");
     assert_eq!(checksum.checksum_type(), Some(&ChecksumType::Composite), "GetObjectAttributes checksum type");
     assert_eq!(page.object_size(), Some(i64::try_from(first.len() + second.len()).expect("size")));
     let parts = page.object_parts().expect("ObjectParts");
     assert_eq!(parts.total_parts_count(), Some(2));
     assert_eq!(parts.is_truncated(), Some(true), "page 1 of 2 is truncated");
-    let numbers: Vec<_> = parts.parts().iter().map(aws_sdk_s3::types::ObjectPart::part_number).collect();
-    assert_eq!(numbers, vec![Some(1)]);
+    let listed: Vec<_> = parts.parts().iter().map(|p| (p.part_number(), p.checksum_sha256())).collect();
+    assert_eq!(listed, vec![(Some(1), Some(base64(&sha_first).as_str()))], "page 1: part 1 with its SHA-256");
     let next = parts.next_part_number_marker().map(str::to_owned);
     assert_eq!(next.as_deref(), Some("1"));
     let page = ok(attrs(next.and_then(|n| n.parse().ok())).await, "GetObjectAttributes page 2");
     let parts = page.object_parts().expect("ObjectParts");
     assert_eq!(parts.is_truncated(), Some(false), "page 2 of 2 is the last");
-    let sizes: Vec<_> = parts.parts().iter().map(|p| (p.part_number(), p.size())).collect();
-    assert_eq!(sizes, vec![(Some(2), Some(1_000))]);
+    let listed: Vec<_> = parts.parts().iter().map(|p| (p.part_number(), p.size(), p.checksum_sha256())).collect();
+    assert_eq!(listed, vec![(Some(2), Some(1_000), Some(base64(&sha_second).as_str()))], "page 2: part 2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -855,7 +845,7 @@ async fn composite_checksum_with_sdk_default_part_checksums_and_wrong_whole_chec
         "UploadPart with the SDK's default checksum",
     );
     let want = format!("{}-1", base64(&sha1_bytes(&sha1_bytes(&data))));
-    let complete = |whole: Option<String>| {
+    let complete_listing = |whole: Option<String>, part_sha1: Option<String>| {
         client
             .complete_multipart_upload()
             .bucket(&bucket)
@@ -864,11 +854,22 @@ async fn composite_checksum_with_sdk_default_part_checksums_and_wrong_whole_chec
             .set_checksum_sha1(whole)
             .multipart_upload(
                 CompletedMultipartUpload::builder()
-                    .parts(CompletedPart::builder().part_number(1).set_e_tag(p1.e_tag().map(str::to_owned)).build())
+                    .parts(
+                        CompletedPart::builder()
+                            .part_number(1)
+                            .set_e_tag(p1.e_tag().map(str::to_owned))
+                            .set_checksum_sha1(part_sha1)
+                            .build(),
+                    )
                     .build(),
             )
             .send()
     };
+    // A composite upload's completion must name each part's checksum, as S3 asks.
+    let refused = complete_listing(Some(want.clone()), None).await;
+    expect_err(refused, 400, Some("InvalidRequest"), "CompleteMultipartUpload without the part's SHA-1");
+    let part_sha1 = base64(&sha1_bytes(&data));
+    let complete = |whole: Option<String>| complete_listing(whole, Some(part_sha1.clone()));
     expect_err(
         complete(Some(format!("{}-1", base64(&sha1_bytes(b"other"))))).await,
         400,
@@ -943,4 +944,193 @@ async fn upload_part_copy_gets_the_upload_checksum() {
     );
     let want = format!("{}-1", b64_crc(crc32c(&crc32c(&source[..10_000]).to_be_bytes())));
     assert_eq!(done.checksum_crc32_c(), Some(want.as_str()), "composite CRC32C of a copied part");
+}
+
+/// One CRC algorithm as the test drives it: its SDK name, its value of a body computed here
+/// (bitwise, independent of the node's code), and its field among an answer's checksums.
+struct Crc {
+    algorithm: ChecksumAlgorithm,
+    of: fn(&[u8]) -> String,
+    pick: PickCrc,
+}
+
+/// Picks an answer's value of one CRC among its CRC32, CRC32C and CRC64NVME fields.
+type PickCrc = fn(Option<&str>, Option<&str>, Option<&str>) -> Option<String>;
+
+const FULL_OBJECT_CRCS: [Crc; 3] = [
+    Crc { algorithm: ChecksumAlgorithm::Crc32, of: |b| b64_crc(crc32(b)), pick: |a, _, _| a.map(str::to_owned) },
+    Crc { algorithm: ChecksumAlgorithm::Crc32C, of: |b| b64_crc(crc32c(b)), pick: |_, b, _| b.map(str::to_owned) },
+    Crc {
+        algorithm: ChecksumAlgorithm::Crc64Nvme,
+        of: |b| b64_crc64(crc64nvme(b)),
+        pick: |_, _, c| c.map(str::to_owned),
+    },
+];
+
+/// FULL_OBJECT multipart checksums through three regions, for each CRC S3 allows them with: the
+/// upload is created in one region, completed there with the CRC of the whole body (a wrong one
+/// is 400 BadDigest and keeps the upload; the wrong checksum type is 400 InvalidRequest), and
+/// the other regions return the same CRC with `x-amz-checksum-type: FULL_OBJECT` on HEAD and GET,
+/// and in GetObjectAttributes with each part's CRC, one page at a time. SHA-1 and SHA-256 are
+/// COMPOSITE only and CRC-64/NVME FULL_OBJECT only (400 InvalidRequest), as S3 answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_object_multipart_checksums_through_every_region() {
+    let cluster = harness::cluster::shared_cluster().await;
+    cluster.wait_format_raised().await;
+    let a = cluster.node(0).client();
+    let bucket = create_bucket(&a, "cksum-full").await;
+
+    let refused = [
+        (Some(ChecksumAlgorithm::Sha256), Some(ChecksumType::FullObject), "FULL_OBJECT with SHA256"),
+        (Some(ChecksumAlgorithm::Sha1), Some(ChecksumType::FullObject), "FULL_OBJECT with SHA1"),
+        (Some(ChecksumAlgorithm::Crc64Nvme), Some(ChecksumType::Composite), "COMPOSITE with CRC64NVME"),
+        (None, Some(ChecksumType::FullObject), "a checksum type without an algorithm"),
+        (Some(ChecksumAlgorithm::Crc32), Some(ChecksumType::from("WHOLE")), "an unknown checksum type"),
+    ];
+    for (algorithm, kind, what) in refused {
+        let create = a
+            .create_multipart_upload()
+            .bucket(&bucket)
+            .key("refused")
+            .set_checksum_algorithm(algorithm)
+            .set_checksum_type(kind)
+            .send()
+            .await;
+        expect_err(create, 400, Some("InvalidRequest"), &format!("CreateMultipartUpload {what}"));
+    }
+    let uploads = ok(a.list_multipart_uploads().bucket(&bucket).send().await, "ListMultipartUploads");
+    assert!(uploads.uploads().is_empty(), "a refused creation left an upload: {:?}", uploads.uploads());
+
+    for (i, crc) in FULL_OBJECT_CRCS.iter().enumerate() {
+        let key = format!("full-{}", crc.algorithm.as_str());
+        // Created and completed through one region, read through the two others.
+        let writer = cluster.node(i % 3).client();
+        let (reader, attributes) = (cluster.node((i + 1) % 3).client(), cluster.node((i + 2) % 3).client());
+        let first = random_bytes(80 + i as u64, 5 * 1024 * 1024);
+        let second = random_bytes(90 + i as u64, 1_234);
+        let body = [first.as_slice(), second.as_slice()].concat();
+        let whole = (crc.of)(&body);
+
+        // CRC-64/NVME is FULL_OBJECT without being asked; the others are asked.
+        let kind = (crc.algorithm != ChecksumAlgorithm::Crc64Nvme).then_some(ChecksumType::FullObject);
+        let created = ok(
+            writer
+                .create_multipart_upload()
+                .bucket(&bucket)
+                .key(&key)
+                .checksum_algorithm(crc.algorithm.clone())
+                .set_checksum_type(kind)
+                .send()
+                .await,
+            &format!("CreateMultipartUpload {key}"),
+        );
+        assert_eq!(created.checksum_type(), Some(&ChecksumType::FullObject), "{key}: the upload's checksum type");
+        let id = created.upload_id().expect("UploadId");
+        let mut parts = Vec::new();
+        for (n, data) in [(1, &first), (2, &second)] {
+            let out = ok(
+                writer
+                    .upload_part()
+                    .bucket(&bucket)
+                    .key(&key)
+                    .upload_id(id)
+                    .part_number(n)
+                    .body(ByteStream::from(data.clone()))
+                    .send()
+                    .await,
+                &format!("UploadPart {key} {n}"),
+            );
+            let echoed = (crc.pick)(out.checksum_crc32(), out.checksum_crc32_c(), out.checksum_crc64_nvme());
+            assert_eq!(echoed, Some((crc.of)(data)), "{key}: part {n}'s CRC computed by the node");
+            parts.push(CompletedPart::builder().part_number(n).set_e_tag(out.e_tag().map(str::to_owned)).build());
+        }
+        let complete = |value: String, kind: ChecksumType| {
+            let request = writer
+                .complete_multipart_upload()
+                .bucket(&bucket)
+                .key(&key)
+                .upload_id(id)
+                .checksum_type(kind)
+                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts.clone())).build());
+            match crc.algorithm {
+                ChecksumAlgorithm::Crc32 => request.checksum_crc32(value),
+                ChecksumAlgorithm::Crc32C => request.checksum_crc32_c(value),
+                _ => request.checksum_crc64_nvme(value),
+            }
+            .send()
+        };
+        let wrong = (crc.of)(&body[1..]);
+        expect_err(
+            complete(wrong, ChecksumType::FullObject).await,
+            400,
+            Some("BadDigest"),
+            &format!("CompleteMultipartUpload {key} with the CRC of other bytes"),
+        );
+        expect_err(
+            complete(whole.clone(), ChecksumType::Composite).await,
+            400,
+            Some("InvalidRequest"),
+            &format!("CompleteMultipartUpload {key} asking COMPOSITE of a FULL_OBJECT upload"),
+        );
+        let kept = ok(writer.list_parts().bucket(&bucket).key(&key).upload_id(id).send().await, "ListParts");
+        assert_eq!(kept.parts().len(), 2, "{key}: a refused completion keeps the upload to retry");
+        assert_eq!(kept.checksum_type(), Some(&ChecksumType::FullObject), "{key}: ListParts' checksum type");
+        let done = ok(complete(whole.clone(), ChecksumType::FullObject).await, &format!("Complete {key}"));
+        let value = (crc.pick)(done.checksum_crc32(), done.checksum_crc32_c(), done.checksum_crc64_nvme());
+        assert_eq!(value.as_deref(), Some(whole.as_str()), "{key}: the whole object's CRC on completion");
+        assert_eq!(done.checksum_type(), Some(&ChecksumType::FullObject), "{key}: type on completion");
+
+        let head = ok(
+            reader.head_object().bucket(&bucket).key(&key).checksum_mode(ChecksumMode::Enabled).send().await,
+            &format!("HeadObject {key} through another region"),
+        );
+        let value = (crc.pick)(head.checksum_crc32(), head.checksum_crc32_c(), head.checksum_crc64_nvme());
+        assert_eq!(value.as_deref(), Some(whole.as_str()), "{key}: HeadObject's CRC");
+        assert_eq!(head.checksum_type(), Some(&ChecksumType::FullObject), "{key}: HeadObject's type");
+        let get = ok(
+            reader.get_object().bucket(&bucket).key(&key).checksum_mode(ChecksumMode::Enabled).send().await,
+            &format!("GetObject {key} through another region"),
+        );
+        let value = (crc.pick)(get.checksum_crc32(), get.checksum_crc32_c(), get.checksum_crc64_nvme());
+        assert_eq!(value.as_deref(), Some(whole.as_str()), "{key}: GetObject's CRC");
+        assert_eq!(get.checksum_type(), Some(&ChecksumType::FullObject), "{key}: GetObject's type");
+        let got = get.body.collect().await.expect("body").into_bytes();
+        assert_eq!((crc.of)(&got), whole, "{key}: the bytes read through another region match the CRC");
+
+        let page = |marker: Option<&str>| {
+            attributes
+                .get_object_attributes()
+                .bucket(&bucket)
+                .key(&key)
+                .object_attributes(ObjectAttributes::Checksum)
+                .object_attributes(ObjectAttributes::ObjectParts)
+                .max_parts(1)
+                .set_part_number_marker(marker.map(str::to_owned))
+                .send()
+        };
+        let first_page = ok(page(None).await, &format!("GetObjectAttributes {key} page 1"));
+        let checksum = first_page.checksum().expect("Checksum");
+        let value = (crc.pick)(checksum.checksum_crc32(), checksum.checksum_crc32_c(), checksum.checksum_crc64_nvme());
+        assert_eq!(value.as_deref(), Some(whole.as_str()), "{key}: GetObjectAttributes' CRC");
+        assert_eq!(checksum.checksum_type(), Some(&ChecksumType::FullObject), "{key}: GetObjectAttributes' type");
+        let mut listed = Vec::new();
+        let mut marker: Option<String> = None;
+        for expected_page in 1..=2 {
+            let answer =
+                if expected_page == 1 { first_page.clone() } else { ok(page(marker.as_deref()).await, "page 2") };
+            let parts = answer.object_parts().expect("ObjectParts");
+            assert_eq!(parts.total_parts_count(), Some(2), "{key}: TotalPartsCount");
+            assert_eq!(parts.is_truncated(), Some(expected_page == 1), "{key}: page {expected_page} truncated");
+            for part in parts.parts() {
+                let value = (crc.pick)(part.checksum_crc32(), part.checksum_crc32_c(), part.checksum_crc64_nvme());
+                listed.push((part.part_number(), part.size(), value));
+            }
+            marker = parts.next_part_number_marker().map(str::to_owned);
+        }
+        let want = vec![
+            (Some(1), Some(first.len() as i64), Some((crc.of)(&first))),
+            (Some(2), Some(second.len() as i64), Some((crc.of)(&second))),
+        ];
+        assert_eq!(listed, want, "{key}: each part with its CRC, one per page");
+    }
 }

@@ -221,6 +221,12 @@ impl Changes<'_> {
             Command::SetBucketAccess { bucket, change } => self.set_bucket_access(bucket, change),
             Command::PutObjectAcl { bucket, key, acl } => self.put_object_acl(bucket, key, acl),
             Command::WithAcl { acl, command } => self.with_acl(acl, command),
+            Command::SetVersionTags { bucket, key, version_id, tags } => {
+                self.set_version_tags(bucket, key, version_id, tags)
+            }
+            Command::PutVersionAcl { bucket, key, version_id, acl } => {
+                self.put_version_acl(bucket, key, version_id, acl)
+            }
         }
     }
 }

@@ -186,6 +186,7 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         s3_tls,
         gateway,
         config.cluster.s3_domain.clone(),
+        config.s3.trusted_proxies(),
         metrics.s3.clone(),
         shutdown.clone(),
     )

@@ -229,6 +229,15 @@ struct Caller<'a> {
     canonical: Option<&'a str>,
 }
 
+/// The key that signed a request and what it reaches, as judged together.
+#[derive(Debug, Clone, Copy)]
+struct Signer<'a> {
+    /// The signing access key's id.
+    access_key: &'a str,
+    /// What that key reaches.
+    scope: &'a KeyScope,
+}
+
 /// What the bucket's policy and ACLs say about a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Grant {
@@ -390,14 +399,14 @@ impl AccessPolicy {
     /// is judged again after a read index (the caller has not just caught up itself).
     async fn judge_signed(
         &self,
-        access_key: &str,
-        scope: &KeyScope,
+        signer: Signer<'_>,
         op: &str,
         path: &s3s::path::S3Path,
         version: Option<&str>,
         client: Option<IpAddr>,
         confirm: bool,
     ) -> S3Result<()> {
+        let Signer { access_key, scope } = signer;
         let canonical = match scope {
             KeyScope::Person { id, .. } => id.as_str(),
             KeyScope::Everything => crate::acl::OPERATOR_ID,
@@ -446,7 +455,7 @@ impl AccessPolicy {
         let path = s3s::path::S3Path::object(bucket, key);
         let verdict = match (&deleter.access_key, &deleter.scope) {
             (Some(access_key), Some(scope)) => {
-                self.judge_signed(access_key, scope, "DeleteObject", &path, None, client, false).await
+                self.judge_signed(Signer { access_key, scope }, "DeleteObject", &path, None, client, false).await
             }
             _ => {
                 let anonymous = Caller { access_key: None, canonical: None };
@@ -667,7 +676,15 @@ impl S3Access for AccessPolicy {
             let deleter = BatchDeleter { access_key: Some(access_key), scope: Some(scope.clone()) };
             cx.extensions_mut().insert(deleter);
         } else {
-            self.judge_signed(&access_key, &scope, op, cx.s3_path(), version.as_deref(), client, true).await?;
+            self.judge_signed(
+                Signer { access_key: &access_key, scope: &scope },
+                op,
+                cx.s3_path(),
+                version.as_deref(),
+                client,
+                true,
+            )
+            .await?;
         }
         cx.extensions_mut().insert(scope);
         Ok(())

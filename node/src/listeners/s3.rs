@@ -88,6 +88,14 @@ fn partial_head(is_head: bool, response: &mut http::Response<s3s::Body>) {
     }
 }
 
+/// Who and what a request names besides its path: the settings the listener reads them with.
+pub(crate) struct S3Addressing {
+    /// `[cluster] s3_domain`: buckets are also addressed as `BUCKET.DOMAIN` (virtual-hosted).
+    pub(crate) domain: Option<String>,
+    /// `[s3] trusted_proxies`: whose `X-Forwarded-For` names the client (see [`client_of`]).
+    pub(crate) trusted_proxies: meridian_geo::TrustedProxies,
+}
+
 /// The client of a request from `peer`: the peer itself, unless it is one of `[s3]
 /// trusted_proxies`, whose `X-Forwarded-For` names the client (the right-most hop that is not
 /// itself trusted; see [`meridian_geo::TrustedProxies`]). Anyone else's header is ignored, or
@@ -112,11 +120,11 @@ pub(crate) async fn serve(
     limits: ConnLimits,
     tls: super::tls::ListenerTls,
     gateway: Gateway,
-    domain: Option<String>,
-    trusted_proxies: meridian_geo::TrustedProxies,
+    addressing: S3Addressing,
     metrics: Arc<S3Metrics>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    let S3Addressing { domain, trusted_proxies } = addressing;
     let trusted_proxies = Arc::new(trusted_proxies);
     let meta = gateway.meta().clone();
     // Bucket CORS rules are read per request, outside s3s.

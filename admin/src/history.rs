@@ -66,6 +66,7 @@ pub(crate) fn action_of(kind: &EventKind) -> &'static str {
         EventKind::ObjectReplicaLost { .. } => "replica_lost",
         EventKind::ObjectVersionCreated { .. } => "version_create",
         EventKind::ObjectVersionDeleted { .. } => "version_delete",
+        EventKind::ObjectVersionTagged { .. } => "version_tag",
     }
 }
 
@@ -83,6 +84,7 @@ pub(crate) const ACTIONS: &[&str] = &[
     "replica_lost",
     "version_create",
     "version_delete",
+    "version_tag",
 ];
 
 /// One history entry: the event as the bus shows it, plus the history's action.

@@ -185,7 +185,10 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
         limits(config.limits.max_connections_s3),
         s3_tls,
         gateway,
-        config.cluster.s3_domain.clone(),
+        listeners::s3::S3Addressing {
+            domain: config.cluster.s3_domain.clone(),
+            trusted_proxies: config.s3.trusted_proxies(),
+        },
         metrics.s3.clone(),
         shutdown.clone(),
     )

@@ -1,14 +1,20 @@
 //! Who besides its owner may reach a bucket or an object, as the state machine stores it: S3
 //! access control lists (bucket and object ACLs), a bucket's object ownership setting, its
 //! public access block and its bucket policy. All new in format 2, in tables of their own
-//! (`acl/` per bucket, `oacl/` per object, `uacl/` per unfinished multipart upload), so no
-//! record of the previous release changes shape. The gateway validates and evaluates them; the
-//! state machine only keeps them (and forgets an object's ACL when the object is replaced or
-//! deleted, as S3 does: a new object starts `private` unless its write says otherwise).
+//! (`acl/` per bucket, `oacl/` per current object, `vacl/` per version that is not current,
+//! `uacl/` per unfinished multipart upload), so no record of the previous release changes
+//! shape. The gateway validates and evaluates them; the state machine only keeps them (and
+//! forgets an object's ACL when the object is replaced or deleted, as S3 does: a new object
+//! starts `private` unless its write says otherwise; in a versioned bucket the replaced
+//! version keeps its ACL in `vacl/`, and gets it back if it becomes current again).
 
 use serde::{Deserialize, Serialize};
 
 use crate::codec::Record;
+
+/// The canonical id of the operator's account: the owner of buckets and objects no user owns
+/// (the gateway names it so in ACLs and listings).
+pub const OPERATOR_ID: &str = "meridian";
 
 /// What an ACL grant allows, as S3 names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,7 +136,8 @@ impl Record for BucketAccess {
 
 impl Record for Acl {
     const NAME: &'static str = "access control list";
-    /// New in format 2 (object and upload ACLs, `oacl/` and `uacl/`), gated like [`BucketAccess`].
+    /// New in format 2 (object, version and upload ACLs, `oacl/`, `vacl/` and `uacl/`), gated like
+    /// [`BucketAccess`].
     const FORMAT: u16 = 2;
 }
 

@@ -48,7 +48,7 @@
 //! | `Cursor` | `s/` | `index`: u64 varint |
 //! | `WorkItem` | `w/` (local only) | enum discriminant varint |
 //! | `BucketCors` | `cors/` (new in format 2, written only once raised) | `rules`: length varint |
-//! | `BucketAccess`, `Acl` | `acl/`, `oacl/` and `uacl/` (new in format 2, written only once raised) | `acl`: Option tag / `grants`: length varint |
+//! | `BucketAccess`, `Acl` | `acl/`, `oacl/`, `vacl/` and `uacl/` (new in format 2, written only once raised) | `acl`: Option tag / `grants`: length varint |
 //! | `VersioningState`, `LatestVersion`, `ObjectVersion` | `y/`, `q/`, `r/` (new in format 2, written only once raised) | enum discriminant varint / `id`: String length varint |
 //! | `BucketObjectLock`, `VersionLock` | `ol/`, `lv/`, `lu/` (new in format 2, written only once raised) | `default_retention`: Option tag / `retention`: Option tag |
 //! | `PartChecksums` | `pc/` (new in format 2, written only once raised) | `parts`: length varint |

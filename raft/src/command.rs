@@ -385,6 +385,33 @@ pub enum Command {
         /// The write.
         command: Box<Command>,
     },
+    /// Replace the tags of one version of a key, current or not (PutObjectTagging and
+    /// DeleteObjectTagging with `versionId`). Unknown version or a delete marker: rejected
+    /// (`NoSuchKey`; the gateway answers NoSuchVersion or 405 before proposing). New in format
+    /// 2, proposed only once it is written.
+    SetVersionTags {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The version id.
+        version_id: String,
+        /// The new tags (empty: none).
+        tags: Vec<(String, String)>,
+    },
+    /// Set the ACL of one version of a key, current or not (PutObjectAcl with `versionId`).
+    /// Unknown version or a delete marker: rejected (`NoSuchKey`). New in format 2, proposed
+    /// only once it is written.
+    PutVersionAcl {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The version id.
+        version_id: String,
+        /// The ACL.
+        acl: Acl,
+    },
 }
 
 impl Command {
@@ -582,10 +609,20 @@ mod tests {
                 parts: PartChecksums::default(),
                 command: Box::new(Command::DeleteBucket { name: "b".into() }),
             },
+            Command::SetVersionTags { bucket: "b".into(), key: "k".into(), version_id: "v".into(), tags: Vec::new() },
+            Command::PutVersionAcl { bucket: "b".into(), key: "k".into(), version_id: "v".into(), acl: Acl::default() },
         ];
         for (command, index) in format_2.iter().zip(25u8..) {
             assert_eq!(crate::codec::encode_body(command).expect("encodes")[0], index, "{command:?}");
         }
+        // Format 2's event kinds come after ObjectReplicaLost, in this order.
+        let tagged = EventKind::ObjectVersionTagged {
+            bucket: String::new(),
+            key: String::new(),
+            version_id: String::new(),
+            tag_count: 0,
+        };
+        assert_eq!(crate::codec::encode_body(&tagged).expect("encode")[0], 12, "ObjectVersionTagged");
         // Object Lock's rejections come after the older ones.
         let locked = CommandOutcome::Rejected(Rejection::ObjectLocked);
         assert_eq!(crate::codec::encode_body(&locked).expect("encodes"), [2, 6]);

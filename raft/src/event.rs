@@ -245,6 +245,19 @@ pub enum EventKind {
         /// Whether it was a delete marker.
         delete_marker: bool,
     },
+    /// The tags of one version were replaced or removed (PutObjectTagging, DeleteObjectTagging
+    /// with a version id). Only from commands of format 2 (`SetVersionTags`), so no node of
+    /// the previous release stores it.
+    ObjectVersionTagged {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The version whose tags changed.
+        version_id: String,
+        /// How many tags it has now (0: removed).
+        tag_count: u32,
+    },
 }
 
 impl EventKind {
@@ -263,6 +276,7 @@ impl EventKind {
             Self::ObjectReplicaLost { .. } => "ObjectReplicaLost",
             Self::ObjectVersionCreated { .. } => "ObjectVersionCreated",
             Self::ObjectVersionDeleted { .. } => "ObjectVersionDeleted",
+            Self::ObjectVersionTagged { .. } => "ObjectVersionTagged",
         }
     }
 
@@ -278,7 +292,8 @@ impl EventKind {
             | Self::ShareRevoked { bucket, key, .. }
             | Self::ObjectReplicaLost { bucket, key, .. }
             | Self::ObjectVersionCreated { bucket, key, .. }
-            | Self::ObjectVersionDeleted { bucket, key, .. } => Some((bucket, key)),
+            | Self::ObjectVersionDeleted { bucket, key, .. }
+            | Self::ObjectVersionTagged { bucket, key, .. } => Some((bucket, key)),
             Self::BucketCreated { .. } | Self::BucketDeleted { .. } => None,
         }
     }

@@ -49,7 +49,8 @@ mod types;
 mod untrusted_bytes_tests;
 
 pub use acl::{
-    Acl, AclGrant, AclGrantee, AclPermission, BucketAccess, BucketAccessChange, ObjectOwnership, PublicAccessBlock,
+    Acl, AclGrant, AclGrantee, AclPermission, BucketAccess, BucketAccessChange, OPERATOR_ID, ObjectOwnership,
+    PublicAccessBlock,
 };
 pub use clock_drift::{CLOCK_HEADER, DriftVerdict, clock_reading_ms};
 pub use command::{Command, CommandOutcome, Rejection, VersionTouched, WriteCondition};

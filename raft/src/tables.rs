@@ -83,6 +83,9 @@ pub(crate) const OBJECT_ACL: &[u8] = b"oacl/";
 /// `uacl/UPLOAD`: the [`crate::acl::Acl`] an unfinished multipart upload gives its object when
 /// completed; new in format 2.
 pub(crate) const UPLOAD_ACL: &[u8] = b"uacl/";
+/// `vacl/BUCKET/KEY NUL ID`: the [`crate::acl::Acl`] of a version that is not current (see
+/// [`version_acl_key`]); the current object's stays in `oacl/`. New in format 2.
+pub(crate) const VERSION_ACL: &[u8] = b"vacl/";
 
 /// `y/BUCKET`: the bucket's [`VersioningState`], once versioning was ever configured.
 pub(crate) const VERSIONING: &[u8] = b"y/";
@@ -104,6 +107,14 @@ pub(crate) const PART_CHECKSUMS: &[u8] = b"pc/";
 /// `lv/bucket/key NUL id`: a NUL before the id, as in `r/` keys, since a key may hold `/`.
 pub(crate) fn version_lock_key(bucket: &str, key: &str, version_id: &str) -> Vec<u8> {
     let mut out = record_key(VERSION_LOCK, &[bucket, key]);
+    out.push(0);
+    out.extend_from_slice(version_id.as_bytes());
+    out
+}
+
+/// `vacl/bucket/key NUL id`: a NUL before the id, as in `lv/` keys, since a key may hold `/`.
+pub(crate) fn version_acl_key(bucket: &str, key: &str, version_id: &str) -> Vec<u8> {
+    let mut out = record_key(VERSION_ACL, &[bucket, key]);
     out.push(0);
     out.extend_from_slice(version_id.as_bytes());
     out
@@ -288,6 +299,20 @@ impl Tables {
             return Ok(None);
         }
         self.get(&record_key(OBJECT_ACL, &[bucket, key]))
+    }
+
+    /// The ACL of version `version_id` of `bucket/key` while it is not the current one, if one
+    /// other than `private` was set.
+    pub(crate) fn version_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<crate::acl::Acl>, StoreError> {
+        if !addressable(bucket) {
+            return Ok(None);
+        }
+        self.get(&version_acl_key(bucket, key, version_id))
     }
 
     /// The ACL an unfinished multipart upload gives its object, if one was asked for.

@@ -95,6 +95,25 @@ impl KeyScope {
     }
 }
 
+/// Who sent a DeleteObjects request, left in its extensions by [`AccessPolicy::check`]. The
+/// request names its keys only in its body, so the gateway judges each key as a DeleteObject
+/// of it would be judged ([`AccessPolicy::may_delete`]): a grantee deletes what the bucket's
+/// ACL or policy lets it delete, and every other key is AccessDenied inside the 200 answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BatchDeleter {
+    /// The signing access key; `None`: an unsigned request.
+    access_key: Option<String>,
+    /// What that key reaches; `None`: an unsigned request.
+    scope: Option<KeyScope>,
+}
+
+impl BatchDeleter {
+    /// Whether the request was signed at all (an unsigned one learns nothing of the bucket).
+    pub(crate) fn is_signed(&self) -> bool {
+        self.access_key.is_some()
+    }
+}
+
 /// What an operation needs of a user's key on its bucket or object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Need {
@@ -197,7 +216,7 @@ fn acl_need(op: &str) -> Option<(AclTarget, AclPermission)> {
 enum AclTarget {
     /// The bucket's.
     Bucket,
-    /// The object's (the current version's).
+    /// The object's: the version the request names, else the current one.
     Object,
 }
 
@@ -208,6 +227,15 @@ struct Caller<'a> {
     access_key: Option<&'a str>,
     /// The caller's canonical id (a user's id, or the operator's for other keys).
     canonical: Option<&'a str>,
+}
+
+/// The key that signed a request and what it reaches, as judged together.
+#[derive(Debug, Clone, Copy)]
+struct Signer<'a> {
+    /// The signing access key's id.
+    access_key: &'a str,
+    /// What that key reaches.
+    scope: &'a KeyScope,
 }
 
 /// What the bucket's policy and ACLs say about a request.
@@ -287,13 +315,14 @@ impl AccessPolicy {
     }
 
     /// What the bucket's policy (and, when `want_grant`, the ACLs) say about `caller` running
-    /// `op` on `path` from `client`. Without `want_grant` only a Deny is looked for (the caller
-    /// may run it anyway, as owner).
+    /// `op` on `path` (its version `version`, when the request names one) from `client`.
+    /// Without `want_grant` only a Deny is looked for (the caller may run it anyway, as owner).
     fn grants(
         &self,
         caller: Caller<'_>,
         op: &str,
         path: &s3s::path::S3Path,
+        version: Option<&str>,
         client: Option<IpAddr>,
         want_grant: bool,
     ) -> S3Result<Grant> {
@@ -322,10 +351,13 @@ impl AccessPolicy {
             return Ok(Grant::Nothing);
         }
         let Some((target, needed)) = acl_need(op) else { return Ok(Grant::Nothing) };
-        let acl = match (target, key) {
-            (AclTarget::Bucket, _) => access.acl,
-            (AclTarget::Object, Some(key)) => self.meta.object_acl(bucket, key).map_err(error::store)?,
-            (AclTarget::Object, None) => None,
+        let acl = match (target, key, version) {
+            (AclTarget::Bucket, _, _) => access.acl,
+            (AclTarget::Object, Some(key), None) => self.meta.object_acl(bucket, key).map_err(error::store)?,
+            (AclTarget::Object, Some(key), Some(version)) => {
+                self.meta.object_version_acl(bucket, key, version).map_err(error::store)?
+            }
+            (AclTarget::Object, None, _) => None,
         };
         let granted = acl.is_some_and(|acl| {
             acl.grants.iter().any(|g| {
@@ -347,9 +379,10 @@ impl AccessPolicy {
         caller: Caller<'_>,
         op: &str,
         path: &s3s::path::S3Path,
+        version: Option<&str>,
         client: Option<IpAddr>,
     ) -> S3Result<Grant> {
-        let local = self.grants(caller, op, path, client, true)?;
+        let local = self.grants(caller, op, path, version, client, true)?;
         if local != Grant::Nothing {
             return Ok(local);
         }
@@ -357,7 +390,89 @@ impl AccessPolicy {
             tracing::debug!(error = %e, "no read index for a grant check; judged on local state");
             return Ok(local);
         }
-        self.grants(caller, op, path, client, true)
+        self.grants(caller, op, path, version, client, true)
+    }
+
+    /// Whether `access_key` (reaching `scope`) may run `op` on `path` from `client`: its own
+    /// rights (a user's key: what the user owns or is shared) unless the bucket's policy denies
+    /// it, or else what the policy or ACLs grant it. `confirm`: a refusal on this node's state
+    /// is judged again after a read index (the caller has not just caught up itself).
+    async fn judge_signed(
+        &self,
+        signer: Signer<'_>,
+        op: &str,
+        path: &s3s::path::S3Path,
+        version: Option<&str>,
+        client: Option<IpAddr>,
+        confirm: bool,
+    ) -> S3Result<()> {
+        let Signer { access_key, scope } = signer;
+        let canonical = match scope {
+            KeyScope::Person { id, .. } => id.as_str(),
+            KeyScope::Everything => crate::acl::OPERATOR_ID,
+        };
+        let caller = Caller { access_key: Some(access_key), canonical: Some(canonical) };
+        match scope.person() {
+            Some(person) => {
+                if let Err(refused) = self.check_person(person, op, path) {
+                    // Not the user's own: what the bucket's policy or ACLs grant them.
+                    let grant = if confirm {
+                        self.grants_confirmed(caller, op, path, version, client).await?
+                    } else {
+                        self.grants(caller, op, path, version, client, true)?
+                    };
+                    if grant != Grant::Granted {
+                        return Err(refused);
+                    }
+                    tracing::debug!(user = person.id, op, ?path, "user key granted by policy or ACL");
+                } else if self.grants(caller, op, path, version, client, false)? == Grant::Denied {
+                    tracing::info!(user = person.id, op, ?path, "denied by the bucket policy");
+                    return Err(s3_error!(AccessDenied, "Access Denied"));
+                }
+            }
+            None => {
+                if self.grants(caller, op, path, version, client, false)? == Grant::Denied {
+                    tracing::info!(key = %access_key, op, ?path, "denied by the bucket policy");
+                    return Err(s3_error!(AccessDenied, "Access Denied"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the sender of a DeleteObjects request may delete `bucket/key`, exactly as a
+    /// DeleteObject of that key by the same caller would be judged. `Err` only for a failure
+    /// to judge (the store); a refusal is `Ok(false)`. Judged on this node's state: the caller
+    /// catches up with the leader once for the whole request (a thousand refused keys must not
+    /// cost a thousand read indexes).
+    pub(crate) async fn may_delete(
+        &self,
+        deleter: &BatchDeleter,
+        bucket: &str,
+        key: &str,
+        client: Option<IpAddr>,
+    ) -> S3Result<bool> {
+        let path = s3s::path::S3Path::object(bucket, key);
+        let verdict = match (&deleter.access_key, &deleter.scope) {
+            (Some(access_key), Some(scope)) => {
+                self.judge_signed(Signer { access_key, scope }, "DeleteObject", &path, None, client, false).await
+            }
+            _ => {
+                let anonymous = Caller { access_key: None, canonical: None };
+                match self.grants(anonymous, "DeleteObject", &path, None, client, true)? {
+                    Grant::Granted => Ok(()),
+                    Grant::Denied | Grant::Nothing => Err(s3_error!(AccessDenied, "Access Denied")),
+                }
+            }
+        };
+        match verdict {
+            Ok(()) => Ok(true),
+            Err(e) if *e.code() == s3s::S3ErrorCode::AccessDenied => {
+                tracing::info!(key = ?deleter.access_key, %bucket, object = %key, "batch delete of a key refused");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// A request signed with the system key: see the module doc.
@@ -434,7 +549,7 @@ impl AccessPolicy {
         if self.is_system_key(credentials) {
             return Err(s3_error!(AccessDenied, "This URL does not allow copying."));
         }
-        let CopySource::Bucket { bucket, key, .. } = source else {
+        let CopySource::Bucket { bucket, key, version_id } = source else {
             return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
         };
         let scope = self.key_scope(&credentials.access_key)?;
@@ -451,9 +566,9 @@ impl AccessPolicy {
             None => true,
         };
         let grant = if reads_own {
-            self.grants(caller, "GetObject", &path, client, false)?
+            self.grants(caller, "GetObject", &path, version_id.as_deref(), client, false)?
         } else {
-            self.grants_confirmed(caller, "GetObject", &path, client).await?
+            self.grants_confirmed(caller, "GetObject", &path, version_id.as_deref(), client).await?
         };
         if grant == Grant::Denied || (!reads_own && grant != Grant::Granted) {
             tracing::warn!(key = %credentials.access_key, %bucket, %key, "copy from an object the key may not read");
@@ -528,10 +643,17 @@ impl S3Access for AccessPolicy {
         }
         let client = cx.extensions_mut().get::<ClientAddr>().map(|c| c.0);
         let op = cx.s3_op().name();
+        // An object's ACL is the named version's (each version has its own, as on S3).
+        let version = QueryParams(cx.uri().query().unwrap_or_default()).get("versionId");
         let Some(credentials) = cx.credentials() else {
+            if op == "DeleteObjects" {
+                // Judged key by key once the body is read (see `BatchDeleter`).
+                cx.extensions_mut().insert(BatchDeleter { access_key: None, scope: None });
+                return Ok(());
+            }
             // Unsigned: exactly what a policy or ACL grants everyone.
             let anonymous = Caller { access_key: None, canonical: None };
-            if self.grants_confirmed(anonymous, op, cx.s3_path(), client).await? != Grant::Granted {
+            if self.grants_confirmed(anonymous, op, cx.s3_path(), version.as_deref(), client).await? != Grant::Granted {
                 tracing::debug!(op, path = ?cx.s3_path(), "unsigned request refused");
                 return Err(s3_error!(AccessDenied, "Access Denied"));
             }
@@ -549,31 +671,20 @@ impl S3Access for AccessPolicy {
         }
         let access_key = credentials.access_key.clone();
         let scope = self.key_scope(&access_key)?;
-        let canonical = match &scope {
-            KeyScope::Person { id, .. } => id.as_str(),
-            KeyScope::Everything => crate::acl::OPERATOR_ID,
-        };
-        let caller = Caller { access_key: Some(&access_key), canonical: Some(canonical) };
-        let path = cx.s3_path();
-        match scope.person() {
-            Some(person) => {
-                if let Err(refused) = self.check_person(person, op, path) {
-                    // Not the user's own: what the bucket's policy or ACLs grant them.
-                    if self.grants_confirmed(caller, op, path, client).await? != Grant::Granted {
-                        return Err(refused);
-                    }
-                    tracing::debug!(user = person.id, op, ?path, "user key granted by policy or ACL");
-                } else if self.grants(caller, op, path, client, false)? == Grant::Denied {
-                    tracing::info!(user = person.id, op, ?path, "denied by the bucket policy");
-                    return Err(s3_error!(AccessDenied, "Access Denied"));
-                }
-            }
-            None => {
-                if self.grants(caller, op, path, client, false)? == Grant::Denied {
-                    tracing::info!(key = %access_key, op, ?path, "denied by the bucket policy");
-                    return Err(s3_error!(AccessDenied, "Access Denied"));
-                }
-            }
+        if op == "DeleteObjects" {
+            // Judged key by key once the body is read (see `BatchDeleter`).
+            let deleter = BatchDeleter { access_key: Some(access_key), scope: Some(scope.clone()) };
+            cx.extensions_mut().insert(deleter);
+        } else {
+            self.judge_signed(
+                Signer { access_key: &access_key, scope: &scope },
+                op,
+                cx.s3_path(),
+                version.as_deref(),
+                client,
+                true,
+            )
+            .await?;
         }
         cx.extensions_mut().insert(scope);
         Ok(())

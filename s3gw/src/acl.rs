@@ -29,7 +29,7 @@ use crate::error;
 use crate::gateway::Gateway;
 
 /// The operator's canonical id and display name: the owner of what no user owns.
-pub(crate) const OPERATOR_ID: &str = "meridian";
+pub(crate) const OPERATOR_ID: &str = meridian_raft::OPERATOR_ID;
 
 /// The AllUsers group's URI.
 const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
@@ -210,6 +210,31 @@ fn acls_disabled() -> S3Error {
     s3_error!(AccessControlListNotSupported, "The bucket does not allow ACLs")
 }
 
+/// Who owns the objects of one bucket, read once for a whole answer (a listing names the owner
+/// of every object it holds).
+pub(crate) struct ObjectOwners {
+    /// The bucket owner's canonical id.
+    bucket_owner: String,
+    /// Whether the bucket is BucketOwnerEnforced (its owner owns every object).
+    enforced: bool,
+}
+
+impl ObjectOwners {
+    /// The owners of `bucket`'s objects.
+    pub(crate) fn of(gateway: &Gateway, bucket: &str) -> S3Result<Self> {
+        let enforced = gateway.bucket_access(bucket)?.ownership == Some(ObjectOwnership::BucketOwnerEnforced);
+        Ok(Self { bucket_owner: gateway.bucket_owner_id(bucket)?, enforced })
+    }
+
+    /// The canonical id of `bucket/key`'s owner.
+    pub(crate) fn owner_of(&self, gateway: &Gateway, bucket: &str, key: &str) -> S3Result<String> {
+        if self.enforced {
+            return Ok(self.bucket_owner.clone());
+        }
+        Ok(gateway.meta.object_owner(bucket, key).map_err(error::store)?.unwrap_or_else(|| self.bucket_owner.clone()))
+    }
+}
+
 impl Gateway {
     /// The canonical id of the user `owner` (or the operator's for `None`).
     pub(crate) fn canonical_id(owner: Option<String>) -> String {
@@ -228,11 +253,6 @@ impl Gateway {
         }
     }
 
-    /// The owner element of an answer.
-    fn owner_out(&self, id: &str) -> Owner {
-        Owner { display_name: Some(self.display_name(id)), id: Some(id.to_owned()) }
-    }
-
     /// Whether `id` names an account here: the operator, or a user the panel knows.
     pub(crate) fn known_canonical_id(&self, id: &str) -> bool {
         id == OPERATOR_ID || self.meta.user(id).is_ok_and(|u| u.is_some_and(|u| u.deleted.is_none()))
@@ -248,12 +268,16 @@ impl Gateway {
         Ok(Self::canonical_id(self.meta.bucket_owner(bucket).map_err(error::store)?))
     }
 
-    /// The canonical id of an object's owner (its writer if a user, else the bucket's).
+    /// The canonical id of an object's owner: its writer if a user (or the bucket's owner when
+    /// BucketOwnerPreferred gave it to them), else the bucket's owner; under BucketOwnerEnforced
+    /// always the bucket's owner, as S3 documents (every object, whoever wrote it).
     pub(crate) fn object_owner_id(&self, bucket: &str, key: &str) -> S3Result<String> {
-        match self.meta.object_owner(bucket, key).map_err(error::store)? {
-            Some(user) => Ok(user),
-            None => self.bucket_owner_id(bucket),
-        }
+        ObjectOwners::of(self, bucket)?.owner_of(self, bucket, key)
+    }
+
+    /// The owner element of an answer (an id and its display name).
+    pub(crate) fn owner_out(&self, id: &str) -> Owner {
+        Owner { display_name: Some(self.display_name(id)), id: Some(id.to_owned()) }
     }
 
     /// The ACL `request` states, checked: one way of stating it, known grantees, and what the
@@ -342,9 +366,20 @@ impl Gateway {
         let bucket_owner = self.bucket_owner_id(bucket)?;
         // A new object without an ACL is private: `x-amz-acl: private` (which many tools send
         // on every write) needs nothing stored, and works during an upgrade too.
+        // BucketOwnerPreferred: a grant of FULL_CONTROL to the bucket's owner by another writer
+        // is kept, since it gives the bucket's owner the object (see the state machine).
+        let preferred = self.bucket_access(bucket)?.ownership == Some(ObjectOwnership::BucketOwnerPreferred);
+        let transfers = |acl: &Acl| {
+            preferred
+                && owner != bucket_owner
+                && acl.grants.iter().any(|g| {
+                    g.permission == AclPermission::FullControl
+                        && g.grantee == AclGrantee::CanonicalUser(bucket_owner.clone())
+                })
+        };
         let acl = self
             .requested_acl(bucket, request, &owner, true)?
-            .filter(|acl| !owner_only(acl, &[owner.as_str(), bucket_owner.as_str()]));
+            .filter(|acl| transfers(acl) || !owner_only(acl, &[owner.as_str(), bucket_owner.as_str()]));
         // Checked before any byte is stored: a refused write stores nothing.
         if acl.is_some() {
             self.require_edge_format()?;
@@ -409,11 +444,20 @@ impl Gateway {
         req: S3Request<GetObjectAclInput>,
     ) -> S3Result<S3Response<GetObjectAclOutput>> {
         let input = req.input;
-        refuse_version(input.version_id.as_deref())?;
-        self.object(&input.bucket, &input.key).await?;
+        let stored = match input.version_id.as_deref() {
+            None => {
+                self.object(&input.bucket, &input.key).await?;
+                self.meta.object_acl(&input.bucket, &input.key).map_err(error::store)?
+            }
+            Some(version_id) => {
+                // Errors as GET `?versionId=`: NoSuchVersion, a delete marker 405.
+                let found = self.version_for_read(&input.bucket, &input.key, Some(version_id)).await?;
+                let version_id = found.version_id.as_deref().unwrap_or(version_id);
+                self.meta.object_version_acl(&input.bucket, &input.key, version_id).map_err(error::store)?
+            }
+        };
         let owner = self.object_owner_id(&input.bucket, &input.key)?;
         let access = self.bucket_access(&input.bucket)?;
-        let stored = self.meta.object_acl(&input.bucket, &input.key).map_err(error::store)?;
         let acl = match (access.ownership, stored) {
             (Some(ObjectOwnership::BucketOwnerEnforced), _) | (_, None) => canned("private", &owner, None)?,
             (_, Some(acl)) => acl,
@@ -431,9 +475,18 @@ impl Gateway {
     ) -> S3Result<S3Response<PutObjectAclOutput>> {
         let origin = self.origin_of(&req);
         let mut input = req.input;
-        refuse_version(input.version_id.as_deref())?;
         let (bucket, key) = (input.bucket.clone(), input.key.clone());
-        self.object(&bucket, &key).await?;
+        // The version named (its id as stored), or the current object.
+        let version = match input.version_id.take() {
+            None => {
+                self.object(&bucket, &key).await?;
+                None
+            }
+            Some(version_id) => {
+                let found = self.version_for_read(&bucket, &key, Some(&version_id)).await?;
+                Some(found.version_id.unwrap_or(version_id))
+            }
+        };
         let request = acl_request!(input, body: input.access_control_policy.take());
         if request.is_empty() {
             return Err(s3_error!(MissingSecurityHeader, "Your request was missing a required header: x-amz-acl"));
@@ -441,8 +494,15 @@ impl Gateway {
         let owner = self.object_owner_id(&bucket, &key)?;
         let acl = self.requested_acl(&bucket, request, &owner, true)?.unwrap_or_default();
         self.require_edge_format()?;
-        self.commit_as(origin, Command::PutObjectAcl { bucket: bucket.clone(), key: key.clone(), acl }).await?;
-        tracing::info!(bucket = %bucket, key = %key, "object ACL set");
+        let command = match version.clone() {
+            // A bucket never versioned has one version, its current object.
+            Some(version_id) if self.meta.versioning(&bucket).map_err(error::store)?.is_some() => {
+                Command::PutVersionAcl { bucket: bucket.clone(), key: key.clone(), version_id, acl }
+            }
+            _ => Command::PutObjectAcl { bucket: bucket.clone(), key: key.clone(), acl },
+        };
+        self.commit_as(origin, command).await?;
+        tracing::info!(bucket = %bucket, key = %key, version = ?version, "object ACL set");
         Ok(S3Response::new(PutObjectAclOutput::default()))
     }
 
@@ -579,15 +639,6 @@ impl Gateway {
         self.commit_as(origin, Command::SetBucketAccess { bucket: bucket.clone(), change }).await?;
         tracing::info!(bucket = %bucket, "public access block removed");
         Ok(S3Response::new(DeletePublicAccessBlockOutput {}))
-    }
-}
-
-/// ACLs are kept for the current version of a key only: a request naming a version is refused
-/// rather than answered about another one.
-fn refuse_version(version_id: Option<&str>) -> S3Result<()> {
-    match version_id {
-        None => Ok(()),
-        Some(_) => Err(s3_error!(NotImplemented, "ACLs of a specific version are not supported; omit versionId")),
     }
 }
 

@@ -17,10 +17,9 @@ use crate::gateway::Gateway;
 /// S3's default and maximum page size.
 const MAX_KEYS: i32 = 1000;
 
-/// The owner every listing reports (ListBuckets, and objects in ListObjects v1 and in
-/// ListObjectsV2 with `fetch-owner=true`): the operator's account, since every bucket belongs to
-/// it whichever key wrote it. Clients (rclone, s3cmd) read the owner's ID and DisplayName as
-/// present and non-empty; a user's own files are told apart by the panel, not by S3 owners.
+/// The owner ListBuckets reports: the operator's account, since every bucket belongs to it
+/// whichever key wrote it. Clients (rclone, s3cmd) read the owner's ID and DisplayName as
+/// present and non-empty. Objects in listings name their own owner (see `ObjectOwners`).
 pub(crate) fn operator_owner() -> Owner {
     Owner { display_name: Some(OPERATOR.into()), id: Some(OPERATOR.into()) }
 }
@@ -77,9 +76,9 @@ fn common_prefix<'k>(key: &'k str, prefix: &str, delimiter: Option<&str>) -> Opt
     key.get(..prefix.len() + at + delimiter.len())
 }
 
-fn object_entry(key: String, meta: &ListedObject, encoder: &Encoder, with_owner: bool) -> Object {
+fn object_entry(key: String, meta: &ListedObject, encoder: &Encoder, owner: Option<Owner>) -> Object {
     Object {
-        owner: with_owner.then(operator_owner),
+        owner,
         key: Some(encoder.key(&key)),
         size: i64::try_from(meta.size).ok(),
         e_tag: Some(ETag::Strong(meta.etag.clone())),
@@ -94,6 +93,28 @@ fn prefix_entries(prefixes: Vec<String>, encoder: &Encoder) -> Vec<CommonPrefix>
 }
 
 impl Gateway {
+    /// A page's objects as listed, each with its owner when `with_owner` (ListObjects v1
+    /// always, V2 with `fetch-owner`).
+    fn object_entries(
+        &self,
+        bucket: &str,
+        objects: Vec<(String, ListedObject)>,
+        encoder: &Encoder,
+        with_owner: bool,
+    ) -> S3Result<Vec<Object>> {
+        let owners = if with_owner { Some(crate::acl::ObjectOwners::of(self, bucket)?) } else { None };
+        objects
+            .into_iter()
+            .map(|(key, meta)| {
+                let owner = match &owners {
+                    Some(owners) => Some(self.owner_out(&owners.owner_of(self, bucket, &key)?)),
+                    None => None,
+                };
+                Ok(object_entry(key, &meta, encoder, owner))
+            })
+            .collect()
+    }
+
     /// Walks the bucket and collects one page.
     async fn list_page(&self, query: &Query<'_>) -> S3Result<Page> {
         self.bucket(query.bucket).await?;
@@ -159,6 +180,7 @@ impl Gateway {
             .then(|| page.last.as_ref().map(|l| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(l)))
             .flatten();
         let key_count = i32::try_from(page.objects.len() + page.prefixes.len()).unwrap_or(i32::MAX);
+        let contents = self.object_entries(&input.bucket, page.objects, &encoder, fetch_owner)?;
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
             prefix: Some(encoder.key(&prefix)),
@@ -170,7 +192,7 @@ impl Gateway {
             continuation_token: input.continuation_token,
             next_continuation_token: next,
             is_truncated: Some(page.truncated),
-            contents: Some(page.objects.into_iter().map(|(k, m)| object_entry(k, &m, &encoder, fetch_owner)).collect()),
+            contents: Some(contents),
             common_prefixes: Some(prefix_entries(page.prefixes, &encoder)),
             ..Default::default()
         }))
@@ -193,6 +215,8 @@ impl Gateway {
         };
         let page = self.list_page(&query).await?;
         let next_marker = if page.truncated { page.last.as_deref().map(|l| encoder.key(l)) } else { None };
+        // Version 1 always names each object's owner.
+        let contents = self.object_entries(&input.bucket, page.objects, &encoder, true)?;
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
             prefix: Some(encoder.key(&prefix)),
@@ -202,8 +226,7 @@ impl Gateway {
             max_keys: Some(max_keys),
             next_marker,
             is_truncated: Some(page.truncated),
-            // Version 1 always names each object's owner.
-            contents: Some(page.objects.into_iter().map(|(k, m)| object_entry(k, &m, &encoder, true)).collect()),
+            contents: Some(contents),
             common_prefixes: Some(prefix_entries(page.prefixes, &encoder)),
             ..Default::default()
         }))
@@ -241,11 +264,14 @@ impl Gateway {
             max_keys: max_keys.clamp(0, MAX_KEYS),
         };
         let page = self.versions_page(&query).map_err(error::store)?;
+        let owners = crate::acl::ObjectOwners::of(self, &input.bucket)?;
         let mut versions = Vec::new();
         let mut markers = Vec::new();
         for entry in page.entries {
+            let owner = Some(self.owner_out(&owners.owner_of(self, &input.bucket, &entry.key)?));
             match entry.listed {
                 Some(meta) => versions.push(ObjectVersion {
+                    owner,
                     key: Some(encoder.key(&entry.key)),
                     version_id: Some(entry.version_id),
                     is_latest: Some(entry.is_latest),
@@ -260,7 +286,7 @@ impl Gateway {
                     version_id: Some(entry.version_id),
                     is_latest: Some(entry.is_latest),
                     last_modified: Some(timestamp(entry.at)),
-                    owner: None,
+                    owner,
                 }),
             }
         }

@@ -105,6 +105,35 @@ pub(crate) fn lock_from_headers(
     Ok(Some(VersionLock { retention, legal_hold: legal_hold.unwrap_or(false) }))
 }
 
+/// The checksum headers a request may prove its body's integrity with, besides `Content-MD5`.
+const CHECKSUM_HEADERS: &[&str] = &[
+    "x-amz-checksum-crc32",
+    "x-amz-checksum-crc32c",
+    "x-amz-checksum-crc64nvme",
+    "x-amz-checksum-sha1",
+    "x-amz-checksum-sha256",
+    "x-amz-sdk-checksum-algorithm",
+];
+
+/// Refuses a request with Object Lock parameters whose body nothing protects, as AWS does: a
+/// lock cannot be undone, so the bytes (or the retention XML) it fixes for years must be the
+/// bytes the client meant. A `Content-MD5`, an `x-amz-checksum-*` header, the SDK's algorithm
+/// header or a checksum trailer counts; an empty value counts as none.
+pub(crate) fn require_integrity_header(headers: &http::HeaderMap) -> S3Result<()> {
+    let present = |name: &str| headers.get(name).is_some_and(|v| !v.as_bytes().trim_ascii().is_empty());
+    let trailer = headers
+        .get_all("x-amz-trailer")
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("x-amz-checksum-")));
+    if present("content-md5") || trailer || CHECKSUM_HEADERS.iter().any(|name| present(name)) {
+        return Ok(());
+    }
+    Err(s3_error!(
+        InvalidRequest,
+        "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters"
+    ))
+}
+
 /// A write command with the lock its request asked for (see [`Command::WithObjectLock`]).
 pub(crate) fn with_lock(command: Command, lock: Option<VersionLock>) -> Command {
     match lock {
@@ -134,6 +163,24 @@ impl Gateway {
         }
         if self.meta.object_lock(bucket).map_err(error::store)?.is_none() {
             return Err(missing_lock_configuration());
+        }
+        Ok(())
+    }
+
+    /// [`require_integrity_header`] for a PutObject to `bucket`: needed when the write asks for a
+    /// lock or the bucket gives every new version its default retention.
+    pub(crate) fn check_put_integrity(
+        &self,
+        bucket: &str,
+        lock: Option<&VersionLock>,
+        headers: &http::HeaderMap,
+    ) -> S3Result<()> {
+        let locked_by_default = || -> S3Result<bool> {
+            let config = self.meta.object_lock(bucket).map_err(error::store)?;
+            Ok(config.is_some_and(|c| c.default_retention.is_some()))
+        };
+        if lock.is_some() || locked_by_default()? {
+            return require_integrity_header(headers);
         }
         Ok(())
     }
@@ -171,9 +218,14 @@ impl Gateway {
         if asked != Some(true) {
             return Ok(false);
         }
-        let allowed = match scope.and_then(KeyScope::person) {
-            None => true,
-            Some(person) => self.meta.person_owns(person, bucket, None).map_err(error::store)?,
+        let allowed = match scope {
+            // Unsigned (a grant to everyone): deleting is not bypassing a lock.
+            None => false,
+            Some(KeyScope::Everything) => true,
+            Some(KeyScope::Person { id, admin }) => {
+                let person = meridian_raft::access::Person { id, admin: *admin };
+                self.meta.person_owns(person, bucket, None).map_err(error::store)?
+            }
         };
         if !allowed {
             tracing::info!(%bucket, "governance bypass asked by a key that may not use it");
@@ -214,6 +266,7 @@ impl Gateway {
         req: S3Request<PutObjectLockConfigurationInput>,
     ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
         let origin = self.origin_of(&req);
+        require_integrity_header(&req.headers)?;
         let input = req.input;
         let Some(config) = input.object_lock_configuration else {
             return Err(s3_error!(MalformedXML, "the Object Lock configuration is missing"));
@@ -299,6 +352,7 @@ impl Gateway {
         req: S3Request<PutObjectRetentionInput>,
     ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
         let origin = self.origin_of(&req);
+        require_integrity_header(&req.headers)?;
         let scope = req.extensions.get::<KeyScope>().cloned();
         let input = req.input;
         if let Some(id) = input.version_id.as_deref() {
@@ -354,6 +408,7 @@ impl Gateway {
         req: S3Request<PutObjectLegalHoldInput>,
     ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
         let origin = self.origin_of(&req);
+        require_integrity_header(&req.headers)?;
         let input = req.input;
         if let Some(id) = input.version_id.as_deref() {
             check_version_id(id)?;

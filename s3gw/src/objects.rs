@@ -151,6 +151,7 @@ impl Gateway {
             input.object_lock_legal_hold_status.as_ref(),
         )?;
         self.check_lock_request(&input.bucket, lock.as_ref())?;
+        self.check_put_integrity(&input.bucket, lock.as_ref(), &req.headers)?;
         let tags = input.tagging.as_deref().map(parse_tagging_header).transpose()?.unwrap_or_default();
         let declared = Declared {
             content_md5: input.content_md5,
@@ -449,16 +450,37 @@ impl Gateway {
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let origin = self.origin_of(&req);
         let scope = req.extensions.get::<crate::access::KeyScope>().cloned();
+        let deleter = req.extensions.get::<crate::access::BatchDeleter>().cloned();
+        let client = req.extensions.get::<crate::gateway::ClientAddr>().map(|c| c.0);
         let input = req.input;
-        self.bucket_for_write(&input.bucket).await?;
+        match self.bucket_for_write(&input.bucket).await {
+            // An unsigned caller learns nothing of buckets it was granted nothing in.
+            Err(e) if *e.code() == S3ErrorCode::NoSuchBucket && deleter.as_ref().is_some_and(|d| !d.is_signed()) => {
+                return Err(s3_error!(AccessDenied, "Access Denied"));
+            }
+            other => other?,
+        }
         let bypass = self.governance_bypass(input.bypass_governance_retention, scope.as_ref(), &input.bucket)?;
         if input.delete.objects.len() > 1000 {
             return Err(s3_error!(MalformedXML, "at most 1000 keys can be deleted in one request"));
         }
+        // Each key is judged as its DeleteObject would be, on state caught up once.
+        let judge = deleter.map(|deleter| (crate::access::AccessPolicy::new(self), deleter));
+        if judge.is_some() {
+            self.sync_for_read().await?;
+        }
         let mut keys = Vec::new();
         let mut versions = Vec::new();
+        let mut errors = Vec::new();
         for object in input.delete.objects {
             check_key(&object.key)?;
+            if let Some((policy, deleter)) = &judge
+                && !policy.may_delete(deleter, &input.bucket, &object.key, client).await?
+            {
+                let refused = s3_error!(AccessDenied, "Access Denied");
+                errors.push(entry_error(&object.key, object.version_id.as_deref(), &refused));
+                continue;
+            }
             match object.version_id {
                 Some(version_id) => match self.version_delete(&input.bucket, &version_id).await? {
                     VersionDelete::Versioned => versions.push((object.key, version_id)),
@@ -483,13 +505,12 @@ impl Gateway {
                 _ => deleted.extend(keys.into_iter().map(|key| DeletedObject { key: Some(key), ..Default::default() })),
             }
         }
-        let mut errors = Vec::new();
         for (key, version_id) in versions {
             let command =
                 match self.locked_version_delete(input.bucket.clone(), key.clone(), version_id.clone(), bypass) {
                     Ok(command) => command,
                     Err(e) => {
-                        errors.push(entry_error(&key, &version_id, &e));
+                        errors.push(entry_error(&key, Some(&version_id), &e));
                         continue;
                     }
                 };
@@ -497,7 +518,7 @@ impl Gateway {
                 Ok(outcome) => outcome,
                 // A lock refuses this entry alone, as S3 reports it.
                 Err(e) if *e.code() == S3ErrorCode::AccessDenied => {
-                    errors.push(entry_error(&key, &version_id, &e));
+                    errors.push(entry_error(&key, Some(&version_id), &e));
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -642,12 +663,12 @@ fn part_range(object: &ObjectMeta, number: i32) -> S3Result<Option<std::ops::Ran
 }
 
 /// One refused entry of a DeleteObjects answer.
-fn entry_error(key: &str, version_id: &str, error: &S3Error) -> s3s::dto::Error {
+fn entry_error(key: &str, version_id: Option<&str>, error: &S3Error) -> s3s::dto::Error {
     s3s::dto::Error {
         code: Some(error.code().as_str().to_owned()),
         key: Some(key.to_owned()),
         message: error.message().map(str::to_owned),
-        version_id: Some(version_id.to_owned()),
+        version_id: version_id.map(str::to_owned),
     }
 }
 

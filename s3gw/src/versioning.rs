@@ -27,15 +27,6 @@ pub(crate) fn check_version_id(id: &str) -> S3Result<()> {
     if valid_version_id(id) { Ok(()) } else { Err(s3_error!(InvalidArgument, "Invalid version id specified")) }
 }
 
-/// Refuses `versionId` on the operations that act on the current version only (tagging,
-/// attributes): answering for the current version instead would be a silent wrong answer.
-pub(crate) fn refuse_version_id(version_id: Option<&str>) -> S3Result<()> {
-    match version_id {
-        None => Ok(()),
-        Some(_) => Err(s3_error!(NotImplemented, "this operation does not take a versionId yet")),
-    }
-}
-
 /// The `x-amz-version-id` (and, for a marker, `x-amz-delete-marker: true`) headers added to an
 /// error answer: S3 names the delete marker a GET of a deleted key found.
 fn with_marker_headers(mut error: S3Error, version_id: &str) -> S3Error {

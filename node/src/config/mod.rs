@@ -14,6 +14,7 @@ mod geo;
 mod limits;
 mod raft;
 mod region;
+mod s3;
 mod shares;
 mod shipped_secrets;
 mod storage;
@@ -35,6 +36,7 @@ use self::geo::GeoSection;
 pub(crate) use self::limits::LimitsSection;
 use self::raft::{InternalRpcSection, RaftSection, ReadConsistencySetting};
 pub(crate) use self::region::{RegionConfig, Role};
+use self::s3::S3Section;
 use self::shares::SharesSection;
 use self::storage::{ReplicationSection, StorageSection};
 pub(crate) use self::tls::{InternalTls, TlsSection};
@@ -72,6 +74,9 @@ pub(crate) struct ClusterConfig {
     /// Share links: how many wrong passwords are tolerated.
     #[serde(default)]
     pub(crate) shares: SharesSection,
+    /// The S3 listener: which proxies' `X-Forwarded-For` is believed.
+    #[serde(default)]
+    pub(crate) s3: S3Section,
     /// Timeouts and connection caps of the three listeners.
     #[serde(default)]
     pub(crate) limits: LimitsSection,
@@ -131,6 +136,7 @@ impl ClusterConfig {
         }
         self.geo.validate(path, &self.base_dir, &names)?;
         self.limits.validate(path)?;
+        self.s3.validate(path)?;
         self.storage.validate(path)?;
         self.replication.validate(path)?;
         self.internal_rpc.validate(path)?;

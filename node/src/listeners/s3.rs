@@ -88,6 +88,31 @@ fn partial_head(is_head: bool, response: &mut http::Response<s3s::Body>) {
     }
 }
 
+/// Who and what a request names besides its path: the settings the listener reads them with.
+pub(crate) struct S3Addressing {
+    /// `[cluster] s3_domain`: buckets are also addressed as `BUCKET.DOMAIN` (virtual-hosted).
+    pub(crate) domain: Option<String>,
+    /// `[s3] trusted_proxies`: whose `X-Forwarded-For` names the client (see [`client_of`]).
+    pub(crate) trusted_proxies: meridian_geo::TrustedProxies,
+}
+
+/// The client of a request from `peer`: the peer itself, unless it is one of `[s3]
+/// trusted_proxies`, whose `X-Forwarded-For` names the client (the right-most hop that is not
+/// itself trusted; see [`meridian_geo::TrustedProxies`]). Anyone else's header is ignored, or
+/// anyone could pass an `aws:SourceIp` condition by writing an address into it.
+fn client_of(
+    trusted: &meridian_geo::TrustedProxies,
+    peer: std::net::IpAddr,
+    headers: &http::HeaderMap,
+) -> std::net::IpAddr {
+    let lines: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+    let found = trusted.client_address(peer, &[], &lines);
+    if let Some(note) = &found.note {
+        tracing::debug!(%peer, note = %note, "X-Forwarded-For not used");
+    }
+    found.ip
+}
+
 /// Serves S3 until shutdown, then lets in-flight requests finish. Every request is counted in
 /// `metrics` (in flight until its response body is done, bytes, latency, status).
 pub(crate) async fn serve(
@@ -95,10 +120,12 @@ pub(crate) async fn serve(
     limits: ConnLimits,
     tls: super::tls::ListenerTls,
     gateway: Gateway,
-    domain: Option<String>,
+    addressing: S3Addressing,
     metrics: Arc<S3Metrics>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    let S3Addressing { domain, trusted_proxies } = addressing;
+    let trusted_proxies = Arc::new(trusted_proxies);
     let meta = gateway.meta().clone();
     // Bucket CORS rules are read per request, outside s3s.
     let cors_gateway = gateway.clone();
@@ -113,12 +140,14 @@ pub(crate) async fn serve(
     let service = builder.build();
 
     super::serve("s3", listener, limits, tls, shutdown, DRAIN, move |peer| {
-        let (service, metrics) = (service.clone(), metrics.clone());
+        let (service, metrics, trusted_proxies) = (service.clone(), metrics.clone(), trusted_proxies.clone());
         let (cors_gateway, cors_domain) = (cors_gateway.clone(), cors_domain.clone());
         hyper::service::service_fn(move |mut request: hyper::Request<WatchedBody>| {
             merge_repeated_content_encoding(request.headers_mut());
-            // The gateway records where writes come from (the history's client address).
-            request.extensions_mut().insert(ClientAddr(peer.ip().to_canonical()));
+            // The gateway records where writes come from (the history's client address), and
+            // bucket policies judge `aws:SourceIp` by it.
+            let client = client_of(&trusted_proxies, peer.ip(), request.headers());
+            request.extensions_mut().insert(ClientAddr(client));
             let cors =
                 super::cors::classify(request.method(), request.uri(), request.headers(), cors_domain.as_deref());
             let close_after = expects_continue_without_body(request.headers());

@@ -6,7 +6,7 @@ use crate::acl::{Acl, BucketAccessChange};
 use crate::command::CommandOutcome::{Done, Rejected};
 use crate::command::{Command, CommandOutcome, Rejection};
 use crate::error::StoreError;
-use crate::tables::{self, record_key};
+use crate::tables::{self, record_key, version_acl_key};
 
 impl Changes<'_> {
     /// [`crate::Command::SetBucketAccess`]: one part of the bucket's settings replaced, the
@@ -36,6 +36,66 @@ impl Changes<'_> {
         Ok(Done)
     }
 
+    /// [`crate::Command::PutVersionAcl`]: the ACL of one version, in `oacl/` when it is the
+    /// current object, else in `vacl/`.
+    pub(super) fn put_version_acl(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        acl: &Acl,
+    ) -> Result<CommandOutcome, StoreError> {
+        if self.tables.bucket(bucket)?.is_none() {
+            return Ok(Rejected(Rejection::NoSuchBucket));
+        }
+        match self.tables.version(bucket, key, version_id)? {
+            Some((None, version)) if version.meta.is_some() => {
+                self.put(record_key(tables::OBJECT_ACL, &[bucket, key]), acl)?;
+            }
+            Some((Some(_), version)) if version.meta.is_some() => {
+                self.put(version_acl_key(bucket, key, version_id), acl)?;
+            }
+            // Unknown, or a delete marker (which has no ACL).
+            _ => return Ok(Rejected(Rejection::NoSuchKey)),
+        }
+        Ok(Done)
+    }
+
+    /// The current object of `bucket/key` (version `version_id`) stops being current but is
+    /// kept: its ACL goes with it from `oacl/` to `vacl/` (the caller replaces or forgets the
+    /// `oacl/` entry).
+    pub(super) fn keep_acl_of_retired(&mut self, bucket: &str, key: &str, version_id: &str) -> Result<(), StoreError> {
+        if let Some(acl) = self.tables.object_acl(bucket, key)? {
+            self.put(version_acl_key(bucket, key, version_id), &acl)?;
+        }
+        Ok(())
+    }
+
+    /// A stored version becomes the current object again: its ACL moves back to `oacl/`
+    /// (replacing whatever the batch left there; none: `private`).
+    pub(super) fn restore_acl_of_promoted(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<(), StoreError> {
+        match self.tables.version_acl(bucket, key, version_id)? {
+            Some(acl) => {
+                self.batch.remove(version_acl_key(bucket, key, version_id));
+                self.put(record_key(tables::OBJECT_ACL, &[bucket, key]), &acl)
+            }
+            None => {
+                self.forget_object_acl(bucket, key);
+                Ok(())
+            }
+        }
+    }
+
+    /// Forgets the ACL of a stored version that goes for good.
+    pub(super) fn forget_version_acl(&mut self, bucket: &str, key: &str, version_id: &str) {
+        self.batch.remove(version_acl_key(bucket, key, version_id));
+    }
+
     /// [`crate::Command::WithAcl`]: the inner command, then (if it applied) the ACL of what it
     /// created. The inner command's own writes are in the same batch: this writes after them,
     /// so an overwrite's reset of the old ACL (see `put_object`) is replaced by this one.
@@ -55,7 +115,10 @@ impl Changes<'_> {
                 self.put(record_key(tables::BUCKET_ACCESS, &[&bucket.name]), &access)?;
                 return Ok(outcome);
             }
-            Command::PutObject { bucket, key, .. } => record_key(tables::OBJECT_ACL, &[bucket, key]),
+            Command::PutObject { bucket, key, .. } => {
+                self.bucket_owner_preferred(bucket, key, acl)?;
+                record_key(tables::OBJECT_ACL, &[bucket, key])
+            }
             Command::CreateUpload(upload) => record_key(tables::UPLOAD_ACL, &[&upload.id]),
             other => {
                 // A proposer bug; the command itself applied as it would alone.
@@ -65,6 +128,41 @@ impl Changes<'_> {
         };
         self.put(key, acl)?;
         Ok(outcome)
+    }
+
+    /// BucketOwnerPreferred: an object written with `bucket-owner-full-control` (its ACL grants
+    /// the bucket's owner FULL_CONTROL) belongs to the bucket's owner, not its writer, as S3
+    /// documents. The owner record is the one the panel's rights follow too: the writer keeps
+    /// only what the ACL or a share grants. (ObjectWriter and no setting: the writer owns it, as
+    /// `put_object` records; BucketOwnerEnforced is decided when read.)
+    fn bucket_owner_preferred(&mut self, bucket: &str, key: &str, acl: &Acl) -> Result<(), StoreError> {
+        let preferred = self.tables.bucket_access(bucket)?.and_then(|a| a.ownership)
+            == Some(crate::acl::ObjectOwnership::BucketOwnerPreferred);
+        if !preferred {
+            return Ok(());
+        }
+        let bucket_owner = self.tables.bucket_owner(bucket)?;
+        let canonical = bucket_owner.as_deref().unwrap_or(crate::acl::OPERATOR_ID);
+        let full_control = acl.grants.iter().any(|g| {
+            g.permission == crate::acl::AclPermission::FullControl
+                && g.grantee == crate::acl::AclGrantee::CanonicalUser(canonical.to_owned())
+        });
+        if !full_control {
+            return Ok(());
+        }
+        match bucket_owner {
+            Some(user) => {
+                self.put(record_key(tables::OWNER, &[bucket, key]), &user)?;
+                let since = self.index;
+                self.put(record_key(tables::OWNED_SINCE, &[bucket, key]), &since)?;
+            }
+            // The operator's bucket: an object without an owner record is the bucket owner's.
+            None => {
+                self.batch.remove(record_key(tables::OWNER, &[bucket, key]));
+                self.batch.remove(record_key(tables::OWNED_SINCE, &[bucket, key]));
+            }
+        }
+        Ok(())
     }
 
     /// Forgets the ACL of a key's object (it is being replaced or deleted: S3 gives a new

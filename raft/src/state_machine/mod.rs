@@ -222,6 +222,12 @@ impl Changes<'_> {
             Command::PutObjectAcl { bucket, key, acl } => self.put_object_acl(bucket, key, acl),
             Command::WithAcl { acl, command } => self.with_acl(acl, command),
             Command::WithPartChecksums { parts, command } => self.with_part_checksums(parts, command),
+            Command::SetVersionTags { bucket, key, version_id, tags } => {
+                self.set_version_tags(bucket, key, version_id, tags)
+            }
+            Command::PutVersionAcl { bucket, key, version_id, acl } => {
+                self.put_version_acl(bucket, key, version_id, acl)
+            }
         }
     }
 }

@@ -204,6 +204,34 @@ impl Changes<'_> {
         Ok(Done)
     }
 
+    /// [`crate::Command::SetVersionTags`]: replaces the tags of one version, current or stored.
+    pub(super) fn set_version_tags(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        tags: &[(String, String)],
+    ) -> Result<CommandOutcome, StoreError> {
+        if self.tables.bucket(bucket)?.is_none() {
+            return Ok(Rejected(Rejection::NoSuchBucket));
+        }
+        let Some((stored_at, version)) = self.tables.version(bucket, key, version_id)? else {
+            return Ok(Rejected(Rejection::NoSuchKey));
+        };
+        // A delete marker has no tags to set.
+        let Some(mut meta) = version.meta else { return Ok(Rejected(Rejection::NoSuchKey)) };
+        tags.clone_into(&mut meta.tags);
+        self.store_version_meta(bucket, key, stored_at.as_deref(), &meta)?;
+        let kind = EventKind::ObjectVersionTagged {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: version_id.to_owned(),
+            tag_count: u32::try_from(tags.len()).unwrap_or(u32::MAX),
+        };
+        self.emit(None, kind)?;
+        Ok(Done)
+    }
+
     /// [`crate::Command::CreateUpload`]: a multipart upload starts in an existing bucket.
     pub(super) fn create_upload(&mut self, upload: &MultipartUpload) -> Result<CommandOutcome, StoreError> {
         if self.tables.bucket(&upload.bucket)?.is_none() {

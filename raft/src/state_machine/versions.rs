@@ -95,12 +95,14 @@ impl Changes<'_> {
                 self.free_version(&object)?;
             } else {
                 let at = object.last_modified;
+                self.keep_acl_of_retired(bucket, key, &id)?;
                 self.put(version_key(bucket, key, &sort), &ObjectVersion { id, meta: Some(object), at })?;
             }
         }
         if new_is_null {
             for (sort, version) in self.tables.stored_versions(bucket, key)? {
                 if version.id == NULL_VERSION {
+                    self.forget_version_acl(bucket, key, NULL_VERSION);
                     self.batch.remove(version_key(bucket, key, &sort));
                     if let Some(meta) = &version.meta {
                         self.free_version(meta)?;
@@ -148,7 +150,7 @@ impl Changes<'_> {
             VersioningState::Suspended => NULL_VERSION.to_owned(),
         };
         let had_object = self.retire_latest(bucket, key, id == NULL_VERSION)?;
-        // ACLs are kept for the current object only (see `acl`): a marker on top ends it.
+        // The retired object took its ACL to `vacl/` (see `acl`); a marker has none.
         self.forget_object_acl(bucket, key);
         self.put(version_key(bucket, key, &sort), &ObjectVersion { id: id.clone(), meta: None, at })?;
         self.put(record_key(tables::LATEST, &[bucket, key]), &LatestVersion { id: id.clone(), sort })?;
@@ -167,7 +169,10 @@ impl Changes<'_> {
             return Ok(CommandOutcome::Versions(Vec::new()));
         };
         match &stored_at {
-            Some(sort) => self.batch.remove(version_key(bucket, key, sort)),
+            Some(sort) => {
+                self.batch.remove(version_key(bucket, key, sort));
+                self.forget_version_acl(bucket, key, id);
+            }
             None => self.batch.remove(record_key(tables::OBJECT, &[bucket, key])),
         }
         if let Some(meta) = &version.meta {
@@ -203,6 +208,7 @@ impl Changes<'_> {
         if let Some(meta) = &version.meta {
             self.batch.remove(version_key(bucket, key, &sort));
             self.put(record_key(tables::OBJECT, &[bucket, key]), meta)?;
+            self.restore_acl_of_promoted(bucket, key, &version.id)?;
         }
         self.put(record_key(tables::LATEST, &[bucket, key]), &LatestVersion { id: version.id, sort })?;
         Ok(())
@@ -262,6 +268,77 @@ mod tests {
         sm.apply_entry(&entry(1, Command::CreateBucket(bucket))).expect("apply");
         sm.apply_entry(&entry(2, Command::PutBucketVersioning { bucket: "b".into(), state })).expect("apply");
         (dir, sm)
+    }
+
+    /// A version keeps its own ACL and tags: an overwrite moves the current object's ACL to
+    /// `vacl/`, each version's ACL and tags change alone, and a version that becomes current
+    /// again brings its ACL back; a delete marker takes neither.
+    #[test]
+    fn versions_keep_their_own_acls_and_tags() {
+        use crate::acl::{Acl, AclGrant, AclGrantee, AclPermission};
+        use crate::command::Rejection;
+        let public = Acl { grants: vec![AclGrant { grantee: AclGrantee::AllUsers, permission: AclPermission::Read }] };
+        let (_dir, sm) = setup(VersioningState::Enabled);
+        let first = Command::WithAcl { acl: public.clone(), command: Box::new(put("k", "aa01", 1)) };
+        let v1 = version_of(&sm.apply_entry(&entry(3, first)).expect("apply").0);
+        let v2 = version_of(&sm.apply_entry(&entry(4, put("k", "aa02", 1))).expect("apply").0);
+        assert_eq!(sm.tables.object_acl("b", "k").expect("read"), None, "the new version is private");
+        assert_eq!(sm.tables.version_acl("b", "k", &v1).expect("read"), Some(public.clone()), "v1 kept its ACL");
+
+        let tags = vec![("state".to_owned(), "old".to_owned())];
+        let tag_v1 =
+            Command::SetVersionTags { bucket: "b".into(), key: "k".into(), version_id: v1.clone(), tags: tags.clone() };
+        assert_eq!(sm.apply_entry(&entry(5, tag_v1)).expect("apply").0, CommandOutcome::Done);
+        let stored = sm.tables.version("b", "k", &v1).expect("read").and_then(|(_, v)| v.meta).expect("v1");
+        assert_eq!(stored.tags, tags, "the stored version's tags");
+        assert!(sm.tables.object("b", "k").expect("read").expect("current").tags.is_empty(), "current untouched");
+        let acl_v2 =
+            Command::PutVersionAcl { bucket: "b".into(), key: "k".into(), version_id: v2.clone(), acl: public.clone() };
+        assert_eq!(sm.apply_entry(&entry(6, acl_v2)).expect("apply").0, CommandOutcome::Done);
+        assert_eq!(sm.tables.object_acl("b", "k").expect("read"), Some(public.clone()), "v2 is current: oacl/");
+
+        let delete = Command::DeleteObjects { bucket: "b".into(), keys: vec!["k".into()] };
+        let marker = match sm.apply_entry(&entry(7, delete)).expect("apply").0 {
+            CommandOutcome::Versions(v) => v[0].version_id.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(sm.tables.version_acl("b", "k", &v2).expect("read"), Some(public.clone()), "v2 kept its ACL");
+        for (index, command) in [
+            (8, Command::SetVersionTags { bucket: "b".into(), key: "k".into(), version_id: marker.clone(), tags }),
+            (
+                9,
+                Command::PutVersionAcl {
+                    bucket: "b".into(),
+                    key: "k".into(),
+                    version_id: marker.clone(),
+                    acl: public.clone(),
+                },
+            ),
+            (
+                10,
+                Command::PutVersionAcl {
+                    bucket: "b".into(),
+                    key: "k".into(),
+                    version_id: "0".repeat(24),
+                    acl: public.clone(),
+                },
+            ),
+        ] {
+            assert_eq!(
+                sm.apply_entry(&entry(index, command)).expect("apply").0,
+                CommandOutcome::Rejected(Rejection::NoSuchKey),
+                "a marker or an unknown version has no ACL or tags"
+            );
+        }
+        // Deleting v2 for good forgets its ACL; deleting the marker makes v1 current with its own.
+        let gone = Command::DeleteVersion { bucket: "b".into(), key: "k".into(), version_id: v2.clone() };
+        sm.apply_entry(&entry(11, gone)).expect("apply");
+        assert_eq!(sm.tables.version_acl("b", "k", &v2).expect("read"), None, "v2's ACL went with it");
+        let unmark = Command::DeleteVersion { bucket: "b".into(), key: "k".into(), version_id: marker };
+        sm.apply_entry(&entry(12, unmark)).expect("apply");
+        assert_eq!(sm.tables.object("b", "k").expect("read").map(|o| o.blob), Some("aa01".into()));
+        assert_eq!(sm.tables.object_acl("b", "k").expect("read"), Some(public), "v1 current again, with its ACL");
+        assert_eq!(sm.tables.version_acl("b", "k", &v1).expect("read"), None, "moved, not copied");
     }
 
     /// An overwrite in an enabled bucket keeps the old version and its blob (no drop owed); a

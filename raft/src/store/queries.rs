@@ -60,6 +60,21 @@ impl MetaStore {
         self.inner.tables.object_acl(bucket, key)
     }
 
+    /// The ACL of one version of a key: the current object's (`oacl/`) when `version_id` is
+    /// current, else the stored one of that version; `None`: `private` (this node's state).
+    pub fn object_version_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<crate::acl::Acl>, StoreError> {
+        match self.inner.tables.version(bucket, key, version_id)? {
+            Some((None, _)) => self.inner.tables.object_acl(bucket, key),
+            Some((Some(_), _)) => self.inner.tables.version_acl(bucket, key, version_id),
+            None => Ok(None),
+        }
+    }
+
     /// The ACL an unfinished multipart upload gives its object, if one was asked for.
     pub fn upload_acl(&self, upload: &str) -> Result<Option<crate::acl::Acl>, StoreError> {
         self.inner.tables.upload_acl(upload)

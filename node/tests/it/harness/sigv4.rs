@@ -20,7 +20,8 @@ pub struct HeaderSign<'a> {
     pub method: &'a str,
     /// `127.0.0.1:PORT`, sent as the Host header.
     pub host: &'a str,
-    /// Canonical (already URI-encoded) path, e.g. `/bucket/key`.
+    /// Canonical (already URI-encoded) path, e.g. `/bucket/key`, optionally with a query of
+    /// plain names and values (`/bucket/key?retention`), canonicalized when signing.
     pub path: &'a str,
     pub region: &'a str,
     pub access_key: &'a str,
@@ -50,8 +51,16 @@ impl HeaderSign<'_> {
         let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{}\n", v.trim())).collect();
         let signed: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
         let signed = signed.join(";");
+        let (uri, query) = self.path.split_once('?').unwrap_or((self.path, ""));
+        let mut pairs: Vec<String> = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| if p.contains('=') { p.to_owned() } else { format!("{p}=") })
+            .collect();
+        pairs.sort();
+        let query = pairs.join("&");
         let canonical_request =
-            format!("{}\n{}\n\n{canonical_headers}\n{signed}\n{}", self.method, self.path, self.content_sha256);
+            format!("{}\n{uri}\n{query}\n{canonical_headers}\n{signed}\n{}", self.method, self.content_sha256);
         let string_to_sign = format!(
             "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
             hex::encode(Sha256::digest(canonical_request.as_bytes()))

@@ -348,3 +348,162 @@ async fn public_access_block_and_ownership_controls_are_honoured() {
     assert_eq!(code_of(&gone).as_deref(), Some("OwnershipControlsNotFoundError"));
     assert_eq!(anonymous_get(cluster.node(2), &path).await.0, 200, "ACLs count again");
 }
+
+/// ACLs of versions by `versionId` (issue #15): each version keeps its own ACL, set and read
+/// through any region; a public current version does not open the older ones (nor the
+/// reverse); a version made current again brings its ACL back; a delete marker is 405, an
+/// unknown id 404 NoSuchVersion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_version_has_its_own_acl_through_every_region() {
+    let cluster = shared_cluster().await;
+    cluster.wait_format_raised().await;
+    let (a, b, c) = (cluster.node(0).client(), cluster.node(1).client(), cluster.node(2).client());
+    let bucket = create_bucket(&a, "vacl").await;
+    let enabled = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
+    ok(a.put_bucket_versioning().bucket(&bucket).versioning_configuration(enabled).send().await, "versioning");
+    let v1 = ok(
+        a.put_object()
+            .bucket(&bucket)
+            .key("poster.jpg")
+            .acl(ObjectCannedAcl::PublicRead)
+            .body(ByteStream::from_static(b"old"))
+            .send()
+            .await,
+        "PutObject v1 public-read",
+    );
+    let v1 = v1.version_id().expect("v1").to_owned();
+    let v2 =
+        ok(a.put_object().bucket(&bucket).key("poster.jpg").body(ByteStream::from_static(b"new")).send().await, "v2");
+    let v2 = v2.version_id().expect("v2").to_owned();
+    let get = |node: usize, version: Option<&str>| {
+        let path = match version {
+            Some(v) => format!("/{bucket}/poster.jpg?versionId={v}"),
+            None => format!("/{bucket}/poster.jpg"),
+        };
+        async move { anonymous_get(cluster.node(node), &path).await }
+    };
+    let is_public = |acl: &aws_sdk_s3::operation::get_object_acl::GetObjectAclOutput| {
+        acl.grants()
+            .iter()
+            .any(|g| g.grantee().and_then(|g| g.uri()) == Some("http://acs.amazonaws.com/groups/global/AllUsers"))
+    };
+    // v1 kept its ACL when v2 replaced it; v2 is private.
+    let acl = ok(b.get_object_acl().bucket(&bucket).key("poster.jpg").version_id(&v1).send().await, "GetObjectAcl v1");
+    assert!(is_public(&acl), "v1 is public-read: {acl:?}");
+    assert_eq!(acl.owner().and_then(|o| o.id()), Some("meridian"));
+    let acl = ok(c.get_object_acl().bucket(&bucket).key("poster.jpg").send().await, "GetObjectAcl current");
+    assert!(!is_public(&acl), "v2 is private");
+    let (status, body, _) = get(1, Some(&v1)).await;
+    assert_eq!((status, body.as_slice()), (200, &b"old"[..]), "v1 unsigned, by its own ACL");
+    assert_eq!(get(2, None).await.0, 403, "the current version is private");
+    assert_eq!(get(2, Some(&v2)).await.0, 403, "v2 by id too");
+
+    // PutObjectAcl of each version, through other regions.
+    ok(
+        b.put_object_acl()
+            .bucket(&bucket)
+            .key("poster.jpg")
+            .version_id(&v2)
+            .acl(ObjectCannedAcl::PublicRead)
+            .send()
+            .await,
+        "PutObjectAcl ?versionId=v2 (current)",
+    );
+    ok(
+        c.put_object_acl().bucket(&bucket).key("poster.jpg").version_id(&v1).acl(ObjectCannedAcl::Private).send().await,
+        "PutObjectAcl ?versionId=v1 (non-current)",
+    );
+    let (status, body, _) = get(0, None).await;
+    assert_eq!((status, body.as_slice()), (200, &b"new"[..]), "v2 public now");
+    wait_anonymous_status(cluster.node(0), &format!("/{bucket}/poster.jpg?versionId={v1}"), 403, "v1 private").await;
+    let acl = ok(a.get_object_acl().bucket(&bucket).key("poster.jpg").version_id(&v1).send().await, "v1's ACL");
+    assert!(!is_public(&acl) && acl.grants().len() == 1, "v1 holds the owner's grant alone: {acl:?}");
+
+    // Deleting v2 makes v1 current, with v1's ACL (private), not v2's.
+    ok(a.delete_object().bucket(&bucket).key("poster.jpg").version_id(&v2).send().await, "delete v2");
+    wait_anonymous_status(cluster.node(1), &format!("/{bucket}/poster.jpg"), 403, "v1 current, private").await;
+    let acl = ok(b.get_object_acl().bucket(&bucket).key("poster.jpg").send().await, "GetObjectAcl current");
+    assert!(!is_public(&acl), "v2's ACL went with v2");
+
+    // The bad cases.
+    let marker = ok(a.delete_object().bucket(&bucket).key("poster.jpg").send().await, "a delete marker");
+    let marker = marker.version_id().expect("marker id").to_owned();
+    let on_marker = b.get_object_acl().bucket(&bucket).key("poster.jpg").version_id(&marker).send().await;
+    expect_err(on_marker, 405, Some("MethodNotAllowed"), "GetObjectAcl of a delete marker");
+    let on_marker = c
+        .put_object_acl()
+        .bucket(&bucket)
+        .key("poster.jpg")
+        .version_id(&marker)
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await;
+    expect_err(on_marker, 405, Some("MethodNotAllowed"), "PutObjectAcl of a delete marker");
+    let unknown = a
+        .put_object_acl()
+        .bucket(&bucket)
+        .key("poster.jpg")
+        .version_id("0".repeat(24))
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await;
+    expect_err(unknown, 404, Some("NoSuchVersion"), "PutObjectAcl of an unknown version");
+    let malformed = a.get_object_acl().bucket(&bucket).key("poster.jpg").version_id("../x").send().await;
+    expect_err(malformed, 400, Some("InvalidArgument"), "a malformed version id");
+    let (status, _, _) = get(2, Some(&format!("{v1}%00"))).await;
+    assert_eq!(status, 403, "a crafted version id opens nothing");
+}
+
+/// DeleteObjects through any region by an unsigned caller (issue #15): what the bucket's ACL
+/// (public-read-write) or policy grants everyone is deleted, the rest is AccessDenied per key in
+/// the 200 answer, and the deletion is seen through every region.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_batch_deletes_delete_what_everyone_is_granted_through_every_region() {
+    let cluster = shared_cluster().await;
+    cluster.wait_format_raised().await;
+    let a = cluster.node(0).client();
+    let bucket = create_bucket(&a, "batch").await;
+    for key in ["drop/1", "drop/2", "keep/1"] {
+        put(&a, &bucket, key, b"x").await;
+    }
+    let post = |node: usize, keys: &[&str]| {
+        let xml: String = keys.iter().map(|k| format!("<Object><Key>{k}</Key></Object>")).collect();
+        let xml = format!("<Delete>{xml}</Delete>");
+        let md5 = base64(&md5_bytes(xml.as_bytes()));
+        let url = format!("{}/{bucket}?delete", cluster.node(node).s3_url());
+        async move {
+            let resp = http_client().post(url).header("content-md5", md5).body(xml).send().await.expect("POST ?delete");
+            (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+        }
+    };
+    let (status, text) = post(1, &["drop/1", "keep/1"]).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(text.matches("<Code>AccessDenied</Code>").count(), 2, "both refused: {text}");
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::{bucket}/drop/*"}}]}}"#
+    );
+    ok(a.put_bucket_policy().bucket(&bucket).policy(&policy).send().await, "PutBucketPolicy");
+    let (status, text) = post(2, &["drop/1", "keep/1"]).await;
+    assert_eq!(status, 200, "{text}");
+    let (deleted, errors) = text.split_once("<Error>").unwrap_or((text.as_str(), ""));
+    assert!(deleted.contains("<Key>drop/1</Key>") && !deleted.contains("keep/1"), "{text}");
+    assert!(errors.contains("<Key>keep/1</Key>"), "{text}");
+    for node in 0..3 {
+        let client = cluster.node(node).client();
+        expect_err(client.head_object().bucket(&bucket).key("drop/1").send().await, 404, None, "deleted everywhere");
+        ok(client.head_object().bucket(&bucket).key("keep/1").send().await, "kept everywhere");
+    }
+    ok(a.delete_bucket_policy().bucket(&bucket).send().await, "DeleteBucketPolicy");
+    ok(
+        a.put_bucket_acl().bucket(&bucket).acl(aws_sdk_s3::types::BucketCannedAcl::PublicReadWrite).send().await,
+        "PutBucketAcl public-read-write",
+    );
+    let (status, text) = post(1, &["drop/2", "keep/1"]).await;
+    assert_eq!((status, text.contains("<Error>")), (200, false), "WRITE to everyone deletes anything: {text}");
+    for node in 0..3 {
+        let keys = list_all_keys(&cluster.node(node).client(), &bucket).await;
+        assert!(keys.is_empty(), "node {node} still lists {keys:?}");
+    }
+}

@@ -50,6 +50,7 @@ async fn put_retained(client: &Client, bucket: &str, key: &str, mode: ObjectLock
             .key(key)
             .object_lock_mode(mode)
             .object_lock_retain_until_date(until)
+            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32)
             .body(ByteStream::from_static(b"locked bytes"))
             .send()
             .await,
@@ -99,7 +100,9 @@ async fn delete_version_refused(client: &Client, bucket: &str, key: &str, versio
 async fn lock_configuration_defaults_and_bad_requests_as_aws_answers_them() {
     let cluster = shared_cluster().await;
     cluster.wait_format_raised().await;
-    let clients: Vec<Client> = (0..3).map(|i| cluster.node(i).client()).collect();
+    // Writes with lock parameters carry a checksum, as AWS requires (see
+    // `puts_with_lock_parameters_need_an_integrity_header`).
+    let clients: Vec<Client> = (0..3).map(|i| cluster.node(i).client_checksums_when_supported()).collect();
     let bucket = create_locked_bucket(&clients[0], "olconf").await;
 
     // Lock turns versioning on, for good.
@@ -271,7 +274,9 @@ async fn lock_configuration_defaults_and_bad_requests_as_aws_answers_them() {
 async fn a_compliance_version_survives_every_delete_through_every_region_and_a_restart() {
     let cluster = TestCluster::start().await;
     cluster.wait_format_raised().await;
-    let clients: Vec<Client> = (0..3).map(|i| cluster.node(i).client()).collect();
+    // Writes with lock parameters carry a checksum, as AWS requires (see
+    // `puts_with_lock_parameters_need_an_integrity_header`).
+    let clients: Vec<Client> = (0..3).map(|i| cluster.node(i).client_checksums_when_supported()).collect();
     let bucket = create_locked_bucket(&clients[0], "olcomp").await;
     let until = in_future(Duration::from_secs(3600));
     let version = put_retained(&clients[0], &bucket, "master.mxf", ObjectLockMode::Compliance, until).await;
@@ -565,4 +570,147 @@ async fn governance_bypass_is_the_bucket_owners_not_a_write_shares() {
     );
     let left = ok(alice_key.list_object_versions().bucket(&bucket).send().await, "ListObjectVersions");
     assert!(left.versions().is_empty(), "both versions are gone: {left:?}");
+}
+
+/// A write with Object Lock parameters needs a Content-MD5 or a checksum, as AWS answers
+/// (issue #15): PutObject with lock headers or into a bucket with a default retention, and
+/// PutObjectRetention / PutObjectLegalHold / PutObjectLockConfiguration; without one it is 400
+/// InvalidRequest and nothing is stored. A bucket without lock takes plain writes as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn puts_with_lock_parameters_need_an_integrity_header() {
+    let cluster = shared_cluster().await;
+    cluster.wait_format_raised().await;
+    // The SDK's default sends a checksum; these do not unless an operation requires one.
+    let (plain, checked) = (cluster.node(1).client(), cluster.node(2).client_checksums_when_supported());
+    let bucket = create_locked_bucket(&checked, "olmd5").await;
+    let until = in_future(Duration::from_secs(3600));
+    let message =
+        "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters";
+    let refused = expect_err(
+        plain
+            .put_object()
+            .bucket(&bucket)
+            .key("a")
+            .object_lock_mode(ObjectLockMode::Governance)
+            .object_lock_retain_until_date(until)
+            .body(ByteStream::from_static(b"a"))
+            .send()
+            .await,
+        400,
+        Some("InvalidRequest"),
+        "lock headers without an integrity header",
+    );
+    assert_eq!(refused.message.as_deref(), Some(message));
+    expect_err(plain.head_object().bucket(&bucket).key("a").send().await, 404, None, "nothing was stored");
+    let md5 = base64(&md5_bytes(b"a"));
+    ok(
+        plain
+            .put_object()
+            .bucket(&bucket)
+            .key("a")
+            .object_lock_mode(ObjectLockMode::Governance)
+            .object_lock_retain_until_date(until)
+            .content_md5(&md5)
+            .body(ByteStream::from_static(b"a"))
+            .send()
+            .await,
+        "lock headers with Content-MD5",
+    );
+    ok(
+        plain
+            .put_object()
+            .bucket(&bucket)
+            .key("b")
+            .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32C)
+            .body(ByteStream::from_static(b"b"))
+            .send()
+            .await,
+        "a legal hold with a CRC32C checksum",
+    );
+    ok(
+        plain.put_object().bucket(&bucket).key("c").body(ByteStream::from_static(b"c")).send().await,
+        "no lock: no need",
+    );
+
+    // A default retention makes every write a locked one.
+    ok(
+        checked
+            .put_object_lock_configuration()
+            .bucket(&bucket)
+            .object_lock_configuration(lock_config(Some((ObjectLockRetentionMode::Governance, 1))))
+            .send()
+            .await,
+        "PutObjectLockConfiguration with a default retention",
+    );
+    for node in 0..3 {
+        let client = cluster.node(node).client();
+        let refused = client.put_object().bucket(&bucket).key("d").body(ByteStream::from_static(b"d")).send().await;
+        expect_err(refused, 400, Some("InvalidRequest"), &format!("default retention, no checksum, node {node}"));
+    }
+    ok(
+        plain
+            .put_object()
+            .bucket(&bucket)
+            .key("d")
+            .content_md5(base64(&md5_bytes(b"d")))
+            .body(ByteStream::from_static(b"d"))
+            .send()
+            .await,
+        "default retention with Content-MD5",
+    );
+
+    // The lock operations themselves, as plain signed HTTP (the SDK always sends a checksum).
+    let node = cluster.node(0);
+    let host = node.s3_addr.to_string();
+    let send = |path: String, body: &'static str, md5: bool| {
+        let host = host.clone();
+        async move {
+            let payload = sha256_hex(body.as_bytes());
+            let mut extra = Vec::new();
+            if md5 {
+                extra.push(("content-md5", base64(&md5_bytes(body.as_bytes()))));
+            }
+            let signer = harness::sigv4::HeaderSign {
+                method: "PUT",
+                host: &host,
+                path: &path,
+                region: REGION,
+                access_key: ACCESS_KEY,
+                secret_key: SECRET_KEY,
+                content_sha256: &payload,
+                headers: &extra,
+                now: SystemTime::now(),
+            };
+            let mut req = http_client().put(format!("{}{path}", node.s3_url()));
+            for (k, v) in signer.signed_headers() {
+                if k != "host" {
+                    req = req.header(k, v);
+                }
+            }
+            let resp = req.body(body).send().await.expect("signed PUT");
+            let status = resp.status().as_u16();
+            (status, harness::sigv4::xml_error_code(&resp.text().await.unwrap_or_default()))
+        }
+    };
+    let retention =
+        "<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>2099-01-01T00:00:00Z</RetainUntilDate></Retention>";
+    let hold = "<LegalHold><Status>ON</Status></LegalHold>";
+    let config = "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled></ObjectLockConfiguration>";
+    for (path, body, what) in [
+        (format!("/{bucket}/c?retention"), retention, "PutObjectRetention"),
+        (format!("/{bucket}/c?legal-hold"), hold, "PutObjectLegalHold"),
+        (format!("/{bucket}?object-lock"), config, "PutObjectLockConfiguration"),
+    ] {
+        let refused = send(path.clone(), body, false).await;
+        assert_eq!(refused, (400, Some("InvalidRequest".to_owned())), "{what} without Content-MD5");
+        assert_eq!(send(path, body, true).await, (200, None), "{what} with Content-MD5");
+    }
+    let read = ok(plain.get_object_legal_hold().bucket(&bucket).key("c").send().await, "GetObjectLegalHold");
+    assert_eq!(read.legal_hold().and_then(|h| h.status()), Some(&ObjectLockLegalHoldStatus::On));
+    let config = ok(plain.get_object_lock_configuration().bucket(&bucket).send().await, "the configuration");
+    assert!(
+        config.object_lock_configuration().and_then(|c| c.rule()).is_none(),
+        "the last configuration (no default retention) was stored"
+    );
 }

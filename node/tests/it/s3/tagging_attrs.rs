@@ -314,3 +314,164 @@ async fn get_object_attributes_multipart_parts() {
         );
     }
 }
+
+/// The tags of one version by `versionId` (issue #15): PutObjectTagging / DeleteObjectTagging of
+/// a non-current version through one region change that version alone, as every region reads
+/// it, and answer its `x-amz-version-id`; the current version's tags stay; a delete marker is
+/// 405 MethodNotAllowed, an unknown id 404 NoSuchVersion, a malformed one 400 InvalidArgument;
+/// the history records the change with the version id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_of_a_non_current_version_change_alone_through_every_region() {
+    let cluster = harness::cluster::shared_cluster().await;
+    cluster.wait_format_raised().await;
+    let clients: Vec<Client> = (0..3).map(|i| cluster.node(i).client()).collect();
+    let bucket = create_bucket(&clients[0], "vtags").await;
+    let enabled = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
+    ok(
+        clients[0].put_bucket_versioning().bucket(&bucket).versioning_configuration(enabled).send().await,
+        "PutBucketVersioning",
+    );
+    let put_tagged = |body: &'static [u8], tags: &'static str| {
+        let client = clients[0].clone();
+        let bucket = bucket.clone();
+        async move {
+            let out = ok(
+                client
+                    .put_object()
+                    .bucket(&bucket)
+                    .key("film")
+                    .tagging(tags)
+                    .body(ByteStream::from_static(body))
+                    .send()
+                    .await,
+                "PutObject with tags",
+            );
+            out.version_id().expect("a version id").to_owned()
+        }
+    };
+    let v1 = put_tagged(b"cut one", "state=draft").await;
+    let v2 = put_tagged(b"cut two", "state=final").await;
+
+    let version_tags = |i: usize, version: String| {
+        let client = clients[i].clone();
+        let bucket = bucket.clone();
+        async move {
+            let out = ok(
+                client.get_object_tagging().bucket(&bucket).key("film").version_id(&version).send().await,
+                "GetObjectTagging ?versionId",
+            );
+            assert_eq!(out.version_id(), Some(version.as_str()));
+            out.tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect::<BTreeMap<_, _>>()
+        }
+    };
+    let put = ok(
+        clients[1]
+            .put_object_tagging()
+            .bucket(&bucket)
+            .key("film")
+            .version_id(&v1)
+            .tagging(tagging(&[("state", "archived"), ("reel", "1")]))
+            .send()
+            .await,
+        "PutObjectTagging ?versionId=v1 through region B",
+    );
+    assert_eq!(put.version_id(), Some(v1.as_str()), "x-amz-version-id of the version tagged");
+    for (i, client) in clients.iter().enumerate() {
+        assert_eq!(version_tags(i, v1.clone()).await, tag_map(&[("state", "archived"), ("reel", "1")]), "v1, node {i}");
+        assert_eq!(version_tags(i, v2.clone()).await, tag_map(&[("state", "final")]), "v2 untouched, node {i}");
+        assert_eq!(tags_of(client, &bucket, "film").await, tag_map(&[("state", "final")]), "current, node {i}");
+    }
+    let deleted = ok(
+        clients[2].delete_object_tagging().bucket(&bucket).key("film").version_id(&v1).send().await,
+        "DeleteObjectTagging ?versionId=v1 through region C",
+    );
+    assert_eq!(deleted.version_id(), Some(v1.as_str()));
+    assert!(version_tags(0, v1.clone()).await.is_empty(), "v1's tags are gone");
+    assert_eq!(tags_of(&clients[1], &bucket, "film").await, tag_map(&[("state", "final")]), "current keeps its tags");
+    // Tagging the current version by its id is the same as without.
+    ok(
+        clients[0]
+            .put_object_tagging()
+            .bucket(&bucket)
+            .key("film")
+            .version_id(&v2)
+            .tagging(tagging(&[("state", "out")]))
+            .send()
+            .await,
+        "PutObjectTagging ?versionId of the current version",
+    );
+    assert_eq!(tags_of(&clients[2], &bucket, "film").await, tag_map(&[("state", "out")]));
+
+    // The bad cases, as AWS answers them.
+    let marker = ok(clients[0].delete_object().bucket(&bucket).key("film").send().await, "DeleteObject");
+    let marker = marker.version_id().expect("the marker's id").to_owned();
+    expect_err(
+        clients[1]
+            .put_object_tagging()
+            .bucket(&bucket)
+            .key("film")
+            .version_id(&marker)
+            .tagging(tagging(&[("a", "b")]))
+            .send()
+            .await,
+        405,
+        Some("MethodNotAllowed"),
+        "tags of a delete marker",
+    );
+    expect_err(
+        clients[2].delete_object_tagging().bucket(&bucket).key("film").version_id(&marker).send().await,
+        405,
+        Some("MethodNotAllowed"),
+        "removing the tags of a delete marker",
+    );
+    expect_err(
+        clients[0]
+            .put_object_tagging()
+            .bucket(&bucket)
+            .key("film")
+            .version_id("0".repeat(24))
+            .tagging(tagging(&[("a", "b")]))
+            .send()
+            .await,
+        404,
+        Some("NoSuchVersion"),
+        "tags of a version that does not exist",
+    );
+    expect_err(
+        clients[0]
+            .put_object_tagging()
+            .bucket(&bucket)
+            .key("other")
+            .version_id(&v1)
+            .tagging(tagging(&[("a", "b")]))
+            .send()
+            .await,
+        404,
+        Some("NoSuchVersion"),
+        "another key's version id",
+    );
+    for bad in ["../../x", "NULL", "k\u{1}"] {
+        expect_err(
+            clients[0].delete_object_tagging().bucket(&bucket).key("film").version_id(bad).send().await,
+            400,
+            Some("InvalidArgument"),
+            &format!("malformed version id {bad:?}"),
+        );
+    }
+    // The history carries the version id of each change.
+    let events = harness::events::wait_history(cluster.node(2), None, std::time::Duration::from_secs(10), |events| {
+        events.iter().filter(|e| e.kind == "ObjectVersionTagged" && e.bucket() == bucket).count() >= 3
+    })
+    .await;
+    let tagged: Vec<(String, u64)> = events
+        .iter()
+        .filter(|e| e.kind == "ObjectVersionTagged" && e.bucket() == bucket)
+        .map(|e| {
+            let id = e.data.get("version_id").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+            (id, e.data.get("tag_count").and_then(serde_json::Value::as_u64).unwrap_or(99))
+        })
+        .collect();
+    assert_eq!(tagged, vec![(v1.clone(), 2), (v1, 0), (v2, 1)], "each change with its version and tag count");
+}

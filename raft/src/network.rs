@@ -288,7 +288,7 @@ impl PeerClient {
         let builder = self.headers(self.http.post(self.url(addr, path)).timeout(timeout), "POST", path, to, &body);
         // Read last, as close to sending as it gets (see `follower_clocks::ONE_WAY_ALLOWANCE`).
         let builder = builder.header(crate::CLOCK_HEADER, crate::clock_reading_ms());
-        let response = Self::send(builder.body(body)).await?;
+        let response = Self::timed(to, path, builder.body(body)).await?;
         self.check_reply(to, &response)?;
         let clock =
             match response.headers().get(crate::CLOCK_HEADER) {
@@ -313,7 +313,7 @@ impl PeerClient {
         timeout: Duration,
     ) -> Result<Resp, CallError> {
         let builder = self.headers(self.http.post(self.url(addr, path)).timeout(timeout), "POST", path, to, &body);
-        self.finish(to, builder.body(body)).await
+        self.finish(to, path, builder.body(body)).await
     }
 
     /// GETs `{scheme}://{addr}{path}` of node `to` (signed, no body) and decodes the bincode reply.
@@ -325,18 +325,36 @@ impl PeerClient {
         timeout: Duration,
     ) -> Result<Resp, CallError> {
         let builder = self.headers(self.http.get(self.url(addr, path)).timeout(timeout), "GET", path, to, b"");
-        self.finish(to, builder).await
+        self.finish(to, path, builder).await
     }
 
     /// Sends a request and decodes its bincode reply; a non-2xx answer is a failure.
     async fn finish<Resp: DeserializeOwned>(
         &self,
         to: NodeId,
+        path: &str,
         builder: reqwest::RequestBuilder,
     ) -> Result<Resp, CallError> {
-        let response = Self::send(builder).await?;
+        let response = Self::timed(to, path, builder).await?;
         self.check_reply(to, &response)?;
         Self::read_reply(response).await
+    }
+
+    /// [`PeerClient::send`], logging (debug) how long the answer's headers took and over which
+    /// HTTP version: a call that took a round trip more than its peers is the trace of a
+    /// connection opened for it (a TLS handshake is one more round trip), see "Regions 100 ms
+    /// apart" in BENCHMARKS.md.
+    async fn timed(to: NodeId, path: &str, builder: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
+        let started = std::time::Instant::now();
+        let response = Self::send(builder).await;
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match &response {
+            Ok(answer) => {
+                tracing::debug!(to, path, elapsed_ms, version = ?answer.version(), status = answer.status().as_u16(), "peer call answered");
+            }
+            Err(error) => tracing::debug!(to, path, elapsed_ms, %error, "peer call failed"),
+        }
+        response
     }
 
     /// Sends a request; a failure to get an answer is [`CallError::Unreachable`] when the peer

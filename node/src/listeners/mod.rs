@@ -16,6 +16,7 @@
 
 mod cors;
 pub(crate) mod internal;
+pub(crate) mod opened;
 mod post_policy;
 mod request_id;
 pub(crate) mod s3;
@@ -317,6 +318,9 @@ pub(crate) async fn serve<F, S, B>(
                 Ok(Err(None)) => return,
                 Err(_) => return tls.refused(what, peer, &meridian_tls::Refusal::Timeout),
             };
+            let protocol = io.protocol();
+            tls.opened.count(what, protocol);
+            tracing::debug!(listener = what, %peer, ?protocol, "connection opened");
             let conn = watcher.watch(http.serve_connection(TokioIo::new(io), handler).into_owned());
             tokio::pin!(conn);
             // Ends with the connection; every turn sleeps until the idle deadline, which each

@@ -150,10 +150,34 @@ impl PeerTransport {
     }
 }
 
+/// How often a call connection with nothing arriving is probed with an HTTP/2 PING.
+const PING_EVERY: Duration = Duration::from_secs(2);
+
+/// How long a PING may go unanswered before its connection is given up. A peer that vanished
+/// without closing (its host gone, a network that drops packets) would otherwise hold every
+/// later call to it on a dead connection until the kernel gives up on it, minutes later; with
+/// HTTP/1.1 each call that timed out took its connection with it. Well above any round trip
+/// between regions, and above the stalls of a loaded machine.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Signed calls to other nodes' internal listeners.
+///
+/// Calls go over HTTP/2 where the peer offers it (ALPN; a node of the previous release offers
+/// HTTP/1.1 only, and gets it): every call to one peer shares one connection. Over HTTP/1.1 a
+/// call that overlapped another to the same peer (a forwarded write beside a lease renewal, a
+/// heartbeat beside an AppendEntries) needed a second connection, and one idle for the pool's 4 s
+/// was gone, so now and then a write paid a TLS handshake, one round trip more: through a
+/// follower 200 ms from the leader, one write in 50 took 3 round trips instead of 2
+/// (BENCHMARKS.md, "Regions 100 ms apart"). Blobs keep HTTP/1.1, a connection each (see
+/// [`PeerClient::bulk`]).
 #[derive(Clone)]
 pub struct PeerClient {
+    /// Calls: Raft RPC, forwarded writes, leases, read indexes, loads; HTTP/2 when offered.
     http: reqwest::Client,
+    /// Blob transfers: HTTP/1.1 only, so that a large blob neither queues the calls sharing the
+    /// HTTP/2 connection behind its bytes nor shares one TCP window with the other streams of a
+    /// parallel pull, whose point is one window each over a long round trip.
+    bulk: reqwest::Client,
     signer: Arc<RequestSigner>,
     /// `https` or `http` (see [`PeerTransport`]).
     scheme: &'static str,
@@ -179,18 +203,37 @@ impl PeerClient {
         source: Option<std::net::IpAddr>,
     ) -> Result<Self, reqwest::Error> {
         let scheme = transport.scheme();
-        let mut builder = reqwest::Client::builder()
-            .local_address(source)
-            .tcp_nodelay(true)
-            // Below the peers' header-read timeout (10 s by default), which also closes idle
-            // keep-alive connections: the client lets go first, so it never sends a request on
-            // a connection the server is closing at that moment.
-            .pool_idle_timeout(Duration::from_secs(4))
-            .connect_timeout(Duration::from_secs(2));
-        if let PeerTransport::Tls(config) = transport {
-            builder = builder.use_preconfigured_tls(*config);
-        }
-        Ok(Self { http: builder.build()?, signer, scheme, from: 0, versions: Arc::default() })
+        let builder = || {
+            reqwest::Client::builder()
+                .local_address(source)
+                .tcp_nodelay(true)
+                // Below the peers' header-read timeout (10 s by default), which also closes idle
+                // HTTP/1.1 keep-alive connections: the client lets go first, so it never sends a
+                // request on a connection the server is closing at that moment. An HTTP/2
+                // connection is in use every heartbeat or lease renewal, so it never gets there.
+                .pool_idle_timeout(Duration::from_secs(4))
+                .connect_timeout(Duration::from_secs(2))
+        };
+        let calls = builder()
+            .http2_keep_alive_interval(PING_EVERY)
+            .http2_keep_alive_timeout(PING_TIMEOUT)
+            .http2_keep_alive_while_idle(true);
+        let bulk = builder().http1_only();
+        let (calls, bulk) = match transport {
+            PeerTransport::Tls(config) => {
+                let mut for_calls = *config;
+                // HTTP/2 first; a peer that offers only HTTP/1.1 (the previous release) or no
+                // ALPN at all is called over HTTP/1.1 as before.
+                for_calls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                let mut for_bulk = for_calls.clone();
+                for_bulk.alpn_protocols = vec![b"http/1.1".to_vec()];
+                (calls.use_preconfigured_tls(for_calls), bulk.use_preconfigured_tls(for_bulk))
+            }
+            // Plain HTTP (an upgrade from a release without TLS) stays HTTP/1.1: without ALPN
+            // the client cannot learn that a peer speaks HTTP/2.
+            PeerTransport::Plain => (calls, bulk),
+        };
+        Ok(Self { http: calls.build()?, bulk: bulk.build()?, signer, scheme, from: 0, versions: Arc::default() })
     }
 
     /// The same client, sending `node` as the caller in its protocol headers.
@@ -385,7 +428,7 @@ impl PeerClient {
     ) -> Result<impl futures::Stream<Item = Result<bytes::Bytes, CallError>> + Send + 'static, CallError> {
         use futures::TryStreamExt as _;
         let path = format!("{BLOB_PATH}/{blob}");
-        let mut builder = self.headers(self.http.get(self.url(addr, &path)), "GET", &path, from, b"");
+        let mut builder = self.headers(self.bulk.get(self.url(addr, &path)), "GET", &path, from, b"");
         if let Some(range) = range.filter(|r| r.end > r.start) {
             builder = builder.header("range", format!("bytes={}-{}", range.start, range.end - 1));
         }
@@ -412,7 +455,7 @@ impl PeerClient {
     ) -> Result<(u64, impl futures::Stream<Item = Result<bytes::Bytes, CallError>> + Send + 'static), CallError> {
         use futures::TryStreamExt as _;
         let path = format!("{BLOB_PATH}/{blob}");
-        let mut builder = self.headers(self.http.get(self.url(addr, &path)), "GET", &path, from, b"");
+        let mut builder = self.headers(self.bulk.get(self.url(addr, &path)), "GET", &path, from, b"");
         if range.end > range.start {
             builder = builder.header("range", format!("bytes={}-{}", range.start, range.end - 1));
         }

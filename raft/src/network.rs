@@ -169,7 +169,7 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// was gone, so now and then a write paid a TLS handshake, one round trip more: through a
 /// follower 200 ms from the leader, one write in 50 took 3 round trips instead of 2
 /// (BENCHMARKS.md, "Regions 100 ms apart"). Blobs keep HTTP/1.1, a connection each (see
-/// [`PeerClient::bulk`]).
+/// the `bulk` field).
 #[derive(Clone)]
 pub struct PeerClient {
     /// Calls: Raft RPC, forwarded writes, leases, read indexes, loads; HTTP/2 when offered.

@@ -73,10 +73,11 @@ pub(crate) async fn run(config_path: &Path, region_name: &str) -> anyhow::Result
     // Geo routing: this node's load meter (fed by the S3 listener), the board of every node's
     // load (fed by the exchange), and the web API's routing state over both.
     let pulls = gateway.pulls().clone();
-    let metrics =
-        Arc::new(meridian_admin::metrics::Metrics::with_external(vec![meridian_admin::metrics::ExternalSeries(
-            Arc::new(move |out: &mut String| pulls.stats.write_prometheus(out)),
-        )]));
+    let opened = tls.opened().clone();
+    let metrics = Arc::new(meridian_admin::metrics::Metrics::with_external(vec![
+        meridian_admin::metrics::ExternalSeries(Arc::new(move |out: &mut String| pulls.stats.write_prometheus(out))),
+        meridian_admin::metrics::ExternalSeries(Arc::new(move |out: &mut String| opened.write_prometheus(out))),
+    ]));
     let meter = Arc::new(LoadMeter::new(metrics.s3.clone(), data_dir.clone(), meta.clone()));
     let (load_interval, load_stale) = crate::geo::load_timing(&config);
     let board = Arc::new(LoadBoard::new(load_stale));

@@ -21,6 +21,7 @@ use meridian_raft::network::PeerTransport;
 use meridian_tls::{Identity, Refusal, TlsAcceptor, TrustAnchors};
 
 use crate::config::{ClusterConfig, InternalTls, RegionConfig};
+use crate::listeners::opened::ConnectionsOpened;
 use crate::listeners::tls::{ListenerTls, PeerCheck};
 use crate::shutdown::Shutdown;
 
@@ -147,6 +148,8 @@ pub(crate) struct NodeTls {
     warning_days: u32,
     /// The listeners' refusals.
     refusals: Arc<Refusals>,
+    /// The connections the listeners served.
+    opened: Arc<ConnectionsOpened>,
 }
 
 impl NodeTls {
@@ -188,7 +191,13 @@ impl NodeTls {
             },
             warning_days: tls.expiry_warning_days,
             refusals: Arc::default(),
+            opened: Arc::default(),
         })
+    }
+
+    /// The connections the listeners served, for `/metrics`.
+    pub(crate) fn opened(&self) -> &Arc<ConnectionsOpened> {
+        &self.opened
     }
 
     /// Lets the internal listener also admit the regions of the Raft membership (see
@@ -212,6 +221,7 @@ impl NodeTls {
             plaintext: self.mode == InternalTls::AcceptPlaintext,
             peers: Some(self.peers.clone()),
             refusals: self.refusals.clone(),
+            opened: self.opened.clone(),
         })
     }
 
@@ -225,6 +235,7 @@ impl NodeTls {
             plaintext: config.tls().plain_http_allowed(ip),
             peers: None,
             refusals: self.refusals.clone(),
+            opened: self.opened.clone(),
         })
     }
 

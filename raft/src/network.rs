@@ -150,10 +150,34 @@ impl PeerTransport {
     }
 }
 
+/// How often a call connection with nothing arriving is probed with an HTTP/2 PING.
+const PING_EVERY: Duration = Duration::from_secs(2);
+
+/// How long a PING may go unanswered before its connection is given up. A peer that vanished
+/// without closing (its host gone, a network that drops packets) would otherwise hold every
+/// later call to it on a dead connection until the kernel gives up on it, minutes later; with
+/// HTTP/1.1 each call that timed out took its connection with it. Well above any round trip
+/// between regions, and above the stalls of a loaded machine.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Signed calls to other nodes' internal listeners.
+///
+/// Calls go over HTTP/2 where the peer offers it (ALPN; a node of the previous release offers
+/// HTTP/1.1 only, and gets it): every call to one peer shares one connection. Over HTTP/1.1 a
+/// call that overlapped another to the same peer (a forwarded write beside a lease renewal, a
+/// heartbeat beside an AppendEntries) needed a second connection, and one idle for the pool's 4 s
+/// was gone, so now and then a write paid a TLS handshake, one round trip more: through a
+/// follower 200 ms from the leader, one write in 50 took 3 round trips instead of 2
+/// (BENCHMARKS.md, "Regions 100 ms apart"). Blobs keep HTTP/1.1, a connection each (see
+/// the `bulk` field).
 #[derive(Clone)]
 pub struct PeerClient {
+    /// Calls: Raft RPC, forwarded writes, leases, read indexes, loads; HTTP/2 when offered.
     http: reqwest::Client,
+    /// Blob transfers: HTTP/1.1 only, so that a large blob neither queues the calls sharing the
+    /// HTTP/2 connection behind its bytes nor shares one TCP window with the other streams of a
+    /// parallel pull, whose point is one window each over a long round trip.
+    bulk: reqwest::Client,
     signer: Arc<RequestSigner>,
     /// `https` or `http` (see [`PeerTransport`]).
     scheme: &'static str,
@@ -179,18 +203,37 @@ impl PeerClient {
         source: Option<std::net::IpAddr>,
     ) -> Result<Self, reqwest::Error> {
         let scheme = transport.scheme();
-        let mut builder = reqwest::Client::builder()
-            .local_address(source)
-            .tcp_nodelay(true)
-            // Below the peers' header-read timeout (10 s by default), which also closes idle
-            // keep-alive connections: the client lets go first, so it never sends a request on
-            // a connection the server is closing at that moment.
-            .pool_idle_timeout(Duration::from_secs(4))
-            .connect_timeout(Duration::from_secs(2));
-        if let PeerTransport::Tls(config) = transport {
-            builder = builder.use_preconfigured_tls(*config);
-        }
-        Ok(Self { http: builder.build()?, signer, scheme, from: 0, versions: Arc::default() })
+        let builder = || {
+            reqwest::Client::builder()
+                .local_address(source)
+                .tcp_nodelay(true)
+                // Below the peers' header-read timeout (10 s by default), which also closes idle
+                // HTTP/1.1 keep-alive connections: the client lets go first, so it never sends a
+                // request on a connection the server is closing at that moment. An HTTP/2
+                // connection is in use every heartbeat or lease renewal, so it never gets there.
+                .pool_idle_timeout(Duration::from_secs(4))
+                .connect_timeout(Duration::from_secs(2))
+        };
+        let calls = builder()
+            .http2_keep_alive_interval(PING_EVERY)
+            .http2_keep_alive_timeout(PING_TIMEOUT)
+            .http2_keep_alive_while_idle(true);
+        let bulk = builder().http1_only();
+        let (calls, bulk) = match transport {
+            PeerTransport::Tls(config) => {
+                let mut for_calls = *config;
+                // HTTP/2 first; a peer that offers only HTTP/1.1 (the previous release) or no
+                // ALPN at all is called over HTTP/1.1 as before.
+                for_calls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                let mut for_bulk = for_calls.clone();
+                for_bulk.alpn_protocols = vec![b"http/1.1".to_vec()];
+                (calls.use_preconfigured_tls(for_calls), bulk.use_preconfigured_tls(for_bulk))
+            }
+            // Plain HTTP (an upgrade from a release without TLS) stays HTTP/1.1: without ALPN
+            // the client cannot learn that a peer speaks HTTP/2.
+            PeerTransport::Plain => (calls, bulk),
+        };
+        Ok(Self { http: calls.build()?, bulk: bulk.build()?, signer, scheme, from: 0, versions: Arc::default() })
     }
 
     /// The same client, sending `node` as the caller in its protocol headers.
@@ -288,7 +331,7 @@ impl PeerClient {
         let builder = self.headers(self.http.post(self.url(addr, path)).timeout(timeout), "POST", path, to, &body);
         // Read last, as close to sending as it gets (see `follower_clocks::ONE_WAY_ALLOWANCE`).
         let builder = builder.header(crate::CLOCK_HEADER, crate::clock_reading_ms());
-        let response = Self::send(builder.body(body)).await?;
+        let response = Self::timed(to, path, builder.body(body)).await?;
         self.check_reply(to, &response)?;
         let clock =
             match response.headers().get(crate::CLOCK_HEADER) {
@@ -313,7 +356,7 @@ impl PeerClient {
         timeout: Duration,
     ) -> Result<Resp, CallError> {
         let builder = self.headers(self.http.post(self.url(addr, path)).timeout(timeout), "POST", path, to, &body);
-        self.finish(to, builder.body(body)).await
+        self.finish(to, path, builder.body(body)).await
     }
 
     /// GETs `{scheme}://{addr}{path}` of node `to` (signed, no body) and decodes the bincode reply.
@@ -325,18 +368,36 @@ impl PeerClient {
         timeout: Duration,
     ) -> Result<Resp, CallError> {
         let builder = self.headers(self.http.get(self.url(addr, path)).timeout(timeout), "GET", path, to, b"");
-        self.finish(to, builder).await
+        self.finish(to, path, builder).await
     }
 
     /// Sends a request and decodes its bincode reply; a non-2xx answer is a failure.
     async fn finish<Resp: DeserializeOwned>(
         &self,
         to: NodeId,
+        path: &str,
         builder: reqwest::RequestBuilder,
     ) -> Result<Resp, CallError> {
-        let response = Self::send(builder).await?;
+        let response = Self::timed(to, path, builder).await?;
         self.check_reply(to, &response)?;
         Self::read_reply(response).await
+    }
+
+    /// [`PeerClient::send`], logging (debug) how long the answer's headers took and over which
+    /// HTTP version: a call that took a round trip more than its peers is the trace of a
+    /// connection opened for it (a TLS handshake is one more round trip), see "Regions 100 ms
+    /// apart" in BENCHMARKS.md.
+    async fn timed(to: NodeId, path: &str, builder: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
+        let started = std::time::Instant::now();
+        let response = Self::send(builder).await;
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match &response {
+            Ok(answer) => {
+                tracing::debug!(to, path, elapsed_ms, version = ?answer.version(), status = answer.status().as_u16(), "peer call answered");
+            }
+            Err(error) => tracing::debug!(to, path, elapsed_ms, %error, "peer call failed"),
+        }
+        response
     }
 
     /// Sends a request; a failure to get an answer is [`CallError::Unreachable`] when the peer
@@ -367,7 +428,7 @@ impl PeerClient {
     ) -> Result<impl futures::Stream<Item = Result<bytes::Bytes, CallError>> + Send + 'static, CallError> {
         use futures::TryStreamExt as _;
         let path = format!("{BLOB_PATH}/{blob}");
-        let mut builder = self.headers(self.http.get(self.url(addr, &path)), "GET", &path, from, b"");
+        let mut builder = self.headers(self.bulk.get(self.url(addr, &path)), "GET", &path, from, b"");
         if let Some(range) = range.filter(|r| r.end > r.start) {
             builder = builder.header("range", format!("bytes={}-{}", range.start, range.end - 1));
         }
@@ -394,7 +455,7 @@ impl PeerClient {
     ) -> Result<(u64, impl futures::Stream<Item = Result<bytes::Bytes, CallError>> + Send + 'static), CallError> {
         use futures::TryStreamExt as _;
         let path = format!("{BLOB_PATH}/{blob}");
-        let mut builder = self.headers(self.http.get(self.url(addr, &path)), "GET", &path, from, b"");
+        let mut builder = self.headers(self.bulk.get(self.url(addr, &path)), "GET", &path, from, b"");
         if range.end > range.start {
             builder = builder.header("range", format!("bytes={}-{}", range.start, range.end - 1));
         }

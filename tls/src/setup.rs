@@ -30,9 +30,17 @@ impl TrustAnchors {
     }
 }
 
-/// The protocol every listener speaks inside TLS (the servers are HTTP/1.1 only).
+/// The protocol the S3 and web listeners speak inside TLS, and the one a client of the internal
+/// listeners asks for by default: HTTP/1.1.
 fn alpn() -> Vec<Vec<u8>> {
     vec![b"http/1.1".to_vec()]
+}
+
+/// What the internal listener offers: HTTP/2 first, so calls between nodes share one warm
+/// connection per peer (`meridian_raft::network::PeerClient` asks for it), and HTTP/1.1 for
+/// clients that ask for nothing else (a node of the previous release, the CLI, blob pulls).
+fn internal_alpn() -> Vec<Vec<u8>> {
+    vec![b"h2".to_vec(), b"http/1.1".to_vec()]
 }
 
 /// The internal listener: presents `identity`, and completes a handshake only with a client
@@ -46,7 +54,7 @@ pub fn internal_server_config(identity: Arc<Identity>, anchors: &TrustAnchors) -
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(identity);
-    config.alpn_protocols = alpn();
+    config.alpn_protocols = internal_alpn();
     Ok(Arc::new(config))
 }
 

@@ -16,6 +16,7 @@
 
 mod cors;
 pub(crate) mod internal;
+pub(crate) mod opened;
 mod post_policy;
 mod request_id;
 pub(crate) mod s3;
@@ -223,8 +224,9 @@ impl http_body::Body for WatchedBody {
 }
 
 /// Serves HTTP/1 connections on `listener` until shutdown, within `limits`, over TLS (and
-/// plain HTTP where `tls` allows it); `service_for` makes the service of each connection from
-/// its peer's address. In-flight requests then get at most `drain` to finish.
+/// plain HTTP where `tls` allows it), and HTTP/2 ones where the TLS handshake chose it (the
+/// internal listener offers it, see [`http2_builder`]); `service_for` makes the service of each
+/// connection from its peer's address. In-flight requests then get at most `drain` to finish.
 #[allow(clippy::too_many_arguments)] // one call per listener kind; a struct would only rename them
 pub(crate) async fn serve<F, S, B>(
     what: &'static str,
@@ -255,8 +257,9 @@ pub(crate) async fn serve<F, S, B>(
         "listening (TLS)"
     );
     let tls = Arc::new(tls);
-    let mut http = ConnBuilder::new(TokioExecutor::new());
+    let mut http = ConnBuilder::new(TokioExecutor::new()).http1_only();
     http.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    let h2 = Arc::new(http2_builder());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     // Under a flood the cap is hit at every accept: one warning per interval is enough.
@@ -304,7 +307,7 @@ pub(crate) async fn serve<F, S, B>(
         let handler = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             service.call(request.map(|inner| WatchedBody { inner, activity: watched.clone(), waiting: false }))
         });
-        let (http, tls, watcher) = (http.clone(), tls.clone(), graceful.watcher());
+        let (http, h2, tls, watcher) = (http.clone(), h2.clone(), tls.clone(), graceful.watcher());
         let header_read_timeout = limits.header_read_timeout;
         let idle_timeout = limits.idle_timeout;
         tokio::spawn(async move {
@@ -317,6 +320,12 @@ pub(crate) async fn serve<F, S, B>(
                 Ok(Err(None)) => return,
                 Err(_) => return tls.refused(what, peer, &meridian_tls::Refusal::Timeout),
             };
+            let protocol = io.protocol();
+            tls.opened.count(what, protocol);
+            tracing::debug!(listener = what, %peer, ?protocol, "connection opened");
+            // The protocol TLS negotiated, and no other: only the internal listener offers
+            // HTTP/2 (to its peers, see `http2_builder`), and no connection switches by itself.
+            let http = if protocol == opened::Protocol::Http2 { &*h2 } else { &http };
             let conn = watcher.watch(http.serve_connection(TokioIo::new(io), handler).into_owned());
             tokio::pin!(conn);
             // Ends with the connection; every turn sleeps until the idle deadline, which each
@@ -347,6 +356,44 @@ pub(crate) async fn serve<F, S, B>(
         () = graceful.shutdown() => tracing::info!(listener = what, "listener drained"),
         () = tokio::time::sleep(drain) => tracing::warn!(listener = what, "requests still running after {drain:?}; stopping anyway"),
     }
+}
+
+/// Most calls one HTTP/2 connection carries at once (a peer's heartbeats, replication, commit
+/// notices, forwarded writes, leases and read indexes: a few dozen at most); more wait for a
+/// free one at the caller.
+const H2_MAX_STREAMS: u32 = 256;
+
+/// Receive windows of an HTTP/2 connection and of each call on it: a request body of 8 MiB
+/// (an AppendEntries is at most 1 MiB, a snapshot chunk a few) crosses in one round trip
+/// without waiting for window updates, which on a 200 ms link would cost a round trip each.
+const H2_STREAM_WINDOW: u32 = 8 * 1024 * 1024;
+/// See [`H2_STREAM_WINDOW`]: room for two such bodies at once.
+const H2_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+
+/// How often the server PINGs an HTTP/2 client, and how long it waits for the answer before it
+/// closes the connection: the HTTP/1.1 header-read timeout closes idle connections, which an
+/// HTTP/2 connection never is, so a peer gone without closing would hold a slot for good.
+const H2_PING_EVERY: Duration = Duration::from_secs(10);
+/// See [`H2_PING_EVERY`].
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Largest header block an HTTP/2 client may send (a node's calls carry a few hundred bytes).
+const H2_MAX_HEADER_LIST: u32 = 64 * 1024;
+
+/// The connection builder for HTTP/2, which a connection gets only when its client chose it by
+/// ALPN: the internal listener's peers, whose calls then share one connection per peer instead
+/// of opening a second HTTP/1.1 connection (and paying a TLS handshake) whenever two overlap.
+fn http2_builder() -> ConnBuilder<TokioExecutor> {
+    let mut h2 = ConnBuilder::new(TokioExecutor::new()).http2_only();
+    h2.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
+        .max_header_list_size(H2_MAX_HEADER_LIST)
+        .keep_alive_interval(H2_PING_EVERY)
+        .keep_alive_timeout(H2_PING_TIMEOUT);
+    h2
 }
 
 /// How long in-flight web and internal requests may take to finish once the node is stopping.

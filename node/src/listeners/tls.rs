@@ -14,6 +14,7 @@ use meridian_tls::{Refusal, TlsAcceptor, TlsStream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::opened::{ConnectionsOpened, Protocol};
 use super::{Activity, Watched};
 use crate::tls::Refusals;
 
@@ -60,6 +61,8 @@ pub(crate) struct ListenerTls {
     pub(crate) peers: Option<PeerCheck>,
     /// Where refusals are recorded.
     pub(crate) refusals: Arc<Refusals>,
+    /// Where served connections are counted (`/metrics`).
+    pub(crate) opened: Arc<ConnectionsOpened>,
 }
 
 /// What the first byte of a connection decides.
@@ -120,6 +123,16 @@ impl ListenerTls {
     /// Records a refusal.
     pub(super) fn refused(&self, listener: &'static str, peer: SocketAddr, refusal: &Refusal) {
         self.refusals.record(listener, peer, refusal);
+    }
+}
+
+impl Conn {
+    /// The HTTP version the client chose by ALPN (none, or a plain connection: HTTP/1.1).
+    pub(super) fn protocol(&self) -> Protocol {
+        match self {
+            Self::Tls(io) if io.get_ref().1.alpn_protocol() == Some(b"h2") => Protocol::Http2,
+            _ => Protocol::Http1,
+        }
     }
 }
 

@@ -104,11 +104,20 @@ impl MetaStore {
                 Err(RaftError::Fatal(e)) => return Err(fatal(e)),
             };
             if let Some((leader, node)) = leader {
+                let sent = std::time::Instant::now();
                 match self.forward(leader, &node, &command).await {
                     Ok((index, outcome)) => {
+                        let forward_ms = sent.elapsed().as_millis();
                         // Committed: proposing it again would apply it twice, so only waiting
                         // here can fail (the store is shutting down).
                         self.wait_applied(index).await?;
+                        tracing::debug!(
+                            leader,
+                            index,
+                            forward_ms,
+                            applied_ms = sent.elapsed().as_millis(),
+                            "forwarded proposal committed and applied here"
+                        );
                         return Ok(outcome);
                     }
                     // The leader never took it (moved, not reachable): wait for the next one and

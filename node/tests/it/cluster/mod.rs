@@ -1,5 +1,5 @@
 //! Clusters of three (or four) nodes: large pulls (resumed, parallel, verified, prioritised), catch-up of many small objects, clock drift, consistency, events, failover, internal auth,
-//! a forwarded write whose answer is lost, membership, partitions (frozen peers; cut links between network namespaces), placement,
+//! a forwarded write whose answer is lost, membership, one connection per peer, partitions (frozen peers; cut links between network namespaces), placement,
 //! replication, scrub, snapshots, webhooks, writes across a WAN.
 
 mod big_pulls;
@@ -13,6 +13,7 @@ mod lost_answer;
 mod membership;
 mod partition;
 mod partition_hosts;
+mod peer_connections;
 mod placement;
 mod replication;
 mod scrub;

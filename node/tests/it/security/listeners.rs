@@ -7,6 +7,8 @@
 //!   closed after `[limits] header_read_timeout_ms`, and honest clients are served meanwhile;
 //!   at `max_connections_*` a client waits for a slot and gets one once the slow ones are closed.
 //! - A request body that stalls is closed after `[limits] idle_timeout_ms`.
+//! - HTTP/2 is spoken only on the internal listener, to a client that chose it by ALPN: the
+//!   preface sent without that choice (plain HTTP to S3, TLS settled on HTTP/1.1) is refused.
 //! - A correctly signed internal request is accepted once, by the node it was made for, in its
 //!   own cluster: replayed to the same node, sent to another node, or signed with another
 //!   cluster's name, it is refused; so is the previous release's signature (no
@@ -410,4 +412,53 @@ async fn internal_requests_are_good_once_for_one_node_of_one_cluster() {
     // And the cluster still works: its nodes sign for each other.
     let bucket = create_bucket(&cluster.node(1).client(), "replay").await;
     ok(cluster.node(2).client().head_bucket().bucket(&bucket).send().await, "HeadBucket on another node");
+}
+
+/// The HTTP/2 client connection preface (RFC 9113, section 3.4) and an empty SETTINGS frame.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// What the server sends first after `H2_PREFACE` (until it closes or 3 s pass).
+async fn answer_to_h2_preface<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(stream: &mut S) -> Vec<u8> {
+    stream.write_all(H2_PREFACE).await.expect("write the preface");
+    let mut buf = vec![0u8; 1024];
+    match tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buf)).await {
+        Ok(Ok(n)) => buf[..n].to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// An HTTP/2 server's first frame: SETTINGS (type 4) on stream 0.
+fn is_h2_settings(bytes: &[u8]) -> bool {
+    bytes.len() >= 9 && bytes[3] == 0x04 && bytes[5..9] == [0, 0, 0, 0]
+}
+
+/// HTTP/2 serves calls between nodes (they share one connection per peer), and only there: on
+/// the internal listener, to a client that chose it by ALPN. A client sending the HTTP/2 preface
+/// without that choice (plain HTTP to the S3 listener, or TLS that settled on HTTP/1.1) gets an
+/// HTTP/1.1 refusal, and the S3 listener never agrees to HTTP/2 at all: its attack surface (many
+/// streams per connection, their resets, HPACK) stays behind the peers' certificate check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_is_spoken_only_on_the_internal_listener_to_clients_that_chose_it() {
+    let node = shared_node().await;
+
+    let mut plain = TcpStream::connect(node.s3_addr).await.expect("connect to S3");
+    let answer = answer_to_h2_preface(&mut plain).await;
+    assert!(!is_h2_settings(&answer), "plain S3 spoke HTTP/2: {answer:?}");
+
+    let mut http1 = internal_connect(node.internal_addr, SINGLE_CLUSTER, REGION).await;
+    assert_eq!(http1.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let answer = answer_to_h2_preface(&mut http1).await;
+    assert!(!is_h2_settings(&answer), "an HTTP/1.1 connection switched to HTTP/2: {answer:?}");
+
+    let mut wants_h2 = harness::internal_tls::node_tls(SINGLE_CLUSTER, REGION);
+    wants_h2.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let mut h2 = harness::internal_tls::connect_with(node.internal_addr, wants_h2.clone())
+        .await
+        .expect("TLS to the internal listener");
+    assert_eq!(h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "the internal listener offers HTTP/2");
+    let answer = answer_to_h2_preface(&mut h2).await;
+    assert!(is_h2_settings(&answer), "no HTTP/2 SETTINGS from the internal listener: {answer:?}");
+
+    let s3 = harness::internal_tls::connect_with(node.s3_addr, wants_h2).await.expect("TLS to the S3 listener");
+    assert_eq!(s3.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]), "the S3 listener agreed to HTTP/2");
 }

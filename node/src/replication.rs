@@ -340,11 +340,13 @@ impl Replicator {
                     let (copy_ms, report_ms) = (took.as_millis(), started.elapsed().as_millis());
                     match (&result, outcome) {
                         (Ok(()), PullOutcome::Pulled { bytes, from }) => {
+                            // `bytes` and `from` first: tests read this line as
+                            // "replica pulled and reported bytes=N from=ID".
                             tracing::info!(
-                                bucket,
-                                key = object_key,
                                 bytes,
                                 from,
+                                bucket,
+                                key = object_key,
                                 copy_ms,
                                 report_ms,
                                 "replica pulled and reported"

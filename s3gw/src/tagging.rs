@@ -7,7 +7,7 @@ use s3s::dto::{
 };
 use s3s::{S3Request, S3Response, S3Result};
 
-use crate::convert::{check_tags, checksum_dto, timestamp};
+use crate::convert::check_tags;
 use crate::error;
 use crate::gateway::{Gateway, Origin};
 use crate::versioning::upgrading;

@@ -36,6 +36,17 @@ pub struct HeaderSign<'a> {
 }
 
 impl HeaderSign<'_> {
+    /// `request` with every signed header but `host` (the HTTP client writes that one from the
+    /// URL, which names the same address).
+    pub fn sign(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        for (k, v) in self.signed_headers() {
+            if k != "host" {
+                request = request.header(k, v);
+            }
+        }
+        request
+    }
+
     /// Every header to send, `authorization` included (not `content-length`, which the HTTP
     /// client sets).
     pub fn signed_headers(&self) -> Vec<(String, String)> {

@@ -375,12 +375,7 @@ async fn put_with_unsigned_trailer(
         headers: &extra,
         now: SystemTime::now(),
     };
-    let mut req = http_client().put(format!("http://{host}{path}"));
-    for (k, v) in signer.signed_headers() {
-        if k != "host" {
-            req = req.header(k, v);
-        }
-    }
+    let req = signer.sign(http_client().put(format!("http://{host}{path}")));
     let resp = req.body(body).send().await.expect("hand-built PUT");
     let status = resp.status().as_u16();
     (status, resp.text().await.unwrap_or_default())
